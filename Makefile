@@ -1,0 +1,37 @@
+# All set-up happens here: `make test` and `make demo` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED_AUDIO := ../shared/data/audio/test_sentence.wav
+AUDIO ?= $(if $(wildcard $(SHARED_AUDIO)),$(SHARED_AUDIO),)
+OUT ?= out
+
+.PHONY: venv test test-fast demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# Every test (the full-size parity tests included).
+test: venv
+	$(PY) -m pytest -q tests
+
+# Everything but the few full-size parity tests.
+test-fast: venv
+	$(PY) -m pytest -q -m "not fullsize" tests
+
+# The main job: animate AUDIO with the user's model files (see docs/models.md).
+demo: venv
+	@test -n "$(AUDIO)" || { echo "usage: make demo AUDIO=speech.wav [MODELS=folder]" >&2; exit 2; }
+	@mkdir -p $(OUT)
+	$(PY) -m voca_addon infer "$(AUDIO)" $(if $(MODELS),--voca "$(MODELS)" --deepspeech "$(MODELS)/output_graph.pb" --template "$(MODELS)/FLAME_sample.ply") --out $(OUT)/demo.npz
+
+bench: venv
+	$(PY) -m voca_addon bench
+
+clean:
+	rm -rf $(OUT) dist .pytest_cache

@@ -1,0 +1,124 @@
+"""Command line: ``python -m voca_addon {features,infer,bench} ...``.
+
+Works with neither ``bpy`` nor ``tensorflow`` importable. Every refused input exits with status 2
+and one line on stderr (``error: ...``), without a traceback.
+
+Contract: imports the core lazily per command so ``--help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .core.errors import InputError, VocaError
+
+EXIT_USER_ERROR = 2
+
+
+def parse_style(text: str) -> Dict[int, float]:
+    """``"1:0.5,4:0.5"`` → {1: 0.5, 4: 0.5} (1-based conditions, weights ≥ 0)."""
+    style: Dict[int, float] = {}
+    for part in text.split(","):
+        idx, sep, weight = part.partition(":")
+        try:
+            style[int(idx)] = style.get(int(idx), 0.0) + (float(weight) if sep else 1.0)
+        except ValueError:
+            raise InputError(f"--style '{text}' must look like 1:0.5,4:0.5 (condition:weight, ...)") from None
+    return style
+
+
+def _add_model_args(p: argparse.ArgumentParser, voca: bool) -> None:
+    p.add_argument("--deepspeech", metavar="PB", help="DeepSpeech v0.1.0 output_graph.pb "
+                   "(default: $VOCA_MODEL_DIR or ~/voca_models/output_graph.pb)")
+    p.add_argument("--fps", type=float, default=60.0, help="output frame rate (VOCA was trained at 60)")
+    p.add_argument("--cache", metavar="DIR", help="model cache folder (default ~/.cache/voca_addon)")
+    if voca:
+        p.add_argument("--voca", metavar="CKPT_PREFIX", help="VOCA checkpoint prefix or folder "
+                       "(default: $VOCA_MODEL_DIR or ~/voca_models/gstep_52280.model)")
+        p.add_argument("--template", metavar="MESH", help="FLAME template .ply/.obj "
+                       "(default: ~/voca_models/FLAME_sample.ply)")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--condition", type=int, default=3, help="speaking style 1..8 (run_voca.py's "
+                       "--condition_idx; default 3)")
+        g.add_argument("--style", help="blend of styles, e.g. 1:0.5,4:0.5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m voca_addon", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("features", help="audio → DeepSpeech logits and VOCA windows (.npz)")
+    f.add_argument("audio")
+    _add_model_args(f, voca=False)
+    f.add_argument("--out", required=True, help="output .npz (logits [T,29], windows [F,16,29], fps)")
+    i = sub.add_parser("infer", help="audio or features → VOCA vertices and shape-key data (.npz)")
+    i.add_argument("audio", nargs="?")
+    i.add_argument("--features", metavar="NPZ", help="features from 'features' instead of audio")
+    _add_model_args(i, voca=True)
+    i.add_argument("--out", required=True, help="output .npz (vertices, weights, basis, bias, template, fps)")
+    b = sub.add_parser("bench", help="speed and memory against TensorFlow (needs the dev environment)")
+    b.add_argument("--seconds", default="10,60", help="speech lengths to time (default 10,60)")
+    b.add_argument("--no-tf", action="store_true", help="skip the TensorFlow reference timings")
+    b.add_argument("--work", metavar="DIR", help="where to build the random-weight models")
+    return parser
+
+
+def _out_path(text: str) -> Path:
+    out = Path(text)
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write '{out}': the folder '{out.parent}' does not exist")
+    return out
+
+
+def _cmd_features(args) -> None:
+    from .core import engine, modelfiles
+    out = _out_path(args.out)
+    ds = modelfiles.load_deepspeech(args.deepspeech, args.cache)
+    engine.speech_features(args.audio, ds, args.fps).save_npz(out)
+    print(f"wrote {out}")
+
+
+def _cmd_infer(args) -> None:
+    from .core import engine, meshio, modelfiles
+    if bool(args.audio) == bool(args.features):
+        raise InputError("give either an AUDIO file or --features F.npz (exactly one)")
+    out = _out_path(args.out)
+    condition = parse_style(args.style) if args.style else args.condition
+    voca_model = modelfiles.load_voca(args.voca, args.cache)
+    template = meshio.read_mesh(modelfiles.resolve_template(args.template)).vertices
+    if args.features:
+        windows = engine.SpeechFeatures.load_npz(args.features)
+        fps = windows.fps
+        windows = windows.windows
+    else:
+        ds = modelfiles.load_deepspeech(args.deepspeech, args.cache)
+        feats = engine.speech_features(args.audio, ds, args.fps)
+        windows, fps = feats.windows, feats.fps
+    anim = engine.animate_windows(windows, voca_model, template, condition, fps)
+    anim.save_npz(out)
+    print(f"wrote {out}: {anim.num_frames} frames at {anim.fps:g} fps")
+
+
+def _cmd_bench(args) -> None:
+    from . import bench
+    bench.main([float(s) for s in args.seconds.split(",")], with_tf=not args.no_tf, work=args.work)
+
+
+COMMANDS = {"features": _cmd_features, "infer": _cmd_infer, "bench": _cmd_bench}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except VocaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as e:  # unwritable output, unreadable input that a reader did not classify
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

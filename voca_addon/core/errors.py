@@ -1,0 +1,26 @@
+"""Exceptions a user can cause. Each message says what is wrong and what to do.
+
+Contract: stdlib only. ``assert`` is reserved for programmer errors; anything a user can trigger with
+a file, a path or an option raises one of these, and the CLI / Blender operators print the message
+without a traceback.
+"""
+
+
+class VocaError(Exception):
+    """Base class of every user-facing error of the add-on."""
+
+
+class ModelFileError(VocaError):
+    """A model file (VOCA checkpoint, DeepSpeech graph, FLAME asset) is missing, truncated or wrong."""
+
+
+class AudioError(VocaError):
+    """An audio file cannot be read or holds no usable speech."""
+
+
+class MeshError(VocaError):
+    """A mesh / template file cannot be read or has the wrong topology."""
+
+
+class InputError(VocaError):
+    """An option or argument is out of range or inconsistent."""
