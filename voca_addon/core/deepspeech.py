@@ -97,7 +97,8 @@ def _dense_clip(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):          # exp(-x) → inf gives the right limit, 0
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def _lstm_direction(model: DeepSpeechModel, direction: str, x: np.ndarray,
