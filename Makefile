@@ -35,3 +35,8 @@ bench: venv
 
 clean:
 	rm -rf $(OUT) dist .pytest_cache
+
+# The Blender extension: dist/voca_addon-<version>.zip, checked by Blender's own validator.
+.PHONY: extension
+extension: venv
+	$(PY) tools/build_extension.py

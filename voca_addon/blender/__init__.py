@@ -1,0 +1,34 @@
+"""The Blender layer: registration of the add-on's classes (operators, properties, panels).
+
+Contract: main thread only. Modules here import ``bpy`` and :mod:`voca_addon.core`; the core never
+imports this package. This file imports ``bpy`` only inside :func:`register` / :func:`unregister`, so
+the package can be imported (and its writer tested) wherever ``bpy`` exists, and
+``python -m voca_addon`` never loads it.
+
+To add a class: append it to :data:`CLASSES` in dependency order (a PropertyGroup before the classes
+whose properties point to it); it is registered in that order and unregistered in reverse.
+"""
+
+CLASSES: tuple = ()     # bpy classes to register, in order
+
+
+def register() -> None:
+    """Register :data:`CLASSES` in order; on failure unregister those done and re-raise."""
+    import bpy
+    done = []
+    try:
+        for cls in CLASSES:
+            bpy.utils.register_class(cls)
+            done.append(cls)
+    except Exception:
+        for cls in reversed(done):
+            bpy.utils.unregister_class(cls)
+        raise
+
+
+def unregister() -> None:
+    """Unregister :data:`CLASSES` in reverse order (those not registered are skipped)."""
+    import bpy
+    for cls in reversed(CLASSES):
+        if getattr(cls, "is_registered", True):
+            bpy.utils.unregister_class(cls)

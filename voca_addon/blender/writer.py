@@ -1,0 +1,483 @@
+"""The one place that turns a :class:`~voca_addon.core.animation.ShapeKeyAnimation` into Blender data.
+
+Everything that differs between Blender versions (5.0's slotted, layered actions and their channelbags,
+the sequencer's ``strips``) lives here and nowhere else.
+
+What it writes (mode ``'shape_keys'``, the default): on the mesh's Key datablock, ``D`` shape keys (one
+per basis shape) plus one *bias* key, relative to the mesh's reference key ("Basis"), and ONE action with
+one slot whose F-curves key the ``D`` values per frame (LINEAR) and hold the bias key at 1. Blender
+evaluates a relative key ``k`` of value ``w`` as ``w · (key_k.co − basis.co)``; so key ``k`` holds
+``basis.co + s_k · basis[k]`` and its curve ``weights[:, k] / s_k``, the bias key holds ``basis.co + bias``,
+and every frame evaluates to ``basis.co + bias + weights[f] · basis``: exactly ``anim.vertices()`` when the
+Basis equals ``anim.template`` (float32 rounding, < 1 µm). When the Basis is another head (other
+proportions) the motion is added onto it as offsets. The mesh must use the template's units (FLAME:
+metres); the object may carry any transform. ``s_k`` is 1 unless a weight exceeds Blender's slider
+limit of ±10: then ``s_k`` is the smallest power of two that brings the curve within ±10 (a power of
+two, so ``weights / s_k`` and ``basis · s_k`` are exact in binary floating point).
+
+Mode ``'per_frame'`` (the old add-on's compatibility mode): one key per frame holding the full frame,
+keyed 0 → 1 → 0 with CONSTANT interpolation. Heavy: ``F · V · 12`` bytes, and Blender resolves every
+key's F-curve on each frame change (measured for 60 s at 60 fps: 2.5 s to write, 190 MB .blend,
+0.4 s per frame change, against 0.05 s, 6 MB and 1 ms in 'shape_keys' mode); for short clips only.
+
+Ownership: every shape key the add-on creates is listed in the Key's custom property
+``voca_owned_keys``; the action, the Basis it had to create, the head objects/meshes and the sound strip
+carry ``voca_owned``. :func:`remove_animation` removes exactly that and never an artist's keys, actions or
+drivers; :func:`write_animation` refuses to replace an action it does not own. User errors raise
+:class:`~voca_addon.core.errors.VocaError` subclasses before anything is created (the scene is unchanged).
+
+Contract: main thread only (``bpy``). Imports ``bpy``, numpy and ``voca_addon.core``; nothing in ``core``
+imports this module. Arrays: float32 [V, 3] in mesh-local coordinates; bulk ``foreach_set`` only.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from ..core.animation import ShapeKeyAnimation
+from ..core.errors import AudioError, InputError, MeshError
+
+OWNED = "voca_owned"                # custom property: True on every ID / strip the add-on created
+OWNED_KEYS = "voca_owned_keys"      # custom property on the Key datablock: names of the add-on's keys
+KEY_SCALES = "voca_key_scales"      # custom property on the Key: {key name: s_k} for rescaled keys
+MODES = ("shape_keys", "per_frame")
+FLAME_VERTICES = 5023               # vertices of a FLAME head (VOCA's topology)
+SLIDER_LIMIT = 10.0                 # Blender's hard limit of ShapeKey.slider_min / slider_max
+MAX_FRAME = 1048574                 # Blender's MAXFRAME
+MAX_CHANNEL = 128                   # sequencer channels
+CONSTANT, LINEAR = 0, 1             # integer values of the Keyframe.interpolation enum (foreach_set)
+HEAD_ROTATION = (math.pi / 2, 0.0, 0.0)   # radians: FLAME's Y-up frame → Blender's Z-up world
+HEAD_SCALE = 10.0                   # FLAME is in metres (head ≈ 0.2 m); ×10 gives a 2-unit head
+PER_FRAME_CHUNK = 256               # frames computed at once in 'per_frame' mode (memory bound)
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What :func:`write_animation` wrote.
+
+    Attributes
+    ----------
+    mode : str
+    frames : int
+        Frames written, at ``fps`` (the scene's rate the animation was resampled to).
+    fps : float
+    frame_start, frame_end : int
+        First and last scene frame (inclusive).
+    keys_created : int
+        Shape keys created, the Basis included when it had to be created.
+    key_names : tuple of str
+        The add-on's keys in curve order (the bias key last in 'shape_keys' mode).
+    action_name : str
+    rescaled_keys : tuple of str
+        Keys whose shape was scaled by ``s_k`` to keep their values within ±10.
+    """
+
+    mode: str
+    frames: int
+    fps: float
+    frame_start: int
+    frame_end: int
+    keys_created: int
+    key_names: tuple
+    action_name: str
+    rescaled_keys: tuple = ()
+
+
+def build_head(name: str, vertices: np.ndarray, faces: np.ndarray, collection=None):
+    """Create a smooth-shaded mesh object from arrays, vertex order kept exactly.
+
+    The mesh data stays in the template's own coordinates (FLAME: metres, Y up); the object gets
+    ``rotation_euler = (π/2, 0, 0)`` so the head stands upright in Blender's Z-up world and a scale of
+    10 so it has a workable size (2 units instead of 0.2). Object and mesh are tagged ``voca_owned``.
+
+    Parameters
+    ----------
+    name : str
+        Object and mesh name (Blender may append ``.001``).
+    vertices : float [V, 3]
+    faces : int [F, 3], 0-based
+    collection : bpy.types.Collection, optional
+        Where to link the object (default: the active collection).
+
+    Returns
+    -------
+    bpy.types.Object
+
+    Raises
+    ------
+    MeshError
+        Wrong shapes, non-finite coordinates or face indices outside the vertices.
+    """
+    verts = np.asarray(vertices, dtype=np.float64)
+    tris = np.asarray(faces)
+    if verts.ndim != 2 or verts.shape[1] != 3 or len(verts) == 0 or not np.isfinite(verts).all():
+        raise MeshError(f"Cannot build '{name}': vertices must be finite [V, 3], got {verts.shape}. "
+                        "Choose a valid template mesh.")
+    if tris.ndim != 2 or tris.shape[1] != 3 or not np.issubdtype(tris.dtype, np.integer) or (
+            tris.size and (tris.min() < 0 or tris.max() >= len(verts))):
+        raise MeshError(f"Cannot build '{name}': faces must be [F, 3] indices below {len(verts)}, "
+                        f"got {tris.shape}. Choose a valid template mesh.")
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(verts))
+    mesh.loops.add(tris.size)
+    mesh.polygons.add(len(tris))
+    mesh.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+    mesh.loops.foreach_set("vertex_index", tris.astype(np.int32).ravel())
+    mesh.polygons.foreach_set("loop_start", np.arange(0, tris.size, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(tris), dtype=bool))
+    mesh.update(calc_edges=True)
+    mesh.validate(verbose=False)         # drops degenerate faces only; vertices are never touched
+    obj = bpy.data.objects.new(name, mesh)
+    obj.rotation_euler = HEAD_ROTATION
+    obj.scale = (HEAD_SCALE,) * 3
+    obj[OWNED] = mesh[OWNED] = True
+    if collection is None:
+        collection = bpy.context.collection or bpy.context.scene.collection
+    collection.objects.link(obj)
+    return obj
+
+
+def scene_fps(scene) -> float:
+    """The scene's frame rate in frames per second (``fps / fps_base``)."""
+    return scene.render.fps / scene.render.fps_base
+
+
+def write_animation(obj, anim: ShapeKeyAnimation, scene, start_frame: int, mode: str = "shape_keys",
+                    name_prefix: str = "VOCA") -> WriteReport:
+    """Write ``anim`` onto ``obj``'s shape keys, resampled to the scene's frame rate.
+
+    A previous VOCA animation on ``obj`` is removed first (a re-run replaces). See the module
+    docstring for the exact keys and curves written. The scene's frame range is not changed
+    (:func:`set_frame_range`).
+
+    Parameters
+    ----------
+    obj : bpy.types.Object
+        A mesh with ``anim.num_vertices`` vertices in the template's vertex order.
+    anim : ShapeKeyAnimation
+    scene : bpy.types.Scene
+        Gives the frame rate.
+    start_frame : int
+        Scene frame of the animation's first frame.
+    mode : {'shape_keys', 'per_frame'}
+    name_prefix : str
+        Prefix of the created key and action names.
+
+    Returns
+    -------
+    WriteReport
+
+    Raises
+    ------
+    MeshError
+        Not a mesh, wrong vertex count, absolute shape keys.
+    InputError
+        Bad mode / frame, Edit Mode, or the shape keys are animated by an action VOCA did not create.
+    """
+    _validate_write(obj, anim, start_frame, mode, name_prefix)
+    anim = anim.resampled(scene_fps(scene))
+    if start_frame + anim.num_frames > MAX_FRAME:
+        raise InputError(f"The animation would end after Blender's last frame {MAX_FRAME}; "
+                         "choose an earlier start frame.")
+    remove_animation(obj, keep_basis=True)
+    had_key = obj.data.shape_keys is not None
+    created = []                      # names of the keys created so far (for the rollback)
+    try:
+        return _write(obj, anim, int(start_frame), mode, name_prefix, created)
+    except BaseException:
+        if obj.data.shape_keys is not None:
+            obj.data.shape_keys[OWNED_KEYS] = created
+        remove_animation(obj, keep_basis=had_key)     # never leave half an animation behind
+        raise
+
+
+def _validate_write(obj, anim, start_frame, mode, name_prefix) -> None:
+    if mode not in MODES:
+        raise InputError(f"Unknown mode '{mode}'; choose one of {', '.join(MODES)}.")
+    if not name_prefix or len(name_prefix) > 16:
+        raise InputError("The name prefix must be 1 to 16 characters long.")
+    if obj is None or obj.type != "MESH":
+        raise MeshError(f"'{getattr(obj, 'name', None)}' is not a mesh object; select the head mesh.")
+    if obj.mode == "EDIT":
+        raise InputError(f"'{obj.name}' is in Edit Mode; switch to Object Mode and run again.")
+    needed, have = anim.num_vertices, len(obj.data.vertices)
+    if have != needed:
+        flame = " (a FLAME head in FLAME's vertex order)" if needed == FLAME_VERTICES else ""
+        raise MeshError(f"The mesh '{obj.data.name}' has {have} vertices; VOCA needs {needed}{flame} "
+                        "— use Add FLAME head.")
+    if not (-MAX_FRAME <= int(start_frame) <= MAX_FRAME):
+        raise InputError(f"Start frame {start_frame} is outside Blender's frame range.")
+    if not np.isfinite(anim.weights).all():
+        raise InputError("The animation holds non-finite weights; run the animation again.")
+    key = obj.data.shape_keys
+    if key is None:
+        return
+    if not key.use_relative:
+        raise MeshError(f"The shape keys of '{obj.name}' are absolute (Relative unchecked); VOCA writes "
+                        "relative keys. Enable Relative in the Shape Keys panel or use another mesh.")
+    action = key.animation_data.action if key.animation_data else None
+    if action is not None and not action.get(OWNED):
+        raise InputError(f"The shape keys of '{obj.name}' are animated by the action '{action.name}', "
+                         "which VOCA did not create. Unassign it (Shape Key Editor) or push it to the "
+                         "NLA, then run again; VOCA never overwrites an artist's action.")
+
+
+def _write(obj, anim: ShapeKeyAnimation, start: int, mode: str, prefix: str, created: list) -> WriteReport:
+    created_basis = obj.data.shape_keys is None
+    if created_basis:
+        obj.shape_key_add(name="Basis", from_mix=False)
+        obj.data.shape_keys[OWNED] = True          # the Key datablock (and its Basis) are ours
+    key = obj.data.shape_keys
+    ref = _key_co(key.reference_key)
+    frames = start + np.arange(anim.num_frames, dtype=np.float64)
+    if mode == "shape_keys":
+        curves, scales = _write_shape_keys(obj, anim, ref, frames, prefix, created)
+    else:
+        curves, scales = _write_per_frame(obj, anim, ref, frames, prefix, created), {}
+    key[OWNED_KEYS] = created
+    if scales:
+        key[KEY_SCALES] = scales                   # shape of key k = basis[k] · s_k
+    action = _write_action(key, curves, f"{prefix}_{obj.name}", prefix)
+    names = tuple(name for name, *_ in curves)
+    return WriteReport(mode, anim.num_frames, float(anim.fps), start, start + anim.num_frames - 1,
+                       len(names) + created_basis, names, action.name, tuple(scales))
+
+
+def _key_co(key_block) -> np.ndarray:
+    """Coordinates of a shape key, float32 [V, 3]."""
+    co = np.empty(len(key_block.data) * 3, dtype=np.float32)
+    key_block.data.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def _new_key(obj, name: str, co: np.ndarray, created: list):
+    """Add a key relative to the Basis holding ``co`` [V, 3]; its name goes to ``created`` at once."""
+    block = obj.shape_key_add(name=name, from_mix=False)
+    created.append(block.name)                       # Blender may have renamed it (name clash)
+    block.relative_key = obj.data.shape_keys.reference_key
+    block.data.foreach_set("co", np.ascontiguousarray(co, dtype=np.float32).ravel())
+    return block
+
+
+def _write_shape_keys(obj, anim, ref, frames, prefix, created):
+    """D keys + the bias key → ([(key name, frames, values, interpolation)], {rescaled key: s_k})."""
+    curves, scales = [], {}
+    for k, name in enumerate(anim.names):
+        values = anim.weights[:, k].astype(np.float32)
+        scale = _power_of_two_scale(float(np.abs(values).max(initial=0.0)))
+        block = _new_key(obj, f"{prefix}_{name}", ref + anim.basis[k] * np.float32(scale), created)
+        values = values / np.float32(scale)                          # exact: scale is 2**n
+        block.slider_max = min(SLIDER_LIMIT, math.ceil(max(1.0, float(values.max(initial=0)))))
+        block.slider_min = max(-SLIDER_LIMIT, math.floor(min(0.0, float(values.min(initial=0)))))
+        if scale != 1.0:
+            scales[block.name] = scale
+        curves.append((block.name, frames, values, LINEAR))
+    bias = _new_key(obj, f"{prefix}_bias", ref + anim.bias, created)
+    bias.value = 1.0
+    curves.append((bias.name, frames[:1], np.ones(1, np.float32), CONSTANT))
+    return curves, scales
+
+
+def _power_of_two_scale(peak: float) -> float:
+    """1, or the smallest power of two ``s`` with ``peak / s <= SLIDER_LIMIT``."""
+    if peak <= SLIDER_LIMIT:
+        return 1.0
+    return 2.0 ** math.ceil(math.log2(peak / SLIDER_LIMIT))
+
+
+def _write_per_frame(obj, anim, ref, frames, prefix, created) -> list:
+    """One key per frame holding the whole frame, keyed 0 → 1 → 0 (CONSTANT)."""
+    d, v = anim.basis.shape[:2]
+    flat_basis = anim.basis.reshape(d, v * 3)
+    pulse = np.array([0.0, 1.0, 0.0], np.float32)
+    curves = []
+    for lo in range(0, anim.num_frames, PER_FRAME_CHUNK):
+        offsets = anim.weights[lo:lo + PER_FRAME_CHUNK].astype(np.float32) @ flat_basis
+        offsets = offsets.reshape(-1, v, 3) + anim.bias                # [chunk, V, 3]
+        for i, offset in enumerate(offsets, start=lo):
+            block = _new_key(obj, f"{prefix}_frame_{i:05d}", ref + offset, created)
+            curves.append((block.name, frames[i] + np.array([-1.0, 0.0, 1.0]), pulse, CONSTANT))
+    return curves
+
+
+def _write_action(key, curves: list, action_name: str, slot_name: str):
+    """A curve per key in ONE owned action (slot, layer, keyframe strip), assigned to ``key``.
+
+    An owned action still assigned (it kept an artist's curves) receives the curves; otherwise a new
+    one is created.
+    """
+    anim_data = key.animation_data or key.animation_data_create()
+    action = anim_data.action
+    if action is None:
+        action = bpy.data.actions.new(action_name)
+        action[OWNED] = True
+    slot = anim_data.action_slot or action.slots.new(id_type="KEY", name=slot_name)
+    layer = action.layers[0] if len(action.layers) else action.layers.new(slot_name)
+    strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+    channelbag = strip.channelbag(slot, ensure=True)
+    for name, frames, values, interpolation in curves:
+        fcurve = channelbag.fcurves.new(_value_path(name), index=0, group_name=slot_name)
+        _set_keyframes(fcurve, frames, values, interpolation)
+    anim_data.action = action
+    anim_data.action_slot = slot
+    return action
+
+
+def _set_keyframes(fcurve, frames: np.ndarray, values: np.ndarray, interpolation: int) -> None:
+    """All keyframes of a curve in one ``add`` + ``foreach_set`` (frames sorted ascending)."""
+    points = fcurve.keyframe_points
+    points.add(len(frames))
+    co = np.empty((len(frames), 2), dtype=np.float32)
+    co[:, 0], co[:, 1] = frames, values
+    points.foreach_set("co", co.ravel())
+    points.foreach_set("interpolation", np.full(len(frames), interpolation, dtype=np.int32))
+    fcurve.update()
+
+
+def remove_animation(obj, keep_basis: bool = False) -> int:
+    """Remove exactly what the add-on wrote on ``obj``: its keys, their F-curves, its action.
+
+    The artist's shape keys, actions, drivers and NLA are never touched. An owned action is deleted
+    once none of its F-curves remain; the Key datablock is cleared only if the add-on created it, no
+    artist key, driver or NLA track was added since, and ``keep_basis`` is False (a re-run keeps it).
+
+    Returns
+    -------
+    int
+        Number of shape keys removed.
+    """
+    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    if key is None:
+        return 0
+    owned = list(key.get(OWNED_KEYS, []))
+    anim_data = key.animation_data
+    action = anim_data.action if anim_data else None
+    if action is not None and action.get(OWNED):
+        if action.users > 1:
+            anim_data.action = None          # shared with a duplicated object: it stays theirs
+        elif not _remove_owned_curves(action, {_value_path(n) for n in owned}):
+            anim_data.action = None
+            bpy.data.actions.remove(action)
+        # else the artist keyed their own keys into it: it stays assigned with only their curves
+    removed = 0
+    for name in owned:
+        block = key.key_blocks.get(name)
+        if block is not None and block != key.reference_key:
+            obj.shape_key_remove(block)
+            removed += 1
+    for prop in (OWNED_KEYS, KEY_SCALES):
+        if prop in key:
+            del key[prop]
+    keep = anim_data is not None and (anim_data.action or anim_data.drivers or anim_data.nla_tracks)
+    if key.get(OWNED) and len(key.key_blocks) == 1 and not (keep or keep_basis):
+        obj.shape_key_clear()       # only the Basis the add-on created is left
+        removed += 1
+    return removed
+
+
+def _value_path(key_name: str) -> str:
+    """RNA path of a shape key's value, relative to the Key datablock."""
+    return f'key_blocks["{bpy.utils.escape_identifier(key_name)}"].value'
+
+
+def _remove_owned_curves(action, paths: set) -> int:
+    """Delete the F-curves of an unshared ``action`` that animate ``paths``; return how many remain.
+
+    When every curve is the add-on's, nothing is deleted one by one (the caller drops the action).
+    """
+    bags = [bag for layer in action.layers for strip in layer.strips
+            for bag in getattr(strip, "channelbags", ())]
+    foreign = sum(fc.data_path not in paths for bag in bags for fc in bag.fcurves)
+    if foreign:
+        for bag in bags:
+            for fcurve in [fc for fc in bag.fcurves if fc.data_path in paths]:
+                bag.fcurves.remove(fcurve)
+    return foreign
+
+
+def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio"):
+    """Put ``audio_path`` in the sequencer at ``start_frame``, replacing the add-on's previous strip.
+
+    The strip goes on the lowest channel free over its length; only strips tagged ``voca_owned`` are
+    ever removed (with their sound datablock when the add-on created it).
+
+    Returns
+    -------
+    bpy.types.SoundStrip
+
+    Raises
+    ------
+    AudioError
+        The file does not exist or Blender cannot read it as audio.
+    InputError
+        Start frame out of range, or no free channel.
+    """
+    path = os.path.abspath(os.fspath(audio_path))
+    if not os.path.isfile(path):
+        raise AudioError(f"Audio file '{path}' was not found. Check the path.")
+    if not (-MAX_FRAME <= int(start_frame) <= MAX_FRAME):
+        raise InputError(f"Start frame {start_frame} is outside Blender's frame range.")
+    had_editor, sounds_before = scene.sequence_editor is not None, set(bpy.data.sounds)
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    strip = editor.strips.new_sound(name, path, 1, int(start_frame))
+    strip[OWNED] = True
+    if strip.sound is not None and strip.sound not in sounds_before:
+        strip.sound[OWNED] = True
+    channel = _free_channel(editor, strip)
+    readable = strip.sound is not None and strip.sound.samplerate > 0
+    if not readable or channel is None:
+        _remove_strips(editor, [strip])
+        if not had_editor:
+            scene.sequence_editor_clear()
+        if not readable:
+            raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
+        raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
+                         f"{strip.frame_final_end}; free a channel and run again.")
+    _remove_strips(editor, [s for s in editor.strips if s.get(OWNED) and s != strip])
+    strip.channel = _free_channel(editor, strip)
+    return strip
+
+
+def _free_channel(editor, strip):
+    """Lowest channel where no other top-level strip overlaps ``strip``'s frames, or None."""
+    lo, hi = strip.frame_final_start, strip.frame_final_end
+    busy = {s.channel for s in editor.strips
+            if s != strip and not s.get(OWNED) and s.frame_final_start < hi and lo < s.frame_final_end}
+    return next((c for c in range(1, MAX_CHANNEL + 1) if c not in busy), None)
+
+
+def remove_sound_strips(scene) -> int:
+    """Remove the add-on's sound strips (and their owned, now unused sounds); return how many."""
+    editor = scene.sequence_editor
+    owned = [s for s in editor.strips if s.get(OWNED)] if editor is not None else []
+    if owned:
+        _remove_strips(editor, owned)
+    return len(owned)
+
+
+def _remove_strips(editor, strips: list) -> None:
+    sounds = {s.sound for s in strips if getattr(s, "sound", None) is not None}
+    for strip in strips:
+        editor.strips.remove(strip)
+    for sound in sounds:
+        if sound.get(OWNED) and sound.users == 0:
+            bpy.data.sounds.remove(sound)
+
+
+def set_frame_range(scene, start: int, end: int) -> None:
+    """Set the scene's frame range to ``start``–``end`` (inclusive).
+
+    Raises
+    ------
+    InputError
+        ``end < start`` or outside Blender's 0 … 1048574.
+    """
+    start, end = int(start), int(end)
+    if not (0 <= start <= end <= MAX_FRAME):
+        raise InputError(f"Frame range {start}–{end} is invalid; Blender needs 0 ≤ start ≤ end ≤ {MAX_FRAME}.")
+    scene.frame_start = start
+    scene.frame_end = end
