@@ -135,7 +135,20 @@ def _print_row(label: str, value: str, note: str = "") -> None:
     print(f"  {label:<44}{value:>14}  {note}")
 
 
-def main(seconds_list, with_tf: bool = True, work=None) -> None:
+def blender_figures() -> None:
+    """Writing into Blender, .blend size, playback (bpy module, fresh process)."""
+    r = _run_json(["-m", "voca_addon.bench_blender", str(SHARED / "flame" / "FLAME_sample.ply")])
+    print("\nBlender (bpy 5.0.1 module), 50 keys + bias on FLAME_sample, 60 fps:")
+    _print_row("write 60 s of animation", f"{r['write_60s_s']:.3f} s", "target < 0.5 s")
+    _print_row(".blend size per minute of animation", f"{r['blend_per_minute_mb']:.2f} MB",
+               f"target < 5 MB (head + keys alone {r['blend_head_only_mb']:.2f} MB; "
+               f"with 1 min {r['blend_1min_mb']:.2f} MB)")
+    _print_row("time per frame change (frame_set)", f"{r['frame_change_ms']:.2f} ms")
+
+
+def main(seconds_list, with_tf: bool = True, work=None, blender: bool = True) -> None:
+    if blender:
+        blender_figures()
     work = Path(work) if work else ROOT / ".cache" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     pb, prefix = _models(work)

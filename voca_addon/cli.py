@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", default="10,60", help="speech lengths to time (default 10,60)")
     b.add_argument("--no-tf", action="store_true", help="skip the TensorFlow reference timings")
     b.add_argument("--work", metavar="DIR", help="where to build the random-weight models")
+    b.add_argument("--no-blender", action="store_true", help="skip the Blender writing figures")
     return parser
 
 
@@ -102,7 +103,8 @@ def _cmd_infer(args) -> None:
 
 def _cmd_bench(args) -> None:
     from . import bench
-    bench.main([float(s) for s in args.seconds.split(",")], with_tf=not args.no_tf, work=args.work)
+    bench.main([float(s) for s in args.seconds.split(",")], with_tf=not args.no_tf, work=args.work,
+               blender=not args.no_blender)
 
 
 COMMANDS = {"features": _cmd_features, "infer": _cmd_infer, "bench": _cmd_bench}
