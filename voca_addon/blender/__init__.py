@@ -1,15 +1,23 @@
 """The Blender layer: registration of the add-on's classes (operators, properties, panels).
 
 Contract: main thread only. Modules here import ``bpy`` and :mod:`voca_addon.core`; the core never
-imports this package. This file imports ``bpy`` only inside :func:`register` / :func:`unregister`, so
-the package can be imported (and its writer tested) wherever ``bpy`` exists, and
-``python -m voca_addon`` never loads it.
+imports this package. Importing this package imports the class modules (and so ``bpy``): it is imported
+only where ``bpy`` exists, and ``python -m voca_addon`` never loads it.
 
 To add a class: append it to :data:`CLASSES` in dependency order (a PropertyGroup before the classes
 whose properties point to it); it is registered in that order and unregistered in reverse.
 """
 
-CLASSES: tuple = ()     # bpy classes to register, in order
+from . import emotion_operators, operators, panel, preferences, properties  # these import bpy
+
+CLASSES: tuple = (      # bpy classes to register, in order
+    properties.VOCA_PG_scene,                   # registers Scene.voca in its register() classmethod
+    preferences.VOCA_AddonPreferences,
+    preferences.VOCA_OT_check_model_files,
+    *operators.CLASSES,
+    *emotion_operators.CLASSES,
+    *panel.CLASSES,                             # parent panel before its sub-panels
+)
 
 
 def register() -> None:

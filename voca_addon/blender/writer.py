@@ -438,6 +438,7 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
         raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
                          f"{strip.frame_final_end}; free a channel and run again.")
     _remove_strips(editor, [s for s in editor.strips if s.get(OWNED) and s != strip])
+    strip.name = name                   # the replaced strip had it: a re-run keeps the name, not name.001
     strip.channel = _free_channel(editor, strip)
     return strip
 

@@ -1,0 +1,101 @@
+"""The built extension, installed and enabled by Blender in a subprocess (own user-resources folder), animates
+a head through its own operators with random-weight models in the official formats: evaluated vertices
+match the installed core's engine output at 24, 30 and 60 fps, with the sound strip and an emotion key."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.blender.test_extension_build import MODULE, build     # skips the module without bpy
+
+TOLERANCE = 1e-6            # metres: 1 µm
+START = 3                   # scene start frame of every run
+EASE = 6                    # emotion ramp, frames
+
+SCRIPT = textwrap.dedent(f"""
+    import importlib, json, sys
+    import bpy
+    import numpy as np
+    archive, voca, ds, template, wav, offsets = sys.argv[1:7]
+    MODULE = {MODULE!r}
+    installed = bpy.ops.extensions.package_install_files(filepath=archive, repo='user_default',
+                                                         enable_on_install=True)
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.voca_path, prefs.deepspeech_path, prefs.template_path = voca, ds, template
+    core = {{name: importlib.import_module(MODULE + '.core.' + name)
+             for name in ('engine', 'modelfiles', 'meshio')}}
+    anim = core['engine'].run(wav, core['modelfiles'].load_deepspeech(ds), core['modelfiles'].load_voca(voca),
+                              core['meshio'].read_mesh(template).vertices, 3)
+    with np.load(offsets) as z:
+        names = [str(n) for n in z['names']]
+        delta = z['offsets'][names.index('happy')] - z['offsets'][names.index('neutral')]
+    report = dict(installed=sorted(installed), engine_file=core['engine'].__file__,
+                  prefs_ok=[prefs.voca_ok, prefs.deepspeech_ok, prefs.template_ok], runs=[])
+    for fps in (24, 30, 60):
+        scene = bpy.data.scenes.new(f'fps{{fps}}')
+        bpy.context.window.scene = scene
+        scene.render.fps, scene.render.fps_base, scene.frame_start = fps, 1.0, {START}
+        added = bpy.ops.voca.add_flame_head()
+        head = bpy.context.active_object
+        props = scene.voca
+        props.audio_path, props.emotion, props.emotion_source = wav, 'happy', offsets
+        props.strength, props.ease_frames = 1.0, {EASE}
+        animated = bpy.ops.voca.animate_from_audio()
+        key = head.data.shape_keys
+        action = key.animation_data.action
+        (fcurve,) = [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+                     for fc in bag.fcurves if fc.data_path == 'key_blocks["EMO happy"].value']
+        resampled = anim.resampled(fps)
+        n = resampled.num_frames
+        errors, emotion = [], []
+        for i in sorted({{0, 1, n // 3, n // 2, n - 1}}):
+            scene.frame_set({START} + i)
+            evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get())
+            mesh = evaluated.to_mesh()
+            co = np.empty(len(mesh.vertices) * 3, np.float32)
+            mesh.vertices.foreach_get('co', co)
+            evaluated.to_mesh_clear()
+            weight = fcurve.evaluate({START} + i)
+            emotion.append(weight)
+            expected = resampled.vertices([i])[0] + weight * delta
+            errors.append(float(np.abs(co.reshape(-1, 3) - expected).max()))
+        strips = [s for s in scene.sequence_editor.strips_all if s.get('voca_owned')]
+        report['runs'].append(dict(fps=fps, added=sorted(added), animated=sorted(animated), errors=errors,
+                                   emotion=emotion, keys=len(key.key_blocks), frames=n,
+                                   frame_range=[scene.frame_start, scene.frame_end],
+                                   strips=[[s.frame_start, s.type] for s in strips]))
+    print(json.dumps(report))
+""")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    run, path = build(tmp_path_factory.mktemp("dist"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return path
+
+
+def test_installed_extension_animates_like_the_engine(archive, tmp_path, voca_ckpt, ds_small_pb, shared_data):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BLENDER_USER_CONFIG")}
+    env.update(BLENDER_USER_RESOURCES=str(tmp_path / "user"), VOCA_CACHE_DIR=str(tmp_path / "cache"),
+               VOCA_MODEL_DIR=str(tmp_path / "no-models"))
+    args = [archive, voca_ckpt, ds_small_pb, shared_data / "flame" / "FLAME_sample.ply",
+            shared_data / "audio" / "test.wav", shared_data / "emotions" / "seed_emotion_offsets.npz"]
+    run = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["installed"] == ["FINISHED"] and all(report["prefs_ok"])
+    assert "/extensions/user_default/voca_addon/" in report["engine_file"]       # the installed core
+    for r in report["runs"]:
+        assert r["added"] == r["animated"] == ["FINISHED"], r
+        assert max(r["errors"]) <= TOLERANCE, r
+        assert r["strips"] == [[START, "SOUND"]] and r["frame_range"] == [START, START + r["frames"] - 1]
+        assert r["keys"] == 53 <= 60                        # Basis + 50 + bias + EMO happy
+        assert r["emotion"][0] == 0 and r["emotion"][2] == pytest.approx(1.0), r   # 0 at start, peak inside
+    assert [r["frames"] for r in report["runs"]] == [115, 144, 287]

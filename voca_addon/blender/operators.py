@@ -1,0 +1,284 @@
+"""Operators: animate from audio (modal with a worker thread, or synchronous), add a FLAME head, remove.
+
+``voca.animate_from_audio``:
+
+* ``invoke`` (a button in the UI): validates on the main thread, then :class:`AnimateRun` starts a
+  :class:`.pipeline.AnimateJob` (a worker thread that never touches bpy and only fills a queue); the
+  modal handler drains the queue on a 0.1 s timer, shows progress (``window_manager.progress_update``
+  and ``scene.voca.progress``), Esc cancels (the worker's next progress call raises), and the result is
+  written in the modal's final call, which returns FINISHED — so Blender pushes exactly ONE undo step for
+  the whole run. Without a window (``blender -b``, the bpy module) ``invoke`` runs ``execute``.
+* ``execute`` (Python, headless, the redo panel): the same pipeline, synchronously.
+
+Undo in background Blender / the bpy module: the undo stack exists only after a first
+``bpy.ops.ed.undo_push()``, and operators called from Python push undo steps only when called with
+``undo=True`` (``bpy.ops.voca.animate_from_audio('EXEC_DEFAULT', True)``); then ``bpy.ops.ed.undo()``
+removes the run (tested).
+
+Every operator has ``disabled_reason(context)`` (reads properties only, no disk access): ``poll`` returns
+whether it is None and passes it to ``poll_message_set``, and the panel prints it under a grey button.
+User errors are reported with ``self.report({'ERROR'}, message)`` and leave the scene unchanged.
+
+Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package.
+"""
+# No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
+# registered classes, and string annotations would hide names such as module constants from it.
+
+import traceback
+from typing import Callable, Optional
+
+import bpy
+
+from ..core.errors import VocaError
+from . import emotion_writer, pipeline, preferences, properties, writer
+
+TIMER_STEP = 0.1                    # s between two drains of the worker's queue
+
+
+def _poll(cls, context) -> bool:
+    reason = cls.disabled_reason(context)
+    if reason:
+        cls.poll_message_set(reason)
+    return reason is None
+
+
+def prepare(context) -> tuple:
+    """(scene, obj, settings) for a run from the context, validated; raises VocaError. Changes nothing."""
+    scene, obj = context.scene, context.active_object
+    problem = pipeline.target_problem(obj)
+    if problem:
+        raise VocaError(problem)
+    settings = properties.settings_from_scene(scene, preferences.addon_preferences(context), obj)
+    pipeline.validate_settings(settings)
+    pipeline.check_target(scene, obj, settings)
+    return scene, obj, settings
+
+
+class AnimateRun:
+    """One run driven from the main thread: worker job → :meth:`step` on each timer tick → apply.
+
+    Used by the modal operator, and by tests without a window (call :meth:`step` until it is not
+    ``'RUNNING_MODAL'``). ``report(kind_set, message)`` is the operator's ``self.report``.
+    """
+
+    def __init__(self, scene, obj, settings: pipeline.AnimateSettings):
+        self.scene_name, self.object_name, self.settings = scene.name, obj.name, settings
+        self.job = pipeline.AnimateJob(settings)
+        self.report: Optional[pipeline.ApplyReport] = None
+        self.error: Optional[BaseException] = None
+        properties.set_running(scene, True)
+        scene.voca.progress, scene.voca.progress_stage = 0.0, "starting"
+        self.job.start()
+
+    @classmethod
+    def start(cls, context) -> "AnimateRun":
+        return cls(*prepare(context))
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def step(self, context, report: Callable) -> str:
+        """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        for message in self.job.drain():
+            if message[0] == "PROGRESS" and scene is not None:
+                scene.voca.progress, scene.voca.progress_stage = message[1], message[2]
+                context.window_manager.progress_update(message[1])
+            elif message[0] == "ERROR":
+                return self._close(scene, self._failed(message[1], report))
+            elif message[0] == "DONE":
+                return self._close(scene, self._apply(scene, message[1], report))
+        if self.job.cancelled:
+            return self._close(scene, self._failed(pipeline.Cancelled("cancelled"), report))
+        return "RUNNING_MODAL"
+
+    def _failed(self, exc: BaseException, report: Callable) -> str:
+        self.error = exc
+        if isinstance(exc, pipeline.Cancelled):
+            report({"WARNING"}, "VOCA: cancelled; nothing was changed.")
+        elif isinstance(exc, VocaError):
+            report({"ERROR"}, str(exc))
+        else:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+            report({"ERROR"}, f"VOCA failed unexpectedly ({type(exc).__name__}: {exc}); see the console.")
+        return "CANCELLED"
+
+    def _apply(self, scene, result: pipeline.ComputeResult, report: Callable) -> str:
+        if self.job.cancelled:
+            return self._failed(pipeline.Cancelled("cancelled"), report)
+        obj = bpy.data.objects.get(self.object_name)
+        if scene is None or obj is None:
+            return self._failed(VocaError("The scene or the head was deleted while VOCA was running; "
+                                          "nothing was written."), report)
+        try:
+            self.report = pipeline.apply(scene, obj, result, self.settings)
+        except VocaError as exc:
+            return self._failed(exc, report)
+        report({"INFO"}, self.report.summary())
+        return "FINISHED"
+
+    def _close(self, scene, status: str) -> str:
+        if scene is not None:
+            properties.set_running(scene, False)
+            scene.voca.progress_stage = "" if status == "FINISHED" else "cancelled"
+        return status
+
+
+class VOCA_OT_animate_from_audio(bpy.types.Operator):
+    """Animate the active FLAME head from the audio file with VOCA (Esc cancels)"""
+
+    bl_idname = "voca.animate_from_audio"
+    bl_label = "Animate from audio"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def disabled_reason(cls, context) -> Optional[str]:
+        scene = context.scene
+        if scene is None or not hasattr(scene, "voca"):
+            return "No scene."
+        if scene.voca.is_running:
+            return "VOCA is already animating this scene (Esc cancels)."
+        if not scene.voca.audio_path:
+            return "Choose an audio file."
+        return pipeline.target_problem(context.active_object)
+
+    poll = classmethod(_poll)
+
+    def execute(self, context):
+        wm = context.window_manager
+        try:
+            scene, obj, settings = prepare(context)
+            wm.progress_begin(0.0, 1.0)
+            try:
+                result = pipeline.compute(settings, lambda f, _stage: wm.progress_update(f))
+            finally:
+                wm.progress_end()
+            done = pipeline.apply(scene, obj, result, settings)
+        except VocaError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, done.summary())
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            self._run = AnimateRun.start(context)
+        except VocaError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        wm = context.window_manager
+        wm.progress_begin(0.0, 1.0)
+        self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._run.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        status = self._run.step(context, self.report)
+        _redraw(context)
+        if status == "RUNNING_MODAL":
+            return {"RUNNING_MODAL"}
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        return {status}
+
+    def cancel(self, context):          # Blender quits or the file is closed while running
+        self._run.cancel()
+        self._run.step(context, lambda *_: None)
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+
+
+def _redraw(context) -> None:
+    screen = context.screen
+    for area in screen.areas if screen is not None else ():
+        if area.type == "VIEW_3D":
+            area.tag_redraw()
+
+
+class VOCA_OT_add_flame_head(bpy.types.Operator):
+    """Add a FLAME head (the template mesh, vertex order kept) and make it active"""
+
+    bl_idname = "voca.add_flame_head"
+    bl_label = "Add FLAME head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="Template", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                                       description="FLAME template mesh (empty: the preferences' template, "
+                                                   "else $VOCA_MODEL_DIR or ~/voca_models)")
+
+    @classmethod
+    def disabled_reason(cls, context) -> Optional[str]:
+        if context.scene is None:
+            return "No scene."
+        if context.mode != "OBJECT":
+            return "Switch to Object Mode first."
+        return None
+
+    poll = classmethod(_poll)
+
+    def execute(self, context):
+        path = bpy.path.abspath(self.filepath) if self.filepath else \
+            preferences.model_paths(preferences.addon_preferences(context))["template"]
+        try:
+            obj = pipeline.ensure_head(context, path)
+        except VocaError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Added '{obj.name}' ({len(obj.data.vertices)} vertices).")
+        return {"FINISHED"}
+
+
+def has_voca_data(obj) -> bool:
+    """Whether ``obj`` carries anything the add-on wrote (reads properties only)."""
+    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    if key is None:
+        return False
+    action = key.animation_data.action if key.animation_data else None
+    return bool(key.get(writer.OWNED_KEYS) or key.get(emotion_writer.OWNED_EMOTIONS)
+                or (action is not None and action.get(writer.OWNED)))
+
+
+class VOCA_OT_remove_animation(bpy.types.Operator):
+    """Remove what VOCA wrote on the active object (your own keys, actions and drivers stay)"""
+
+    bl_idname = "voca.remove_animation"
+    bl_label = "Remove VOCA animation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    emotions: bpy.props.BoolProperty(name="Emotion keys", default=True,
+                                     description="Also remove VOCA's emotion keys and emotion curves")
+    sound: bpy.props.BoolProperty(name="Sound strip", default=True,
+                                  description="Also remove VOCA's sound strip from the sequencer")
+
+    @classmethod
+    def disabled_reason(cls, context) -> Optional[str]:
+        obj = context.active_object
+        if obj is None or obj.type != "MESH":
+            return "Select the animated head."
+        if obj.mode == "EDIT":
+            return f"'{obj.name}' is in Edit Mode; switch to Object Mode."
+        if context.scene is not None and context.scene.voca.is_running:
+            return "VOCA is animating this scene; wait or press Esc."
+        if not has_voca_data(obj):
+            return f"'{obj.name}' has no VOCA animation."
+        return None
+
+    poll = classmethod(_poll)
+
+    def execute(self, context):
+        obj = context.active_object
+        removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
+        removed += writer.remove_animation(obj)
+        strips = writer.remove_sound_strips(context.scene) if self.sound else 0
+        self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")
+        return {"FINISHED"}
+
+
+CLASSES = (VOCA_OT_animate_from_audio, VOCA_OT_add_flame_head, VOCA_OT_remove_animation)

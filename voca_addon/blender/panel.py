@@ -1,0 +1,164 @@
+"""The VOCA tab of the 3D Viewport's sidebar (N panel): one main panel and two sub-panels.
+
+Main: audio file, target head status (+ Add FLAME head), speaking style (one subject or blend sliders),
+emotion and intensity, start frame, write mode, Animate from audio (greyed with the operator's
+``disabled_reason`` printed under it), the progress bar while a run is going, Remove.
+Sub-panels: Emotions (source, add, mark the active shape key, key at a frame or over a range) and
+Model files (the verdicts stored by the preferences' checks).
+
+Drawing reads properties only (no disk access): statuses of model files come from the preferences.
+
+Contract: main thread (``bpy``). Imports ``bpy`` and this package.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import bpy
+
+from ..core.voca import VOCASET_SUBJECTS
+from . import emotion_writer, pipeline, preferences
+from .emotion_operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
+from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
+
+WRAP = 38                           # characters per label line in the sidebar
+
+
+def wrapped(layout, text: str, icon: str = "NONE") -> None:
+    """``text`` as labels of at most :data:`WRAP` characters, the icon on the first."""
+    for i, line in enumerate(textwrap.wrap(text, WRAP) or [""]):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def operator_button(layout, op, context, text=None, icon="NONE"):
+    """The operator's button, greyed with its ``disabled_reason`` printed under it; returns its props."""
+    reason = op.disabled_reason(context)
+    row = layout.row()
+    row.enabled = reason is None
+    props = row.operator(op.bl_idname, text=text or op.bl_label, icon=icon)
+    if reason:
+        wrapped(layout, reason, "INFO")
+    return props
+
+
+class VIEW3D_PT_voca(bpy.types.Panel):
+    bl_label = "VOCA"
+    bl_idname = "VIEW3D_PT_voca"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "VOCA"
+
+    def draw(self, context):
+        layout, props = self.layout, context.scene.voca
+        layout.prop(props, "audio_path")
+        draw_target(layout, context)
+        draw_style(layout.box(), props)
+        col = layout.column(align=True)
+        col.prop(props, "emotion", icon="VIEWZOOM")
+        row = col.row(align=True)
+        row.active = bool(props.emotion)
+        row.prop(props, "strength")
+        row.prop(props, "ease_frames")
+        col = layout.column(align=True)
+        col.prop(props, "use_scene_start")
+        sub = col.row()
+        sub.enabled = not props.use_scene_start
+        sub.prop(props, "start_frame")
+        layout.prop(props, "mode")
+        if props.is_running:
+            layout.progress(factor=props.progress, type="BAR",
+                            text=f"{props.progress_stage} {props.progress:.0%} (Esc cancels)")
+        else:
+            operator_button(layout, VOCA_OT_animate_from_audio, context, icon="PLAY_SOUND")
+        layout.operator(VOCA_OT_remove_animation.bl_idname, icon="TRASH")
+
+
+
+def draw_target(layout, context) -> None:
+    """The active object's fitness as the head (or why not) and the Add FLAME head button."""
+    box = layout.box()
+    obj = context.active_object
+    problem = pipeline.target_problem(obj)
+    if problem is None:
+        box.label(text=f"{obj.name}: {len(obj.data.vertices)} vertices ✓", icon="CHECKMARK")
+    else:
+        wrapped(box, problem, "ERROR")
+    operator_button(box, VOCA_OT_add_flame_head, context, icon="MESH_MONKEY")
+
+
+def draw_style(box, props) -> None:
+    """One speaking style (a subject) or the eight blend sliders."""
+    box.row().prop(props, "style_mode", expand=True)
+    if props.style_mode == "SINGLE":
+        box.prop(props, "condition", text="")
+        return
+    col = box.column(align=True)
+    for i, subject in enumerate(VOCASET_SUBJECTS):
+        col.prop(props, "blend_weights", index=i, text=f"{i + 1} · {subject}", slider=True)
+
+
+class VOCA_PT_emotions(bpy.types.Panel):
+    bl_label = "Emotions"
+    bl_idname = "VOCA_PT_emotions"
+    bl_parent_id = "VIEW3D_PT_voca"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "VOCA"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout, props = self.layout, context.scene.voca
+        col = layout.column(align=True)
+        col.prop(props, "emotion_source", text="Source")
+        col.prop(props, "emotion_neutral", text="Neutral")
+        operator_button(layout, VOCA_OT_add_emotions, context, icon="ADD")
+        names = sorted(emotion_writer.emotion_keys(context.active_object))
+        if names:
+            wrapped(layout, "On this head: " + ", ".join(names), "SHAPEKEY_DATA")
+        operator_button(layout, VOCA_OT_mark_emotion, context, icon="BOOKMARKS")
+        layout.separator()
+        layout.label(text=f"Key '{props.emotion or '…'}' at {props.strength:g}:")
+        reason = VOCA_OT_key_emotion.disabled_reason(context)
+        row = layout.row(align=True)
+        row.enabled = reason is None
+        op = row.operator(VOCA_OT_key_emotion.bl_idname, text="At current frame", icon="KEY_HLT")
+        op.value, op.use_range = props.strength, False
+        row = layout.row(align=True)
+        row.prop(props, "key_frame_start")
+        row.prop(props, "key_frame_end")
+        row = layout.row()
+        row.enabled = reason is None
+        op = row.operator(VOCA_OT_key_emotion.bl_idname, text="Over range (eased)", icon="IPO_EASE_IN_OUT")
+        op.use_range, op.value, op.ease = True, props.strength, props.ease_frames
+        op.frame_start, op.frame_end = props.key_frame_start, props.key_frame_end
+        if reason:
+            wrapped(layout, reason, "INFO")
+
+
+class VOCA_PT_models(bpy.types.Panel):
+    bl_label = "Model files"
+    bl_idname = "VOCA_PT_models"
+    bl_parent_id = "VIEW3D_PT_voca"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "VOCA"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        prefs = preferences.addon_preferences(context)
+        if prefs is None:
+            wrapped(layout, "No preferences entry: model files come from $VOCA_MODEL_DIR or ~/voca_models.",
+                    "INFO")
+            return
+        for which, title in (("voca", "VOCA"), ("deepspeech", "DeepSpeech"), ("template", "Template"),
+                             ("flame_model", "FLAME model")):
+            ok, status = getattr(prefs, f"{which}_ok"), getattr(prefs, f"{which}_status")
+            icon = "QUESTION" if not status else ("CHECKMARK" if ok else "ERROR")
+            layout.label(text=title, icon=icon)
+            if status and not ok:
+                wrapped(layout.box(), status)
+        layout.operator(preferences.VOCA_OT_check_model_files.bl_idname, icon="FILE_REFRESH")
+
+
+CLASSES = (VIEW3D_PT_voca, VOCA_PT_emotions, VOCA_PT_models)

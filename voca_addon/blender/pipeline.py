@@ -1,0 +1,488 @@
+"""Animate a head from an audio file: the one UI-free path the operator and the headless command share.
+
+Steps, each with its thread rule::
+
+    validate_settings(settings)            any thread, no bpy: cheap file / option checks
+    check_target(scene, obj, settings)     main thread: the object and scene can take the animation
+    compute(settings, progress)            ANY thread, never touches bpy: models (kept in memory),
+                                           template, engine at 60 fps, emotion deltas
+    apply(scene, obj, result, settings)    main thread: validates again, then writes
+
+:func:`animate` runs the four synchronously (headless, ``execute``); :class:`AnimateJob` runs
+:func:`compute` in a worker thread that only puts ``("PROGRESS", fraction, stage)``, ``("DONE", result)``
+or ``("ERROR", exception)`` on a queue; :meth:`AnimateJob.cancel` makes the next progress call raise
+:class:`Cancelled`. User errors raise :class:`~voca_addon.core.errors.VocaError` subclasses; whatever can be
+refused is refused before the scene changes.
+
+What :func:`apply` writes: the add-on's sound strip at the start frame, the speech animation
+(:func:`.writer.write_animation`, resampled to the scene's rate, first frame = the strip's first frame), the
+emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps, and the scene's frame range
+set to exactly the clip.
+
+Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from:
+
+* ``*.pkl`` — a FLAME model: the built-in expression presets (``core.emotions.BUILTIN_PRESETS``);
+* ``*.npy`` / ``*.npz`` — delta arrays (``core.emotions.from_delta_file``);
+* a folder — target meshes (``.obj`` / ``.ply``, the emotion = the file stem) and their neutral: the
+  ``emotion_neutral`` file if given, else the folder's ``neutral.obj`` / ``neutral.ply``;
+* one ``.obj`` / ``.ply`` target — with ``emotion_neutral``;
+* ``None`` — the object's own emotion key of that name (made earlier by Add emotions, or an artist key
+  marked as an emotion) is keyed.
+
+Contract: :func:`validate_settings`, :func:`compute`, :func:`load_emotions` and :class:`AnimateJob` use
+numpy and :mod:`voca_addon.core` only; the rest runs on Blender's main thread. Units: template units
+(FLAME: metres); frames are scene frames.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ..core import emotions as core_emotions
+from ..core import engine, meshio, modelfiles
+from ..core.animation import DEFAULT_FPS, ShapeKeyAnimation
+from ..core.emotions import Emotion
+from ..core.errors import AudioError, InputError, MeshError, VocaError
+from . import emotion_writer, writer
+
+PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
+MODES = writer.MODES
+HEAD_NAME = "FLAME head"
+MESH_SUFFIXES = (".obj", ".ply")
+DELTA_SUFFIXES = (".npy", ".npz")
+FLAME_MODEL_SUFFIX = ".pkl"
+NEUTRAL_STEM = "neutral"
+
+Condition = Union[int, Mapping[int, float]]
+Progress = Optional[Callable[[float, str], None]]
+
+
+class Cancelled(Exception):
+    """The user cancelled a run (Esc); raised from the progress callback inside the worker."""
+
+
+@dataclass(frozen=True)
+class AnimateSettings:
+    """Everything one run needs, built from Blender properties or command-line flags (no RNA inside).
+
+    Paths are plain absolute strings; ``None`` model paths fall back to ``$VOCA_MODEL_DIR`` /
+    ``~/voca_models`` (:mod:`voca_addon.core.modelfiles`). ``condition``: 1-based VOCASET subject, or
+    {subject: weight} for a blend. ``start_frame`` None = the scene's start. ``strength``: the emotion's
+    peak value (0 … 2). ``ease_frames``: length of the emotion's rise and fall.
+    """
+
+    audio_path: str
+    voca_path: Optional[str] = None
+    deepspeech_path: Optional[str] = None
+    template_path: Optional[str] = None
+    condition: Condition = 3
+    emotion: Optional[str] = None
+    emotion_source: Optional[str] = None
+    strength: float = 1.0
+    start_frame: Optional[int] = None
+    mode: str = "shape_keys"
+    ease_frames: int = 12
+    emotion_neutral: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ComputeResult:
+    """What :func:`compute` hands to :func:`apply`.
+
+    animation : ShapeKeyAnimation at 60 fps; template : the template mesh; emotion : the emotion loaded
+    from ``settings.emotion_source`` (None without a source).
+    """
+
+    animation: ShapeKeyAnimation
+    template: meshio.Mesh
+    emotion: Optional[Emotion] = None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What :func:`apply` wrote: the writer's report, the sound strip, the emotion key (or None)."""
+
+    write: writer.WriteReport
+    strip_name: str
+    emotion_key: Optional[str]
+
+    def summary(self) -> str:
+        w = self.write
+        text = (f"VOCA: {w.frames} frames at {w.fps:g} fps on frames {w.frame_start}–{w.frame_end}, "
+                f"{len(w.key_names)} keys")
+        return text + (f", emotion '{self.emotion_key}'" if self.emotion_key else "")
+
+
+# ---------------------------------------------------------------------------- validation (any thread)
+
+def validate_settings(settings: AnimateSettings) -> None:
+    """Cheap checks of files and options (no model is read). Raises a VocaError naming the problem."""
+    _check_audio(settings.audio_path)
+    modelfiles.resolve_voca(settings.voca_path or None)
+    modelfiles.resolve_deepspeech(settings.deepspeech_path or None)
+    modelfiles.resolve_template(settings.template_path or None)
+    _check_condition(settings.condition)
+    if settings.mode not in MODES:
+        raise InputError(f"Unknown mode '{settings.mode}'; choose one of {', '.join(MODES)}.")
+    strength = settings.strength
+    if not (isinstance(strength, numbers.Real) and math.isfinite(strength)
+            and 0.0 <= strength <= emotion_writer.SLIDER_MAX):
+        raise InputError(f"The emotion strength must be between 0 and {emotion_writer.SLIDER_MAX:g}, "
+                         f"got {strength!r}.")
+    start = settings.start_frame
+    if start is not None and (isinstance(start, bool) or not isinstance(start, numbers.Integral)
+                              or not 0 <= start <= writer.MAX_FRAME):
+        raise InputError(f"The start frame must be a whole number from 0 to {writer.MAX_FRAME}, got {start!r}.")
+    if not (isinstance(settings.ease_frames, numbers.Integral) and settings.ease_frames >= 1):
+        raise InputError(f"The emotion ease must be at least 1 frame, got {settings.ease_frames!r}.")
+    if settings.emotion is not None:
+        _check_emotion(settings)
+
+
+def _check_audio(path) -> None:
+    if not path:
+        raise AudioError("No audio file chosen. Choose a .wav file with speech.")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise AudioError(f"'{path}' is a folder, not an audio file. Choose a .wav file.")
+    if not os.path.isfile(path):
+        raise AudioError(f"Audio file '{path}' was not found. Check the path.")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"Audio file '{path}' is empty (0 bytes). Choose a file that holds a recording.")
+
+
+def _check_condition(condition) -> None:
+    if isinstance(condition, bool) or not isinstance(condition, (numbers.Integral, Mapping)):
+        raise InputError(f"The speaking style must be a subject number or {{subject: weight}}, got {condition!r}.")
+    items = {condition: 1.0} if isinstance(condition, numbers.Integral) else dict(condition)
+    for index, weight in items.items():
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 1:
+            raise InputError(f"Speaking style {index!r} is not a subject number (1, 2, …).")
+        if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
+            raise InputError(f"The weight of speaking style {index} must be a number ≥ 0, got {weight!r}.")
+    if not sum(items.values()) > 0:
+        raise InputError("The style blend has no positive weight: give at least one speaking style a weight > 0.")
+
+
+def _check_emotion(settings: AnimateSettings) -> None:
+    name = settings.emotion
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("The emotion name is empty; choose an emotion or none.")
+    if len(emotion_writer.key_name(name).encode("utf-8")) > emotion_writer.MAX_KEY_NAME:
+        raise InputError(f"The emotion name '{name}' is too long for a shape key; shorten it.")
+    if settings.emotion_source:
+        _source_kind(settings.emotion_source, settings.emotion_neutral, [name])
+
+
+def _source_kind(source, neutral=None, names: Optional[Sequence[str]] = None) -> str:
+    """'flame' | 'deltas' | 'meshes' for an emotion source; raises InputError when it cannot work."""
+    path = Path(os.fspath(source))
+    if path.is_dir():
+        targets, _ = _folder_meshes(path, neutral)
+        missing = [n for n in names or () if n not in {p.stem for p in targets}]
+        if missing:
+            raise InputError(f"The folder '{path}' has no target mesh named {', '.join(missing)} "
+                             f"(.obj / .ply); it has {', '.join(sorted(p.stem for p in targets)) or 'none'}.")
+        return "meshes"
+    if not path.is_file():
+        raise InputError(f"The emotion source '{path}' was not found. Check the path.")
+    suffix = path.suffix.lower()
+    if suffix == FLAME_MODEL_SUFFIX:
+        return "flame"
+    if suffix in DELTA_SUFFIXES:
+        return "deltas"
+    if suffix in MESH_SUFFIXES:
+        if not neutral:
+            raise InputError(f"The target mesh '{path}' needs its neutral mesh; set the neutral mesh.")
+        if not os.path.isfile(neutral):
+            raise InputError(f"The neutral mesh '{neutral}' was not found. Check the path.")
+        return "meshes"
+    raise InputError(f"'{path}' is not an emotion source. Choose a FLAME model (.pkl) for the built-in "
+                     "presets, a .npy / .npz file of offsets, or a folder of target meshes with a neutral.")
+
+
+def _folder_meshes(folder: Path, neutral=None) -> tuple:
+    """(targets, neutral path) of a folder source; the neutral is excluded from the targets."""
+    meshes = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+    if neutral:
+        reference = Path(os.fspath(neutral))
+        if not reference.is_file():
+            raise InputError(f"The neutral mesh '{reference}' was not found. Check the path.")
+    else:
+        named = [p for p in meshes if p.stem.lower() == NEUTRAL_STEM]
+        if not named:
+            raise InputError(f"The folder '{folder}' has no neutral.obj / neutral.ply; add the neutral mesh "
+                             "the targets were sculpted from, or choose it as the neutral mesh.")
+        reference = named[0]
+    targets = [p for p in meshes if p.resolve() != reference.resolve()]
+    if not targets:
+        raise InputError(f"The folder '{folder}' holds no target meshes (.obj / .ply) besides the neutral.")
+    return targets, reference
+
+
+def load_emotions(source, names: Optional[Sequence[str]] = None, neutral=None) -> List[Emotion]:
+    """Emotions from a source (see the module docstring for the rule), in file order or ``names``' order.
+
+    Raises
+    ------
+    VocaError
+        Missing or unreadable source, unknown names, inconsistent meshes.
+    """
+    kind = _source_kind(source, neutral, names)
+    path = Path(os.fspath(source))
+    if kind == "flame":
+        return core_emotions.from_flame_presets(path, names=names)
+    if kind == "deltas":
+        return core_emotions.from_delta_file(path, names=names)
+    if path.is_dir():
+        targets, reference = _folder_meshes(path, neutral)
+    else:
+        targets, reference = [path], Path(os.fspath(neutral))
+    if names is not None:
+        by_stem = {p.stem: p for p in targets}
+        unknown = [n for n in names if n not in by_stem]
+        if unknown:
+            raise InputError(f"'{path}' has no target mesh named {', '.join(unknown)}.")
+        targets = [by_stem[n] for n in names]
+    return core_emotions.from_target_meshes(targets, reference)
+
+
+# ---------------------------------------------------------------------------- compute (any thread)
+
+_MODELS: dict = {}                  # kind → (stamp, model): the last model of each kind, in memory
+_MODELS_LOCK = threading.Lock()
+
+
+def _stamp(paths) -> tuple:
+    return tuple((str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+
+
+def _model(kind: str, files: list, load: Callable):
+    """The model of ``kind`` read from ``files``; kept until a file changes (size or mtime)."""
+    stamp = _stamp(files)
+    with _MODELS_LOCK:
+        cached = _MODELS.get(kind)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        model = load()
+        _MODELS[kind] = (stamp, model)
+        return model
+
+
+def clear_model_cache() -> None:
+    """Forget the models kept in memory (the on-disk cache of :mod:`.modelfiles` stays)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+def load_models(settings: AnimateSettings) -> tuple:
+    """(DeepSpeech model, VOCA model), read once and kept in memory while the files are unchanged."""
+    pb = modelfiles.resolve_deepspeech(settings.deepspeech_path or None)
+    prefix = modelfiles.resolve_voca(settings.voca_path or None)
+    ds = _model("deepspeech", [pb], lambda: modelfiles.load_deepspeech(pb))
+    files = [prefix.with_name(prefix.name + s) for s in (".index", ".data-00000-of-00001")]
+    return ds, _model("voca", files, lambda: modelfiles.load_voca(prefix))
+
+
+def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResult:
+    """Models → template → (emotion) → engine at 60 fps. Thread-safe; never touches ``bpy``.
+
+    ``progress(fraction, stage)`` is called between steps and inside the engine; raising from it
+    (e.g. :class:`Cancelled`) stops the run.
+    """
+    def report(fraction: float, stage: str) -> None:
+        if progress is not None:
+            progress(fraction, stage)
+
+    report(0.0, "loading models")
+    ds_model, voca_model = load_models(settings)
+    template = meshio.read_mesh(modelfiles.resolve_template(settings.template_path or None))
+    emotion = None
+    if settings.emotion and settings.emotion_source:
+        report(0.08, "loading the emotion")
+        (emotion,) = load_emotions(settings.emotion_source, [settings.emotion], settings.emotion_neutral)
+        core_emotions.validate([emotion], len(template.vertices))
+    report(0.1, "speech features")
+    anim = engine.run(settings.audio_path, ds_model, voca_model, template.vertices, settings.condition,
+                      DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
+    return ComputeResult(anim, template, emotion)
+
+
+class AnimateJob:
+    """:func:`compute` in a daemon worker thread; results only through :attr:`messages`.
+
+    Messages: ``("PROGRESS", fraction, stage)``, then one ``("DONE", ComputeResult)`` or
+    ``("ERROR", exception)`` (a :class:`Cancelled` after :meth:`cancel`). The worker never touches bpy.
+    """
+
+    def __init__(self, settings: AnimateSettings):
+        self.settings = settings
+        self.messages: "queue.Queue" = queue.Queue()
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="voca-animate", daemon=True)
+
+    def start(self) -> "AnimateJob":
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        self._thread.join(timeout)
+
+    def drain(self) -> list:
+        """Every message queued so far (never blocks)."""
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _progress(self, fraction: float, stage: str) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
+        self.messages.put(("PROGRESS", float(fraction), stage))
+
+    def _work(self) -> None:
+        try:
+            result = compute(self.settings, self._progress)
+            if self._cancel.is_set():
+                raise Cancelled("cancelled")
+        except BaseException as exc:        # handed to the main thread, which reports it
+            self.messages.put(("ERROR", exc))
+        else:
+            self.messages.put(("DONE", result))
+
+
+# ---------------------------------------------------------------------------- main thread
+
+def start_frame_of(scene, settings: AnimateSettings) -> int:
+    return int(scene.frame_start if settings.start_frame is None else settings.start_frame)
+
+
+def check_target(scene, obj, settings: AnimateSettings) -> None:
+    """Main thread, before computing: can ``obj`` in ``scene`` take the animation? Changes nothing."""
+    dummy = ShapeKeyAnimation(np.zeros((1, writer.FLAME_VERTICES, 3), np.float32),
+                              np.zeros((writer.FLAME_VERTICES, 3), np.float32), np.zeros((1, 1), np.float32),
+                              DEFAULT_FPS, np.zeros((writer.FLAME_VERTICES, 3), np.float32))
+    writer._validate_write(obj, dummy, start_frame_of(scene, settings), settings.mode, PREFIX)
+    if settings.emotion and settings.emotion_source:      # the key's name must be free or ours
+        blank = np.zeros((len(obj.data.vertices), 3), np.float32)
+        emotion_writer.check_add(obj, [Emotion(settings.emotion, blank, "check")])
+    elif settings.emotion:
+        emotion_writer.check_keyable(obj, settings.emotion, settings.strength)
+
+
+def _plan(scene, obj, result: ComputeResult, settings: AnimateSettings, start: int) -> int:
+    """Validate everything :func:`apply` will do; returns the clip's last scene frame."""
+    anim = result.animation
+    writer._validate_write(obj, anim, start, settings.mode, PREFIX)
+    if not 0 <= start <= writer.MAX_FRAME:
+        raise InputError(f"The start frame {start} is outside 0 … {writer.MAX_FRAME}.")
+    end = start + anim.resampled(writer.scene_fps(scene)).num_frames - 1
+    if end > writer.MAX_FRAME:
+        raise InputError(f"The animation would end after Blender's last frame {writer.MAX_FRAME}; "
+                         "choose an earlier start frame.")
+    _check_audio(settings.audio_path)
+    if settings.emotion:
+        if end <= start:
+            raise InputError("The clip is one frame long at this frame rate; an emotion needs two frames or more.")
+        core_emotions.ease_curve(start, end, settings.ease_frames, settings.strength)
+        if result.emotion is not None:
+            emotion_writer.check_add(obj, [result.emotion])
+            if emotion_writer.key_name(result.emotion.name) not in emotion_writer.emotion_keys(obj).values():
+                return end                  # a new key: nothing on the object can conflict with it
+        emotion_writer.check_keyable(obj, settings.emotion, settings.strength)
+    return end
+
+
+def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> ApplyReport:
+    """Write a computed result onto ``obj`` in ``scene`` (main thread); everything is validated first.
+
+    Raises
+    ------
+    VocaError
+        The scene or object cannot take it (the scene is unchanged then).
+    """
+    start = start_frame_of(scene, settings)
+    end = _plan(scene, obj, result, settings, start)
+    strip = writer.add_sound_strip(scene, settings.audio_path, start)
+    emotion_key = None
+    try:
+        if settings.emotion:            # before the speech keys: a re-run then keeps every key's place
+            if result.emotion is not None:
+                emotion_writer.add_emotion_keys(obj, [result.emotion])
+            emotion_key = emotion_writer.key_emotion(obj, settings.emotion, start, end, settings.ease_frames,
+                                                     settings.strength)
+        written = writer.write_animation(obj, result.animation, scene, start, settings.mode, PREFIX)
+    except BaseException:
+        writer.remove_sound_strips(scene)
+        raise
+    writer.set_frame_range(scene, start, end)
+    return ApplyReport(written, strip.name, emotion_key)
+
+
+def animate(scene, obj, settings: AnimateSettings, progress: Progress = None) -> ApplyReport:
+    """validate → check → compute → apply, synchronously (headless use and the operator's execute)."""
+    validate_settings(settings)
+    check_target(scene, obj, settings)
+    return apply(scene, obj, compute(settings, progress), settings)
+
+
+def target_problem(obj) -> Optional[str]:
+    """Why ``obj`` cannot be animated (reads properties only), or None for a usable FLAME head."""
+    if obj is None:
+        return "Select a FLAME head (5023 vertices) or use Add FLAME head."
+    if obj.type != "MESH":
+        return f"'{obj.name}' is not a mesh; select a FLAME head or use Add FLAME head."
+    count = len(obj.data.vertices)
+    if count != writer.FLAME_VERTICES:
+        return (f"The mesh '{obj.data.name}' has {count} vertices; VOCA needs {writer.FLAME_VERTICES} "
+                "(a FLAME head in FLAME's vertex order) — use Add FLAME head.")
+    if obj.mode == "EDIT":
+        return f"'{obj.name}' is in Edit Mode; switch to Object Mode."
+    return None
+
+
+def ensure_head(context_or_scene, template_path: Optional[str] = None):
+    """A new FLAME head built from the template's arrays (vertex order kept; never Blender's importer).
+
+    Given a context, the head goes to its active collection and becomes the active, only selected
+    object; given a scene, it goes to the scene's master collection. Raises a VocaError for a missing
+    or unreadable template, or one without FLAME's 5023 vertices.
+    """
+    mesh = meshio.read_mesh(modelfiles.resolve_template(template_path or None))
+    if len(mesh.vertices) != writer.FLAME_VERTICES:
+        raise MeshError(f"The template '{mesh.path}' has {len(mesh.vertices)} vertices; VOCA needs "
+                        f"{writer.FLAME_VERTICES} (FLAME's topology). Choose FLAME_sample.ply "
+                        f"({modelfiles.TEMPLATE_URL}).")
+    obj = writer.build_head(HEAD_NAME, mesh.vertices, mesh.faces, context_or_scene.collection)
+    view_layer = getattr(context_or_scene, "view_layer", None)
+    if view_layer is not None:
+        for other in view_layer.objects.selected:
+            other.select_set(False)
+        obj.select_set(True)
+        view_layer.objects.active = obj
+    return obj
+
+
+__all__ = ["AnimateSettings", "ComputeResult", "ApplyReport", "AnimateJob", "Cancelled", "VocaError",
+           "validate_settings", "check_target", "compute", "apply", "animate", "load_emotions",
+           "load_models", "clear_model_cache", "ensure_head", "target_problem", "start_frame_of"]

@@ -1,0 +1,144 @@
+"""The scene's VOCA settings (``scene.voca``) and their translation into :class:`.pipeline.AnimateSettings`.
+
+``scene.voca`` is saved with the .blend file: audio file, speaking style (one VOCASET subject or a blend
+of the eight), emotion and its strength / source, start frame, write mode, plus the progress of a
+running job. :func:`settings_from_scene` is the only place where these properties become core-side
+settings (a frozen dataclass; the core never sees RNA).
+
+``emotion`` is a string with suggestions (the object's emotion keys and the built-in preset names)
+rather than an enum: a dynamic enum stores an index, so its choice would silently change whenever the
+list changes with the active object; a string keeps the name and is checked when animating.
+
+``is_running`` is computed (read-only) from the operators' live jobs, so a file saved during a run never
+reopens "running".
+
+Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package's
+:mod:`.pipeline`, :mod:`.preferences`, :mod:`.emotion_writer`.
+"""
+# No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
+# registered classes, and string annotations would hide names such as module constants from it.
+
+import bpy
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+from ..core.emotions import BUILTIN_PRESETS, NEUTRAL
+from ..core.voca import VOCASET_SUBJECTS
+from . import emotion_writer, preferences, writer
+from .pipeline import AnimateSettings
+
+CONDITION_ITEMS = [(str(i), f"{i} · {subject}", f"Speaking style of VOCASET subject {subject} "
+                    f"(run_voca.py --condition_idx {i})") for i, subject in enumerate(VOCASET_SUBJECTS, 1)]
+DEFAULT_CONDITION = 3               # run_voca.py's default
+MODE_ITEMS = [
+    ("shape_keys", "Shape keys", "50 shape keys + 1 bias key with per-frame curves (light, exact)"),
+    ("per_frame", "Per frame", "One shape key per frame (heavy; the old add-on's layout, short clips only)"),
+]
+STYLE_ITEMS = [
+    ("SINGLE", "One style", "Speak like one VOCASET subject"),
+    ("BLEND", "Blend", "Blend the speaking styles of several subjects"),
+]
+BUILTIN_EMOTIONS = tuple(name for name in BUILTIN_PRESETS if name != NEUTRAL)
+
+_running: set = set()               # session_uid of scenes with a live job (see operators.AnimateRun)
+
+
+def set_running(scene, running: bool) -> None:
+    (_running.add if running else _running.discard)(scene.session_uid)
+
+
+def _get_running(self) -> bool:
+    return self.id_data.session_uid in _running
+
+
+def emotion_suggestions(obj) -> list:
+    """Emotion names to offer for ``obj``: its emotion keys, then the built-in presets not among them."""
+    own = sorted(emotion_writer.emotion_keys(obj))
+    return own + [name for name in BUILTIN_EMOTIONS if name not in own]
+
+
+def _emotion_search(self, context, edit_text):
+    text = edit_text.lower()
+    return [name for name in emotion_suggestions(context.active_object) if text in name.lower()]
+
+
+class VOCA_PG_scene(bpy.types.PropertyGroup):
+    """VOCA settings of a scene (``scene.voca``)."""
+
+    audio_path: StringProperty(name="Audio", subtype="FILE_PATH",
+                               description="Speech recording to animate (WAV; other formats Blender decodes)")
+    style_mode: EnumProperty(name="Style", items=STYLE_ITEMS, default="SINGLE")
+    condition: EnumProperty(name="Speaking style", items=CONDITION_ITEMS, default=str(DEFAULT_CONDITION),
+                            description="Which VOCASET subject's speaking style VOCA imitates")
+    blend_weights: FloatVectorProperty(name="Style weights", size=len(VOCASET_SUBJECTS), min=0.0, max=1.0,
+                                       default=tuple(float(i == DEFAULT_CONDITION)
+                                                     for i in range(1, len(VOCASET_SUBJECTS) + 1)),
+                                       description="Weight of each subject's style (normalised to sum 1)")
+    emotion: StringProperty(name="Emotion", search=_emotion_search, search_options={"SUGGESTION", "SORT"},
+                            description="Emotion keyed over the clip: an emotion key of the head, or a "
+                                        "built-in preset (needs the FLAME model). Empty: none")
+    strength: FloatProperty(name="Intensity", min=0.0, max=emotion_writer.SLIDER_MAX, default=1.0,
+                            description="Peak value of the emotion key")
+    emotion_source: StringProperty(name="Emotion source", subtype="FILE_PATH",
+                                   description="FLAME model .pkl (built-in presets), .npy/.npz offsets, or a "
+                                               "folder of target meshes (with neutral.obj/.ply). Empty: "
+                                               "the FLAME model of the preferences")
+    emotion_neutral: StringProperty(name="Neutral mesh", subtype="FILE_PATH",
+                                    description="The neutral mesh target meshes were sculpted from "
+                                                "(empty: neutral.obj/.ply in the source folder)")
+    ease_frames: IntProperty(name="Ease", min=1, max=1000, default=12,
+                             description="Frames the emotion takes to rise and to fall")
+    use_scene_start: BoolProperty(name="Start at scene start", default=True,
+                                  description="Start the animation and the sound at the scene's first frame")
+    start_frame: IntProperty(name="Start frame", min=0, max=writer.MAX_FRAME, default=1)
+    mode: EnumProperty(name="Write as", items=MODE_ITEMS, default="shape_keys")
+    key_frame_start: IntProperty(name="From", min=0, max=writer.MAX_FRAME, default=1,
+                                 description="First frame of the emotion keyed over a range")
+    key_frame_end: IntProperty(name="To", min=0, max=writer.MAX_FRAME, default=100,
+                               description="Last frame of the emotion keyed over a range")
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
+    progress_stage: StringProperty(name="Stage")
+    is_running: BoolProperty(name="Running", get=_get_running)
+
+    @classmethod
+    def register(cls):
+        bpy.types.Scene.voca = PointerProperty(type=cls)
+
+    @classmethod
+    def unregister(cls):
+        del bpy.types.Scene.voca
+
+
+def _abspath(path: str):
+    return bpy.path.abspath(path) if path else None
+
+
+def condition_of(props):
+    """The speaking style: an int 1..8, or {subject: weight} of the non-zero blend weights."""
+    if props.style_mode == "SINGLE":
+        return int(props.condition)
+    return {i: float(w) for i, w in enumerate(props.blend_weights, 1) if w > 0}
+
+
+def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
+    """The run's settings from ``scene.voca`` and the add-on preferences (``prefs`` may be None).
+
+    The emotion's source: none when ``obj`` already has an emotion key of that name (it is keyed as it
+    is), else ``scene.voca.emotion_source``, else the preferences' FLAME model (built-in presets).
+    """
+    props = scene.voca
+    paths = preferences.model_paths(prefs)
+    emotion = props.emotion.strip() or None
+    source = None
+    if emotion is not None and emotion not in emotion_writer.emotion_keys(obj):
+        source = _abspath(props.emotion_source) or paths["flame_model"]
+    return AnimateSettings(
+        audio_path=_abspath(props.audio_path) or "",
+        voca_path=paths["voca"], deepspeech_path=paths["deepspeech"], template_path=paths["template"],
+        condition=condition_of(props), emotion=emotion, emotion_source=source,
+        strength=float(props.strength), start_frame=None if props.use_scene_start else int(props.start_frame),
+        mode=props.mode, ease_frames=int(props.ease_frames), emotion_neutral=_abspath(props.emotion_neutral))
+
+
+__all__ = ["VOCA_PG_scene", "settings_from_scene", "condition_of", "emotion_suggestions", "set_running",
+           "CONDITION_ITEMS"]
