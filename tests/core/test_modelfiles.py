@@ -21,6 +21,9 @@ def test_modelfiles_default_folder_from_environment(tmp_path, monkeypatch, voca_
     monkeypatch.setenv("VOCA_MODEL_DIR", str(tmp_path))
     with pytest.raises(ModelFileError, match="VOCA_MODEL_DIR"):
         modelfiles.resolve_deepspeech()
+    monkeypatch.setenv("VOCA_MODEL_DIR", str(tmp_path / "not-made-yet"))   # a folder that does not exist
+    with pytest.raises(ModelFileError, match="not-made-yet/gstep_52280.model.index"):
+        modelfiles.resolve_voca()
 
 
 def test_modelfiles_cache_is_keyed_by_content_and_memory_mapped(ds_small_pb, tmp_path):

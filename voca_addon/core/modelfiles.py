@@ -65,8 +65,8 @@ def _missing(what: str, expected: Path, url: str, hint: str) -> ModelFileError:
 def resolve_voca(path: Optional[os.PathLike] = None) -> Path:
     """The checkpoint prefix (``.../gstep_52280.model``) from a prefix, a file of it, or a folder."""
     p = Path(path).expanduser() if path else model_dir()
-    if p.is_dir():
-        indexes = sorted(p.glob("*.model.index")) or sorted(p.glob("*.index"))
+    if p.is_dir() or not path:
+        indexes = (sorted(p.glob("*.model.index")) or sorted(p.glob("*.index"))) if p.is_dir() else []
         p = indexes[0] if indexes else p / VOCA_PREFIX_NAME
     name = p.name
     for suffix in (".index", ".meta", ".data-00000-of-00001"):
