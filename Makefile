@@ -40,3 +40,9 @@ clean:
 .PHONY: extension
 extension: venv
 	$(PY) tools/build_extension.py
+
+# The user guide's pictures (docs/images/*.png), rendered headless with the add-on's own code from the
+# reference data in ../shared/data (see tools/render_docs.py).
+.PHONY: docs-images
+docs-images: venv
+	$(PY) tools/render_docs.py --out docs/images

@@ -8,7 +8,7 @@ To add a class: append it to :data:`CLASSES` in dependency order (a PropertyGrou
 whose properties point to it); it is registered in that order and unregistered in reverse.
 """
 
-from . import emotion_operators, operators, panel, preferences, properties  # these import bpy
+from . import emotion_operators, operators, panel, preferences, properties, sequence_io  # these import bpy
 
 CLASSES: tuple = (      # bpy classes to register, in order
     properties.VOCA_PG_scene,                   # registers Scene.voca in its register() classmethod
@@ -16,6 +16,7 @@ CLASSES: tuple = (      # bpy classes to register, in order
     preferences.VOCA_OT_check_model_files,
     *operators.CLASSES,
     *emotion_operators.CLASSES,
+    *sequence_io.CLASSES,
     *panel.CLASSES,                             # parent panel before its sub-panels
 )
 
@@ -32,11 +33,15 @@ def register() -> None:
         for cls in reversed(done):
             bpy.utils.unregister_class(cls)
         raise
+    bpy.types.TOPBAR_MT_file_import.append(sequence_io.menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(sequence_io.menu_export)
 
 
 def unregister() -> None:
     """Unregister :data:`CLASSES` in reverse order (those not registered are skipped)."""
     import bpy
+    bpy.types.TOPBAR_MT_file_import.remove(sequence_io.menu_import)
+    bpy.types.TOPBAR_MT_file_export.remove(sequence_io.menu_export)
     for cls in reversed(CLASSES):
         if getattr(cls, "is_registered", True):
             bpy.utils.unregister_class(cls)

@@ -1,0 +1,252 @@
+"""The headless entry, run as a user runs it: ``python -m voca_addon <command>`` and ``python
+voca_addon/headless.py -- <command>`` (the argument path of ``blender -b -P headless.py -- ...``, which needs
+a Blender binary this environment does not have) in subprocesses with the bpy module; the scenes they save
+are reopened here and checked on the EVALUATED mesh."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from tests.blender.conftest import evaluated_vertices  # noqa: E402
+from tests.blender.test_render import tracks  # noqa: E402
+from tests.core.test_isolation import BLOCKER  # noqa: E402
+from voca_addon import headless  # noqa: E402
+from voca_addon.core import engine, exporters, meshio, modelfiles  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TOLERANCE = 1e-6            # metres: 1 µm
+
+
+def run(*args, script=False, cache, blocked=False):
+    """``python -m voca_addon ARGS`` (or ``python voca_addon/headless.py -- ARGS``) in a fresh process."""
+    args = [str(a) for a in args]
+    if script:
+        command = [sys.executable, str(ROOT / "voca_addon" / "headless.py"), "--", *args]
+    elif blocked:
+        code = BLOCKER + "import runpy, sys; sys.argv = ['voca_addon'] + sys.argv[1:]; " \
+                         "runpy.run_module('voca_addon', run_name='__main__')"
+        command = [sys.executable, "-c", code, *args]
+    else:
+        command = [sys.executable, "-m", "voca_addon", *args]
+    env = dict(os.environ, VOCA_CACHE_DIR=str(cache), VOCA_MODEL_DIR=str(cache / "no-models"))
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(command, cwd=ROOT if not script else cache, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stdout[-2000:], result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def m(voca_ckpt, ds_small_pb, shared_data, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("headless-cache")
+    return dict(voca=voca_ckpt, ds=ds_small_pb, template=shared_data / "flame" / "FLAME_sample.ply",
+                wav=shared_data / "audio" / "test.wav", cache=cache, data=shared_data,
+                npz=shared_data / "voca_official" / "output_test_sentence_cond3.npz")
+
+
+def animate_args(m, out, *extra, wav=None):
+    return ["animate", wav or m["wav"], "--voca", m["voca"], "--deepspeech", m["ds"], "--template",
+            m["template"], "--out", out, *extra]
+
+
+@pytest.fixture(scope="module")
+def engine_output(m):
+    ds = modelfiles.load_deepspeech(m["ds"], m["cache"])
+    model = modelfiles.load_voca(m["voca"], m["cache"])
+    template = meshio.read_mesh(m["template"]).vertices
+    return engine.run(str(m["wav"]), ds, model, template, 3, 60.0)
+
+
+def open_blend(path):
+    bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+    scene = bpy.context.scene
+    (head,) = [o for o in scene.objects if o.type == "MESH"]
+    return scene, head
+
+
+def sound_strips(scene):
+    return [s for s in scene.sequence_editor.strips if s.type == "SOUND"] if scene.sequence_editor else []
+
+
+def test_headless_animate_module_form_saves_the_animation(m, engine_output, tmp_path):
+    out = tmp_path / "scene.blend"
+    result = run(*animate_args(m, out), cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stdout and [p.name for p in tmp_path.iterdir()] == ["scene.blend"]
+    scene, head = open_blend(out)
+    assert scene.render.fps / scene.render.fps_base == 60.0
+    assert (scene.frame_start, scene.frame_end) == (1, engine_output.num_frames)
+    (strip,) = sound_strips(scene)
+    assert strip.frame_final_start == 1 and Path(bpy.path.abspath(strip.sound.filepath)).resolve() == m["wav"].resolve()
+    for frame in (0, 1, 100, engine_output.num_frames - 1):
+        expected = engine_output.vertices([frame])[0]
+        error = np.abs(evaluated_vertices(head, scene, frame + 1) - expected).max()
+        assert error <= TOLERANCE, f"frame {frame}: {error:.3g} m"
+
+
+def test_headless_animate_script_form_with_fps_start_and_render(m, engine_output, tmp_path):
+    out, video = tmp_path / "scene.blend", tmp_path / "clip.mp4"
+    result = run(*animate_args(m, out, "--fps", 30, "--start-frame", 10, "--render", video, "--frames",
+                               "10-15", "--resolution", "96x72"), script=True, cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    assert tracks(video) == [(b"vide", b"avc1"), (b"soun", b"mp4a")]
+    scene, head = open_blend(out)
+    expected = engine_output.resampled(30.0)
+    assert scene.render.fps == 30 and (scene.frame_start, scene.frame_end) == (10, 9 + expected.num_frames)
+    assert scene.camera is not None and scene.camera.get("voca_owned")     # framed before saving
+    for frame in (0, 37, expected.num_frames - 1):
+        error = np.abs(evaluated_vertices(head, scene, 10 + frame) - expected.vertices([frame])[0]).max()
+        assert error <= TOLERANCE
+
+
+def test_headless_animate_into_an_opened_scene_reuses_its_head(m, tmp_path):
+    first, second = tmp_path / "a.blend", tmp_path / "b.blend"
+    assert run(*animate_args(m, first), cache=m["cache"]).returncode == 0
+    result = run(*animate_args(m, second, "--scene", first, "--style", "1:0.5,4:0.5"), cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    scene, head = open_blend(second)                      # one head, one strip: the re-run replaced
+    assert len(sound_strips(scene)) == 1 and scene.render.fps == 60
+
+
+def test_headless_animate_with_emotion(m, tmp_path):
+    out = tmp_path / "e.blend"
+    result = run(*animate_args(m, out, "--emotion", "happy", "--emotion-source",
+                               m["data"] / "emotions" / "seed_emotion_offsets.npz", "--strength", "0.5"),
+                 cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    scene, head = open_blend(out)
+    names = [k.name for k in head.data.shape_keys.key_blocks]
+    assert any("happy" in n for n in names), names
+
+
+@pytest.mark.parametrize("case", ["voca", "deepspeech", "audio-missing", "audio-garbage", "out-folder",
+                                  "template", "scene", "render-folder", "resolution", "suffix"])
+def test_headless_animate_refuses_bad_inputs(m, tmp_path, case):
+    out = tmp_path / "out.blend"
+    garbage = tmp_path / "noise.wav"
+    garbage.write_bytes(b"this is not audio" * 100)
+    tri = tmp_path / "tri.obj"
+    tri.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    args = animate_args(m, out)
+    expect = {
+        "voca": (lambda a: a[:3] + [tmp_path / "nothing.model"] + a[4:], "VOCA checkpoint"),
+        "deepspeech": (lambda a: a[:5] + [tmp_path / "output_graph.pb"] + a[6:], "output_graph.pb"),
+        "audio-missing": (lambda a: [a[0], tmp_path / "none.wav"] + a[2:], "none.wav"),
+        "audio-garbage": (lambda a: [a[0], garbage] + a[2:], "noise.wav"),
+        "out-folder": (lambda a: a[:-1] + [tmp_path / "missing" / "out.blend"], "does not exist"),
+        "template": (lambda a: a[:7] + [tri] + a[8:], "5023"),
+        "scene": (lambda a: a + ["--scene", tri], "not a .blend"),
+        "render-folder": (lambda a: a + ["--render", tmp_path / "no" / "v.mp4"], "does not exist"),
+        "resolution": (lambda a: a + ["--render", tmp_path / "v.mp4", "--resolution", "321x240"], "even"),
+        "suffix": (lambda a: a[:-1] + [tmp_path / "out.txt"], ".blend"),
+    }[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_user_error(run(*expect[0](args), cache=m["cache"]), expect[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == before            # nothing written
+
+
+def test_headless_script_form_reports_errors_the_same_way(m, tmp_path):
+    result = run(*animate_args(m, tmp_path / "missing" / "x.blend"), script=True, cache=m["cache"])
+    assert_user_error(result, "does not exist")
+
+
+def test_headless_without_bpy_says_how_to_run_it(m, tmp_path):
+    result = run(*animate_args(m, tmp_path / "x.blend"), blocked=True, cache=m["cache"])
+    assert_user_error(result, "needs Blender", "blender -b -P", "headless.py", "pip install bpy==5.0.1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_headless_script_args_take_what_follows_the_double_dash():
+    blender = ["blender", "-b", "in.blend", "-P", "headless.py", "--", "export-pc2", "x.blend", "--out", "a.pc2"]
+    assert headless.script_args(blender) == ["export-pc2", "x.blend", "--out", "a.pc2"]
+    assert headless.script_args(["headless.py", "animate", "a.wav"]) == ["animate", "a.wav"]
+    args = headless.build_parser().parse_args(headless.script_args(blender))
+    assert (args.command, args.blend, args.out, args.object) == ("export-pc2", "x.blend", "a.pc2", None)
+
+
+@pytest.fixture(scope="module")
+def imported_blend(m, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seq") / "seq.blend"
+    result = run("import-sequence", m["npz"], "--template", m["template"], "--audio",
+                 m["data"] / "audio" / "test_sentence.wav", "--out", out, cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_headless_import_sequence_reproduces_the_official_output(m, imported_blend):
+    scene, head = open_blend(imported_blend)
+    vertices = np.load(m["npz"])["vertices"]
+    assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 306, 60)
+    assert len(head.data.shape_keys.key_blocks) - 1 <= 51 and len(sound_strips(scene)) == 1
+    for frame in (1, 150, 306):
+        assert np.abs(evaluated_vertices(head, scene, frame) - vertices[frame - 1]).max() <= TOLERANCE
+
+
+def test_headless_export_pc2_and_obj(m, imported_blend, tmp_path):
+    vertices = np.load(m["npz"])["vertices"]
+    result = run("export-pc2", imported_blend, "--out", tmp_path / "a.pc2", cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    frames, start, rate = exporters.read_pc2(tmp_path / "a.pc2")
+    assert (start, rate) == (1.0, 1.0) and np.abs(frames - vertices).max() <= TOLERANCE
+    result = run("export-obj", imported_blend, "--out", tmp_path / "objs", "--object", "FLAME head", cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "objs").iterdir())
+    assert len(files) == 306
+    assert np.abs(meshio.read_mesh(files[99]).vertices - vertices[99]).max() <= TOLERANCE + 5e-7
+
+
+@pytest.mark.parametrize("case", ["missing-blend", "object", "pc2-folder", "pc2-suffix", "obj-folder"])
+def test_headless_exports_refuse_bad_inputs(m, imported_blend, tmp_path, case):
+    args = {"missing-blend": (["export-pc2", tmp_path / "none.blend", "--out", tmp_path / "a.pc2"], "none.blend"),
+            "object": (["export-pc2", imported_blend, "--out", tmp_path / "a.pc2", "--object", "Nope"], "Nope"),
+            "pc2-folder": (["export-pc2", imported_blend, "--out", tmp_path / "x" / "a.pc2"], "does not exist"),
+            "pc2-suffix": (["export-pc2", imported_blend, "--out", tmp_path / "a.mdd"], ".pc2"),
+            "obj-folder": (["export-obj", imported_blend, "--out", tmp_path / "x" / "objs"], "does not exist"),
+            }[case]
+    assert_user_error(run(*args[0], cache=m["cache"]), args[1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_headless_import_sequence_refuses_bad_inputs(m, tmp_path):
+    tri = tmp_path / "tri.obj"
+    tri.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    assert_user_error(run("import-sequence", m["npz"], "--template", tri, "--out", tmp_path / "s.blend",
+                          cache=m["cache"]), "5023")
+    assert_user_error(run("import-sequence", tmp_path / "none.npz", "--template", m["template"], "--out",
+                          tmp_path / "s.blend", cache=m["cache"]), "none.npz")
+    assert_user_error(run("import-sequence", m["npz"], "--template", m["template"], "--audio", tri, "--out",
+                          tmp_path / "s.blend", cache=m["cache"]), "audio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tri.obj"]
+
+
+def test_headless_animate_chooses_among_several_heads_by_name(m, flame, tmp_path):
+    from voca_addon.blender import writer
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    for name in ("Left", "Right"):
+        writer.build_head(name, flame.vertices, flame.faces, scene.collection)
+    bpy.context.view_layer.objects.active = None
+    two = tmp_path / "two.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(two))
+    out = tmp_path / "out.blend"
+    assert_user_error(run(*animate_args(m, out, "--scene", two), cache=m["cache"]), "--object", "Left, Right")
+    assert_user_error(run(*animate_args(m, out, "--scene", two, "--object", "Nope"), cache=m["cache"]), "Nope")
+    assert not out.exists()
+    result = run(*animate_args(m, out, "--scene", two, "--object", "Right"), cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out), load_ui=False)
+    keys = {o.name: o.data.shape_keys for o in bpy.context.scene.objects}
+    assert keys["Left"] is None and len(keys["Right"].key_blocks) == 52      # Basis + 50 + bias

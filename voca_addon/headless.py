@@ -1,0 +1,352 @@
+"""Batch jobs in Blender without its window: animate, render, import and export sequences.
+
+One entry, two ways to run it (the same argument parser and the same code path behind both)::
+
+    blender -b [scene.blend] -P voca_addon/headless.py -- animate speech.wav --out scene.blend ...
+    python -m voca_addon animate speech.wav --out scene.blend ...      # with the bpy module installed
+
+(also ``python voca_addon/headless.py -- animate ...`` with a Python that has ``bpy``). Run as a script,
+the file puts its package's parent folder on ``sys.path`` and imports the package from there, so it works
+from a repository checkout and from an installed extension folder alike; arguments are those after
+``--`` (Blender keeps its own before it).
+
+Commands:
+
+* ``animate AUDIO`` — open ``--scene IN.blend`` (or the file Blender opened, or an empty scene), pick the
+  head (``--object``, else the active or only 5023-vertex mesh, else a new one from ``--template``), run
+  :func:`voca_addon.blender.pipeline.animate`, save ``--out`` atomically, and optionally render
+  ``--render out.mp4`` (:func:`voca_addon.blender.render.render_video`).
+* ``import-sequence SOURCE`` — a folder of per-frame OBJ/PLY, a ``.npy`` or a ``.npz`` → shape keys on a
+  new head (+ ``--audio``) in an empty scene at the sequence's rate, saved to ``--out``.
+* ``export-pc2 SCENE.blend`` / ``export-obj SCENE.blend`` — the head's frames over the scene range.
+
+Errors a user can cause (missing files, unreadable audio, missing output folder, a wrong template...)
+print one line ``error: ...`` on stderr and exit with status 2, in both ways of running, with nothing
+written: every argument is checked before Blender is touched, and files are written under a temporary
+name and renamed into place only when complete.
+
+Contract: importing this module imports neither ``bpy`` nor numpy (``python -m voca_addon --help`` stays
+instant, and the CLI works without Blender); ``bpy`` is imported when a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from typing import List, Optional
+
+if __package__:
+    from .core.errors import InputError, VocaError
+else:                                      # run as a script: the bootstrap at the bottom takes over
+    InputError = VocaError = None
+
+EXIT_USER_ERROR = 2
+DEFAULT_FPS = 60.0                         # a new scene's rate: VOCA's
+COMMANDS = ("animate", "import-sequence", "export-pc2", "export-obj")
+
+
+# ---------------------------------------------------------------------------- arguments
+
+def add_commands(sub) -> None:
+    """Add the Blender commands to an ``add_subparsers`` object (used here and by :mod:`voca_addon.cli`)."""
+    a = sub.add_parser("animate", help="audio → VOCA animation on a FLAME head in a .blend (needs Blender)")
+    a.add_argument("audio")
+    a.add_argument("--voca", metavar="PREFIX", help="VOCA checkpoint prefix or folder")
+    a.add_argument("--deepspeech", metavar="PB", help="DeepSpeech v0.1.0 output_graph.pb")
+    a.add_argument("--template", metavar="MESH", help="FLAME template .ply/.obj for a new head")
+    style = a.add_mutually_exclusive_group()
+    style.add_argument("--condition", type=int, default=3, help="speaking style 1..8 (default 3)")
+    style.add_argument("--style", help="blend of styles, e.g. 1:0.5,4:0.5")
+    a.add_argument("--emotion", help="emotion name to add (e.g. happy)")
+    a.add_argument("--emotion-source", metavar="PATH", help="FLAME model .pkl, delta .npy/.npz or preset JSON")
+    a.add_argument("--emotion-neutral", metavar="MESH", help="neutral mesh of sculpted emotion targets")
+    a.add_argument("--strength", type=float, default=1.0, help="emotion strength 0..2 (default 1)")
+    a.add_argument("--fps", type=float, help="scene frame rate (default: the opened scene's, else 60)")
+    a.add_argument("--start-frame", type=int, help="first frame of the animation (default: scene start)")
+    a.add_argument("--mode", choices=("shape_keys", "per_frame"), default="shape_keys")
+    a.add_argument("--scene", metavar="IN.blend", help="scene to open (default: an empty scene)")
+    a.add_argument("--object", metavar="NAME", help="the head to animate (default: the active or only "
+                   "5023-vertex mesh, else a new head from --template)")
+    a.add_argument("--out", required=True, metavar="OUT.blend", help="where to save the scene")
+    _add_render_args(a)
+    i = sub.add_parser("import-sequence", help="mesh sequence → shape keys in a .blend (needs Blender)")
+    i.add_argument("source", help="folder of per-frame .obj/.ply, a .npy [F,V,3] or a .npz with 'vertices'")
+    i.add_argument("--template", metavar="MESH", help="the sequence's neutral mesh (FLAME_sample.ply)")
+    i.add_argument("--audio", metavar="WAV", help="sound to add at the first frame")
+    i.add_argument("--fps", type=float, help="the sequence's frame rate (default: the .npz's, else 60)")
+    i.add_argument("--out", required=True, metavar="OUT.blend")
+    for name, what in (("export-pc2", "F.pc2"), ("export-obj", "FOLDER")):
+        e = sub.add_parser(name, help=f"a .blend's animated head → {what} (needs Blender)")
+        e.add_argument("blend", metavar="SCENE.blend")
+        e.add_argument("--out", required=True, metavar=what)
+        e.add_argument("--object", metavar="NAME", help="the head (default: the active or only animated mesh)")
+        if name == "export-obj":
+            e.add_argument("--overwrite", action="store_true", help="replace an earlier export in FOLDER")
+
+
+def _add_render_args(p) -> None:
+    p.add_argument("--render", metavar="OUT.mp4", help="also render an H.264/AAC video")
+    p.add_argument("--frames", metavar="A-B", help="frames to render (default: the animation's)")
+    p.add_argument("--engine", default="WORKBENCH", type=str.upper, choices=("WORKBENCH", "CYCLES"))
+    p.add_argument("--resolution", default="320x240", metavar="WxH")
+
+
+def build_parser(prog: str = "blender -b -P headless.py --") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+# ---------------------------------------------------------------------------- checks (no Blender)
+
+def _existing(path: Optional[str], what: str) -> Optional[str]:
+    if path is not None and not os.path.exists(path):
+        raise InputError(f"{what} '{path}' was not found. Check the path.")
+    return None if path is None else os.path.abspath(path)
+
+
+def _out_file(path: str, suffix: str) -> str:
+    path = os.path.abspath(path)
+    if not path.lower().endswith(suffix):
+        raise InputError(f"'{path}' must end in {suffix}.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write '{path}': the folder '{folder}' does not exist. Create it first.")
+    return path
+
+
+def _positive_fps(fps: Optional[float]) -> None:
+    if fps is not None and not (0 < fps <= 1000):
+        raise InputError(f"--fps must be a frame rate above 0 and at most 1000, got {fps:g}.")
+
+
+def _check_render_args(args) -> None:
+    """Parse --frames / --resolution in place; check --render's folder."""
+    from .blender.render import check_video_settings, parse_frames, parse_resolution   # needs bpy
+    args.render = _out_file(args.render, ".mp4") if args.render else None
+    args.frames = parse_frames(args.frames) if args.frames else None
+    args.resolution = parse_resolution(args.resolution)
+    if args.render:
+        check_video_settings(args.render, args.engine, args.resolution)
+    if args.frames and not 0 <= args.frames[0] <= args.frames[1]:
+        raise InputError(f"--frames {args.frames[0]}-{args.frames[1]}: the first frame must be ≥ 0 and "
+                         "not after the last.")
+
+
+def _import_bpy(command: str):
+    try:
+        import bpy
+    except ImportError:
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "headless.py")
+        raise InputError(f"the {command} command needs Blender: run it with `blender -b -P {script} -- "
+                         f"{command} ...` or install the bpy module (pip install bpy==5.0.1)") from None
+    return bpy
+
+
+# ---------------------------------------------------------------------------- Blender helpers
+
+def _bpy_call(what: str, operator, **kwargs) -> None:
+    """Run a bpy operator; its RuntimeError becomes a one-line user error."""
+    try:
+        result = operator(**kwargs)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).replace("Error:", "").split())
+        raise InputError(f"{what}: {detail}") from None
+    if "FINISHED" not in result:
+        raise InputError(f"{what}: Blender cancelled the operation.")
+
+
+def _open_scene(bpy, blend: Optional[str]):
+    """Open ``blend``; else keep the file Blender was started with; else an empty scene."""
+    if blend:
+        if not blend.lower().endswith(".blend") or not os.path.isfile(blend):
+            raise InputError(f"'{blend}' is not a .blend file. Choose a scene saved by Blender.")
+        _bpy_call(f"cannot open '{blend}'", bpy.ops.wm.open_mainfile, filepath=blend, load_ui=False)
+        return bpy.context.scene, False
+    if bpy.data.filepath:
+        return bpy.context.scene, False
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene, True
+
+
+def set_scene_fps(scene, fps: float) -> None:
+    """``scene.render.fps`` / ``fps_base`` for any rate (29.97 → 30 / 1.001)."""
+    whole = max(1, int(round(fps)))
+    scene.render.fps, scene.render.fps_base = whole, whole / float(fps)
+
+
+def save_blend(bpy, path: str) -> None:
+    """Save the open file as a copy at ``path``, atomically (temporary name in the folder, then rename)."""
+    handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".blend",
+                                    dir=os.path.dirname(path))
+    os.close(handle)
+    try:
+        _bpy_call(f"cannot save '{path}'", bpy.ops.wm.save_as_mainfile, filepath=temp, copy=True,
+                  check_existing=False)
+        os.replace(temp, path)
+    finally:
+        for leftover in (temp, temp + "1"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+def _print_progress():
+    last = {"stage": None}
+
+    def progress(fraction: float, stage: str) -> None:
+        if stage != last["stage"]:
+            last["stage"] = stage
+            print(f"[{fraction:4.0%}] {stage}", flush=True)
+    return progress
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_animate(args) -> None:
+    from .cli import parse_style
+    args.out = _out_file(args.out, ".blend")
+    audio = _existing(args.audio, "Audio file")
+    scene_in = _existing(args.scene, "Scene")
+    _positive_fps(args.fps)
+    condition = parse_style(args.style) if args.style else args.condition
+    bpy = _import_bpy("animate")
+    _check_render_args(args)
+    from .blender import pipeline, render
+    settings = pipeline.AnimateSettings(
+        audio_path=audio, voca_path=args.voca, deepspeech_path=args.deepspeech, template_path=args.template,
+        condition=condition, emotion=args.emotion, emotion_source=args.emotion_source,
+        strength=args.strength, start_frame=args.start_frame, mode=args.mode,
+        emotion_neutral=_existing(args.emotion_neutral, "Neutral mesh"))
+    pipeline.validate_settings(settings)
+    scene, new = _open_scene(bpy, scene_in)
+    if args.fps or new:
+        set_scene_fps(scene, args.fps or DEFAULT_FPS)
+    head = find_or_add_head(bpy, scene, args.template, args.object)
+    report = pipeline.animate(scene, head, settings, progress=_print_progress())
+    if args.render:
+        render.frame_head(scene, *args.resolution, target=head)     # the saved scene gets the camera too
+    save_blend(bpy, args.out)
+    print(f"wrote {args.out}: head '{head.name}', {report.summary()}")
+    if args.render:
+        _render(scene, args, head)
+
+
+def find_or_add_head(bpy, scene, template, name: Optional[str] = None):
+    """The head named ``name``; else the active usable FLAME head, else the scene's only one, else a new
+    head from the template. Several heads and none active: the user must name one."""
+    from .blender import pipeline
+    if name:
+        obj = scene.objects.get(name)
+        problem = pipeline.target_problem(obj) if obj is not None else f"The scene has no object '{name}'."
+        if problem:
+            raise InputError(problem)
+        return obj
+    active = bpy.context.view_layer.objects.active if bpy.context.scene == scene else None
+    if active is not None and pipeline.target_problem(active) is None:
+        return active
+    heads = [o for o in scene.objects if pipeline.target_problem(o) is None]
+    if len(heads) > 1:
+        raise InputError(f"The scene has {len(heads)} FLAME heads ({', '.join(o.name for o in heads)}) and "
+                         "none is active; choose one with --object NAME.")
+    return heads[0] if heads else pipeline.ensure_head(bpy.context, template)
+
+
+def _render(scene, args, head) -> None:
+    from .blender import render
+    result = render.render_video(scene, args.render, frames=args.frames, engine=args.engine,
+                                 resolution=args.resolution, target=head)
+    print(f"wrote {result.path}: frames {result.frames[0]}-{result.frames[1]}, {result.seconds:.1f} s "
+          f"({result.seconds_per_frame:.2f} s/frame), {result.bytes} bytes, "
+          f"audio {'yes' if result.has_audio else 'no'}")
+
+
+def _sequence_fps(source: str) -> Optional[float]:
+    """The ``fps`` stored in a ``.npz`` sequence, or None (read without loading the frames)."""
+    if not source.lower().endswith(".npz") or not os.path.isfile(source):
+        return None
+    import numpy as np
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            return float(archive["fps"]) if "fps" in archive.files else None
+    except (OSError, ValueError):
+        return None                    # the importer reports the unreadable file
+
+
+def cmd_import_sequence(args) -> None:
+    args.out = _out_file(args.out, ".blend")
+    source = _existing(args.source, "Sequence")
+    audio = _existing(args.audio, "Audio file")
+    _positive_fps(args.fps)
+    bpy = _import_bpy("import-sequence")
+    from .blender import sequence_io
+    from .core import modelfiles
+    template = modelfiles.resolve_template(args.template)
+    fps = args.fps or _sequence_fps(source) or DEFAULT_FPS
+    scene, _ = _open_scene(bpy, None)
+    set_scene_fps(scene, fps)
+    report = sequence_io.import_sequence(scene, source, template, audio, fps=fps)
+    save_blend(bpy, args.out)
+    print(f"wrote {args.out}: {report.frames_read} frames as {report.rank} shape keys on "
+          f"'{report.obj.name}', frames {scene.frame_start}-{scene.frame_end} at {fps:g} fps")
+
+
+def cmd_export(args) -> None:
+    blend = _existing(args.blend, "Scene")
+    if args.command == "export-pc2":
+        out = _out_file(args.out, ".pc2")
+    else:
+        out = os.path.abspath(args.out)
+        if not os.path.isdir(os.path.dirname(out)):
+            raise InputError(f"cannot write into '{out}': the folder '{os.path.dirname(out)}' does not exist.")
+    bpy = _import_bpy(args.command)
+    from .blender import sequence_io
+    scene, _ = _open_scene(bpy, blend)
+    head = sequence_io.find_head(scene, args.object)
+    if args.command == "export-pc2":
+        sequence_io.export_pc2(scene, head, out)
+        print(f"wrote {out}: '{head.name}', frames {scene.frame_start}-{scene.frame_end}")
+    else:
+        files = sequence_io.export_obj_sequence(scene, head, out, overwrite=args.overwrite)
+        print(f"wrote {len(files)} OBJ files to {out}")
+
+
+HANDLERS = {"animate": cmd_animate, "import-sequence": cmd_import_sequence,
+            "export-pc2": cmd_export, "export-obj": cmd_export}
+
+
+def run(args) -> None:
+    """Run a parsed command; user errors raise :class:`VocaError` (the caller prints them)."""
+    HANDLERS[args.command](args)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv`` (default: the arguments after ``--``) and run; returns the exit status."""
+    args = build_parser().parse_args(script_args(sys.argv) if argv is None else argv)
+    try:
+        run(args)
+    except (VocaError, OSError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def script_args(argv: List[str]) -> List[str]:
+    """The script's own arguments: those after the first ``--`` (Blender's form), else all but argv[0]."""
+    return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+
+
+def _bootstrap() -> int:
+    """Run as a script: import this file's package from its parent folder and call its ``main``."""
+    import importlib
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.dirname(package_dir))
+    module = importlib.import_module(os.path.basename(package_dir) + ".headless")
+    return module.main()
+
+
+if __name__ == "__main__":
+    sys.exit(_bootstrap())
