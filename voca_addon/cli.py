@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-tf", action="store_true", help="skip the TensorFlow reference timings")
     b.add_argument("--work", metavar="DIR", help="where to build the random-weight models")
     b.add_argument("--no-blender", action="store_true", help="skip the Blender writing figures")
+    _add_train_parser(sub)
+    from . import headless              # the Blender commands (argparse only; bpy is imported on run)
+    headless.add_commands(sub)
     return parser
 
 
@@ -107,7 +110,51 @@ def _cmd_bench(args) -> None:
                blender=not args.no_blender)
 
 
+def _add_train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train VOCA on VOCA-format data (TensorFlow 2, repository checkout only)")
+    t.add_argument("--config", metavar="CFG", help="training config .ini (default: VOCA's settings; see "
+                   "voca_training/configs/)")
+    t.add_argument("--data", required=True, metavar="DIR", help="folder with data_verts.npy, "
+                   "raw_audio_fitted.pkl (or audio/), templates.pkl, subj_seq_to_idx.pkl")
+    t.add_argument("--deepspeech", metavar="PB", help="DeepSpeech v0.1.0 output_graph.pb "
+                   "(default: $VOCA_MODEL_DIR or ~/voca_models/output_graph.pb)")
+    t.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoints, log and config")
+    t.add_argument("--steps", type=int, help="train this many more steps (default: up to epoch_num epochs)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--init", metavar="PREFIX", help="start from this checkpoint's weights (e.g. the official "
+                   "gstep_52280.model) with a fresh optimizer")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--cache", metavar="DIR", help="model and feature cache folder (default ~/.cache/voca_addon)")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads for TensorFlow (default: all)")
+
+
+def _cmd_train(args) -> None:
+    """Training lives in the top-level package ``voca_training`` (never in the extension) and needs TF 2."""
+    import importlib.util
+    try:
+        from voca_training import train as training  # imports TensorFlow only after the input checks
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "voca_training":
+            raise
+        raise InputError("training needs the 'voca_training' package of the repository: run "
+                         "'python -m voca_addon train' from a clone of the project (it is not part of the "
+                         "Blender extension)") from None
+    if importlib.util.find_spec("tensorflow") is None:
+        raise InputError("training needs TensorFlow 2, which is not installed: pip install tensorflow "
+                         "(the add-on itself never needs it)")
+    training.train(args.data, args.deepspeech, args.out, config=args.config, steps=args.steps, init=args.init,
+                   resume=args.resume, cache=args.cache, threads=args.threads)
+
+
+def _cmd_blender(args) -> None:
+    """animate / import-sequence / export-pc2 / export-obj: see :mod:`voca_addon.headless`."""
+    from . import headless
+    headless.run(args)
+
+
 COMMANDS = {"features": _cmd_features, "infer": _cmd_infer, "bench": _cmd_bench}
+COMMANDS.update({name: _cmd_blender for name in ("animate", "import-sequence", "export-pc2", "export-obj")})
+COMMANDS["train"] = _cmd_train
 
 
 def main(argv: Optional[List[str]] = None) -> int:
