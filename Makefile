@@ -24,11 +24,13 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -q -m "not fullsize" tests
 
-# The main job: animate AUDIO with the user's model files (see docs/models.md).
+# The main job: animate AUDIO with the user's model files (see docs/models.md) into a Blender scene and
+# render it with its sound: out/demo.blend + out/demo.mp4.
+MODEL_ARGS = $(if $(MODELS),--voca "$(MODELS)" --deepspeech "$(MODELS)/output_graph.pb" --template "$(MODELS)/FLAME_sample.ply")
 demo: venv
 	@test -n "$(AUDIO)" || { echo "usage: make demo AUDIO=speech.wav [MODELS=folder]" >&2; exit 2; }
 	@mkdir -p $(OUT)
-	$(PY) -m voca_addon infer "$(AUDIO)" $(if $(MODELS),--voca "$(MODELS)" --deepspeech "$(MODELS)/output_graph.pb" --template "$(MODELS)/FLAME_sample.ply") --out $(OUT)/demo.npz
+	$(PY) -m voca_addon animate "$(AUDIO)" $(MODEL_ARGS) --out $(OUT)/demo.blend --render $(OUT)/demo.mp4
 
 bench: venv
 	$(PY) -m voca_addon bench
