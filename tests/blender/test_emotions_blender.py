@@ -8,7 +8,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import voca_addon  # noqa: E402
-from voca_addon.blender import emotion_writer, pipeline, writer  # noqa: E402
+from voca_addon.blender import emotion_writer, writer  # noqa: E402
+from voca_addon.core import emotion_sources  # noqa: E402
 from voca_addon.core import emotions as core_emotions  # noqa: E402
 from voca_addon.core.emotions import Emotion  # noqa: E402
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
@@ -63,7 +64,7 @@ def state(obj) -> tuple:
 
 def test_emotions_from_seed_offsets_evaluate_exactly(head, scene, flame, offsets, evaluated):
     deltas = seed_deltas(offsets)
-    created = emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets), strength=0.7)
+    created = emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets), strength=0.7)
     assert created == [f"EMO {n}" for n in deltas]
     key = head.data.shape_keys
     assert list(key[emotion_writer.OWNED_EMOTIONS]) == created and key[writer.OWNED]
@@ -81,10 +82,10 @@ def test_emotions_from_seed_offsets_evaluate_exactly(head, scene, flame, offsets
 
 
 def test_emotions_re_adding_updates_in_place(head, offsets):
-    emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["happy", "sad"]))
+    emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy", "sad"]))
     emotion_writer.key_emotion(head, "happy", 1, 40, 5, 1.0)
     before = state(head)
-    emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["happy"]), strength=2.0)
+    emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy"]), strength=2.0)
     assert state(head) == before                       # same keys, same place, keyframes kept
     key = head.data.shape_keys
     shape = writer._key_co(key.key_blocks["EMO happy"]) - writer._key_co(key.reference_key)
@@ -94,7 +95,7 @@ def test_emotions_re_adding_updates_in_place(head, offsets):
 def test_emotions_from_emovoca_target_meshes(head, scene, shared_data, tmp_path, evaluated, flame):
     plys = sorted(shared_data.joinpath(*EMOVOCA).glob("*.ply"))
     neutral = plys[0]                              # EmoVOCA ships no neutral: one expression serves as it
-    emotions = pipeline.load_emotions(shared_data.joinpath(*EMOVOCA), neutral=neutral)
+    emotions = emotion_sources.load_emotions(shared_data.joinpath(*EMOVOCA), neutral=neutral)
     assert [e.name for e in emotions] == [p.stem for p in plys[1:]]
     created = emotion_writer.add_emotion_keys(head, emotions)
     assert len(created) == len(plys) - 1 and len(head.data.shape_keys.key_blocks) == len(plys)
@@ -109,14 +110,14 @@ def test_emotions_from_emovoca_target_meshes(head, scene, shared_data, tmp_path,
     folder.mkdir()
     (folder / "neutral.ply").symlink_to(neutral)
     (folder / "smile.ply").symlink_to(plys[8])
-    (only,) = pipeline.load_emotions(folder)
+    (only,) = emotion_sources.load_emotions(folder)
     np.testing.assert_array_equal(only.delta, (read_mesh(plys[8]).vertices - reference).astype(np.float32))
     with pytest.raises(InputError, match="no neutral.obj"):
-        pipeline.load_emotions(shared_data.joinpath(*EMOVOCA))
+        emotion_sources.load_emotions(shared_data.joinpath(*EMOVOCA))
 
 
 def test_key_emotion_over_a_range_with_ease(head, scene, offsets):
-    emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["happy"]))
+    emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy"]))
     name = emotion_writer.key_emotion(head, "happy", 10, 60, 8, 1.5)
     assert name == "EMO happy"
     (fcurve,) = channelbag(head).fcurves
@@ -163,7 +164,7 @@ def test_mark_an_artist_key_and_key_it(head, scene, flame, evaluated):
 
 
 def test_emotion_refusals_change_nothing(head, scene, flame, offsets):
-    emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["sad"]))
+    emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["sad"]))
     key = head.data.shape_keys
     before = state(head)
     with pytest.raises(MeshError, match="moves 10 vertices but the mesh has 5023"):
@@ -174,7 +175,7 @@ def test_emotion_refusals_change_nothing(head, scene, flame, offsets):
         emotion_writer.key_emotion(head, "sad", 20, 20, 4)
     artist = head.shape_key_add(name="EMO happy", from_mix=False)
     with pytest.raises(InputError, match="VOCA did not create"):
-        emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["happy"]))
+        emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy"]))
     head.shape_key_remove(artist)
     fcurve = key.key_blocks["EMO sad"].driver_add("value")
     with pytest.raises(InputError, match="driven by a driver"):
@@ -188,7 +189,7 @@ def test_emotion_refusals_change_nothing(head, scene, flame, offsets):
 
 
 def test_hand_keyed_curve_in_voca_action_is_refused(head, offsets):
-    emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["sad", "fear"]))
+    emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["sad", "fear"]))
     emotion_writer.key_emotion(head, "sad", 1, 30, 4)                 # creates VOCA's action
     head.data.shape_keys.key_blocks["EMO fear"].keyframe_insert("value", frame=5)   # lands in it, by hand
     before = state(head)
@@ -200,7 +201,7 @@ def test_hand_keyed_curve_in_voca_action_is_refused(head, offsets):
 def test_speech_rerun_keeps_emotion_keys_and_curves(head, scene, make_anim, offsets, evaluated):
     anim = make_anim()
     writer.write_animation(head, anim, scene, 1)
-    emotion_writer.add_emotion_keys(head, pipeline.load_emotions(offsets, ["happy"]))
+    emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy"]))
     emotion_writer.key_emotion(head, "happy", 1, 50, 5)
     before = state(head)
     writer.write_animation(head, anim, scene, 1)

@@ -18,8 +18,9 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
+from ..core import emotion_sources
 from ..core.errors import VocaError
-from . import emotion_writer, pipeline, preferences, writer
+from . import emotion_writer, preferences, writer
 
 
 def _poll(cls, context) -> bool:
@@ -89,7 +90,7 @@ class VOCA_OT_add_emotions(bpy.types.Operator):
             if not source:
                 raise VocaError("Choose an emotion source: a FLAME model (.pkl) for the built-in presets, "
                                 "a .npy / .npz file of offsets, or a folder of target meshes with a neutral.")
-            emotions = pipeline.load_emotions(source, names, neutral)
+            emotions = emotion_sources.load_emotions(source, names, neutral)
             created = emotion_writer.add_emotion_keys(obj, emotions, self.strength)
         except VocaError as exc:
             self.report({"ERROR"}, str(exc))

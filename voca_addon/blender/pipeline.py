@@ -19,17 +19,12 @@ What :func:`apply` writes: the add-on's sound strip at the start frame, the spee
 emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps, and the scene's frame range
 set to exactly the clip.
 
-Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from:
+Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from, by the rule
+of :mod:`voca_addon.core.emotion_sources` (FLAME model .pkl, delta .npy/.npz, a folder or one mesh of
+targets with ``emotion_neutral``); ``None`` keys the object's own emotion key of that name (made earlier
+by Add emotions, or an artist key marked as an emotion).
 
-* ``*.pkl`` — a FLAME model: the built-in expression presets (``core.emotions.BUILTIN_PRESETS``);
-* ``*.npy`` / ``*.npz`` — delta arrays (``core.emotions.from_delta_file``);
-* a folder — target meshes (``.obj`` / ``.ply``, the emotion = the file stem) and their neutral: the
-  ``emotion_neutral`` file if given, else the folder's ``neutral.obj`` / ``neutral.ply``;
-* one ``.obj`` / ``.ply`` target — with ``emotion_neutral``;
-* ``None`` — the object's own emotion key of that name (made earlier by Add emotions, or an artist key
-  marked as an emotion) is keyed.
-
-Contract: :func:`validate_settings`, :func:`compute`, :func:`load_emotions` and :class:`AnimateJob` use
+Contract: :func:`validate_settings`, :func:`compute` and :class:`AnimateJob` use
 numpy and :mod:`voca_addon.core` only; the rest runs on Blender's main thread. Units: template units
 (FLAME: metres); frames are scene frames.
 """
@@ -41,13 +36,12 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
+from ..core import emotion_sources, engine, meshio, modelfiles
 from ..core import emotions as core_emotions
-from ..core import engine, meshio, modelfiles
 from ..core.animation import DEFAULT_FPS, ShapeKeyAnimation
 from ..core.emotions import Emotion
 from ..core.errors import AudioError, InputError, MeshError, VocaError
@@ -56,10 +50,6 @@ from . import emotion_writer, writer
 PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
 MODES = writer.MODES
 HEAD_NAME = "FLAME head"
-MESH_SUFFIXES = (".obj", ".ply")
-DELTA_SUFFIXES = (".npy", ".npz")
-FLAME_MODEL_SUFFIX = ".pkl"
-NEUTRAL_STEM = "neutral"
 
 Condition = Union[int, Mapping[int, float]]
 Progress = Optional[Callable[[float, str], None]]
@@ -179,80 +169,7 @@ def _check_emotion(settings: AnimateSettings) -> None:
     if len(emotion_writer.key_name(name).encode("utf-8")) > emotion_writer.MAX_KEY_NAME:
         raise InputError(f"The emotion name '{name}' is too long for a shape key; shorten it.")
     if settings.emotion_source:
-        _source_kind(settings.emotion_source, settings.emotion_neutral, [name])
-
-
-def _source_kind(source, neutral=None, names: Optional[Sequence[str]] = None) -> str:
-    """'flame' | 'deltas' | 'meshes' for an emotion source; raises InputError when it cannot work."""
-    path = Path(os.fspath(source))
-    if path.is_dir():
-        targets, _ = _folder_meshes(path, neutral)
-        missing = [n for n in names or () if n not in {p.stem for p in targets}]
-        if missing:
-            raise InputError(f"The folder '{path}' has no target mesh named {', '.join(missing)} "
-                             f"(.obj / .ply); it has {', '.join(sorted(p.stem for p in targets)) or 'none'}.")
-        return "meshes"
-    if not path.is_file():
-        raise InputError(f"The emotion source '{path}' was not found. Check the path.")
-    suffix = path.suffix.lower()
-    if suffix == FLAME_MODEL_SUFFIX:
-        return "flame"
-    if suffix in DELTA_SUFFIXES:
-        return "deltas"
-    if suffix in MESH_SUFFIXES:
-        if not neutral:
-            raise InputError(f"The target mesh '{path}' needs its neutral mesh; set the neutral mesh.")
-        if not os.path.isfile(neutral):
-            raise InputError(f"The neutral mesh '{neutral}' was not found. Check the path.")
-        return "meshes"
-    raise InputError(f"'{path}' is not an emotion source. Choose a FLAME model (.pkl) for the built-in "
-                     "presets, a .npy / .npz file of offsets, or a folder of target meshes with a neutral.")
-
-
-def _folder_meshes(folder: Path, neutral=None) -> tuple:
-    """(targets, neutral path) of a folder source; the neutral is excluded from the targets."""
-    meshes = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
-    if neutral:
-        reference = Path(os.fspath(neutral))
-        if not reference.is_file():
-            raise InputError(f"The neutral mesh '{reference}' was not found. Check the path.")
-    else:
-        named = [p for p in meshes if p.stem.lower() == NEUTRAL_STEM]
-        if not named:
-            raise InputError(f"The folder '{folder}' has no neutral.obj / neutral.ply; add the neutral mesh "
-                             "the targets were sculpted from, or choose it as the neutral mesh.")
-        reference = named[0]
-    targets = [p for p in meshes if p.resolve() != reference.resolve()]
-    if not targets:
-        raise InputError(f"The folder '{folder}' holds no target meshes (.obj / .ply) besides the neutral.")
-    return targets, reference
-
-
-def load_emotions(source, names: Optional[Sequence[str]] = None, neutral=None) -> List[Emotion]:
-    """Emotions from a source (see the module docstring for the rule), in file order or ``names``' order.
-
-    Raises
-    ------
-    VocaError
-        Missing or unreadable source, unknown names, inconsistent meshes.
-    """
-    kind = _source_kind(source, neutral, names)
-    path = Path(os.fspath(source))
-    if kind == "flame":
-        return core_emotions.from_flame_presets(path, names=names)
-    if kind == "deltas":
-        return core_emotions.from_delta_file(path, names=names)
-    if path.is_dir():
-        targets, reference = _folder_meshes(path, neutral)
-    else:
-        targets, reference = [path], Path(os.fspath(neutral))
-    if names is not None:
-        by_stem = {p.stem: p for p in targets}
-        unknown = [n for n in names if n not in by_stem]
-        if unknown:
-            raise InputError(f"'{path}' has no target mesh named {', '.join(unknown)}.")
-        targets = [by_stem[n] for n in names]
-    return core_emotions.from_target_meshes(targets, reference)
+        emotion_sources.source_kind(settings.emotion_source, settings.emotion_neutral, [name])
 
 
 # ---------------------------------------------------------------------------- compute (any thread)
@@ -308,7 +225,7 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
     emotion = None
     if settings.emotion and settings.emotion_source:
         report(0.08, "loading the emotion")
-        (emotion,) = load_emotions(settings.emotion_source, [settings.emotion], settings.emotion_neutral)
+        (emotion,) = emotion_sources.load_emotions(settings.emotion_source, [settings.emotion], settings.emotion_neutral)
         core_emotions.validate([emotion], len(template.vertices))
     report(0.1, "speech features")
     anim = engine.run(settings.audio_path, ds_model, voca_model, template.vertices, settings.condition,
@@ -484,5 +401,5 @@ def ensure_head(context_or_scene, template_path: Optional[str] = None):
 
 
 __all__ = ["AnimateSettings", "ComputeResult", "ApplyReport", "AnimateJob", "Cancelled", "VocaError",
-           "validate_settings", "check_target", "compute", "apply", "animate", "load_emotions",
+           "validate_settings", "check_target", "compute", "apply", "animate",
            "load_models", "clear_model_cache", "ensure_head", "target_problem", "start_frame_of"]
