@@ -141,7 +141,7 @@ def blender_figures() -> None:
     print("\nBlender (bpy 5.0.1 module), 50 keys + bias on FLAME_sample, 60 fps:")
     _print_row("write 60 s of animation", f"{r['write_60s_s']:.3f} s", "target < 0.5 s")
     _print_row(".blend size per minute of animation", f"{r['blend_per_minute_mb']:.2f} MB",
-               f"target < 5 MB (head + keys alone {r['blend_head_only_mb']:.2f} MB; "
+               f"target < 5 MB (head mesh alone {r['blend_head_only_mb']:.2f} MB; "
                f"with 1 min {r['blend_1min_mb']:.2f} MB)")
     _print_row("time per frame change (frame_set)", f"{r['frame_change_ms']:.2f} ms")
 

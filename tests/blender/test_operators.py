@@ -63,7 +63,7 @@ def engine_anim(tmp_path_factory):
     cache, models = {}, tmp_path_factory.mktemp("engine-model-cache")
 
     def run(paths, audio=None, condition=3):
-        key = (str(audio or paths["wav"]), str(condition))
+        key = (str(audio or paths["wav"]), str(condition), str(paths["voca"]))
         if key not in cache:
             ds = modelfiles.load_deepspeech(paths["deepspeech"], cache=models)
             voca = modelfiles.load_voca(paths["voca"], cache=models)
@@ -507,7 +507,6 @@ def test_settings_from_scene(addon, head, paths):
     with pytest.raises(pipeline.VocaError, match="no positive weight"):
         pipeline.validate_settings(settings)
     assert properties.emotion_suggestions(head)[:2] == ["happy", "sad"]
-    assert [item[1] for item in properties.CONDITION_ITEMS][2] == "3 · FaceTalk_170725_00137_TA"
 
 
 class FakeLayout:
@@ -577,3 +576,43 @@ def test_panels_draw_every_state(addon, paths):
         assert "already animating" in run_op()
     finally:
         properties.set_running(bpy.context.scene, False)
+
+
+def enum_names(scene):
+    """The speaking-style menu as Blender builds it (the dynamic items for this context)."""
+    rna = scene.voca.bl_rna.properties["condition"]
+    return [item.name for item in rna.enum_items_static] or [
+        name for _, name, *_ in properties._condition_enum_items(scene.voca, bpy.context)]
+
+
+def test_operators_style_menu_shows_the_checkpoints_condition_names(addon, head, paths, tmp_path, engine_anim):
+    """The release (8 conditions, no names file) shows VOCASET's subjects; a retrained checkpoint with 4
+    named conditions shows its names, and its condition 4 animates exactly like the engine's."""
+    from voca_addon.core import conditions, tfbundle
+    scene = bpy.context.scene
+    assert enum_names(scene)[2] == "3 · FaceTalk_170725_00137_TA" and len(enum_names(scene)) == 8
+    tensors = tfbundle.read_checkpoint(paths["voca"])
+    rng = np.random.default_rng(4)
+    for name in ("VOCA/SpeechEncoder/conv1/weights", "VOCA/SpeechEncoder/fc1/weights"):
+        shape = list(tensors[name].shape)
+        shape[-2] -= 4                                  # 8 → 4 conditions
+        tensors[name] = rng.standard_normal(shape).astype(np.float32) * 0.1
+    prefix = tfbundle.write_checkpoint(tmp_path / "emo" / "gstep_300.model", tensors)
+    conditions.write_conditions(prefix, ["neutral", "happy", "sad", "angry"], condition_by="emotion")
+    addon.voca_path = str(prefix)
+    assert enum_names(scene) == ["1 · neutral", "2 · happy", "3 · sad", "4 · angry"]
+    scene.voca.condition = "4"
+    scene.voca.style_mode = "BLEND"
+    scene.voca.blend_weights = (0, 0, 0, 0, 1, 1, 1, 1)        # sliders beyond the model's 4 are ignored
+    with pytest.raises(pipeline.VocaError, match="no positive weight"):
+        pipeline.validate_settings(properties.settings_from_scene(scene, addon, head))
+    scene.voca.style_mode = "SINGLE"
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+    expected = engine_anim(dict(paths, voca=prefix), condition=4).resampled(writer.scene_fps(scene))
+    frame = scene.frame_start + 40
+    scene.frame_set(frame)
+    evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
+    got = np.empty(len(evaluated.vertices) * 3, np.float32)
+    evaluated.vertices.foreach_get("co", got)
+    head.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh_clear()
+    assert np.abs(got.reshape(-1, 3) - expected.vertices([40])[0]).max() <= TOLERANCE

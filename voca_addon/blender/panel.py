@@ -16,8 +16,7 @@ import textwrap
 
 import bpy
 
-from ..core.voca import VOCASET_SUBJECTS
-from . import emotion_writer, pipeline, preferences
+from . import emotion_writer, pipeline, preferences, properties
 from .emotion_operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
 from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
 
@@ -52,7 +51,7 @@ class VIEW3D_PT_voca(bpy.types.Panel):
         layout, props = self.layout, context.scene.voca
         layout.prop(props, "audio_path")
         draw_target(layout, context)
-        draw_style(layout.box(), props)
+        draw_style(layout.box(), props, context)
         col = layout.column(align=True)
         col.prop(props, "emotion", icon="VIEWZOOM")
         row = col.row(align=True)
@@ -86,15 +85,16 @@ def draw_target(layout, context) -> None:
     operator_button(box, VOCA_OT_add_flame_head, context, icon="MESH_MONKEY")
 
 
-def draw_style(box, props) -> None:
-    """One speaking style (a subject) or the eight blend sliders."""
+def draw_style(box, props, context) -> None:
+    """One speaking style or the blend sliders, named after the checkpoint's conditions."""
     box.row().prop(props, "style_mode", expand=True)
     if props.style_mode == "SINGLE":
         box.prop(props, "condition", text="")
         return
+    names = properties.condition_names(preferences.model_paths(preferences.addon_preferences(context))["voca"])
     col = box.column(align=True)
-    for i, subject in enumerate(VOCASET_SUBJECTS):
-        col.prop(props, "blend_weights", index=i, text=f"{i + 1} · {subject}", slider=True)
+    for i, name in enumerate(names[:properties.MAX_BLEND]):
+        col.prop(props, "blend_weights", index=i, text=f"{i + 1} · {name}", slider=True)
 
 
 class VOCA_PT_emotions(bpy.types.Panel):

@@ -22,14 +22,17 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from ..core import conditions, modelfiles, tfbundle, voca
 from ..core.emotions import BUILTIN_PRESETS, NEUTRAL
+from ..core.errors import VocaError
 from ..core.voca import VOCASET_SUBJECTS
 from . import emotion_writer, preferences, writer
 from .pipeline import AnimateSettings
 
-CONDITION_ITEMS = [(str(i), f"{i} · {subject}", f"Speaking style of VOCASET subject {subject} "
-                    f"(run_voca.py --condition_idx {i})") for i, subject in enumerate(VOCASET_SUBJECTS, 1)]
 DEFAULT_CONDITION = 3               # run_voca.py's default
+MAX_BLEND = 8                       # blend sliders (a vector property's size is fixed at registration)
+_names_cache: dict = {}             # (prefix, mtimes) → condition names of that checkpoint
+_condition_items: list = []         # Blender keeps only pointers to dynamic enum strings: hold them here
 MODE_ITEMS = [
     ("shape_keys", "Shape keys", "50 shape keys + 1 bias key with per-frame curves (light, exact)"),
     ("per_frame", "Per frame", "One shape key per frame (heavy; the old add-on's layout, short clips only)"),
@@ -41,6 +44,40 @@ STYLE_ITEMS = [
 BUILTIN_EMOTIONS = tuple(name for name in BUILTIN_PRESETS if name != NEUTRAL)
 
 _running: set = set()               # session_uid of scenes with a live job (see operators.AnimateRun)
+
+
+def _mtime(path) -> int:
+    return path.stat().st_mtime_ns if path.is_file() else 0
+
+
+def condition_names(voca_path=None) -> list:
+    """Display names of the checkpoint's speaking styles (its ``.conditions.json``, else VOCASET's).
+
+    Reads only the small ``.index`` (and the names file), once per checkpoint version; a checkpoint that
+    cannot be read gives VOCASET's eight subjects (the error is shown by the preferences' check).
+    """
+    try:
+        prefix = modelfiles.resolve_voca(voca_path)
+        index = prefix.with_name(prefix.name + ".index")
+        key = (str(prefix), _mtime(index), _mtime(conditions.conditions_path(prefix)))
+        if key not in _names_cache:
+            dims = voca.infer_dims({n: e.shape for n, e in tfbundle.read_index(prefix).items()})
+            _names_cache.clear()
+            _names_cache[key] = conditions.condition_names(prefix, dims.num_conditions)
+        return list(_names_cache[key])
+    except VocaError:
+        return list(VOCASET_SUBJECTS)
+
+
+def _model_condition_names(context=None) -> list:
+    return condition_names(preferences.model_paths(preferences.addon_preferences(context))["voca"])
+
+
+def _condition_enum_items(self, context):
+    items = [(str(k), f"{k} · {name}", f"Speaking style {k} of the VOCA model: {name} "
+              f"(run_voca.py --condition_idx {k})", k) for k, name in enumerate(_model_condition_names(context), 1)]
+    _condition_items[:] = items
+    return _condition_items
 
 
 def set_running(scene, running: bool) -> None:
@@ -68,9 +105,9 @@ class VOCA_PG_scene(bpy.types.PropertyGroup):
     audio_path: StringProperty(name="Audio", subtype="FILE_PATH",
                                description="Speech recording to animate (WAV; other formats Blender decodes)")
     style_mode: EnumProperty(name="Style", items=STYLE_ITEMS, default="SINGLE")
-    condition: EnumProperty(name="Speaking style", items=CONDITION_ITEMS, default=str(DEFAULT_CONDITION),
-                            description="Which VOCASET subject's speaking style VOCA imitates")
-    blend_weights: FloatVectorProperty(name="Style weights", size=len(VOCASET_SUBJECTS), min=0.0, max=1.0,
+    condition: EnumProperty(name="Speaking style", items=_condition_enum_items, default=DEFAULT_CONDITION,
+                            description="Which speaking style (training subject or label) VOCA imitates")
+    blend_weights: FloatVectorProperty(name="Style weights", size=MAX_BLEND, min=0.0, max=1.0,
                                        default=tuple(float(i == DEFAULT_CONDITION)
                                                      for i in range(1, len(VOCASET_SUBJECTS) + 1)),
                                        description="Weight of each subject's style (normalised to sum 1)")
@@ -113,11 +150,12 @@ def _abspath(path: str):
     return bpy.path.abspath(path) if path else None
 
 
-def condition_of(props):
-    """The speaking style: an int 1..8, or {subject: weight} of the non-zero blend weights."""
+def condition_of(props, num_conditions: int = MAX_BLEND):
+    """The speaking style: an int (1-based), or {style: weight} of the model's non-zero blend weights."""
     if props.style_mode == "SINGLE":
         return int(props.condition)
-    return {i: float(w) for i, w in enumerate(props.blend_weights, 1) if w > 0}
+    weights = list(props.blend_weights)[:num_conditions]
+    return {i: float(w) for i, w in enumerate(weights, 1) if w > 0}
 
 
 def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
@@ -135,10 +173,10 @@ def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
     return AnimateSettings(
         audio_path=_abspath(props.audio_path) or "",
         voca_path=paths["voca"], deepspeech_path=paths["deepspeech"], template_path=paths["template"],
-        condition=condition_of(props), emotion=emotion, emotion_source=source,
+        condition=condition_of(props, len(condition_names(paths["voca"]))), emotion=emotion, emotion_source=source,
         strength=float(props.strength), start_frame=None if props.use_scene_start else int(props.start_frame),
         mode=props.mode, ease_frames=int(props.ease_frames), emotion_neutral=_abspath(props.emotion_neutral))
 
 
-__all__ = ["VOCA_PG_scene", "settings_from_scene", "condition_of", "emotion_suggestions", "set_running",
-           "CONDITION_ITEMS"]
+__all__ = ["VOCA_PG_scene", "settings_from_scene", "condition_of", "condition_names", "emotion_suggestions",
+           "set_running"]
