@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .core.errors import InputError, VocaError
 
@@ -157,17 +157,22 @@ COMMANDS.update({name: _cmd_blender for name in ("animate", "import-sequence", "
 COMMANDS["train"] = _cmd_train
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_guarded(call: Callable[[], None]) -> int:
+    """Run ``call``; a user error prints one ``error: ...`` line and gives 2, Ctrl-C gives 130, else 0.
+
+    Used by :func:`main` and by :mod:`voca_addon.headless` (the ``blender -b -P`` entry).
+    """
     try:
-        COMMANDS[args.command](args)
-    except VocaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as e:  # unwritable output, unreadable input that a reader did not classify
-        print(f"error: {e}", file=sys.stderr)
+        call()
+    except (VocaError, OSError) as e:   # OSError: unwritable output, unreadable input no reader classified
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: COMMANDS[args.command](args))

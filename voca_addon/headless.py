@@ -37,11 +37,10 @@ import tempfile
 from typing import List, Optional
 
 if __package__:
-    from .core.errors import InputError, VocaError
+    from .core.errors import InputError
 else:                                      # run as a script: the bootstrap at the bottom takes over
-    InputError = VocaError = None
+    InputError = None
 
-EXIT_USER_ERROR = 2
 DEFAULT_FPS = 60.0                         # a new scene's rate: VOCA's
 COMMANDS = ("animate", "import-sequence", "export-pc2", "export-obj")
 
@@ -316,22 +315,15 @@ HANDLERS = {"animate": cmd_animate, "import-sequence": cmd_import_sequence,
 
 
 def run(args) -> None:
-    """Run a parsed command; user errors raise :class:`VocaError` (the caller prints them)."""
+    """Run a parsed command; user errors raise ``VocaError`` (the caller prints them)."""
     HANDLERS[args.command](args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the arguments after ``--``) and run; returns the exit status."""
+    from .cli import run_guarded
     args = build_parser().parse_args(script_args(sys.argv) if argv is None else argv)
-    try:
-        run(args)
-    except (VocaError, OSError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_guarded(lambda: run(args))
 
 
 def script_args(argv: List[str]) -> List[str]:
