@@ -115,3 +115,51 @@ def test_compat_extension_animates_with_the_checkpoint_and_its_names(release_run
     assert rc == 0
     with np.load(out) as z:
         assert z["vertices"].shape == (len(clip.vertices), 5023, 3)
+
+
+def test_compat_blender_operator_animates_with_the_trained_checkpoint(release_run, ds_small_pb, shared_data,
+                                                                      model_cache, tmp_path, monkeypatch):
+    """The Blender extension, given the trained checkpoint in its preferences, lists the checkpoint's own
+    condition names in the speaking-style menu and animates exactly like the engine with it."""
+    bpy = pytest.importorskip("bpy")
+    import voca_addon
+    from voca_addon.blender import pipeline, preferences, properties, writer
+    prefix = release_run.result.prefix
+    wav = shared_data / "audio" / "test.wav"
+    template = shared_data / "flame" / "FLAME_sample.ply"
+    monkeypatch.setenv("VOCA_CACHE_DIR", str(model_cache))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    voca_addon.register()
+    try:
+        entry = bpy.context.preferences.addons.new()
+        entry.module = preferences.ADDON_ID
+        prefs = entry.preferences
+        prefs.voca_path, prefs.deepspeech_path, prefs.template_path = str(prefix), str(ds_small_pb), str(template)
+        scene = bpy.context.scene
+        menu = [name for _, name, *_ in properties._condition_enum_items(scene.voca, bpy.context)]
+        names = conditions.condition_names(prefix, 8)
+        assert menu == [f"{k} · {n}" for k, n in enumerate(names, 1)] and names != list(voca.VOCASET_SUBJECTS)
+        scene.voca.audio_path, scene.voca.condition = str(wav), "6"
+        head = pipeline.ensure_head(bpy.context, str(template))
+        assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+        expected = engine.run(wav, modelfiles.load_deepspeech(ds_small_pb, model_cache),
+                              modelfiles.load_voca(prefix, model_cache), read_template(template), 6)
+        expected = expected.resampled(writer.scene_fps(scene))
+        for offset in (0, 50, expected.num_frames - 1):
+            scene.frame_set(scene.frame_start + offset)
+            owner = head.evaluated_get(bpy.context.evaluated_depsgraph_get())
+            mesh = owner.to_mesh()
+            got = np.empty(len(mesh.vertices) * 3, np.float32)
+            mesh.vertices.foreach_get("co", got)
+            owner.to_mesh_clear()
+            assert np.abs(got.reshape(-1, 3) - expected.vertices([offset])[0]).max() <= 1e-6
+    finally:
+        entry = bpy.context.preferences.addons.get(preferences.ADDON_ID)
+        if entry is not None:
+            bpy.context.preferences.addons.remove(entry)
+        voca_addon.unregister()
+
+
+def read_template(path):
+    from voca_addon.core import meshio
+    return meshio.read_mesh(path).vertices
