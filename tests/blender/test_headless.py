@@ -19,6 +19,7 @@ from tests.blender.test_render import tracks  # noqa: E402
 from tests.core.test_isolation import BLOCKER  # noqa: E402
 from voca_addon import headless  # noqa: E402
 from voca_addon.core import engine, exporters, meshio, modelfiles  # noqa: E402
+from tests.core.test_cli import assert_user_error  # noqa: E402  (one line, exit 2, no traceback)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-6            # metres: 1 µm
@@ -39,14 +40,6 @@ def run(*args, script=False, cache, blocked=False):
     env.pop("PYTHONPATH", None)
     return subprocess.run(command, cwd=ROOT if not script else cache, capture_output=True, text=True,
                           timeout=600, env=env)
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stdout[-2000:], result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture(scope="module")

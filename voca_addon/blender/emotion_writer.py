@@ -352,12 +352,7 @@ def remove_emotion_keys(obj) -> int:
     owned = _listed(key, OWNED_EMOTIONS)
     for name in owned + _listed(key, MARKED_EMOTIONS):
         _remove_curve(key, name)
-    removed = 0
-    for name in owned:
-        block = key.key_blocks.get(name)
-        if block is not None and block != key.reference_key:
-            obj.shape_key_remove(block)
-            removed += 1
+    removed = writer.remove_key_blocks(obj, owned)
     if OWNED_EMOTIONS in key:
         del key[OWNED_EMOTIONS]
     _drop_empty_action(key)

@@ -363,12 +363,7 @@ def remove_animation(obj, keep_basis: bool = False) -> int:
             anim_data.action = None
             bpy.data.actions.remove(action)
         # else the artist keyed their own keys into it: it stays assigned with only their curves
-    removed = 0
-    for name in owned:
-        block = key.key_blocks.get(name)
-        if block is not None and block != key.reference_key:
-            obj.shape_key_remove(block)
-            removed += 1
+    removed = remove_key_blocks(obj, owned)
     for prop in (OWNED_KEYS, KEY_SCALES):
         if prop in key:
             del key[prop]
@@ -376,6 +371,18 @@ def remove_animation(obj, keep_basis: bool = False) -> int:
     if key.get(OWNED) and len(key.key_blocks) == 1 and not (keep or keep_basis):
         obj.shape_key_clear()       # only the Basis the add-on created is left
         removed += 1
+    return removed
+
+
+def remove_key_blocks(obj, names) -> int:
+    """Remove the shape keys of ``obj`` named in ``names`` (never the Basis); returns how many."""
+    key = obj.data.shape_keys
+    removed = 0
+    for name in names:
+        block = key.key_blocks.get(name)
+        if block is not None and block != key.reference_key:
+            obj.shape_key_remove(block)
+            removed += 1
     return removed
 
 
