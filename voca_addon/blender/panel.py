@@ -40,12 +40,22 @@ def operator_button(layout, op, context, text=None, icon="NONE"):
     return props
 
 
-class VIEW3D_PT_voca(bpy.types.Panel):
-    bl_label = "VOCA"
-    bl_idname = "VIEW3D_PT_voca"
+class _Sidebar:
+    """Where every VOCA panel lives: the 3D Viewport's sidebar, tab "VOCA"."""
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "VOCA"
+
+
+class _SubPanel(_Sidebar):
+    """A closed-by-default sub-panel of the main VOCA panel."""
+    bl_parent_id = "VIEW3D_PT_voca"
+    bl_options = {"DEFAULT_CLOSED"}
+
+
+class VIEW3D_PT_voca(_Sidebar, bpy.types.Panel):
+    bl_label = "VOCA"
+    bl_idname = "VIEW3D_PT_voca"
 
     def draw(self, context):
         layout, props = self.layout, context.scene.voca
@@ -97,14 +107,9 @@ def draw_style(box, props, context) -> None:
         col.prop(props, "blend_weights", index=i, text=f"{i + 1} · {name}", slider=True)
 
 
-class VOCA_PT_emotions(bpy.types.Panel):
+class VOCA_PT_emotions(_SubPanel, bpy.types.Panel):
     bl_label = "Emotions"
     bl_idname = "VOCA_PT_emotions"
-    bl_parent_id = "VIEW3D_PT_voca"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VOCA"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout, props = self.layout, context.scene.voca
@@ -135,14 +140,9 @@ class VOCA_PT_emotions(bpy.types.Panel):
             wrapped(layout, reason, "INFO")
 
 
-class VOCA_PT_models(bpy.types.Panel):
+class VOCA_PT_models(_SubPanel, bpy.types.Panel):
     bl_label = "Model files"
     bl_idname = "VOCA_PT_models"
-    bl_parent_id = "VIEW3D_PT_voca"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VOCA"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout
