@@ -40,7 +40,7 @@ from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from ..core import emotion_sources, engine, meshio, modelfiles
+from ..core import audio, emotion_sources, engine, meshio, modelfiles
 from ..core import emotions as core_emotions
 from ..core.animation import DEFAULT_FPS, ShapeKeyAnimation
 from ..core.emotions import Emotion
@@ -140,13 +140,7 @@ def validate_settings(settings: AnimateSettings) -> None:
 def _check_audio(path) -> None:
     if not path:
         raise AudioError("No audio file chosen. Choose a .wav file with speech.")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise AudioError(f"'{path}' is a folder, not an audio file. Choose a .wav file.")
-    if not os.path.isfile(path):
-        raise AudioError(f"Audio file '{path}' was not found. Check the path.")
-    if os.path.getsize(path) == 0:
-        raise AudioError(f"Audio file '{path}' is empty (0 bytes). Choose a file that holds a recording.")
+    audio.check_audio_path(path)
 
 
 def _check_condition(condition) -> None:

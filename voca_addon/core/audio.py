@@ -97,6 +97,18 @@ class Audio:
         return self.samples.shape[0] / float(self.rate)
 
 
+def check_audio_path(path) -> str:
+    """The path as a string if it names an existing, non-empty file; else AudioError. Reads nothing."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise AudioError(f"'{path}' is a folder, not an audio file. Choose a .wav file.")
+    if not os.path.isfile(path):
+        raise AudioError(f"Audio file '{path}' was not found. Check the path.")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"Audio file '{path}' is empty (0 bytes). Choose a file that holds a recording.")
+    return path
+
+
 def load_audio(path) -> Audio:
     """Read an audio file.
 
@@ -115,11 +127,7 @@ def load_audio(path) -> Audio:
     AudioError
         See the module docstring's list of refusals; the message names the file.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise AudioError(f"'{path}' is a folder, not an audio file. Choose a .wav file.")
-    if not os.path.isfile(path):
-        raise AudioError(f"Audio file '{path}' was not found. Check the path.")
+    path = check_audio_path(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read()
