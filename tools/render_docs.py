@@ -76,8 +76,8 @@ class Pictures:
     """Each method returns an RGBA float image [H, W, 4], rows bottom-up (Blender's order)."""
 
     def __init__(self, data: Path, work: Path):
-        from voca_addon.core import meshio
-        from voca_addon.core.safepickle import safe_load
+        from voca_addon.core.face import meshio
+        from voca_addon.core.models.safepickle import safe_load
         self.data, self.work = data, work
         self.template = data / "flame" / "FLAME_sample.ply"
         self.mesh = meshio.read_mesh(self.template)
@@ -123,7 +123,7 @@ class Pictures:
 
     def emotions(self) -> np.ndarray:
         from voca_addon.blender import emotion_writer, writer
-        from voca_addon.core import emotions
+        from voca_addon.core.face import emotions
         scene = self._scene()
         obj = writer.build_head("FLAME head", self.mesh.vertices, self.mesh.faces, scene.collection)
         found = emotions.from_delta_file(self.data / "emotions" / "seed_emotion_offsets.npz", EMOTIONS)

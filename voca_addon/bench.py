@@ -68,7 +68,9 @@ def _peak_rss_mb() -> float:
 
 def ours(wav: str, pb: str, prefix: str, template: str, cache: str) -> dict:
     """One measurement of our engine (run in a fresh process by :func:`main`)."""
-    from .core import engine, meshio, modelfiles
+    from .core import engine
+    from .core.face import meshio
+    from .core.models import modelfiles
     t0 = time.perf_counter()
     ds = modelfiles.load_deepspeech(pb, cache)
     vm = modelfiles.load_voca(prefix, cache)
@@ -102,7 +104,7 @@ def tensorflow_reference(wav: str, pb: str, prefix: str, template: str, optimize
     """
     from tests.reference import tf_deepspeech as R
     from tests.reference import tf_voca as V
-    from .core import meshio
+    from .core.face import meshio
     tmpl = meshio.read_mesh(template).vertices
     t0 = time.perf_counter()
     ds = R.FrozenDeepSpeech(pb, optimize=optimize == "1")

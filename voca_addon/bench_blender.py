@@ -22,7 +22,7 @@ PLAYBACK_FRAMES = 600
 
 
 def _animation(template, seconds: float):
-    from .core.animation import ShapeKeyAnimation
+    from .core.animation.shapekeys import ShapeKeyAnimation
     rng = np.random.default_rng(0)
     v = template.astype(np.float32)
     basis = rng.standard_normal((CODE_DIM, len(v), 3)).astype(np.float32) * 1e-4
@@ -42,7 +42,7 @@ def _fresh_head(mesh):
 def measure(template_path: str) -> dict:
     import bpy
     from .blender import writer
-    from .core import meshio
+    from .core.face import meshio
     mesh = meshio.read_mesh(template_path)
     out, sizes = {}, {}
     folder = Path(tempfile.mkdtemp(prefix="voca-bench-blend-"))

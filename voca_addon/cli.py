@@ -76,7 +76,8 @@ def _out_path(text: str) -> Path:
 
 
 def _cmd_features(args) -> None:
-    from .core import engine, modelfiles
+    from .core import engine
+    from .core.models import modelfiles
     out = _out_path(args.out)
     ds = modelfiles.load_deepspeech(args.deepspeech, args.cache)
     engine.speech_features(args.audio, ds, args.fps).save_npz(out)
@@ -84,7 +85,9 @@ def _cmd_features(args) -> None:
 
 
 def _cmd_infer(args) -> None:
-    from .core import engine, meshio, modelfiles
+    from .core import engine
+    from .core.face import meshio
+    from .core.models import modelfiles
     if bool(args.audio) == bool(args.features):
         raise InputError("give either an AUDIO file or --features F.npz (exactly one)")
     out = _out_path(args.out)

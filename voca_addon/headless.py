@@ -279,7 +279,7 @@ def cmd_import_sequence(args) -> None:
     _positive_fps(args.fps)
     bpy = _import_bpy("import-sequence")
     from .blender import sequence_io
-    from .core import modelfiles
+    from .core.models import modelfiles
     template = modelfiles.resolve_template(args.template)
     fps = args.fps or _sequence_fps(source) or DEFAULT_FPS
     scene, _ = _open_scene(bpy, None)

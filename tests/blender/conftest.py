@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voca_addon.core.animation import ShapeKeyAnimation
+from voca_addon.core.animation.shapekeys import ShapeKeyAnimation
 
 FLAME_PLY = ("flame", "FLAME_sample.ply")
 BASIS_STD = 1e-3        # metres per unit weight: VOCA-like displacements (≈ mm)
@@ -24,8 +24,8 @@ def scene():
 
 @pytest.fixture(scope="session")
 def flame(shared_data):
-    """The FLAME template: a :class:`voca_addon.core.meshio.Mesh` (5023 vertices, metres, Y up)."""
-    from voca_addon.core.meshio import read_mesh
+    """The FLAME template: a :class:`voca_addon.core.face.meshio.Mesh` (5023 vertices, metres, Y up)."""
+    from voca_addon.core.face.meshio import read_mesh
     return read_mesh(shared_data.joinpath(*FLAME_PLY))
 
 

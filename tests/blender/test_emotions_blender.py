@@ -9,11 +9,11 @@ bpy = pytest.importorskip("bpy")
 
 import voca_addon  # noqa: E402
 from voca_addon.blender import emotion_writer, writer  # noqa: E402
-from voca_addon.core import emotion_sources  # noqa: E402
-from voca_addon.core import emotions as core_emotions  # noqa: E402
-from voca_addon.core.emotions import Emotion  # noqa: E402
+from voca_addon.core.face import emotion_sources  # noqa: E402
+from voca_addon.core.face import emotions as core_emotions  # noqa: E402
+from voca_addon.core.face.emotions import Emotion  # noqa: E402
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
-from voca_addon.core.meshio import read_mesh  # noqa: E402
+from voca_addon.core.face.meshio import read_mesh  # noqa: E402
 
 TOLERANCE = 1e-6        # metres: 1 µm
 EMOVOCA = ("emotions", "emovoca_COMA_CH01")

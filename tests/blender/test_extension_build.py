@@ -61,7 +61,7 @@ def test_extension_build_validates(built):
 
 def test_extension_build_layout(built):
     names = zipfile.ZipFile(built[1]).namelist()
-    assert {"blender_manifest.toml", "__init__.py", "core/animation.py", "blender/writer.py",
+    assert {"blender_manifest.toml", "__init__.py", "core/animation/shapekeys.py", "blender/writer.py",
             "blender/__init__.py"} <= set(names)
     assert not [n for n in names if n.startswith("voca_addon/") or "__pycache__" in n
                 or n.endswith(".pyc") or n == "bench.py" or n.startswith("tests/")]

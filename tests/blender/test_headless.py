@@ -18,7 +18,10 @@ from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_render import tracks  # noqa: E402
 from tests.core.test_isolation import BLOCKER  # noqa: E402
 from voca_addon import headless  # noqa: E402
-from voca_addon.core import engine, exporters, meshio, modelfiles  # noqa: E402
+from voca_addon.core import engine  # noqa: E402
+from voca_addon.core.animation import exporters
+from voca_addon.core.face import meshio
+from voca_addon.core.models import modelfiles
 from tests.core.test_cli import assert_user_error  # noqa: E402  (one line, exit 2, no traceback)
 
 ROOT = Path(__file__).resolve().parents[2]

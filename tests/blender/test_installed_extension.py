@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent(f"""
                                                          enable_on_install=True)
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.voca_path, prefs.deepspeech_path, prefs.template_path = voca, ds, template
-    core = {{name: importlib.import_module(MODULE + '.core.' + name)
-             for name in ('engine', 'modelfiles', 'meshio')}}
+    core = {{name.rpartition('.')[2]: importlib.import_module(MODULE + '.core.' + name)
+             for name in ('engine', 'models.modelfiles', 'face.meshio')}}
     anim = core['engine'].run(wav, core['modelfiles'].load_deepspeech(ds), core['modelfiles'].load_voca(voca),
                               core['meshio'].read_mesh(template).vertices, 3)
     with np.load(offsets) as z:

@@ -17,7 +17,9 @@ bpy = pytest.importorskip("bpy")
 import voca_addon  # noqa: E402
 from voca_addon.blender import (emotion_writer, operators, panel, pipeline, preferences,  # noqa: E402
                                 properties, writer)
-from voca_addon.core import engine, meshio, modelfiles  # noqa: E402
+from voca_addon.core import engine  # noqa: E402
+from voca_addon.core.face import meshio
+from voca_addon.core.models import modelfiles
 
 TOLERANCE = 1e-6            # metres: 1 µm
 DATA_KINDS = ("objects", "meshes", "shape_keys", "actions", "sounds")
@@ -588,7 +590,7 @@ def enum_names(scene):
 def test_operators_style_menu_shows_the_checkpoints_condition_names(addon, head, paths, tmp_path, engine_anim):
     """The release (8 conditions, no names file) shows VOCASET's subjects; a retrained checkpoint with 4
     named conditions shows its names, and its condition 4 animates exactly like the engine's."""
-    from voca_addon.core import conditions, tfbundle
+    from voca_addon.core.models import conditions, tfbundle
     scene = bpy.context.scene
     assert enum_names(scene)[2] == "3 · FaceTalk_170725_00137_TA" and len(enum_names(scene)) == 8
     tensors = tfbundle.read_checkpoint(paths["voca"])

@@ -10,7 +10,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from voca_addon.blender import sequence_io, writer  # noqa: E402
-from voca_addon.core import exporters, meshio  # noqa: E402
+from voca_addon.core.animation import exporters  # noqa: E402
+from voca_addon.core.face import meshio
 from voca_addon.core.errors import AudioError, InputError, MeshError  # noqa: E402
 
 TOLERANCE = 1e-6            # metres, per coordinate: the factorization's bound (1 µm)

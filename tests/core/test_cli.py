@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from tests.core.test_isolation import BLOCKER, ROOT
-from voca_addon.core import engine, meshio, modelfiles, tfbundle
+from voca_addon.core import engine
+from voca_addon.core.face import meshio
+from voca_addon.core.models import modelfiles, tfbundle
 
 
 def cli(*args, cache=None):
@@ -53,7 +55,7 @@ def test_cli_features_writes_logits_and_windows(models, tmp_path):
 
 
 def frames_10ms(wav):
-    from voca_addon.core import audio, features
+    from voca_addon.core.speech import audio, features
     return features.frame_count(len(audio.prepare_for_deepspeech(audio.load_audio(wav))))
 
 

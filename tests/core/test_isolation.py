@@ -25,12 +25,16 @@ def run_blocked(code: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def core_modules():
-    return sorted(p.stem for p in (ROOT / "voca_addon" / "core").glob("*.py") if p.stem != "__init__")
+    """Dotted names below ``voca_addon.core`` of every core module, stage packages included."""
+    core = ROOT / "voca_addon" / "core"
+    return sorted(".".join(p.relative_to(core).with_suffix("").parts).removesuffix(".__init__")
+                  for p in core.rglob("*.py") if p.name != "__init__.py" or p.parent != core)
 
 
 def test_isolation_every_core_module_imports_without_bpy_or_tensorflow():
     mods = core_modules()
-    assert {"audio", "features", "deepspeech", "voca", "animation", "engine", "modelfiles"} <= set(mods)
+    assert {"speech.audio", "speech.features", "speech.deepspeech", "face.voca", "animation.shapekeys",
+            "engine", "models.modelfiles", "models", "speech", "face", "animation"} <= set(mods)
     r = run_blocked("""
         import importlib, sys
         for m in sys.argv[1:]:

@@ -6,7 +6,9 @@ official file formats (see tests/reference). Speech comes from real shared VOCAS
 import numpy as np
 import pytest
 
-from voca_addon.core import audio, deepspeech, engine, features, modelfiles, resample
+from voca_addon.core.speech import audio, deepspeech, features, resample
+from voca_addon.core import engine
+from voca_addon.core.models import modelfiles
 
 VERTEX_TOL = 1e-6          # metres
 LOGITS_REL_TOL = 1e-5      # max |Δ| / max |reference|

@@ -54,7 +54,7 @@ class Clip:
 
 
 def load_clip(shared_data: Path, subject: str) -> Clip:
-    from voca_addon.core import audio
+    from voca_addon.core.speech import audio
     wav, npz = SEQUENCES[subject]
     clip = audio.load_audio(shared_data / "audio" / wav)
     with np.load(shared_data / "voca_official" / npz) as z:
@@ -251,11 +251,12 @@ def emotion_run(tmp_path_factory, emotion_data, ds_small_pb, feature_cache) -> R
 
 @pytest.fixture(scope="session")
 def ds_model(ds_small_pb, feature_cache):
-    from voca_addon.core import modelfiles
+    from voca_addon.core.models import modelfiles
     return modelfiles.load_deepspeech(ds_small_pb, feature_cache)
 
 
 def engine_windows(ds_model, clip: Clip) -> np.ndarray:
     """The add-on's speech windows [F, 16, 29] for a clip (what the extension feeds the model)."""
-    from voca_addon.core import audio, engine
+    from voca_addon.core.speech import audio
+    from voca_addon.core import engine
     return engine.speech_features(audio.Audio(clip.samples.astype(np.float64), clip.rate), ds_model, FPS).windows

@@ -7,7 +7,9 @@ import pytest
 
 from tests.training.conftest import engine_windows, piece_names
 from voca_addon import cli
-from voca_addon.core import conditions, engine, modelfiles, tfbundle, voca
+from voca_addon.core.models import conditions, modelfiles, tfbundle
+from voca_addon.core import engine
+from voca_addon.core.face import voca
 
 tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow 2")
 
@@ -51,7 +53,8 @@ def test_compat_engine_reads_the_checkpoint_where_tensorflow_cannot_be_imported(
     np.save(tmp_path / "t.npy", template)
     r = run_blocked("""
         import sys, numpy as np
-        from voca_addon.core import modelfiles, voca
+        from voca_addon.core.models import modelfiles
+        from voca_addon.core.face import voca
         model = modelfiles.load_voca(sys.argv[1], sys.argv[2])
         w, t = np.load(sys.argv[3]), np.load(sys.argv[4])
         np.save(sys.argv[5], voca.decode(model, voca.encode(model, w, 2), t))
@@ -161,5 +164,5 @@ def test_compat_blender_operator_animates_with_the_trained_checkpoint(release_ru
 
 
 def read_template(path):
-    from voca_addon.core import meshio
+    from voca_addon.core.face import meshio
     return meshio.read_mesh(path).vertices

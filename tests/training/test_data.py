@@ -8,7 +8,8 @@ import pytest
 
 from tests.training.conftest import TRAIN_FRAMES, cut, write_voca_folder
 from voca_addon import cli
-from voca_addon.core import engine, modelfiles
+from voca_addon.core import engine
+from voca_addon.core.models import modelfiles
 from voca_addon.core.errors import ModelFileError, VocaError
 from voca_training import batches, config, data
 from voca_training.errors import DataError

@@ -7,7 +7,8 @@ import pytest
 
 from tests.training.conftest import TRAIN_FRAMES, copy_run, cut, engine_windows, run_training
 from voca_addon import cli
-from voca_addon.core import conditions, engine, modelfiles, tfbundle
+from voca_addon.core.models import conditions, modelfiles, tfbundle
+from voca_addon.core import engine
 from voca_addon.core.errors import InputError
 
 pytest.importorskip("tensorflow", reason="training needs TensorFlow 2")

@@ -18,7 +18,7 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from ..core import emotion_sources
+from ..core.face import emotion_sources
 from ..core.errors import VocaError
 from . import emotion_writer, preferences, writer
 

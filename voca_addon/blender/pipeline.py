@@ -20,7 +20,7 @@ emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps,
 set to exactly the clip.
 
 Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from, by the rule
-of :mod:`voca_addon.core.emotion_sources` (FLAME model .pkl, delta .npy/.npz, a folder or one mesh of
+of :mod:`voca_addon.core.face.emotion_sources` (FLAME model .pkl, delta .npy/.npz, a folder or one mesh of
 targets with ``emotion_neutral``); ``None`` keys the object's own emotion key of that name (made earlier
 by Add emotions, or an artist key marked as an emotion).
 
@@ -40,10 +40,13 @@ from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from ..core import audio, emotion_sources, engine, meshio, modelfiles
-from ..core import emotions as core_emotions
-from ..core.animation import DEFAULT_FPS, ShapeKeyAnimation
-from ..core.emotions import Emotion
+from ..core.speech import audio
+from ..core.face import emotion_sources, meshio
+from ..core import engine
+from ..core.models import modelfiles
+from ..core.face import emotions as core_emotions
+from ..core.animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
+from ..core.face.emotions import Emotion
 from ..core.errors import AudioError, InputError, MeshError, VocaError
 from . import emotion_writer, writer
 
@@ -64,7 +67,7 @@ class AnimateSettings:
     """Everything one run needs, built from Blender properties or command-line flags (no RNA inside).
 
     Paths are plain absolute strings; ``None`` model paths fall back to ``$VOCA_MODEL_DIR`` /
-    ``~/voca_models`` (:mod:`voca_addon.core.modelfiles`). ``condition``: 1-based VOCASET subject, or
+    ``~/voca_models`` (:mod:`voca_addon.core.models.modelfiles`). ``condition``: 1-based VOCASET subject, or
     {subject: weight} for a blend. ``start_frame`` None = the scene's start. ``strength``: the emotion's
     peak value (0 … 2). ``ease_frames``: length of the emotion's rise and fall.
     """

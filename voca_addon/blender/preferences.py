@@ -24,7 +24,8 @@ from typing import Optional, Tuple
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..core import meshio, modelfiles, tfbundle, voca
+from ..core.face import meshio, voca
+from ..core.models import modelfiles, tfbundle
 from ..core.errors import VocaError
 
 ADDON_ID = __package__.rpartition(".")[0]          # the top package: voca_addon or bl_ext.<repo>.voca_addon

@@ -22,10 +22,11 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from ..core import conditions, modelfiles, tfbundle, voca
-from ..core.emotions import BUILTIN_PRESETS, NEUTRAL
+from ..core.models import conditions, modelfiles, tfbundle
+from ..core.face import voca
+from ..core.face.emotions import BUILTIN_PRESETS, NEUTRAL
 from ..core.errors import VocaError
-from ..core.voca import VOCASET_SUBJECTS
+from ..core.face.voca import VOCASET_SUBJECTS
 from . import emotion_writer, preferences, writer
 from .pipeline import AnimateSettings
 

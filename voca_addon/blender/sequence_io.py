@@ -2,14 +2,14 @@
 
 * :func:`import_sequence` — a folder of per-frame ``.obj`` / ``.ply`` (numeric frame order, voca#131), a
   ``.npy`` [F, V, 3] or a ``.npz`` with ``vertices`` (+ ``fps``) → the smallest shape-key animation that
-  reproduces every frame within 1 µm per coordinate (:func:`voca_addon.core.sequences.import_sequence`),
+  reproduces every frame within 1 µm per coordinate (:func:`voca_addon.core.animation.sequences.import_sequence`),
   written by :func:`~.writer.write_animation` onto a new head built from the template (or a given head),
   with an optional sound strip; the scene's frame range is set to the animation.
 * :func:`evaluated_frames` — the head's vertices after its shape keys at given scene frames (mesh-local
   coordinates, modifiers left out: what a point cache must hold so that a Mesh Cache modifier at the top of
   the stack replaces exactly the shape keys).
 * :func:`export_pc2` / :func:`export_obj_sequence` — those frames over the scene range to a PC2 point
-  cache / one OBJ per frame (atomic writes, :mod:`voca_addon.core.exporters`).
+  cache / one OBJ per frame (atomic writes, :mod:`voca_addon.core.animation.exporters`).
 * :func:`add_mesh_cache` — plays a PC2 back with a Mesh Cache modifier.
 
 **Mesh Cache and the shape keys (the choice).** The modifier named ``VOCA Mesh Cache`` is put FIRST in
@@ -41,7 +41,9 @@ import numpy as np
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..core import exporters, meshio, modelfiles, sequences
+from ..core.animation import exporters, sequences
+from ..core.face import meshio
+from ..core.models import modelfiles
 from ..core.errors import AudioError, InputError, MeshError, VocaError
 from . import writer
 

@@ -1,4 +1,4 @@
-"""The one place that turns a :class:`~voca_addon.core.animation.ShapeKeyAnimation` into Blender data.
+"""The one place that turns a :class:`~voca_addon.core.animation.shapekeys.ShapeKeyAnimation` into Blender data.
 
 Everything that differs between Blender versions (5.0's slotted, layered actions and their channelbags,
 the sequencer's ``strips``) lives here and nowhere else.
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..core.animation import ShapeKeyAnimation
+from ..core.animation.shapekeys import ShapeKeyAnimation
 from ..core.errors import AudioError, InputError, MeshError
 
 OWNED = "voca_owned"                # custom property: True on every ID / strip the add-on created

@@ -13,9 +13,10 @@ from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from . import audio as audio_mod
-from . import deepspeech, features, voca
-from .animation import DEFAULT_FPS, ShapeKeyAnimation
+from .speech import audio as audio_mod
+from .speech import deepspeech, features
+from .face import voca
+from .animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from .errors import InputError
 
 Condition = Union[int, Mapping[int, float]]
@@ -53,7 +54,7 @@ def _report(progress: Progress, fraction: float, stage: str) -> None:
 
 def speech_features(source: Union[str, "audio_mod.Audio"], model: deepspeech.DeepSpeechModel,
                     fps: float = DEFAULT_FPS, progress: Progress = None) -> SpeechFeatures:
-    """Audio file (or loaded :class:`~voca_addon.core.audio.Audio`) → VOCA's speech windows.
+    """Audio file (or loaded :class:`~voca_addon.core.speech.audio.Audio`) → VOCA's speech windows.
 
     Follows VOCA's ``audio_handler``: channel 0, resample to 16 kHz, int16, MFCC, DeepSpeech,
     interpolate 50 → ``fps`` over ``round(duration · fps)`` frames, 16-frame windows.

@@ -1,0 +1,242 @@
+"""DeepSpeech 0.1.0 input features and VOCA's handling of its output, as in VOCA's ``utils/audio_handler.py``.
+
+- ``mfcc``: python_speech_features 0.6 ``mfcc(signal, 16000, numcep=26)`` with its defaults: pre-emphasis
+  0.97; 25 ms / 10 ms frames (lengths rounded half-up on the exact float value, the last frame zero-padded;
+  frame count ``1 + ceil((N - 400) / 160)``, 1 when ``N <= 400``); rectangular window; power spectrum
+  ``|rfft_512|**2 / 512``; 26 triangular mel filters over 0 .. rate/2 on FFT bins
+  ``floor((nfft + 1) * hz / rate)``; exact zeros replaced by float64 eps before the log; orthonormal DCT-II
+  (a matrix here, no scipy); cepstral lifter 22; coefficient 0 replaced by the log frame energy.
+  Matches python_speech_features to ~1e-13 (the only difference is the DCT's summation order).
+- ``deepspeech_input``: VOCA's ``audioToInputVector``: every second MFCC frame (50 steps/s), 9 zero frames
+  of context on each side, 19-frame windows flattened frame-major ([T, 494]), normalised with ONE mean and
+  ONE population std over the whole array, zero padding included.
+- ``interpolate_logits``: VOCA's ``interpolate_features``: per-feature ``np.interp`` from 50 to 60 fps.
+- ``num_output_frames``: ``int(round(n / rate * fps))`` with Python's round (half to even) on the ORIGINAL
+  audio's sample count and rate, exactly VOCA's frame count.
+- ``make_windows``: 8 zero rows each side, 16-row windows with stride 1 → VOCA's ``speech_features``.
+
+Contract: numpy only; pure functions, any thread. Computation in float64; ``deepspeech_input`` returns
+float32 because the TF graph is fed float32.
+"""
+from __future__ import annotations
+
+import decimal
+import math
+
+import numpy as np
+
+from ..errors import AudioError, InputError
+
+SAMPLE_RATE = 16000         # Hz, DeepSpeech input rate
+FRAME_LENGTH_S = 0.025      # s, MFCC analysis window
+FRAME_STEP_S = 0.01         # s, MFCC hop
+NFFT = 512                  # FFT size (samples)
+PREEMPHASIS = 0.97          # pre-emphasis coefficient
+NUM_FILTERS = 26            # mel filters
+NUM_CEPSTRA = 26            # cepstral coefficients kept (DeepSpeech n_input)
+CEP_LIFTER = 22             # cepstral lifter parameter
+NUM_CONTEXT = 9             # frames of context on each side (DeepSpeech n_context)
+FEATURE_STRIDE = 2          # keep every second MFCC frame (the BiRNN stride): 100 → 50 steps/s
+DEEPSPEECH_FPS = 50         # logits per second
+VOCA_FPS = 60               # VOCA output frames per second
+WINDOW = 16                 # logit rows per VOCA input window
+EPS = np.finfo(np.float64).eps
+
+
+def _round_half_up(value: float) -> int:
+    """Round the exact binary value of ``value`` half-up (python_speech_features' frame-length rule)."""
+    return int(decimal.Decimal(value).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
+
+
+def _hz_to_mel(hz):
+    return 2595 * np.log10(1 + hz / 700.)
+
+
+def _mel_to_hz(mel):
+    return 700 * (10 ** (mel / 2595.0) - 1)
+
+
+def mel_filterbank(rate: int = SAMPLE_RATE, num_filters: int = NUM_FILTERS, nfft: int = NFFT) -> np.ndarray:
+    """Triangular mel filters from 0 Hz to rate/2 on FFT bins.
+
+    Returns
+    -------
+    np.ndarray
+        float64 [num_filters, nfft // 2 + 1]; filter j rises over bins [b_j, b_{j+1}) and falls over
+        [b_{j+1}, b_{j+2}), with ``b = floor((nfft + 1) * mel_to_hz(linspace(mel(0), mel(rate/2))) / rate)``.
+    """
+    mels = np.linspace(_hz_to_mel(0), _hz_to_mel(rate / 2), num_filters + 2)
+    edges = np.floor((nfft + 1) * _mel_to_hz(mels) / rate)
+    bins = np.arange(nfft // 2 + 1)[None, :]
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = np.where((bins >= lo) & (bins < mid), (bins - lo) / np.where(mid > lo, mid - lo, 1), 0.0)
+    falling = np.where((bins >= mid) & (bins < hi), (hi - bins) / np.where(hi > mid, hi - mid, 1), 0.0)
+    return rising + falling
+
+
+def dct_matrix(size: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix: ``dct_matrix(N) @ v`` equals scipy ``dct(v, type=2, norm='ortho')``.
+
+    Returns
+    -------
+    np.ndarray
+        float64 [size, size].
+    """
+    k = np.arange(size)[:, None]
+    n = np.arange(size)[None, :]
+    matrix = np.cos(np.pi * k * (2 * n + 1) / (2 * size)) * np.sqrt(2.0 / size)
+    matrix[0] *= np.sqrt(0.5)
+    return matrix
+
+
+def _frames(signal: np.ndarray, rate: int) -> np.ndarray:
+    """Pre-emphasised, zero-padded frames, float64 [frames, frame_length]."""
+    length = _round_half_up(FRAME_LENGTH_S * rate)
+    step = _round_half_up(FRAME_STEP_S * rate)
+    x = np.asarray(signal)
+    emphasised = np.append(x[0], x[1:] - PREEMPHASIS * x[:-1]).astype(np.float64)
+    count = 1 if x.shape[0] <= length else 1 + -(-(x.shape[0] - length) // step)
+    padded = np.concatenate([emphasised, np.zeros((count - 1) * step + length - x.shape[0])])
+    return np.lib.stride_tricks.sliding_window_view(padded, length)[::step][:count]
+
+
+def mfcc(signal: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """python_speech_features 0.6 ``mfcc(signal, rate, numcep=26)`` with its defaults.
+
+    Parameters
+    ----------
+    signal : np.ndarray
+        int16 (or float) [n], n >= 1; VOCA passes the int16 16 kHz signal.
+    rate : int
+        Hz.
+
+    Returns
+    -------
+    np.ndarray
+        float64 [1 + ceil((n - 400) / 160), 26] at 16 kHz (1 row when n <= 400).
+
+    Raises
+    ------
+    InputError
+        ``signal`` is not a non-empty 1-D array.
+    """
+    x = np.asarray(signal)
+    if x.ndim != 1 or x.shape[0] == 0:
+        raise InputError(f"mfcc expects a non-empty 1-D signal, got shape {x.shape}.")
+    frames = _frames(x, rate)
+    power = 1.0 / NFFT * np.square(np.absolute(np.fft.rfft(frames, NFFT)))     # [F, 257]
+    energy = np.sum(power, 1)
+    energy = np.where(energy == 0, EPS, energy)
+    filtered = np.dot(power, mel_filterbank(rate).T)                            # [F, 26]
+    filtered = np.where(filtered == 0, EPS, filtered)
+    cepstra = np.log(filtered) @ dct_matrix(NUM_FILTERS).T[:, :NUM_CEPSTRA]     # [F, 26]
+    lift = 1 + (CEP_LIFTER / 2.) * np.sin(np.pi * np.arange(NUM_CEPSTRA) / CEP_LIFTER)
+    cepstra = lift * cepstra
+    cepstra[:, 0] = np.log(energy)
+    return cepstra
+
+
+def deepspeech_input(signal_int16: np.ndarray) -> np.ndarray:
+    """VOCA's ``audioToInputVector(signal, 16000, 26, 9)``: the DeepSpeech 0.1.0 ``input_node`` for batch 1.
+
+    Parameters
+    ----------
+    signal_int16 : np.ndarray
+        int16 [n], 16 kHz (``audio.prepare_for_deepspeech``).
+
+    Returns
+    -------
+    np.ndarray
+        float32 [T, 494], T = ceil(mfcc frames / 2); row t = MFCC steps t-9 .. t+9 (zeros outside),
+        index ``k * 26 + c``; normalised by the global mean and population std (computed in float64).
+
+    Raises
+    ------
+    AudioError
+        The features have no spread (cannot be normalised).
+    """
+    features = mfcc(signal_int16, SAMPLE_RATE)[::FEATURE_STRIDE]               # [T, 26]
+    steps = features.shape[0]
+    empty = np.zeros((NUM_CONTEXT, NUM_CEPSTRA), dtype=features.dtype)
+    padded = np.concatenate((empty, features, empty))                          # [T + 18, 26]
+    span = 2 * NUM_CONTEXT + 1
+    windows = padded[np.arange(steps)[:, None] + np.arange(span)[None, :]]      # [T, 19, 26]
+    inputs = np.reshape(windows, [steps, -1])                                  # [T, 494]
+    spread = np.std(inputs)
+    if not spread > 0:
+        raise AudioError("The audio gives constant speech features; use a recording with speech.")
+    return ((inputs - np.mean(inputs)) / spread).astype(np.float32)
+
+
+def num_output_frames(num_samples: int, rate: int, fps: int = VOCA_FPS) -> int:
+    """VOCA's output frame count ``int(round(num_samples / rate * fps))`` (Python round, half to even).
+
+    ``num_samples`` and ``rate`` are those of the ORIGINAL audio (before resampling), as in VOCA.
+    """
+    if rate <= 0 or fps <= 0 or num_samples < 0:
+        raise InputError(f"num_output_frames needs rate, fps > 0 and num_samples >= 0, got "
+                         f"{num_samples}, {rate}, {fps}.")
+    return int(round(float(num_samples) / rate * fps))
+
+
+def interpolate_logits(logits: np.ndarray, num_frames: int, in_fps: float = DEEPSPEECH_FPS,
+                       out_fps: float = VOCA_FPS) -> np.ndarray:
+    """VOCA's ``interpolate_features``: linear interpolation per feature from ``in_fps`` to ``out_fps``.
+
+    Parameters
+    ----------
+    logits : np.ndarray
+        float [T, C] (DeepSpeech logits, C = 29), sampled at ``arange(T) / in_fps`` seconds.
+    num_frames : int
+        Output rows, sampled at ``arange(num_frames) / out_fps``; past the last input time the last row
+        is held (``np.interp``).
+
+    Returns
+    -------
+    np.ndarray
+        float64 [num_frames, C].
+    """
+    values = np.asarray(logits, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0 or num_frames < 0:
+        raise InputError(f"interpolate_logits expects [T>0, C] logits and num_frames >= 0, got "
+                         f"{values.shape} and {num_frames}.")
+    t_in = np.arange(values.shape[0]) / float(in_fps)
+    t_out = np.arange(num_frames) / float(out_fps)
+    out = np.zeros((num_frames, values.shape[1]))
+    for feature in range(values.shape[1]):
+        out[:, feature] = np.interp(t_out, t_in, values[:, feature])
+    return out
+
+
+def make_windows(features: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """VOCA's audio windows: ``window // 2`` zero rows each side, windows of ``window`` rows, stride 1.
+
+    Parameters
+    ----------
+    features : np.ndarray
+        [F, C] (interpolated logits, C = 29).
+    window : int
+        Rows per window (16 in VOCA).
+
+    Returns
+    -------
+    np.ndarray
+        [F + 2 * (window // 2) - window, window, C] (= [F, 16, C] for VOCA), same dtype as ``features``;
+        window i holds rows i - window//2 .. i + window//2 - 1 (zeros outside).
+    """
+    values = np.asarray(features)
+    if values.ndim != 2 or window < 1:
+        raise InputError(f"make_windows expects [F, C] features and window >= 1, got {values.shape}, {window}.")
+    half = int(window / 2)
+    pad = np.zeros((half, values.shape[1]), dtype=values.dtype)
+    padded = np.concatenate((pad, values, pad), axis=0)
+    count = max(0, padded.shape[0] - window)
+    index = np.arange(count)[:, None] + np.arange(window)[None, :]
+    return padded[index]
+
+
+def frame_count(num_samples: int, rate: int = SAMPLE_RATE) -> int:
+    """Number of MFCC frames for ``num_samples`` samples: 1 + ceil((n - 400) / 160) at 16 kHz, 1 if n <= 400."""
+    length = _round_half_up(FRAME_LENGTH_S * rate)
+    step = _round_half_up(FRAME_STEP_S * rate)
+    return 1 if num_samples <= length else 1 + math.ceil((num_samples - length) / step)
