@@ -27,9 +27,10 @@ from typing import Callable, Dict, Optional, Sequence as Seq, Tuple
 
 import numpy as np
 
-from voca_addon.core import engine, modelfiles
-from voca_addon.core.audio import to_mono
-from voca_addon.core.voca import NUM_FEATURES, WINDOW
+from voca_addon.core import engine
+from voca_addon.core.models import modelfiles
+from voca_addon.core.speech.audio import to_mono
+from voca_addon.core.face.voca import NUM_FEATURES, WINDOW
 
 from .data import FPS, Dataset, Sequence
 from .errors import ConfigError

@@ -6,7 +6,7 @@ keys are accepted but do nothing here, because the command line gives those path
 ``--deepspeech``, ``--out``) or the feature is not part of this trainer (rendering). They are reported
 in :attr:`TrainingConfig.notes`. Any other key is refused (a typo must not silently become a default).
 
-Contract: stdlib only (+ :mod:`voca_addon.core.voca` names); no TensorFlow. Problems raise
+Contract: stdlib only (+ :mod:`voca_addon.core.face.voca` names); no TensorFlow. Problems raise
 :class:`~voca_training.errors.ConfigError` naming the section, the key and what to write instead.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from voca_addon.core.voca import DECODER_SCOPES, NUM_FEATURES, VOCASET_SUBJECTS, WINDOW
+from voca_addon.core.face.voca import DECODER_SCOPES, NUM_FEATURES, VOCASET_SUBJECTS, WINDOW
 
 from .errors import ConfigError
 

@@ -1,6 +1,6 @@
 """VOCA in TensorFlow 2 for training: plain ``tf.Variable``s named like the release, ``tf.function`` steps.
 
-The forward pass is the official graph's (see ``voca_addon/core/voca.py`` and ``tests/reference/tf_voca.py``):
+The forward pass is the official graph's (see ``voca_addon/core/face/voca.py`` and ``tests/reference/tf_voca.py``):
 batch norm over the single feature channel (epsilon 1.001e-5, the official graph's value), the one-hot
 condition tiled over the 16 time rows and concatenated after the 29 features, four 3×1 stride-2 'SAME'
 convolutions with ReLU, flatten ‖ condition, fc1 (tanh), fc2 (the code), decoder ``code·W + b``.
@@ -38,7 +38,7 @@ from typing import Dict, Mapping
 import numpy as np
 import tensorflow as tf
 
-from voca_addon.core.voca import BN_EPSILON, ENCODER, NUM_CONVS, NUM_FEATURES, WINDOW, VocaDims, weight_names
+from voca_addon.core.face.voca import BN_EPSILON, ENCODER, NUM_CONVS, NUM_FEATURES, WINDOW, VocaDims, weight_names
 
 BN_MOMENTUM = 0.9            # official graph: AssignMovingAvg decay constant 0.1 = 1 − momentum
 ADAM_BETA2 = 0.999

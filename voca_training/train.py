@@ -33,8 +33,8 @@ from typing import Dict, List, Optional, TextIO
 import numpy as np
 
 from voca_addon.core.errors import InputError
-from voca_addon.core.modelfiles import resolve_deepspeech
-from voca_addon.core.voca import VocaDims
+from voca_addon.core.models.modelfiles import resolve_deepspeech
+from voca_addon.core.face.voca import VocaDims
 
 from . import batches, checkpoint, data
 from .config import TrainingConfig, load_config, to_ini
