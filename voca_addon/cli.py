@@ -1,7 +1,8 @@
 """Command line: ``python -m voca_addon {features,infer,bench} ...``.
 
 Works with neither ``bpy`` nor ``tensorflow`` importable. Every refused input exits with status 2
-and one line on stderr (``error: ...``), without a traceback.
+and one line on stderr (``error: ...``), without a traceback. An unexpected error (a bug) exits with
+status 3 and one line naming a log file that holds the traceback (:mod:`voca_addon.core.errorlog`).
 
 Contract: imports the core lazily per command so ``--help`` is instant.
 """
@@ -15,6 +16,8 @@ from typing import Callable, Dict, List, Optional
 from .core.errors import InputError, VocaError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130
 
 
 def parse_style(text: str) -> Dict[int, float]:
@@ -160,10 +163,13 @@ COMMANDS.update({name: _cmd_blender for name in ("animate", "import-sequence", "
 COMMANDS["train"] = _cmd_train
 
 
-def run_guarded(call: Callable[[], None]) -> int:
-    """Run ``call``; a user error prints one ``error: ...`` line and gives 2, Ctrl-C gives 130, else 0.
+def run_guarded(call: Callable[[], None], context: str = "") -> int:
+    """Run ``call`` and turn what it raises into one line on stderr and an exit status.
 
-    Used by :func:`main` and by :mod:`voca_addon.headless` (the ``blender -b -P`` entry).
+    A user error (``VocaError``, ``OSError``) prints ``error: ...`` and gives 2; Ctrl-C gives 130; any
+    other exception is a bug: its traceback goes to a log file (:func:`errorlog.write_error_log`), one
+    line names that file, and the status is 3. Success gives 0. Used by :func:`main` and by
+    :mod:`voca_addon.headless` (the ``blender -b -P`` entry).
     """
     try:
         call()
@@ -172,10 +178,15 @@ def run_guarded(call: Callable[[], None]) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:              # noqa: BLE001 - the last guard: anything else is a bug
+        from .core import errorlog
+        log = errorlog.write_error_log(e, context or " ".join(sys.argv))
+        print(f"error: {errorlog.one_line(e, log)}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_guarded(lambda: COMMANDS[args.command](args))
+    return run_guarded(lambda: COMMANDS[args.command](args), f"python -m voca_addon {args.command}")
