@@ -32,7 +32,7 @@ def test_modelfiles_cache_is_keyed_by_content_and_memory_mapped(ds_small_pb, tmp
     cache = tmp_path / "cache"
     first = modelfiles.load_deepspeech(pb, cache)
     folders = sorted(p.name for p in cache.iterdir() if p.is_dir())
-    assert len(folders) == 1 and folders[0].startswith(f"deepspeech-v1-{pb.stat().st_size}-")
+    assert len(folders) == 1 and folders[0].startswith(f"deepspeech-v{modelfiles.CACHE_VERSION}-{pb.stat().st_size}-")
     assert folders[0].endswith(modelfiles.files_sha256([pb])[:16])
     again = modelfiles.load_deepspeech(pb, cache)
     assert isinstance(again.params["h1"].base, np.memmap) or isinstance(again.params["h1"], np.memmap)
@@ -81,3 +81,73 @@ def test_modelfiles_variant_dims_inferred_from_real_ravdess_index(shared_data):
     dims = voca.infer_dims({n: e.shape for n, e in official.items()})
     assert (dims.num_conditions, dims.size_factor, dims.code_dim) == (8, 1, 50)
     assert dims.decoder_scope == "VOCA/FlameExpressionLayer"
+
+
+# --- integrity: checksums, finiteness, the DeepSpeech release MD5 -----------------------------------
+
+def _copy_checkpoint(voca_ckpt, folder):
+    folder.mkdir()
+    for suffix in (".index", ".data-00000-of-00001"):
+        (folder / ("gstep_52280.model" + suffix)).write_bytes((voca_ckpt.parent / (voca_ckpt.name + suffix)).read_bytes())
+    return folder / "gstep_52280.model"
+
+
+@pytest.mark.parametrize("damage", ["zeros", "random"])
+def test_modelfiles_damaged_data_of_right_size_is_refused(voca_ckpt, tmp_path, damage):
+    prefix = _copy_checkpoint(voca_ckpt, tmp_path / "m")
+    data = prefix.with_name(prefix.name + ".data-00000-of-00001")
+    size = data.stat().st_size
+    data.write_bytes(bytes(size) if damage == "zeros" else np.random.default_rng(7).bytes(size))
+    with pytest.raises(ModelFileError) as info:
+        modelfiles.load_voca(prefix, tmp_path / "cache")
+    message = str(info.value)
+    assert "the file is damaged (checksum mismatch in tensor 'VOCA/" in message
+    assert "download it again from https://voca.is.tue.mpg.de" in message and str(data) in message
+    assert not any(p.is_dir() for p in (tmp_path / "cache").glob("voca-*"))      # nothing cached
+
+
+def test_modelfiles_checksum_verified_on_first_read_then_cache_trusted(voca_ckpt, tmp_path):
+    prefix = _copy_checkpoint(voca_ckpt, tmp_path / "m")
+    cache = tmp_path / "cache"
+    good = modelfiles.load_voca(prefix, cache)
+    manifest = next(cache.glob("voca-v2-*/manifest.json"))
+    digests = modelfiles.files_digests([prefix.with_name(prefix.name + s) for s in (".index", ".data-00000-of-00001")])
+    assert digests["sha256"] in manifest.read_text() and digests["md5"] in manifest.read_text()
+    again = modelfiles.load_voca(prefix, cache)       # served from the cache (memory-mapped)
+    name = "VOCA/SpeechEncoder/fc2/biases"
+    np.testing.assert_array_equal(good.params[name], again.params[name])
+
+
+def test_modelfiles_non_finite_weights_refused_at_load(voca_ckpt, tmp_path):
+    tensors = tfbundle.read_checkpoint(voca_ckpt)
+    tensors["VOCA/SpeechEncoder/fc2/biases"] = tensors["VOCA/SpeechEncoder/fc2/biases"].copy()
+    tensors["VOCA/SpeechEncoder/fc2/biases"][3] = np.nan      # a diverged training run: checksums are fine
+    prefix = tfbundle.write_checkpoint(tmp_path / "m" / "gstep_52280.model", tensors)
+    with pytest.raises(ModelFileError, match=r"non-finite weights \(NaN or infinity\) in tensor "
+                                             r"'VOCA/SpeechEncoder/fc2/biases'"):
+        modelfiles.load_voca(prefix, tmp_path / "cache")
+
+
+def test_modelfiles_non_release_deepspeech_graph_warns_every_load(ds_small_pb, tmp_path):
+    import hashlib
+    assert hashlib.md5(ds_small_pb.read_bytes()).hexdigest() != modelfiles.DEEPSPEECH_RELEASE_MD5
+    for _ in range(2):                                # first read, then from the cache
+        with pytest.warns(modelfiles.NonReleaseGraphWarning) as record:
+            modelfiles.load_deepspeech(ds_small_pb, tmp_path / "cache")
+        (warning,) = record
+        text = str(warning.message)
+        assert "\n" not in text and str(ds_small_pb) in text and modelfiles.DEEPSPEECH_RELEASE_MD5 in text
+
+
+def test_modelfiles_every_missing_file_named_in_one_message(tmp_path, voca_ckpt, ds_small_pb):
+    with pytest.raises(ModelFileError) as info:
+        modelfiles.check_model_files(tmp_path, tmp_path / "none.pb", tmp_path / "none.ply")   # empty folder
+    message = str(info.value)
+    assert message.startswith("4 model files are missing")
+    for name in ("gstep_52280.model.index", "gstep_52280.model.data-00000-of-00001", "none.pb", "none.ply"):
+        assert name in message
+    with pytest.raises(ModelFileError, match=r"^DeepSpeech .* not found") as info:   # one missing: as before
+        modelfiles.check_model_files(voca_ckpt, tmp_path / "none.pb", need_template=False)
+    assert "template" not in str(info.value)
+    assert modelfiles.check_model_files(voca_ckpt, ds_small_pb, tmp_path / "none.ply",
+                                        need_template=False) == (voca_ckpt, ds_small_pb, None)

@@ -7,8 +7,16 @@ Files (see ``docs/models.md`` for where each comes from and its license):
 * a FLAME template mesh (``FLAME_sample.ply``).
 
 Lookup order: an explicit path (CLI flag / Blender preference), then ``$VOCA_MODEL_DIR``, then the
-documented folder ``~/voca_models``. Missing files raise :class:`ModelFileError` naming the file, where to
-download it and where to put it — never a substitute.
+documented folder ``~/voca_models``. Missing files raise :class:`MissingModelFiles` naming the file, where to
+download it and where to put it — never a substitute; :func:`check_model_files` names every missing file of
+a run in one message.
+
+Integrity (on the first read of a file, i.e. on a cache miss): every VOCA tensor's CRC-32C is checked against
+the one the ``.index`` holds (a mismatch: "the file is damaged (checksum mismatch in tensor …): download it
+again from …"), and non-finite weights are refused in both models. The DeepSpeech graph's MD5 is compared
+with the v0.1.0 release's (:data:`DEEPSPEECH_RELEASE_MD5`); another graph that passes the structure check
+loads with a :class:`NonReleaseGraphWarning` (one line; the CLI prints it as ``warning: ...``). Later loads
+trust the cache, which is keyed by the files' SHA-256 and remembers their MD5.
 
 Cache: the inference tensors are stored once as uncompressed ``.npy`` files (memory-mapped on load)
 under ``$VOCA_CACHE_DIR`` or ``~/.cache/voca_addon``, in a folder named by the source's size and
@@ -23,8 +31,9 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -39,7 +48,8 @@ VOCA_URL = "https://voca.is.tue.mpg.de (register, then download 'VOCA trained mo
 DEEPSPEECH_URL = ("https://github.com/mozilla/DeepSpeech/releases/tag/v0.1.0 "
                   "(deepspeech-0.1.0-models.tar.gz, file models/output_graph.pb)")
 TEMPLATE_URL = "https://github.com/TimoBolkart/voca/tree/master/template (FLAME_sample.ply)"
-CACHE_VERSION = 1
+DEEPSPEECH_RELEASE_MD5 = "08a9e6e8dc450007a0df0a37956bc795"   # v0.1.0 release's models/output_graph.pb
+CACHE_VERSION = 2          # 2: entries made after checksum / finiteness checks, manifest holds the MD5
 HASH_CHUNK = 16 << 20      # bytes read per hashing step
 
 
@@ -57,10 +67,38 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "voca_addon"
 
 
-def _missing(what: str, expected: Path, url: str, hint: str) -> ModelFileError:
-    return ModelFileError(
-        f"{what} not found: expected {expected}. Download it from {url} and put it there, "
-        f"{hint}, or set VOCA_MODEL_DIR to the folder that holds it.")
+class MissingModelFiles(ModelFileError):
+    """One or more model files are not where they were looked for.
+
+    Attributes
+    ----------
+    files : list of (what, expected path, url, hint)
+        One entry per missing file, for :func:`check_model_files` to combine into one message.
+    """
+
+    def __init__(self, files):
+        self.files = list(files)
+        super().__init__(_missing_message(self.files))
+
+
+def _missing_message(files) -> str:
+    if len(files) == 1:
+        what, expected, url, hint = files[0]
+        return (f"{what} not found: expected {expected}. Download it from {url} and put it there, "
+                f"{hint}, or set VOCA_MODEL_DIR to the folder that holds it.")
+    listed = "; ".join(f"({i}) {what}: expected {expected}, from {url}"
+                       for i, (what, expected, url, _hint) in enumerate(files, 1))
+    return (f"{len(files)} model files are missing: {listed}. Put each where it is expected, pass its path "
+            "(--voca / --deepspeech / --template, or the add-on preferences), or set VOCA_MODEL_DIR to "
+            "the folder that holds them.")
+
+
+class NonReleaseGraphWarning(UserWarning):
+    """The DeepSpeech graph has the v0.1.0 structure but is not the released file (MD5 differs)."""
+
+
+def _missing(what: str, expected: Path, url: str, hint: str) -> MissingModelFiles:
+    return MissingModelFiles([(what, expected, url, hint)])
 
 
 def resolve_voca(path: Optional[os.PathLike] = None) -> Path:
@@ -73,11 +111,13 @@ def resolve_voca(path: Optional[os.PathLike] = None) -> Path:
     for suffix in (".index", ".meta", ".data-00000-of-00001"):
         if name.endswith(suffix):
             p = p.with_name(name[: -len(suffix)])
-    for needed in (p.with_name(p.name + ".index"), p.with_name(p.name + ".data-00000-of-00001")):
-        if not needed.is_file():
-            raise _missing(f"VOCA checkpoint file '{needed.name}'", needed, VOCA_URL,
-                           "with all gstep_52280.model.* files in the same folder (pass the folder or the "
-                           "prefix with --voca / the add-on preferences)")
+    missing = [(f"VOCA checkpoint file '{needed.name}'", needed, VOCA_URL,
+                "with all gstep_52280.model.* files in the same folder (pass the folder or the prefix with "
+                "--voca / the add-on preferences)")
+               for needed in (p.with_name(p.name + ".index"), p.with_name(p.name + ".data-00000-of-00001"))
+               if not needed.is_file()]
+    if missing:
+        raise MissingModelFiles(missing)
     return p
 
 
@@ -98,14 +138,48 @@ def resolve_template(path: Optional[os.PathLike] = None) -> Path:
     return p
 
 
-def files_sha256(paths) -> str:
-    """SHA-256 of the concatenated contents of ``paths``."""
-    h = hashlib.sha256()
+def check_model_files(voca_path=None, deepspeech_path=None, template_path=None,
+                      need_template: bool = True) -> tuple:
+    """Resolve the VOCA checkpoint, the DeepSpeech graph and (when needed) the template at once.
+
+    Returns
+    -------
+    tuple
+        (VOCA prefix, DeepSpeech ``.pb``, template path or None when ``need_template`` is False).
+
+    Raises
+    ------
+    MissingModelFiles
+        Every missing file named in one message (what, where it was expected, where to get it).
+    """
+    resolvers = [(resolve_voca, voca_path), (resolve_deepspeech, deepspeech_path)]
+    if need_template:
+        resolvers.append((resolve_template, template_path))
+    found, missing = [], []
+    for resolve, given in resolvers:
+        try:
+            found.append(resolve(given or None))
+        except MissingModelFiles as exc:
+            missing.extend(exc.files)
+    if missing:
+        raise MissingModelFiles(missing)
+    return tuple(found) + ((None,) if not need_template else ())
+
+
+def files_digests(paths) -> Dict[str, str]:
+    """``{"sha256": ..., "md5": ...}`` of the concatenated contents of ``paths`` (hex), in one pass."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
     for path in paths:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(HASH_CHUNK), b""):
-                h.update(block)
-    return h.hexdigest()
+                sha.update(block)
+                md5.update(block)
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+
+
+def files_sha256(paths) -> str:
+    """SHA-256 of the concatenated contents of ``paths``."""
+    return files_digests(paths)["sha256"]
 
 
 def _stat_key(paths) -> str:
@@ -113,8 +187,11 @@ def _stat_key(paths) -> str:
 
 
 def _cached(kind: str, sources, convert: Callable[[], Dict[str, np.ndarray]],
-            cache: Optional[Path]) -> Dict[str, np.ndarray]:
-    """Tensors read from ``sources`` (files), from the cache or converted (and cached) on a miss."""
+            cache: Optional[Path]) -> Tuple[Dict[str, np.ndarray], dict]:
+    """(tensors, meta) read from ``sources`` (files): from the cache, or converted (and cached) on a miss.
+
+    ``meta`` holds the sources' ``sha256`` and ``md5``.
+    """
     root = Path(cache) if cache else cache_dir()
     index_file = root / f"{kind}-index.json"
     try:
@@ -131,24 +208,25 @@ def _cached(kind: str, sources, convert: Callable[[], Dict[str, np.ndarray]],
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt below
     tensors = convert()
-    digest = files_sha256(sources)
-    folder = root / f"{kind}-v{CACHE_VERSION}-{size}-{digest[:16]}"
+    meta = files_digests(sources)
+    folder = root / f"{kind}-v{CACHE_VERSION}-{size}-{meta['sha256'][:16]}"
     try:
-        _write_cache(folder, tensors, {"sources": [str(p) for p in sources], "sha256": digest})
-        index[key] = digest[:16]
+        _write_cache(folder, tensors, dict(meta, sources=[str(p) for p in sources]))
+        index[key] = meta["sha256"][:16]
         tmp = index_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(index, indent=1), "utf-8")
         os.replace(tmp, index_file)
     except OSError:
         # A read-only cache only costs speed; copy out of the source (its views may be unaligned).
-        return {n: np.array(a) for n, a in tensors.items()}
+        return {n: np.array(a) for n, a in tensors.items()}, meta
     return _load_cache(folder)
 
 
-def _load_cache(folder: Path) -> Dict[str, np.ndarray]:
-    """Memory-mapped, aligned arrays of a cache folder."""
-    names = json.loads((folder / "manifest.json").read_text("utf-8"))["tensors"]
-    return {n: np.load(folder / f"{i:03d}.npy", mmap_mode="r") for i, n in enumerate(names)}
+def _load_cache(folder: Path) -> Tuple[Dict[str, np.ndarray], dict]:
+    """Memory-mapped, aligned arrays of a cache folder, and its manifest."""
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    names = manifest["tensors"]
+    return {n: np.load(folder / f"{i:03d}.npy", mmap_mode="r") for i, n in enumerate(names)}, manifest
 
 
 def _write_cache(folder: Path, tensors: Dict[str, np.ndarray], meta: dict) -> None:
@@ -167,11 +245,23 @@ def _write_cache(folder: Path, tensors: Dict[str, np.ndarray], meta: dict) -> No
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def refuse_non_finite(tensors: Dict[str, np.ndarray], source: str, hint: str) -> None:
+    """Raise ModelFileError naming the first float tensor holding NaN or infinity (weights never do)."""
+    for name, arr in tensors.items():
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise ModelFileError(f"{source} holds non-finite weights (NaN or infinity) in tensor '{name}', "
+                                 f"so it cannot animate anything: {hint}")
+
+
 def _read_voca_tensors(prefix: Path) -> Dict[str, np.ndarray]:
+    """The inference tensors, each checked against the CRC-32C in the ``.index``, all finite."""
     from . import tfbundle
     entries = tfbundle.read_index(prefix)
     dims = voca.infer_dims({n: e.shape for n, e in entries.items()})
-    return tfbundle.read_checkpoint(prefix, names=voca.weight_names(dims.decoder_scope))
+    tensors = tfbundle.read_checkpoint(prefix, names=voca.weight_names(dims.decoder_scope), verify=True)
+    refuse_non_finite(tensors, f"the VOCA checkpoint {prefix}", "download it again from " + VOCA_URL +
+                      " (a model from your own training run that diverged cannot be used)")
+    return tensors
 
 
 def _read_deepspeech_tensors(pb: Path) -> Dict[str, np.ndarray]:
@@ -179,19 +269,36 @@ def _read_deepspeech_tensors(pb: Path) -> Dict[str, np.ndarray]:
     graph = graphdef.read_graph(pb)
     deepspeech.refuse_newer_graph(graph.nodes.keys(), f"'{pb}'")
     consts = graph.constants()
-    return {n: consts[n] for n in deepspeech.tensor_names()}
+    tensors = {n: consts[n] for n in deepspeech.tensor_names()}
+    refuse_non_finite(tensors, f"the DeepSpeech graph {pb}", "download it again from " + DEEPSPEECH_URL)
+    return tensors
 
 
 def load_voca(path: Optional[os.PathLike] = None, cache: Optional[Path] = None) -> voca.VocaModel:
-    """Load (and cache) a VOCA checkpoint; see :func:`resolve_voca` for ``path``."""
+    """Load (and cache) a VOCA checkpoint; see :func:`resolve_voca` for ``path``.
+
+    Raises
+    ------
+    ModelFileError
+        Missing, truncated or damaged files (checksum mismatch), non-finite weights, not a VOCA model.
+    """
     prefix = resolve_voca(path)
     files = [prefix.with_name(prefix.name + s) for s in (".index", ".data-00000-of-00001")]
-    tensors = _cached("voca", files, lambda: _read_voca_tensors(prefix), cache)
+    tensors, _meta = _cached("voca", files, lambda: _read_voca_tensors(prefix), cache)
     return voca.model_from_tensors(tensors)
 
 
 def load_deepspeech(path: Optional[os.PathLike] = None, cache: Optional[Path] = None) -> deepspeech.DeepSpeechModel:
-    """Load (and cache) DeepSpeech v0.1.0's ``output_graph.pb``."""
+    """Load (and cache) DeepSpeech v0.1.0's ``output_graph.pb``.
+
+    A graph with the v0.1.0 structure whose MD5 is not the release's loads with a
+    :class:`NonReleaseGraphWarning` (``warnings.warn``; every load).
+    """
     pb = resolve_deepspeech(path)
-    tensors = _cached("deepspeech", [pb], lambda: _read_deepspeech_tensors(pb), cache)
-    return deepspeech.model_from_tensors(tensors, f"'{pb}'")
+    tensors, meta = _cached("deepspeech", [pb], lambda: _read_deepspeech_tensors(pb), cache)
+    model = deepspeech.model_from_tensors(tensors, f"'{pb}'")
+    if meta.get("md5") != DEEPSPEECH_RELEASE_MD5:
+        warnings.warn(f"{pb} is not the DeepSpeech v0.1.0 release file (MD5 {meta.get('md5')}, the release's "
+                      f"is {DEEPSPEECH_RELEASE_MD5}); it has the right structure and is used, but results "
+                      "differ from VOCA's unless it is the same network", NonReleaseGraphWarning, stacklevel=2)
+    return model

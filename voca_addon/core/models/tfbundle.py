@@ -40,6 +40,7 @@ LITTLE_ENDIAN, BIG_ENDIAN = 0, 1
 DT_STRING = 7
 UINT32_MAX = 0xFFFFFFFF
 
+DOWNLOAD_URL = "https://voca.is.tue.mpg.de"
 DOWNLOAD_HINT = ("download the VOCA model from https://voca.is.tue.mpg.de and put all three "
                  "gstep_52280.model.* files in the same folder")
 
@@ -214,8 +215,9 @@ def _decode_strings(raw: bytearray, entry: TensorEntry, verify: bool, path: Path
 
 def _check_crc(actual: int, entry: TensorEntry, path: Path) -> None:
     if mask(actual) != entry.crc32c:
-        raise ModelFileError(f"tensor '{entry.name}' in {path} fails its checksum: the file is corrupt; "
-                             f"{DOWNLOAD_HINT}")
+        raise ModelFileError(f"{path}: the file is damaged (checksum mismatch in tensor '{entry.name}'): "
+                             f"download it again from {DOWNLOAD_URL} and put all three gstep_52280.model.* "
+                             "files in the same folder")
 
 
 def _read_tensor(handle, entry: TensorEntry, verify: bool, path: Path) -> np.ndarray:
