@@ -1,0 +1,132 @@
+"""Speech prosody per animation frame: loudness, pitch and where the speaker pauses.
+
+What drives the living face (blinks favour pauses, head motion follows emphasis and phrasing) is read
+from the audio itself, one value per animation frame at ``t_f = f / fps``:
+
+1. **Frames.** A ``WINDOW_S`` (40 ms) window of the mono signal (channel 0, like VOCA) centred on ``t_f``.
+2. **Energy.** ``E_f = 10 log10(mean(x²) + ε)`` dB re full scale.
+3. **Pitch.** The normalised autocorrelation ``r(τ) / r(0)`` (computed by FFT) is searched over the lags
+   of ``F0_MIN_HZ``..``F0_MAX_HZ``; the frame is *voiced* when its peak exceeds ``VOICING_THRESHOLD``
+   and the frame is speech (4.); then ``F0 = rate / τ*`` Hz, else NaN.
+4. **Speech activity.** ``E_f`` above ``max(E₉₅ − ACTIVITY_RANGE_DB, E₅ + ACTIVITY_FRACTION (E₉₅ − E₅))``
+   (``E_p`` the p-th percentile: the noise floor and the loud frames), gaps shorter than
+   ``MIN_PAUSE_S`` closed and bursts shorter than ``MIN_SPEECH_S`` dropped (``scipy.ndimage``).
+
+Contract: numpy + scipy + stdlib (+ :mod:`..speech.audio`); pure functions, any thread. Audio in the
+int16 scale of :class:`~voca_addon.core.speech.audio.Audio`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..speech.audio import Audio, to_mono
+
+WINDOW_S = 0.040            # s, analysis window centred on each frame
+F0_MIN_HZ = 70.0            # Hz, lowest pitch searched (deep male voice)
+F0_MAX_HZ = 400.0           # Hz, highest pitch searched (child / high female voice)
+VOICING_THRESHOLD = 0.45    # normalised autocorrelation peak above which a frame is voiced
+ACTIVITY_RANGE_DB = 30.0    # dB below the loud (95th percentile) frames that can still count as speech
+ACTIVITY_FRACTION = 0.3     # of the way from the noise floor (5th percentile) up to the loud frames
+MIN_PAUSE_S = 0.15          # s, shorter silences are within a phrase (stop closures, breaths)
+MIN_SPEECH_S = 0.06         # s, shorter bursts are clicks, not speech
+INT16_FULL_SCALE = 32768.0
+EPS = 1e-10                 # power floor (−100 dB)
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """Per-frame prosody at ``fps``.
+
+    Attributes
+    ----------
+    energy_db : float64 [F]   loudness, dB re full scale.
+    f0_hz : float64 [F]       pitch in Hz, NaN where unvoiced.
+    speaking : bool [F]       speech activity (False in pauses).
+    fps : float
+    """
+
+    energy_db: np.ndarray
+    f0_hz: np.ndarray
+    speaking: np.ndarray
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.energy_db.shape[0])
+
+    def pause_onsets(self) -> np.ndarray:
+        """int64 [P]: frames where a pause begins (speech → silence), i.e. phrase ends."""
+        s = self.speaking.astype(np.int8)
+        return np.flatnonzero(np.diff(s) == -1) + 1
+
+
+def frame_windows(signal: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndarray:
+    """float64 [F, W]: the ``WINDOW_S`` windows centred on ``f / fps`` (zero outside the signal)."""
+    width = max(int(round(WINDOW_S * rate)), 2)
+    centres = np.round(np.arange(num_frames) * (rate / fps)).astype(np.int64)
+    padded = np.pad(signal, (width, width + int(centres[-1]) + 1))
+    views = np.lib.stride_tricks.sliding_window_view(padded, width)
+    return views[centres + width - width // 2]
+
+
+def analyse(audio: Audio, fps: float, num_frames: int = None) -> Prosody:
+    """Energy, pitch and speech activity of ``audio`` per frame (module docstring's steps 1–4).
+
+    Parameters
+    ----------
+    audio : Audio
+    fps : float
+        Animation frame rate.
+    num_frames : int, optional
+        Frames wanted (default: ``ceil(duration · fps)``); the audio is zero-padded or cut to fit.
+
+    Raises
+    ------
+    InputError
+        ``fps`` not positive or no frames.
+    """
+    if not fps > 0:
+        raise InputError(f"fps must be positive, got {fps}.")
+    num_frames = int(np.ceil(audio.duration_s * fps)) if num_frames is None else int(num_frames)
+    if num_frames <= 0:
+        raise InputError("the audio gives no animation frame; choose a longer recording.")
+    signal = to_mono(audio, 0) / INT16_FULL_SCALE
+    windows = frame_windows(signal, audio.rate, fps, num_frames)             # [F, W]
+    energy_db = 10.0 * np.log10(np.mean(windows ** 2, axis=1) + EPS)        # step 2
+    speaking = speech_activity(energy_db, fps)                               # step 4
+    f0 = pitch(windows, audio.rate)                                          # step 3
+    f0[~speaking] = np.nan
+    return Prosody(energy_db, f0, speaking, float(fps))
+
+
+def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
+    """Step 3: float64 [F] F0 in Hz by normalised autocorrelation, NaN where unvoiced."""
+    width = windows.shape[1]
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    spectrum = np.fft.rfft(centred, n=2 * width, axis=1)
+    r = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :width]               # r(τ), τ = 0..W−1
+    lo = int(np.floor(rate / F0_MAX_HZ))
+    hi = min(int(np.ceil(rate / F0_MIN_HZ)), width - 1)
+    if hi <= lo:
+        return np.full(windows.shape[0], np.nan)
+    overlap = (width - np.arange(width)) / width                             # unbiased: r(τ)·W/(W−τ)
+    normalised = r[:, lo:hi + 1] / overlap[lo:hi + 1] / np.maximum(r[:, :1], EPS)
+    best = np.argmax(normalised, axis=1)
+    peak = normalised[np.arange(len(best)), best]
+    f0 = rate / (lo + best).astype(np.float64)
+    return np.where(peak > VOICING_THRESHOLD, f0, np.nan)
+
+
+def speech_activity(energy_db: np.ndarray, fps: float) -> np.ndarray:
+    """Step 4: bool [F], True while speaking (loud enough, short gaps closed, short bursts dropped)."""
+    floor, top = np.percentile(energy_db, [5, 95])
+    loud = energy_db > max(top - ACTIVITY_RANGE_DB, floor + ACTIVITY_FRACTION * (top - floor))
+    gap = max(int(round(MIN_PAUSE_S * fps)), 1)
+    burst = max(int(round(MIN_SPEECH_S * fps)), 1)
+    padded = np.pad(loud, gap)                                               # closing must not eat edges
+    closed = ndimage.binary_closing(padded, structure=np.ones(gap, bool))[gap:-gap]
+    return ndimage.binary_opening(closed, structure=np.ones(burst, bool))
