@@ -8,11 +8,20 @@ Speed: everything but the LSTM recurrence is one matrix product over all steps. 
 the only sequential part: per step and direction one [1, n_cell] · [n_cell, 4·n_cell] product, whose
 cost is reading the recurrent kernel (64 MiB at full size) from memory.
 
-Contract: numpy only; float32 arithmetic like TensorFlow. Widths are read from the tensors, so
+Memory (``logits_streamed``): the steps are processed in blocks of ``chunk`` steps, so nothing of size
+[T, n_hidden] or [T, 4·n_cell] exists at once. The forward direction runs first, block by block, carrying
+its state (h, c) across blocks, and parks its outputs h_fw (float32 [T, n_cell], 8 kB per step at full
+size) in an anonymous temporary file when there is more than one block. The backward direction then runs
+from the last block to the first, recomputing the three dense layers of each block, and combines each
+block with its h_fw into layers 5 and 6. In RAM at any time: one block's activations (~60 MB at 1024
+steps, full size) and the [T, 29] logits. Same operations as the whole-array path, so the same numbers.
+
+Contract: numpy + stdlib (tempfile); float32 arithmetic like TensorFlow. Widths are read from the tensors, so
 small-width graphs of the same structure (used by the tests) run through the same code.
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
@@ -29,6 +38,7 @@ LSTM = "bidirectional_rnn/{}/basic_lstm_cell/{}"
 RELEASE_URL = "https://github.com/mozilla/DeepSpeech/releases/tag/v0.1.0"
 # Tensor names that only newer DeepSpeech graphs (0.2 and later) contain.
 NEWER_MARKERS = ("lstm_fused_cell", "cudnn_lstm", "previous_state_c", "input_samples")
+CHUNK_STEPS = 1024         # steps per block in logits_streamed (20 s of speech)
 
 
 def tensor_names() -> list:
@@ -101,19 +111,30 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-x))
 
 
-def _lstm_direction(model: DeepSpeechModel, direction: str, x: np.ndarray,
-                    progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
-    """Run one LSTM direction over x [T, n_in] (reverse order for 'bw'); returns h [T, n_cell]."""
-    kx, kh, b = model.lstm(direction)
-    n = model.n_cell
-    z_in = x @ kx                                                           # [T, 4n] one GEMM
-    z_in += b
-    z_in[:, 2 * n:3 * n] += np.float32(FORGET_BIAS)
-    steps = range(len(x)) if direction == "fw" else range(len(x) - 1, -1, -1)
-    h = np.zeros(n, np.float32)
-    c = np.zeros(n, np.float32)
-    out = np.empty((len(x), n), np.float32)
+def _lstm_block(kh: np.ndarray, z_in: np.ndarray, state: tuple, reverse: bool,
+                progress: Optional[Callable[[int], None]] = None) -> tuple:
+    """The recurrence of one LSTM direction over a block of steps.
+
+    Parameters
+    ----------
+    kh : float32 [n, 4n]
+        Recurrent kernel.
+    z_in : float32 [S, 4n]
+        Input contributions ``x · kx + b`` (forget bias included) of the block's steps.
+    state : (h, c), float32 [n] each
+        State before the block's first step in processing order.
+    reverse : bool
+        Process the block from its last step to its first (the backward direction).
+
+    Returns
+    -------
+    (out float32 [S, n], (h, c) after the block's last processed step)
+    """
+    n = kh.shape[0]
+    h, c = state
+    out = np.empty((len(z_in), n), np.float32)
     z = np.empty(4 * n, np.float32)
+    steps = range(len(z_in) - 1, -1, -1) if reverse else range(len(z_in))
     for k, t in enumerate(steps):
         np.dot(h, kh, out=z)                                                # the sequential floor
         z += z_in[t]
@@ -123,12 +144,126 @@ def _lstm_direction(model: DeepSpeechModel, direction: str, x: np.ndarray,
         out[t] = h
         if progress is not None:
             progress(k)
+    return out, (h, c)
+
+
+def _lstm_inputs(model: DeepSpeechModel, direction: str, l3: np.ndarray) -> np.ndarray:
+    """``l3 · kx + b`` with the forget bias added: float32 [S, 4·n_cell] (one GEMM)."""
+    kx, _, b = model.lstm(direction)
+    n = model.n_cell
+    z_in = l3 @ kx
+    z_in += b
+    z_in[:, 2 * n:3 * n] += np.float32(FORGET_BIAS)
+    return z_in
+
+
+def _dense_123(model: DeepSpeechModel, x: np.ndarray) -> np.ndarray:
+    """Layers 1-3 (clipped ReLU) of a block of inputs [S, 494] → float32 [S, n_l3]."""
+    p = model.params
+    return _dense_clip(_dense_clip(_dense_clip(x, p["h1"], p["b1"]), p["h2"], p["b2"]), p["h3"], p["b3"])
+
+
+def _output_layers(model: DeepSpeechModel, h_fw: np.ndarray, h_bw: np.ndarray) -> np.ndarray:
+    """Layers 5 (clipped ReLU over [h_fw, h_bw]) and 6 (linear): float32 [S, 29]."""
+    p = model.params
+    l5 = _dense_clip(np.concatenate([h_fw, h_bw], axis=1), p["h5"], p["b5"])
+    out = l5 @ p["h6"]
+    out += p["b6"]
     return out
+
+
+class _Parked:
+    """Forward outputs kept until the backward pass reaches their block: in RAM for one block, else
+    in an anonymous temporary file (removed by the OS when closed, also after a crash)."""
+
+    def __init__(self, blocks: int):
+        self._ram = {} if blocks <= 1 else None
+        self._file = None if blocks <= 1 else tempfile.TemporaryFile(prefix="voca-ds-")
+        self._where = {}
+
+    def put(self, key: int, block: np.ndarray) -> None:
+        if self._file is None:
+            self._ram[key] = block
+            return
+        self._where[key] = (self._file.tell(), block.shape)
+        self._file.write(np.ascontiguousarray(block, np.float32).tobytes())
+
+    def take(self, key: int) -> np.ndarray:
+        if self._file is None:
+            return self._ram.pop(key)
+        offset, shape = self._where.pop(key)
+        self._file.seek(offset)
+        out = np.empty(shape, np.float32)
+        self._file.readinto(memoryview(out).cast("B"))
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def logits_streamed(model: DeepSpeechModel, rows: Callable[[int, int], np.ndarray], num_steps: int,
+                    chunk: int = CHUNK_STEPS, progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
+    """Raw logits of the acoustic model, reading the inputs block by block (bounded memory).
+
+    Parameters
+    ----------
+    rows : callable(start, stop) -> float32 [stop - start, 494]
+        Rows of the normalised input (e.g. :meth:`~voca_addon.core.speech.features.DeepSpeechInput.rows`);
+        each block but the last is asked for twice (forward, then backward pass).
+    num_steps : int
+        T ≥ 1.
+    chunk : int
+        Steps per block; changes memory, not the result.
+    progress : callable(fraction) or None
+        Called after every recurrence step with the fraction done (0..1); raising from it stops the run.
+
+    Returns
+    -------
+    np.ndarray
+        float32 [T, 29].
+    """
+    if num_steps < 1 or chunk < 1:
+        raise InputError(f"DeepSpeech needs at least one step and chunk ≥ 1, got {num_steps}, {chunk}")
+    bounds = [(a, min(a + chunk, num_steps)) for a in range(0, num_steps, chunk)]
+    _, kh_fw, _ = model.lstm("fw")
+    _, kh_bw, _ = model.lstm("bw")
+    zeros = (np.zeros(model.n_cell, np.float32), np.zeros(model.n_cell, np.float32))
+    parked, out = _Parked(len(bounds)), np.empty((num_steps, NUM_CLASSES), np.float32)
+    done = [0]
+
+    def hook(k):
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / (2 * num_steps))
+    try:
+        state = zeros
+        for key, (a, b) in enumerate(bounds):                               # forward: first → last
+            l3 = _dense_123(model, _checked_rows(rows(a, b), b - a))
+            h_fw, state = _lstm_block(kh_fw, _lstm_inputs(model, "fw", l3), state, False, hook)
+            parked.put(key, h_fw)
+        state = zeros
+        for key in range(len(bounds) - 1, -1, -1):                         # backward: last → first
+            a, b = bounds[key]
+            if key != len(bounds) - 1:                                      # the last block's l3 is at hand
+                l3 = _dense_123(model, _checked_rows(rows(a, b), b - a))
+            h_bw, state = _lstm_block(kh_bw, _lstm_inputs(model, "bw", l3), state, True, hook)
+            out[a:b] = _output_layers(model, parked.take(key), h_bw)
+    finally:
+        parked.close()
+    return out
+
+
+def _checked_rows(x, count: int) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    if x.shape != (count, NUM_INPUT):
+        raise InputError(f"DeepSpeech inputs must be [steps, {NUM_INPUT}], got {x.shape} for {count} steps")
+    return x
 
 
 def logits(model: DeepSpeechModel, inputs: np.ndarray,
            progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
-    """Raw logits of the acoustic model.
+    """Raw logits of the acoustic model for the whole input array at once.
 
     Parameters
     ----------
@@ -136,21 +271,13 @@ def logits(model: DeepSpeechModel, inputs: np.ndarray,
         Normalised MFCC context windows (:func:`voca_addon.core.speech.features.deepspeech_input`).
     progress : callable(fraction) or None
         Called during the recurrence with the fraction done (0..1).
-    Returns float32 [T, 29].
+
+    Returns
+    -------
+    np.ndarray
+        float32 [T, 29]; equals :func:`logits_streamed` over the same rows (one block).
     """
     x = np.asarray(inputs, np.float32)
     if x.ndim != 2 or x.shape[1] != NUM_INPUT or len(x) == 0:
         raise InputError(f"DeepSpeech inputs must be [steps ≥ 1, {NUM_INPUT}], got {x.shape}")
-    p = model.params
-    l1 = _dense_clip(x, p["h1"], p["b1"])
-    l2 = _dense_clip(l1, p["h2"], p["b2"])
-    l3 = _dense_clip(l2, p["h3"], p["b3"])
-    total = 2 * len(x)
-    hooks = [None, None] if progress is None else [
-        lambda k: progress((k + 1) / total), lambda k: progress((len(x) + k + 1) / total)]
-    h_fw = _lstm_direction(model, "fw", l3, hooks[0])
-    h_bw = _lstm_direction(model, "bw", l3, hooks[1])
-    l5 = _dense_clip(np.concatenate([h_fw, h_bw], axis=1), p["h5"], p["b5"])
-    out = l5 @ p["h6"]
-    out += p["b6"]
-    return out
+    return logits_streamed(model, lambda a, b: x[a:b], len(x), chunk=len(x), progress=progress)

@@ -15,6 +15,15 @@
   audio's sample count and rate, exactly VOCA's frame count.
 - ``make_windows``: 8 zero rows each side, 16-row windows with stride 1 → VOCA's ``speech_features``.
 
+Streaming (bounded memory). Every step above is per frame except the normalisation, whose mean and std
+cover the whole array. ``DeepSpeechInput.from_signal`` therefore keeps only the MFCC steps [T, 26] (8 kB
+per second of speech) and the two statistics, computed exactly from the steps: padded step r appears in
+``count_r = min(r, T-1) - max(r-18, 0) + 1`` windows, so ``mean = Σ count_r Σ_c x_rc / (494 T)`` and
+``var = Σ count_r Σ_c (x_rc - mean)² / (494 T)`` (zero padding included). ``rows(a, b)`` then builds any
+block of the normalised [T, 494] input on demand. The MFCC runs over blocks of ``MFCC_CHUNK`` frames, so
+its FFT intermediates stay a few MB whatever the length. ``frame_windows`` does the same for VOCA's
+16-frame windows. Results equal the whole-array computation to float64 summation order (~1e-15).
+
 Contract: numpy only; pure functions, any thread. Computation in float64; ``deepspeech_input`` returns
 float32 because the TF graph is fed float32.
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import decimal
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +51,7 @@ DEEPSPEECH_FPS = 50         # logits per second
 VOCA_FPS = 60               # VOCA output frames per second
 WINDOW = 16                 # logit rows per VOCA input window
 EPS = np.finfo(np.float64).eps
+MFCC_CHUNK = 4096           # MFCC frames per block (41 s of audio; ~17 MB of FFT intermediates)
 
 
 def _round_half_up(value: float) -> int:
@@ -89,19 +100,38 @@ def dct_matrix(size: int) -> np.ndarray:
     return matrix
 
 
-def _frames(signal: np.ndarray, rate: int) -> np.ndarray:
-    """Pre-emphasised, zero-padded frames, float64 [frames, frame_length]."""
+def _frames(signal: np.ndarray, rate: int, first: int, stop: int) -> np.ndarray:
+    """Pre-emphasised, zero-padded frames ``first .. stop-1``, float64 [stop - first, frame_length].
+
+    Frame k covers samples ``k·step .. k·step + length - 1`` of ``x[0], x[1:] - 0.97·x[:-1]``, zeros
+    past the end of the signal; only the samples of the requested frames are touched.
+    """
     length = _round_half_up(FRAME_LENGTH_S * rate)
     step = _round_half_up(FRAME_STEP_S * rate)
     x = np.asarray(signal)
-    emphasised = np.append(x[0], x[1:] - PREEMPHASIS * x[:-1]).astype(np.float64)
-    count = 1 if x.shape[0] <= length else 1 + -(-(x.shape[0] - length) // step)
-    padded = np.concatenate([emphasised, np.zeros((count - 1) * step + length - x.shape[0])])
-    return np.lib.stride_tricks.sliding_window_view(padded, length)[::step][:count]
+    lo, hi = first * step, min((stop - 1) * step + length, x.shape[0])
+    piece = x[max(lo - 1, 0):hi].astype(np.float64)
+    emphasised = piece[1:] - PREEMPHASIS * piece[:-1] if lo > 0 else np.append(piece[0], piece[1:] - PREEMPHASIS * piece[:-1])
+    padded = np.concatenate([emphasised, np.zeros((stop - first - 1) * step + length - (hi - lo))])
+    return np.lib.stride_tricks.sliding_window_view(padded, length)[::step][:stop - first]
 
 
-def mfcc(signal: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """python_speech_features 0.6 ``mfcc(signal, rate, numcep=26)`` with its defaults.
+def _mfcc_block(frames: np.ndarray, rate: int) -> np.ndarray:
+    """MFCC of pre-emphasised frames [n, length] → float64 [n, 26]."""
+    power = 1.0 / NFFT * np.square(np.absolute(np.fft.rfft(frames, NFFT)))     # [n, 257]
+    energy = np.sum(power, 1)
+    energy = np.where(energy == 0, EPS, energy)
+    filtered = np.dot(power, mel_filterbank(rate).T)                            # [n, 26]
+    filtered = np.where(filtered == 0, EPS, filtered)
+    cepstra = np.log(filtered) @ dct_matrix(NUM_FILTERS).T[:, :NUM_CEPSTRA]     # [n, 26]
+    lift = 1 + (CEP_LIFTER / 2.) * np.sin(np.pi * np.arange(NUM_CEPSTRA) / CEP_LIFTER)
+    cepstra = lift * cepstra
+    cepstra[:, 0] = np.log(energy)
+    return cepstra
+
+
+def mfcc(signal: np.ndarray, rate: int = SAMPLE_RATE, stride: int = 1, chunk: int = MFCC_CHUNK) -> np.ndarray:
+    """python_speech_features 0.6 ``mfcc(signal, rate, numcep=26)`` with its defaults, in blocks.
 
     Parameters
     ----------
@@ -109,11 +139,16 @@ def mfcc(signal: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
         int16 (or float) [n], n >= 1; VOCA passes the int16 16 kHz signal.
     rate : int
         Hz.
+    stride : int
+        Keep every ``stride``-th frame (``mfcc(x, stride=2) == mfcc(x)[::2]``; the others are not computed).
+    chunk : int
+        Frames per block (memory: ~4 kB per frame in flight); does not change the result.
 
     Returns
     -------
     np.ndarray
-        float64 [1 + ceil((n - 400) / 160), 26] at 16 kHz (1 row when n <= 400).
+        float64 [ceil(frame_count(n) / stride), 26] (frame_count: 1 + ceil((n - 400) / 160) at 16 kHz,
+        1 when n <= 400).
 
     Raises
     ------
@@ -123,21 +158,77 @@ def mfcc(signal: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     x = np.asarray(signal)
     if x.ndim != 1 or x.shape[0] == 0:
         raise InputError(f"mfcc expects a non-empty 1-D signal, got shape {x.shape}.")
-    frames = _frames(x, rate)
-    power = 1.0 / NFFT * np.square(np.absolute(np.fft.rfft(frames, NFFT)))     # [F, 257]
-    energy = np.sum(power, 1)
-    energy = np.where(energy == 0, EPS, energy)
-    filtered = np.dot(power, mel_filterbank(rate).T)                            # [F, 26]
-    filtered = np.where(filtered == 0, EPS, filtered)
-    cepstra = np.log(filtered) @ dct_matrix(NUM_FILTERS).T[:, :NUM_CEPSTRA]     # [F, 26]
-    lift = 1 + (CEP_LIFTER / 2.) * np.sin(np.pi * np.arange(NUM_CEPSTRA) / CEP_LIFTER)
-    cepstra = lift * cepstra
-    cepstra[:, 0] = np.log(energy)
-    return cepstra
+    count = frame_count(x.shape[0], rate)
+    out = np.empty((-(-count // stride), NUM_CEPSTRA))
+    block = max(1, chunk // stride) * stride                                    # keeps the stride phase
+    for first in range(0, count, block):
+        stop = min(first + block, count)
+        out[first // stride:-(-stop // stride)] = _mfcc_block(_frames(x, rate, first, stop)[::stride], rate)
+    return out
+
+
+@dataclass(frozen=True)
+class DeepSpeechInput:
+    """VOCA's ``audioToInputVector`` kept as MFCC steps + its two statistics; rows built on demand.
+
+    Attributes
+    ----------
+    steps : np.ndarray
+        float64 [T, 26]: every second MFCC frame (50 per second).
+    mean, std : float
+        Mean and population std of the whole [T, 494] context array (zero padding included).
+    """
+    steps: np.ndarray
+    mean: float
+    std: float
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.steps.shape[0])
+
+    @staticmethod
+    def from_signal(signal_int16: np.ndarray, chunk: int = MFCC_CHUNK) -> "DeepSpeechInput":
+        """MFCC steps of a 16 kHz int16 signal and the exact statistics of their context windows.
+
+        Raises
+        ------
+        AudioError
+            The features have no spread (cannot be normalised).
+        """
+        steps = mfcc(signal_int16, SAMPLE_RATE, stride=FEATURE_STRIDE, chunk=chunk)   # [T, 26]
+        t = steps.shape[0]
+        span = 2 * NUM_CONTEXT + 1
+        r = np.arange(t)                                           # padded row r + 9 holds step r
+        count = np.minimum(r + NUM_CONTEXT, t - 1) - np.maximum(r - NUM_CONTEXT, 0) + 1   # windows per step
+        total = float(t * span * NUM_CEPSTRA)
+        mean = float(count @ steps.sum(axis=1)) / total
+        zeros = float(t * span - count.sum()) * NUM_CEPSTRA       # padding entries (value 0) in the array
+        var = (float(count @ np.square(steps - mean).sum(axis=1)) + zeros * mean * mean) / total
+        std = math.sqrt(var)
+        if not std > 0:
+            raise AudioError("The audio gives constant speech features; use a recording with speech.")
+        return DeepSpeechInput(steps, mean, std)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start .. stop-1`` of the normalised input, float32 [stop - start, 494].
+
+        Row t = steps t-9 .. t+9 (zeros outside), index ``k * 26 + c``, minus ``mean``, over ``std``.
+        """
+        if not 0 <= start <= stop <= self.num_steps:
+            raise InputError(f"rows {start}..{stop} outside 0..{self.num_steps}")
+        lo, hi = start - NUM_CONTEXT, stop + NUM_CONTEXT                      # step range with context
+        block = np.zeros((hi - lo, NUM_CEPSTRA))
+        block[max(0, -lo):hi - lo - max(0, hi - self.num_steps)] = self.steps[max(lo, 0):min(hi, self.num_steps)]
+        span = 2 * NUM_CONTEXT + 1
+        windows = np.lib.stride_tricks.sliding_window_view(block, span, axis=0)  # [n, 26, 19]
+        inputs = windows.transpose(0, 2, 1).reshape(stop - start, span * NUM_CEPSTRA)
+        return ((inputs - self.mean) / self.std).astype(np.float32)
 
 
 def deepspeech_input(signal_int16: np.ndarray) -> np.ndarray:
     """VOCA's ``audioToInputVector(signal, 16000, 26, 9)``: the DeepSpeech 0.1.0 ``input_node`` for batch 1.
+
+    The whole array at once; :class:`DeepSpeechInput` gives the same rows block by block.
 
     Parameters
     ----------
@@ -155,17 +246,8 @@ def deepspeech_input(signal_int16: np.ndarray) -> np.ndarray:
     AudioError
         The features have no spread (cannot be normalised).
     """
-    features = mfcc(signal_int16, SAMPLE_RATE)[::FEATURE_STRIDE]               # [T, 26]
-    steps = features.shape[0]
-    empty = np.zeros((NUM_CONTEXT, NUM_CEPSTRA), dtype=features.dtype)
-    padded = np.concatenate((empty, features, empty))                          # [T + 18, 26]
-    span = 2 * NUM_CONTEXT + 1
-    windows = padded[np.arange(steps)[:, None] + np.arange(span)[None, :]]      # [T, 19, 26]
-    inputs = np.reshape(windows, [steps, -1])                                  # [T, 494]
-    spread = np.std(inputs)
-    if not spread > 0:
-        raise AudioError("The audio gives constant speech features; use a recording with speech.")
-    return ((inputs - np.mean(inputs)) / spread).astype(np.float32)
+    source = DeepSpeechInput.from_signal(signal_int16)
+    return source.rows(0, source.num_steps)
 
 
 def num_output_frames(num_samples: int, rate: int, fps: int = VOCA_FPS) -> int:
@@ -233,6 +315,31 @@ def make_windows(features: np.ndarray, window: int = WINDOW) -> np.ndarray:
     count = max(0, padded.shape[0] - window)
     index = np.arange(count)[:, None] + np.arange(window)[None, :]
     return padded[index]
+
+
+def frame_windows(features: np.ndarray, start: int, stop: int, window: int = WINDOW) -> np.ndarray:
+    """Windows ``start .. stop-1`` of :func:`make_windows` (``make_windows(f)[start:stop]``) without the others.
+
+    Parameters
+    ----------
+    features : np.ndarray
+        [F, C] per-frame features.
+
+    Returns
+    -------
+    np.ndarray
+        [stop - start, window, C], same dtype as ``features``.
+    """
+    values = np.asarray(features)
+    half = int(window / 2)
+    count = max(0, values.shape[0] + 2 * half - window)
+    if values.ndim != 2 or not 0 <= start <= stop <= count:
+        raise InputError(f"frame_windows: rows {start}..{stop} of {count} windows over {values.shape}")
+    lo, hi = start - half, stop - half + window                               # feature rows needed
+    block = np.zeros((hi - lo, values.shape[1]), dtype=values.dtype)
+    block[max(0, -lo):hi - lo - max(0, hi - values.shape[0])] = values[max(lo, 0):min(hi, values.shape[0])]
+    windows = np.lib.stride_tricks.sliding_window_view(block, window, axis=0)[:stop - start]  # [n, C, window]
+    return np.ascontiguousarray(windows.transpose(0, 2, 1))
 
 
 def frame_count(num_samples: int, rate: int = SAMPLE_RATE) -> int:

@@ -1,0 +1,123 @@
+"""``.npz`` files written and read member by member, large members in row blocks (bounded memory).
+
+An ``.npz`` is a ZIP archive of ``.npy`` members (numpy's format: magic, a header giving dtype and shape,
+then the raw C-order data). :class:`NpzWriter` writes such an archive with the standard library's
+``zipfile`` (stored, ZIP64 so members may exceed 4 GiB), letting a member be filled block by block from
+a generator: a [frames, 5023, 3] vertex array of an hour of speech (13 GB) never exists in memory. The
+result is an ordinary ``.npz`` (``np.load`` reads it). :func:`iter_rows` reads a member back in blocks.
+
+Writes go to a hidden ``.<name>.partial`` file beside the destination, renamed over it only when the
+archive is complete (:meth:`NpzWriter.commit`); on any error the partial file is removed, so the
+destination is either the old file or the whole new one. The destination gets exactly the name given
+(``np.savez`` would append ``.npz``).
+
+Contract: numpy + stdlib only; any thread.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterable, Iterator, Tuple
+
+import numpy as np
+
+from .errors import InputError
+
+
+class NpzWriter:
+    """Write ``path`` as an ``.npz``, member by member; use as a context manager.
+
+    ``with NpzWriter(out) as z: z.add("fps", 60.0); z.add_rows("vertices", (F, V, 3), np.float32, blocks)``
+    commits on a normal exit and removes the partial file on an exception.
+    """
+
+    def __init__(self, path: os.PathLike):
+        self.path = Path(path)
+        self._partial = self.path.with_name(f".{self.path.name}.partial")
+        self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED, allowZip64=True)
+
+    def add(self, name: str, array) -> None:
+        """Add a whole (small) array as member ``name``."""
+        value = np.asanyarray(array)
+        self.add_rows(name, value.shape, value.dtype, [value] if value.ndim else [value.reshape(())])
+
+    def add_rows(self, name: str, shape: Tuple[int, ...], dtype, blocks: Iterable[np.ndarray]) -> None:
+        """Add member ``name`` of ``shape`` / ``dtype`` from consecutive row blocks [n_i, *shape[1:]].
+
+        Raises
+        ------
+        InputError
+            The blocks do not add up to ``shape`` (a programmer error surfaced clearly).
+        """
+        dtype = np.dtype(dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+        rows = 0
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as member:
+            write_header = np.lib.format.write_array_header_1_0
+            if len(repr(header)) > 65000:                                  # version 1.0 caps the header
+                write_header = np.lib.format.write_array_header_2_0
+            write_header(member, header)
+            for block in blocks:
+                block = np.ascontiguousarray(block, dtype)
+                expected = tuple(shape[1:]) if len(shape) else ()
+                if block.shape[1:] != expected and len(shape):
+                    raise InputError(f"npz member '{name}': block {block.shape} does not fit {tuple(shape)}")
+                rows += block.shape[0] if len(shape) else 1
+                member.write(block.tobytes())
+        if rows != (shape[0] if len(shape) else 1):
+            raise InputError(f"npz member '{name}': {rows} rows written, {shape[0]} declared")
+
+    def commit(self) -> None:
+        """Finish the archive and move it over the destination."""
+        self._zip.close()
+        os.replace(self._partial, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial archive; the destination is untouched."""
+        self._zip.close()
+        self._partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> "NpzWriter":
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def iter_rows(path: os.PathLike, name: str, chunk: int) -> Iterator[np.ndarray]:
+    """Member ``name`` of an ``.npz`` in blocks of at most ``chunk`` rows (C-order members only).
+
+    Raises
+    ------
+    KeyError
+        No such member. ``ValueError``: not an ``.npy`` member in C order.
+    """
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as member:
+        shape, fortran, dtype = _read_header(member)
+        if fortran or dtype.hasobject or len(shape) == 0:
+            raise ValueError(f"member '{name}' is not a C-order numeric array")
+        row_items = int(np.prod(shape[1:], dtype=np.int64))
+        for start in range(0, shape[0], chunk):
+            count = min(chunk, shape[0] - start)
+            data = member.read(count * row_items * dtype.itemsize)
+            if len(data) != count * row_items * dtype.itemsize:
+                raise ValueError(f"member '{name}' is truncated")
+            yield np.frombuffer(data, dtype).reshape((count,) + tuple(shape[1:]))
+
+
+def member_shape(path: os.PathLike, name: str) -> Tuple[int, ...]:
+    """Shape of member ``name`` without reading its data."""
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as member:
+        return tuple(_read_header(member)[0])
+
+
+def _read_header(member) -> tuple:
+    """(shape, fortran_order, dtype) of an open ``.npy`` stream, positioned at its data afterwards."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    return np.lib.format.read_array_header_2_0(member)
