@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work", metavar="DIR", help="where to build the random-weight models")
     b.add_argument("--no-blender", action="store_true", help="skip the Blender writing figures")
     _add_train_parser(sub)
+    from . import batch                 # many clips per run (stdlib at import; numpy when it runs)
+    batch.add_parser(sub)
     from . import headless              # the Blender commands (argparse only; bpy is imported on run)
     headless.add_commands(sub)
     return parser
@@ -163,16 +165,25 @@ COMMANDS.update({name: _cmd_blender for name in ("animate", "import-sequence", "
 COMMANDS["train"] = _cmd_train
 
 
+def _cmd_batch(args) -> int:
+    """batch INPUT --out DIR: see :mod:`voca_addon.batch`; returns its exit status (some clips failed: 4)."""
+    from . import batch
+    return batch.run(args)
+
+
+COMMANDS["batch"] = _cmd_batch
+
+
 def run_guarded(call: Callable[[], None], context: str = "") -> int:
     """Run ``call`` and turn what it raises into one line on stderr and an exit status.
 
     A user error (``VocaError``, ``OSError``) prints ``error: ...`` and gives 2; Ctrl-C gives 130; any
     other exception is a bug: its traceback goes to a log file (:func:`errorlog.write_error_log`), one
-    line names that file, and the status is 3. Success gives 0. Used by :func:`main` and by
-    :mod:`voca_addon.headless` (the ``blender -b -P`` entry).
+    line names that file, and the status is 3. Success gives 0, or the int ``call`` returns (``batch``:
+    4 when some clips failed). Used by :func:`main` and by :mod:`voca_addon.headless` (``blender -b -P``).
     """
     try:
-        call()
+        status = call()
     except (VocaError, OSError) as e:   # OSError: unwritable output, unreadable input no reader classified
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -184,7 +195,7 @@ def run_guarded(call: Callable[[], None], context: str = "") -> int:
         log = errorlog.write_error_log(e, context or " ".join(sys.argv))
         print(f"error: {errorlog.one_line(e, log)}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
-    return 0
+    return status if isinstance(status, int) else 0     # a command may return its own status (batch)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -93,7 +93,10 @@ def _add_render_args(p) -> None:
 
 def build_parser(prog: str = "blender -b -P headless.py --") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
+    from .batch import add_parser as add_batch      # batch runs in Blender too (its Blender formats)
+    add_batch(sub)
     return parser
 
 
@@ -314,8 +317,12 @@ HANDLERS = {"animate": cmd_animate, "import-sequence": cmd_import_sequence,
             "export-pc2": cmd_export, "export-obj": cmd_export}
 
 
-def run(args) -> None:
-    """Run a parsed command; user errors raise ``VocaError`` (the caller prints them)."""
+def run(args):
+    """Run a parsed command; user errors raise ``VocaError`` (the caller prints them). ``batch`` returns
+    its exit status (:mod:`voca_addon.batch`)."""
+    if args.command == "batch":
+        from .batch import run as run_batch
+        return run_batch(args)
     HANDLERS[args.command](args)
 
 

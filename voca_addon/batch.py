@@ -1,0 +1,366 @@
+"""``python -m voca_addon batch INPUT --out DIR``: many clips in one run, the models read once.
+
+INPUT is a folder of audio files (searched recursively; a clip's name is its path below the folder without
+the suffix, ``/`` → ``-``) or a CSV with a header: ``audio`` (required; relative paths are relative to the
+CSV's folder) and optionally ``style`` (``3`` or ``1:0.5,4:0.5``), ``emotion``, ``strength`` and ``name``.
+Clips are animated in groups of ``--batch-size`` whose DeepSpeech recurrence runs together (one read of
+the weights per step serves the group: :mod:`voca_addon.core.speech.deepspeech_batch`); each clip's
+outputs are named after it (:mod:`voca_addon.batch_worker`).
+
+Executors: this process (default); ``--workers N`` local processes; ``--scheduler ADDRESS`` an existing
+Dask distributed cluster (``dask scheduler`` / ``dask worker``, the project's dev environment; the
+extension never needs Dask), whose workers read the models from the same paths (a shared folder).
+
+Outcome. A clip that fails is reported (progress line and summary) and the others go on. Exit status:
+0 every clip ok (or skipped by ``--resume``), :data:`EXIT_SOME_FAILED` when some clip failed, 2 when the
+batch as a whole is refused (no clips, a missing model file, an unknown format, duplicate names) before
+anything is written. ``--resume`` skips clips whose outputs all exist (outputs are written under a
+temporary name and renamed when complete, so an existing file is a complete one). The summary,
+``DIR/batch_summary.json`` and ``.csv``, lists every clip: outcome, seconds, frames, outputs, error; it is
+rewritten after every group, so an interrupted batch leaves one too.
+
+Contract: importing this module imports only the stdlib (``--help`` stays instant); running a batch uses
+numpy + :mod:`voca_addon.core` in this process (``bpy`` only through Blender formats, Dask only
+with ``--scheduler``). Errors that refuse the whole batch raise :class:`~voca_addon.core.errors.VocaError`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+from .core.errors import InputError, VocaError
+
+EXIT_SOME_FAILED = 4            # some clips failed, the others were written
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".aif", ".aiff")
+CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name")
+SUMMARY = "batch_summary"
+DEFAULT_BATCH = 8               # clips per shared recurrence
+DASK_CONNECT_S = 15             # seconds to wait for a Dask scheduler
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+CORE_FORMATS = ("npz", "csv")
+BLENDER_FORMATS = ("blend", "mp4", "glb", "fbx", "abc", "usd")
+FORMATS = CORE_FORMATS + BLENDER_FORMATS
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip of the batch, as read from the input. ``problem``: why the row is unusable, else None."""
+    name: str
+    audio: str
+    condition: object = 3
+    emotion: Optional[str] = None
+    strength: float = 1.0
+    problem: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """Everything a worker needs for one group (plain paths and values: it crosses process boundaries)."""
+    clips: Tuple[ClipSpec, ...]
+    out_dir: str
+    formats: Tuple[str, ...]
+    voca: str
+    deepspeech: str
+    template: str
+    fps: float = 60.0
+    cache: Optional[str] = None
+    emotion_source: Optional[str] = None
+
+
+@dataclass
+class ClipResult:
+    """A clip's outcome: ``ok`` / ``failed`` / ``skipped``, seconds spent, frames, outputs, error."""
+    name: str
+    audio: str
+    outcome: str
+    seconds: float = 0.0
+    frames: int = 0
+    outputs: List[str] = field(default_factory=list)
+    error: str = ""
+
+
+def output_paths(out_dir: str, name: str, formats) -> List[str]:
+    """The files a clip named ``name`` gets, in ``formats`` order."""
+    return [os.path.join(out_dir, f"{name}.{fmt}") for fmt in formats]
+
+
+def atomic_path(path: str) -> str:
+    """A fresh temporary name beside ``path`` (hidden, same suffix), for write-then-rename; no file is made."""
+    folder, base = os.path.split(path)
+    return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}{os.path.splitext(base)[1]}")
+
+
+def add_parser(sub) -> None:
+    """The ``batch`` subcommand (used by :mod:`voca_addon.cli` and :mod:`voca_addon.headless`)."""
+    b = sub.add_parser("batch", help="many audio files → one output set per clip (models read once)")
+    b.add_argument("input", metavar="INPUT", help="folder of audio files, or a CSV (audio[,style,emotion,"
+                   "strength,name])")
+    b.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    b.add_argument("--format", default="npz", help=f"comma-separated, of {','.join(FORMATS)} (default npz)")
+    b.add_argument("--resume", action="store_true", help="skip clips whose outputs all exist")
+    b.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (default 1)")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster, e.g. "
+                   "tcp://10.0.0.5:8786 (models read from the same paths on every worker)")
+    b.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="B",
+                   help=f"clips whose recurrence runs together (default {DEFAULT_BATCH})")
+    b.add_argument("--voca", metavar="PREFIX", help="VOCA checkpoint prefix or folder")
+    b.add_argument("--deepspeech", metavar="PB", help="DeepSpeech v0.1.0 output_graph.pb")
+    b.add_argument("--template", metavar="MESH", help="FLAME template .ply/.obj")
+    b.add_argument("--cache", metavar="DIR", help="model cache folder (default ~/.cache/voca_addon)")
+    b.add_argument("--fps", type=float, default=60.0, help="output frame rate (default 60)")
+    g = b.add_mutually_exclusive_group()
+    g.add_argument("--condition", type=int, default=3, help="speaking style of clips without one (default 3)")
+    g.add_argument("--style", help="style blend of clips without one, e.g. 1:0.5,4:0.5")
+    b.add_argument("--emotion-source", metavar="PATH", help="where the CSV's emotions come from (FLAME "
+                   "model .pkl, delta .npy/.npz, preset JSON)")
+
+
+# ---------------------------------------------------------------------------- input
+
+def clip_name(text: str) -> str:
+    """A file-name-safe clip name (letters, digits, ``._-``; anything else → ``_``)."""
+    return SAFE_NAME.sub("_", text).strip("._") or "clip"
+
+
+def _style(text: str, default):
+    from .cli import parse_style
+    text = (text or "").strip()
+    if not text:
+        return default
+    if text.isdigit():
+        return int(text)
+    return parse_style(text)
+
+
+def read_folder(folder: Path, default_condition) -> List[ClipSpec]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    return [ClipSpec(clip_name("-".join(p.relative_to(folder).with_suffix("").parts)), str(p.resolve()),
+                     default_condition) for p in files]
+
+
+def _csv_row(row: dict, line: int, base: Path, default_condition) -> ClipSpec:
+    audio = (row.get("audio") or "").strip()
+    path = (base / audio).resolve() if audio else base
+    name = clip_name((row.get("name") or "").strip() or Path(audio).stem or f"row{line}")
+    spec = dict(name=name, audio=str(path))
+    try:
+        if not audio:
+            raise InputError(f"line {line} has no audio file")
+        spec["condition"] = _style(row.get("style"), default_condition)
+        strength = (row.get("strength") or "").strip()
+        spec["strength"] = float(strength) if strength else 1.0
+        if not (math.isfinite(spec["strength"]) and 0 <= spec["strength"] <= 2):
+            raise InputError(f"line {line}: strength must be between 0 and 2, got {strength}")
+        spec["emotion"] = (row.get("emotion") or "").strip() or None
+    except (VocaError, ValueError) as exc:
+        spec["problem"] = f"line {line} of the CSV: {' '.join(str(exc).split())}"
+    return ClipSpec(**spec)
+
+
+def read_csv(path: Path, default_condition) -> List[ClipSpec]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            if "audio" not in header:
+                raise InputError(f"'{path}' needs a header row with an 'audio' column (and optionally "
+                                 f"{', '.join(CSV_COLUMNS[1:])})")
+            reader.fieldnames = header
+            return [_csv_row(row, k, path.parent, default_condition) for k, row in enumerate(reader, start=2)]
+    except UnicodeDecodeError:
+        raise InputError(f"'{path}' is not a text CSV (UTF-8); save it as CSV") from None
+
+
+def read_input(text: str, default_condition=3) -> List[ClipSpec]:
+    """The clips of INPUT (a folder or a CSV). Raises InputError for no clips or duplicate names."""
+    path = Path(text)
+    if path.is_dir():
+        clips = read_folder(path, default_condition)
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        clips = read_csv(path, default_condition)
+    else:
+        raise InputError(f"INPUT '{text}' must be a folder of audio files or a .csv file; it was not found "
+                         "or is neither")
+    if not clips:
+        raise InputError(f"'{text}' holds no clips (audio files: {', '.join(AUDIO_SUFFIXES)})")
+    seen = {}
+    for c in clips:
+        if c.name in seen:
+            raise InputError(f"two clips are named '{c.name}' ({seen[c.name]} and {c.audio}); their outputs "
+                             "would overwrite each other: give them different names (CSV column 'name')")
+        seen[c.name] = c.audio
+    return clips
+
+
+def parse_formats(text: str) -> tuple:
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise InputError(f"--format '{text}': choose from {','.join(FORMATS)}")
+    return formats
+
+
+# ---------------------------------------------------------------------------- progress and summary
+
+class Progress:
+    """A text progress bar with an ETA on ``stream``, one line per finished clip."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream = stream or sys.stderr
+        self.started = time.perf_counter()
+
+    def clip(self, result: ClipResult) -> None:
+        self.done += 1
+        self.failed += result.outcome == "failed"
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        bar = "#" * round(20 * self.done / self.total)
+        what = result.outcome if result.outcome != "failed" else f"FAILED: {result.error}"
+        print(f"[{bar:<20}] {self.done}/{self.total} ETA {eta:5.0f} s  {result.name}: {what} "
+              f"({result.seconds:.1f} s)", file=self.stream, flush=True)
+
+
+def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
+    """``batch_summary.json`` and ``.csv`` in ``out_dir`` (written atomically); returns their paths."""
+    rows = [dict(name=r.name, audio=r.audio, outcome=r.outcome, seconds=round(r.seconds, 3), frames=r.frames,
+                 outputs=r.outputs, error=r.error) for r in results]
+    counts = {k: sum(r.outcome == k for r in results) for k in ("ok", "failed", "skipped")}
+    paths = [os.path.join(out_dir, SUMMARY + ext) for ext in (".json", ".csv")]
+    temps = [atomic_path(p) for p in paths]
+    with open(temps[0], "w") as f:
+        json.dump(dict(clips=len(rows), **counts, results=rows), f, indent=1)
+    with open(temps[1], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
+        w.writeheader()
+        w.writerows([{**r, "outputs": ";".join(r["outputs"])} for r in rows])
+    for temp, path in zip(temps, paths):
+        os.replace(temp, path)
+    return paths
+
+
+# ---------------------------------------------------------------------------- executors
+
+def _local(tasks: Sequence[GroupTask]) -> Iterable[List[ClipResult]]:
+    from .batch_worker import run_group
+    for task in tasks:
+        yield run_group(task)
+
+
+def _processes(tasks: Sequence[GroupTask], workers: int) -> Iterable[List[ClipResult]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .batch_worker import run_group
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(run_group, t) for t in tasks]):
+            yield future.result()
+
+
+def dask_client(address: str):
+    """A connected ``dask.distributed.Client``; InputError when Dask is missing or the scheduler unreachable."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError("--scheduler needs Dask: pip install 'dask[distributed]' (in the environment that "
+                         "runs the batch and on every worker)") from None
+    try:
+        return Client(address, timeout=DASK_CONNECT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at '{address}' ({' '.join(str(exc).split())}); "
+                         "start it with 'dask scheduler' and check the address") from None
+
+
+def _dask(tasks: Sequence[GroupTask], client) -> Iterable[List[ClipResult]]:
+    from dask.distributed import as_completed
+    from .batch_worker import run_group
+    with client:
+        futures = client.map(run_group, list(tasks), pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executors: int) -> List[GroupTask]:
+    from .core import batch as core_batch
+    from .core.models import modelfiles
+    voca = str(modelfiles.resolve_voca(args.voca))
+    ds = str(modelfiles.resolve_deepspeech(args.deepspeech))
+    template = str(modelfiles.resolve_template(args.template))
+    size = max(1, min(args.batch_size, math.ceil(len(clips) / max(1, n_executors))))
+    cache = os.path.abspath(args.cache) if args.cache else None
+    source = os.path.abspath(args.emotion_source) if args.emotion_source else None
+    return [GroupTask(tuple(group), out_dir, formats, voca, ds, template, args.fps, cache, source)
+            for group in core_batch.groups(clips, size)] if clips else []
+
+
+def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
+    """Refusals of the whole batch, and per-clip problems found before any work."""
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 < args.fps <= 1000:
+        raise InputError(f"--fps must be above 0 and at most 1000, got {args.fps:g}")
+    if any(f in BLENDER_FORMATS for f in formats) and not args.scheduler:
+        from .headless import _import_bpy
+        _import_bpy("batch --format " + ",".join(f for f in formats if f in BLENDER_FORMATS))
+    if args.emotion_source and not os.path.exists(args.emotion_source):
+        raise InputError(f"--emotion-source '{args.emotion_source}' was not found. Check the path.")
+    out = []
+    for c in clips:
+        if c.problem is None and c.emotion and not args.emotion_source:
+            c = ClipSpec(c.name, c.audio, c.condition, c.emotion, c.strength,
+                         f"emotion '{c.emotion}' needs --emotion-source (where the emotion shapes come from)")
+        out.append(c)
+    return out
+
+
+def _remove_leftovers(out_dir: str, clips: Sequence[ClipSpec], formats: tuple) -> None:
+    """Delete temporary files an interrupted run left for ``clips`` (``.NAME.FMT.<id>.FMT``)."""
+    prefixes = tuple(f".{c.name}.{fmt}." for c in clips for fmt in formats)
+    for entry in os.scandir(out_dir):
+        if entry.name.startswith(prefixes) and entry.is_file():
+            os.remove(entry.path)
+
+
+def run(args) -> int:
+    """Run the batch; returns 0, or :data:`EXIT_SOME_FAILED` when some clip failed."""
+    from .cli import parse_style
+    from .core.models import modelfiles
+    formats = parse_formats(args.format)
+    default = parse_style(args.style) if args.style else args.condition
+    clips = _check(args, read_input(args.input, default), formats)
+    modelfiles.check_model_files(args.voca, args.deepspeech, args.template)
+    out_dir = os.path.abspath(args.out)
+    if not os.path.isdir(os.path.dirname(out_dir)):
+        raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
+    client = dask_client(args.scheduler) if args.scheduler else None
+    os.makedirs(out_dir, exist_ok=True)
+    done = {c.name for c in clips if args.resume and all(map(os.path.isfile, output_paths(out_dir, c.name, formats)))}
+    results = {c.name: ClipResult(c.name, c.audio, "skipped", outputs=output_paths(out_dir, c.name, formats))
+               for c in clips if c.name in done}
+    todo = [c for c in clips if c.name not in done]
+    _remove_leftovers(out_dir, todo, formats)
+    tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers)
+    progress = Progress(len(todo))
+    print(f"batch: {len(clips)} clips, {len(done)} already done, {len(tasks)} groups", file=sys.stderr)
+    runs = (_dask(tasks, client) if client else
+            _processes(tasks, args.workers) if args.workers > 1 and len(tasks) > 1 else _local(tasks))
+    for group in runs:
+        for result in group:
+            results[result.name] = result
+            progress.clip(result)
+        write_summary(out_dir, [results[c.name] for c in clips if c.name in results])
+    summary = write_summary(out_dir, [results[c.name] for c in clips])
+    failed = [r for r in results.values() if r.outcome == "failed"]
+    print(f"batch: {len(clips) - len(failed) - len(done)} written, {len(done)} skipped, {len(failed)} failed; "
+          f"summary {summary[0]}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else 0

@@ -1,0 +1,175 @@
+"""The worker side of ``python -m voca_addon batch``: one group of clips → their output files.
+
+:func:`run_group` is what every executor runs — the batch process itself, a local worker process
+(``--workers N``) or a Dask worker (``--scheduler ADDRESS``). It takes a picklable :class:`GroupTask`,
+reads the models once per process (kept in memory while the files are unchanged), animates the group with
+the shared DeepSpeech recurrence (:func:`voca_addon.core.batch.animate_group`) and writes each clip's
+outputs named after it. A clip that fails (a user error: unreadable audio, a bad style, an output Blender
+refuses) is reported in its :class:`ClipResult`; the others go on.
+
+Outputs, each written under a temporary name and renamed into place when complete (so an existing
+output is a complete one, which ``--resume`` relies on):
+
+* ``NAME.npz`` — the CLI's ``infer`` file (vertices, weights, basis, bias, template, fps, names);
+* ``NAME.csv`` — one row per frame: ``frame, time_s`` and every shape key's weight;
+* ``NAME.blend``, ``.mp4``, ``.glb``, ``.fbx``, ``.abc``, ``.usd`` — through Blender
+  (:mod:`voca_addon.blender.exports`), in the process that runs the group.
+
+Emotion: a clip's emotion (from ``--emotion-source``) at ``strength`` is keyed 0 → strength → 0 over the
+clip with 12-frame smoothstep ramps, as the Blender operator does. In ``.npz`` / ``.csv`` it is one more
+shape (``emotion_<name>``, the emotion's delta) whose weight follows that curve; the Blender outputs get
+the add-on's own emotion key.
+
+Contract: numpy and :mod:`voca_addon.core`; ``bpy`` only when a Blender format is asked for. Any process;
+one group at a time per process.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import threading
+import time
+from typing import Dict, List
+
+import numpy as np
+
+from .batch import BLENDER_FORMATS, ClipResult, ClipSpec, GroupTask, atomic_path, output_paths
+from .core import batch as core_batch
+from .core.animation.shapekeys import ShapeKeyAnimation
+from .core.errors import VocaError
+from .core.face import emotion_sources, emotions, meshio
+from .core.models import modelfiles
+
+EASE_FRAMES = 12            # frames of an emotion's rise and fall (the operator's default)
+
+
+def _replace(temp: str, path: str) -> None:
+    os.replace(temp, path)
+
+
+# ---------------------------------------------------------------------------- models, once per process
+
+_MODELS: Dict[tuple, tuple] = {}
+_LOCK = threading.Lock()
+
+
+def load_models(task: GroupTask):
+    """(DeepSpeech, VOCA, template mesh) for ``task``; read once per process and reused while unchanged."""
+    files = [task.deepspeech, task.voca + ".index", task.voca + ".data-00000-of-00001", task.template]
+    stamp = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files)
+    with _LOCK:
+        if stamp not in _MODELS:
+            _MODELS.clear()
+            cache = task.cache and os.fspath(task.cache)
+            _MODELS[stamp] = (modelfiles.load_deepspeech(task.deepspeech, cache),
+                              modelfiles.load_voca(task.voca, cache), meshio.read_mesh(task.template))
+        return _MODELS[stamp]
+
+
+# ---------------------------------------------------------------------------- core formats
+
+def with_emotion(anim: ShapeKeyAnimation, emotion: emotions.Emotion, strength: float) -> ShapeKeyAnimation:
+    """``anim`` plus the emotion as one more shape, keyed 0 → strength → 0 over the clip (smoothstep ramps).
+
+    Returns the animation unchanged for a one-frame clip (an emotion needs two frames).
+    """
+    if anim.num_frames < 2:
+        return anim
+    keys, values = emotions.ease_curve(0.0, anim.num_frames - 1.0, EASE_FRAMES, strength)
+    weight = np.interp(np.arange(anim.num_frames), keys, values).astype(np.float32)
+    basis = np.concatenate([anim.basis, np.asarray(emotion.delta, np.float32)[None]])
+    weights = np.concatenate([anim.weights, weight[:, None]], axis=1)
+    return ShapeKeyAnimation(basis, anim.bias, weights, anim.fps, anim.template,
+                             anim.names + (f"emotion_{emotion.name}",))
+
+
+def write_npz(anim: ShapeKeyAnimation, path: str) -> None:
+    temp = atomic_path(path)
+    try:
+        with open(temp, "wb") as f:
+            anim.save_npz(f)
+        _replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+def write_csv(anim: ShapeKeyAnimation, path: str) -> None:
+    """One row per frame: frame (0-based), time in seconds, then the weight of every shape key."""
+    temp = atomic_path(path)
+    try:
+        with open(temp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["frame", "time_s", *anim.names])
+            frames = np.arange(anim.num_frames)
+            table = np.column_stack([frames, frames / anim.fps, anim.weights])
+            out.writerows([[int(r[0]), f"{r[1]:.6f}", *(f"{v:.9g}" for v in r[2:])] for r in table])
+        _replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+# ---------------------------------------------------------------------------- one group
+
+def _emotions(task: GroupTask, n_vertices: int) -> Dict[str, object]:
+    """Each clip emotion's :class:`Emotion` (or the message why it cannot be loaded)."""
+    names = sorted({c.emotion for c in task.clips if c.emotion})
+    found: Dict[str, object] = {}
+    for name in names:
+        try:
+            (emotion,) = emotion_sources.load_emotions(task.emotion_source, [name])
+            emotions.validate([emotion], n_vertices)
+            found[name] = emotion
+        except VocaError as exc:
+            found[name] = " ".join(str(exc).split())
+    return found
+
+
+def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, template, emotion) -> List[str]:
+    paths = output_paths(task.out_dir, spec.name, task.formats)
+    core_anim = with_emotion(anim, emotion, spec.strength) if emotion is not None else anim
+    blender = [(fmt, p) for fmt, p in zip(task.formats, paths) if fmt in BLENDER_FORMATS]
+    for fmt, path in zip(task.formats, paths):
+        if fmt == "npz":
+            write_npz(core_anim, path)
+        elif fmt == "csv":
+            write_csv(core_anim, path)
+    if blender:
+        from .blender import exports                     # needs bpy (checked before the batch started)
+        exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
+                           strength=spec.strength, name=spec.name)
+    return paths
+
+
+def run_group(task: GroupTask) -> List[ClipResult]:
+    """Animate one group of clips and write their outputs; one :class:`ClipResult` per clip, in order."""
+    started = time.perf_counter()
+    ds_model, voca_model, template = load_models(task)
+    usable = [c for c in task.clips if c.problem is None]
+    requests = [core_batch.ClipRequest(c.name, c.audio, c.condition) for c in usable]
+    outcomes = dict(zip((c.name for c in usable),
+                        core_batch.animate_group(requests, ds_model, voca_model, template.vertices, task.fps)))
+    feelings = _emotions(task, len(template.vertices)) if task.emotion_source else {}
+    shared = (time.perf_counter() - started) / max(1, len(task.clips))   # the group's compute, per clip
+    results = []
+    for spec in task.clips:
+        t0 = time.perf_counter()
+        result = ClipResult(spec.name, spec.audio, "failed")
+        outcome = outcomes.get(spec.name)
+        emotion = feelings.get(spec.emotion) if spec.emotion else None
+        if spec.problem:
+            result.error = spec.problem
+        elif not outcome.ok:
+            result.error = outcome.error
+        elif isinstance(emotion, str):
+            result.error = emotion
+        else:
+            try:
+                result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion)
+                result.outcome, result.frames = "ok", outcome.animation.num_frames
+            except (VocaError, OSError) as exc:
+                result.error = " ".join(str(exc).split())
+        result.seconds = shared + time.perf_counter() - t0
+        results.append(result)
+    return results
