@@ -9,7 +9,9 @@ Contract: imports the core lazily per command so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -20,22 +22,63 @@ EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
 
 
+FPS_MAX = 1000.0           # frames per second: the one upper limit of every command's --fps (above 0)
+STYLE_FORMAT = "1:0.5,4:0.5 (condition:weight pairs separated by commas, each condition once)"
+
+
 def parse_style(text: str) -> Dict[int, float]:
-    """``"1:0.5,4:0.5"`` → {1: 0.5, 4: 0.5} (1-based conditions, weights ≥ 0)."""
+    """``"1:0.5,4:0.5"`` → {1: 0.5, 4: 0.5}: 1-based conditions, finite weights ≥ 0, at least one > 0.
+
+    Every part must be ``condition:weight``; a missing weight, a repeated condition or anything else
+    is refused (``1:0.5,4`` is an error, not ``4: 1.0``).
+    """
     style: Dict[int, float] = {}
-    for part in text.split(","):
-        idx, sep, weight = part.partition(":")
+    for part in str(text).split(","):
+        idx, sep, weight = (t.strip() for t in part.partition(":"))
         try:
-            style[int(idx)] = style.get(int(idx), 0.0) + (float(weight) if sep else 1.0)
+            index, value = int(idx), float(weight)
         except ValueError:
-            raise InputError(f"--style '{text}' must look like 1:0.5,4:0.5 (condition:weight, ...)") from None
+            index = value = None
+        if not sep or index is None or index < 1 or not math.isfinite(value) or value < 0:
+            raise InputError(f"--style '{text}': '{part.strip()}' is not condition:weight with a condition "
+                             f"from 1 and a weight ≥ 0; write it like {STYLE_FORMAT}.")
+        if index in style:
+            raise InputError(f"--style '{text}' names condition {index} twice; write it like {STYLE_FORMAT}.")
+        style[index] = value
+    if not sum(style.values()) > 0:
+        raise InputError(f"--style '{text}' has no positive weight; give at least one condition a weight > 0.")
     return style
+
+
+def check_fps(fps: Optional[float]) -> None:
+    """One frame-rate rule for every command: above 0 and at most :data:`FPS_MAX` (None: not given)."""
+    if fps is not None and not (0 < fps <= FPS_MAX):
+        raise InputError(f"--fps must be a frame rate above 0 and at most {FPS_MAX:g} frames per second, "
+                         f"got {fps:g}.")
+
+
+def parse_channel(text: str):
+    """``--channel``: a channel number from 0 (VOCA uses 0) or ``mix`` (the mean of all channels)."""
+    text = str(text).strip().lower()
+    if text == "mix":
+        return "mix"
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"'{text}' is not a channel: give a number from 0 or 'mix'")
+
+
+def add_audio_args(p: argparse.ArgumentParser) -> None:
+    """--channel and --fps, shared by every command that reads speech (here and in headless.py)."""
+    p.add_argument("--channel", type=parse_channel, default=0, metavar="N|mix",
+                   help="audio channel to use: 0 (VOCA's choice, default), 1, ... or 'mix' (mean of all)")
 
 
 def _add_model_args(p: argparse.ArgumentParser, voca: bool) -> None:
     p.add_argument("--deepspeech", metavar="PB", help="DeepSpeech v0.1.0 output_graph.pb "
                    "(default: $VOCA_MODEL_DIR or ~/voca_models/output_graph.pb)")
-    p.add_argument("--fps", type=float, default=60.0, help="output frame rate (VOCA was trained at 60)")
+    p.add_argument("--fps", type=float, default=60.0, help=f"output frame rate, above 0 and at most "
+                   f"{FPS_MAX:g} (VOCA was trained at 60)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--cache", metavar="DIR", help="model cache folder (default ~/.cache/voca_addon)")
     if voca:
         p.add_argument("--voca", metavar="CKPT_PREFIX", help="VOCA checkpoint prefix or folder "
@@ -54,12 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("features", help="audio → DeepSpeech logits and VOCA windows (.npz)")
     f.add_argument("audio")
     _add_model_args(f, voca=False)
+    add_audio_args(f)
     f.add_argument("--out", required=True, help="output .npz (logits [T,29], windows [F,16,29], fps)")
     i = sub.add_parser("infer", help="audio or features → VOCA vertices and shape-key data (.npz)")
     i.add_argument("audio", nargs="?")
     i.add_argument("--features", metavar="NPZ", help="features from 'features' instead of audio")
     _add_model_args(i, voca=True)
+    add_audio_args(i)
     i.add_argument("--out", required=True, help="output .npz (vertices, weights, basis, bias, template, fps)")
+    i.add_argument("--no-vertices", action="store_true", help="write only the compact shape-key form "
+                   "(weights, basis, bias, template), not vertices [frames, 5023, 3] (3.6 MB per second)")
     b = sub.add_parser("bench", help="speed and memory against TensorFlow (needs the dev environment)")
     b.add_argument("--seconds", default="10,60", help="speech lengths to time (default 10,60)")
     b.add_argument("--no-tf", action="store_true", help="skip the TensorFlow reference timings")
@@ -73,19 +120,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _out_path(text: str) -> Path:
-    out = Path(text)
-    if not out.parent.is_dir():
-        raise InputError(f"cannot write '{out}': the folder '{out.parent}' does not exist")
+def _out_path(args, inputs) -> Path:
+    """``--out`` checked before any computing: exactly ``.npz``, writable, not existing (or --overwrite)."""
+    from .core import outputs
+    out = outputs.check_output(args.out, "--out", (".npz",), args.overwrite)
+    outputs.check_distinct({"--out": out}, inputs)
     return out
+
+
+def _clip(args):
+    """The audio file's chosen channel (``--channel``), decoded before any model is loaded."""
+    from .core.speech import audio
+    return audio.select_channel(audio.load_audio(args.audio), args.channel)
+
+
+def _save(out: Path, save) -> None:
+    from .core import outputs
+    outputs.write_exact(out, save)
 
 
 def _cmd_features(args) -> None:
     from .core import engine
     from .core.models import modelfiles
-    out = _out_path(args.out)
-    ds = modelfiles.load_deepspeech(args.deepspeech, args.cache)
-    engine.speech_features(args.audio, ds, args.fps).save_npz(out)
+    from .core.speech import audio
+    check_fps(args.fps)
+    out = _out_path(args, {"AUDIO": args.audio})
+    audio.check_audio_path(args.audio)
+    pb = modelfiles.resolve_deepspeech(args.deepspeech)
+    clip = _clip(args)
+    feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps)
+    _save(out, feats.save_npz)
     print(f"wrote {out}")
 
 
@@ -93,22 +157,27 @@ def _cmd_infer(args) -> None:
     from .core import engine
     from .core.face import meshio
     from .core.models import modelfiles
+    from .core.speech import audio
     if bool(args.audio) == bool(args.features):
         raise InputError("give either an AUDIO file or --features F.npz (exactly one)")
-    out = _out_path(args.out)
+    check_fps(args.fps)
     condition = parse_style(args.style) if args.style else args.condition
-    voca_model = modelfiles.load_voca(args.voca, args.cache)
-    template = meshio.read_mesh(modelfiles.resolve_template(args.template)).vertices
+    out = _out_path(args, {"AUDIO": args.audio, "--features": args.features})
+    if args.audio:
+        audio.check_audio_path(args.audio)
+    elif not Path(args.features).is_file():
+        raise InputError(f"--features '{args.features}' was not found. Check the path.")
+    prefix, pb, template_path = modelfiles.check_model_files(args.voca, args.deepspeech, args.template,
+                                                             need_deepspeech=bool(args.audio))
+    template = meshio.read_mesh(template_path).vertices
+    clip = _clip(args) if args.audio else None
+    voca_model = modelfiles.load_voca(prefix, args.cache)
     if args.features:
-        windows = engine.SpeechFeatures.load_npz(args.features)
-        fps = windows.fps
-        windows = windows.windows
+        feats = engine.SpeechFeatures.load_npz(args.features)
     else:
-        ds = modelfiles.load_deepspeech(args.deepspeech, args.cache)
-        feats = engine.speech_features(args.audio, ds, args.fps)
-        windows, fps = feats.windows, feats.fps
-    anim = engine.animate_windows(windows, voca_model, template, condition, fps)
-    anim.save_npz(out)
+        feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps)
+    anim = engine.animate_features(feats, voca_model, template, condition)
+    _save(out, lambda path: engine.save_animation_npz(anim, path, with_vertices=not args.no_vertices))
     print(f"wrote {out}: {anim.num_frames} frames at {anim.fps:g} fps")
 
 
@@ -174,6 +243,14 @@ def _cmd_batch(args) -> int:
 COMMANDS["batch"] = _cmd_batch
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The add-on's own warnings (e.g. a non-release DeepSpeech graph) as one ``warning: ...`` line."""
+    if (category.__module__ or "").startswith("voca_addon"):
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def run_guarded(call: Callable[[], None], context: str = "") -> int:
     """Run ``call`` and turn what it raises into one line on stderr and an exit status.
 
@@ -183,7 +260,9 @@ def run_guarded(call: Callable[[], None], context: str = "") -> int:
     4 when some clips failed). Used by :func:`main` and by :mod:`voca_addon.headless` (``blender -b -P``).
     """
     try:
-        status = call()
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning     # the add-on's warnings as one line each
+            status = call()
     except (VocaError, OSError) as e:   # OSError: unwritable output, unreadable input no reader classified
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USER_ERROR

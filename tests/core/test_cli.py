@@ -20,9 +20,13 @@ def cli(*args, cache=None):
                           text=True, timeout=600, env=env)
 
 
+NON_RELEASE = "is not the DeepSpeech v0.1.0 release file"   # our random-weight test graphs are not
+
+
 def assert_user_error(r, *fragments):
     assert r.returncode == 2, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
+    lines = [line for line in r.stderr.strip().splitlines()
+             if not (line.startswith("warning: ") and NON_RELEASE in line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "Traceback" not in r.stderr
     for f in fragments:
@@ -85,7 +89,8 @@ def test_cli_infer_style_blend_equals_engine(models, tmp_path, model_cache):
     expected = engine.run(models["wav"], ds, vm, template, {1: 0.5, 4: 0.5}).vertices()
     single = engine.run(models["wav"], ds, vm, template, 1).vertices()
     with np.load(out) as z:
-        np.testing.assert_array_equal(z["vertices"], expected)
+        # vertices are written 256 frames at a time: float32 rounding of the blocked product (~1e-8 m)
+        np.testing.assert_allclose(z["vertices"], expected, rtol=0, atol=1e-7)
         assert np.abs(z["vertices"] - single).max() > 1e-5
 
 

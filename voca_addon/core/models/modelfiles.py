@@ -138,32 +138,31 @@ def resolve_template(path: Optional[os.PathLike] = None) -> Path:
     return p
 
 
-def check_model_files(voca_path=None, deepspeech_path=None, template_path=None,
-                      need_template: bool = True) -> tuple:
-    """Resolve the VOCA checkpoint, the DeepSpeech graph and (when needed) the template at once.
+def check_model_files(voca_path=None, deepspeech_path=None, template_path=None, need_voca: bool = True,
+                      need_deepspeech: bool = True, need_template: bool = True) -> tuple:
+    """Resolve the VOCA checkpoint, the DeepSpeech graph and the template a run needs, all at once.
 
     Returns
     -------
     tuple
-        (VOCA prefix, DeepSpeech ``.pb``, template path or None when ``need_template`` is False).
+        (VOCA prefix, DeepSpeech ``.pb``, template path); None for each one not needed.
 
     Raises
     ------
     MissingModelFiles
         Every missing file named in one message (what, where it was expected, where to get it).
     """
-    resolvers = [(resolve_voca, voca_path), (resolve_deepspeech, deepspeech_path)]
-    if need_template:
-        resolvers.append((resolve_template, template_path))
+    wanted = ((need_voca, resolve_voca, voca_path), (need_deepspeech, resolve_deepspeech, deepspeech_path),
+              (need_template, resolve_template, template_path))
     found, missing = [], []
-    for resolve, given in resolvers:
+    for needed, resolve, given in wanted:
         try:
-            found.append(resolve(given or None))
+            found.append(resolve(given or None) if needed else None)
         except MissingModelFiles as exc:
             missing.extend(exc.files)
     if missing:
         raise MissingModelFiles(missing)
-    return tuple(found) + ((None,) if not need_template else ())
+    return tuple(found)
 
 
 def files_digests(paths) -> Dict[str, str]:

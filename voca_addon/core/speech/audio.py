@@ -22,7 +22,13 @@ LIST/odd-sized chunks, a data chunk whose declared size runs past the end of the
 Compressed WAV codecs (ADPCM, mu-law, ...) go to the decoders above.
 
 Channels: VOCA keeps channel 0 (``audio[:, 0]``); ``to_mono(audio)`` does the same by default,
-``to_mono(audio, 'mix')`` averages all channels instead.
+``to_mono(audio, 'mix')`` averages all channels instead. ``select_channel(audio, channel)`` gives the
+chosen channel as a mono :class:`Audio` (what the CLI's ``--channel N|mix`` and a channel setting in Blender
+hand to the engine), refusing a channel that does not exist or is silent.
+
+Decoders, the same in every command: WAV is always read here; other formats need Blender's ``aud`` (inside
+Blender) or the ``soundfile`` package (outside it; its wheels bundle libsndfile with mp3/flac/ogg). Without
+either, the message says what to install or how to convert.
 
 The int16 cast. ``to_int16_like_voca`` truncates toward zero like ``astype('int16')``. numpy wraps
 out-of-range values around (+32800 becomes -32736, a full-scale click); this module CLIPS them to
@@ -48,7 +54,7 @@ import numpy as np
 from ..errors import AudioError, InputError
 from .resample import resample
 
-__all__ = ["Audio", "load_audio", "check_speech", "to_mono", "resample", "to_int16_like_voca", "prepare_for_deepspeech",
+__all__ = ["Audio", "load_audio", "check_speech", "to_mono", "select_channel", "resample", "to_int16_like_voca", "prepare_for_deepspeech",
            "SAMPLE_RATE", "MIN_DURATION_S"]
 
 SAMPLE_RATE = 16000        # Hz, DeepSpeech 0.1.0 input rate
@@ -274,9 +280,9 @@ def _decode_other(path: str, kind: str):
         import soundfile
     except ImportError:
         raise AudioError(
-            f"'{path}' uses {kind}, and no decoder for it is available "
-            "outside Blender. WAV (8/16/24/32-bit PCM, 32/64-bit float) is always read. "
-            f"{CONVERT_HINT}") from None
+            f"'{path}' uses {kind}, and no decoder for it is available outside Blender: install the "
+            "soundfile package (pip install soundfile; it reads mp3, flac and ogg). WAV (8/16/24/32-bit "
+            f"PCM, 32/64-bit float) is always read. {CONVERT_HINT}") from None
     try:
         samples, rate = soundfile.read(path, dtype="float64", always_2d=True)
     except Exception as exc:  # soundfile raises RuntimeError / LibsndfileError
@@ -323,6 +329,34 @@ def to_mono(audio: Audio, channel=0) -> np.ndarray:
         raise InputError(f"channel {channel!r} does not exist: the audio has {samples.shape[1]} channel(s) "
                          f"(0..{samples.shape[1] - 1}) or use 'mix'.")
     return np.array(samples[:, channel], dtype=np.float64)
+
+
+def select_channel(audio: Audio, channel=0) -> Audio:
+    """The chosen channel of ``audio`` as mono audio (the engine then uses it as it is).
+
+    Parameters
+    ----------
+    audio : Audio
+    channel : int or 'mix'
+        Channel index from 0 (VOCA uses 0) or 'mix' (mean of all channels).
+
+    Returns
+    -------
+    Audio
+        samples float64 [n], int16 scale; same rate and path.
+
+    Raises
+    ------
+    InputError
+        The channel does not exist.
+    AudioError
+        The chosen channel is silent (every sample 0).
+    """
+    mono = to_mono(audio, channel)
+    if audio.channels > 1 and not np.any(mono):
+        raise AudioError(f"'{audio.path}': channel {channel} of its {audio.channels} channels is silent. Choose "
+                         "another channel (--channel N, from 0) or --channel mix.")
+    return Audio(samples=_freeze(mono), rate=audio.rate, path=audio.path)
 
 
 def to_int16_like_voca(signal: np.ndarray, wrap: bool = False) -> np.ndarray:

@@ -1,0 +1,203 @@
+"""No output ever lost: check every destination before computing, write all of them or none.
+
+The rules every command follows (CLI, headless Blender jobs):
+
+1. **Checked first.** :func:`check_output` refuses, before any model is loaded, a destination whose
+   folder is missing or not writable (probed by creating and deleting a file there), that is a folder
+   where a file is expected, that has the wrong extension, or that already exists without
+   ``overwrite``. :func:`check_distinct` refuses two outputs with the same path and an output that is
+   also an input, unless the command allows replacing its input (``--scene X --out X`` with
+   ``--overwrite``).
+2. **Exact names.** The file written is the path given; nothing is appended (``out.txt`` is refused,
+   never turned into ``out.txt.npz``).
+3. **All or nothing.** :class:`Staged` hands out a hidden temporary name next to each destination; the
+   caller writes there; :meth:`Staged.commit` renames every one into place only when all are written.
+   Any exception (a failed render, Ctrl-C) deletes the temporary files, so no destination is touched.
+4. **Backups like Blender.** Replacing an existing ``.blend`` keeps the old one as ``X.blend1``.
+5. **The user's paths in messages**: errors name the destination, never the temporary file.
+
+Contract: stdlib only; raises :class:`~voca_addon.core.errors.InputError`; not thread-safe per
+instance (one command, one :class:`Staged`).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Sequence
+
+from .errors import InputError, VocaError
+
+BACKUP_SUFFIXES = (".blend",)       # replaced files of these kinds are kept as NAME1 (X.blend1)
+
+
+def _probe_writable(folder: Path, shown: Path) -> None:
+    """Create and delete a file in ``folder``; InputError naming ``shown`` when that fails."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".voca-write-check.", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write '{shown}': the folder '{folder}' is not writable "
+                         f"({exc.strerror or exc}). Choose another folder or fix its permissions.") from None
+
+
+def check_output(path, flag: str = "--out", suffixes: Sequence[str] = (), overwrite: bool = False,
+                 folder_output: bool = False) -> Path:
+    """Check one destination before anything is computed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination as the user gave it.
+    flag : str
+        The option that named it, for the messages (``--out``, ``--render``).
+    suffixes : sequence of str
+        Accepted extensions (lower case, with the dot); empty accepts any.
+    overwrite : bool
+        Whether an existing file may be replaced (``--overwrite``).
+    folder_output : bool
+        The destination is a folder the command fills (OBJ sequences): it may exist as a folder.
+
+    Returns
+    -------
+    Path
+        The absolute destination.
+
+    Raises
+    ------
+    InputError
+        Wrong extension, missing or unwritable folder, a folder in the way, an existing file without
+        ``overwrite``.
+    """
+    out = Path(os.path.abspath(os.fspath(path)))
+    if suffixes and not out.name.lower().endswith(tuple(suffixes)):
+        raise InputError(f"{flag} '{out}' must end in {' or '.join(suffixes)} (the file is written with "
+                         "exactly the name given).")
+    folder = out if folder_output and out.is_dir() else out.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write '{out}': the folder '{folder}' does not exist. Create it first.")
+    if not folder_output and out.is_dir():
+        raise InputError(f"{flag} '{out}' is a folder; give a file name.")
+    if out.exists() and not folder_output and not overwrite:
+        raise InputError(f"'{out}' already exists; add --overwrite to replace it"
+                         f"{' (the old file is kept as ' + out.name + '1)' if _keeps_backup(out) else ''}, "
+                         "or choose another name.")
+    _probe_writable(folder, out)
+    return out
+
+
+def check_distinct(outputs: Dict[str, Optional[Path]], inputs: Dict[str, Optional[str]],
+                   replaceable: Iterable[str] = (), overwrite: bool = False) -> None:
+    """Refuse two outputs on one file, and an output that is an input of the same command.
+
+    Parameters
+    ----------
+    outputs : dict of flag to Path or None
+        The command's destinations (None: not given).
+    inputs : dict of flag to path or None
+        The command's input files.
+    replaceable : iterable of str
+        Input flags whose file the command may replace with ``overwrite`` (``--scene``).
+    overwrite : bool
+        ``--overwrite`` was given.
+    """
+    given = [(flag, Path(os.path.realpath(p))) for flag, p in outputs.items() if p is not None]
+    for i, (flag, path) in enumerate(given):
+        for other_flag, other in given[i + 1:]:
+            if path == other:
+                raise InputError(f"{flag} and {other_flag} name the same file '{path}'; give each its own name.")
+    allowed = set(replaceable)
+    for in_flag, in_path in inputs.items():
+        if in_path is None:
+            continue
+        real = Path(os.path.realpath(in_path))
+        for flag, path in given:
+            if path == real and not (in_flag in allowed and overwrite):
+                hint = " add --overwrite to replace it" if in_flag in allowed else " choose another name"
+                raise InputError(f"{flag} '{path}' is also the {in_flag} input; to write over it{hint}.")
+
+
+def _keeps_backup(path: Path) -> bool:
+    return path.name.lower().endswith(BACKUP_SUFFIXES)
+
+
+def backup_path(path: Path) -> Path:
+    """Where an existing file is kept when replaced (``X.blend`` → ``X.blend1``)."""
+    return path.with_name(path.name + "1")
+
+
+class Staged:
+    """Temporary files next to each destination, renamed into place together (all or nothing).
+
+    Use as a context manager::
+
+        with Staged([blend, video]) as staged:
+            save(staged.temp(blend)); render(staged.temp(video))
+            staged.commit()                 # only now do the destinations change
+
+    Leaving the block without :meth:`commit` (an exception, Ctrl-C) deletes every temporary file.
+    """
+
+    def __init__(self, destinations: Iterable[Path]):
+        self._temps: Dict[Path, Path] = {}
+        for dest in destinations:
+            dest = Path(dest)
+            handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
+                                            dir=dest.parent)
+            os.close(handle)
+            os.remove(temp)                 # writers create it; only the unique name is reserved
+            self._temps[dest] = Path(temp)
+
+    def __enter__(self) -> "Staged":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
+
+    def temp(self, dest: Path) -> Path:
+        """The temporary path to write ``dest``'s content to."""
+        return self._temps[Path(dest)]
+
+    def user_message(self, text: str) -> str:
+        """``text`` with every temporary path replaced by its destination (for error messages)."""
+        for dest, temp in self._temps.items():
+            text = text.replace(str(temp), str(dest)).replace(temp.name, dest.name)
+        return text
+
+    def commit(self) -> None:
+        """Move every written temporary file to its destination (old ``.blend`` kept as ``.blend1``)."""
+        missing = [dest for dest, temp in self._temps.items() if not temp.is_file()]
+        if missing:
+            raise InputError(f"'{missing[0]}' was not written; nothing was changed.")
+        for dest, temp in self._temps.items():
+            if dest.exists() and _keeps_backup(dest):
+                os.replace(dest, backup_path(dest))
+            os.replace(temp, dest)
+        self._temps.clear()
+
+    def discard(self) -> None:
+        """Delete the temporary files that were not committed."""
+        for temp in self._temps.values():
+            for leftover in (temp, temp.with_name(temp.name + "1")):
+                try:
+                    os.remove(leftover)
+                except FileNotFoundError:
+                    pass
+        self._temps.clear()
+
+
+def write_exact(dest: Path, write) -> Path:
+    """Write one file through :class:`Staged`: ``write(temp_path)`` then rename to ``dest``.
+
+    OSError while writing becomes an InputError naming ``dest`` (never the temporary file).
+    """
+    with Staged([dest]) as staged:
+        try:
+            write(staged.temp(dest))
+        except OSError as exc:
+            raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
+        except VocaError as exc:
+            raise type(exc)(staged.user_message(str(exc))) from None
+        staged.commit()
+    return dest
