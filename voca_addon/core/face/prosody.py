@@ -6,10 +6,13 @@ from the audio itself, one value per animation frame at ``t_f = f / fps``:
 1. **Frames.** A ``WINDOW_S`` (40 ms) window of the mono signal (channel 0, like VOCA) centred on ``t_f``.
 2. **Energy.** ``E_f = 10 log10(mean(x²) + ε)`` dB re full scale.
 3. **Pitch.** The normalised autocorrelation ``r(τ) / r(0)`` (computed by FFT) is searched over the lags
-   of ``F0_MIN_HZ``..``F0_MAX_HZ``; the frame is *voiced* when its peak exceeds ``VOICING_THRESHOLD``
+   of ``F0_MIN_HZ``..``F0_MAX_HZ``; the shortest lag whose peak is within ``OCTAVE_RATIO`` of the best
+   one is the period (a periodic signal peaks again at 2T, 3T: the octave error); the frame is *voiced*
+   when that peak exceeds ``VOICING_THRESHOLD``
    and the frame is speech (4.); then ``F0 = rate / τ*`` Hz, else NaN.
 4. **Speech activity.** ``E_f`` above ``max(E₉₅ − ACTIVITY_RANGE_DB, E₅ + ACTIVITY_FRACTION (E₉₅ − E₅))``
-   (``E_p`` the p-th percentile: the noise floor and the loud frames), gaps shorter than
+   (``E_p`` the p-th percentile of the frames above digital silence: the noise floor and the loud
+   frames), gaps shorter than
    ``MIN_PAUSE_S`` closed and bursts shorter than ``MIN_SPEECH_S`` dropped (``scipy.ndimage``).
 
 Contract: numpy + scipy + stdlib (+ :mod:`..speech.audio`); pure functions, any thread. Audio in the
@@ -29,12 +32,14 @@ WINDOW_S = 0.040            # s, analysis window centred on each frame
 F0_MIN_HZ = 70.0            # Hz, lowest pitch searched (deep male voice)
 F0_MAX_HZ = 400.0           # Hz, highest pitch searched (child / high female voice)
 VOICING_THRESHOLD = 0.45    # normalised autocorrelation peak above which a frame is voiced
+OCTAVE_RATIO = 0.9          # the shortest lag within this ratio of the best peak wins (no octave drops)
 ACTIVITY_RANGE_DB = 30.0    # dB below the loud (95th percentile) frames that can still count as speech
 ACTIVITY_FRACTION = 0.3     # of the way from the noise floor (5th percentile) up to the loud frames
 MIN_PAUSE_S = 0.15          # s, shorter silences are within a phrase (stop closures, breaths)
 MIN_SPEECH_S = 0.06         # s, shorter bursts are clicks, not speech
 INT16_FULL_SCALE = 32768.0
 EPS = 1e-10                 # power floor (−100 dB)
+DIGITAL_SILENCE_DB = -90.0  # frames at or below this are zeros in the file, not the room's noise floor
 
 
 @dataclass(frozen=True)
@@ -109,13 +114,20 @@ def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
     centred = windows - windows.mean(axis=1, keepdims=True)
     spectrum = np.fft.rfft(centred, n=2 * width, axis=1)
     r = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :width]               # r(τ), τ = 0..W−1
-    lo = int(np.floor(rate / F0_MAX_HZ))
-    hi = min(int(np.ceil(rate / F0_MIN_HZ)), width - 1)
+    lo = int(np.ceil(rate / F0_MAX_HZ))                                      # lags of F0_MAX..F0_MIN
+    hi = min(int(np.floor(rate / F0_MIN_HZ)), width - 1)
     if hi <= lo:
         return np.full(windows.shape[0], np.nan)
     overlap = (width - np.arange(width)) / width                             # unbiased: r(τ)·W/(W−τ)
     normalised = r[:, lo:hi + 1] / overlap[lo:hi + 1] / np.maximum(r[:, :1], EPS)
-    best = np.argmax(normalised, axis=1)
+    peak = normalised.max(axis=1, keepdims=True)
+    near = normalised >= OCTAVE_RATIO * peak                                 # candidate lags
+    lags = np.arange(normalised.shape[1])
+    after = lags >= np.argmax(near, axis=1)[:, None]                         # from the shortest candidate
+    breaks = after & ~near
+    run_end = np.where(breaks.any(axis=1), np.argmax(breaks, axis=1), lags.size)
+    first_run = after & (lags < run_end[:, None])
+    best = np.argmax(np.where(first_run, normalised, -np.inf), axis=1)       # its local maximum
     peak = normalised[np.arange(len(best)), best]
     f0 = rate / (lo + best).astype(np.float64)
     return np.where(peak > VOICING_THRESHOLD, f0, np.nan)
@@ -123,7 +135,8 @@ def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
 
 def speech_activity(energy_db: np.ndarray, fps: float) -> np.ndarray:
     """Step 4: bool [F], True while speaking (loud enough, short gaps closed, short bursts dropped)."""
-    floor, top = np.percentile(energy_db, [5, 95])
+    sound = energy_db[energy_db > DIGITAL_SILENCE_DB]
+    floor, top = np.percentile(sound if sound.size else energy_db, [5, 95])
     loud = energy_db > max(top - ACTIVITY_RANGE_DB, floor + ACTIVITY_FRACTION * (top - floor))
     gap = max(int(round(MIN_PAUSE_S * fps)), 1)
     burst = max(int(round(MIN_SPEECH_S * fps)), 1)
