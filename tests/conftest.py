@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.reference import cache_names
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 # Generated reference models (random weights in the official formats) are cached here between runs.
@@ -25,34 +27,55 @@ def fixture_cache() -> Path:
 
 
 # --- Random-weight models in the official formats (built with TensorFlow once, then cached) -------
+# The Blender tests also run in environments without TensorFlow (bpy 4.2 / 4.5, see the Makefile): there
+# the cached files are used as they are, and a missing one is an error that says how to build it.
+
+def _cached(path: Path, build):
+    if path.exists() or Path(str(path) + ".index").exists():
+        return path
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        pytest.fail(f"{path} is not built and this environment has no TensorFlow to build it: run "
+                    "`make test` (it builds the reference models in .venv first).")
+    return build()
+
 
 @pytest.fixture(scope="session")
 def voca_ckpt(shared_data, fixture_cache) -> Path:
     """A checkpoint twin of the release (53 tensors) written by the official graph's own Saver."""
-    from tests.reference import tf_voca
-    return tf_voca.ensure_voca_checkpoint(fixture_cache, seed=0,
-                                          meta_path=shared_data / "voca_official" / "gstep_52280.model.meta")
+    def build():
+        from tests.reference import tf_voca
+        return tf_voca.ensure_voca_checkpoint(
+            fixture_cache, seed=0, meta_path=shared_data / "voca_official" / "gstep_52280.model.meta")
+    return _cached(cache_names.voca_checkpoint_prefix(fixture_cache, seed=0), build)
+
+
+def _deepspeech(fixture_cache, n_hidden: int, seed: int, weight_gain: float = 1.0) -> Path:
+    def build():
+        from tests.reference import tf_deepspeech
+        return tf_deepspeech.ensure_deepspeech_pb(fixture_cache, n_hidden=n_hidden, seed=seed,
+                                                  weight_gain=weight_gain)
+    return _cached(cache_names.deepspeech_pb_path(fixture_cache, n_hidden, seed, weight_gain=weight_gain),
+                   build)
 
 
 @pytest.fixture(scope="session")
 def ds_small_pb(fixture_cache) -> Path:
     """A DeepSpeech 0.1.0-structured frozen graph of width 64 (fast tests)."""
-    from tests.reference import tf_deepspeech
-    return tf_deepspeech.ensure_deepspeech_pb(fixture_cache, n_hidden=64, seed=0)
+    return _deepspeech(fixture_cache, 64, seed=0)
 
 
 @pytest.fixture(scope="session")
 def ds_saturating_pb(fixture_cache) -> Path:
     """Width 64 with large weights, so the ReLU clip at 20 and saturated LSTM gates are exercised."""
-    from tests.reference import tf_deepspeech
-    return tf_deepspeech.ensure_deepspeech_pb(fixture_cache, n_hidden=64, seed=1, weight_gain=25.0)
+    return _deepspeech(fixture_cache, 64, seed=1, weight_gain=25.0)
 
 
 @pytest.fixture(scope="session")
 def ds_full_pb(fixture_cache) -> Path:
     """The full-size (491 MB, 122,732,573 parameters) DeepSpeech 0.1.0 graph with random weights."""
-    from tests.reference import tf_deepspeech
-    return tf_deepspeech.ensure_deepspeech_pb(fixture_cache, n_hidden=2048, seed=0)
+    return _deepspeech(fixture_cache, 2048, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,8 @@ def test_render_stills_show_the_mouth_open_and_closed(scene, head, lips, officia
     a = render.render_still(scene, closed, tmp_path / "closed.png", resolution=SIZE)
     b = render.render_still(scene, wide, tmp_path / "open.png", resolution=SIZE)
     img_a, img_b = pixels(a), pixels(b)
-    assert img_a.shape == (SIZE[1], SIZE[0], 4) and img_a[..., 3].max() == 1.0          # the head is there
+    assert img_a.shape == (SIZE[1], SIZE[0], 4)
+    assert (img_a[..., 3] > 0.99).mean() > 0.05      # the head is there: opaque (4.5 writes 254/255)
     x0, x1, y0, y1 = region(scene, head, lips, wide)
     assert 10 < x1 - x0 < SIZE[0] / 2 and 5 < y1 - y0 < SIZE[1] / 2                   # a mouth-sized box
     mouth = np.abs(img_a[y0:y1, x0:x1, :3] - img_b[y0:y1, x0:x1, :3]).mean()

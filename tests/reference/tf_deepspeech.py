@@ -47,6 +47,8 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"   # BasicLSTMCell lives in tf_keras, not
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from tests.reference import cache_names  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import tensor_util  # noqa: E402
 from tensorflow.python.util import deprecation  # noqa: E402
@@ -66,7 +68,7 @@ LOGITS = "logits:0"
 DENSE = ("h1", "b1", "h2", "b2", "h3", "b3", "h5", "b5", "h6", "b6")
 LSTM = tuple(f"bidirectional_rnn/{d}/basic_lstm_cell/{p}" for d in ("fw", "bw") for p in ("kernel", "bias"))
 FULL_SIZE_PARAMS = 122_732_573
-CACHE_VERSION = 1        # bump when the builder changes, so cached graphs are rebuilt
+CACHE_VERSION = cache_names.DEEPSPEECH_CACHE_VERSION
 
 
 def session_config(optimize: bool = False) -> "tf.compat.v1.ConfigProto":
@@ -211,9 +213,7 @@ def ensure_deepspeech_pb(cache_dir, n_hidden: int, seed: int = 0, n_cell: Option
     (``-g<gain>`` is added when ``weight_gain`` != 1; ``v`` is ``CACHE_VERSION``).
     """
     n_cell = n_hidden if n_cell is None else n_cell
-    gain = "" if weight_gain == 1.0 else f"-g{weight_gain:g}"
-    name = f"deepspeech-0.1.0-random-h{n_hidden}-c{n_cell}{gain}-seed{seed}-v{CACHE_VERSION}.pb"
-    path = Path(cache_dir) / name
+    path = cache_names.deepspeech_pb_path(cache_dir, n_hidden, seed, n_cell, weight_gain)
     if not path.is_file():
         build_frozen_graph(path, seed, n_hidden, n_cell, weight_gain=weight_gain)
     return path

@@ -62,13 +62,15 @@ from typing import Dict, Tuple, Union
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from tests.reference import cache_names  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import meta_graph_pb2  # noqa: E402
 from tensorflow.python.framework import tensor_util  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICIAL_META = (ROOT / ".." / "shared" / "data" / "voca_official" / "gstep_52280.model.meta").resolve()
-CHECKPOINT_NAME = "gstep_52280.model"     # the release's prefix
+CHECKPOINT_NAME = cache_names.CHECKPOINT_NAME
 DATA_SUFFIX = ".data-00000-of-00001"
 DATA_BYTES = 9_714_776                    # size of the release's data file
 NUM_TENSORS = 53
@@ -76,7 +78,7 @@ GLOBAL_STEP = 52280
 NUM_CONDITIONS = 8
 NUM_VERTICES = 5023
 THREADS = 2
-CACHE_VERSION = 1                         # bump when the random values change, to rebuild caches
+CACHE_VERSION = cache_names.VOCA_CACHE_VERSION
 
 SPEECH_FEATURES = "VOCA/Inputs_encoder/speech_features:0"
 CONDITION_ID = "VOCA/Inputs_encoder/condition_subject_id:0"
@@ -227,8 +229,8 @@ def ensure_voca_checkpoint(cache_dir, seed: int = 0, meta_path=OFFICIAL_META) ->
     built under a temporary name and renamed into place, so concurrent callers never see a partial
     checkpoint.
     """
-    final_dir = Path(cache_dir) / f"voca-random-seed{seed}-v{CACHE_VERSION}"
-    prefix = final_dir / CHECKPOINT_NAME
+    prefix = cache_names.voca_checkpoint_prefix(cache_dir, seed)
+    final_dir = prefix.parent
     if Path(str(prefix) + ".index").is_file():
         return prefix
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ import numpy as np
 from ..core.face import emotions as core_emotions
 from ..core.face.emotions import Emotion
 from ..core.errors import InputError, MeshError
-from . import writer
+from . import compat, writer
 
 EMOTION_PREFIX = "EMO "                       # shape-key name = prefix + emotion name
 OWNED_EMOTIONS = "voca_emotion_keys"          # Key custom property: the add-on's emotion keys
@@ -278,18 +278,8 @@ def key_emotion_at(obj, name: str, frame: float, value: float) -> str:
 
 
 def _find_curve(key, name: str):
-    """The F-curve of key ``name``'s value in the Key's action (any layer / strip / channelbag)."""
-    action = key.animation_data.action if key.animation_data else None
-    if action is None:
-        return None
-    path = writer._value_path(name)
-    for layer in action.layers:
-        for strip in layer.strips:
-            for bag in getattr(strip, "channelbags", ()):
-                fcurve = bag.fcurves.find(path)
-                if fcurve is not None:
-                    return fcurve
-    return None
+    """The F-curve of key ``name``'s value in the Key's action (its assigned slot), or None."""
+    return compat.find_fcurve(key.animation_data, writer._value_path(name))
 
 
 def _ensure_curve(obj, name: str):
@@ -298,9 +288,8 @@ def _ensure_curve(obj, name: str):
     fcurve = _find_curve(key, name)
     if fcurve is not None:
         return fcurve
-    action = writer._write_action(key, [], f"{ACTION_PREFIX}_{obj.name}", ACTION_PREFIX)
-    bag = action.layers[0].strips[0].channelbag(key.animation_data.action_slot, ensure=True)
-    return bag.fcurves.new(writer._value_path(name), index=0, group_name=GROUP)
+    writer._write_action(key, [], f"{ACTION_PREFIX}_{obj.name}", ACTION_PREFIX)
+    return compat.new_fcurve(key.animation_data, writer._value_path(name), index=0, group=GROUP)
 
 
 def _merge_keys(fcurve, frames: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
@@ -332,13 +321,7 @@ def _remove_curve(key, name: str) -> bool:
     action = key.animation_data.action
     if not action.get(writer.OWNED):
         return False
-    for layer in action.layers:
-        for strip in layer.strips:
-            for bag in getattr(strip, "channelbags", ()):
-                if bag.fcurves.find(fcurve.data_path) == fcurve:
-                    bag.fcurves.remove(fcurve)
-                    return True
-    return False
+    return compat.remove_fcurve(action, fcurve)
 
 
 def remove_emotion_keys(obj) -> int:
@@ -368,8 +351,6 @@ def _drop_empty_action(key) -> None:
     action = anim_data.action if anim_data else None
     if action is None or not action.get(writer.OWNED) or action.users > 1:
         return
-    curves = sum(len(bag.fcurves) for layer in action.layers for strip in layer.strips
-                 for bag in getattr(strip, "channelbags", ()))
-    if curves == 0:
+    if next(compat.action_fcurves(action), None) is None:
         anim_data.action = None
         bpy.data.actions.remove(action)

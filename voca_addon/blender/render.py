@@ -41,6 +41,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core.errors import InputError
+from . import compat
 from .writer import FLAME_VERTICES, OWNED
 
 ENGINES = {"WORKBENCH": "BLENDER_WORKBENCH", "CYCLES": "CYCLES"}
@@ -217,7 +218,7 @@ def _place(scene, camera, light, objects, width: int, height: int) -> None:
 
 _SETTINGS = (("render", ("engine", "filepath", "resolution_x", "resolution_y", "resolution_percentage",
                          "use_file_extension")),
-             ("render.image_settings", ("media_type", "file_format", "color_mode")),
+             ("render.image_settings", compat.RENDER_FORMAT_SETTINGS),
              ("render.ffmpeg", ("format", "codec", "audio_codec", "audio_channels", "audio_mixrate",
                                 "constant_rate_factor", "ffmpeg_preset")),
              ("", ("frame_start", "frame_end")),
@@ -277,7 +278,7 @@ def _render(scene, temp: str, out_path: str, **kwargs) -> None:
 
 def _sound_strips(scene) -> list:
     editor = scene.sequence_editor
-    return [s for s in editor.strips_all if s.type == "SOUND" and not s.mute] if editor else []
+    return [s for s in compat.all_sequencer_strips(editor) if s.type == "SOUND" and not s.mute] if editor else []
 
 
 def render_video(scene, out_path, frames: Optional[Tuple[int, int]] = None, engine: str = "WORKBENCH",
@@ -304,7 +305,7 @@ def render_video(scene, out_path, frames: Optional[Tuple[int, int]] = None, engi
         _configure(scene, engine_id, width, height, samples)
         scene.frame_start, scene.frame_end = first, last
         settings = scene.render.image_settings
-        settings.media_type, settings.file_format = "VIDEO", "FFMPEG"
+        compat.set_output_format(settings, "FFMPEG")
         ffmpeg = scene.render.ffmpeg
         ffmpeg.format, ffmpeg.codec, ffmpeg.constant_rate_factor = "MPEG4", "H264", "MEDIUM"
         ffmpeg.audio_codec = "AAC" if audio else "NONE"
@@ -334,7 +335,8 @@ def render_still(scene, frame: int, out_png, engine: str = "WORKBENCH", resoluti
         frame_head(scene, width, height, target)
         _configure(scene, engine_id, width, height, samples)
         settings = scene.render.image_settings
-        settings.media_type, settings.file_format, settings.color_mode = "IMAGE", "PNG", "RGBA"
+        compat.set_output_format(settings, "PNG")
+        settings.color_mode = "RGBA"
         scene.frame_set(int(frame))
         _render(scene, _temp_path(out_png, ".png"), out_png, write_still=True)
     return out_png

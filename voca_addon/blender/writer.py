@@ -1,7 +1,7 @@
 """The one place that turns a :class:`~voca_addon.core.animation.shapekeys.ShapeKeyAnimation` into Blender data.
 
-Everything that differs between Blender versions (5.0's slotted, layered actions and their channelbags,
-the sequencer's ``strips``) lives here and nowhere else.
+Everything that differs between Blender versions (legacy or slotted actions, F-curve groups, the
+sequencer's ``sequences`` / ``strips``) goes through :mod:`.compat`.
 
 What it writes (mode ``'shape_keys'``, the default): on the mesh's Key datablock, ``D`` shape keys (one
 per basis shape) plus one *bias* key, relative to the mesh's reference key ("Basis"), and ONE action with
@@ -40,6 +40,7 @@ import numpy as np
 
 from ..core.animation.shapekeys import ShapeKeyAnimation
 from ..core.errors import AudioError, InputError, MeshError
+from . import compat
 
 OWNED = "voca_owned"                # custom property: True on every ID / strip the add-on created
 OWNED_KEYS = "voca_owned_keys"      # custom property on the Key datablock: names of the add-on's keys
@@ -313,17 +314,12 @@ def _write_action(key, curves: list, action_name: str, slot_name: str):
     anim_data = key.animation_data or key.animation_data_create()
     action = anim_data.action
     if action is None:
-        action = bpy.data.actions.new(action_name)
+        action = compat.new_action(action_name)
         action[OWNED] = True
-    slot = anim_data.action_slot or action.slots.new(id_type="KEY", name=slot_name)
-    layer = action.layers[0] if len(action.layers) else action.layers.new(slot_name)
-    strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
-    channelbag = strip.channelbag(slot, ensure=True)
+    compat.assign_action(anim_data, action, "KEY", slot_name)
     for name, frames, values, interpolation in curves:
-        fcurve = channelbag.fcurves.new(_value_path(name), index=0, group_name=slot_name)
+        fcurve = compat.new_fcurve(anim_data, _value_path(name), index=0, group=slot_name)
         _set_keyframes(fcurve, frames, values, interpolation)
-    anim_data.action = action
-    anim_data.action_slot = slot
     return action
 
 
@@ -396,13 +392,11 @@ def _remove_owned_curves(action, paths: set) -> int:
 
     When every curve is the add-on's, nothing is deleted one by one (the caller drops the action).
     """
-    bags = [bag for layer in action.layers for strip in layer.strips
-            for bag in getattr(strip, "channelbags", ())]
-    foreign = sum(fc.data_path not in paths for bag in bags for fc in bag.fcurves)
+    fcurves = list(compat.action_fcurves(action))
+    foreign = sum(fc.data_path not in paths for fc in fcurves)
     if foreign:
-        for bag in bags:
-            for fcurve in [fc for fc in bag.fcurves if fc.data_path in paths]:
-                bag.fcurves.remove(fcurve)
+        for fcurve in [fc for fc in fcurves if fc.data_path in paths]:
+            compat.remove_fcurve(action, fcurve)
     return foreign
 
 
@@ -430,7 +424,7 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
         raise InputError(f"Start frame {start_frame} is outside Blender's frame range.")
     had_editor, sounds_before = scene.sequence_editor is not None, set(bpy.data.sounds)
     editor = scene.sequence_editor or scene.sequence_editor_create()
-    strip = editor.strips.new_sound(name, path, 1, int(start_frame))
+    strip = compat.sequencer_strips(editor).new_sound(name, path, 1, int(start_frame))
     strip[OWNED] = True
     if strip.sound is not None and strip.sound not in sounds_before:
         strip.sound[OWNED] = True
@@ -444,7 +438,7 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
             raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
         raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
                          f"{strip.frame_final_end}; free a channel and run again.")
-    _remove_strips(editor, [s for s in editor.strips if s.get(OWNED) and s != strip])
+    _remove_strips(editor, [s for s in compat.sequencer_strips(editor) if s.get(OWNED) and s != strip])
     strip.name = name                   # the replaced strip had it: a re-run keeps the name, not name.001
     strip.channel = _free_channel(editor, strip)
     return strip
@@ -453,7 +447,7 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
 def _free_channel(editor, strip):
     """Lowest channel where no other top-level strip overlaps ``strip``'s frames, or None."""
     lo, hi = strip.frame_final_start, strip.frame_final_end
-    busy = {s.channel for s in editor.strips
+    busy = {s.channel for s in compat.sequencer_strips(editor)
             if s != strip and not s.get(OWNED) and s.frame_final_start < hi and lo < s.frame_final_end}
     return next((c for c in range(1, MAX_CHANNEL + 1) if c not in busy), None)
 
@@ -461,7 +455,7 @@ def _free_channel(editor, strip):
 def remove_sound_strips(scene) -> int:
     """Remove the add-on's sound strips (and their owned, now unused sounds); return how many."""
     editor = scene.sequence_editor
-    owned = [s for s in editor.strips if s.get(OWNED)] if editor is not None else []
+    owned = [s for s in compat.sequencer_strips(editor) if s.get(OWNED)] if editor is not None else []
     if owned:
         _remove_strips(editor, owned)
     return len(owned)
@@ -470,7 +464,7 @@ def remove_sound_strips(scene) -> int:
 def _remove_strips(editor, strips: list) -> None:
     sounds = {s.sound for s in strips if getattr(s, "sound", None) is not None}
     for strip in strips:
-        editor.strips.remove(strip)
+        compat.sequencer_strips(editor).remove(strip)
     for sound in sounds:
         if sound.get(OWNED) and sound.users == 0:
             bpy.data.sounds.remove(sound)
