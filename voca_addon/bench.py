@@ -82,7 +82,7 @@ def ours(wav: str, pb: str, prefix: str, template: str, cache: str) -> dict:
                       progress=lambda f, stage: stamps.append((time.perf_counter(), stage)))
     verts = anim.vertices()
     total = time.perf_counter() - t0
-    rec = [t for t, s in stamps if s == "speech recognition network"]
+    rec = [t for t, s in stamps if s == engine.STAGE_DEEPSPEECH]
     kh = np.ascontiguousarray(ds.lstm("fw")[1])
     h, z = np.random.default_rng(0).standard_normal(ds.n_cell).astype(np.float32), np.empty(kh.shape[1], np.float32)
     times = []

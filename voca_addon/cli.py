@@ -148,7 +148,8 @@ def _cmd_features(args) -> None:
     audio.check_audio_path(args.audio)
     pb = modelfiles.resolve_deepspeech(args.deepspeech)
     clip = _clip(args)
-    feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps)
+    with _progress() as progress:
+        feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps, progress)
     _save(out, feats.save_npz)
     print(f"wrote {out}")
 
@@ -172,13 +173,35 @@ def _cmd_infer(args) -> None:
     template = meshio.read_mesh(template_path).vertices
     clip = _clip(args) if args.audio else None
     voca_model = modelfiles.load_voca(prefix, args.cache)
-    if args.features:
-        feats = engine.SpeechFeatures.load_npz(args.features)
-    else:
-        feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps)
-    anim = engine.animate_features(feats, voca_model, template, condition)
-    _save(out, lambda path: engine.save_animation_npz(anim, path, with_vertices=not args.no_vertices))
+    template = engine.check_voca_inputs(voca_model, template, condition)      # refused before computing
+    with _progress() as progress:
+        if args.features:
+            feats = engine.SpeechFeatures.load_npz(args.features)
+        else:
+            feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps,
+                                           _part(progress, 0.0, 0.9))
+        anim = engine.animate_features(feats, voca_model, template, condition, progress=_part(progress, 0.9, 0.95))
+        _save(out, lambda path: engine.save_animation_npz(anim, path, with_vertices=not args.no_vertices,
+                                                          progress=_part(progress, 0.95, 1.0)))
     print(f"wrote {out}: {anim.num_frames} frames at {anim.fps:g} fps")
+
+
+class _progress:
+    """``with _progress() as p``: a :class:`~voca_addon.core.progress.ProgressPrinter` on stderr (a bar with
+    the time left on a terminal, plain lines otherwise), its line ended on exit."""
+
+    def __enter__(self):
+        from .core.progress import ProgressPrinter
+        self.printer = ProgressPrinter()
+        return self.printer
+
+    def __exit__(self, *exc):
+        self.printer.close()
+
+
+def _part(progress, lo: float, hi: float):
+    """A stage's ``progress(f, stage)`` mapped onto ``lo .. hi`` of the whole run."""
+    return lambda f, stage: progress(lo + (hi - lo) * f, stage)
 
 
 def _cmd_bench(args) -> None:

@@ -10,8 +10,10 @@ Memory is bounded whatever the length of the speech: the MFCC, DeepSpeech (``chu
 see :func:`~voca_addon.core.speech.deepspeech.logits_streamed`) and VOCA (``CHUNK_FRAMES`` windows per
 block) run block by block; what is kept per clip is small per second (MFCC steps 8 kB/s, logits 6 kB/s,
 per-frame features 7 kB/s, expression code 12 kB/s at 60 fps). Vertices [F, 5023, 3] (3.6 MB/s) are
-only ever made in blocks (:func:`save_animation_npz`). The decoded audio itself is still whole (see
-:mod:`~voca_addon.core.speech.audio`); it is released before DeepSpeech runs.
+only ever made in blocks (:func:`save_animation_npz`); the 16 kHz conversion runs in blocks
+(:mod:`~voca_addon.core.speech.blocks16k`). The decoded audio itself is whole (float64, 8 bytes per
+sample, :mod:`~voca_addon.core.speech.audio`); it is released before DeepSpeech runs when the caller
+holds no other reference.
 
 Contract: numpy only (scipy is not needed here).
 """
@@ -23,7 +25,7 @@ from typing import Callable, Mapping, Optional, Union
 import numpy as np
 
 from .speech import audio as audio_mod
-from .speech import deepspeech, features
+from .speech import blocks16k, deepspeech, features
 from .face import voca
 from .animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from .errors import InputError
@@ -127,7 +129,7 @@ def speech_features(source: Union[str, "audio_mod.Audio"], model: deepspeech.Dee
     frames = features.num_output_frames(clip.num_samples, clip.rate, fps)
     if frames < 1:
         raise InputError(f"the audio is too short for one frame at {fps} fps ({clip.duration_s:.3f} s)")
-    signal = audio_mod.prepare_for_deepspeech(clip)
+    signal = blocks16k.prepare_in_blocks(clip)
     del clip                                                   # the float64 samples: the largest array
     _report(progress, 0.03, STAGE_MFCC)
     inputs = features.DeepSpeechInput.from_signal(signal)
@@ -154,6 +156,17 @@ def _checked_template(model: voca.VocaModel, template) -> np.ndarray:
     if template.shape != (v, 3):
         raise InputError(f"the template has {len(template)} vertices; this VOCA model needs {v} "
                          "(a FLAME mesh in FLAME's own vertex order)")
+    return template
+
+
+def check_voca_inputs(model: voca.VocaModel, template, condition: Condition) -> np.ndarray:
+    """Refuse a template or condition this model cannot use, before any computing.
+
+    Returns the template as float32 [V, 3]. Raises InputError (wrong vertex count, condition out of
+    range, a style blend without positive weight).
+    """
+    template = _checked_template(model, template)
+    voca.condition_vector(model, condition)
     return template
 
 
@@ -186,7 +199,7 @@ def run(audio_path, ds_model: deepspeech.DeepSpeechModel, voca_model: voca.VocaM
         template: np.ndarray, condition: Condition = 3, fps: float = DEFAULT_FPS,
         progress: Progress = None) -> ShapeKeyAnimation:
     """The whole pipeline for one audio file (progress: speech 0 → 0.95, VOCA → 1)."""
-    _checked_template(voca_model, template)                    # before minutes of DeepSpeech
+    check_voca_inputs(voca_model, template, condition)         # before minutes of DeepSpeech
     speech = None if progress is None else (lambda f, stage: progress(0.95 * f, stage))
     feats = speech_features(audio_path, ds_model, fps, speech)
     face = None if progress is None else (lambda f, stage: progress(0.95 + 0.05 * f, stage))
