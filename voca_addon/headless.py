@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import List, Optional
 
 if __package__:
@@ -61,7 +60,12 @@ def add_commands(sub) -> None:
     a.add_argument("--emotion-source", metavar="PATH", help="FLAME model .pkl, delta .npy/.npz or preset JSON")
     a.add_argument("--emotion-neutral", metavar="MESH", help="neutral mesh of sculpted emotion targets")
     a.add_argument("--strength", type=float, default=1.0, help="emotion strength 0..2 (default 1)")
-    a.add_argument("--fps", type=float, help="scene frame rate (default: the opened scene's, else 60)")
+    a.add_argument("--fps", type=float, help="scene frame rate, above 0 and at most 1000 (default: the "
+                   "opened scene's, else 60)")
+    a.add_argument("--channel", type=_channel, default=0, metavar="N|mix",
+                   help="audio channel to use: 0 (VOCA's choice, default), 1, ... or 'mix' (mean of all)")
+    a.add_argument("--overwrite", action="store_true", help="replace existing --out / --render files "
+                   "(an old .blend is kept as .blend1); also allows --out to be the --scene file")
     a.add_argument("--start-frame", type=int, help="first frame of the animation (default: scene start)")
     a.add_argument("--mode", choices=("shape_keys", "per_frame"), default="shape_keys")
     a.add_argument("--scene", metavar="IN.blend", help="scene to open (default: an empty scene)")
@@ -73,15 +77,22 @@ def add_commands(sub) -> None:
     i.add_argument("source", help="folder of per-frame .obj/.ply, a .npy [F,V,3] or a .npz with 'vertices'")
     i.add_argument("--template", metavar="MESH", help="the sequence's neutral mesh (FLAME_sample.ply)")
     i.add_argument("--audio", metavar="WAV", help="sound to add at the first frame")
-    i.add_argument("--fps", type=float, help="the sequence's frame rate (default: the .npz's, else 60)")
+    i.add_argument("--fps", type=float, help="the sequence's frame rate, above 0 and at most 1000 (default: "
+                   "the .npz's, else 60)")
     i.add_argument("--out", required=True, metavar="OUT.blend")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing --out (kept as .blend1)")
     for name, what in (("export-pc2", "F.pc2"), ("export-obj", "FOLDER")):
         e = sub.add_parser(name, help=f"a .blend's animated head → {what} (needs Blender)")
         e.add_argument("blend", metavar="SCENE.blend")
         e.add_argument("--out", required=True, metavar=what)
         e.add_argument("--object", metavar="NAME", help="the head (default: the active or only animated mesh)")
-        if name == "export-obj":
-            e.add_argument("--overwrite", action="store_true", help="replace an earlier export in FOLDER")
+        e.add_argument("--overwrite", action="store_true", help="replace an earlier export in " +
+                       ("FOLDER" if name == "export-obj" else "F.pc2"))
+
+
+def _channel(text: str):
+    from .cli import parse_channel          # one rule for every command
+    return parse_channel(text)
 
 
 def _add_render_args(p) -> None:
@@ -108,25 +119,22 @@ def _existing(path: Optional[str], what: str) -> Optional[str]:
     return None if path is None else os.path.abspath(path)
 
 
-def _out_file(path: str, suffix: str) -> str:
-    path = os.path.abspath(path)
-    if not path.lower().endswith(suffix):
-        raise InputError(f"'{path}' must end in {suffix}.")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise InputError(f"cannot write '{path}': the folder '{folder}' does not exist. Create it first.")
-    return path
+def _out_file(path: str, suffix: str, overwrite: bool = False, flag: str = "--out") -> str:
+    """A destination checked before any work: extension, folder, writability, not existing (see
+    :func:`voca_addon.core.outputs.check_output`)."""
+    from .core import outputs
+    return str(outputs.check_output(path, flag, (suffix,), overwrite))
 
 
 def _positive_fps(fps: Optional[float]) -> None:
-    if fps is not None and not (0 < fps <= 1000):
-        raise InputError(f"--fps must be a frame rate above 0 and at most 1000, got {fps:g}.")
+    from .cli import check_fps              # one fps range and wording for every command
+    check_fps(fps)
 
 
 def _check_render_args(args) -> None:
     """Parse --frames / --resolution in place; check --render's folder."""
     from .blender.render import check_video_settings, parse_frames, parse_resolution   # needs bpy
-    args.render = _out_file(args.render, ".mp4") if args.render else None
+    args.render = _out_file(args.render, ".mp4", args.overwrite, "--render") if args.render else None
     args.frames = parse_frames(args.frames) if args.frames else None
     args.resolution = parse_resolution(args.resolution)
     if args.render:
@@ -178,19 +186,17 @@ def set_scene_fps(scene, fps: float) -> None:
     scene.render.fps, scene.render.fps_base = whole, whole / float(fps)
 
 
+def _save_copy(bpy, temp, shown: str) -> None:
+    """Save the open file as a copy at ``temp``; errors name ``shown`` (the user's path)."""
+    _bpy_call(f"cannot save '{shown}'", bpy.ops.wm.save_as_mainfile, filepath=str(temp), copy=True,
+              check_existing=False)
+
+
 def save_blend(bpy, path: str) -> None:
-    """Save the open file as a copy at ``path``, atomically (temporary name in the folder, then rename)."""
-    handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".blend",
-                                    dir=os.path.dirname(path))
-    os.close(handle)
-    try:
-        _bpy_call(f"cannot save '{path}'", bpy.ops.wm.save_as_mainfile, filepath=temp, copy=True,
-                  check_existing=False)
-        os.replace(temp, path)
-    finally:
-        for leftover in (temp, temp + "1"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+    """Save the open file as a copy at ``path``, atomically; an existing file is kept as ``.blend1``."""
+    from pathlib import Path
+    from .core import outputs
+    outputs.write_exact(Path(path), lambda temp: _save_copy(bpy, temp, path))
 
 
 def _print_progress():
@@ -206,37 +212,79 @@ def _print_progress():
 # ---------------------------------------------------------------------------- commands
 
 def cmd_animate(args) -> None:
+    """Check everything (arguments, destinations, model files), open the scene, animate, then write the
+    ``.blend`` and the video together: both or neither."""
     from .cli import parse_style
-    args.out = _out_file(args.out, ".blend")
+    args.out = _out_file(args.out, ".blend", args.overwrite)
     audio = _existing(args.audio, "Audio file")
     scene_in = _existing(args.scene, "Scene")
     _positive_fps(args.fps)
     condition = parse_style(args.style) if args.style else args.condition
     bpy = _import_bpy("animate")
     _check_render_args(args)
-    from .blender import pipeline, render
+    _check_distinct(args, audio, scene_in or bpy.data.filepath or None)
+    from .blender import pipeline
+    scene, new = _open_scene(bpy, scene_in)
+    if args.fps or new:
+        set_scene_fps(scene, args.fps or DEFAULT_FPS)
+    head = find_head(bpy, scene, args.object)
     settings = pipeline.AnimateSettings(
         audio_path=audio, voca_path=args.voca, deepspeech_path=args.deepspeech, template_path=args.template,
         condition=condition, emotion=args.emotion, emotion_source=args.emotion_source,
         strength=args.strength, start_frame=args.start_frame, mode=args.mode,
-        emotion_neutral=_existing(args.emotion_neutral, "Neutral mesh"))
-    pipeline.validate_settings(settings)
-    scene, new = _open_scene(bpy, scene_in)
-    if args.fps or new:
-        set_scene_fps(scene, args.fps or DEFAULT_FPS)
-    head = find_or_add_head(bpy, scene, args.template, args.object)
+        emotion_neutral=_existing(args.emotion_neutral, "Neutral mesh"), channel=args.channel,
+        head_rest=None if head is None else rest_shape(head))
+    pipeline.validate_settings(settings)        # every missing model file at once; no template for a head
+    if head is None:
+        head = pipeline.ensure_head(bpy.context, args.template)
     report = pipeline.animate(scene, head, settings, progress=_print_progress())
-    if args.render:
-        render.frame_head(scene, *args.resolution, target=head)     # the saved scene gets the camera too
-    save_blend(bpy, args.out)
-    print(f"wrote {args.out}: head '{head.name}', {report.summary()}")
-    if args.render:
-        _render(scene, args, head)
+    _write_outputs(bpy, scene, args, head, report)
 
 
-def find_or_add_head(bpy, scene, template, name: Optional[str] = None):
-    """The head named ``name``; else the active usable FLAME head, else the scene's only one, else a new
-    head from the template. Several heads and none active: the user must name one."""
+def _check_distinct(args, audio: str, scene_file: Optional[str]) -> None:
+    from pathlib import Path
+    from .core import outputs
+    outputs.check_distinct({"--out": Path(args.out), "--render": Path(args.render) if args.render else None},
+                           {"AUDIO": audio, "--scene": scene_file}, replaceable=("--scene",),
+                           overwrite=args.overwrite)
+
+
+def _write_outputs(bpy, scene, args, head, report) -> None:
+    """Save ``--out`` and render ``--render`` under temporary names; rename both only when both are done."""
+    from pathlib import Path
+    from .blender import render
+    from .core import outputs
+    out, video = Path(args.out), Path(args.render) if args.render else None
+    with outputs.Staged([out] + ([video] if video else [])) as staged:
+        try:
+            if video:
+                render.frame_head(scene, *args.resolution, target=head)   # the saved scene gets the camera
+            _save_copy(bpy, staged.temp(out), args.out)
+            result = video and render.render_video(scene, staged.temp(video), frames=args.frames,
+                                                   engine=args.engine, resolution=args.resolution, target=head)
+        except InputError as exc:
+            raise InputError(staged.user_message(str(exc))) from None
+        staged.commit()
+    print(f"wrote {out}: head '{head.name}', {report.summary()}")
+    if video:
+        print(f"wrote {video}: frames {result.frames[0]}-{result.frames[1]}, {result.seconds:.1f} s "
+              f"({result.seconds_per_frame:.2f} s/frame), {result.bytes} bytes, "
+              f"audio {'yes' if result.has_audio else 'no'}")
+
+
+def rest_shape(obj):
+    """float64 [V, 3]: ``obj``'s rest shape (its Basis shape key, else its mesh), the animation's template."""
+    import numpy as np
+    keys = obj.data.shape_keys
+    points = keys.reference_key.data if keys is not None and keys.reference_key is not None else obj.data.vertices
+    flat = np.empty(len(points) * 3, np.float32)
+    points.foreach_get("co", flat)
+    return flat.reshape(-1, 3).astype(np.float64)
+
+
+def find_head(bpy, scene, name: Optional[str] = None):
+    """The head named ``name``; else the active usable FLAME head, else the scene's only one, else None.
+    Several heads and none active: the user must name one."""
     from .blender import pipeline
     if name:
         obj = scene.objects.get(name)
@@ -251,16 +299,13 @@ def find_or_add_head(bpy, scene, template, name: Optional[str] = None):
     if len(heads) > 1:
         raise InputError(f"The scene has {len(heads)} FLAME heads ({', '.join(o.name for o in heads)}) and "
                          "none is active; choose one with --object NAME.")
-    return heads[0] if heads else pipeline.ensure_head(bpy.context, template)
+    return heads[0] if heads else None
 
 
-def _render(scene, args, head) -> None:
-    from .blender import render
-    result = render.render_video(scene, args.render, frames=args.frames, engine=args.engine,
-                                 resolution=args.resolution, target=head)
-    print(f"wrote {result.path}: frames {result.frames[0]}-{result.frames[1]}, {result.seconds:.1f} s "
-          f"({result.seconds_per_frame:.2f} s/frame), {result.bytes} bytes, "
-          f"audio {'yes' if result.has_audio else 'no'}")
+def find_or_add_head(bpy, scene, template, name: Optional[str] = None):
+    """:func:`find_head`, else a new head from the template."""
+    from .blender import pipeline
+    return find_head(bpy, scene, name) or pipeline.ensure_head(bpy.context, template)
 
 
 def _sequence_fps(source: str) -> Optional[float]:
@@ -276,9 +321,12 @@ def _sequence_fps(source: str) -> Optional[float]:
 
 
 def cmd_import_sequence(args) -> None:
-    args.out = _out_file(args.out, ".blend")
+    from pathlib import Path
+    from .core import outputs
+    args.out = _out_file(args.out, ".blend", args.overwrite)
     source = _existing(args.source, "Sequence")
     audio = _existing(args.audio, "Audio file")
+    outputs.check_distinct({"--out": Path(args.out)}, {"SOURCE": source, "--audio": audio})
     _positive_fps(args.fps)
     bpy = _import_bpy("import-sequence")
     from .blender import sequence_io
@@ -295,12 +343,11 @@ def cmd_import_sequence(args) -> None:
 
 def cmd_export(args) -> None:
     blend = _existing(args.blend, "Scene")
+    from .core import outputs
     if args.command == "export-pc2":
-        out = _out_file(args.out, ".pc2")
-    else:
-        out = os.path.abspath(args.out)
-        if not os.path.isdir(os.path.dirname(out)):
-            raise InputError(f"cannot write into '{out}': the folder '{os.path.dirname(out)}' does not exist.")
+        out = _out_file(args.out, ".pc2", args.overwrite)
+    else:          # a folder: sequence_io refuses to replace an earlier export without --overwrite
+        out = str(outputs.check_output(args.out, "--out", overwrite=args.overwrite, folder_output=True))
     bpy = _import_bpy(args.command)
     from .blender import sequence_io
     scene, _ = _open_scene(bpy, blend)
@@ -330,7 +377,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (default: the arguments after ``--``) and run; returns the exit status."""
     from .cli import run_guarded
     args = build_parser().parse_args(script_args(sys.argv) if argv is None else argv)
-    return run_guarded(lambda: run(args))
+    return run_guarded(lambda: run(args), f"headless {args.command}")
 
 
 def script_args(argv: List[str]) -> List[str]:

@@ -53,7 +53,7 @@ def m(voca_ckpt, ds_small_pb, shared_data, tmp_path_factory):
                 npz=shared_data / "voca_official" / "output_test_sentence_cond3.npz")
 
 
-def animate_args(m, out, *extra, wav=None):
+def animate_args(m, out, *extra, wav=None):  # noqa: D103
     return ["animate", wav or m["wav"], "--voca", m["voca"], "--deepspeech", m["ds"], "--template",
             m["template"], "--out", out, *extra]
 
@@ -246,3 +246,131 @@ def test_headless_animate_chooses_among_several_heads_by_name(m, flame, tmp_path
     bpy.ops.wm.open_mainfile(filepath=str(out), load_ui=False)
     keys = {o.name: o.data.shape_keys for o in bpy.context.scene.objects}
     assert keys["Left"] is None and len(keys["Right"].key_blocks) == 52      # Basis + 50 + bias
+
+
+# --- no output ever lost; one set of rules (issue 9) ------------------------------------------------
+
+def unwritable_folder(tmp_path) -> Path:
+    """A real folder this process cannot create files in: a read-only copy of tmp_path's child, or, for
+    root (who writes anywhere), a system folder that refuses it; skips when there is none."""
+    import tempfile
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    for candidate in ("/sys", "/proc/self"):
+        try:
+            os.close(tempfile.mkstemp(dir=candidate)[0])
+        except OSError:
+            return Path(candidate)
+    pytest.skip("running as root with no read-only folder to write into")
+
+
+def test_headless_unwritable_render_is_refused_before_computing_and_leaves_no_blend(m, tmp_path):
+    cache = tmp_path / "fresh-cache"
+    cache.mkdir()
+    video = unwritable_folder(tmp_path) / "v.mp4"
+    out = tmp_path / "out.blend"
+    result = run(*animate_args(m, out, "--render", video), cache=cache)
+    assert_user_error(result, f"cannot write '{video}'", "not writable")
+    assert not out.exists() and ".part" not in result.stderr
+    assert not any(p.name.startswith(("voca-", "deepspeech-")) for p in cache.iterdir())   # no model was read
+
+
+def test_headless_existing_output_is_kept_unless_overwrite_then_backed_up(m, tmp_path):
+    out = tmp_path / "scene.blend"
+    out.write_bytes(b"the user's earlier scene")
+    assert_user_error(run(*animate_args(m, out), cache=m["cache"]), f"'{out}' already exists", "--overwrite",
+                      "scene.blend1")
+    assert out.read_bytes() == b"the user's earlier scene"
+    result = run(*animate_args(m, out, "--overwrite"), cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "scene.blend1").read_bytes() == b"the user's earlier scene"
+    assert open_blend(out)[1].data.shape_keys is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.blend", "scene.blend1"]   # no temporary left
+
+
+def test_headless_existing_render_and_pc2_are_kept(m, imported_blend, tmp_path):
+    video, pc2 = tmp_path / "v.mp4", tmp_path / "a.pc2"
+    video.write_bytes(b"an earlier video")
+    pc2.write_bytes(b"an earlier cache")
+    out = tmp_path / "out.blend"
+    assert_user_error(run(*animate_args(m, out, "--render", video), cache=m["cache"]), f"'{video}' already exists")
+    assert_user_error(run("export-pc2", imported_blend, "--out", pc2, cache=m["cache"]), f"'{pc2}' already exists")
+    assert video.read_bytes() == b"an earlier video" and pc2.read_bytes() == b"an earlier cache"
+    assert not out.exists()
+
+
+def test_headless_scene_as_out_needs_overwrite_and_keeps_blend1(m, tmp_path):
+    scene_file = tmp_path / "a.blend"
+    assert run(*animate_args(m, scene_file), cache=m["cache"]).returncode == 0
+    original = scene_file.read_bytes()
+    args = animate_args(m, scene_file, "--scene", scene_file, "--condition", "1")
+    assert_user_error(run(*args, cache=m["cache"]), "already exists", "--overwrite")
+    assert scene_file.read_bytes() == original
+    result = run(*args, "--overwrite", cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.blend1").read_bytes() == original and scene_file.read_bytes() != original
+
+
+def test_headless_outputs_must_differ_from_each_other_and_the_audio(m, tmp_path):
+    clip = tmp_path / "clip.mp4"                       # a WAV under a video's name (read by its header)
+    clip.write_bytes(m["wav"].read_bytes())
+    out = tmp_path / "o.blend"
+    result = run(*animate_args(m, out, "--render", clip, "--overwrite", wav=clip), cache=m["cache"])
+    assert_user_error(result, f"--render '{clip}' is also the AUDIO input")
+    assert clip.read_bytes() == m["wav"].read_bytes() and not out.exists()
+
+
+def test_headless_template_needed_only_for_a_new_head(m, tmp_path):
+    first = tmp_path / "a.blend"
+    assert run(*animate_args(m, first), cache=m["cache"]).returncode == 0
+    # VOCA_MODEL_DIR points at an empty folder: no default template exists, and none is given
+    args = ["animate", m["wav"], "--voca", m["voca"], "--deepspeech", m["ds"], "--scene", first,
+            "--condition", "2", "--out", tmp_path / "b.blend"]
+    result = run(*args, cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    scene, head = open_blend(tmp_path / "b.blend")
+    assert len(head.data.shape_keys.key_blocks) == 52
+    # an empty scene needs a new head: then the template is required, named with the other missing files
+    result = run("animate", m["wav"], "--voca", tmp_path, "--deepspeech", m["ds"], "--out", tmp_path / "c.blend",
+                 cache=m["cache"])
+    assert_user_error(result, "3 model files are missing", "gstep_52280.model.index", "FLAME_sample.ply")
+
+
+def _stereo(tmp_path, wav, silent_channel):
+    from voca_addon.core.speech import audio
+    from scipy.io import wavfile
+    clip = audio.load_audio(wav)
+    stereo = np.zeros((clip.num_samples, 2), np.int16)
+    stereo[:, 1 - silent_channel] = clip.samples.astype(np.int16)
+    path = tmp_path / "stereo.wav"
+    wavfile.write(path, clip.rate, stereo)
+    return path
+
+
+def test_headless_animate_channel_choice(m, engine_output, tmp_path):
+    stereo = _stereo(tmp_path, m["wav"], silent_channel=0)
+    assert_user_error(run(*animate_args(m, tmp_path / "a.blend", wav=stereo), cache=m["cache"]),
+                      "channel 0", "silent", "--channel")
+    out = tmp_path / "b.blend"
+    result = run(*animate_args(m, out, "--channel", "1", wav=stereo), cache=m["cache"])
+    assert result.returncode == 0, result.stderr
+    scene, head = open_blend(out)
+    error = np.abs(evaluated_vertices(head, scene, 101) - engine_output.vertices([100])[0]).max()
+    assert error <= TOLERANCE                          # channel 1 holds the mono clip: the same animation
+    assert_user_error(run(*animate_args(m, tmp_path / "c.blend", "--channel", "2", wav=stereo),
+                          cache=m["cache"]), "channel 2 does not exist", "2 channel(s)")
+
+
+@pytest.mark.parametrize("flag, value, fragment", [("--fps", "1001", "at most 1000"), ("--fps", "0", "above 0"),
+                                                    ("--style", "1:0.5,4", "'4' is not condition:weight")])
+def test_headless_same_option_rules_as_infer(m, tmp_path, flag, value, fragment):
+    from tests.core.test_cli import cli
+    a = run(*animate_args(m, tmp_path / "a.blend", flag, value), cache=m["cache"])
+    b = cli("infer", m["wav"], "--voca", m["voca"], "--deepspeech", m["ds"], "--template", m["template"],
+            "--out", tmp_path / "a.npz", flag, value, cache=m["cache"])
+    assert_user_error(a, fragment)
+    assert_user_error(b, fragment)
+    assert a.stderr == b.stderr                        # one wording in every command

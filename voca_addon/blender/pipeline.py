@@ -84,6 +84,9 @@ class AnimateSettings:
     mode: str = "shape_keys"
     ease_frames: int = 12
     emotion_neutral: Optional[str] = None
+    channel: Union[int, str] = 0                    # audio channel from 0, or 'mix' (audio.select_channel)
+    head_rest: Optional[np.ndarray] = None          # float [5023, 3]: an existing head's rest shape, used as
+                                                    # the template (then no template file is needed)
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,8 @@ class ApplyReport:
 def validate_settings(settings: AnimateSettings) -> None:
     """Cheap checks of files and options (no model is read). Raises a VocaError naming the problem."""
     _check_audio(settings.audio_path)
-    modelfiles.resolve_voca(settings.voca_path or None)
-    modelfiles.resolve_deepspeech(settings.deepspeech_path or None)
-    modelfiles.resolve_template(settings.template_path or None)
+    modelfiles.check_model_files(settings.voca_path, settings.deepspeech_path, settings.template_path,
+                                 need_template=settings.head_rest is None)     # all missing files at once
     _check_condition(settings.condition)
     if settings.mode not in MODES:
         raise InputError(f"Unknown mode '{settings.mode}'; choose one of {', '.join(MODES)}.")
@@ -218,14 +220,17 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
 
     report(0.0, "loading models")
     ds_model, voca_model = load_models(settings)
-    template = meshio.read_mesh(modelfiles.resolve_template(settings.template_path or None))
+    template = (meshio.read_mesh(modelfiles.resolve_template(settings.template_path or None))
+                if settings.head_rest is None else meshio.Mesh(np.asarray(settings.head_rest, np.float64),
+                                                               np.zeros((0, 3), np.int32), "the head"))
     emotion = None
     if settings.emotion and settings.emotion_source:
         report(0.08, "loading the emotion")
         (emotion,) = emotion_sources.load_emotions(settings.emotion_source, [settings.emotion], settings.emotion_neutral)
         core_emotions.validate([emotion], len(template.vertices))
     report(0.1, "speech features")
-    anim = engine.run(settings.audio_path, ds_model, voca_model, template.vertices, settings.condition,
+    clip = audio.select_channel(audio.load_audio(settings.audio_path), settings.channel)
+    anim = engine.run(clip, ds_model, voca_model, template.vertices, settings.condition,
                       DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
     return ComputeResult(anim, template, emotion)
 
