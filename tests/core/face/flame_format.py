@@ -75,8 +75,11 @@ def write_flame_format_model(path, shared_data, seed=0, **overrides):
     return arrays
 
 
-def reference_lbs(arrays, pose, betas=None, expression=None, correctives=True):
-    """FLAME's posed vertices [V, 3] for one pose [5, 3], written straight from the paper's equations."""
+def reference_lbs(arrays, pose, betas=None, expression=None, correctives=True, joints=None):
+    """FLAME's posed vertices [V, 3] for one pose [5, 3], written straight from the paper's equations.
+
+    ``joints`` [5, 3] replaces the regressed joints (a rig whose joints were regressed from another head).
+    """
     v_template = np.asarray(arrays["v_template"], dtype=np.float64)
     shapedirs = np.asarray(arrays["shapedirs"], dtype=np.float64)
     coeffs = np.zeros(shapedirs.shape[2])
@@ -86,7 +89,7 @@ def reference_lbs(arrays, pose, betas=None, expression=None, correctives=True):
         coeffs[NUM_SHAPE:NUM_SHAPE + len(expression)] = expression
     t_p = v_template + np.einsum("vcl,l->vc", shapedirs, coeffs)            # T + B_S + B_E
     regressor = arrays["J_regressor"].toarray()
-    joints = regressor @ t_p                                                # J(β, ψ)
+    joints = regressor @ t_p if joints is None else np.asarray(joints)     # J(β, ψ)
     rotations = [Rotation.from_rotvec(p).as_matrix() for p in np.asarray(pose, dtype=np.float64)]
     if correctives:
         feature = np.concatenate([(r - np.eye(3)).ravel() for r in rotations[1:]])
