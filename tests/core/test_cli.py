@@ -229,3 +229,146 @@ def test_cli_non_ascii_paths(models, tmp_path):
     assert r.returncode == 0, r.stderr
     with np.load(out) as z:
         assert z["vertices"].shape == (306, 5023, 3)
+
+
+# --- issue 9: one set of rules, no output lost, model integrity, internal errors ---------------------
+
+def test_cli_out_gets_exactly_the_name_given_or_a_refusal(models, tmp_path):
+    r = cli(*infer_args(models, tmp_path / "out.txt"), cache=models["cache"])
+    assert_user_error(r, "out.txt", "must end in .npz")
+    r = cli("features", models["wav"], "--deepspeech", models["ds"], "--out", tmp_path / "f", cache=models["cache"])
+    assert_user_error(r, "must end in .npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_existing_output_kept_without_overwrite(models, tmp_path):
+    out = tmp_path / "o.npz"
+    out.write_bytes(b"the user's earlier result")
+    fresh = tmp_path / "cache"
+    fresh.mkdir()
+    assert_user_error(cli(*infer_args(models, out), cache=fresh), f"'{out}' already exists", "--overwrite")
+    assert out.read_bytes() == b"the user's earlier result"
+    assert list(fresh.iterdir()) == []                      # refused before any model was read
+    r = cli(*infer_args(models, out, "--overwrite"), cache=models["cache"])
+    assert r.returncode == 0, r.stderr
+    with np.load(out) as z:
+        assert z["vertices"].shape == (306, 5023, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "o.npz"]     # no temporary file left
+
+
+def test_cli_unwritable_output_folder_refused_before_computing(models, tmp_path):
+    from tests.blender.test_headless import unwritable_folder
+    fresh = tmp_path / "cache"
+    fresh.mkdir()
+    out = unwritable_folder(tmp_path) / "o.npz"
+    assert_user_error(cli(*infer_args(models, out), cache=fresh), f"cannot write '{out}'", "not writable")
+    assert list(fresh.iterdir()) == []
+
+
+def test_cli_fps_range_is_the_same_for_features_and_infer(models, tmp_path):
+    for fps in ("1001", "0", "-5", "nan"):
+        a = cli(*infer_args(models, tmp_path / "o.npz", "--fps", fps), cache=models["cache"])
+        b = cli("features", models["wav"], "--deepspeech", models["ds"], "--fps", fps, "--out", tmp_path / "f.npz",
+                cache=models["cache"])
+        assert_user_error(a, "--fps must be a frame rate above 0 and at most 1000")
+        assert a.stderr == b.stderr
+    r = cli("features", models["wav"], "--deepspeech", models["ds"], "--fps", "1000", "--out", tmp_path / "f.npz",
+            cache=models["cache"])
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("style", ["1:0.5,4", "4", "1:0.5,,2:0.5", "1:0.5,1:0.5", "1:inf", "a:1"])
+def test_cli_malformed_style_refused(models, tmp_path, style):
+    assert_user_error(cli(*infer_args(models, tmp_path / "o.npz", "--style", style), cache=models["cache"]),
+                      f"--style '{style}'", "1:0.5,4:0.5")
+
+
+def test_cli_parse_style_reads_well_formed_blends():
+    from voca_addon.cli import parse_style
+    assert parse_style("1:0.5,4:0.5") == {1: 0.5, 4: 0.5}
+    assert parse_style(" 2 : 1 ") == {2: 1.0}
+
+
+def test_cli_every_missing_model_file_in_one_message(models, tmp_path):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    r = cli("infer", models["wav"], "--voca", empty, "--deepspeech", empty / "output_graph.pb", "--template",
+            empty / "FLAME_sample.ply", "--out", tmp_path / "o.npz", cache=tmp_path)
+    assert_user_error(r, "4 model files are missing", "gstep_52280.model.index",
+                      "gstep_52280.model.data-00000-of-00001", "output_graph.pb", "FLAME_sample.ply")
+
+
+def _write_codecs(tmp_path, wav):
+    """The clip at 16 kHz as WAV (reference) and as FLAC, OGG Vorbis and MP3 (soundfile's libsndfile)."""
+    sf = pytest.importorskip("soundfile", reason="soundfile decodes mp3/flac/ogg outside Blender")
+    from voca_addon.core.speech import audio
+    clip = audio.load_audio(wav)
+    signal = audio.to_int16_like_voca(audio.resample(clip.samples, clip.rate, 16000))
+    paths = {}
+    for ext, fmt in (("wav", "WAV"), ("flac", "FLAC"), ("ogg", "OGG"), ("mp3", "MP3")):
+        paths[ext] = tmp_path / f"speech.{ext}"
+        sf.write(paths[ext], signal, 16000, format=fmt)
+    return paths
+
+
+def test_cli_infer_reads_mp3_flac_ogg(models, tmp_path):
+    paths = _write_codecs(tmp_path, models["wav"])
+    results = {}
+    for ext, path in paths.items():
+        out = tmp_path / f"{ext}.npz"
+        r = cli(*infer_args(dict(models, wav=path), out), cache=models["cache"])
+        assert r.returncode == 0, (ext, r.stderr)
+        with np.load(out) as z:
+            results[ext] = z["weights"]
+    np.testing.assert_array_equal(results["flac"], results["wav"])          # lossless: the same animation
+    for lossy in ("ogg", "mp3"):
+        n = min(len(results[lossy]), len(results["wav"]))
+        assert abs(len(results[lossy]) - len(results["wav"])) <= 3           # codec padding, ≤ 50 ms
+        corr = np.corrcoef(results[lossy][:n].ravel(), results["wav"][:n].ravel())[0, 1]
+        assert corr > 0.9, (lossy, corr)
+
+
+def test_cli_channel_choice(models, tmp_path):
+    from scipy.io import wavfile
+    from voca_addon.core.speech import audio
+    clip = audio.load_audio(models["wav"])
+    mono = clip.samples.astype(np.int16)
+    stereo = np.stack([np.zeros_like(mono), mono], axis=1)
+    path = tmp_path / "stereo.wav"
+    wavfile.write(path, clip.rate, stereo)
+    assert_user_error(cli(*infer_args(dict(models, wav=path), tmp_path / "a.npz"), cache=models["cache"]),
+                      "channel 0", "silent", "--channel mix")
+    outs = {}
+    for choice in ("1", "mix"):
+        outs[choice] = tmp_path / f"{choice}.npz"
+        r = cli(*infer_args(dict(models, wav=path), outs[choice], "--channel", choice), cache=models["cache"])
+        assert r.returncode == 0, r.stderr
+    ref = tmp_path / "mono.npz"
+    assert cli(*infer_args(models, ref), cache=models["cache"]).returncode == 0
+    half = tmp_path / "half.wav"                                   # 'mix' = the mean of the channels
+    wavfile.write(half, clip.rate, (mono.astype(np.float64) / 2).astype(np.int16))
+    with np.load(outs["1"]) as a, np.load(ref) as b:
+        np.testing.assert_array_equal(a["weights"], b["weights"])
+    with np.load(outs["mix"]) as a:
+        assert not np.array_equal(a["weights"], np.load(ref)["weights"])
+    assert_user_error(cli(*infer_args(dict(models, wav=path), tmp_path / "c.npz", "--channel", "2"),
+                          cache=models["cache"]), "channel 2 does not exist")
+
+
+def test_cli_damaged_checkpoint_message(models, tmp_path):
+    prefix = tmp_path / "gstep_52280.model"
+    src = models["voca"]
+    prefix.with_name(prefix.name + ".index").write_bytes(src.with_name(src.name + ".index").read_bytes())
+    size = src.with_name(src.name + ".data-00000-of-00001").stat().st_size
+    prefix.with_name(prefix.name + ".data-00000-of-00001").write_bytes(bytes(size))
+    r = cli(*infer_args(dict(models, voca=prefix), tmp_path / "o.npz"), cache=tmp_path)
+    assert_user_error(r, "the file is damaged (checksum mismatch in tensor 'VOCA/", "download it again from")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_cli_non_release_graph_warns_in_one_line(models, tmp_path):
+    r = cli("features", models["wav"], "--deepspeech", models["ds"], "--out", tmp_path / "f.npz",
+            cache=models["cache"])
+    assert r.returncode == 0, r.stderr
+    (line,) = [line for line in r.stderr.splitlines() if "warning" in line.lower()]   # (+ progress lines)
+    assert line.startswith("warning: ") and NON_RELEASE in line and str(models["ds"]) in line
