@@ -122,6 +122,8 @@ def add_parser(sub) -> None:
     g.add_argument("--style", help="style blend of clips without one, e.g. 1:0.5,4:0.5")
     b.add_argument("--emotion-source", metavar="PATH", help="where the CSV's emotions come from (FLAME "
                    "model .pkl, delta .npy/.npz, preset JSON)")
+    b.add_argument("--library", metavar="FILE.blend", help="also the dialogue library: every clip on one "
+                   "head, an action per clip, NLA track, markers (needs Blender; implies npz)")
 
 
 # ---------------------------------------------------------------------------- input
@@ -288,6 +290,11 @@ def _dask(tasks: Sequence[GroupTask], client) -> Iterable[List[ClipResult]]:
             yield future.result()
 
 
+def _template(args):
+    from .core.models import modelfiles
+    return modelfiles.resolve_template(args.template)
+
+
 def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executors: int) -> List[GroupTask]:
     from .core import batch as core_batch
     from .core.models import modelfiles
@@ -309,9 +316,16 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 0 < args.fps <= 1000:
         raise InputError(f"--fps must be above 0 and at most 1000, got {args.fps:g}")
-    if any(f in BLENDER_FORMATS for f in formats) and not args.scheduler:
+    needs_blender = [f for f in formats if f in BLENDER_FORMATS and not args.scheduler]
+    if args.library:
+        needs_blender.append("--library")
+        if not args.library.lower().endswith(".blend"):
+            raise InputError(f"--library '{args.library}' must end in .blend")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.library))):
+            raise InputError(f"cannot write --library '{args.library}': its folder does not exist")
+    if needs_blender:
         from .headless import _import_bpy
-        _import_bpy("batch --format " + ",".join(f for f in formats if f in BLENDER_FORMATS))
+        _import_bpy("batch " + " ".join(needs_blender))
     if args.emotion_source and not os.path.exists(args.emotion_source):
         raise InputError(f"--emotion-source '{args.emotion_source}' was not found. Check the path.")
     out = []
@@ -331,11 +345,25 @@ def _remove_leftovers(out_dir: str, clips: Sequence[ClipSpec], formats: tuple) -
             os.remove(entry.path)
 
 
+def _execute(args, tasks: List[GroupTask], client, clips: List[ClipSpec], results: dict, out_dir: str) -> None:
+    """Run the groups on the chosen executor; record each clip's result, print progress, keep the summary."""
+    progress = Progress(sum(len(t.clips) for t in tasks))
+    runs = (_dask(tasks, client) if client else
+            _processes(tasks, args.workers) if args.workers > 1 and len(tasks) > 1 else _local(tasks))
+    for group in runs:
+        for result in group:
+            results[result.name] = result
+            progress.clip(result)
+        write_summary(out_dir, [results[c.name] for c in clips if c.name in results])
+
+
 def run(args) -> int:
     """Run the batch; returns 0, or :data:`EXIT_SOME_FAILED` when some clip failed."""
     from .cli import parse_style
     from .core.models import modelfiles
     formats = parse_formats(args.format)
+    if args.library and "npz" not in formats:
+        formats = ("npz",) + formats                     # the library is built from the clips' .npz
     default = parse_style(args.style) if args.style else args.condition
     clips = _check(args, read_input(args.input, default), formats)
     modelfiles.check_model_files(args.voca, args.deepspeech, args.template)
@@ -344,23 +372,22 @@ def run(args) -> int:
         raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
     client = dask_client(args.scheduler) if args.scheduler else None
     os.makedirs(out_dir, exist_ok=True)
-    done = {c.name for c in clips if args.resume and all(map(os.path.isfile, output_paths(out_dir, c.name, formats)))}
+    done = {c.name for c in clips
+            if args.resume and all(map(os.path.isfile, output_paths(out_dir, c.name, formats)))}
     results = {c.name: ClipResult(c.name, c.audio, "skipped", outputs=output_paths(out_dir, c.name, formats))
                for c in clips if c.name in done}
     todo = [c for c in clips if c.name not in done]
     _remove_leftovers(out_dir, todo, formats)
     tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers)
-    progress = Progress(len(todo))
     print(f"batch: {len(clips)} clips, {len(done)} already done, {len(tasks)} groups", file=sys.stderr)
-    runs = (_dask(tasks, client) if client else
-            _processes(tasks, args.workers) if args.workers > 1 and len(tasks) > 1 else _local(tasks))
-    for group in runs:
-        for result in group:
-            results[result.name] = result
-            progress.clip(result)
-        write_summary(out_dir, [results[c.name] for c in clips if c.name in results])
+    _execute(args, tasks, client, clips, results, out_dir)
     summary = write_summary(out_dir, [results[c.name] for c in clips])
     failed = [r for r in results.values() if r.outcome == "failed"]
     print(f"batch: {len(clips) - len(failed) - len(done)} written, {len(done)} skipped, {len(failed)} failed; "
           f"summary {summary[0]}", file=sys.stderr)
+    usable = [c for c in clips if results[c.name].outcome != "failed"]
+    if args.library and usable:
+        from .batch_worker import write_library
+        count = write_library(os.path.abspath(args.library), usable, out_dir, str(_template(args)))
+        print(f"batch: dialogue library {args.library}: {count} clips", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0

@@ -173,3 +173,23 @@ def run_group(task: GroupTask) -> List[ClipResult]:
         result.seconds = shared + time.perf_counter() - t0
         results.append(result)
     return results
+
+
+# ---------------------------------------------------------------------------- the dialogue library
+
+def read_speech_animation(path: str) -> ShapeKeyAnimation:
+    """A clip's speech animation back from its ``.npz`` (an emotion shape, if any, left out)."""
+    with np.load(path, allow_pickle=False) as z:
+        names = tuple(str(n) for n in z["names"])
+        keep = [k for k, n in enumerate(names) if not n.startswith("emotion_")]
+        return ShapeKeyAnimation(z["basis"][keep], z["bias"], z["weights"][:, keep], float(z["fps"]),
+                                 z["template"], tuple(names[k] for k in keep))
+
+
+def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path: str) -> int:
+    """The dialogue library ``path`` (.blend) from the ``.npz`` outputs of ``clips``; returns the clip count."""
+    from .blender import exports                         # needs bpy (checked before the batch started)
+    entries = [exports.LibraryClip(c.name, read_speech_animation(os.path.join(out_dir, f"{c.name}.npz")),
+                                   c.audio) for c in clips]
+    exports.build_library(entries, meshio.read_mesh(template_path), path)
+    return len(entries)

@@ -1,0 +1,290 @@
+"""Game-engine exports of an animated head, one clip's Blender outputs, and the dialogue library.
+
+Exports (:func:`export`, Blender's own exporters on the head alone):
+
+* ``glb`` — glTF 2.0 binary: the head's shape keys become morph targets (the add-on's 50 speech keys and
+  its bias key), their values a ``weights`` animation sampled at every frame, one glTF animation per
+  action, named after it, starting at 0 s (Blender's glTF exporter). On a dialogue library, every clip.
+* ``fbx`` — the shape keys as blend shapes with their animation (Blender's FBX exporter, baked).
+* ``abc`` — Alembic point cache: every frame's evaluated vertex positions over the scene's range.
+* ``usd`` — USD point cache: every frame's evaluated points (``export_shapekeys`` off, so the result does
+  not depend on the reader's blend-shape support).
+
+Every file is written under a temporary name beside the target and renamed when complete; a refused
+export raises :class:`~voca_addon.core.errors.InputError` and leaves no file.
+
+:func:`write_clip` is the batch's per-clip Blender step: an empty scene at the animation's rate, a FLAME
+head from the template, the animation applied by :func:`.pipeline.apply` (sound strip, speech keys, the
+emotion key), the action named after the clip; then ``.blend`` / ``.mp4`` / exports.
+
+:func:`build_library` is the *dialogue library*: every clip on ONE head in one ``.blend``. The head gets
+the speech keys once (their slider scale chosen over all clips); each clip becomes an action named after
+it (fake user, frames from 1, so the Action editor plays it alone), laid end to end in time on NLA
+tracks — one track per clip, named after it, its one strip acting only on its own frames (extrapolation
+Nothing); one strip per track is also what Blender's glTF exporter needs to export every action as its
+own animation — with a timeline marker and its sound strip at each clip's start. No action is left
+active, so the NLA plays the dialogue in order and an animator can pick, move or blend clips.
+
+Contract: main thread only (``bpy``); version differences only through :mod:`.compat`. Units: the
+template's (FLAME: metres); frames are scene frames.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence
+
+import bpy
+import numpy as np
+
+from ..core.animation.shapekeys import ShapeKeyAnimation
+from ..core.errors import InputError
+from . import compat, writer
+
+FORMATS = ("glb", "fbx", "abc", "usd")
+HEAD_NAME = "FLAME head"
+LIBRARY_GAP = 30              # frames between clips on the dialogue track
+PREFIX = "VOCA"
+
+
+def _temp_beside(path: str) -> str:
+    folder, base = os.path.split(path)
+    return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}{os.path.splitext(base)[1]}")
+
+
+def _run(what: str, operator, **kwargs) -> None:
+    try:
+        result = operator(**kwargs)
+    except RuntimeError as exc:
+        raise InputError(f"{what}: {' '.join(str(exc).replace('Error:', '').split())}") from None
+    if "FINISHED" not in result:
+        raise InputError(f"{what}: Blender cancelled the export.")
+
+
+def _select_only(obj) -> None:
+    """Make ``obj`` the only selected and the active object (an object linked just now needs the update)."""
+    bpy.context.view_layer.update()
+    if obj.name not in bpy.context.view_layer.objects:
+        raise InputError(f"'{obj.name}' is not in the current view layer; include its collection and export again.")
+    for other in bpy.context.view_layer.objects:
+        other.select_set(other == obj)
+    bpy.context.view_layer.objects.active = obj
+
+
+def _gltf(path, scene):
+    _run("glTF export", bpy.ops.export_scene.gltf, filepath=path, export_format="GLB", use_selection=True,
+         export_animations=True, export_animation_mode="ACTIONS", export_morph=True, export_morph_normal=False,
+         export_apply=False, export_frame_range=True, export_force_sampling=True, export_anim_slide_to_zero=True)
+
+
+def _fbx(path, scene):
+    _run("FBX export", bpy.ops.export_scene.fbx, filepath=path, use_selection=True, bake_anim=True,
+         bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False, bake_anim_force_startend_keying=True,
+         bake_anim_simplify_factor=0.0, object_types={"MESH"}, use_mesh_modifiers=False)
+
+
+def _alembic(path, scene):
+    _run("Alembic export", bpy.ops.wm.alembic_export, filepath=path, start=scene.frame_start,
+         end=scene.frame_end, selected=True, uvs=False, normals=True, face_sets=False, as_background_job=False,
+         evaluation_mode="RENDER")
+
+
+def _usd(path, scene):
+    _run("USD export", bpy.ops.wm.usd_export, filepath=path, selected_objects_only=True, export_animation=True,
+         export_shapekeys=False, export_materials=False, export_uvmaps=False, export_normals=False,
+         evaluation_mode="RENDER")
+
+
+_EXPORTERS = {"glb": (_gltf, ".glb"), "fbx": (_fbx, ".fbx"), "abc": (_alembic, ".abc"), "usd": (_usd, ".usd")}
+
+
+def export(scene, obj, fmt: str, path) -> str:
+    """Export the animated ``obj`` over the scene's frame range as ``fmt`` to ``path`` (atomically).
+
+    Parameters
+    ----------
+    fmt : {'glb', 'fbx', 'abc', 'usd'}
+    path : str or PathLike
+        Must end in ``.glb`` / ``.fbx`` / ``.abc`` / ``.usd`` (``.usda`` / ``.usdc`` for USD too); its
+        folder must exist.
+
+    Returns
+    -------
+    str
+        The absolute path written.
+    """
+    if fmt not in _EXPORTERS:
+        raise InputError(f"Unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}.")
+    path = os.path.abspath(os.fspath(path))
+    suffixes = (".usd", ".usda", ".usdc") if fmt == "usd" else (_EXPORTERS[fmt][1],)
+    if not path.lower().endswith(suffixes):
+        raise InputError(f"'{path}' must end in {' or '.join(suffixes)}.")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise InputError(f"cannot write '{path}': the folder '{os.path.dirname(path)}' does not exist.")
+    if obj is None or obj.type != "MESH":
+        raise InputError("Select the animated head (a mesh) to export.")
+    temp = _temp_beside(path)
+    if fmt == "usd":
+        temp = temp[:-len(os.path.splitext(temp)[1])] + os.path.splitext(path)[1]
+    _select_only(obj)
+    try:
+        _EXPORTERS[fmt][0](temp, scene)
+        if not os.path.isfile(temp):
+            raise InputError(f"{fmt} export: Blender wrote no file.")
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+# ---------------------------------------------------------------------------- one clip (the batch)
+
+def _empty_scene(fps: float):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    whole = max(1, int(round(fps)))
+    scene.render.fps, scene.render.fps_base = whole, whole / float(fps)
+    return scene
+
+
+def write_clip(anim: ShapeKeyAnimation, template, audio_path: str, outputs: Dict[str, str], emotion=None,
+               strength: float = 1.0, name: str = "clip") -> None:
+    """One clip's Blender outputs: ``outputs`` maps format (blend, mp4, glb, fbx, abc, usd) → path.
+
+    The open file is replaced by an empty scene (the batch's own process). ``template`` is the
+    :class:`~voca_addon.core.face.meshio.Mesh` the animation was made for; ``emotion`` an
+    :class:`~voca_addon.core.face.emotions.Emotion` keyed at ``strength``, or None.
+    """
+    from . import pipeline, render
+    from ..headless import save_blend
+    scene = _empty_scene(anim.fps)
+    head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
+    _select_only(head)
+    settings = pipeline.AnimateSettings(audio_path=audio_path, emotion=emotion.name if emotion else None,
+                                        strength=strength, start_frame=1)
+    pipeline.apply(scene, head, pipeline.ComputeResult(anim, template, emotion), settings)
+    head.data.shape_keys.animation_data.action.name = name
+    if "mp4" in outputs:
+        render.frame_head(scene, 320, 240, target=head)
+    if "blend" in outputs:
+        save_blend(bpy, outputs["blend"])
+    for fmt in FORMATS:
+        if fmt in outputs:
+            export(scene, head, fmt, outputs[fmt])
+    if "mp4" in outputs:
+        render.render_video(scene, outputs["mp4"], target=head)
+
+
+# ---------------------------------------------------------------------------- the dialogue library
+
+@dataclass(frozen=True)
+class LibraryClip:
+    """One clip of a dialogue library: its name, animation and (optional) audio file."""
+    name: str
+    animation: ShapeKeyAnimation
+    audio_path: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LibraryReport:
+    """What :func:`build_library` made: the head, its actions (clip order) and each clip's first/last frame."""
+    head: object
+    actions: tuple
+    ranges: tuple
+
+
+def _check_clips(clips: Sequence[LibraryClip]) -> None:
+    if not clips:
+        raise InputError("The dialogue library needs at least one clip.")
+    names = [c.name for c in clips]
+    if len(set(names)) != len(names):
+        raise InputError("Two clips of the dialogue library have the same name; give every clip its own.")
+    first = clips[0].animation
+    for c in clips[1:]:
+        a = c.animation
+        if a.basis.shape != first.basis.shape or not (np.array_equal(a.basis, first.basis)
+                                                       and np.array_equal(a.bias, first.bias)):
+            raise InputError(f"Clip '{c.name}' was made with another model or template than "
+                             f"'{clips[0].name}'; a library holds clips of one head and one model.")
+
+
+def _stacked(clips: Sequence[LibraryClip], fps: float) -> ShapeKeyAnimation:
+    """All clips' weights back to back at ``fps`` (only to create the keys with one slider scale)."""
+    parts = [c.animation.resampled(fps) for c in clips]
+    a = parts[0]
+    return ShapeKeyAnimation(a.basis, a.bias, np.concatenate([p.weights for p in parts]), fps, a.template, a.names)
+
+
+def _clip_action(key, clip_anim: ShapeKeyAnimation, name: str, key_names: Sequence[str], scales: dict):
+    """An owned action named ``name`` keying ``key_names`` (speech keys, then bias) from frame 1."""
+    action = compat.new_action(name)
+    action[writer.OWNED] = True
+    action.use_fake_user = True
+    anim_data = key.animation_data or key.animation_data_create()
+    compat.assign_action(anim_data, action, "KEY", PREFIX)
+    frames = 1.0 + np.arange(clip_anim.num_frames, dtype=np.float64)
+    for k, key_name in enumerate(key_names[:-1]):
+        values = clip_anim.weights[:, k] / np.float32(scales.get(key_name, 1.0))
+        fcurve = compat.new_fcurve(anim_data, writer._value_path(key_name), 0, PREFIX)
+        writer._set_keyframes(fcurve, frames, values.astype(np.float32), writer.LINEAR)
+    bias = compat.new_fcurve(anim_data, writer._value_path(key_names[-1]), 0, PREFIX)
+    writer._set_keyframes(bias, frames[:1], np.ones(1, np.float32), writer.CONSTANT)
+    action.frame_range = (1.0, max(2.0, float(clip_anim.num_frames)))
+    anim_data.action = None
+    return action
+
+
+def _add_sound(scene, path: str, name: str, start: int, channel: int) -> None:
+    if not compat.HAS_AUDIO or not path:
+        return
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    strip = compat.sequencer_strips(editor).new_sound(name, os.path.abspath(path), channel, start)
+    strip[writer.OWNED] = True
+
+
+def build_library(clips: Sequence[LibraryClip], template, path: Optional[str] = None,
+                  gap: int = LIBRARY_GAP) -> LibraryReport:
+    """Every clip onto one new head in an empty scene: an action per clip, NLA strips, markers, sounds.
+
+    Parameters
+    ----------
+    clips : sequence of LibraryClip
+        Made with one model and template (same basis and bias); unique names.
+    template : meshio.Mesh
+        The FLAME template the clips were animated for.
+    path : str, optional
+        Save the scene there (``.blend``, atomically).
+    gap : int
+        Frames between consecutive clips on the track.
+    """
+    from ..headless import save_blend
+    _check_clips(clips)
+    scene = _empty_scene(clips[0].animation.fps)
+    fps = writer.scene_fps(scene)
+    head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
+    written = writer.write_animation(head, _stacked(clips, fps), scene, 1)
+    key = head.data.shape_keys
+    scales = dict(key.get(writer.KEY_SCALES, {}))
+    combined = key.animation_data.action                    # only made the keys: the clips get their own
+    key.animation_data.action = None
+    bpy.data.actions.remove(combined)
+    start, actions, ranges = 1, [], []
+    for index, clip in enumerate(clips):
+        clip_anim = clip.animation.resampled(fps)
+        action = _clip_action(key, clip_anim, clip.name, written.key_names, scales)
+        track = key.animation_data.nla_tracks.new()
+        track.name = clip.name
+        strip = track.strips.new(clip.name, start, action)
+        strip.blend_type, strip.extrapolation = "REPLACE", "NOTHING"     # acts on its own frames only
+        end = start + clip_anim.num_frames - 1
+        scene.timeline_markers.new(clip.name, frame=start)
+        _add_sound(scene, clip.audio_path, clip.name, start, 1 + index % 2)
+        actions.append(action)
+        ranges.append((start, end))
+        start = end + 1 + gap
+    writer.set_frame_range(scene, 1, ranges[-1][1])
+    if path is not None:
+        save_blend(bpy, os.path.abspath(path))
+    return LibraryReport(head, tuple(actions), tuple(ranges))
