@@ -1,0 +1,116 @@
+"""Memory benchmark: peak resident memory and wall time of ``features``, ``infer`` and ``animate``
+on long speech (default 1, 15 and 60 minutes), each command a fresh process as a user runs it.
+
+Not a test (nothing is asserted): it prints a table and how flat memory is across lengths.
+Development tool: needs the repository's ``.venv`` (numpy, bpy for ``animate``; TensorFlow only to
+build the random-weight models once), and ``../shared/data`` (real VOCASET speech is concatenated into
+a temporary WAV of each length). The models are the full-size random-weight DeepSpeech 0.1.0 graph
+(``ds_full_pb``, 2048 units) and a random VOCA checkpoint in the official formats, from the test
+fixture cache.
+
+    nice -n 10 .venv/bin/python tools/bench_memory.py [--minutes 1,15,60] [--commands features,infer,animate]
+
+Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), so it covers the whole process,
+Python, numpy and, for ``animate``, Blender.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+
+def models(cache: Path) -> tuple:
+    """(DeepSpeech .pb, VOCA prefix) from the test fixture cache (built with TensorFlow if missing)."""
+    from tests.reference import tf_deepspeech, tf_voca
+    return (tf_deepspeech.ensure_deepspeech_pb(cache, n_hidden=2048, seed=0),
+            tf_voca.ensure_voca_checkpoint(cache, seed=0))
+
+
+def long_wav(minutes: float, folder: Path) -> Path:
+    from voca_addon.bench import _concat_speech
+    return _concat_speech(minutes * 60.0, folder / f"speech_{minutes:g}min.wav")
+
+
+def measure(args: list, env: dict) -> dict:
+    """Run ``python -m voca_addon ARGS`` → wall time, peak RSS (MB), exit status, last stderr lines."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([sys.executable, "-m", "voca_addon", *map(str, args)], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read().strip().splitlines()[-3:]
+    return dict(wall_s=time.perf_counter() - t0, peak_rss_mb=usage.ru_maxrss / 1024.0,
+                status=child.returncode, stderr_tail=tail)
+
+
+def command_args(command: str, wav: Path, pb: Path, prefix: Path, out_dir: Path) -> tuple:
+    template = SHARED / "flame" / "FLAME_sample.ply"
+    if command == "features":
+        out = out_dir / "features.npz"
+        return ["features", wav, "--deepspeech", pb, "--out", out], out
+    if command == "infer":
+        out = out_dir / "anim.npz"
+        return ["infer", wav, "--deepspeech", pb, "--voca", prefix, "--template", template, "--out", out], out
+    out = out_dir / "scene.blend"
+    return ["animate", wav, "--deepspeech", pb, "--voca", prefix, "--template", template, "--out", out], out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", default="1,15,60")
+    parser.add_argument("--commands", default="features,infer,animate")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    args = parser.parse_args(argv)
+    if not SHARED.is_dir():
+        raise SystemExit(f"the benchmark needs ../shared/data ({SHARED})")
+    pb, prefix = models(ROOT / ".cache" / "test-fixtures")
+    work = Path(tempfile.mkdtemp(prefix="voca-bench-memory-"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VOCA_CACHE_DIR=str(work / "model-cache"))
+    rows = []
+    warm = long_wav(0.1, work)                                  # parse the models into the cache once
+    cmd, out = command_args("features", warm, pb, prefix, work)
+    measure(cmd, env)
+    out.unlink(missing_ok=True)
+    for minutes in [float(m) for m in args.minutes.split(",")]:
+        wav = long_wav(minutes, work)
+        for command in args.commands.split(","):
+            cmd, out = command_args(command, wav, pb, prefix, work)
+            row = dict(minutes=minutes, command=command, **measure(cmd, env))
+            row["output_mb"] = out.stat().st_size / 2**20 if out.exists() else 0.0
+            out.unlink(missing_ok=True)
+            rows.append(row)
+            print(f"{minutes:>5g} min  {command:<9} peak {row['peak_rss_mb']:7.0f} MB  wall {row['wall_s']:8.1f} s  "
+                  f"output {row['output_mb']:8.1f} MB  exit {row['status']}", flush=True)
+            if row["status"] != 0:
+                print("   ", *row["stderr_tail"], sep="\n    ", flush=True)
+        wav.unlink()
+    _summary(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def _summary(rows: list) -> None:
+    print("\ncommand    peak RSS by length (MB)               growth from the shortest to the longest")
+    for command in dict.fromkeys(r["command"] for r in rows):
+        mine = [r for r in rows if r["command"] == command]
+        peaks = "  ".join(f"{r['minutes']:g} min {r['peak_rss_mb']:.0f}" for r in mine)
+        growth = mine[-1]["peak_rss_mb"] - mine[0]["peak_rss_mb"]
+        span = mine[-1]["minutes"] - mine[0]["minutes"]
+        per_min = f"{growth / span:+.1f} MB per minute of speech" if span else ""
+        print(f"{command:<10} {peaks:<38} {growth:+.0f} MB ({per_min})")
+
+
+if __name__ == "__main__":
+    main()
