@@ -14,6 +14,8 @@ What :func:`build_rig` makes from a :class:`~voca_addon.core.face.flame_model.Fl
 * optionally the 36 pose correctives ``B_P`` as shape keys ``FLAME pose <bone> <i><j>`` holding
   ``basis + P_n``, each driven by its bone's quaternion as ``(R(q) − I)_ij`` (simple expressions, no
   Python needed), so shape keys + modifier give ``Σ_k w_ik G'_k (T + B_P(θ))``;
+* (:func:`build_eye_rig`, without a FLAME model) only the two eye bones at the eyeball centres, the
+  eyeball vertices at weight 1, for gaze on any FLAME-topology head;
 * optionally face-shape sliders: the first identity components as shape keys ``FLAME shape NN``
   (``basis + B_S[:, :, n]``, slider −3 … 3), on which the speech keys add their offsets unchanged.
 
@@ -51,6 +53,9 @@ SLIDER_PREFIX = "FLAME shape"
 SLIDER_RANGE = 3.0                    # face-shape sliders span ±3 standard deviations
 CORRECTIVE_RANGE = 2.0                # (R − I)_ij lies within [−2, 2]
 ACTION_SLOT = "VOCA rig"
+RIG_KIND = "voca_rig_kind"            # rig object custom property: KIND_FLAME or KIND_EYES
+KIND_FLAME, KIND_EYES = "flame", "eyes"
+EYE_NAMES = JOINT_NAMES[3:]           # ("eye_left", "eye_right")
 # (R(q) − I)_ij for a unit quaternion q = (w, x, y, z), row-major: FLAME's vec(R(θ)) − vec(I).
 ROTATION_MINUS_IDENTITY = (
     "-2*(y*y+z*z)", "2*(x*y-w*z)", "2*(x*z+w*y)",
@@ -59,11 +64,14 @@ ROTATION_MINUS_IDENTITY = (
 )
 
 
-def find_rig(obj):
-    """The head's rig armature object (made by :func:`build_rig`), or None."""
+def find_rig(obj, kind: Optional[str] = None):
+    """The head's rig armature object (made by :func:`build_rig` / :func:`build_eye_rig`), or None;
+    with ``kind`` only a rig of that kind."""
     name = obj.get(RIG_OBJECT) if obj is not None else None
     rig = bpy.data.objects.get(name) if name else None
-    return rig if rig is not None and rig.type == "ARMATURE" and rig.get(writer.OWNED) else None
+    if rig is None or rig.type != "ARMATURE" or not rig.get(writer.OWNED):
+        return None
+    return rig if kind is None or rig.get(RIG_KIND) == kind else None
 
 
 def _reference_co(obj) -> np.ndarray:
@@ -91,8 +99,12 @@ def check_rig_target(obj, model: FlameModel) -> None:
     if obj.mode == "EDIT":
         raise InputError(f"'{obj.name}' is in Edit Mode; switch to Object Mode and run again.")
     flame_model.check_topology(model, len(obj.data.vertices), f"the mesh '{obj.data.name}'")
+    _check_group_names(obj, JOINT_NAMES)
+
+
+def _check_group_names(obj, names) -> None:
     ours = set(obj.get(RIG_GROUPS, []))
-    clash = [g.name for g in obj.vertex_groups if g.name in JOINT_NAMES and g.name not in ours]
+    clash = [g.name for g in obj.vertex_groups if g.name in names and g.name not in ours]
     if clash:
         raise InputError(f"'{obj.name}' already has vertex groups named {', '.join(clash)}, which VOCA did "
                          "not make; rename them, then build the rig again.")
@@ -111,9 +123,9 @@ def build_rig(obj, model: FlameModel, correctives: bool = True, shape_sliders: i
         raise InputError(f"face-shape sliders: choose 1..{model.num_shape} components, got {shape_sliders}.")
     remove_rig(obj)
     joints = flame_model.regress_joints(model, _reference_co(obj))          # [K, 3] for this head
-    rig = _armature(obj, joints, model.parents)
+    rig = _armature(obj, JOINT_NAMES, joints, model.parents, KIND_FLAME)
     try:
-        _vertex_groups(obj, model.weights)
+        _vertex_groups(obj, JOINT_NAMES, model.weights)
         modifier = obj.modifiers.new(RIG_NAME, "ARMATURE")
         modifier.object, modifier.use_vertex_groups, modifier.use_bone_envelopes = rig, True, False
         modifier.use_deform_preserve_volume = False
@@ -127,11 +139,42 @@ def build_rig(obj, model: FlameModel, correctives: bool = True, shape_sliders: i
     return rig
 
 
-def _armature(obj, joints: np.ndarray, parents: np.ndarray):
-    """The armature object (child of ``obj``, identity local transform) with FLAME's five bones."""
+def build_eye_rig(obj, left: np.ndarray, right: np.ndarray):
+    """Eye bones only (no FLAME model): bones ``eye_left`` / ``eye_right`` at the eyeball centres, the
+    eyeball vertices (int [N] each) in their vertex groups at weight 1. Returns the armature object.
+
+    Raises
+    ------
+    MeshError, InputError
+        Not a mesh / Edit Mode / an artist's vertex group with an eye bone's name; nothing is changed.
+    """
+    if obj is None or obj.type != "MESH":
+        raise MeshError(f"'{getattr(obj, 'name', None)}' is not a mesh object; select the FLAME head.")
+    if obj.mode == "EDIT":
+        raise InputError(f"'{obj.name}' is in Edit Mode; switch to Object Mode and run again.")
+    _check_group_names(obj, EYE_NAMES)
+    remove_rig(obj)
+    co = _reference_co(obj).astype(np.float64)
+    joints = np.stack([co[left].mean(axis=0), co[right].mean(axis=0)])
+    weights = np.zeros((co.shape[0], 2))
+    weights[left, 0] = weights[right, 1] = 1.0
+    rig = _armature(obj, EYE_NAMES, joints, np.array([-1, -1]), KIND_EYES)
+    try:
+        _vertex_groups(obj, EYE_NAMES, weights)
+        modifier = obj.modifiers.new(RIG_NAME, "ARMATURE")
+        modifier.object, modifier.use_vertex_groups, modifier.use_bone_envelopes = rig, True, False
+    except BaseException:
+        remove_rig(obj)
+        raise
+    return rig
+
+
+def _armature(obj, names, joints: np.ndarray, parents: np.ndarray, kind: str):
+    """The armature object (child of ``obj``, identity local transform) with bones ``names`` at ``joints``."""
     data = bpy.data.armatures.new(RIG_NAME)
     rig = bpy.data.objects.new(RIG_NAME, data)
     rig[writer.OWNED] = data[writer.OWNED] = True
+    rig[RIG_KIND] = kind
     for collection in obj.users_collection:
         collection.objects.link(rig)
     rig.parent = obj
@@ -143,7 +186,7 @@ def _armature(obj, joints: np.ndarray, parents: np.ndarray):
     bpy.ops.object.mode_set(mode="EDIT")
     try:
         bones = []
-        for k, name in enumerate(JOINT_NAMES):
+        for k, name in enumerate(names):
             bone = data.edit_bones.new(name)
             bone.head = joints[k].tolist()
             bone.tail = (joints[k] + (0.0, BONE_LENGTH, 0.0)).tolist()     # identity rest orientation
@@ -159,7 +202,7 @@ def _armature(obj, joints: np.ndarray, parents: np.ndarray):
     return rig
 
 
-def _vertex_groups(obj, weights: np.ndarray) -> None:
+def _vertex_groups(obj, names, weights: np.ndarray) -> None:
     """FLAME's skinning weights as one vertex group per bone (nonzero weights only).
 
     Blender has no bulk setter for vertex weights; ``VertexGroup.add`` takes one weight for a list of
@@ -167,7 +210,7 @@ def _vertex_groups(obj, weights: np.ndarray) -> None:
     """
     made: List[str] = []
     try:
-        for k, name in enumerate(JOINT_NAMES):
+        for k, name in enumerate(names):
             group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
             made.append(group.name)
             column = weights[:, k].astype(np.float32)

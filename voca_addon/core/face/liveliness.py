@@ -1,0 +1,161 @@
+"""A living face for one clip: what to add beside the speech (blinks, head motion, gaze, a FLAME rig),
+computed from the clip's audio at the scene's frame rate.
+
+:class:`LivelinessSettings` crosses from the UI / command line (a frozen dataclass, no RNA);
+:func:`check_settings` checks it cheaply on the main thread (paths, ranges); :func:`compute_liveliness`
+does the work (audio → :mod:`.prosody` → :mod:`.blink` / :mod:`.head_motion` / :mod:`.gaze`, the FLAME
+model → :mod:`.flame_model`) and returns a :class:`Liveliness` of plain arrays that the Blender layer
+(``blender/liveliness_writer.py``) writes. Everything off gives ``Liveliness.empty`` and changes nothing.
+
+The Blink shape comes from ``blink_source`` (files, see :func:`.blink.load_blink_shape`), else from
+``flame_model`` (VOCA's blink expression), else from the artist's key marked as the blink (Blender).
+
+Contract: numpy + scipy + stdlib (+ the core modules named above); pure functions, any thread (the
+worker thread calls :func:`compute_liveliness`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..speech.audio import load_audio
+from . import blink, flame_model, gaze, prosody
+from . import head_motion as motion
+
+MAX_SHAPE_SLIDERS = 300
+
+
+@dataclass(frozen=True)
+class LivelinessSettings:
+    """What to add. ``head_motion`` is the strength (0 = off, 1 = natural); ``blink_source`` a tuple of
+    paths (empty: the FLAME model, else the artist's marked key); ``seed`` makes it repeatable."""
+
+    blinks: bool = False
+    blink_source: tuple = ()
+    head_motion: float = 0.0
+    head_smoothness_s: float = motion.SMOOTHNESS_S
+    gaze: bool = False
+    flame_model: Optional[str] = None
+    rig: bool = False
+    correctives: bool = True
+    shape_sliders: int = 0
+    seed: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.blinks or self.head_motion > 0 or self.gaze or self.rig)
+
+
+@dataclass(frozen=True)
+class Liveliness:
+    """Per-frame tracks at ``fps`` for ``num_frames`` frames (any may be None when off)."""
+
+    fps: float
+    num_frames: int
+    blink_shape: Optional[blink.BlinkShape] = None
+    blink: Optional[blink.BlinkTrack] = None
+    head: Optional[motion.HeadMotion] = None
+    gaze: Optional[gaze.Gaze] = None
+    model: Optional[flame_model.FlameModel] = None
+    correctives: bool = True
+    shape_sliders: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return self.blink is None and self.head is None and self.gaze is None and self.model is None
+
+
+def check_settings(settings: LivelinessSettings) -> None:
+    """Cheap checks before any work (main thread): files exist, values in range.
+
+    Raises
+    ------
+    InputError
+        A missing file, ``--rig`` without a FLAME model, a strength / slider count out of range.
+    """
+    for path in tuple(settings.blink_source) + ((settings.flame_model,) if settings.flame_model else ()):
+        if not os.path.isfile(os.fspath(path)):
+            raise InputError(f"'{os.fspath(path)}' was not found. Check the path.")
+    if settings.rig and not settings.flame_model:
+        raise InputError("A FLAME rig needs the FLAME model (generic_model.pkl): give --flame-model PKL.")
+    if not 0 <= settings.head_motion <= motion.MAX_STRENGTH:
+        raise InputError(f"Head-motion strength must be within 0..{motion.MAX_STRENGTH:g}, got "
+                         f"{settings.head_motion}.")
+    if not 0 <= settings.shape_sliders <= MAX_SHAPE_SLIDERS or (settings.shape_sliders and not settings.rig):
+        raise InputError(f"Face-shape sliders need the rig (--rig) and a count within 0..{MAX_SHAPE_SLIDERS}.")
+
+
+def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num_frames: int,
+                       template: np.ndarray, faces: np.ndarray) -> Liveliness:
+    """Tracks for one clip (module docstring).
+
+    Parameters
+    ----------
+    settings : LivelinessSettings
+    audio_path : path
+        The clip's audio (read with :func:`..speech.audio.load_audio`).
+    fps : float
+        The scene's frame rate; ``num_frames`` frames are made.
+    template, faces : float [V, 3], int [T, 3]
+        The head (its vertex count must match the model / blink source; its eyeballs give the eyes).
+
+    Raises
+    ------
+    InputError, AudioError, MeshError, ModelFileError
+        From the readers; a model or blink source of another topology.
+    """
+    check_settings(settings)
+    if not settings.enabled:
+        return Liveliness(float(fps), int(num_frames))
+    model = None
+    if settings.flame_model:
+        model = flame_model.load_flame_model(settings.flame_model)
+        flame_model.check_topology(model, template.shape[0])
+    pros = prosody.analyse(load_audio(audio_path), fps, num_frames)
+    shape = track = head = eyes = None
+    if settings.blinks:
+        if settings.blink_source:
+            shape = blink.load_blink_shape(list(settings.blink_source), template)
+        elif model is not None:
+            shape = blink.blink_from_flame(model)
+        track = blink.blink_track(num_frames, fps, pros, seed=settings.seed)
+    if settings.head_motion > 0:
+        head = motion.head_motion(pros, settings.head_motion, settings.head_smoothness_s, settings.seed)
+    if settings.gaze:
+        eyes = gaze.gaze_track(num_frames, fps, seed=settings.seed)
+    return Liveliness(float(fps), int(num_frames), shape, track, head, eyes,
+                      model if settings.rig else None, settings.correctives, settings.shape_sliders)
+
+
+def eye_centres(template: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """float64 [2, 3]: left and right eyeball centres of a FLAME head (mean of each eyeball part)."""
+    left, right = gaze.eyeball_vertices(np.asarray(template), np.asarray(faces))
+    return np.stack([template[left].mean(axis=0), template[right].mean(axis=0)]).astype(np.float64)
+
+
+def parse_blink_source(value: Optional[str]) -> tuple:
+    """``--blink-source`` text → tuple of paths (several joined by commas: ``l_eyelid.npy,r_eyelid.npy``)."""
+    if not value:
+        return ()
+    return tuple(p.strip() for p in str(value).split(",") if p.strip())
+
+
+def summary(live: Liveliness) -> Sequence[str]:
+    """One line per part, for reports: rate and durations of blinks, head-motion amplitude, saccades."""
+    lines = []
+    if live.blink is not None:
+        b = live.blink
+        lines.append(f"blinks: {b.peaks_s.size} ({b.rate_per_minute():.1f}/min), "
+                     f"{1e3 * b.durations_s.mean() if b.peaks_s.size else 0:.0f} ms each")
+    if live.head is not None:
+        deg = np.degrees(live.head.rotation.std(axis=0))
+        lines.append(f"head motion: std nod/turn/tilt {deg[0]:.1f}/{deg[1]:.1f}/{deg[2]:.1f}°")
+    if live.gaze is not None:
+        lines.append(f"gaze: {live.gaze.saccade_s.size} saccades")
+    if live.model is not None:
+        lines.append(f"FLAME rig from '{live.model.path}'")
+    return lines
