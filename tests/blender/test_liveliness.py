@@ -37,7 +37,7 @@ def live(shared_data, flame, scene):
     def make(**settings) -> Liveliness:
         audio = shared_data / "audio" / "test_sentence.wav"
         return compute_liveliness(LivelinessSettings(**settings), audio, writer.scene_fps(scene), FRAMES,
-                                  flame.vertices, flame.faces)
+                                  flame.vertices)
     return make
 
 

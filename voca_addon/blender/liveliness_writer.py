@@ -34,7 +34,8 @@ from scipy.spatial.transform import Rotation
 
 from ..core.errors import InputError, MeshError
 from ..core.face import gaze as core_gaze
-from ..core.face.liveliness import Liveliness
+from ..core.face import liveliness as core_liveliness
+from ..core.face.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
 from . import compat, rig, writer
 
 BLINK_KEY = "VOCA blink"
@@ -79,6 +80,47 @@ def mark_as_blink(obj, name: str) -> None:
     if name in list(key.get(writer.OWNED_KEYS, [])) or name in list(key.get(LIVELY_KEYS, [])):
         raise InputError(f"'{name}' is one of VOCA's own keys; mark an artist's key as the blink.")
     key[MARKED_BLINK] = name
+
+
+# ---------------------------------------------------------------------------- the pipeline's hooks
+
+def check_target(obj, settings: Optional[LivelinessSettings]) -> None:
+    """Main thread, before the worker starts: what can be refused without the tracks (changes nothing).
+
+    Raises
+    ------
+    InputError
+        Blinks with no shape to use (no source, no FLAME model, no marked key), or the settings' files /
+        ranges (:func:`voca_addon.core.face.liveliness.check_settings`).
+    """
+    if settings is None or not settings.enabled:
+        return
+    core_liveliness.check_settings(settings)
+    if settings.blinks and not settings.blink_source and not settings.flame_model:
+        key = _key(obj)
+        marked = key.get(MARKED_BLINK) if key is not None else None
+        if not (marked and key.key_blocks.get(marked) is not None):
+            raise InputError("Blinks need a blink shape: give a FLAME model (--flame-model), eyelid deltas or a "
+                             "closed-eye mesh (--blink-source), or mark one of the head's shape keys as the blink.")
+
+
+def plan(scene, obj, settings: Optional[LivelinessSettings], assets: Optional[LivelinessAssets], audio_path,
+         num_frames: int, template) -> Optional[Liveliness]:
+    """Main thread, before anything is written: the tracks at the scene's frame rate, checked against
+    ``obj`` (:func:`check_liveliness`). None when the settings ask for nothing."""
+    if settings is None:
+        return None
+    live = core_liveliness.compute_liveliness(settings, audio_path, writer.scene_fps(scene), num_frames,
+                                              template, assets)
+    check_liveliness(obj, live)
+    return live
+
+
+def has_liveliness(obj) -> bool:
+    """True when ``obj`` carries anything :func:`write_liveliness` made (reads properties only)."""
+    key = _key(obj)
+    return bool(obj is not None and (obj.get(rig.RIG_OBJECT) or obj.get(DELTA_BACKUP) is not None
+                                     or (key is not None and (key.get(LIVELY_KEYS) or key.get(rig.RIG_KEYS)))))
 
 
 # ---------------------------------------------------------------------------- checks

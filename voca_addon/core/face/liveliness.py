@@ -89,9 +89,39 @@ def check_settings(settings: LivelinessSettings) -> None:
         raise InputError(f"Face-shape sliders need the rig (--rig) and a count within 0..{MAX_SHAPE_SLIDERS}.")
 
 
+@dataclass(frozen=True)
+class LivelinessAssets:
+    """The slow part, read once in the worker thread: the FLAME model and the Blink shape (or None)."""
+
+    model: Optional[flame_model.FlameModel] = None
+    blink_shape: Optional[blink.BlinkShape] = None
+
+
+def load_assets(settings: LivelinessSettings, template: np.ndarray) -> LivelinessAssets:
+    """Read the FLAME model and the Blink shape the settings ask for, checked against ``template`` [V, 3].
+
+    Raises
+    ------
+    InputError, MeshError, ModelFileError
+        From the readers; a model or blink source of another topology (names both vertex counts).
+    """
+    check_settings(settings)
+    template = np.asarray(template, dtype=np.float64)
+    model = None
+    if settings.flame_model and (settings.rig or (settings.blinks and not settings.blink_source)):
+        model = flame_model.load_flame_model(settings.flame_model)
+        flame_model.check_topology(model, template.shape[0])
+    shape = None
+    if settings.blinks and settings.blink_source:
+        shape = blink.load_blink_shape(list(settings.blink_source), template)
+    elif settings.blinks and model is not None:
+        shape = blink.blink_from_flame(model)
+    return LivelinessAssets(model, shape)
+
+
 def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num_frames: int,
-                       template: np.ndarray, faces: np.ndarray) -> Liveliness:
-    """Tracks for one clip (module docstring).
+                       template: np.ndarray, assets: Optional[LivelinessAssets] = None) -> Liveliness:
+    """Tracks for one clip (module docstring), ``num_frames`` frames at ``fps``.
 
     Parameters
     ----------
@@ -99,36 +129,30 @@ def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num
     audio_path : path
         The clip's audio (read with :func:`..speech.audio.load_audio`).
     fps : float
-        The scene's frame rate; ``num_frames`` frames are made.
-    template, faces : float [V, 3], int [T, 3]
-        The head (its vertex count must match the model / blink source; its eyeballs give the eyes).
+        The scene's frame rate.
+    template : float [V, 3]
+        The head's rest shape (the model and blink source must have its vertex count).
+    assets : LivelinessAssets, optional
+        Already read by :func:`load_assets` (else read here).
 
     Raises
     ------
     InputError, AudioError, MeshError, ModelFileError
-        From the readers; a model or blink source of another topology.
     """
     check_settings(settings)
     if not settings.enabled:
         return Liveliness(float(fps), int(num_frames))
-    model = None
-    if settings.flame_model:
-        model = flame_model.load_flame_model(settings.flame_model)
-        flame_model.check_topology(model, template.shape[0])
+    assets = load_assets(settings, template) if assets is None else assets
     pros = prosody.analyse(load_audio(audio_path), fps, num_frames)
-    shape = track = head = eyes = None
+    track = head = eyes = None
     if settings.blinks:
-        if settings.blink_source:
-            shape = blink.load_blink_shape(list(settings.blink_source), template)
-        elif model is not None:
-            shape = blink.blink_from_flame(model)
         track = blink.blink_track(num_frames, fps, pros, seed=settings.seed)
     if settings.head_motion > 0:
         head = motion.head_motion(pros, settings.head_motion, settings.head_smoothness_s, settings.seed)
     if settings.gaze:
         eyes = gaze.gaze_track(num_frames, fps, seed=settings.seed)
-    return Liveliness(float(fps), int(num_frames), shape, track, head, eyes,
-                      model if settings.rig else None, settings.correctives, settings.shape_sliders)
+    return Liveliness(float(fps), int(num_frames), assets.blink_shape, track, head, eyes,
+                      assets.model if settings.rig else None, settings.correctives, settings.shape_sliders)
 
 
 def eye_centres(template: np.ndarray, faces: np.ndarray) -> np.ndarray:
