@@ -321,7 +321,8 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         needs_blender.append("--library")
         if not args.library.lower().endswith(".blend"):
             raise InputError(f"--library '{args.library}' must end in .blend")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(args.library))):
+        folder = os.path.dirname(os.path.abspath(args.library))
+        if not os.path.isdir(folder) and folder != os.path.abspath(args.out):
             raise InputError(f"cannot write --library '{args.library}': its folder does not exist")
     if needs_blender:
         from .headless import _import_bpy
