@@ -95,10 +95,10 @@ def main(argv=None) -> None:
                   f"output {row['output_mb']:8.1f} MB  exit {row['status']}", flush=True)
             if row["status"] != 0:
                 print("   ", *row["stderr_tail"], sep="\n    ", flush=True)
+            if args.json:                                    # after every row: a long run's partial figures
+                Path(args.json).write_text(json.dumps(rows, indent=1))
         wav.unlink()
     _summary(rows)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 def _summary(rows: list) -> None:
