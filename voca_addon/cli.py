@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     from . import batch                 # many clips per run (stdlib at import; numpy when it runs)
     batch.add_parser(sub)
+    from . import models_cli            # models fetch / install / status (stdlib at import)
+    models_cli.add_parser(sub)
     from . import headless              # the Blender commands (argparse only; bpy is imported on run)
     headless.add_commands(sub)
     return parser
@@ -255,6 +257,15 @@ def _cmd_blender(args) -> None:
 COMMANDS = {"features": _cmd_features, "infer": _cmd_infer, "bench": _cmd_bench}
 COMMANDS.update({name: _cmd_blender for name in ("animate", "import-sequence", "export-pc2", "export-obj")})
 COMMANDS["train"] = _cmd_train
+
+
+def _cmd_models(args) -> None:
+    """models fetch / install / status: see :mod:`voca_addon.models_cli`."""
+    from . import models_cli
+    models_cli.run(args)
+
+
+COMMANDS["models"] = _cmd_models
 
 
 def _cmd_batch(args) -> int:

@@ -1,0 +1,46 @@
+"""``python -m voca_addon models {fetch,install,status}``: the model files in one setup step.
+
+* ``models fetch [--folder DIR]`` — download the public files (DeepSpeech v0.1.0 ``output_graph.pb`` out
+  of its release archive, ``FLAME_sample.ply``, ``texture_mesh.obj`` / ``.png``), resuming interrupted
+  downloads and verifying checksums (:mod:`voca_addon.core.models.fetch`);
+* ``models install ZIP [--folder DIR] [--overwrite]`` — unpack the VOCA trained-model zip downloaded
+  after registering at https://voca.is.tue.mpg.de;
+* ``models status [--folder DIR]`` — what is present, valid and missing, with where to get it.
+
+``--folder`` defaults to ``$VOCA_MODEL_DIR`` or ``~/voca_models``, where every command looks.
+
+Contract: argparse at import (stdlib); the core is imported when a command runs.
+"""
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    """Add ``models`` and its three subcommands to an ``add_subparsers`` object."""
+    m = sub.add_parser("models", help="get the model files: fetch the public ones, install the VOCA zip, status")
+    actions = m.add_subparsers(dest="models_command", required=True)
+    f = actions.add_parser("fetch", help="download DeepSpeech v0.1.0 output_graph.pb and the FLAME template "
+                           "files (resumes, verifies checksums)")
+    i = actions.add_parser("install", help="unpack the VOCA trained-model zip you downloaded after registering")
+    i.add_argument("zip", metavar="ZIP")
+    i.add_argument("--overwrite", action="store_true", help="replace different checkpoint files already there")
+    s = actions.add_parser("status", help="list the model files: present and valid, damaged, or missing")
+    for p in (f, i, s):
+        p.add_argument("--folder", metavar="DIR", help="model folder (default: $VOCA_MODEL_DIR or ~/voca_models)")
+
+
+def run(args) -> None:
+    """Run the chosen ``models`` subcommand (user errors raise VocaError for the CLI's guard)."""
+    from .core.models import fetch, status
+    if args.models_command == "fetch":
+        from .core.progress import ProgressPrinter
+        printer = ProgressPrinter()
+        try:
+            lines = fetch.fetch(args.folder, progress=printer)
+        finally:
+            printer.close()
+        print("\n".join(lines))
+    elif args.models_command == "install":
+        for path in fetch.install_voca_zip(args.zip, args.folder, args.overwrite):
+            print(f"installed {path}")
+    else:
+        print(status.report(args.folder))
