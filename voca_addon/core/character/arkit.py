@@ -1,0 +1,114 @@
+"""ARKit's 52 face blendshape names, matching them on a rig's own key names, and curve files.
+
+Names: Apple ``ARFaceAnchor.BlendShapeLocation`` (camelCase). Their order here is Live Link Face's
+CSV column order (Epic Games' iOS app): ``Timecode, BlendShapeCount``, the 52 shapes in PascalCase,
+then 9 head/eye rotations (``HeadYaw`` … ``RightEyeRoll``); ``BlendShapeCount`` is 61 and the timecode
+``HH:MM:SS:FF.mmm`` counts frames FF at the take's rate with a fractional part. We write the
+rotations as 0 (speech drives no head or eye rotation).
+
+A rig's key name matches an ARKit name when, ignoring case, separators (``_ - . space``) and a prefix
+ending in ``.``/``:``/``|`` (``blendShape1.jawOpen``, ``Face:JawOpen``), plus an optional leading
+``arkit``/``bs``/``blendshape``, it equals the ARKit name, with ``_L``/``_R`` accepted for
+``Left``/``Right`` (``Mouth_Smile_L``).
+
+Contract: stdlib + numpy; pure functions; files written atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from typing import Dict, Iterable, Sequence
+
+import numpy as np
+
+ARKIT_NAMES = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+    "eyeSquintLeft", "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight",
+    "eyeLookOutRight", "eyeLookUpRight", "eyeSquintRight", "eyeWideRight", "jawForward", "jawRight",
+    "jawLeft", "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft",
+    "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight", "mouthRollLower", "mouthRollUpper",
+    "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft",
+    "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "browDownLeft", "browDownRight",
+    "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft",
+    "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut")
+LIVE_LINK_ROTATIONS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+                       "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
+_PREFIXES = ("arkit", "blendshape", "bs")
+_CANONICAL = {name.lower(): name for name in ARKIT_NAMES}
+
+
+def canonical_name(key_name: str):
+    """The ARKit name a rig's key name stands for, or None."""
+    text = re.split(r"[.:|]", key_name)[-1]
+    words = [w for w in re.split(r"[_\-\s]+", text) if w]
+    if words and words[-1].lower() in ("l", "r"):
+        words[-1] = "Left" if words[-1].lower() == "l" else "Right"
+    flat = "".join(words).lower()
+    for prefix in ("",) + _PREFIXES:
+        if flat.startswith(prefix) and flat[len(prefix):] in _CANONICAL:
+            return _CANONICAL[flat[len(prefix):]]
+    return None
+
+
+def match_arkit(key_names: Iterable[str]) -> Dict[str, str]:
+    """{rig key name: ARKit name} for the keys that are ARKit shapes (first rig key wins per name)."""
+    found: Dict[str, str] = {}
+    taken = set()
+    for name in key_names:
+        arkit = canonical_name(name)
+        if arkit and arkit not in taken:
+            found[name], _ = arkit, taken.add(arkit)
+    return found
+
+
+def _timecode(frame: int, fps: float) -> str:
+    seconds = frame / fps
+    whole = int(seconds)
+    sub = (seconds - whole) * fps
+    h, m, s = whole // 3600, whole // 60 % 60, whole % 60
+    return f"{h:02d}:{m:02d}:{s:02d}:{int(sub):02d}.{int(round((sub - int(sub)) * 1000)) % 1000:03d}"
+
+
+def _atomic_write(path, text: str) -> None:
+    path = os.fspath(path)
+    handle, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)) or ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def write_live_link_csv(path, weights: np.ndarray, names: Sequence[str], fps: float) -> None:
+    """Write curves as a Live Link Face CSV (52 ARKit columns + 9 rotations; missing shapes are 0).
+
+    Parameters
+    ----------
+    weights : float [F, K]   per-frame weights of the keys ``names`` (ARKit names, any spelling)
+    fps : float              frame rate of the rows
+    """
+    columns = np.zeros((len(weights), len(ARKIT_NAMES) + len(LIVE_LINK_ROTATIONS)))
+    index = {n: i for i, n in enumerate(ARKIT_NAMES)}
+    for k, name in enumerate(names):
+        arkit = canonical_name(name)
+        if arkit is not None:
+            columns[:, index[arkit]] = weights[:, k]
+    header = ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in ARKIT_NAMES] + list(LIVE_LINK_ROTATIONS)
+    lines = [",".join(header)]
+    count = len(ARKIT_NAMES) + len(LIVE_LINK_ROTATIONS)
+    for f, row in enumerate(columns):
+        lines.append(f"{_timecode(f, fps)},{count}," + ",".join(f"{v:.6f}" for v in row))
+    _atomic_write(path, "\n".join(lines) + "\n")
+
+
+def write_curves_json(path, weights: np.ndarray, names: Sequence[str], fps: float, report: dict = None) -> None:
+    """Write ``{"fps", "names", "weights": [frames][keys], "report"}`` as JSON."""
+    data = {"fps": float(fps), "names": list(names),
+            "weights": np.round(np.asarray(weights, np.float64), 6).tolist(), "report": report or {}}
+    _atomic_write(path, json.dumps(data, indent=1))

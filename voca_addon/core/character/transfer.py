@@ -1,0 +1,117 @@
+"""Transfer VOCA's displacement fields from FLAME to a fitted target.
+
+VOCA's output is ``template + bias + weights @ basis``: 51 displacement fields on FLAME's 5023
+vertices (the basis rows and the bias). Each becomes a field on the target through one sparse linear
+map T (V_target × 5023), so the target's animation is again a :class:`ShapeKeyAnimation` with the
+*same* weights — every writer and exporter works on it unchanged. Rows of T by vertex role
+(:mod:`.fit`):
+
+- ``SURFACE``: the vertex's closest point on the registered FLAME surface, barycentric weights
+  (b₁, b₂, b₃) on that triangle's corners, times a falloff φ(d) of the distance d to that surface
+  (1 up to ``FALLOFF_START``, a smoothstep down to 0 at ``FALLOFF_END``): motion stays where VOCA
+  moves FLAME's surface and fades out smoothly on parts FLAME does not cover (hair, body).
+- ``EYE`` / ``JAW`` / ``SKULL``: the least-squares affine field x ↦ Aᵀ[x; 1] fitted to a FLAME
+  region (the eyeball; the chin around iBUG 5–11; the nose bridge, iBUG 27–30) evaluated at the
+  vertex — linear in the field, so a row of T: [x; 1]ᵀ (Hᵀ)⁺ with H the region's [p; 1] rows. Eyes do
+  what FLAME's eyeballs do (stay still, up to VOCA's 0.1 mm), lower teeth and tongue follow the jaw.
+
+Fields are then taken into the target frame by the similarity's s·R. The rest shape (the template)
+is the target's vertices themselves, untouched.
+
+Contract: numpy + scipy; pure functions, any thread. Units: FLAME metres in, target units out.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..animation.shapekeys import ShapeKeyAnimation
+from ..errors import InputError
+from . import landmarks as lm, surface
+from .fit import EYE, JAW, SKULL, SURFACE, Fit
+
+FALLOFF_START = 0.003    # m: full motion up to this distance from the registered FLAME surface
+FALLOFF_END = 0.015      # m: no motion from this distance on
+REGION_RADIUS = 0.02     # m: FLAME vertices this close to the region's landmarks drive followers
+
+
+def falloff(distance: np.ndarray) -> np.ndarray:
+    """φ(d): 1 for d ≤ start, 0 for d ≥ end, smoothstep 3u² − 2u³ between (float64 [N])."""
+    u = np.clip((FALLOFF_END - np.asarray(distance, np.float64)) / (FALLOFF_END - FALLOFF_START), 0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)
+
+
+def _affine_rows(points: np.ndarray, region: np.ndarray, region_points: np.ndarray) -> np.ndarray:
+    """Rows [N, k] mapping a field on ``region`` (k vertices) to its affine fit at ``points``."""
+    h = np.hstack([region_points, np.ones((len(region_points), 1))])     # H [k, 4]
+    return np.hstack([points, np.ones((len(points), 1))]) @ np.linalg.pinv(h)
+
+
+def _region(fit: Fit, role: int, side: int) -> np.ndarray:
+    if role == EYE:
+        return np.array(lm.FLAME_EYEBALLS[side])
+    anchors = lm.FLAME_IBUG68[lm.IBUG_CHIN if role == JAW else lm.IBUG_NOSE_BRIDGE]
+    gap = np.linalg.norm(fit.flame[:, None] - fit.flame[anchors][None], axis=2).min(axis=1)
+    return np.flatnonzero(gap < REGION_RADIUS)
+
+
+def transfer_matrix(fit: Fit, target: np.ndarray) -> sp.csr_matrix:
+    """The sparse map T [V_target, 5023] from FLAME fields to target fields (FLAME frame).
+
+    Parameters
+    ----------
+    fit : Fit
+    target : float [V_target, 3]   the target's rest vertices (its own frame and units)
+    """
+    target = np.asarray(target, np.float64)
+    if len(target) != len(fit.roles):
+        raise InputError(f"the target has {len(target)} vertices but was fitted with {len(fit.roles)}; "
+                         "fit it again.")
+    points = fit.similarity.inverse_apply(target)                         # FLAME frame
+    rows, cols, vals = [], [], []
+    on_surface = np.flatnonzero(fit.roles == SURFACE)
+    cp = surface.closest_points(points[on_surface], fit.flame, fit.flame_faces, max_distance=FALLOFF_END)
+    hit = cp.triangle >= 0
+    weight = cp.barycentric[hit] * falloff(cp.distance[hit])[:, None]     # b_k φ(d)
+    rows.append(np.repeat(on_surface[hit], 3))
+    cols.append(fit.flame_faces[cp.triangle[hit]].ravel())
+    vals.append(weight.ravel())
+    for role, side in ((EYE, 0), (EYE, 1), (JAW, -1), (SKULL, -1)):
+        members = np.flatnonzero((fit.roles == role) & ((fit.eye_side == side) if role == EYE else True))
+        if members.size:
+            region = _region(fit, role, side)
+            block = _affine_rows(points[members], region, fit.flame[region])
+            rows.append(np.repeat(members, len(region)))
+            cols.append(np.tile(region, len(members)))
+            vals.append(block.ravel())
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(len(target), lm.FLAME_NUM_VERTICES))
+
+
+def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray) -> ShapeKeyAnimation:
+    """VOCA's animation on FLAME → the same animation on the fitted target.
+
+    Parameters
+    ----------
+    animation : ShapeKeyAnimation   on FLAME's 5023 vertices (metres)
+    fit : Fit                       from :func:`.fit.fit_target`
+    target : float [V_target, 3]    the target's rest vertices
+
+    Returns
+    -------
+    ShapeKeyAnimation
+        template = ``target`` (float32), basis [D, V_target, 3] and bias in the target's units and
+        frame, the same weights, fps and names.
+    """
+    if animation.num_vertices != lm.FLAME_NUM_VERTICES:
+        raise InputError(f"the animation has {animation.num_vertices} vertices; retargeting needs VOCA's "
+                         f"FLAME animation ({lm.FLAME_NUM_VERTICES} vertices).")
+    t = transfer_matrix(fit, target)
+    d = animation.basis.shape[0]
+    fields = np.concatenate([animation.bias[None], animation.basis]).astype(np.float64)   # [D+1, 5023, 3]
+    moved = t @ fields.transpose(1, 0, 2).reshape(lm.FLAME_NUM_VERTICES, -1)            # [V_t, (D+1)*3]
+    moved = fit.similarity.apply_vectors(moved.reshape(len(target), d + 1, 3))           # s R f
+    moved = moved.transpose(1, 0, 2).astype(np.float32)
+    return ShapeKeyAnimation(np.ascontiguousarray(moved[1:]), np.ascontiguousarray(moved[0]),
+                             animation.weights, animation.fps,
+                             np.asarray(target, np.float32), animation.names)
