@@ -261,7 +261,8 @@ def _write_outputs(bpy, scene, args, head, report) -> None:
                 render.frame_head(scene, *args.resolution, target=head)   # the saved scene gets the camera
             _save_copy(bpy, staged.temp(out), args.out)
             result = video and render.render_video(scene, staged.temp(video), frames=args.frames,
-                                                   engine=args.engine, resolution=args.resolution, target=head)
+                                                   engine=args.engine, resolution=args.resolution, target=head,
+                                                   progress=_render_progress())
         except InputError as exc:
             raise InputError(staged.user_message(str(exc))) from None
         staged.commit()
@@ -270,6 +271,13 @@ def _write_outputs(bpy, scene, args, head, report) -> None:
         print(f"wrote {video}: frames {result.frames[0]}-{result.frames[1]}, {result.seconds:.1f} s "
               f"({result.seconds_per_frame:.2f} s/frame), {result.bytes} bytes, "
               f"audio {'yes' if result.has_audio else 'no'}")
+
+
+def _render_progress():
+    """``progress(done, total)`` for render_video: the CLI's progress bar (terminal) or plain lines."""
+    from .core.progress import ProgressPrinter
+    printer = ProgressPrinter()
+    return lambda done, total: printer(done / total, f"rendering {total} frames")
 
 
 def rest_shape(obj):

@@ -41,7 +41,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core.errors import InputError
-from . import compat
+from . import compat, framewise
 from .writer import FLAME_VERTICES, OWNED
 
 ENGINES = {"WORKBENCH": "BLENDER_WORKBENCH", "CYCLES": "CYCLES"}
@@ -261,11 +261,14 @@ def _temp_path(out_path: str, suffix: str) -> str:
     return temp
 
 
-def _render(scene, temp: str, out_path: str, **kwargs) -> None:
-    """Run Blender's render operator into ``temp`` and move the result to ``out_path``."""
+def _render(scene, temp: str, out_path: str, run=None, **kwargs) -> None:
+    """Run Blender's render operator (or ``run(temp)``) into ``temp`` and move the result to ``out_path``."""
     scene.render.filepath = temp
     try:
-        bpy.ops.render.render(scene=scene.name, **kwargs)
+        if run is None:
+            bpy.ops.render.render(scene=scene.name, **kwargs)
+        else:
+            run(temp)
         if not os.path.isfile(temp):
             raise InputError(f"Blender rendered nothing to '{temp}'; check the scene's camera and range.")
         os.replace(temp, out_path)
@@ -282,8 +285,12 @@ def _sound_strips(scene) -> list:
 
 
 def render_video(scene, out_path, frames: Optional[Tuple[int, int]] = None, engine: str = "WORKBENCH",
-                 resolution=(320, 240), target=None, samples: int = CYCLES_SAMPLES) -> RenderReport:
+                 resolution=(320, 240), target=None, samples: int = CYCLES_SAMPLES,
+                 progress=None) -> RenderReport:
     """Render ``frames`` (inclusive; default the scene's range) to an H.264 MP4 with AAC audio.
+
+    Frame by frame (:mod:`.framewise`): Ctrl-C stops it after the frame being rendered and leaves no file.
+    ``progress(done, total)`` is called after each frame.
 
     Audio is the scene's sound-strip mix over the same frames (no audio track when there is no
     unmuted sound strip). ``target`` is the object to frame (default: the FLAME-sized meshes).
@@ -312,7 +319,8 @@ def render_video(scene, out_path, frames: Optional[Tuple[int, int]] = None, engi
         if audio:
             ffmpeg.audio_channels, ffmpeg.audio_mixrate = "STEREO", 48000
         started = time.perf_counter()
-        _render(scene, _temp_path(out_path, ".mp4"), out_path, animation=True)
+        _render(scene, _temp_path(out_path, ".mp4"), out_path,        # frame by frame: Ctrl-C within a frame
+                run=lambda temp: framewise.render_video_framewise(scene, temp, first, last, progress))
         seconds = time.perf_counter() - started
     return RenderReport(out_path, (first, last), seconds, os.path.getsize(out_path),
                         tuple(mp4_tracks(out_path)), camera_created, light_created)

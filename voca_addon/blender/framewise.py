@@ -1,0 +1,120 @@
+"""Render a video one frame at a time, so Ctrl-C stops it within a frame and leaves no file behind.
+
+Why: Blender's animation render (``bpy.ops.render.render(animation=True)``) is one C call. Under the bpy
+module a Ctrl-C (Python's ``KeyboardInterrupt``) is raised only when that call returns, after the last
+frame; under ``blender -b`` Ctrl-C sets an internal break flag that ends the render early and leaves a
+truncated movie. Here:
+
+1. **frames** — each frame is its own still render (PNG, RGB) into a hidden folder next to the destination;
+   for the duration SIGINT raises ``KeyboardInterrupt`` in Python (:func:`interruptible`, both ways of
+   running), so a Ctrl-C takes effect as soon as the frame being rendered is done;
+2. **encode** — the frames become a temporary image strip on the top channel of the scene's sequencer and
+   Blender's own FFmpeg writes the movie with the scene's sound strips mixed in (the same audio as an
+   animation render); the strip, the sequencer switch and the view transform are put back afterwards
+   (the frames already carry the scene's view transform, so the encode uses ``Standard``);
+3. **cleanup** — whatever happens (an error, Ctrl-C), the frames folder is deleted; the caller writes the
+   movie under a temporary name and renames it only on success (:mod:`voca_addon.core.outputs`).
+
+Contract: main thread only (``bpy``); the caller has set engine, resolution and the FFmpeg settings.
+Units: scene frames.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from typing import Callable, List, Optional
+
+import bpy
+
+from ..core.errors import InputError
+from . import compat
+
+FRAME_NAME = "{:07d}.png"              # one file per scene frame in the hidden frames folder
+STRIP_NAME = "VOCA frames (temporary)"
+MAX_CHANNEL = 128                      # Blender's sequencer channels: 1 … 128
+FrameProgress = Optional[Callable[[int, int], None]]     # (frames done, frames in all)
+
+
+@contextlib.contextmanager
+def interruptible():
+    """SIGINT raises ``KeyboardInterrupt`` in Python while inside (Blender's background handler only sets a
+    break flag that truncates a render); the previous handler is put back after. No-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def render_frames(scene, folder: str, first: int, last: int, progress: FrameProgress = None) -> List[str]:
+    """Render scene frames ``first`` … ``last`` (inclusive) as PNG files in ``folder``; returns their paths."""
+    settings = scene.render.image_settings
+    compat.set_output_format(settings, "PNG")
+    settings.color_mode = "RGB"
+    paths = []
+    for frame in range(first, last + 1):
+        scene.frame_set(frame)
+        path = os.path.join(folder, FRAME_NAME.format(frame))
+        scene.render.filepath = path
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        if not os.path.isfile(path):
+            raise InputError(f"Blender rendered nothing for frame {frame}; check the scene's camera.")
+        paths.append(path)
+        if progress is not None:
+            progress(len(paths), last - first + 1)
+    return paths
+
+
+@contextlib.contextmanager
+def _frames_strip(scene, frames: List[str], first: int):
+    """A temporary image strip of ``frames`` from scene frame ``first``, on top of everything, seen by the
+    render (sequencer on, view transform ``Standard``); all of it undone on exit."""
+    created = scene.sequence_editor is None
+    editor = scene.sequence_editor_create() if created else scene.sequence_editor
+    top = max((s.channel for s in compat.all_sequencer_strips(editor)), default=0)
+    if top >= MAX_CHANNEL:
+        raise InputError(f"The scene's sequencer uses channel {MAX_CHANNEL}; free the top channel to render.")
+    strips = compat.sequencer_strips(editor)
+    strip = strips.new_image(name=STRIP_NAME, filepath=frames[0], channel=top + 1, frame_start=first)
+    for path in frames[1:]:
+        strip.elements.append(os.path.basename(path))
+    view = scene.view_settings
+    saved = (scene.render.use_sequencer, view.view_transform, view.look, view.exposure, view.gamma)
+    try:
+        scene.render.use_sequencer = True
+        view.view_transform, view.look, view.exposure, view.gamma = "Standard", "None", 0.0, 1.0
+        yield
+    finally:
+        strips.remove(strip)
+        (scene.render.use_sequencer, view.view_transform, view.look, view.exposure, view.gamma) = saved
+        if created:
+            scene.sequence_editor_clear()
+
+
+def render_video_framewise(scene, movie_path: str, first: int, last: int, progress: FrameProgress = None) -> None:
+    """Render ``first`` … ``last`` frame by frame, then encode them (and the sound strips) to ``movie_path``.
+
+    The FFmpeg settings (container, codecs) must already be set on ``scene.render``; the image format is
+    switched to PNG for the frames and back to FFMPEG for the encode. ``KeyboardInterrupt`` from Ctrl-C
+    arrives between two frames; the frames folder is deleted in every case.
+    """
+    settings = scene.render.image_settings
+    folder = tempfile.mkdtemp(prefix=f".{os.path.basename(movie_path)}.frames.", dir=os.path.dirname(movie_path))
+    try:
+        with interruptible():
+            frames = render_frames(scene, folder, first, last, progress)
+            with _frames_strip(scene, frames, first):
+                compat.set_output_format(settings, "FFMPEG")
+                scene.render.filepath = movie_path
+                scene.frame_start, scene.frame_end = first, last
+                bpy.ops.render.render(animation=True, scene=scene.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
