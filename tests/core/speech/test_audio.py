@@ -263,3 +263,63 @@ def test_prepare_for_deepspeech_refuses_silent_channel_and_short_audio(tmp_path,
     assert deepspeech_input(signal).shape[1] == 494
     with pytest.raises(AudioError, match="ms long"):
         au.prepare_for_deepspeech(au.Audio(np.ones(100), 16000))
+
+
+# --- one set of decoders, and the channel choice (issue 9) -------------------------------------------
+
+def test_load_audio_decodes_flac_ogg_mp3_with_soundfile_outside_blender(tmp_path, sentence, monkeypatch):
+    """Outside Blender (no aud) soundfile decodes: FLAC gives the int16 samples back exactly, the lossy
+    codecs the same speech (correlation with the source)."""
+    sf = pytest.importorskip("soundfile", reason="soundfile is the decoder outside Blender")
+    monkeypatch.setitem(sys.modules, "aud", None)
+    rate, s = sentence
+    s16k = au.to_int16_like_voca(au.resample(s.astype(np.float64), rate, 16000))
+    sf.write(tmp_path / "c.flac", s, rate, format="FLAC")
+    flac = au.load_audio(tmp_path / "c.flac")
+    assert flac.rate == rate and np.array_equal(flac.samples, s.astype(np.float64))
+    for ext in ("ogg", "mp3"):
+        sf.write(tmp_path / f"c.{ext}", s16k, 16000, format=ext.upper())
+        lossy = au.load_audio(tmp_path / f"c.{ext}")
+        n = min(lossy.num_samples, len(s16k))
+        lag = int(np.argmax(np.correlate(lossy.samples[:4000], s16k[:4000].astype(np.float64), "full"))) - 3999
+        a = lossy.samples[max(lag, 0):n] if lag >= 0 else lossy.samples[:n + lag]
+        b = s16k[:len(a)].astype(np.float64) if lag >= 0 else s16k[-lag:-lag + len(a)].astype(np.float64)
+        assert lossy.rate == 16000 and np.corrcoef(a, b)[0, 1] > 0.95, ext
+
+
+def test_load_audio_soundfile_and_blender_aud_decode_the_same_samples(tmp_path, sentence, monkeypatch):
+    """The same FLAC through both decoders (the CLI outside Blender, Blender's aud inside): equal samples."""
+    sf = pytest.importorskip("soundfile", reason="soundfile is the decoder outside Blender")
+    pytest.importorskip("bpy", reason="bpy (Blender as a module) provides aud")
+    rate, s = sentence
+    sf.write(tmp_path / "c.flac", s, rate, format="FLAC")
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, bpy, aud
+        sys.path.insert(0, {str(ROOT)!r})
+        from voca_addon.core.speech.audio import load_audio
+        np.save({str(tmp_path / 'aud.npy')!r}, load_audio({str(tmp_path / 'c.flac')!r}).samples)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    monkeypatch.setitem(sys.modules, "aud", None)                # here: the decoder outside Blender
+    np.testing.assert_array_equal(np.load(tmp_path / "aud.npy"), au.load_audio(tmp_path / "c.flac").samples)
+
+
+def test_load_audio_without_decoder_names_soundfile(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "aud", None)
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    (tmp_path / "speech.flac").write_bytes(b"fLaC" + bytes(500))
+    refused(tmp_path / "speech.flac", r"pip install soundfile.*ffmpeg -i")
+
+
+def test_select_channel_picks_mixes_and_refuses(tmp_path, sentence):
+    rate, s = sentence
+    stereo = np.stack([np.zeros_like(s), s], axis=1)
+    clip = au.load_audio(write_wav(tmp_path / "st.wav", stereo, rate))
+    right = au.select_channel(clip, 1)
+    assert right.channels == 1 and right.rate == rate and np.array_equal(right.samples, s.astype(np.float64))
+    np.testing.assert_array_equal(au.select_channel(clip, "mix").samples, s.astype(np.float64) / 2)
+    with pytest.raises(AudioError, match=r"channel 0 of its 2 channels is silent.*--channel mix"):
+        au.select_channel(clip, 0)
+    with pytest.raises(InputError, match=r"channel 2 does not exist"):
+        au.select_channel(clip, 2)
