@@ -1,0 +1,149 @@
+"""One real Blender window for the whole GUI suite: started once, its findings shared by every test.
+
+The window is Debian trixie's Blender 4.3 (built with audio) in a chroot under Xvfb, made by
+``../shared/tools/blender-gui/setup.sh`` (root and the Debian package registry; once per machine, then
+reused) and run by its ``run.sh``. The session fixture builds the extension zip, writes a 41 s speech
+clip (the reference sentence eight times, in the pytest temporary folder: long enough to watch the
+progress and press Esc mid-run), starts Blender with :mod:`gui_driver` and collects ``report.json``,
+the screenshots and Blender's output.
+
+Without the tools, root or the registry the tests skip with that reason; ``VOCA_GUI_REQUIRED=1`` (CI)
+turns the skip into a failure. ``VOCA_GUI_SCREENSHOTS=DIR`` copies the pictures meant for the user guide
+(``gui-*.png``) into DIR (``make docs-screenshots``).
+
+Contract: the pytest side; never imports ``bpy``. Blender's files stay in the temporary folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = Path(os.environ.get("VOCA_BLENDER_GUI_TOOLS", ROOT.parent / "shared" / "tools" / "blender-gui"))
+DRIVER = Path(__file__).resolve().parent / "gui_driver.py"
+SCREEN = "1400x1300"            # Xvfb screen: tall enough for the VOCA tab with both sub-panels open
+SESSION_LIMIT = 600             # s: Blender is stopped after this (run.sh's timeout)
+SETUP_LIMIT = 1800              # s: making the chroot (download + install, ~1 min on a fast line)
+CLIP_REPEATS = 8                # the reference sentence (5.1 s) this many times: a 41 s clip
+START_FRAME = 10                # the run's start frame (not the scene's start: the panel's option)
+CONDITION = 5                   # speaking style chosen in the panel
+EMOTION, STRENGTH, EASE = "happy", 0.8, 6
+DOC_PICTURES = ("gui-panel.png", "gui-emotions.png", "gui-model-files.png", "gui-progress.png",
+                "gui-error.png", "gui-not-flame.png", "gui-internal-error.png")
+
+
+@dataclass
+class GuiSession:
+    """What one Blender session left: its report, stdout+stderr, output folder, run time and inputs."""
+    report: dict
+    output: str
+    out: Path
+    seconds: float
+    config: dict
+
+    def scenario(self, name: str) -> dict:
+        entry = self.report["scenarios"].get(name)
+        assert entry is not None, f"scenario {name} did not run; Blender's output:\n{self.output[-4000:]}"
+        assert "error" not in entry, f"scenario {name} failed inside Blender:\n{entry['error']}"
+        return entry
+
+
+def _unavailable(reason: str):
+    if os.environ.get("VOCA_GUI_REQUIRED") == "1":
+        pytest.fail(f"GUI suite required (VOCA_GUI_REQUIRED=1) but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def gui_chroot() -> Path:
+    """The chroot with Blender 4.3, Xvfb, xdotool and ImageMagick (made by setup.sh when missing)."""
+    if not (TOOLS / "run.sh").is_file() or not (TOOLS / "setup.sh").is_file():
+        _unavailable(f"the blender-gui tools are not at {TOOLS} (set VOCA_BLENDER_GUI_TOOLS)")
+    if os.geteuid() != 0:
+        _unavailable("the real-window suite needs root (a chroot with Debian's Blender under Xvfb)")
+    done = subprocess.run([str(TOOLS / "setup.sh")], capture_output=True, text=True, timeout=SETUP_LIMIT)
+    if done.returncode != 0 or not done.stdout.strip():
+        _unavailable(f"setup.sh could not make the chroot (no Debian package registry?): "
+                     f"{(done.stderr or done.stdout).strip()[-500:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def write_clip(source: Path, target: Path, repeats: int = CLIP_REPEATS) -> Path:
+    """``source`` (a PCM WAV) ``repeats`` times in a row, same format."""
+    with wave.open(str(source), "rb") as w:
+        params, frames = w.getparams(), w.readframes(w.getnframes())
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * repeats)
+    return target
+
+
+def build_zip(out: Path) -> Path:
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "build_extension.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (archive,) = out.glob("voca_addon-*.zip")
+    return archive
+
+
+def session_config(out: Path, archive: Path, voca_ckpt, ds_small_pb, shared_data) -> dict:
+    return {
+        "out": str(out), "zip": str(archive), "voca": str(voca_ckpt), "deepspeech": str(ds_small_pb),
+        "template": str(shared_data / "flame" / "FLAME_sample.ply"),
+        "audio": str(write_clip(shared_data / "audio" / "test_sentence.wav", out / "clip.wav")),
+        "condition": CONDITION, "emotion": EMOTION, "strength": STRENGTH, "ease": EASE,
+        "emotion_source": str(shared_data / "emotions" / "seed_emotion_offsets.npz"),
+        "start": START_FRAME, "picture_after": 0.3, "missing": str(out / "no-such-folder" / "gstep_52280.model"),
+    }
+
+
+@pytest.fixture(scope="session")
+def gui(gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> GuiSession:
+    """Run the whole scenario list in one real Blender window; the findings of every scenario."""
+    out = tmp_path_factory.mktemp("gui")
+    config = session_config(out, build_zip(out / "dist"), voca_ckpt, ds_small_pb, shared_data)
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    binds = sorted({str(p) for p in (out, shared_data, Path(voca_ckpt).parent, Path(ds_small_pb).parent)})
+    command = [str(TOOLS / "run.sh"), "-t", str(SESSION_LIMIT), "-s", SCREEN]
+    for path in binds:
+        command += ["-b", path]
+    command += ["--", "--factory-startup", "--python", str(DRIVER), "--", str(out / "config.json")]
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(out / "user"), VOCA_CACHE_DIR=str(out / "cache"),
+               VOCA_MODEL_DIR=str(out / "no-models"), PYTHONUNBUFFERED="1")
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=SESSION_LIMIT + 120)
+    seconds = time.monotonic() - started
+    output = done.stdout + done.stderr
+    (out / "blender-output.txt").write_text(output)
+    report_path = out / "report.json"
+    assert report_path.is_file(), f"Blender wrote no report (exit {done.returncode}):\n{output[-4000:]}"
+    report = json.loads(report_path.read_text())
+    assert report.get("finished"), f"Blender stopped before the last scenario (exit {done.returncode}):\n" \
+                                    f"{output[-4000:]}"
+    pictures = os.environ.get("VOCA_GUI_SCREENSHOTS")
+    if pictures:
+        Path(pictures).mkdir(parents=True, exist_ok=True)
+        for name in DOC_PICTURES:
+            if (out / name).is_file():
+                shutil.copyfile(out / name, Path(pictures) / name)
+    SESSIONS.append((seconds, out))
+    return GuiSession(report, output, out, seconds, config)
+
+
+SESSIONS: list = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for seconds, out in SESSIONS:
+        terminalreporter.write_line(f"GUI suite: one Blender 4.3 window session took {seconds:.1f} s "
+                                    f"(files in {out})")

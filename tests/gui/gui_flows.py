@@ -1,0 +1,268 @@
+"""The GUI suite's scenarios that run (or refuse) Animate from audio, and what follows a run.
+
+Runs INSIDE Blender, after the set-up scenarios of :mod:`gui_scenarios` (the add-on installed, the
+models set, a FLAME head active with audio, style and emotion chosen). Every scenario snapshots the
+file before and after (:func:`gui_scene.snapshot`) so the pytest side can check what changed.
+
+* refusals: a non-FLAME mesh active (the button is greyed with the reason), a missing model file, and
+  an internal error injected by replacing the installed add-on's ``core.engine.run`` with one that
+  raises (what a bug in the engine would do);
+* Esc pressed with xdotool over the 3D Viewport while the worker runs;
+* the full run, watched tick by tick (progress, responsiveness, a mid-run screenshot of the progress
+  bar), with the head's evaluated vertices saved at five frames for the comparison with the engine;
+* Undo (``ed.undo`` in the window) and Redo; the Emotions sub-panel's buttons; Remove VOCA animation.
+
+Contract: imports ``bpy``, ``numpy`` and the suite's in-Blender modules; main thread only.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+
+import bpy
+import numpy as np
+
+import gui_runs
+import gui_scene
+import gui_screen as screen
+from gui_runs import redraw, scene, wait_until
+
+ADDON = gui_scene.ADDON
+HEAD = "FLAME head"
+SHARED: dict = {}                   # snapshots handed from one scenario to the next
+
+
+def _path(config, name: str) -> str:
+    return os.path.join(config["out"], name)
+
+
+def _activate(name: str) -> None:
+    layer = screen.window().view_layer
+    for obj in layer.objects.selected:
+        obj.select_set(False)
+    obj = bpy.data.objects[name]
+    obj.select_set(True)
+    layer.objects.active = obj
+
+
+def _status_bar_shot(config, name: str):
+    """The window and its status bar (where a report appears), the latter cropped to ``name``."""
+    yield from redraw(0.4)
+    shot = screen.screenshot(_path(config, "window-" + name))
+    screen.crop(shot, _path(config, name), screen.status_bar_rect())
+
+
+def refused_not_flame(config, entry):
+    """The default Cube active: the button is greyed, the reason printed under it; a call is refused."""
+    _activate("Cube")
+    yield from redraw(0.4)
+    before = gui_scene.snapshot()
+    operators = importlib.import_module(ADDON + ".blender.operators")
+    entry["reason"] = operators.VOCA_OT_animate_from_audio.disabled_reason(bpy.context)
+    with screen.override("UI"):
+        entry["poll"] = bpy.ops.voca.animate_from_audio.poll("INVOKE_DEFAULT")
+    entry["invoked"] = gui_runs.invoke_animate()
+    ui = screen.rect_of(screen.region("UI"))
+    shot = yield from gui_runs.stable_shot(_path(config, "window-not-flame.png"), ui)
+    screen.crop(shot, _path(config, "gui-not-flame.png"), (ui[0], ui[1], ui[2], screen.content_height(shot, ui)))
+    entry["changes"] = gui_scene.changes(before, gui_scene.snapshot())
+    _activate(HEAD)
+    yield from redraw(0.2)
+
+
+def refused_missing_model(config, entry):
+    """The VOCA checkpoint path points nowhere: one message in the status bar, nothing changed."""
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    kept = prefs.voca_path
+    prefs.voca_path = config["missing"]
+    entry["check"] = [prefs.voca_ok, prefs.voca_status]
+    before = gui_scene.snapshot()
+    reports = len(gui_runs.info_reports())
+    entry["clicked"] = yield from gui_runs.click_animate(config["out"])
+    yield from _status_bar_shot(config, "gui-error.png")
+    entry["reports"] = gui_runs.info_reports()[reports:]
+    entry.update(running=gui_runs.running(), changes=gui_scene.changes(before, gui_scene.snapshot()))
+    prefs.voca_path = kept
+
+
+def refused_internal_error(config, entry):
+    """An unexpected exception inside the engine (worker thread): one readable message, no popup."""
+    engine = importlib.import_module(ADDON + ".core.engine")
+    real = engine.run
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("injected by the GUI suite")
+
+    engine.run = broken
+    try:
+        before = gui_scene.snapshot()
+        yield from gui_runs.watch_run(entry, config["out"], timeout=30.0, scrub=False)
+        yield from _status_bar_shot(config, "gui-internal-error.png")
+        entry["changes"] = gui_scene.changes(before, gui_scene.snapshot())
+    finally:
+        engine.run = real
+
+
+def escape(config, entry):
+    """Esc pressed over the 3D Viewport (xdotool, like a keyboard) while the worker computes; a watcher
+    thread times, at 5 ms resolution, when the worker thread ends and when the scene stops running."""
+    before = gui_scene.snapshot()
+    viewport = screen.centre(screen.rect_of(screen.region("WINDOW")))
+    pressed, stops = {}, {}
+
+    def press_when_busy(sample) -> bool:
+        if sample[2] in ("", "starting", "cancelled"):           # not computing yet / any more
+            return False
+        screen.press("Escape", viewport)
+        pressed.update(t=time.monotonic(), sample=sample)
+        threading.Thread(target=_time_stop, args=(stops,), daemon=True).start()
+        return True
+
+    yield from gui_runs.watch_run(entry, config["out"], timeout=60.0, scrub=False, on_tick=press_when_busy)
+    yield from wait_until(lambda: len(stops) == 2, 5.0)
+    entry["esc"] = pressed.get("sample")
+    entry["esc_to_stop"] = {k: round(t - pressed["t"], 3) for k, t in stops.items()} if pressed else None
+    entry.update(workers_after=_workers(), changes=gui_scene.changes(before, gui_scene.snapshot()))
+
+
+def _time_stop(stops: dict, limit: float = 10.0) -> None:
+    """In a thread (pure Python, no bpy): when the worker thread ends (``worker``) and when the add-on's
+    set of running scenes empties (``ui``: the modal operator has closed the run)."""
+    running = importlib.import_module(ADDON + ".blender.properties")._running
+    end = time.monotonic() + limit
+    while len(stops) < 2 and time.monotonic() < end:
+        now = time.monotonic()
+        if "worker" not in stops and not _workers():
+            stops["worker"] = now
+        if "ui" not in stops and not running:
+            stops["ui"] = now
+        time.sleep(0.005)
+
+
+def _workers() -> list:
+    return [t.name for t in threading.enumerate() if t.name == "voca-animate" and t.is_alive()]
+
+
+def animate(config, entry):
+    """The full run: progress over time with the timeline scrubbed meanwhile, a progress-bar picture,
+    then the result (vertices at five frames, sound strip, frame range) and a snapshot."""
+    with screen.override("WINDOW"):
+        bpy.ops.ed.undo_push(message="before VOCA")        # the artist's last edit, as an undo step
+    SHARED["before"] = gui_scene.snapshot()
+    ui = screen.rect_of(screen.region("UI"))
+    grabbed = {}
+
+    def grab_progress(sample) -> bool:
+        """A picture at the first tick of the run, replaced by one once past ``picture_after``."""
+        if sample[2] in ("", "cancelled"):
+            return False
+        late = sample[1] >= config["picture_after"]
+        if late or "shot" not in grabbed:
+            if "shot" in grabbed:
+                grabbed["shot"].wait(10)
+            grabbed["shot"] = screen.screenshot_async(_path(config, "window-progress.png"))
+            grabbed["sample"] = sample
+        return late
+
+    yield from gui_runs.watch_run(entry, config["out"], timeout=120.0, on_tick=grab_progress)
+    if "shot" in grabbed:
+        grabbed["shot"].wait(10)
+        screen.crop(_path(config, "window-progress.png"), _path(config, "gui-progress.png"),
+                    (ui[0], ui[1], ui[2], screen.content_height(_path(config, "window-progress.png"), ui)))
+        entry["picture_at"] = grabbed["sample"]
+    yield from _status_bar_shot(config, "gui-done.png")
+    entry.update(_result(config), changes=gui_scene.changes(SHARED["before"], gui_scene.snapshot()))
+    SHARED["after"] = gui_scene.snapshot()
+
+
+def _result(config) -> dict:
+    """Frames, strips and the head's evaluated vertices at five frames (saved to result.npz)."""
+    sc = scene()
+    first, last = sc.frame_start, sc.frame_end
+    frames = sorted({first, first + 1, first + (last - first) // 3, (first + last) // 2, last})
+    head = bpy.data.objects[HEAD]
+    vertices = np.stack([gui_scene.evaluated_vertices(HEAD, f) for f in frames])
+    key = head.data.shape_keys
+    emotion = []
+    for f in frames:
+        sc.frame_set(f)
+        emotion.append(key.key_blocks["EMO " + config["emotion"]].value if key else None)
+    np.savez(_path(config, "result.npz"), frames=np.array(frames), vertices=vertices)
+    strips = [[s.name, s.type, s.frame_start, s.frame_final_duration, s.channel,
+               bpy.path.abspath(s.sound.filepath), s.sound.samplerate]
+              for s in gui_scene.compat().all_sequencer_strips(sc.sequence_editor)
+              if s.type == "SOUND"] if sc.sequence_editor else []
+    return dict(frame_range=[first, last], frames=frames, fps=[sc.render.fps, sc.render.fps_base],
+                keys=len(key.key_blocks) if key else 0, emotion_values=emotion, strips=strips)
+
+
+def undo_redo(config, entry):
+    """Edit › Undo in the window removes the whole run; Redo brings it back."""
+    with screen.override("WINDOW"):
+        entry["undo"] = sorted(bpy.ops.ed.undo())
+    yield from redraw(0.3)
+    entry["undo_changes"] = gui_scene.changes(SHARED.get("before", {}), gui_scene.snapshot())
+    with screen.override("WINDOW"):
+        entry["redo"] = sorted(bpy.ops.ed.redo())
+    yield from redraw(0.3)
+    entry["redo_changes"] = gui_scene.changes(SHARED.get("after", {}), gui_scene.snapshot())
+
+
+def _invoke(name: str, **props) -> list:
+    try:
+        with screen.override("UI"):
+            return sorted(getattr(bpy.ops.voca, name)("INVOKE_DEFAULT", True, **props))
+    except RuntimeError as exc:
+        return ["CANCELLED", str(exc)]
+
+
+def _key_value(name: str, frame: int) -> float:
+    scene().frame_set(frame)
+    return round(bpy.data.objects[HEAD].data.shape_keys.key_blocks[name].value, 6)
+
+
+def emotion_buttons(config, entry):
+    """The Emotions sub-panel's buttons: Add emotions, Mark as emotion, Key at current frame, Over range."""
+    _activate(HEAD)
+    props, head = scene().voca, bpy.data.objects[HEAD]
+    writer = importlib.import_module(ADDON + ".blender.emotion_writer")
+    entry["add"] = _invoke("add_emotions")
+    entry["emotion_keys"] = sorted(writer.emotion_keys(head))
+    head.shape_key_add(name="Smirk", from_mix=False)          # an artist's own key
+    head.active_shape_key_index = len(head.data.shape_keys.key_blocks) - 1
+    entry["mark"] = _invoke("mark_emotion")
+    entry["marked"] = "Smirk" in writer.emotion_keys(head)
+    props.emotion, frame = "sad", config["start"] + 5
+    scene().frame_set(frame)
+    entry["key_at"] = _invoke("key_emotion", value=0.7, use_range=False)
+    entry["key_at_value"] = _key_value("EMO sad", frame)
+    props.emotion = "Smirk"
+    a, b = config["start"], config["start"] + 40
+    entry["key_range"] = _invoke("key_emotion", use_range=True, value=0.5, ease=4, frame_start=a, frame_end=b)
+    entry["range_values"] = [_key_value("Smirk", f) for f in (a, a + 2, a + 4, a + 20, b - 4, b)]
+    yield from redraw(0.3)
+
+
+def remove(config, entry):
+    """Remove VOCA animation: the add-on's keys, curves, action and sound strip go; the artist's key stays."""
+    _activate(HEAD)
+    before = gui_scene.snapshot()
+    entry["result"] = _invoke("remove_animation")
+    yield from redraw(0.3)
+    after = gui_scene.snapshot()
+    entry.update(before=before["objects"][HEAD]["keys"], after=after["objects"][HEAD]["keys"],
+                 strips=after["strips"], actions=sorted(after["actions"]))
+
+
+SCENARIOS = [
+    ("refused_not_flame", refused_not_flame),
+    ("refused_missing_model", refused_missing_model),
+    ("refused_internal_error", refused_internal_error),
+    ("escape", escape),
+    ("animate", animate),
+    ("undo_redo", undo_redo),
+    ("emotion_buttons", emotion_buttons),
+    ("remove", remove),
+]

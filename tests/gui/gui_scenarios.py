@@ -1,0 +1,158 @@
+"""The GUI suite's scenarios, run in order in one real Blender window by :mod:`gui_driver`.
+
+Each scenario is a generator ``scenario(config, entry)``: it acts on the window as an artist would
+(operators invoked with ``INVOKE_DEFAULT`` in the sidebar's context — what a button click does —, keys
+pressed with xdotool), yields seconds to let Blender's event loop run, and writes what it saw into
+``entry`` (JSON). The pytest side asserts on it; nothing here asserts.
+
+Order: window set-up → install the built zip → preferences → VOCA tab → Add FLAME head and the
+settings → panel screenshots → refused runs (non-FLAME mesh, missing model file, injected internal error)
+→ Esc mid-run → the full run (progress, responsiveness, result, sound strip) → Undo / Redo → the
+emotion sub-panel's buttons → Remove VOCA animation.
+
+Contract: runs inside Blender (``bpy``); imports :mod:`gui_screen`, :mod:`gui_scene`, :mod:`gui_runs`.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+
+import bpy
+
+import gui_flows
+import gui_runs
+import gui_scene
+import gui_screen as screen
+from gui_runs import redraw, wait_until
+
+ADDON = gui_scene.ADDON
+HEAD = "FLAME head"
+PAD = 8                         # pixels kept above a sub-panel's header line in its picture
+
+
+def _shot(config: dict, name: str) -> str:
+    return os.path.join(config["out"], name)
+
+
+def window_setup(config, entry):
+    """Close the splash (Esc over it), no region overlap, sidebar open, meshes hidden in the viewport."""
+    prefs = bpy.context.preferences
+    prefs.filepaths.temporary_directory = config["out"]
+    prefs.system.use_region_overlap = False
+    win = screen.window()
+    screen.press("Escape", screen.centre((0, 0, win.width, win.height)))
+    space = screen.area().spaces.active
+    space.show_region_ui = True
+    space.show_object_viewport_mesh = False         # no FLAME geometry in any picture
+    yield from redraw(0.5)
+    entry.update(version=bpy.app.version_string, window=[win.width, win.height],
+                 sidebar=list(screen.rect_of(screen.region("UI"))), audio=prefs.system.audio_device)
+
+
+def install(config, entry):
+    """Install and enable the built zip as a person does from Preferences › Get Extensions › Install."""
+    with screen.override("WINDOW"):
+        result = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default",
+                                                          enable_on_install=True)
+    yield 0.2
+    package = importlib.import_module(ADDON)
+    entry.update(result=sorted(result), enabled=ADDON in bpy.context.preferences.addons,
+                 file=package.__file__, version=getattr(package, "__version__", None),
+                 operators=[name for name in ("animate_from_audio", "add_flame_head", "remove_animation",
+                                              "add_emotions", "mark_emotion", "key_emotion")
+                            if hasattr(bpy.ops.voca, name)])
+
+
+def preferences(config, entry):
+    """Set the three model paths in the add-on's preferences; each runs its check and stores a verdict."""
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.voca_path, prefs.deepspeech_path = config["voca"], config["deepspeech"]
+    prefs.template_path = config["template"]
+    yield 0.1
+    entry["checks"] = {which: [getattr(prefs, f"{which}_ok"), getattr(prefs, f"{which}_status")]
+                       for which in ("voca", "deepspeech", "template", "flame_model")}
+
+
+def voca_tab(config, entry):
+    """Switch the sidebar to the VOCA tab with Ctrl + wheel over its tabs, as a person can."""
+    ui = screen.region("UI")
+    seen = [ui.active_panel_category]
+    for _ in range(12):
+        if ui.active_panel_category == "VOCA":
+            break
+        screen.wheel_with_ctrl(screen.centre(screen.rect_of(ui)))
+        yield 0.3
+        seen.append(screen.region("UI").active_panel_category)
+    entry.update(seen=seen, category=screen.region("UI").active_panel_category)
+    yield from redraw(0.3)
+
+
+def settings(config, entry):
+    """Add FLAME head, then audio, speaking style, emotion (from a source), intensity and start frame."""
+    with screen.override("UI"):
+        entry["add_head"] = sorted(bpy.ops.voca.add_flame_head("INVOKE_DEFAULT", True))
+    head = screen.window().view_layer.objects.active
+    props = gui_runs.scene().voca
+    props.audio_path, props.condition = config["audio"], str(config["condition"])
+    props.emotion, props.emotion_source = config["emotion"], config["emotion_source"]
+    props.strength, props.ease_frames = config["strength"], config["ease"]
+    props.use_scene_start, props.start_frame = False, config["start"]
+    yield from redraw(0.3)
+    entry.update(head=head.name, vertices=len(head.data.vertices), fps=gui_runs.scene().render.fps,
+                 condition=props.condition, emotion=props.emotion)
+
+
+def panel_lines(shot: str) -> list:
+    """The VOCA panel's lines of text [(top, height)], pixels from the sidebar's top."""
+    ui = screen.rect_of(screen.region("UI"))
+    bottom = screen.content_height(shot, ui)
+    return [line for line in screen.text_lines(shot, ui) if line[0] < bottom]
+
+
+def settled_shot(path: str, before: list, timeout: float = 4.0):
+    """Screenshots until the panel's lines differ from ``before`` and hold still (Blender animates a
+    panel opening); returns (path, lines)."""
+    end, last = time.monotonic() + timeout, None
+    while True:
+        yield from redraw(0.3)
+        lines = panel_lines(screen.screenshot(path))
+        if (lines != before and lines == last) or time.monotonic() > end:
+            return path, lines
+        last = lines
+
+
+def open_subpanel(shot: str, which: int, path: str):
+    """Click a closed sub-panel's header (a line of the panel, by index) and wait for it to open."""
+    ui = screen.rect_of(screen.region("UI"))
+    lines = panel_lines(shot)
+    top, height = lines[which]
+    screen.click((ui[0] + 60, ui[1] + top + height // 2))
+    shot, after = yield from settled_shot(path, lines)
+    return shot, lines, after
+
+
+def panel_pictures(config, entry):
+    """Screenshots of the VOCA tab cropped to the sidebar: the panel, then each sub-panel opened by a
+    click on its header (closed sub-panels are the panel's last two lines: Emotions, Model files)."""
+    ui = screen.rect_of(screen.region("UI"))
+    shot = yield from gui_runs.stable_shot(_shot(config, "window-panel.png"), ui)
+    screen.crop(shot, _shot(config, "gui-panel.png"), (ui[0], ui[1], ui[2], screen.content_height(shot, ui)))
+    shot, closed, opened = yield from open_subpanel(shot, -2, _shot(config, "window-emotions.png"))
+    top, models = closed[-2][0] - PAD, opened[-1][0] - PAD          # Emotions … the Model files header
+    screen.crop(shot, _shot(config, "gui-emotions.png"), (ui[0], ui[1] + top, ui[2], models - top))
+    shot, _, last = yield from open_subpanel(shot, -1, _shot(config, "window-models.png"))
+    bottom = screen.content_height(shot, ui)
+    screen.crop(shot, _shot(config, "gui-model-files.png"), (ui[0], ui[1] + models, ui[2], bottom - models))
+    entry.update(pictures=["gui-panel.png", "gui-emotions.png", "gui-model-files.png"],
+                 lines=[len(closed), len(opened), len(last)])
+
+
+SCENARIOS = [
+    ("window_setup", window_setup),
+    ("install", install),
+    ("preferences", preferences),
+    ("voca_tab", voca_tab),
+    ("settings", settings),
+    ("panel_pictures", panel_pictures),
+] + gui_flows.SCENARIOS
