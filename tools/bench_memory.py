@@ -9,6 +9,7 @@ a temporary WAV of each length). The models are the full-size random-weight Deep
 fixture cache.
 
     nice -n 10 .venv/bin/python tools/bench_memory.py [--minutes 1,15,60] [--commands features,infer,animate]
+                                                     [--width 2048]
 
 Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), so it covers the whole process,
 Python, numpy and, for ``animate``, Blender.
@@ -29,10 +30,10 @@ SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 
-def models(cache: Path) -> tuple:
+def models(cache: Path, width: int = 2048) -> tuple:
     """(DeepSpeech .pb, VOCA prefix) from the test fixture cache (built with TensorFlow if missing)."""
     from tests.reference import tf_deepspeech, tf_voca
-    return (tf_deepspeech.ensure_deepspeech_pb(cache, n_hidden=2048, seed=0),
+    return (tf_deepspeech.ensure_deepspeech_pb(cache, n_hidden=width, seed=0),
             tf_voca.ensure_voca_checkpoint(cache, seed=0))
 
 
@@ -72,10 +73,12 @@ def main(argv=None) -> None:
     parser.add_argument("--minutes", default="1,15,60")
     parser.add_argument("--commands", default="features,infer,animate")
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    parser.add_argument("--width", type=int, default=2048, help="DeepSpeech width (default 2048, full size; "
+                        "64 runs the same code in minutes, to show how memory grows with the length alone)")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         raise SystemExit(f"the benchmark needs ../shared/data ({SHARED})")
-    pb, prefix = models(ROOT / ".cache" / "test-fixtures")
+    pb, prefix = models(ROOT / ".cache" / "test-fixtures", args.width)
     work = Path(tempfile.mkdtemp(prefix="voca-bench-memory-"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), VOCA_CACHE_DIR=str(work / "model-cache"))
     rows = []

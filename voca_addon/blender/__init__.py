@@ -9,11 +9,13 @@ whose properties point to it); it is registered in that order and unregistered i
 """
 
 from . import emotion_operators, operators, panel, preferences, properties, sequence_io  # these import bpy
+from . import fetch_operator
 
 CLASSES: tuple = (      # bpy classes to register, in order
     properties.VOCA_PG_scene,                   # registers Scene.voca in its register() classmethod
     preferences.VOCA_AddonPreferences,
     preferences.VOCA_OT_check_model_files,
+    *fetch_operator.CLASSES,
     *operators.CLASSES,
     *emotion_operators.CLASSES,
     *sequence_io.CLASSES,
