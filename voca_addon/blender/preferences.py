@@ -149,6 +149,7 @@ class VOCA_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, f"{which}_path")
             draw_status(col, self, which)
         layout.operator(VOCA_OT_check_model_files.bl_idname, icon="FILE_REFRESH")
+        layout.operator("voca.fetch_models", icon="URL")    # blender/fetch_operator.py; grey while offline
 
 
 def draw_status(layout, prefs, which: str, width: int = 90) -> None:
