@@ -156,3 +156,30 @@ def test_exports_refusals_write_nothing(scene, flame, speech_anim, tmp_path):
     with pytest.raises(InputError, match="a mesh"):
         exports.export(scene, camera, "abc", tmp_path / "head.abc")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def registered(scene):
+    """The export operator registered (the whole add-on's registration is tested elsewhere)."""
+    from voca_addon.blender.export_operators import VOCA_OT_export_animation
+    bpy.utils.register_class(VOCA_OT_export_animation)
+    yield
+    bpy.utils.unregister_class(VOCA_OT_export_animation)
+
+
+def test_exports_operator_writes_the_chosen_format(registered, scene, flame, speech_anim, tmp_path):
+    from voca_addon.blender.export_operators import VOCA_OT_export_animation
+    obj, report = animated_head(scene, flame, speech_anim)
+    bpy.context.view_layer.update()
+    bpy.context.view_layer.objects.active = obj
+    assert VOCA_OT_export_animation.disabled_reason(bpy.context) is None
+    assert bpy.ops.voca.export_animation(filepath=str(tmp_path / "head.glb"), format="glb") == {"FINISHED"}
+    assert len(pygltflib.GLTF2().load(str(tmp_path / "head.glb")).meshes[0].primitives[0].targets) == 51
+    with pytest.raises(RuntimeError, match="does not exist"):     # the user error, reported; nothing written
+        bpy.ops.voca.export_animation(filepath=str(tmp_path / "missing" / "head.abc"), format="abc")
+    plain = writer.build_head("plain", flame.vertices, flame.faces, scene.collection)
+    bpy.context.view_layer.update()
+    bpy.context.view_layer.objects.active = plain
+    assert "no shape-key animation" in VOCA_OT_export_animation.disabled_reason(bpy.context)
+    assert not bpy.ops.voca.export_animation.poll()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.glb"]

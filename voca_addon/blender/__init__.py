@@ -9,6 +9,7 @@ whose properties point to it); it is registered in that order and unregistered i
 """
 
 from . import emotion_operators, operators, panel, preferences, properties, sequence_io  # these import bpy
+from . import export_operators
 from . import fetch_operator
 
 CLASSES: tuple = (      # bpy classes to register, in order
@@ -20,6 +21,7 @@ CLASSES: tuple = (      # bpy classes to register, in order
     *emotion_operators.CLASSES,
     *sequence_io.CLASSES,
     *panel.CLASSES,                             # parent panel before its sub-panels
+    *export_operators.CLASSES,                  # glTF / FBX / Alembic / USD export and its sub-panel
 )
 
 
