@@ -142,6 +142,14 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
     return paths
 
 
+def _failure(exc: BaseException, spec: ClipSpec) -> str:
+    """A clip's error message: a user error's own text; for a bug, one line naming its log file."""
+    if isinstance(exc, (VocaError, OSError)):
+        return " ".join(str(exc).split())
+    from .core import errorlog
+    return errorlog.one_line(exc, errorlog.write_error_log(exc, f"batch clip '{spec.name}' ({spec.audio})"))
+
+
 def run_group(task: GroupTask) -> List[ClipResult]:
     """Animate one group of clips and write their outputs; one :class:`ClipResult` per clip, in order."""
     started = time.perf_counter()
@@ -168,8 +176,8 @@ def run_group(task: GroupTask) -> List[ClipResult]:
             try:
                 result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion)
                 result.outcome, result.frames = "ok", outcome.animation.num_frames
-            except (VocaError, OSError) as exc:
-                result.error = " ".join(str(exc).split())
+            except Exception as exc:            # noqa: BLE001 — one clip's failure never stops the others
+                result.error = _failure(exc, spec)
         result.seconds = shared + time.perf_counter() - t0
         results.append(result)
     return results

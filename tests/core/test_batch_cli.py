@@ -241,3 +241,16 @@ def test_batch_refusals_write_nothing(models, shared_data, tmp_path):
 def test_batch_clip_names_are_file_safe():
     assert batch.clip_name("FaceTalk 1/sentence:01") == "FaceTalk_1_sentence_01"
     assert batch.clip_name("...") == "clip"
+
+
+def test_batch_unwritable_output_fails_that_clip_only(models, shared_data, tmp_path):
+    folder = audio_folder(shared_data, tmp_path, count=2)
+    out = tmp_path / "out"
+    names = sorted(batch.read_folder(folder, 3), key=lambda c: c.name)
+    (out / f"{names[0].name}.npz").mkdir(parents=True)        # a folder where the file should go
+    r = cli("batch", folder, "--out", out, *model_args(models))
+    assert r.returncode == EXIT_SOME_FAILED, r.stderr
+    rows = summary(out)
+    assert rows[names[0].name]["outcome"] == "failed" and "directory" in rows[names[0].name]["error"].lower()
+    assert rows[names[1].name]["outcome"] == "ok" and (out / f"{names[1].name}.npz").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
