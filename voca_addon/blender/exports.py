@@ -124,9 +124,7 @@ def export(scene, obj, fmt: str, path) -> str:
         raise InputError(f"cannot write '{path}': the folder '{os.path.dirname(path)}' does not exist.")
     if obj is None or obj.type != "MESH":
         raise InputError("Select the animated head (a mesh) to export.")
-    temp = _temp_beside(path)
-    if fmt == "usd":
-        temp = temp[:-len(os.path.splitext(temp)[1])] + os.path.splitext(path)[1]
+    temp = _temp_beside(path)                   # same suffix: the USD exporter picks text / binary by it
     _select_only(obj)
     try:
         _EXPORTERS[fmt][0](temp, scene)
