@@ -48,3 +48,16 @@ extension: venv
 .PHONY: docs-images
 docs-images: venv
 	$(PY) tools/render_docs.py --out docs/images
+
+# The real-window GUI suite (tests/gui): Debian's Blender 4.3 with a window under Xvfb, in a chroot made
+# once per machine by ../shared/tools/blender-gui/setup.sh (needs root and the Debian package registry;
+# without them the tests skip with the reason; VOCA_GUI_REQUIRED=1 makes that a failure, for CI).
+.PHONY: test-gui
+test-gui: venv
+	$(PY) -m pytest -q tests/gui
+
+# The user guide's pictures of the panel, its sub-panels, the progress bar and the messages an artist
+# sees (docs/images/gui-*.png), taken by the GUI suite in the real window (no geometry in them).
+.PHONY: docs-screenshots
+docs-screenshots: venv
+	VOCA_GUI_REQUIRED=1 VOCA_GUI_SCREENSHOTS=docs/images $(PY) -m pytest -q tests/gui

@@ -9,7 +9,8 @@ the screenshots and Blender's output.
 
 Without the tools, root or the registry the tests skip with that reason; ``VOCA_GUI_REQUIRED=1`` (CI)
 turns the skip into a failure. ``VOCA_GUI_SCREENSHOTS=DIR`` copies the pictures meant for the user guide
-(``gui-*.png``) into DIR (``make docs-screenshots``).
+(``gui-*.png``) into DIR (``make docs-screenshots``). ``VOCA_GUI_ZIP=PATH`` tests that extension zip
+instead of building one from the working tree.
 
 Contract: the pytest side; never imports ``bpy``. Blender's files stay in the temporary folder.
 """
@@ -53,7 +54,12 @@ class GuiSession:
     def scenario(self, name: str) -> dict:
         entry = self.report["scenarios"].get(name)
         assert entry is not None, f"scenario {name} did not run; Blender's output:\n{self.output[-4000:]}"
-        assert "error" not in entry, f"scenario {name} failed inside Blender:\n{entry['error']}"
+        if "error" in entry:
+            first = next(n for n in self.report["order"] if "error" in self.report["scenarios"][n])
+            cause = "" if first == name else \
+                f"\n\nthe first failing scenario, {first}:\n{self.report['scenarios'][first]['error']}"
+            pytest.fail(f"scenario {name} failed inside Blender:\n{entry['error']}{cause}\n"
+                        f"Blender's output (end):\n{self.output[-3000:]}")
         return entry
 
 
@@ -110,9 +116,12 @@ def session_config(out: Path, archive: Path, voca_ckpt, ds_small_pb, shared_data
 def gui(gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> GuiSession:
     """Run the whole scenario list in one real Blender window; the findings of every scenario."""
     out = tmp_path_factory.mktemp("gui")
-    config = session_config(out, build_zip(out / "dist"), voca_ckpt, ds_small_pb, shared_data)
+    archive = Path(os.environ["VOCA_GUI_ZIP"]).resolve() if os.environ.get("VOCA_GUI_ZIP") else \
+        build_zip(out / "dist")
+    config = session_config(out, archive, voca_ckpt, ds_small_pb, shared_data)
     (out / "config.json").write_text(json.dumps(config, indent=1))
-    binds = sorted({str(p) for p in (out, shared_data, Path(voca_ckpt).parent, Path(ds_small_pb).parent)})
+    binds = sorted({str(p) for p in (out, shared_data, archive.parent, Path(voca_ckpt).parent,
+                                     Path(ds_small_pb).parent)})
     command = [str(TOOLS / "run.sh"), "-t", str(SESSION_LIMIT), "-s", SCREEN]
     for path in binds:
         command += ["-b", path]

@@ -106,14 +106,17 @@ def refused_internal_error(config, entry):
 
 
 def escape(config, entry):
-    """Esc pressed over the 3D Viewport (xdotool, like a keyboard) while the worker computes; a watcher
+    """Esc pressed over the 3D Viewport (xdotool, like a keyboard) while the networks run; a watcher
     thread times, at 5 ms resolution, when the worker thread ends and when the scene stops running."""
     before = gui_scene.snapshot()
     viewport = screen.centre(screen.rect_of(screen.region("WINDOW")))
     pressed, stops = {}, {}
 
+    engine = importlib.import_module(ADDON + ".core.engine")
+    busy = (engine.STAGE_DEEPSPEECH, engine.STAGE_VOCA)          # the networks: most of a run's time
+
     def press_when_busy(sample) -> bool:
-        if sample[2] in ("", "starting", "cancelled"):           # not computing yet / any more
+        if sample[2] not in busy:
             return False
         screen.press("Escape", viewport)
         pressed.update(t=time.monotonic(), sample=sample)
