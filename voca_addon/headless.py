@@ -73,6 +73,7 @@ def add_commands(sub) -> None:
                    "5023-vertex mesh, else a new head from --template)")
     a.add_argument("--out", required=True, metavar="OUT.blend", help="where to save the scene")
     _add_render_args(a)
+    _add_liveliness_args(a)
     i = sub.add_parser("import-sequence", help="mesh sequence → shape keys in a .blend (needs Blender)")
     i.add_argument("source", help="folder of per-frame .obj/.ply, a .npy [F,V,3] or a .npz with 'vertices'")
     i.add_argument("--template", metavar="MESH", help="the sequence's neutral mesh (FLAME_sample.ply)")
@@ -93,6 +94,32 @@ def add_commands(sub) -> None:
 def _channel(text: str):
     from .cli import parse_channel          # one rule for every command
     return parse_channel(text)
+
+
+def _add_liveliness_args(p) -> None:
+    g = p.add_argument_group("living face (blinks, head motion, gaze, FLAME rig)")
+    g.add_argument("--blinks", action="store_true", help="procedural eye blinks (shape: --blink-source, else "
+                   "--flame-model's VOCA blink, else the head's key marked as blink)")
+    g.add_argument("--blink-source", metavar="PATH", help="Blink shape: FLAME model .pkl, eyelid deltas .npy/.npz "
+                   "[5023,3] (several joined by commas, summed) or a closed-eye mesh; implies --blinks")
+    g.add_argument("--head-motion", type=float, default=0.0, metavar="STRENGTH",
+                   help="speech-driven nods, turns and tilts: 0 off (default), 1 natural, up to 5")
+    g.add_argument("--gaze", action="store_true", help="eye saccades and fixations")
+    g.add_argument("--flame-model", metavar="PKL", help="FLAME generic_model.pkl (the rig; VOCA's blink)")
+    g.add_argument("--rig", action="store_true", help="a FLAME rig: armature at the head's joints, FLAME "
+                   "skinning weights, pose correctives (needs --flame-model)")
+    g.add_argument("--shape-sliders", type=int, default=0, metavar="N",
+                   help="with --rig: the first N identity components as face-shape slider keys")
+    g.add_argument("--seed", type=int, default=0, help="seed of the blinks, head motion and gaze (default 0)")
+
+
+def liveliness_settings(args):
+    """The living-face flags as :class:`voca_addon.core.face.liveliness.LivelinessSettings`."""
+    from .core.face.liveliness import LivelinessSettings, parse_blink_source
+    source = parse_blink_source(args.blink_source)
+    return LivelinessSettings(blinks=bool(args.blinks or source), blink_source=source,
+                              head_motion=args.head_motion, gaze=args.gaze, flame_model=args.flame_model,
+                              rig=args.rig, shape_sliders=args.shape_sliders, seed=args.seed)
 
 
 def _add_render_args(p) -> None:
@@ -233,7 +260,7 @@ def cmd_animate(args) -> None:
         condition=condition, emotion=args.emotion, emotion_source=args.emotion_source,
         strength=args.strength, start_frame=args.start_frame, mode=args.mode,
         emotion_neutral=_existing(args.emotion_neutral, "Neutral mesh"), channel=args.channel,
-        head_rest=None if head is None else rest_shape(head))
+        head_rest=None if head is None else rest_shape(head), liveliness=liveliness_settings(args))
     pipeline.validate_settings(settings)        # every missing model file at once; no template for a head
     if head is None:
         head = pipeline.ensure_head(bpy.context, args.template)

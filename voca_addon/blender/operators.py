@@ -31,6 +31,7 @@ import bpy
 
 from ..core.errors import VocaError
 from . import emotion_writer, pipeline, preferences, properties, writer
+from . import liveliness_writer
 
 TIMER_STEP = 0.1                    # s between two drains of the worker's queue
 
@@ -237,6 +238,8 @@ class VOCA_OT_add_flame_head(bpy.types.Operator):
 
 def has_voca_data(obj) -> bool:
     """Whether ``obj`` carries anything the add-on wrote (reads properties only)."""
+    if liveliness_writer.has_liveliness(obj):
+        return True
     key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
     if key is None:
         return False
@@ -275,6 +278,7 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
     def execute(self, context):
         obj = context.active_object
         removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
+        removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
         removed += writer.remove_animation(obj)
         strips = writer.remove_sound_strips(context.scene) if self.sound else 0
         self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")

@@ -47,8 +47,10 @@ from ..core.models import modelfiles
 from ..core.face import emotions as core_emotions
 from ..core.animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from ..core.face.emotions import Emotion
+from ..core.face import liveliness as core_liveliness
 from ..core.errors import AudioError, InputError, MeshError, VocaError
 from . import emotion_writer, writer
+from . import liveliness_writer
 
 PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
 MODES = writer.MODES
@@ -87,6 +89,7 @@ class AnimateSettings:
     channel: Union[int, str] = 0                    # audio channel from 0, or 'mix' (audio.select_channel)
     head_rest: Optional[np.ndarray] = None          # float [5023, 3]: an existing head's rest shape, used as
                                                     # the template (then no template file is needed)
+    liveliness: Optional[core_liveliness.LivelinessSettings] = None  # blinks, head, gaze, rig; None: untouched
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class ComputeResult:
     animation: ShapeKeyAnimation
     template: meshio.Mesh
     emotion: Optional[Emotion] = None
+    liveliness: Optional[core_liveliness.LivelinessAssets] = None   # read for settings.liveliness
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,14 @@ class ApplyReport:
     write: writer.WriteReport
     strip_name: str
     emotion_key: Optional[str]
+    liveliness: tuple = ()                # one line per living-face part written
 
     def summary(self) -> str:
         w = self.write
         text = (f"VOCA: {w.frames} frames at {w.fps:g} fps on frames {w.frame_start}–{w.frame_end}, "
                 f"{len(w.key_names)} keys")
-        return text + (f", emotion '{self.emotion_key}'" if self.emotion_key else "")
+        text += (f", emotion '{self.emotion_key}'" if self.emotion_key else "")
+        return text + "".join(f"; {line}" for line in self.liveliness)
 
 
 # ---------------------------------------------------------------------------- validation (any thread)
@@ -140,6 +146,8 @@ def validate_settings(settings: AnimateSettings) -> None:
         raise InputError(f"The emotion ease must be at least 1 frame, got {settings.ease_frames!r}.")
     if settings.emotion is not None:
         _check_emotion(settings)
+    if settings.liveliness is not None:
+        core_liveliness.check_settings(settings.liveliness)
 
 
 def _check_audio(path) -> None:
@@ -228,11 +236,15 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
         report(0.08, "loading the emotion")
         (emotion,) = emotion_sources.load_emotions(settings.emotion_source, [settings.emotion], settings.emotion_neutral)
         core_emotions.validate([emotion], len(template.vertices))
+    assets = None
+    if settings.liveliness is not None and settings.liveliness.enabled:
+        report(0.09, "loading the FLAME model / blink shape")
+        assets = core_liveliness.load_assets(settings.liveliness, template.vertices)
     report(0.1, "speech features")
     clip = audio.select_channel(audio.load_audio(settings.audio_path), settings.channel)
     anim = engine.run(clip, ds_model, voca_model, template.vertices, settings.condition,
                       DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
-    return ComputeResult(anim, template, emotion)
+    return ComputeResult(anim, template, emotion, assets)
 
 
 class AnimateJob:
@@ -307,6 +319,7 @@ def check_target(scene, obj, settings: AnimateSettings) -> None:
         emotion_writer.check_add(obj, [Emotion(settings.emotion, blank, "check")])
     elif settings.emotion:
         emotion_writer.check_keyable(obj, settings.emotion, settings.strength)
+    liveliness_writer.check_target(obj, settings.liveliness)
 
 
 def _plan(scene, obj, result: ComputeResult, settings: AnimateSettings, start: int) -> int:
@@ -342,6 +355,8 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
     """
     start = start_frame_of(scene, settings)
     end = _plan(scene, obj, result, settings, start)
+    live = liveliness_writer.plan(scene, obj, settings.liveliness, result.liveliness, settings.audio_path,
+                                  end - start + 1, result.template.vertices)   # checked: nothing written yet
     strip = writer.add_sound_strip(scene, settings.audio_path, start)
     emotion_key = None
     try:
@@ -351,11 +366,12 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
             emotion_key = emotion_writer.key_emotion(obj, settings.emotion, start, end, settings.ease_frames,
                                                      settings.strength)
         written = writer.write_animation(obj, result.animation, scene, start, settings.mode, PREFIX)
+        lively = liveliness_writer.write_liveliness(obj, scene, live, start) if live is not None else []
     except BaseException:
         writer.remove_sound_strips(scene)
         raise
     writer.set_frame_range(scene, start, end)
-    return ApplyReport(written, strip.name, emotion_key)
+    return ApplyReport(written, strip.name, emotion_key, tuple(lively))
 
 
 def animate(scene, obj, settings: AnimateSettings, progress: Progress = None) -> ApplyReport:
