@@ -105,6 +105,7 @@ def _add_liveliness_args(p) -> None:
     g.add_argument("--head-motion", type=float, default=0.0, metavar="STRENGTH",
                    help="speech-driven nods, turns and tilts: 0 off (default), 1 natural, up to 5")
     g.add_argument("--gaze", action="store_true", help="eye saccades and fixations")
+    g.add_argument("--look-at", metavar="NAME", help="with --gaze: the object (an empty) in --scene to look at")
     g.add_argument("--flame-model", metavar="PKL", help="FLAME generic_model.pkl (the rig; VOCA's blink)")
     g.add_argument("--rig", action="store_true", help="a FLAME rig: armature at the head's joints, FLAME "
                    "skinning weights, pose correctives (needs --flame-model)")
@@ -119,7 +120,8 @@ def liveliness_settings(args):
     source = parse_blink_source(args.blink_source)
     return LivelinessSettings(blinks=bool(args.blinks or source), blink_source=source,
                               head_motion=args.head_motion, gaze=args.gaze, flame_model=args.flame_model,
-                              rig=args.rig, shape_sliders=args.shape_sliders, seed=args.seed)
+                              rig=args.rig, shape_sliders=args.shape_sliders, seed=args.seed,
+                              look_at=args.look_at)
 
 
 def _add_render_args(p) -> None:

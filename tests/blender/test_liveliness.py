@@ -203,3 +203,46 @@ def test_liveliness_bad_inputs_change_nothing(head, scene, live, eyelids, model_
     head.rotation_mode = "XYZ"
     assert _scene_state(head)[2:] == before[2:]
     assert not other.vertex_groups and other.data.shape_keys is None and not other.modifiers
+
+
+@pytest.mark.parametrize("with_rig", [False, True])
+def test_liveliness_gaze_looks_at_an_empty_while_the_head_moves(head, scene, flame, model_file, shared_data,
+                                                               with_rig):
+    from mathutils import Vector
+    from voca_addon.core.face.liveliness import load_assets
+    target = bpy.data.objects.new("Target", None)
+    scene.collection.objects.link(target)
+    bpy.context.view_layer.update()
+    target.location = head.matrix_world @ Vector((0.03, 0.05, 0.5))          # half a metre in front
+    settings = LivelinessSettings(gaze=True, head_motion=2.0, look_at="Target", seed=8,
+                                  **({"flame_model": str(model_file[0]), "rig": True} if with_rig else {}))
+    assets = load_assets(settings, flame.vertices)
+    live = lw.plan(scene, head, settings, assets, shared_data / "audio" / "test_sentence.wav", FRAMES,
+                   flame.vertices)
+    lw.write_liveliness(head, scene, live, start_frame=1)
+    armature = rig.find_rig(head)
+
+    def aim_error(f):
+        scene.frame_set(f)
+        worst = 0.0
+        for bone in rig.EYE_NAMES:
+            world = armature.matrix_world @ armature.pose.bones[bone].matrix
+            forward = (world.to_3x3() @ Vector((0.0, 0.0, 1.0))).normalized()
+            ray = (target.matrix_world.translation - world.translation).normalized()
+            worst = max(worst, np.degrees(forward.angle(ray)))
+        return worst
+
+    fixating = range(1, int(live.gaze.saccade_s[0] * live.fps) + 1)         # before the first saccade
+    head_turn = np.degrees(np.linalg.norm(live.head.rotation[list(fixating)[-1] - 1] - live.head.rotation[0]))
+    still = max(aim_error(f) for f in fixating)
+    errors = [aim_error(f) for f in range(1, FRAMES + 1, 7)]
+    print(f"\nlook-at {'with rig' if with_rig else 'eye rig'}: {len(fixating)} frames of fixation while the head "
+          f"turns {head_turn:.1f}°: max {still:.4f}°; over the clip mean {np.mean(errors):.2f}°, max "
+          f"{np.max(errors):.2f}° (saccades around the target)")
+    assert still < 0.01 and head_turn > 0.2 and np.mean(errors) < 4 and np.max(errors) < 12
+
+
+def test_liveliness_look_at_a_missing_object_is_refused(head, scene, flame, shared_data):
+    settings = LivelinessSettings(gaze=True, look_at="Nowhere")
+    with pytest.raises(InputError, match="look-at target 'Nowhere'"):
+        lw.plan(scene, head, settings, None, shared_data / "audio" / "test_sentence.wav", FRAMES, flame.vertices)

@@ -133,3 +133,30 @@ def test_liveliness_headless_rerun_replaces(m, tmp_path, flame_pkl):
     scene, head = open_blend(tmp_path / "c.blend")
     assert not [o for o in bpy.data.objects if o.type == "ARMATURE"] and not head.vertex_groups
     assert "VOCA blink" not in head.data.shape_keys.key_blocks
+
+
+def test_liveliness_headless_look_at_an_empty_in_the_scene(m, tmp_path):
+    from mathutils import Vector
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    from voca_addon.blender import writer
+    from voca_addon.core.face.meshio import read_mesh
+    flame = read_mesh(m["template"])
+    head = writer.build_head("FLAME", flame.vertices, flame.faces, bpy.context.scene.collection)
+    target = bpy.data.objects.new("Target", None)
+    bpy.context.scene.collection.objects.link(target)
+    bpy.context.view_layer.update()
+    target.location = head.matrix_world @ Vector((-0.05, 0.0, 0.4))
+    scene_file, out = tmp_path / "with_target.blend", tmp_path / "out.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(scene_file))
+    r = run(*animate_args(m, out, "--scene", scene_file, "--gaze", "--look-at", "Target"), cache=m["cache"])
+    assert r.returncode == 0, r.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out), load_ui=False)
+    scene, rig, target = bpy.context.scene, bpy.data.objects["VOCA rig"], bpy.data.objects["Target"]
+    scene.frame_set(scene.frame_start)
+    for bone in ("eye_left", "eye_right"):
+        world = rig.matrix_world @ rig.pose.bones[bone].matrix
+        forward = (world.to_3x3() @ Vector((0.0, 0.0, 1.0))).normalized()
+        assert np.degrees(forward.angle((target.matrix_world.translation - world.translation).normalized())) < 0.01
+    r = run(*animate_args(m, tmp_path / "x.blend", "--scene", scene_file, "--gaze", "--look-at", "Nowhere"),
+            cache=m["cache"])
+    assert_user_error(r, "look-at target 'Nowhere'")

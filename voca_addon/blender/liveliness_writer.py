@@ -33,6 +33,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..core.errors import InputError, MeshError
+from ..core.face import flame_model
 from ..core.face import gaze as core_gaze
 from ..core.face import liveliness as core_liveliness
 from ..core.face.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
@@ -110,10 +111,33 @@ def plan(scene, obj, settings: Optional[LivelinessSettings], assets: Optional[Li
     ``obj`` (:func:`check_liveliness`). None when the settings ask for nothing."""
     if settings is None:
         return None
+    look_at = _look_at(obj, settings, assets) if settings.gaze and settings.look_at else None
     live = core_liveliness.compute_liveliness(settings, audio_path, writer.scene_fps(scene), num_frames,
-                                              template, assets)
+                                              template, assets, look_at)
     check_liveliness(obj, live)
     return live
+
+
+def _look_at(obj, settings: LivelinessSettings, assets: Optional[LivelinessAssets]):
+    """The look-at object's position in the head's mesh coordinates, with the eyes' and the head's pivots.
+
+    Raises
+    ------
+    InputError
+        No object of that name, or it is the head itself.
+    """
+    target = bpy.data.objects.get(settings.look_at)
+    if target is None or target == obj:
+        raise InputError(f"The look-at target '{settings.look_at}' is not an object of this file (other than "
+                         "the head); add an empty to look at and give its name.")
+    bpy.context.view_layer.update()                             # current world matrices of both objects
+    point = np.array(obj.matrix_world.inverted() @ target.matrix_world.translation, dtype=np.float64)
+    if settings.rig and assets is not None and assets.model is not None:
+        joints = flame_model.regress_joints(assets.model, rig._reference_co(obj))
+        return core_liveliness.LookAt(point, joints[3:5], joints[1])
+    left, right = _eyeballs(obj)
+    co = rig._reference_co(obj).astype(np.float64)
+    return core_liveliness.LookAt(point, np.stack([co[left].mean(0), co[right].mean(0)]), np.zeros(3))
 
 
 def has_liveliness(obj) -> bool:

@@ -44,6 +44,7 @@ class LivelinessSettings:
     correctives: bool = True
     shape_sliders: int = 0
     seed: int = 0
+    look_at: Optional[str] = None       # name of the object (an empty) the eyes look at (Blender layer)
 
     @property
     def enabled(self) -> bool:
@@ -90,6 +91,28 @@ def check_settings(settings: LivelinessSettings) -> None:
 
 
 @dataclass(frozen=True)
+class LookAt:
+    """A look-at point for the gaze, in head (mesh-local) coordinates, metres.
+
+    ``point`` float [3]; ``eye_centres`` float [2, 3] (left, right) the eyes' pivots; ``pivot`` float [3]
+    the point the head turns about (the neck joint with a FLAME rig, the object's origin without).
+    """
+
+    point: np.ndarray
+    eye_centres: np.ndarray
+    pivot: np.ndarray
+
+    def per_frame(self, head: Optional[motion.HeadMotion], num_frames: int) -> np.ndarray:
+        """float64 [F, 3]: the point as seen from the turning head, ``R(t)ᵀ (p − c) + c`` (the eyes keep
+        looking at it while the head moves)."""
+        point = np.asarray(self.point, dtype=np.float64)
+        if head is None:
+            return np.broadcast_to(point, (num_frames, 3)).copy()
+        rot = flame_model.rodrigues(head.rotation[:num_frames])                 # [F, 3, 3]
+        return np.einsum("fji,j->fi", rot, point - self.pivot) + self.pivot
+
+
+@dataclass(frozen=True)
 class LivelinessAssets:
     """The slow part, read once in the worker thread: the FLAME model and the Blink shape (or None)."""
 
@@ -120,7 +143,8 @@ def load_assets(settings: LivelinessSettings, template: np.ndarray) -> Livelines
 
 
 def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num_frames: int,
-                       template: np.ndarray, assets: Optional[LivelinessAssets] = None) -> Liveliness:
+                       template: np.ndarray, assets: Optional[LivelinessAssets] = None,
+                       look_at: Optional[LookAt] = None) -> Liveliness:
     """Tracks for one clip (module docstring), ``num_frames`` frames at ``fps``.
 
     Parameters
@@ -134,6 +158,8 @@ def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num
         The head's rest shape (the model and blink source must have its vertex count).
     assets : LivelinessAssets, optional
         Already read by :func:`load_assets` (else read here).
+    look_at : LookAt, optional
+        A point the eyes look at (head coordinates); with head motion it is followed from the moving head.
 
     Raises
     ------
@@ -150,7 +176,9 @@ def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num
     if settings.head_motion > 0:
         head = motion.head_motion(pros, settings.head_motion, settings.head_smoothness_s, settings.seed)
     if settings.gaze:
-        eyes = gaze.gaze_track(num_frames, fps, seed=settings.seed)
+        target = None if look_at is None else look_at.per_frame(head, num_frames)
+        eyes = gaze.gaze_track(num_frames, fps, seed=settings.seed,
+                               eye_centres=None if look_at is None else look_at.eye_centres, target=target)
     return Liveliness(float(fps), int(num_frames), assets.blink_shape, track, head, eyes,
                       assets.model if settings.rig else None, settings.correctives, settings.shape_sliders)
 
