@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import fft, ndimage
 
 from ..errors import InputError
 from ..speech.audio import Audio, to_mono
@@ -112,8 +112,9 @@ def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
     """Step 3: float64 [F] F0 in Hz by normalised autocorrelation, NaN where unvoiced."""
     width = windows.shape[1]
     centred = windows - windows.mean(axis=1, keepdims=True)
-    spectrum = np.fft.rfft(centred, n=2 * width, axis=1)
-    r = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :width]               # r(τ), τ = 0..W−1
+    size = fft.next_fast_len(2 * width, real=True)                           # ≥ 2W: no circular wrap
+    spectrum = fft.rfft(centred, n=size, axis=1)
+    r = fft.irfft(np.abs(spectrum) ** 2, n=size, axis=1)[:, :width]          # r(τ), τ = 0..W−1
     lo = int(np.ceil(rate / F0_MAX_HZ))                                      # lags of F0_MAX..F0_MIN
     hi = min(int(np.floor(rate / F0_MIN_HZ)), width - 1)
     if hi <= lo:
