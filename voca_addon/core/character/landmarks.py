@@ -28,7 +28,7 @@ FLAME_IBUG68 = np.array([  # iBUG landmark k → FLAME vertex id (SAiD, Apache-2
     2820, 2864, 2774, 3543, 1657, 1749, 1703, 1774, 1802, 3503, 2905, 2881,
     2845, 2787, 3531, 1670, 1730, 1804, 3504, 2907], dtype=np.int64)
 FLAME_EYEBALLS = (range(3931, 4477), range(4477, 5023))  # FLAME's two eyeball islands (vertex ids)
-IBUG_CHIN = slice(5, 12)            # jaw line around the chin
+IBUG_CHIN = slice(6, 11)            # jaw line around the chin
 IBUG_NOSE_BRIDGE = slice(27, 31)
 IBUG_INNER_LIPS = slice(60, 68)
 IBUG_INNER_LIP_UPPER, IBUG_INNER_LIP_LOWER = 62, 66

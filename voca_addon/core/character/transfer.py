@@ -10,10 +10,13 @@ map T (V_target × 5023), so the target's animation is again a :class:`ShapeKeyA
   (b₁, b₂, b₃) on that triangle's corners, times a falloff φ(d) of the distance d to that surface
   (1 up to ``FALLOFF_START``, a smoothstep down to 0 at ``FALLOFF_END``): motion stays where VOCA
   moves FLAME's surface and fades out smoothly on parts FLAME does not cover (hair, body).
-- ``EYE`` / ``JAW`` / ``SKULL``: the least-squares affine field x ↦ Aᵀ[x; 1] fitted to a FLAME
-  region (the eyeball; the chin around iBUG 5–11; the nose bridge, iBUG 27–30) evaluated at the
-  vertex — linear in the field, so a row of T: [x; 1]ᵀ (Hᵀ)⁺ with H the region's [p; 1] rows. Eyes do
-  what FLAME's eyeballs do (stay still, up to VOCA's 0.1 mm), lower teeth and tongue follow the jaw.
+- ``EYE``: the least-squares affine field x ↦ Aᵀ[x; 1] fitted to FLAME's eyeball (546 vertices),
+  evaluated at the vertex — linear in the field, so a row of T: [x; 1]ᵀ H⁺ with H the eyeball's
+  [p; 1] rows. Eyes do what FLAME's eyeballs do: stay still (VOCA moves them < 0.1 mm).
+- ``JAW`` / ``SKULL``: the island translates with the mean field of a FLAME region (the chin: FLAME
+  vertices within ``REGION_RADIUS`` of iBUG 6–10; the nose bridge, iBUG 27–30): a row of T with 1/k
+  on the region's k vertices. Lower teeth and tongue follow the jaw. (An affine fit over the small
+  chin patch extrapolates badly: teeth moved 0.4× the chin.)
 
 Fields are then taken into the target frame by the similarity's s·R. The rest shape (the template)
 is the target's vertices themselves, untouched.
@@ -32,7 +35,7 @@ from .fit import EYE, JAW, SKULL, SURFACE, Fit
 
 FALLOFF_START = 0.003    # m: full motion up to this distance from the registered FLAME surface
 FALLOFF_END = 0.015      # m: no motion from this distance on
-REGION_RADIUS = 0.02     # m: FLAME vertices this close to the region's landmarks drive followers
+REGION_RADIUS = 0.01     # m: FLAME vertices this close to the region's landmarks drive followers
 
 
 def falloff(distance: np.ndarray) -> np.ndarray:
@@ -41,8 +44,8 @@ def falloff(distance: np.ndarray) -> np.ndarray:
     return u * u * (3.0 - 2.0 * u)
 
 
-def _affine_rows(points: np.ndarray, region: np.ndarray, region_points: np.ndarray) -> np.ndarray:
-    """Rows [N, k] mapping a field on ``region`` (k vertices) to its affine fit at ``points``."""
+def _affine_rows(points: np.ndarray, region_points: np.ndarray) -> np.ndarray:
+    """Rows [N, k] mapping a field on k region vertices to its affine least-squares fit at ``points``."""
     h = np.hstack([region_points, np.ones((len(region_points), 1))])     # H [k, 4]
     return np.hstack([points, np.ones((len(points), 1))]) @ np.linalg.pinv(h)
 
@@ -80,10 +83,12 @@ def transfer_matrix(fit: Fit, target: np.ndarray) -> sp.csr_matrix:
         members = np.flatnonzero((fit.roles == role) & ((fit.eye_side == side) if role == EYE else True))
         if members.size:
             region = _region(fit, role, side)
-            block = _affine_rows(points[members], region, fit.flame[region])
             rows.append(np.repeat(members, len(region)))
             cols.append(np.tile(region, len(members)))
-            vals.append(block.ravel())
+            if role == EYE:
+                vals.append(_affine_rows(points[members], fit.flame[region]).ravel())
+            else:
+                vals.append(np.full(len(members) * len(region), 1.0 / len(region)))   # mean field
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(len(target), lm.FLAME_NUM_VERTICES))
 
