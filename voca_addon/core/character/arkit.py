@@ -65,11 +65,12 @@ def match_arkit(key_names: Iterable[str]) -> Dict[str, str]:
 
 
 def _timecode(frame: int, fps: float) -> str:
-    seconds = frame / fps
-    whole = int(seconds)
-    sub = (seconds - whole) * fps
+    """``HH:MM:SS:FF.mmm`` of ``frame`` at ``fps`` (FF: frame within the second, .mmm its fraction)."""
+    whole = int(np.floor(frame / fps + 1e-9))
+    sub = frame - whole * fps                                            # frames into the second
+    ff = int(np.floor(sub + 1e-6))
     h, m, s = whole // 3600, whole // 60 % 60, whole % 60
-    return f"{h:02d}:{m:02d}:{s:02d}:{int(sub):02d}.{int(round((sub - int(sub)) * 1000)) % 1000:03d}"
+    return f"{h:02d}:{m:02d}:{s:02d}:{ff:02d}.{int(round((sub - ff) * 1000)) % 1000:03d}"
 
 
 def _atomic_write(path, text: str) -> None:

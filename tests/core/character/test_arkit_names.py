@@ -1,0 +1,54 @@
+"""ARKit names: tolerant matching of rig key names; Live Link Face CSV layout and JSON curves."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from voca_addon.core.character import arkit
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("jawOpen", "jawOpen"), ("JawOpen", "jawOpen"), ("jaw_open", "jawOpen"), ("blendShape1.jawOpen", "jawOpen"),
+    ("Face:MouthSmileLeft", "mouthSmileLeft"), ("ARKit_mouthSmileLeft", "mouthSmileLeft"),
+    ("Mouth_Smile_L", "mouthSmileLeft"), ("EYE_BLINK_R", "eyeBlinkRight"), ("bs_tongueOut", "tongueOut"),
+    ("Basis", None), ("voca_000", None), ("jawOpenWide", None), ("smile", None)])
+def test_arkit_canonical_name_is_tolerant_of_case_and_prefixes(name, expected):
+    assert arkit.canonical_name(name) == expected
+
+
+def test_arkit_names_are_the_52_shapes():
+    assert len(arkit.ARKIT_NAMES) == 52 == len(set(n.lower() for n in arkit.ARKIT_NAMES))
+
+
+def test_arkit_match_keeps_first_rig_key_per_shape():
+    found = arkit.match_arkit(["Basis", "jawOpen", "JAW_OPEN", "mouthClose", "EMO happy"])
+    assert found == {"jawOpen": "jawOpen", "mouthClose": "mouthClose"}
+
+
+def test_arkit_live_link_csv_layout(tmp_path):
+    weights = np.array([[0.25, 0.5], [1.0, 0.0], [0.0, 0.125]], np.float32)
+    path = tmp_path / "take.csv"
+    arkit.write_live_link_csv(path, weights, ["JawOpen", "mouth_close"], fps=60.0)
+    rows = list(csv.reader(open(path)))
+    header = rows[0]
+    assert header[:3] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft"] and len(header) == 2 + 52 + 9
+    assert header[-9:] == ["HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+                           "RightEyeYaw", "RightEyePitch", "RightEyeRoll"]
+    assert header.index("JawOpen") == 2 + 17 and header[2 + 51] == "TongueOut"
+    assert [r[0] for r in rows[1:]] == ["00:00:00:00.000", "00:00:00:01.000", "00:00:00:02.000"]
+    assert all(r[1] == "61" for r in rows[1:])
+    assert float(rows[1][header.index("JawOpen")]) == 0.25 and float(rows[3][header.index("MouthClose")]) == 0.125
+    assert float(rows[2][header.index("EyeBlinkLeft")]) == 0.0
+
+
+def test_arkit_timecode_rolls_over_seconds_and_minutes():
+    assert arkit._timecode(61 * 60 + 3, 60.0) == "00:01:01:03.000"
+    assert arkit._timecode(3600 * 30, 30.0) == "01:00:00:00.000"
+
+
+def test_arkit_json_curves(tmp_path):
+    path = tmp_path / "curves.json"
+    arkit.write_curves_json(path, np.array([[0.5], [0.25]]), ["jawOpen"], 60.0, {"explained": 0.9})
+    data = json.loads(path.read_text())
+    assert data == {"fps": 60.0, "names": ["jawOpen"], "weights": [[0.5], [0.25]], "report": {"explained": 0.9}}
