@@ -51,7 +51,7 @@ def _status_bar_shot(config, name: str):
     """The window and its status bar (where a report appears), the latter cropped to ``name``."""
     yield from redraw(0.4)
     shot = screen.screenshot(_path(config, "window-" + name))
-    screen.crop(shot, _path(config, name), screen.status_bar_rect())
+    screen.crop(shot, _path(config, name), screen.banner_rect(shot, screen.status_bar_rect()))
 
 
 def refused_not_flame(config, entry):
@@ -172,8 +172,9 @@ def animate(config, entry):
     yield from gui_runs.watch_run(entry, config["out"], timeout=120.0, on_tick=grab_progress)
     if "shot" in grabbed:
         grabbed["shot"].wait(10)
+        height = SHARED.get("main_height") or screen.content_height(_path(config, "window-progress.png"), ui)
         screen.crop(_path(config, "window-progress.png"), _path(config, "gui-progress.png"),
-                    (ui[0], ui[1], ui[2], screen.content_height(_path(config, "window-progress.png"), ui)))
+                    (ui[0], ui[1], ui[2], height))
         entry["picture_at"] = grabbed["sample"]
     yield from _status_bar_shot(config, "gui-done.png")
     entry.update(_result(config), changes=gui_scene.changes(SHARED["before"], gui_scene.snapshot()))
@@ -260,7 +261,6 @@ def remove(config, entry):
 
 
 SCENARIOS = [
-    ("refused_not_flame", refused_not_flame),
     ("refused_missing_model", refused_missing_model),
     ("refused_internal_error", refused_internal_error),
     ("escape", escape),

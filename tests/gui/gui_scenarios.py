@@ -75,13 +75,15 @@ def preferences(config, entry):
 
 
 def voca_tab(config, entry):
-    """Switch the sidebar to the VOCA tab with Ctrl + wheel over its tabs, as a person can."""
+    """Switch the sidebar to the VOCA tab with Ctrl + wheel over its tab column, as a person can (over
+    the panels, Ctrl + wheel would change the field under the pointer instead)."""
     ui = screen.region("UI")
     seen = [ui.active_panel_category]
+    left, top, width, height = screen.rect_of(ui)
     for _ in range(12):
         if ui.active_panel_category == "VOCA":
             break
-        screen.wheel_with_ctrl(screen.centre(screen.rect_of(ui)))
+        screen.wheel_with_ctrl((left + width - screen.TABS // 2, top + height // 2))
         yield 0.3
         seen.append(screen.region("UI").active_panel_category)
     entry.update(seen=seen, category=screen.region("UI").active_panel_category)
@@ -132,20 +134,33 @@ def open_subpanel(shot: str, which: int, path: str):
     return shot, lines, after
 
 
+def subpanels() -> list:
+    """Labels of the VOCA panel's sub-panels in the order Blender draws them (registration order)."""
+    classes = importlib.import_module(ADDON + ".blender").CLASSES
+    return [c.bl_label for c in classes if getattr(c, "bl_parent_id", None) == "VIEW3D_PT_voca"]
+
+
+def picture_name(label: str) -> str:
+    return "gui-" + "-".join(label.lower().split()) + ".png"
+
+
 def panel_pictures(config, entry):
-    """Screenshots of the VOCA tab cropped to the sidebar: the panel, then each sub-panel opened by a
-    click on its header (closed sub-panels are the panel's last two lines: Emotions, Model files)."""
+    """Screenshots of the VOCA tab cropped to the sidebar: the panel (sub-panels closed: they are its
+    last lines), then each sub-panel, opened in turn by a click on its header."""
     ui = screen.rect_of(screen.region("UI"))
     shot = yield from gui_runs.stable_shot(_shot(config, "window-panel.png"), ui)
     screen.crop(shot, _shot(config, "gui-panel.png"), (ui[0], ui[1], ui[2], screen.content_height(shot, ui)))
-    shot, closed, opened = yield from open_subpanel(shot, -2, _shot(config, "window-emotions.png"))
-    top, models = closed[-2][0] - PAD, opened[-1][0] - PAD          # Emotions … the Model files header
-    screen.crop(shot, _shot(config, "gui-emotions.png"), (ui[0], ui[1] + top, ui[2], models - top))
-    shot, _, last = yield from open_subpanel(shot, -1, _shot(config, "window-models.png"))
-    bottom = screen.content_height(shot, ui)
-    screen.crop(shot, _shot(config, "gui-model-files.png"), (ui[0], ui[1] + models, ui[2], bottom - models))
-    entry.update(pictures=["gui-panel.png", "gui-emotions.png", "gui-model-files.png"],
-                 lines=[len(closed), len(opened), len(last)])
+    labels, counts, pictures = subpanels(), [len(panel_lines(shot))], ["gui-panel.png"]
+    for i, label in enumerate(labels):
+        closed = len(labels) - i                   # this sub-panel and those after it are still closed
+        shot, before, after = yield from open_subpanel(shot, -closed, _shot(config, f"window-sub{i}.png"))
+        top = before[-closed][0] - PAD
+        gui_flows.SHARED.setdefault("main_height", top)     # where the panel's own rows end
+        bottom = after[-(closed - 1)][0] - PAD if closed > 1 else screen.content_height(shot, ui)
+        screen.crop(shot, _shot(config, picture_name(label)), (ui[0], ui[1] + top, ui[2], bottom - top))
+        counts.append(len(after))
+        pictures.append(picture_name(label))
+    entry.update(subpanels=labels, pictures=pictures, lines=counts)
 
 
 SCENARIOS = [
@@ -154,5 +169,6 @@ SCENARIOS = [
     ("preferences", preferences),
     ("voca_tab", voca_tab),
     ("settings", settings),
+    ("refused_not_flame", gui_flows.refused_not_flame),      # while the sub-panels are still closed
     ("panel_pictures", panel_pictures),
 ] + gui_flows.SCENARIOS

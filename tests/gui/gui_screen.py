@@ -159,8 +159,18 @@ def background_rows(shot: str, rect: Rect, tabs: int = TABS) -> np.ndarray:
 
 def content_height(shot: str, rect: Rect, margin: int = 8) -> int:
     """Pixel rows from the top of ``rect`` to the last row that is not plain background, plus a margin."""
-    busy = np.flatnonzero(~background_rows(shot, rect))
+    busy = np.flatnonzero(~background_rows(shot, rect)[:-BORDER])
     return int(min(rect[3], (busy[-1] + 1 + margin) if len(busy) else rect[3]))
+
+
+def banner_rect(shot: str, rect: Rect, margin: int = 6) -> Rect:
+    """The part of ``rect`` (the status bar) covered by a report's coloured banner, or all of it."""
+    px = pixels(shot, rect).astype(np.int16)
+    coloured = np.flatnonzero(((px.max(axis=2) - px.min(axis=2)) > 20).any(axis=0))
+    if not len(coloured):
+        return rect
+    left, right = max(0, coloured[0] - margin), min(rect[2], coloured[-1] + 1 + margin)
+    return rect[0] + int(left), rect[1], int(right - left), rect[3]
 
 
 def digest(shot: str, rect: Rect) -> str:
