@@ -42,7 +42,9 @@ FrameProgress = Optional[Callable[[int, int], None]]     # (frames done, frames 
 @contextlib.contextmanager
 def interruptible():
     """SIGINT raises ``KeyboardInterrupt`` in Python while inside (Blender's background handler only sets a
-    break flag that truncates a render); the previous handler is put back after. No-op off the main thread."""
+    break flag that truncates a render). A previous Python-visible handler (the bpy module's, or SIG_DFL in
+    Blender's UI) is put back after; Blender's own C handler (``blender -b``, seen as None) is not, so a
+    later Ctrl-C there still ends in the caller's ``KeyboardInterrupt`` clean-up. No-op off the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -51,7 +53,8 @@ def interruptible():
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def render_frames(scene, folder: str, first: int, last: int, progress: FrameProgress = None) -> List[str]:
