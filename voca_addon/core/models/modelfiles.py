@@ -116,8 +116,8 @@ def resolve_voca(path: Optional[os.PathLike] = None) -> Path:
                 "--voca / the add-on preferences)")
                for needed in (p.with_name(p.name + ".index"), p.with_name(p.name + ".data-00000-of-00001"))
                if not needed.is_file()]
-    if missing:
-        raise MissingModelFiles(missing)
+    if missing:                 # the two come in one download: name the first one missing
+        raise MissingModelFiles(missing[:1])
     return p
 
 
