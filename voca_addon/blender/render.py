@@ -270,7 +270,7 @@ def _render(scene, temp: str, out_path: str, run=None, **kwargs) -> None:
         else:
             run(temp)
         if not os.path.isfile(temp):
-            raise InputError(f"Blender rendered nothing to '{temp}'; check the scene's camera and range.")
+            raise InputError(f"Blender rendered nothing for '{out_path}'; check the scene's camera and range.")
         os.replace(temp, out_path)
     except RuntimeError as exc:
         raise InputError(f"Blender could not render '{out_path}': {str(exc).strip()}") from None
