@@ -21,7 +21,7 @@ owned action; the rig is :mod:`.rig`'s. :func:`remove_liveliness` removes exactl
 replaces it (:func:`write_liveliness` removes first). :func:`check_liveliness` refuses bad inputs before
 anything changes.
 
-Contract: main thread only (``bpy``). Imports ``bpy``, numpy, scipy, :mod:`voca_addon.core`,
+Contract: main thread only (``bpy``). Imports ``bpy``, numpy, mathutils, :mod:`voca_addon.core`,
 :mod:`.compat` (every version difference), :mod:`.writer`, :mod:`.rig`.
 """
 from __future__ import annotations
@@ -30,7 +30,6 @@ from typing import List, Optional
 
 import bpy
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ..core.errors import InputError, MeshError
 from ..core.face import flame_model
@@ -269,18 +268,16 @@ def _write_blink(obj, live: Liveliness, frames: np.ndarray) -> str:
 
 def _write_object_rotation(obj, frames: np.ndarray, rotvec: np.ndarray) -> None:
     """Key the object's delta rotation ``D(t) = R · R_head(t) · R⁻¹`` (module docstring)."""
-    base = Rotation.from_matrix(np.array(obj.matrix_basis.to_3x3().normalized(), dtype=np.float64))
-    delta = base * Rotation.from_rotvec(np.asarray(rotvec, dtype=np.float64)) * base.inv()
+    base = np.array(obj.matrix_basis.to_3x3().normalized(), dtype=np.float64)
+    # R · R(θ) · R⁻¹ is the rotation by the same angle about the turned axis: its rotation vector is R θ
+    delta = np.asarray(rotvec, dtype=np.float64) @ base.T                   # [F, 3]
     quaternion = obj.rotation_mode == "QUATERNION"
     path = DELTA_PATHS[1] if quaternion else DELTA_PATHS[0]
     obj[DELTA_BACKUP] = list(getattr(obj, path))
     if quaternion:
-        xyzw = delta.as_quat()
-        values = np.column_stack([xyzw[:, 3], xyzw[:, :3]])              # Blender: (w, x, y, z)
-        values *= np.where(values[:, :1] < 0, -1.0, 1.0)
+        values = rig.rotvec_to_quaternion(delta)                            # (w, x, y, z), w ≥ 0
     else:
-        angles = delta.as_euler(obj.rotation_mode.lower())               # Blender 'XYZ' = extrinsic xyz
-        values = _euler_columns(angles, obj.rotation_mode)
+        values = _eulers(flame_model.rodrigues(delta), obj.rotation_mode)
     anim_data = obj.animation_data or obj.animation_data_create()
     action = anim_data.action
     if action is None:
@@ -292,11 +289,14 @@ def _write_object_rotation(obj, frames: np.ndarray, rotvec: np.ndarray) -> None:
         writer._set_keyframes(fcurve, frames, values[:, index].astype(np.float32), writer.LINEAR)
 
 
-def _euler_columns(angles: np.ndarray, order: str) -> np.ndarray:
-    """scipy's angles (in ``order``'s sequence) → Blender's (X, Y, Z) channels."""
-    out = np.empty_like(angles)
-    for column, axis in enumerate(order):
-        out[:, "XYZ".index(axis)] = angles[:, column]
+def _eulers(matrices: np.ndarray, order: str) -> np.ndarray:
+    """float64 [F, 3] Euler angles (Blender's X, Y, Z channels) in ``order`` of rotation matrices [F, 3, 3],
+    each compatible with the previous one (no ±2π jumps) — mathutils, Blender's own conversion."""
+    from mathutils import Matrix
+    out, previous = np.empty((matrices.shape[0], 3)), None
+    for f, m in enumerate(matrices):                                         # conversion only, no bpy data
+        euler = Matrix(m.tolist()).to_euler(order, previous) if previous else Matrix(m.tolist()).to_euler(order)
+        out[f], previous = euler[:], euler
     return out
 
 

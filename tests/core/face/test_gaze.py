@@ -64,3 +64,24 @@ def test_gaze_refuses_bad_targets(head):
         gaze.gaze_track(10, 30, target=[0, 0, 1])
     with pytest.raises(InputError, match="in front of the face"):
         gaze.gaze_track(10, 30, eye_centres=np.zeros((2, 3)), target=[0, 0, -1])
+
+
+def test_gaze_yaw_pitch_rotvec_matches_scipy():
+    rng = np.random.default_rng(0)
+    yaw, pitch = rng.uniform(-1.2, 1.2, 50), rng.uniform(-1.2, 1.2, 50)
+    want = Rotation.from_euler("YX", np.stack([yaw, pitch], axis=1)).as_rotvec()     # intrinsic: yaw, then pitch
+    np.testing.assert_allclose(gaze.yaw_pitch_rotvec(yaw, pitch), want, atol=1e-12)
+
+
+def test_gaze_mesh_parts_count_flames_parts(head):
+    labels = gaze.mesh_parts(len(head.vertices), head.faces)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    f = head.faces
+    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    n = len(head.vertices)
+    count, ref = connected_components(coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)),
+                                      directed=False)
+    assert labels.max() + 1 == count
+    pairs = set(zip(labels.tolist(), ref.tolist()))                  # the same partition, labels renamed
+    assert len(pairs) == count

@@ -52,3 +52,34 @@ def test_liveliness_model_or_blink_source_of_another_topology_is_refused(shared_
 def test_liveliness_parse_blink_source():
     assert liveliness.parse_blink_source("a.npy, b.npy") == ("a.npy", "b.npy")
     assert liveliness.parse_blink_source(None) == ()
+
+
+def test_liveliness_runs_without_scipy(shared_data, flame_format):
+    """Blender's Python has numpy but no scipy: the living face must run (and the add-on import) without it."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[3]
+    code = textwrap.dedent(f"""
+        import builtins
+        _real_import = builtins.__import__
+        def _blocked(name, *args, **kwargs):
+            if name.split('.')[0] == 'scipy':
+                raise ImportError('blocked for this test: ' + name)
+            return _real_import(name, *args, **kwargs)
+        builtins.__import__ = _blocked
+        from voca_addon.core.face import liveliness, meshio
+        from voca_addon.core.face.liveliness import LivelinessSettings
+        template = meshio.read_mesh({str(shared_data / 'flame' / 'FLAME_sample.ply')!r})
+        settings = LivelinessSettings(blinks=True, head_motion=1.0, gaze=True, rig=True,
+                                      flame_model={str(flame_format[0])!r})
+        live = liveliness.compute_liveliness(settings, {str(shared_data / 'audio' / 'test.wav')!r}, 30.0, 144,
+                                             template.vertices)
+        from voca_addon.core.face import gaze
+        left, right = gaze.eyeball_vertices(template.vertices, template.faces)
+        print(live.blink.weight.shape, live.head.rotation.shape, live.gaze.rotation.shape, len(left), len(right))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["(144,)", "(144,", "3)", "(144,", "2,", "3)", "546", "546"]

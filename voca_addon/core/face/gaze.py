@@ -19,7 +19,7 @@ frame (an eye looks along +Z; + about X looks down, + about Y looks to the subje
 poses (``pose[:, 3]``, ``pose[:, 4]``) or rotations of the eyeball vertex groups about their centres.
 :func:`eyeball_vertices` finds FLAME's eyeballs (its two small separate mesh parts).
 
-Contract: numpy + scipy + stdlib; pure functions, any thread.
+Contract: numpy + stdlib (no scipy: Blender's Python lacks it); pure functions, any thread.
 """
 from __future__ import annotations
 
@@ -27,10 +27,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial.transform import Rotation
-
 from ..errors import InputError, MeshError
 
 FIXATION_MEAN_S = 0.9       # s, mean fixation duration in conversation
@@ -116,9 +112,22 @@ def gaze_track(num_frames: int, fps: float, seed: int = 0, eye_centres: Optional
     amplitude = np.linalg.norm(np.diff(offsets, axis=0), axis=1)
     duration = (MAIN_SEQUENCE_MS[0] + MAIN_SEQUENCE_MS[1] * amplitude) / 1000.0
     angles = centre + np.radians(offset_curve(num_frames, fps, starts, duration, offsets))[:, None, :]
-    yaw, pitch = angles[..., 0].ravel(), angles[..., 1].ravel()
-    rotvec = Rotation.from_euler("YX", np.stack([yaw, pitch], axis=1)).as_rotvec()
-    return Gaze(rotvec.reshape(num_frames, 2, 3).astype(np.float32), float(fps), starts, amplitude, duration)
+    rotvec = yaw_pitch_rotvec(angles[..., 0], angles[..., 1])                # [F, 2, 3]
+    return Gaze(rotvec.astype(np.float32), float(fps), starts, amplitude, duration)
+
+
+def yaw_pitch_rotvec(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """Rotation vectors [..., 3] of ``R_Y(yaw) · R_X(pitch)`` (pitch applied first), radians.
+
+    As quaternions: ``q = (cos a cos b, cos a sin b, sin a cos b, −sin a sin b)`` with a = yaw/2,
+    b = pitch/2; then θ = 2 atan2(|v|, w) along v / |v|.
+    """
+    a, b = np.asarray(yaw, np.float64) / 2, np.asarray(pitch, np.float64) / 2
+    w = np.cos(a) * np.cos(b)
+    v = np.stack([np.cos(a) * np.sin(b), np.sin(a) * np.cos(b), -np.sin(a) * np.sin(b)], axis=-1)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    angle = 2 * np.arctan2(norm, w[..., None])
+    return np.divide(v * angle, norm, out=np.zeros_like(v), where=norm > 0)
 
 
 def offset_curve(num_frames: int, fps: float, starts, durations, offsets) -> np.ndarray:
@@ -142,10 +151,8 @@ def eyeball_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple:
     MeshError
         The mesh has no two separate eyeball parts (not a FLAME head).
     """
-    v = vertices.shape[0]
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(v, v))
-    count, labels = connected_components(graph, directed=False)
+    labels = mesh_parts(vertices.shape[0], faces)
+    count = int(labels.max()) + 1 if labels.size else 0
     sizes = np.bincount(labels, minlength=count)
     if count < 3:
         raise MeshError(f"the head has {count} separate part(s); FLAME's eyes are two separate parts. "
@@ -154,3 +161,20 @@ def eyeball_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple:
     parts = [np.flatnonzero(labels == k) for k in small]
     parts.sort(key=lambda idx: -vertices[idx, 0].mean())                    # left eye at +X first
     return parts[0], parts[1]
+
+
+def mesh_parts(num_vertices: int, faces: np.ndarray) -> np.ndarray:
+    """int64 [V] connected-part label of every vertex (0 … parts − 1), by min-label propagation along the
+    triangles' edges with pointer jumping (a handful of vectorised passes for a head mesh)."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    labels = np.arange(num_vertices)
+    while True:
+        low = np.minimum(labels[edges[:, 0]], labels[edges[:, 1]])
+        new = labels.copy()
+        np.minimum.at(new, edges[:, 0], low)
+        np.minimum.at(new, edges[:, 1], low)
+        np.minimum.at(new, labels, new)                                      # a root takes its part's low
+        new = new[new]                                                       # pointer jumping
+        if np.array_equal(new, labels):
+            return np.unique(labels, return_inverse=True)[1]
+        labels = new

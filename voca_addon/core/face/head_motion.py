@@ -20,14 +20,13 @@ steps, per frame at ``fps``:
 Output: rotation vectors float32 [F, 3] radians in FLAME's head frame (X right, Y up, Z forward): the
 neck pose of a FLAME rig (``pose[:, 1]``), or the head object's rotation when there is no rig.
 
-Contract: numpy + scipy + stdlib (+ :mod:`.prosody`); pure functions, any thread.
+Contract: numpy + stdlib (+ :mod:`.prosody`); pure functions, any thread.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from ..errors import InputError
 from .prosody import Prosody
@@ -37,12 +36,12 @@ RAISE_RAD_PER_ST = 0.005    # rad (≈ 0.29°) of head-up per semitone of pitch 
 EMPHASIS_S = 0.12           # s, smoothing of the loudness rise (about a syllable)
 TURN_RAD = 0.06             # rad (≈ 3.4°) standard deviation of the posture's turn per phrase
 TILT_RAD = 0.035            # rad (≈ 2.0°) standard deviation of the posture's tilt per phrase
-POSTURE_S = 0.5             # s, time constant of the move to a new posture
-DRIFT_HZ = 0.15             # Hz, cut-off of the slow drift
+POSTURE_S = 0.4             # s, smoothing of the move to a new posture
+DRIFT_S = 1.0               # s, smoothing of the slow drift (−3 dB at ≈ 0.19 Hz)
 DRIFT_RAD = 0.02            # rad (≈ 1.1°) standard deviation of the drift per axis
-SMOOTHNESS_S = 0.08         # s, default smoothing time constant (cut-off ≈ 2 Hz)
+SMOOTHNESS_S = 0.08         # s, default smoothing (−3 dB at ≈ 2.3 Hz)
 MAX_STRENGTH = 5.0
-FILTER_ORDER = 2
+GAUSS_TRUNCATE = 4.0        # the Gaussian kernel reaches ±4 standard deviations
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,17 @@ def speech_signals(prosody: Prosody) -> tuple:
 
 
 def _smooth(x: np.ndarray, seconds: float, fps: float) -> np.ndarray:
-    """Zero-phase Butterworth low-pass at 1 / (2π · seconds) Hz (identity when that is above Nyquist)."""
-    cutoff = 1.0 / (2.0 * np.pi * seconds) if seconds > 0 else np.inf
-    if cutoff >= 0.45 * fps or x.shape[0] < 16:
+    """Zero-phase Gaussian low-pass of ``x`` [F] or [F, C] along frames, σ = ``seconds`` (edges reflected)."""
+    sigma = seconds * fps
+    if sigma < 0.5 or x.shape[0] < 2:
         return x
-    b, a = signal.butter(FILTER_ORDER, cutoff, fs=fps)
-    return signal.filtfilt(b, a, x, axis=0, padlen=min(x.shape[0] - 1, 3 * max(len(a), len(b)) * 4))
+    half = int(np.ceil(GAUSS_TRUNCATE * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    columns = x.reshape(x.shape[0], -1)
+    padded = np.pad(columns, ((half, half), (0, 0)), mode="symmetric")
+    out = np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(columns.shape[1])], axis=1)
+    return out.reshape(x.shape)
 
 
 def emphasis(loudness: np.ndarray, fps: float) -> np.ndarray:
@@ -90,14 +94,12 @@ def phrase_posture(prosody: Prosody, rng: np.random.Generator) -> np.ndarray:
     boundaries = np.concatenate([[0], starts, [prosody.num_frames]])
     targets = rng.standard_normal((boundaries.size - 1, 2)) * (TURN_RAD, TILT_RAD)
     held = np.repeat(targets, np.diff(boundaries), axis=0)
-    alpha = 1.0 - np.exp(-1.0 / (POSTURE_S * prosody.fps))                   # one-pole easing
-    b, a = [alpha], [1.0, alpha - 1.0]
-    return signal.lfilter(b, a, held, axis=0, zi=np.outer([1 - alpha], held[0]))[0]
+    return _smooth(held, POSTURE_S, prosody.fps)
 
 
 def drift(num_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
     """Step 4: float64 [F, 3] slow noise, ``DRIFT_RAD`` standard deviation per axis."""
-    noise = _smooth(rng.standard_normal((num_frames, 3)), 1.0 / (2.0 * np.pi * DRIFT_HZ), fps)
+    noise = _smooth(rng.standard_normal((num_frames, 3)), DRIFT_S, fps)
     std = noise.std(axis=0)
     return noise / np.where(std > 0, std, 1.0) * DRIFT_RAD
 

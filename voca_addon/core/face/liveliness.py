@@ -10,8 +10,8 @@ model → :mod:`.flame_model`) and returns a :class:`Liveliness` of plain arrays
 The Blink shape comes from ``blink_source`` (files, see :func:`.blink.load_blink_shape`), else from
 ``flame_model`` (VOCA's blink expression), else from the artist's key marked as the blink (Blender).
 
-Contract: numpy + scipy + stdlib (+ the core modules named above); pure functions, any thread (the
-worker thread calls :func:`compute_liveliness`).
+Contract: numpy + stdlib (+ the core modules named above; no scipy, which Blender's Python lacks); pure
+functions, any thread (the worker thread calls :func:`load_assets`).
 """
 from __future__ import annotations
 

@@ -12,10 +12,11 @@ from the audio itself, one value per animation frame at ``t_f = f / fps``:
    and the frame is speech (4.); then ``F0 = rate / τ*`` Hz, else NaN.
 4. **Speech activity.** ``E_f`` above ``max(E₉₅ − ACTIVITY_RANGE_DB, E₅ + ACTIVITY_FRACTION (E₉₅ − E₅))``
    (``E_p`` the p-th percentile of the frames above digital silence: the noise floor and the loud
-   frames), gaps shorter than
-   ``MIN_PAUSE_S`` closed and bursts shorter than ``MIN_SPEECH_S`` dropped (``scipy.ndimage``).
+   frames; never above ``E₉₅ − LOUD_MARGIN_DB``), gaps shorter than
+   ``MIN_PAUSE_S`` inside speech closed and bursts shorter than ``MIN_SPEECH_S`` dropped.
 
-Contract: numpy + scipy + stdlib (+ :mod:`..speech.audio`); pure functions, any thread. Audio in the
+Contract: numpy + stdlib (+ :mod:`..speech.audio`); no scipy, which Blender's Python lacks (the living face
+runs inside Blender); pure functions, any thread. Audio in the
 int16 scale of :class:`~voca_addon.core.speech.audio.Audio`.
 """
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage
 
 from ..errors import InputError
 from ..speech.audio import Audio, to_mono
@@ -35,6 +35,7 @@ VOICING_THRESHOLD = 0.45    # normalised autocorrelation peak above which a fram
 OCTAVE_RATIO = 0.9          # the shortest lag within this ratio of the best peak wins (no octave drops)
 ACTIVITY_RANGE_DB = 30.0    # dB below the loud (95th percentile) frames that can still count as speech
 ACTIVITY_FRACTION = 0.3     # of the way from the noise floor (5th percentile) up to the loud frames
+LOUD_MARGIN_DB = 6.0        # dB: a frame this close to the loud frames is speech (a steady voice)
 MIN_PAUSE_S = 0.15          # s, shorter silences are within a phrase (stop closures, breaths)
 MIN_SPEECH_S = 0.06         # s, shorter bursts are clicks, not speech
 INT16_FULL_SCALE = 32768.0
@@ -112,9 +113,9 @@ def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
     """Step 3: float64 [F] F0 in Hz by normalised autocorrelation, NaN where unvoiced."""
     width = windows.shape[1]
     centred = windows - windows.mean(axis=1, keepdims=True)
-    size = fft.next_fast_len(2 * width, real=True)                           # ≥ 2W: no circular wrap
-    spectrum = fft.rfft(centred, n=size, axis=1)
-    r = fft.irfft(np.abs(spectrum) ** 2, n=size, axis=1)[:, :width]          # r(τ), τ = 0..W−1
+    size = 1 << int(2 * width - 1).bit_length()                              # ≥ 2W (no wrap), a power of 2
+    spectrum = np.fft.rfft(centred, n=size, axis=1)
+    r = np.fft.irfft(np.abs(spectrum) ** 2, n=size, axis=1)[:, :width]       # r(τ), τ = 0..W−1
     lo = int(np.ceil(rate / F0_MAX_HZ))                                      # lags of F0_MAX..F0_MIN
     hi = min(int(np.floor(rate / F0_MIN_HZ)), width - 1)
     if hi <= lo:
@@ -138,9 +139,24 @@ def speech_activity(energy_db: np.ndarray, fps: float) -> np.ndarray:
     """Step 4: bool [F], True while speaking (loud enough, short gaps closed, short bursts dropped)."""
     sound = energy_db[energy_db > DIGITAL_SILENCE_DB]
     floor, top = np.percentile(sound if sound.size else energy_db, [5, 95])
-    loud = energy_db > max(top - ACTIVITY_RANGE_DB, floor + ACTIVITY_FRACTION * (top - floor))
-    gap = max(int(round(MIN_PAUSE_S * fps)), 1)
-    burst = max(int(round(MIN_SPEECH_S * fps)), 1)
-    padded = np.pad(loud, gap)                                               # closing must not eat edges
-    closed = ndimage.binary_closing(padded, structure=np.ones(gap, bool))[gap:-gap]
-    return ndimage.binary_opening(closed, structure=np.ones(burst, bool))
+    threshold = max(top - ACTIVITY_RANGE_DB, floor + ACTIVITY_FRACTION * (top - floor))
+    loud = (energy_db > min(threshold, top - LOUD_MARGIN_DB)) & (energy_db > DIGITAL_SILENCE_DB)
+    closed = _drop_short_runs(loud, False, MIN_PAUSE_S * fps, inner_only=True)   # short gaps → speech
+    return _drop_short_runs(closed, True, MIN_SPEECH_S * fps)                   # short bursts → silence
+
+
+def _drop_short_runs(mask: np.ndarray, value: bool, shorter_than: float, inner_only: bool = False) -> np.ndarray:
+    """``mask`` with every run of ``value`` shorter than ``shorter_than`` frames flipped (bool [F]).
+
+    ``inner_only``: only runs with other values on both sides (a gap inside speech, not the silence
+    before the first word or after the last).
+    """
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask == value, [False]]).astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]                                  # runs of `value`: [start, end)
+    short = (ends - starts) < shorter_than
+    if inner_only:
+        short &= (starts > 0) & (ends < mask.size)
+    out = mask.copy()
+    for start, end in zip(starts[short], ends[short]):                       # a few runs per second
+        out[start:end] = not value
+    return out
