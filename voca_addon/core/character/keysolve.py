@@ -32,6 +32,7 @@ KEY_SHARE = 0.01         # keys whose region norm is below this share of the lar
 SMOOTHNESS = 0.02        # λ relative to the mean eigenvalue of G
 MAX_ITERATIONS = 2000
 TOLERANCE = 1e-5         # ADMM residuals relative to √(F·J)
+CHUNK_FRAMES = 128
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,15 @@ class KeySolution:
 
 
 def motion_region(animation: ShapeKeyAnimation) -> np.ndarray:
-    """Vertices where the animation moves (range ≥ ``REGION_SHARE`` of the largest), int64 [R]."""
-    frames = animation.vertices()                                        # [F, V, 3]
-    span = np.linalg.norm(frames.max(axis=0) - frames.min(axis=0), axis=1)
+    """Vertices where the animation moves (range ≥ ``REGION_SHARE`` of the largest), int64 [R].
+
+    The range includes the rest shape, so a constant offset (VOCA's bias) counts as motion too.
+    """
+    low = high = animation.template.astype(np.float64)
+    for start in range(0, animation.num_frames, CHUNK_FRAMES):           # bounded memory
+        frames = animation.vertices(range(start, min(start + CHUNK_FRAMES, animation.num_frames)))
+        low, high = np.minimum(low, frames.min(axis=0)), np.maximum(high, frames.max(axis=0))
+    span = np.linalg.norm(high - low, axis=1)
     if not span.max() > 0:
         raise InputError("the animation does not move; there is nothing to drive the keys with.")
     return np.flatnonzero(span >= REGION_SHARE * span.max())
