@@ -256,13 +256,14 @@ def cmd_animate(args) -> None:
     scene, new = _open_scene(bpy, scene_in)
     if args.fps or new:
         set_scene_fps(scene, args.fps or DEFAULT_FPS)
-    head = find_head(bpy, scene, args.object)
+    from .blender import heads
+    head = heads.find_head(bpy.context, scene, args.object)
     settings = pipeline.AnimateSettings(
         audio_path=audio, voca_path=args.voca, deepspeech_path=args.deepspeech, template_path=args.template,
         condition=condition, emotion=args.emotion, emotion_source=args.emotion_source,
         strength=args.strength, start_frame=args.start_frame, mode=args.mode,
         emotion_neutral=_existing(args.emotion_neutral, "Neutral mesh"), channel=args.channel,
-        head_rest=None if head is None else rest_shape(head), liveliness=liveliness_settings(args))
+        head_rest=None if head is None else heads.rest_shape(head), liveliness=liveliness_settings(args))
     pipeline.validate_settings(settings)        # every missing model file at once; no template for a head
     if head is None:
         head = pipeline.ensure_head(bpy.context, args.template)
@@ -307,42 +308,6 @@ def _render_progress():
     from .core.progress import ProgressPrinter
     printer = ProgressPrinter()
     return lambda done, total: printer(done / total, f"rendering {total} frames")
-
-
-def rest_shape(obj):
-    """float64 [V, 3]: ``obj``'s rest shape (its Basis shape key, else its mesh), the animation's template."""
-    import numpy as np
-    keys = obj.data.shape_keys
-    points = keys.reference_key.data if keys is not None and keys.reference_key is not None else obj.data.vertices
-    flat = np.empty(len(points) * 3, np.float32)
-    points.foreach_get("co", flat)
-    return flat.reshape(-1, 3).astype(np.float64)
-
-
-def find_head(bpy, scene, name: Optional[str] = None):
-    """The head named ``name``; else the active usable FLAME head, else the scene's only one, else None.
-    Several heads and none active: the user must name one."""
-    from .blender import pipeline
-    if name:
-        obj = scene.objects.get(name)
-        problem = pipeline.target_problem(obj) if obj is not None else f"The scene has no object '{name}'."
-        if problem:
-            raise InputError(problem)
-        return obj
-    active = bpy.context.view_layer.objects.active if bpy.context.scene == scene else None
-    if active is not None and pipeline.target_problem(active) is None:
-        return active
-    heads = [o for o in scene.objects if pipeline.target_problem(o) is None]
-    if len(heads) > 1:
-        raise InputError(f"The scene has {len(heads)} FLAME heads ({', '.join(o.name for o in heads)}) and "
-                         "none is active; choose one with --object NAME.")
-    return heads[0] if heads else None
-
-
-def find_or_add_head(bpy, scene, template, name: Optional[str] = None):
-    """:func:`find_head`, else a new head from the template."""
-    from .blender import pipeline
-    return find_head(bpy, scene, name) or pipeline.ensure_head(bpy.context, template)
 
 
 def _sequence_fps(source: str) -> Optional[float]:
