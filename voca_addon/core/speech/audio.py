@@ -355,7 +355,8 @@ def select_channel(audio: Audio, channel=0) -> Audio:
     mono = to_mono(audio, channel)
     if audio.channels > 1 and not np.any(mono):
         raise AudioError(f"'{audio.path}': channel {channel} of its {audio.channels} channels is silent. Choose "
-                         "another channel (--channel N, from 0) or --channel mix.")
+                         "another channel (from 0) or 'mix', the mean of all channels (--channel N|mix on the "
+                         "command line).")
     return Audio(samples=_freeze(mono), rate=audio.rate, path=audio.path)
 
 
