@@ -256,6 +256,7 @@ def _cmd_blender(args) -> None:
 
 COMMANDS = {"features": _cmd_features, "infer": _cmd_infer, "bench": _cmd_bench}
 COMMANDS.update({name: _cmd_blender for name in ("animate", "import-sequence", "export-pc2", "export-obj")})
+COMMANDS["retarget"] = _cmd_blender     # voca_addon.retarget_cli, through headless.HANDLERS
 COMMANDS["train"] = _cmd_train
 
 

@@ -89,6 +89,8 @@ def add_commands(sub) -> None:
         e.add_argument("--object", metavar="NAME", help="the head (default: the active or only animated mesh)")
         e.add_argument("--overwrite", action="store_true", help="replace an earlier export in " +
                        ("FOLDER" if name == "export-obj" else "F.pc2"))
+    from . import retarget_cli              # retarget: VOCA's motion onto any head mesh (argparse at import)
+    retarget_cli.add_parser(sub)
 
 
 def _channel(text: str):
@@ -364,6 +366,14 @@ def cmd_export(args) -> None:
 
 HANDLERS = {"animate": cmd_animate, "import-sequence": cmd_import_sequence,
             "export-pc2": cmd_export, "export-obj": cmd_export}
+
+
+def cmd_retarget(args) -> None:
+    from . import retarget_cli
+    retarget_cli.run(args)
+
+
+HANDLERS["retarget"] = cmd_retarget
 
 
 def run(args):

@@ -1,0 +1,153 @@
+"""``retarget``: VOCA's motion from a FLAME sequence onto any head mesh, into a .blend.
+
+    python -m voca_addon retarget SOURCE --target MESH --landmarks PAIRS --out OUT.blend
+        [--target-keys FOLDER] [--curves OUT.csv|OUT.json] [--template FLAME.ply] [--audio WAV]
+        [--fps F] [--overwrite]
+
+(and the same after ``blender -b -P voca_addon/headless.py --``). SOURCE: an ``infer`` result or any
+``.npz``/``.npy`` with ``vertices`` [frames, 5023, 3] (or a folder of per-frame meshes). MESH: ``.obj`` /
+``.ply`` of any topology. PAIRS: lines ``flame_vertex target_vertex``. FOLDER: OBJs with the target's
+topology, one per shape key named by its stem (``Neutral.obj`` = rest shape).
+
+Without ``--target-keys`` the target gets the transferred keys (50 + bias, VOCA's weights); with it,
+the rig's own keys driven by solved weights, and ``--curves`` writes them (Live Link Face CSV or JSON).
+Every input is read and checked, and the fit, transfer and solve are computed, before Blender is
+touched: a refused input changes nothing.
+
+Contract: argparse + core at import; ``bpy`` only when writing the .blend.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .core.errors import InputError
+
+DEFAULT_FPS = 60.0
+
+
+def add_parser(sub) -> None:
+    """Add the ``retarget`` subcommand to an ``add_subparsers`` object."""
+    r = sub.add_parser("retarget", help="VOCA's motion onto any head mesh (fit, transfer, own keys) → .blend")
+    r.add_argument("source", help="infer result / .npz / .npy with vertices [F, 5023, 3], or a folder of frames")
+    r.add_argument("--target", required=True, metavar="MESH", help="the character's head, .obj or .ply")
+    r.add_argument("--landmarks", required=True, metavar="PAIRS", help="text file of 'flame_vertex "
+                   "target_vertex' lines (at least 4; the 68 iBUG points are best)")
+    r.add_argument("--out", required=True, metavar="OUT.blend")
+    r.add_argument("--target-keys", metavar="FOLDER", help="the rig's keys as OBJs (drive them instead of "
+                   "adding VOCA's keys)")
+    r.add_argument("--curves", metavar="OUT.csv", help="with --target-keys: the key curves as a Live Link "
+                   "Face .csv or a .json")
+    r.add_argument("--template", metavar="MESH", help="FLAME template (default ~/voca_models/FLAME_sample.ply)")
+    r.add_argument("--audio", metavar="WAV", help="sound to add at the first frame")
+    r.add_argument("--fps", type=float, help="the source's frame rate (default: the .npz's, else 60)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing --out / --curves files")
+
+
+@dataclass(frozen=True)
+class Retarget:
+    """Everything computed before Blender: the fit, the motion on the target, the rig's solved keys."""
+
+    target: object          # meshio.Mesh
+    fit: object             # character.fit.Fit
+    motion: object          # ShapeKeyAnimation on the target
+    keys: Optional[object]  # keyfiles.KeySet
+    solution: Optional[object]  # keysolve.KeySolution
+
+
+def _paths(args):
+    from .core import outputs
+    from pathlib import Path
+    out = outputs.check_output(args.out, "--out", (".blend",), args.overwrite)
+    curves = None
+    if args.curves:
+        if not args.target_keys:
+            raise InputError("--curves needs --target-keys: the curves are the weights of the rig's own keys.")
+        curves = outputs.check_output(args.curves, "--curves", (".csv", ".json"), args.overwrite)
+    for path, what in ((args.source, "SOURCE"), (args.target, "--target"), (args.landmarks, "--landmarks"),
+                       (args.audio, "--audio")):
+        if path is not None and not os.path.exists(path):
+            raise InputError(f"{what} '{path}' was not found. Check the path.")
+    outputs.check_distinct({"--out": out} | ({"--curves": curves} if curves else {}),
+                           {"SOURCE": args.source, "--target": args.target, "--audio": args.audio})
+    return str(out), (str(curves) if curves else None)
+
+
+def compute(args) -> Retarget:
+    """Read and check every input, then fit, transfer and (with --target-keys) solve. No bpy."""
+    from .core.animation import sequences
+    from .core.character import fit as fitting, keyfiles, keysolve, landmarks, transfer
+    from .core.face import meshio
+    from .core.models import modelfiles
+    if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
+        raise InputError(f"--fps must be a positive number, got {args.fps}.")
+    template_path = modelfiles.resolve_template(args.template)
+    target = meshio.read_mesh(args.target)
+    fitting.check_target(target.vertices, target.faces, f"'{args.target}'")
+    flame_ids, target_ids = landmarks.read_pairs(args.landmarks)
+    keys = keyfiles.read_key_folder(args.target_keys, target) if args.target_keys else None
+    anim = sequences.import_sequence(args.source, template_path, fps=args.fps)
+    template = meshio.read_mesh(template_path)
+    fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
+                             flame_ids, target_ids)
+    motion = transfer.transfer(anim, fit, target.vertices)
+    solution = keysolve.solve_keys(motion, keys.deltas, keys.names) if keys is not None else None
+    return Retarget(target, fit, motion, keys, solution)
+
+
+def _report(result: Retarget) -> str:
+    r = result.fit.residuals
+    text = (f"fit: scale {r['scale']:.4g} ({r['unit']}), landmarks {r['landmarks_aligned']['mean']:.2f} mm "
+            f"after alignment, {r['landmarks_registered']['mean']:.2f} mm after registration (max "
+            f"{r['landmarks_registered']['max']:.2f}), surface {r['surface']['mean']:.2f} mm mean")
+    if result.solution is not None:
+        s, scale = result.solution.report, result.fit.similarity.scale
+        text += (f"; keys: {s['mean_error'] / scale * 1e3:.2f} mm mean / {s['p95_error'] / scale * 1e3:.2f} mm "
+                 f"p95 error, {s['explained']:.0%} of the motion explained")
+    return text
+
+
+def write_curves(path: str, result: Retarget) -> None:
+    from .core.character import arkit
+    sol = result.solution
+    if path.lower().endswith(".csv"):
+        arkit.write_live_link_csv(path, sol.weights, sol.names, result.motion.fps)
+    else:
+        arkit.write_curves_json(path, sol.weights, sol.names, result.motion.fps, sol.report)
+
+
+def run(args) -> None:
+    """The whole command (user errors raise VocaError for the CLI's guard)."""
+    out, curves = _paths(args)
+    result = compute(args)
+    from . import headless
+    bpy = headless._import_bpy("retarget")
+    from .blender import character_writer, compat, writer
+    scene, _ = headless._open_scene(bpy, None)
+    headless.set_scene_fps(scene, result.motion.fps)
+    name = os.path.splitext(os.path.basename(args.target))[0] or "Character"
+    obj = character_writer.build_target(name, result.target.vertices, result.target.faces, scene.collection)
+    start = scene.frame_start
+    if result.solution is None:
+        report = writer.write_animation(obj, result.motion, scene, start, name_prefix="VOCA")
+        end, what = report.frame_end, f"{len(result.motion.names)} transferred keys + bias"
+    else:
+        character_writer.add_rig_keys(obj, result.keys.rest, result.keys.names, result.keys.deltas)
+        character_writer.drive_keys(obj, result.solution.names, result.solution.weights, result.motion.fps,
+                                    scene, start)
+        end, what = start + result.motion.resampled(writer.scene_fps(scene)).num_frames - 1, \
+            f"its {len(result.keys.names)} own keys driven"
+    writer.set_frame_range(scene, start, end)
+    if args.audio and compat.HAS_AUDIO:
+        writer.add_sound_strip(scene, args.audio, start)
+    elif args.audio:
+        print(f"warning: {compat.NO_AUDIO_MESSAGE}")
+    if curves:
+        write_curves(curves, result)
+    headless.save_blend(bpy, out)
+    print(_report(result))
+    print(f"wrote {out}: '{obj.name}' ({len(result.target.vertices)} vertices), {what}, frames {start}-{end}"
+          + (f"; curves {curves}" if curves else ""))
