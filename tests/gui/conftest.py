@@ -37,6 +37,7 @@ SETUP_LIMIT = 1800              # s: making the chroot (download + install, ~1 m
 CLIP_REPEATS = 8                # the reference sentence (5.1 s) this many times: a 41 s clip
 START_FRAME = 10                # the run's start frame (not the scene's start: the panel's option)
 CONDITION = 5                   # speaking style chosen in the panel
+RERUN_CONDITION = 2             # the style of the second run (the one undone and redone)
 EMOTION, STRENGTH, EASE = "happy", 0.8, 6
 DOC_PICTURES = ("gui-panel.png", "gui-emotions.png", "gui-model-files.png",
                 "gui-progress.png", "gui-error.png", "gui-not-flame.png", "gui-internal-error.png")
@@ -106,7 +107,7 @@ def session_config(out: Path, archive: Path, voca_ckpt, ds_small_pb, shared_data
         "out": str(out), "zip": str(archive), "voca": str(voca_ckpt), "deepspeech": str(ds_small_pb),
         "template": str(shared_data / "flame" / "FLAME_sample.ply"),
         "audio": str(write_clip(shared_data / "audio" / "test_sentence.wav", out / "speech.wav")),
-        "condition": CONDITION, "emotion": EMOTION, "strength": STRENGTH, "ease": EASE,
+        "condition": CONDITION, "rerun_condition": RERUN_CONDITION, "emotion": EMOTION, "strength": STRENGTH, "ease": EASE,
         "emotion_source": str(shared_data / "emotions" / "seed_emotion_offsets.npz"),
         "start": START_FRAME, "picture_after": 0.3, "missing": str(out / "no-such-folder" / "gstep_52280.model"),
     }

@@ -10,7 +10,8 @@ file before and after (:func:`gui_scene.snapshot`) so the pytest side can check 
 * Esc pressed with xdotool over the 3D Viewport while the worker runs;
 * the full run, watched tick by tick (progress, responsiveness, a mid-run screenshot of the progress
   bar), with the head's evaluated vertices saved at five frames for the comparison with the engine;
-* Undo (``ed.undo`` in the window) and Redo; the Emotions sub-panel's buttons; Remove VOCA animation.
+* a second run with another style, undone with Ctrl+Z and redone with Ctrl+Shift+Z (keys pressed over the
+  viewport); the Emotions sub-panel's buttons; Remove VOCA animation.
 
 Contract: imports ``bpy``, ``numpy`` and the suite's in-Blender modules; main thread only.
 """
@@ -151,8 +152,6 @@ def _workers() -> list:
 def animate(config, entry):
     """The full run: progress over time with the timeline scrubbed meanwhile, a progress-bar picture,
     then the result (vertices at five frames, sound strip, frame range) and a snapshot."""
-    with screen.override("WINDOW"):
-        bpy.ops.ed.undo_push(message="before VOCA")        # the artist's last edit, as an undo step
     SHARED["before"] = gui_scene.snapshot()
     ui = screen.rect_of(screen.region("UI"))
     grabbed = {}
@@ -203,15 +202,25 @@ def _result(config) -> dict:
 
 
 def undo_redo(config, entry):
-    """Edit › Undo in the window removes the whole run; Redo brings it back."""
+    """Run again with another speaking style (it replaces the first run), then Ctrl+Z over the viewport
+    removes that whole run and Ctrl+Shift+Z brings it back (no frame scrubbed in between: a frame
+    change is an undo step of its own in Blender)."""
+    scene().voca.condition = str(config["rerun_condition"])
     with screen.override("WINDOW"):
-        entry["undo"] = sorted(bpy.ops.ed.undo())
+        bpy.ops.ed.undo_push(message="style changed")         # the artist's edit, as an undo step
     yield from redraw(0.3)
-    entry["undo_changes"] = gui_scene.changes(SHARED.get("before", {}), gui_scene.snapshot())
-    with screen.override("WINDOW"):
-        entry["redo"] = sorted(bpy.ops.ed.redo())
-    yield from redraw(0.3)
-    entry["redo_changes"] = gui_scene.changes(SHARED.get("after", {}), gui_scene.snapshot())
+    before = gui_scene.snapshot()
+    run = entry.setdefault("run", {})
+    yield from gui_runs.watch_run(run, config["out"], timeout=120.0, scrub=False)
+    after = gui_scene.snapshot()
+    entry["run_changes"] = [c[0] for c in gui_scene.changes(before, after)]
+    viewport = screen.centre(screen.rect_of(screen.region("WINDOW")))
+    screen.press("ctrl+z", viewport)
+    entry["undone"] = yield from wait_until(lambda: gui_scene.snapshot() != after, 15.0, 0.3)
+    entry["undo_changes"] = gui_scene.changes(before, gui_scene.snapshot())
+    screen.press("ctrl+shift+z", viewport)
+    entry["redone"] = yield from wait_until(lambda: gui_scene.snapshot() != before, 15.0, 0.3)
+    entry["redo_changes"] = gui_scene.changes(after, gui_scene.snapshot())
 
 
 def _invoke(name: str, **props) -> list:

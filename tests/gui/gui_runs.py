@@ -1,10 +1,11 @@
 """Waiting in the window, and one Animate-from-audio run watched tick by tick.
 
 Runs INSIDE Blender. :func:`wait_until` and :func:`redraw` are generator helpers for scenarios (``yield
-from``). :func:`watch_run` invokes ``voca.animate_from_audio`` with ``INVOKE_DEFAULT`` in the sidebar's
-context (the modal path a button click takes) and, on a short timer of its own, records what the artist
-would see: the progress fraction and stage, whether the timer kept firing (its longest gap), and the
-current frame, which it changes on every tick like a person scrubbing the timeline.
+from``). :func:`watch_run` clicks **Animate from audio** (found by :func:`tool_buttons`; the modal path)
+and, on a short timer of its own, records what the artist would see: the progress fraction and stage,
+whether the timer kept firing (its longest gap), and the current frame, which it changes on every tick
+by clicking the timeline's frame numbers, like a person scrubbing. :func:`info_reports` reads every
+report of the session from the Info editor (what the status bar showed).
 
 Contract: imports ``bpy`` and :mod:`gui_screen`; main thread only.
 """
@@ -20,6 +21,7 @@ import gui_screen as screen
 
 TICK = 0.05                     # s between two looks at a running job
 ANIMATE_BUTTON = 1              # Animate from audio: the panel's second operator button
+SCRUB_STRIP = 20                # pixels: the timeline's strip of frame numbers, at the top of its region
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, step: float = TICK):
@@ -119,6 +121,13 @@ def info_reports() -> list:
         timeline.ui_type = kept
 
 
+def timeline_point(i: int) -> tuple:
+    """An X11 point on the timeline's scrubbing strip (its top row of frame numbers), ``i``-th of ten
+    spread over its width: a click there sets the current frame, as a person scrubs."""
+    left, top, width, _ = screen.rect_of(screen.region("WINDOW", screen.area("DOPESHEET_EDITOR")))
+    return left + 60 + (i % 10) * (width - 120) // 10, top + SCRUB_STRIP // 2
+
+
 def invoke_animate() -> dict:
     """``voca.animate_from_audio('INVOKE_DEFAULT')`` from the sidebar; the result set or the error text."""
     try:
@@ -140,7 +149,7 @@ def watch_run(entry: dict, out: str, timeout: float = 60.0, scrub: bool = True,
     reports = len(info_reports())
     entry["clicked"] = yield from click_animate(out)
     t0 = time.monotonic()
-    samples, last, frame = [], t0, start_frame
+    samples, last = [], t0
     max_gap = 0.0
     while running() and time.monotonic() - t0 < timeout:
         yield TICK
@@ -148,8 +157,7 @@ def watch_run(entry: dict, out: str, timeout: float = 60.0, scrub: bool = True,
         max_gap, last = max(max_gap, now - last), now
         props = scene().voca
         if scrub:                                   # the timeline stays usable meanwhile
-            frame = start_frame + len(samples) % 40
-            scene().frame_set(frame)
+            screen.click(timeline_point(len(samples)))
         sample = [round(now - t0, 3), round(props.progress, 4), props.progress_stage, scene().frame_current]
         samples.append(sample)
         if on_tick is not None and on_tick(sample):
