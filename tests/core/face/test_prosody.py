@@ -15,7 +15,7 @@ def test_prosody_pitch_of_a_harmonic_voice_is_its_fundamental(f0):
     voice = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8)) * 8000      # buzz, 7 harmonics
     pros = prosody.analyse(Audio(voice, rate), fps=30)
     inner = pros.f0_hz[2:-2]
-    assert np.all(np.isfinite(inner)) and np.all(np.abs(inner - f0) < 0.02 * f0)
+    assert np.all(np.isfinite(inner)) and np.all(np.abs(inner - f0) < 0.01 * f0)
 
 
 def test_prosody_finds_the_pauses_between_recordings(speech_minute):

@@ -5,7 +5,8 @@ from the audio itself, one value per animation frame at ``t_f = f / fps``:
 
 1. **Frames.** A ``WINDOW_S`` (40 ms) window of the mono signal (channel 0, like VOCA) centred on ``t_f``.
 2. **Energy.** ``E_f = 10 log10(mean(x²) + ε)`` dB re full scale.
-3. **Pitch.** The normalised autocorrelation ``r(τ) / r(0)`` (computed by FFT) is searched over the lags
+3. **Pitch.** On the signal decimated to ≥ ``PITCH_RATE_HZ`` (mean of each group of samples), the
+   normalised autocorrelation ``r(τ) / r(0)`` (computed by FFT) is searched over the lags
    of ``F0_MIN_HZ``..``F0_MAX_HZ``; the shortest lag whose peak is within ``OCTAVE_RATIO`` of the best
    one is the period (a periodic signal peaks again at 2T, 3T: the octave error); the frame is *voiced*
    when that peak exceeds ``VOICING_THRESHOLD``
@@ -32,6 +33,7 @@ WINDOW_S = 0.040            # s, analysis window centred on each frame
 F0_MIN_HZ = 70.0            # Hz, lowest pitch searched (deep male voice)
 F0_MAX_HZ = 400.0           # Hz, highest pitch searched (child / high female voice)
 VOICING_THRESHOLD = 0.45    # normalised autocorrelation peak above which a frame is voiced
+PITCH_RATE_HZ = 8000        # Hz, at least: the signal is box-filtered and decimated to this for pitch
 OCTAVE_RATIO = 0.9          # the shortest lag within this ratio of the best peak wins (no octave drops)
 ACTIVITY_RANGE_DB = 30.0    # dB below the loud (95th percentile) frames that can still count as speech
 ACTIVITY_FRACTION = 0.3     # of the way from the noise floor (5th percentile) up to the loud frames
@@ -70,7 +72,7 @@ class Prosody:
         return np.flatnonzero(np.diff(s) == -1) + 1
 
 
-def frame_windows(signal: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndarray:
+def frame_windows(signal: np.ndarray, rate: float, fps: float, num_frames: int) -> np.ndarray:
     """float64 [F, W]: the ``WINDOW_S`` windows centred on ``f / fps`` (zero outside the signal)."""
     width = max(int(round(WINDOW_S * rate)), 2)
     centres = np.round(np.arange(num_frames) * (rate / fps)).astype(np.int64)
@@ -104,20 +106,23 @@ def analyse(audio: Audio, fps: float, num_frames: int = None) -> Prosody:
     windows = frame_windows(signal, audio.rate, fps, num_frames)             # [F, W]
     energy_db = 10.0 * np.log10(np.mean(windows ** 2, axis=1) + EPS)        # step 2
     speaking = speech_activity(energy_db, fps)                               # step 4
-    f0 = pitch(windows, audio.rate)                                          # step 3
+    step = max(1, audio.rate // PITCH_RATE_HZ)                               # pitch needs ≤ 4 kHz
+    low = signal[:signal.size // step * step].reshape(-1, step).mean(axis=1)   # box filter + decimate
+    f0 = pitch(frame_windows(low, audio.rate / step, fps, num_frames), audio.rate / step)  # step 3
     f0[~speaking] = np.nan
     return Prosody(energy_db, f0, speaking, float(fps))
 
 
-def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
-    """Step 3: float64 [F] F0 in Hz by normalised autocorrelation, NaN where unvoiced."""
+def pitch(windows: np.ndarray, rate: float) -> np.ndarray:
+    """Step 3: float64 [F] F0 in Hz by normalised autocorrelation (peak refined to a fraction of a lag by
+    a parabola through its neighbours), NaN where unvoiced. ``rate`` in Hz of the windows' samples."""
     width = windows.shape[1]
     centred = windows - windows.mean(axis=1, keepdims=True)
     size = 1 << int(2 * width - 1).bit_length()                              # ≥ 2W (no wrap), a power of 2
     spectrum = np.fft.rfft(centred, n=size, axis=1)
     r = np.fft.irfft(np.abs(spectrum) ** 2, n=size, axis=1)[:, :width]       # r(τ), τ = 0..W−1
-    lo = int(np.ceil(rate / F0_MAX_HZ))                                      # lags of F0_MAX..F0_MIN
-    hi = min(int(np.floor(rate / F0_MIN_HZ)), width - 1)
+    lo = int(np.ceil(rate / F0_MAX_HZ)) + 1                                  # lags of F0_MAX..F0_MIN, with
+    hi = min(int(np.floor(rate / F0_MIN_HZ)) - 1, width - 1)                 # room for the sub-lag shift
     if hi <= lo:
         return np.full(windows.shape[0], np.nan)
     overlap = (width - np.arange(width)) / width                             # unbiased: r(τ)·W/(W−τ)
@@ -130,8 +135,13 @@ def pitch(windows: np.ndarray, rate: int) -> np.ndarray:
     run_end = np.where(breaks.any(axis=1), np.argmax(breaks, axis=1), lags.size)
     first_run = after & (lags < run_end[:, None])
     best = np.argmax(np.where(first_run, normalised, -np.inf), axis=1)       # its local maximum
-    peak = normalised[np.arange(len(best)), best]
-    f0 = rate / (lo + best).astype(np.float64)
+    rows = np.arange(len(best))
+    peak = normalised[rows, best]
+    left = normalised[rows, np.maximum(best - 1, 0)]
+    right = normalised[rows, np.minimum(best + 1, normalised.shape[1] - 1)]
+    curve = left - 2 * peak + right                                          # parabola through 3 lags
+    shift = np.divide(0.5 * (left - right), curve, out=np.zeros_like(curve), where=curve < 0)
+    f0 = rate / (lo + best + np.clip(shift, -0.5, 0.5))
     return np.where(peak > VOICING_THRESHOLD, f0, np.nan)
 
 
