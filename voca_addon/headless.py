@@ -299,6 +299,8 @@ def _write_outputs(bpy, scene, args, head, report) -> None:
             raise InputError(staged.user_message(str(exc))) from None
         staged.commit()
     print(f"wrote {out}: head '{head.name}', {report.summary()}")
+    if report.warning:
+        print(f"warning: {report.warning}")
     if video:
         print(f"wrote {video}: frames {result.frames[0]}-{result.frames[1]}, {result.seconds:.1f} s "
               f"({result.seconds_per_frame:.2f} s/frame), {result.bytes} bytes, "
@@ -343,6 +345,9 @@ def cmd_import_sequence(args) -> None:
     save_blend(bpy, args.out)
     print(f"wrote {args.out}: {report.frames_read} frames as {report.rank} shape keys on "
           f"'{report.obj.name}', frames {scene.frame_start}-{scene.frame_end} at {fps:g} fps")
+    if audio and not report.sound:
+        from .blender import compat
+        print(f"warning: {compat.NO_AUDIO_MESSAGE}")
 
 
 def cmd_export(args) -> None:

@@ -7,6 +7,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender import versions  # noqa: E402
+
 import voca_addon  # noqa: E402
 from voca_addon.blender import emotion_writer, writer  # noqa: E402
 from voca_addon.core.face import emotion_sources  # noqa: E402
@@ -49,16 +51,16 @@ def set_value(obj, key_name, value):
     obj.data.shape_keys.key_blocks[key_name].value = value
 
 
-def channelbag(obj):
+def curves_of(obj):
     action = obj.data.shape_keys.animation_data.action
-    return action.layers[0].strips[0].channelbags[0]
+    return versions.fcurves(action)
 
 
 def state(obj) -> tuple:
     key = obj.data.shape_keys
     names = [kb.name for kb in key.key_blocks] if key else []
     action = key.animation_data.action if key and key.animation_data else None
-    curves = [(fc.data_path, len(fc.keyframe_points)) for fc in channelbag(obj).fcurves] if action else []
+    curves = [(fc.data_path, len(fc.keyframe_points)) for fc in curves_of(obj)] if action else []
     return names, curves, len(bpy.data.actions)
 
 
@@ -120,7 +122,7 @@ def test_key_emotion_over_a_range_with_ease(head, scene, offsets):
     emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy"]))
     name = emotion_writer.key_emotion(head, "happy", 10, 60, 8, 1.5)
     assert name == "EMO happy"
-    (fcurve,) = channelbag(head).fcurves
+    (fcurve,) = curves_of(head)
     assert fcurve.group.name == emotion_writer.GROUP and head.data.shape_keys.animation_data.action[writer.OWNED]
     frames, values = core_emotions.ease_curve(10, 60, 8, 1.5)
     co = np.empty(len(fcurve.keyframe_points) * 2, np.float32)

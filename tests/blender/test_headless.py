@@ -14,6 +14,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender import versions  # noqa: E402
+
 from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_render import tracks  # noqa: E402
 from tests.core.test_isolation import BLOCKER  # noqa: E402
@@ -74,7 +76,7 @@ def open_blend(path):
 
 
 def sound_strips(scene):
-    return [s for s in scene.sequence_editor.strips if s.type == "SOUND"] if scene.sequence_editor else []
+    return [s for s in versions.strips(scene) if s.type == "SOUND"]
 
 
 def test_headless_animate_module_form_saves_the_animation(m, engine_output, tmp_path):

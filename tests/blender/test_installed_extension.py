@@ -29,12 +29,13 @@ SCRIPT = textwrap.dedent(f"""
     prefs.voca_path, prefs.deepspeech_path, prefs.template_path = voca, ds, template
     core = {{name.rpartition('.')[2]: importlib.import_module(MODULE + '.core.' + name)
              for name in ('engine', 'models.modelfiles', 'face.meshio')}}
+    compat = importlib.import_module(MODULE + '.blender.compat')
     anim = core['engine'].run(wav, core['modelfiles'].load_deepspeech(ds), core['modelfiles'].load_voca(voca),
                               core['meshio'].read_mesh(template).vertices, 3)
     with np.load(offsets) as z:
         names = [str(n) for n in z['names']]
         delta = z['offsets'][names.index('happy')] - z['offsets'][names.index('neutral')]
-    report = dict(installed=sorted(installed), engine_file=core['engine'].__file__,
+    report = dict(installed=sorted(installed), engine_file=core['engine'].__file__, audio=compat.HAS_AUDIO,
                   prefs_ok=[prefs.voca_ok, prefs.deepspeech_ok, prefs.template_ok], runs=[])
     for fps in (24, 30, 60):
         scene = bpy.data.scenes.new(f'fps{{fps}}')
@@ -47,9 +48,8 @@ SCRIPT = textwrap.dedent(f"""
         props.strength, props.ease_frames = 1.0, {EASE}
         animated = bpy.ops.voca.animate_from_audio()
         key = head.data.shape_keys
-        action = key.animation_data.action
-        (fcurve,) = [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
-                     for fc in bag.fcurves if fc.data_path == 'key_blocks["EMO happy"].value']
+        names = [kb.name for kb in key.key_blocks]
+        fcurve = compat.find_fcurve(key.animation_data, 'key_blocks["EMO happy"].value')
         resampled = anim.resampled(fps)
         n = resampled.num_frames
         errors, emotion = [], []
@@ -64,8 +64,14 @@ SCRIPT = textwrap.dedent(f"""
             emotion.append(weight)
             expected = resampled.vertices([i])[0] + weight * delta
             errors.append(float(np.abs(co.reshape(-1, 3) - expected).max()))
-        strips = [s for s in scene.sequence_editor.strips_all if s.get('voca_owned')]
+        editor = scene.sequence_editor
+        strips = [s for s in compat.all_sequencer_strips(editor) if s.get('voca_owned')] if editor else []
+        rerun = bpy.ops.voca.animate_from_audio()
+        same = [kb.name for kb in key.key_blocks] == names
+        removed = bpy.ops.voca.remove_animation()
+        left = [kb.name for kb in head.data.shape_keys.key_blocks] if head.data.shape_keys else []
         report['runs'].append(dict(fps=fps, added=sorted(added), animated=sorted(animated), errors=errors,
+                                   rerun=sorted(rerun), rerun_same=same, removed=sorted(removed), left=left,
                                    emotion=emotion, keys=len(key.key_blocks), frames=n,
                                    frame_range=[scene.frame_start, scene.frame_end],
                                    strips=[[s.frame_start, s.type] for s in strips]))
@@ -95,7 +101,9 @@ def test_installed_extension_animates_like_the_engine(archive, tmp_path, voca_ck
     for r in report["runs"]:
         assert r["added"] == r["animated"] == ["FINISHED"], r
         assert max(r["errors"]) <= TOLERANCE, r
-        assert r["strips"] == [[START, "SOUND"]] and r["frame_range"] == [START, START + r["frames"] - 1]
+        assert r["strips"] == ([[START, "SOUND"]] if report["audio"] else [])       # 4.2's PyPI bpy: no audio
+        assert r["frame_range"] == [START, START + r["frames"] - 1]
+        assert r["rerun"] == r["removed"] == ["FINISHED"] and r["rerun_same"] and r["left"] == [], r
         assert r["keys"] == 53 <= 60                        # Basis + 50 + bias + EMO happy
         assert r["emotion"][0] == 0 and r["emotion"][2] == pytest.approx(1.0), r   # 0 at start, peak inside
     assert [r["frames"] for r in report["runs"]] == [115, 144, 287]

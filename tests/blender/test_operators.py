@@ -14,6 +14,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender import versions  # noqa: E402
+
 import voca_addon  # noqa: E402
 from voca_addon.blender import (emotion_writer, operators, panel, pipeline, preferences,  # noqa: E402
                                 properties, writer)
@@ -84,7 +86,7 @@ def snapshot() -> dict:
         key = obj.data.shape_keys if obj.type == "MESH" else None
         state[obj.name] = [kb.name for kb in key.key_blocks] if key else []
     editor = scene.sequence_editor
-    state["strips"] = sorted((s.name, s.channel, s.frame_start) for s in editor.strips_all) if editor else None
+    state["strips"] = sorted((s.name, s.channel, s.frame_start) for s in versions.strips_all(scene)) if editor else None
     state["range"] = (scene.frame_start, scene.frame_end)
     return state
 
@@ -95,7 +97,7 @@ def set_fps(scene, fps):
 
 def owned_strips(scene):
     editor = scene.sequence_editor
-    return [s for s in editor.strips_all if s.get(writer.OWNED)] if editor else []
+    return [s for s in versions.strips_all(scene) if s.get(writer.OWNED)]
 
 
 def assert_matches(obj, scene, anim, start, evaluated, frames=None, extra=None):
@@ -182,9 +184,9 @@ def test_animate_with_emotion_from_delta_file(addon, head, paths, engine_anim, e
 
 def _state_of(obj):
     key = obj.data.shape_keys
-    bag = key.animation_data.action.layers[0].strips[0].channelbags[0]
+    curves = versions.fcurves(key.animation_data.action)
     return ([kb.name for kb in key.key_blocks], len(bpy.data.actions), len(owned_strips(bpy.context.scene)),
-            [(fc.data_path, len(fc.keyframe_points)) for fc in bag.fcurves])
+            [(fc.data_path, len(fc.keyframe_points)) for fc in curves])
 
 
 def test_animate_rerun_gives_the_same_scene(addon, head, paths, evaluated):
@@ -223,7 +225,7 @@ def test_animate_leaves_artist_data_untouched(addon, head, paths, engine_anim, e
     cube.keyframe_insert("location", index=0, frame=1)
     cube_action = cube.animation_data.action
     scene.sequence_editor_create()
-    music = scene.sequence_editor.strips.new_sound("music", str(paths["wav"]), 1, 1)
+    music = versions.new_sound_strip(scene, "music", paths["wav"], 1, 1)
     bpy.context.view_layer.objects.active = head
     for _ in range(2):
         assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
@@ -233,10 +235,10 @@ def test_animate_leaves_artist_data_untouched(addon, head, paths, engine_anim, e
     np.testing.assert_array_equal(writer._key_co(key.key_blocks["Smile"]), smile_co)
     assert cube.animation_data.action == cube_action and len(bpy.data.actions) == 2
     assert (music.name, music.channel, music.frame_start) == ("music", 1, 1)
-    assert len(scene.sequence_editor.strips_all) == 2 and owned_strips(scene)[0].channel == 2
+    assert len(versions.strips_all(scene)) == 2 and owned_strips(scene)[0].channel == 2
     assert bpy.ops.voca.remove_animation() == {"FINISHED"}
     assert [kb.name for kb in key.key_blocks] == ["Basis", "Smile"] and len(key.animation_data.drivers) == 1
-    assert list(scene.sequence_editor.strips_all) == [music] and list(bpy.data.actions) == [cube_action]
+    assert versions.strips_all(scene) == [music] and list(bpy.data.actions) == [cube_action]
 
 
 def test_animate_save_and_reopen(addon, head, paths, engine_anim, evaluated, tmp_path):

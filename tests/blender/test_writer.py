@@ -9,6 +9,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender import versions  # noqa: E402
+
 from voca_addon.blender import writer  # noqa: E402
 from voca_addon.core.errors import AudioError, InputError, MeshError, VocaError  # noqa: E402
 
@@ -45,11 +47,14 @@ def assert_exact(obj, scene, anim, start, evaluated, frames=None, reference=None
         assert error <= TOLERANCE, f"frame {frame}: {error:.3g} m"
 
 
-def channelbag(action):
-    (layer,) = action.layers
-    (strip,) = layer.strips
-    (bag,) = strip.channelbags
-    return bag
+def curves_of(action) -> list:
+    """The action's F-curves; with slotted actions (4.4+) they must all sit in one channelbag."""
+    if versions.compat.SLOTTED_ACTIONS:
+        (layer,) = action.layers
+        (strip,) = layer.strips
+        (bag,) = strip.channelbags
+        return list(bag.fcurves)
+    return versions.fcurves(action)
 
 
 def test_writer_build_head_keeps_vertex_order_and_tags(scene, flame):
@@ -88,8 +93,10 @@ def test_writer_shape_keys_evaluate_exactly(scene, flame, make_anim, evaluated, 
     assert report.keys_created == 52 and report.rescaled_keys == ()
     action = key.animation_data.action
     assert action[writer.OWNED] and len(bpy.data.actions) == 1
-    assert key.animation_data.action_slot.identifier == "KEVOCA"
-    curves = channelbag(action).fcurves
+    assert versions.compat.slot_identifier(key.animation_data) == (
+        "KEVOCA" if versions.compat.SLOTTED_ACTIONS else None)
+    assert action.id_root == "KEY" if not versions.compat.SLOTTED_ACTIONS else True
+    curves = curves_of(action)
     assert len(curves) == 51 and len(curves[0].keyframe_points) == resampled.num_frames
     assert {kp.interpolation for kp in curves[0].keyframe_points[:5]} == {"LINEAR"}
     assert_exact(obj, scene, resampled, 10, evaluated)
@@ -102,7 +109,7 @@ def test_writer_rerun_replaces(scene, flame, make_anim, evaluated):
     anim = make_anim(seed=2)
     writer.write_animation(obj, anim, scene, 1)
     assert snapshot() == state
-    assert len(channelbag(obj.data.shape_keys.animation_data.action).fcurves) == 51
+    assert len(curves_of(obj.data.shape_keys.animation_data.action)) == 51
     assert_exact(obj, scene, anim.resampled(24), 1, evaluated)
 
 
@@ -141,12 +148,12 @@ def test_writer_keeps_artist_curves_keyed_into_its_action(scene, flame, make_ani
     action = key.animation_data.action
     writer.write_animation(obj, anim, scene, 1)
     assert key.animation_data.action == action and len(bpy.data.actions) == 1
-    paths = [fc.data_path for fc in channelbag(action).fcurves]
+    paths = [fc.data_path for fc in curves_of(action)]
     assert len(paths) == 52 and 'key_blocks["Blink"].value' in paths
     assert_exact(obj, scene, anim.resampled(24), 1, evaluated)
     writer.remove_animation(obj)
     assert [kb.name for kb in key.key_blocks] == ["Basis", "Blink"]
-    assert [fc.data_path for fc in channelbag(action).fcurves] == ['key_blocks["Blink"].value']
+    assert [fc.data_path for fc in curves_of(action)] == ['key_blocks["Blink"].value']
     assert key.animation_data.action == action
 
 
@@ -159,8 +166,8 @@ def test_writer_duplicate_sharing_the_action_keeps_it(scene, flame, make_anim, e
     action = twin.data.shape_keys.animation_data.action
     assert action == obj.data.shape_keys.animation_data.action
     writer.write_animation(obj, make_anim(seed=5), scene, 1)
-    assert twin.data.shape_keys.animation_data.action == action and len(action.layers[0].strips)
-    assert len(channelbag(action).fcurves) == 51 and len(bpy.data.actions) == 2
+    assert twin.data.shape_keys.animation_data.action == action
+    assert len(curves_of(action)) == 51 and len(bpy.data.actions) == 2
     assert_exact(twin, scene, anim.resampled(24), 1, evaluated)
 
 
@@ -234,7 +241,7 @@ def test_writer_per_frame_mode(scene, flame, make_anim, evaluated):
     obj, anim = head(flame, scene), make_anim(frames=12)
     report = writer.write_animation(obj, anim, scene, 5, mode="per_frame")
     assert report.keys_created == 13 and len(obj.data.shape_keys.key_blocks) == 13
-    curves = channelbag(obj.data.shape_keys.animation_data.action).fcurves
+    curves = curves_of(obj.data.shape_keys.animation_data.action)
     assert [tuple(kp.co) for kp in curves[3].keyframe_points] == [(7, 0), (8, 1), (9, 0)]
     assert {kp.interpolation for kp in curves[3].keyframe_points} == {"CONSTANT"}
     assert_exact(obj, scene, anim, 5, evaluated, frames=list(range(12)))
@@ -245,23 +252,23 @@ def test_writer_per_frame_mode(scene, flame, make_anim, evaluated):
 def test_writer_sound_strip_replaces_only_its_own(scene, shared_data, tmp_path):
     wav = shared_data / "audio" / "test.wav"
     scene.sequence_editor_create()
-    theirs = scene.sequence_editor.strips.new_sound("music", str(wav), 1, 1)
+    theirs = versions.new_sound_strip(scene, "music", wav, 1, 1)
     strip = writer.add_sound_strip(scene, wav, 10)
     assert strip.frame_start == 10 and strip.channel == 2 and strip.name.startswith("VOCA")
     writer.add_sound_strip(scene, wav, 20)
-    strips = {s.name: s for s in scene.sequence_editor.strips_all}
+    strips = {s.name: s for s in versions.strips_all(scene)}
     assert len(strips) == 2 and strips["music"] == theirs
     (ours,) = [s for s in strips.values() if s.get(writer.OWNED)]
     assert ours.frame_start == 20 and len(bpy.data.sounds) == 2
-    before = snapshot(), [(s.name, s.channel, s.frame_start) for s in scene.sequence_editor.strips_all]
+    before = snapshot(), [(s.name, s.channel, s.frame_start) for s in versions.strips_all(scene)]
     with pytest.raises(AudioError, match="not found"):
         writer.add_sound_strip(scene, wav.with_name("missing.wav"), 1)
     (tmp_path / "text.wav").write_text("not audio")
     with pytest.raises(AudioError, match="cannot read"):
         writer.add_sound_strip(scene, tmp_path / "text.wav", 1)
     assert before == (snapshot(), [(s.name, s.channel, s.frame_start)
-                                   for s in scene.sequence_editor.strips_all])
-    assert writer.remove_sound_strips(scene) == 1 and list(scene.sequence_editor.strips) == [theirs]
+                                   for s in versions.strips_all(scene)])
+    assert writer.remove_sound_strips(scene) == 1 and versions.strips(scene) == [theirs]
     assert len(bpy.data.sounds) == 1
 
 
@@ -292,8 +299,10 @@ def test_writer_blend_file_roundtrip(scene, flame, make_anim, evaluated, tmp_pat
     key = obj.data.shape_keys
     assert len(key.key_blocks) == 52 and len(key[writer.OWNED_KEYS]) == 51
     action = key.animation_data.action
-    assert action[writer.OWNED] and key.animation_data.action_slot == action.slots[0]
-    assert len(channelbag(action).fcurves) == 51
+    assert action[writer.OWNED]
+    if versions.compat.SLOTTED_ACTIONS:
+        assert key.animation_data.action_slot == action.slots[0]
+    assert len(curves_of(action)) == 51
     assert_exact(obj, scene, anim.resampled(30), 1, evaluated)
     report = writer.write_animation(obj, anim, scene, 1)  # the reopened file is still ours to replace
     assert report.keys_created == 51 and obj.data.shape_keys == key  # the Basis is kept

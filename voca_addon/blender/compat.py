@@ -167,3 +167,11 @@ def set_output_format(image_settings, file_format: str) -> None:
     if HAS_MEDIA_TYPE:
         image_settings.media_type = "VIDEO" if file_format == "FFMPEG" else "IMAGE"
     image_settings.file_format = file_format
+
+
+# ---------------------------------------------------------------------------- modifiers
+
+def clear_flip_axis(mesh_cache_modifier) -> None:
+    """No axis flipped on a Mesh Cache modifier (an enum set in 4.2, three booleans later)."""
+    prop = mesh_cache_modifier.bl_rna.properties["flip_axis"]
+    mesh_cache_modifier.flip_axis = set() if prop.type == "ENUM" else (False, False, False)

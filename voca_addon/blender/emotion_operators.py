@@ -20,7 +20,7 @@ from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.face import emotion_sources
 from ..core.errors import VocaError
-from . import emotion_writer, preferences, writer
+from . import emotion_writer, preferences, reporting, writer
 
 
 def _poll(cls, context) -> bool:
@@ -80,6 +80,7 @@ class VOCA_OT_add_emotions(bpy.types.Operator):
             cls.poll_message_set(problem)
         return problem is None
 
+    @reporting.guarded
     def execute(self, context):
         props, obj = context.scene.voca, context.active_object
         source = _abspath(self.source) or _abspath(props.emotion_source) or \
@@ -127,6 +128,7 @@ class VOCA_OT_mark_emotion(bpy.types.Operator):
 
     poll = classmethod(_poll)
 
+    @reporting.guarded
     def execute(self, context):
         obj = context.active_object
         name = obj.active_shape_key.name
@@ -170,6 +172,7 @@ class VOCA_OT_key_emotion(bpy.types.Operator):
 
     poll = classmethod(_poll)
 
+    @reporting.guarded
     def execute(self, context):
         obj, scene = context.active_object, context.scene
         name = self.emotion.strip() or scene.voca.emotion.strip()

@@ -24,13 +24,12 @@ Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and thi
 # No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
 # registered classes, and string annotations would hide names such as module constants from it.
 
-import traceback
 from typing import Callable, Optional
 
 import bpy
 
 from ..core.errors import VocaError
-from . import emotion_writer, pipeline, preferences, properties, writer
+from . import emotion_writer, pipeline, preferences, properties, reporting, writer
 from . import liveliness_writer
 
 TIMER_STEP = 0.1                    # s between two drains of the worker's queue
@@ -97,11 +96,8 @@ class AnimateRun:
         self.error = exc
         if isinstance(exc, pipeline.Cancelled):
             report({"WARNING"}, "VOCA: cancelled; nothing was changed.")
-        elif isinstance(exc, VocaError):
-            report({"ERROR"}, str(exc))
         else:
-            traceback.print_exception(type(exc), exc, exc.__traceback__)
-            report({"ERROR"}, f"VOCA failed unexpectedly ({type(exc).__name__}: {exc}); see the console.")
+            reporting.report_error(report, exc, "Animate from audio")
         return "CANCELLED"
 
     def _apply(self, scene, result: pipeline.ComputeResult, report: Callable) -> str:
@@ -113,9 +109,11 @@ class AnimateRun:
                                           "nothing was written."), report)
         try:
             self.report = pipeline.apply(scene, obj, result, self.settings)
-        except VocaError as exc:
+        except Exception as exc:             # noqa: BLE001 — the scene was restored; say why in one line
             return self._failed(exc, report)
         report({"INFO"}, self.report.summary())
+        if self.report.warning:
+            report({"WARNING"}, self.report.warning)
         return "FINISHED"
 
     def _close(self, scene, status: str) -> str:
@@ -145,6 +143,7 @@ class VOCA_OT_animate_from_audio(bpy.types.Operator):
 
     poll = classmethod(_poll)
 
+    @reporting.guarded
     def execute(self, context):
         wm = context.window_manager
         try:
@@ -159,8 +158,11 @@ class VOCA_OT_animate_from_audio(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, done.summary())
+        if done.warning:
+            self.report({"WARNING"}, done.warning)
         return {"FINISHED"}
 
+    @reporting.guarded
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
@@ -180,7 +182,13 @@ class VOCA_OT_animate_from_audio(bpy.types.Operator):
             self._run.cancel()
         elif event.type != "TIMER":
             return {"PASS_THROUGH"}
-        status = self._run.step(context, self.report)
+        try:
+            status = self._run.step(context, self.report)
+        except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
+            reporting.report_error(self.report, exc, self.bl_idname)
+            self._run.cancel()
+            properties.set_running(context.scene, False)
+            status = "CANCELLED"
         _redraw(context)
         if status == "RUNNING_MODAL":
             return {"RUNNING_MODAL"}
@@ -224,6 +232,7 @@ class VOCA_OT_add_flame_head(bpy.types.Operator):
 
     poll = classmethod(_poll)
 
+    @reporting.guarded
     def execute(self, context):
         path = bpy.path.abspath(self.filepath) if self.filepath else \
             preferences.model_paths(preferences.addon_preferences(context))["template"]
@@ -275,6 +284,7 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
 
     poll = classmethod(_poll)
 
+    @reporting.guarded
     def execute(self, context):
         obj = context.active_object
         removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0

@@ -49,7 +49,7 @@ from ..core.animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from ..core.face.emotions import Emotion
 from ..core.face import liveliness as core_liveliness
 from ..core.errors import AudioError, InputError, MeshError, VocaError
-from . import emotion_writer, writer
+from . import compat, emotion_writer, transaction, writer
 from . import liveliness_writer
 
 PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
@@ -111,7 +111,7 @@ class ApplyReport:
     """What :func:`apply` wrote: the writer's report, the sound strip, the emotion key (or None)."""
 
     write: writer.WriteReport
-    strip_name: str
+    strip_name: Optional[str]             # None when this Blender build has no audio (compat.HAS_AUDIO)
     emotion_key: Optional[str]
     liveliness: tuple = ()                # one line per living-face part written
 
@@ -121,6 +121,11 @@ class ApplyReport:
                 f"{len(w.key_names)} keys")
         text += (f", emotion '{self.emotion_key}'" if self.emotion_key else "")
         return text + "".join(f"; {line}" for line in self.liveliness)
+
+    @property
+    def warning(self) -> Optional[str]:
+        """One line for the artist when something was left out (the sound, on a build without audio)."""
+        return compat.NO_AUDIO_MESSAGE if self.strip_name is None else None
 
 
 # ---------------------------------------------------------------------------- validation (any thread)
@@ -357,9 +362,9 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
     end = _plan(scene, obj, result, settings, start)
     live = liveliness_writer.plan(scene, obj, settings.liveliness, result.liveliness, settings.audio_path,
                                   end - start + 1, result.template.vertices)   # checked: nothing written yet
-    strip = writer.add_sound_strip(scene, settings.audio_path, start)
     emotion_key = None
-    try:
+    with transaction.all_or_nothing(scene, [obj]):     # any failure below restores the scene exactly
+        strip = writer.add_sound_strip(scene, settings.audio_path, start) if compat.HAS_AUDIO else None
         if settings.emotion:            # before the speech keys: a re-run then keeps every key's place
             if result.emotion is not None:
                 emotion_writer.add_emotion_keys(obj, [result.emotion])
@@ -367,11 +372,8 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
                                                      settings.strength)
         written = writer.write_animation(obj, result.animation, scene, start, settings.mode, PREFIX)
         lively = liveliness_writer.write_liveliness(obj, scene, live, start) if live is not None else []
-    except BaseException:
-        writer.remove_sound_strips(scene)
-        raise
-    writer.set_frame_range(scene, start, end)
-    return ApplyReport(written, strip.name, emotion_key, tuple(lively))
+        writer.set_frame_range(scene, start, end)
+    return ApplyReport(written, strip.name if strip else None, emotion_key, tuple(lively))
 
 
 def animate(scene, obj, settings: AnimateSettings, progress: Progress = None) -> ApplyReport:

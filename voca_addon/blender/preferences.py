@@ -27,6 +27,7 @@ from bpy.props import BoolProperty, StringProperty
 from ..core.face import meshio, voca
 from ..core.models import modelfiles, tfbundle
 from ..core.errors import VocaError
+from . import reporting
 
 ADDON_ID = __package__.rpartition(".")[0]          # the top package: voca_addon or bl_ext.<repo>.voca_addon
 GZIP_MAGIC = b"\x1f\x8b"
@@ -196,6 +197,7 @@ class VOCA_OT_check_model_files(bpy.types.Operator):
             cls.poll_message_set(reason)
         return reason is None
 
+    @reporting.guarded
     def execute(self, context):
         prefs = addon_preferences(context)
         for which in CHECKS:

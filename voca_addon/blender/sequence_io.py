@@ -45,7 +45,7 @@ from ..core.animation import exporters, sequences
 from ..core.face import meshio
 from ..core.models import modelfiles
 from ..core.errors import AudioError, InputError, MeshError, VocaError
-from . import writer
+from . import compat, reporting, transaction, writer
 
 MESH_CACHE_NAME = "VOCA Mesh Cache"
 MUTED_KEYS = "voca_muted_keys"        # custom property on the Key: keys muted for Mesh Cache playback
@@ -103,23 +103,18 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
     start = scene.frame_start if start_frame is None else int(start_frame)
     if audio_path is not None:
         check_audio(audio_path)
-    created, frame_range = obj is None, (scene.frame_start, scene.frame_end)
-    if created:
-        template = meshio.read_mesh(template_path)
-        obj = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
-    try:
+    created = obj is None
+    with transaction.all_or_nothing(scene, [] if created else [obj]):
+        if created:
+            template = meshio.read_mesh(template_path)
+            obj = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
         report = writer.write_animation(obj, anim, scene, start, mode=mode, name_prefix="SEQ")
         writer.set_frame_range(scene, max(0, report.frame_start), report.frame_end)
-        if audio_path is not None:
+        sound = audio_path is not None and compat.HAS_AUDIO
+        if sound:
             writer.add_sound_strip(scene, audio_path, start)
-    except BaseException:
-        writer.remove_animation(obj)
-        scene.frame_start, scene.frame_end = frame_range
-        if created:
-            _delete_object(obj)
-        raise
     remove_mesh_cache(obj)                     # an older cache would hide the new keys
-    return ImportReport(obj, report, anim.num_frames, len(anim.names), created, audio_path is not None)
+    return ImportReport(obj, report, anim.num_frames, len(anim.names), created, sound)
 
 
 def check_audio(path) -> None:
@@ -127,6 +122,8 @@ def check_audio(path) -> None:
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise AudioError(f"Audio file '{path}' was not found. Check the path.")
+    if not compat.HAS_AUDIO:
+        return                                 # the file is there; this build cannot load sound at all
     sound = bpy.data.sounds.load(path, check_existing=False)
     try:
         readable = sound.samplerate > 0
@@ -134,13 +131,6 @@ def check_audio(path) -> None:
         bpy.data.sounds.remove(sound)
     if not readable:
         raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
-
-
-def _delete_object(obj) -> None:
-    mesh = obj.data
-    bpy.data.objects.remove(obj)
-    if mesh is not None and mesh.users == 0:
-        bpy.data.meshes.remove(mesh)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -267,7 +257,7 @@ def add_mesh_cache(obj, pc2_path, frame_start: int):
     modifier.interpolation = "LINEAR"
     modifier.frame_start, modifier.frame_scale, modifier.factor = float(frame_start), 1.0, 1.0
     modifier.forward_axis, modifier.up_axis = "POS_Y", "POS_Z"       # identity: the cache is mesh-local
-    modifier.flip_axis = (False, False, False)
+    compat.clear_flip_axis(modifier)
     index = list(obj.modifiers).index(modifier)
     if index:
         obj.modifiers.move(index, 0)
@@ -351,6 +341,7 @@ class VOCA_OT_import_sequence(bpy.types.Operator, ImportHelper):
     use_active: BoolProperty(name="Use Active Head", default=True,
                              description="Animate the active 5023-vertex head instead of building a new one")
 
+    @reporting.guarded
     def execute(self, context):
         def action():
             template = modelfiles.resolve_template(bpy.path.abspath(self.template_path) or _template_pref(context))
@@ -380,6 +371,7 @@ class VOCA_OT_export_pc2(bpy.types.Operator, ExportHelper):
         obj = context.active_object
         return obj is not None and obj.type == "MESH" and obj.mode != "EDIT"
 
+    @reporting.guarded
     def execute(self, context):
         def action():
             obj = context.active_object
@@ -405,10 +397,12 @@ class VOCA_OT_export_obj_sequence(bpy.types.Operator):
         obj = context.active_object
         return obj is not None and obj.type == "MESH" and obj.mode != "EDIT"
 
+    @reporting.guarded
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    @reporting.guarded
     def execute(self, context):
         def action():
             if not self.directory:
