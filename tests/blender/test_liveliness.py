@@ -175,6 +175,7 @@ def test_liveliness_everything_off_leaves_speech_parity(head, scene, make_anim, 
     assert lively.empty and lw.write_liveliness(head, scene, lively, start_frame=1) == []
     assert _scene_state(head) == before
     worst = max(np.abs(evaluated(head, scene, f + 1) - anim.vertices()[f]).max() for f in (0, 50, 119))
+    print(f"\nspeech parity with everything off: max {worst * 1e6:.3f} µm")
     assert worst < TOLERANCE
 
 
