@@ -1,0 +1,84 @@
+"""``python -m voca_addon retarget``: each bad input the issue lists → one clear line, exit 2, nothing written.
+Run with bpy and tensorflow blocked: every refusal happens before Blender is needed."""
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.core.test_cli import assert_user_error, cli
+from voca_addon.core.character import landmarks as lm
+from voca_addon.core.face import meshio
+
+
+@pytest.fixture
+def case(tmp_path, shared_data):
+    pairs = tmp_path / "pairs.txt"
+    lm.write_pairs(pairs, np.loadtxt(shared_data / "arkit" / "FLAME_landmarks.txt", dtype=int),
+                   np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=int))
+    return dict(dir=tmp_path, pairs=pairs, out=tmp_path / "out.blend",
+                source=shared_data / "voca_official" / "output_test_sentence_cond3.npz",
+                target=shared_data / "arkit" / "ARKit_blendshapes" / "Neutral.obj",
+                template=shared_data / "flame" / "FLAME_sample.ply",
+                keys=shared_data / "arkit" / "ARKit_blendshapes")
+
+
+def run(case, **over):
+    source = over.pop("source", case["source"])
+    args = dict(target=case["target"], landmarks=case["pairs"], template=case["template"], out=case["out"])
+    args.update(over)
+    flags = [x for k, v in args.items() if v is not None for x in (f"--{k.replace('_', '-')}", v)]
+    return cli("retarget", source, *flags)
+
+
+def _pairs(case, flame_ids, target_ids, name="bad.txt"):
+    path = case["dir"] / name
+    lm.write_pairs(path, flame_ids, target_ids)
+    return path
+
+
+def test_retarget_refuses_a_target_that_is_not_a_mesh(case):
+    bogus = case["dir"] / "head.obj"
+    bogus.write_text("this is not a mesh\n")
+    assert_user_error(run(case, target=bogus), "contains no vertices")
+    assert not case["out"].exists()
+
+
+def test_retarget_refuses_a_target_without_faces(case):
+    cloud = case["dir"] / "cloud.obj"
+    meshio.write_obj(cloud, meshio.read_mesh(case["target"]).vertices)
+    assert_user_error(run(case, target=cloud), "has no faces")
+
+
+def test_retarget_refuses_bad_landmark_pairs(case, shared_data):
+    f = np.loadtxt(shared_data / "arkit" / "FLAME_landmarks.txt", dtype=int)
+    t = np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=int)
+    assert_user_error(run(case, landmarks=_pairs(case, f[:3], t[:3])), "3 landmark pairs", "at least 4")
+    assert_user_error(run(case, landmarks=_pairs(case, f, np.r_[t[:-1], 5000])), "id 5000 is out of range",
+                      "1220 vertices")
+    assert_user_error(run(case, landmarks=_pairs(case, f[[8, 8, 8, 8]] + [0, 1, 2, 3], t[[8] * 4])),
+                      "degenerate")
+    mirror = np.r_[t[16::-1], t[26:16:-1], t[27:31], t[35:30:-1], t[45:41:-1], t[47:45:-1], t[39:35:-1],
+                   t[41:39:-1], t[54:47:-1], t[59:54:-1], t[64:59:-1], t[67:64:-1]]
+    assert_user_error(run(case, landmarks=_pairs(case, f, mirror)), "mirrored")
+    assert not case["out"].exists()
+
+
+def test_retarget_refuses_a_target_far_from_flame_size_and_says_the_scale(case):
+    mesh = meshio.read_mesh(case["target"])
+    giant = case["dir"] / "giant.obj"
+    meshio.write_obj(giant, mesh.vertices * 10.0, mesh.faces)
+    assert_user_error(run(case, target=giant), "9.876× FLAME's size")
+
+
+def test_retarget_refuses_key_objs_of_another_topology(case):
+    keys = case["dir"] / "keys"
+    keys.mkdir()
+    shutil.copy(case["keys"] / "jawOpen.obj", keys / "jawOpen.obj")
+    shutil.copy(case["template"], keys / "flame.ply")
+    meshio.write_obj(keys / "mouthClose.obj", meshio.read_mesh(case["template"]).vertices)
+    assert_user_error(run(case, target_keys=keys), "mouthClose.obj' has 5023 vertices", "target's topology")
+
+
+def test_retarget_refuses_curves_without_keys_and_a_missing_source(case):
+    assert_user_error(run(case, curves=case["dir"] / "c.csv"), "--curves needs --target-keys")
+    assert_user_error(run(case, source=case["dir"] / "nothing.npz"), "SOURCE", "was not found")
