@@ -248,3 +248,18 @@ def test_liveliness_look_at_a_missing_object_is_refused(head, scene, flame, shar
     settings = LivelinessSettings(gaze=True, look_at="Nowhere")
     with pytest.raises(InputError, match="look-at target 'Nowhere'"):
         lw.plan(scene, head, settings, None, shared_data / "audio" / "test_sentence.wav", FRAMES, flame.vertices)
+
+
+def test_liveliness_failure_half_way_leaves_nothing(head, scene, live, eyelids, model_file, monkeypatch):
+    before = _scene_state(head)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected")
+    monkeypatch.setattr(rig, "build_eye_rig", broken)             # after the blink and the head motion
+    with pytest.raises(RuntimeError, match="injected"):
+        lw.write_liveliness(head, scene, live(blinks=True, blink_source=eyelids, head_motion=1.0, gaze=True),
+                            start_frame=1)
+    state = _scene_state(head)
+    assert state[2:] == before[2:] and not bpy.data.armatures
+    assert head.animation_data is None or head.animation_data.action is None
+    assert head.data.shape_keys is None

@@ -214,13 +214,21 @@ def _eyeballs(obj):
 def write_liveliness(obj, scene, live: Liveliness, start_frame: int) -> List[str]:
     """Write ``live`` on ``obj`` from ``start_frame`` (module docstring); returns one line per part.
 
-    The previous living-face data on ``obj`` is removed first; an empty ``live`` only removes.
+    The previous living-face data on ``obj`` is removed first; an empty ``live`` only removes. A failure
+    half-way removes what was written so far (vertex groups, modifier and rig included) and re-raises.
     """
     check_liveliness(obj, live)
     remove_liveliness(obj)
     if live.empty:
         return []
-    frames = start_frame + np.arange(live.num_frames, dtype=np.float64)
+    try:
+        return _write_parts(obj, live, start_frame + np.arange(live.num_frames, dtype=np.float64))
+    except BaseException:
+        remove_liveliness(obj)
+        raise
+
+
+def _write_parts(obj, live: Liveliness, frames: np.ndarray) -> List[str]:
     lines = []
     if live.model is not None:
         rig.build_rig(obj, live.model, live.correctives, live.shape_sliders)
