@@ -24,7 +24,7 @@ import gui_flows
 import gui_runs
 import gui_scene
 import gui_screen as screen
-from gui_runs import redraw, wait_until
+from gui_runs import redraw
 
 ADDON = gui_scene.ADDON
 HEAD = "FLAME head"

@@ -6,10 +6,10 @@ from ``xdotool`` (X's XTEST, like a keyboard). Pixel rectangles are X11's: origi
 ``(left, top, width, height)`` in pixels; Blender's region coordinates (origin bottom left) are
 converted by :func:`rect_of`.
 
-Panel headers have no Python API for their position or open state (before 4.4), so
-:func:`panel_headers` finds them by painting the theme's panel-header colour a marker colour for one
-screenshot and scanning the sidebar for it; a click on a header then opens the sub-panel as a person
-would.
+Panels and buttons have no Python API for their position on screen, so they are found in
+screenshots: lines of text (:func:`text_lines`: a closed sub-panel's header is one of the panel's last
+lines) and, for buttons, bands of a :data:`MARKER` colour the theme is given for one screenshot (see
+``gui_runs.tool_buttons``). A click there then acts as a person's would.
 
 Contract: imports ``bpy``, ``numpy`` and the standard library; main thread only.
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 Rect = Tuple[int, int, int, int]            # X11 pixels: left, top, width, height
 MARKER = (1.0, 0.0, 1.0)                    # a colour no Blender theme uses: magenta
-MARKER_MIN_ROWS = 8                         # a header band is at least this many pixel rows high
+MARKER_MIN_ROWS = 6                         # a button band is at least this many pixel rows high
 TABS = 30                                   # pixels: the sidebar's tab column, at its right edge
 BORDER = 8                                  # pixels: a region's bottom border is thinner than this
 
@@ -117,10 +117,6 @@ def wheel_with_ctrl(at: Tuple[int, int], down: bool = True) -> None:
             "keyup", "ctrl")
 
 
-def header_theme():
-    return bpy.context.preferences.themes[0].view_3d.space.panelcolors
-
-
 def bands(mask_rows: np.ndarray, min_rows: int = MARKER_MIN_ROWS, bridge: int = 0) -> List[Tuple[int, int]]:
     """(first row, row count) of every run of True rows at least ``min_rows`` long (gaps of at most
     ``bridge`` rows joined)."""
@@ -140,13 +136,6 @@ def text_lines(shot: str, rect: Rect, tabs: int = TABS) -> List[Tuple[int, int]]
     px = pixels(shot, rect)[:, 8:-tabs].astype(np.int16)
     light = px.min(axis=2) > 170
     return bands(light.sum(axis=1) >= 2, min_rows=5, bridge=3)
-
-
-def marker_rows(shot: str, rect: Rect, marker=MARKER) -> np.ndarray:
-    """Rows of ``rect`` where most pixels are the ``marker`` colour (bool [height])."""
-    px = pixels(shot, rect).astype(np.int16)
-    target = np.array(marker) * 255
-    return ((np.abs(px - target) < 60).all(axis=2)).mean(axis=1) > 0.3
 
 
 def background_rows(shot: str, rect: Rect, tabs: int = TABS) -> np.ndarray:
