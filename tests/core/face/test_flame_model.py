@@ -104,3 +104,22 @@ def test_flame_model_check_topology_refuses_other_vertex_counts(flame_format):
     flame_model.check_topology(model, 5023)
     with pytest.raises(MeshError, match="5023 vertices but the head has 1220"):
         flame_model.check_topology(model, 1220)
+
+
+def test_flame_model_reads_a_flame_2020_layout_with_chumpy_arrays(tmp_path, monkeypatch, flame_format):
+    """FLAME 2020's generic_model.pkl keeps v_template, shapedirs and weights as chumpy ``Ch`` objects and
+    J_regressor as a scipy CSC matrix, pickled with protocol 2: all read without chumpy."""
+    from tests.core.models.test_safepickle import _fake_chumpy, _forget_chumpy
+    _, arrays = flame_format
+    Ch, _, _ = _fake_chumpy(monkeypatch)
+    layout = {**arrays, **{k: Ch(x=arrays[k]) for k in ("v_template", "shapedirs", "weights")},
+              "bs_style": "lbs", "bs_type": "lrotmin"}
+    path = tmp_path / "generic_model.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump(layout, handle, protocol=2)
+    _forget_chumpy(monkeypatch)
+    model = flame_model.load_flame_model(path)
+    np.testing.assert_array_equal(model.shapedirs, arrays["shapedirs"])
+    np.testing.assert_array_equal(model.weights, arrays["weights"])
+    pose = np.random.default_rng(4).uniform(-0.3, 0.3, (5, 3))
+    assert np.abs(flame_model.skin(model, pose) - reference_lbs(arrays, pose)).max() < 1e-12
