@@ -166,6 +166,9 @@ def check_liveliness(obj, live: Liveliness) -> None:
     count = len(obj.data.vertices)
     if live.model is not None:
         rig.check_rig_target(obj, live.model)
+        if live.shape_sliders > live.model.num_shape:
+            raise InputError(f"The FLAME model has {live.model.num_shape} identity components; choose at most "
+                             f"that many face-shape sliders (got {live.shape_sliders}).")
     if live.blink is not None:
         _check_blink(obj, live, count)
     has_rig = live.model is not None or rig.find_rig(obj, rig.KIND_FLAME) is not None

@@ -17,7 +17,8 @@ def test_liveliness_settings_are_checked_before_any_work(tmp_path):
     cases = [(LivelinessSettings(blinks=True, blink_source=(str(tmp_path / "no.npy"),)), "was not found"),
              (LivelinessSettings(rig=True), "needs the FLAME model"),
              (LivelinessSettings(head_motion=9.0), "Head-motion strength"),
-             (LivelinessSettings(shape_sliders=5), "need the rig")]
+             (LivelinessSettings(shape_sliders=5), "need the rig"),
+             (LivelinessSettings(look_at="Target"), "add --gaze")]
     for settings, message in cases:
         with pytest.raises(InputError, match=message):
             liveliness.check_settings(settings)

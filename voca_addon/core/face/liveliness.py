@@ -86,6 +86,8 @@ def check_settings(settings: LivelinessSettings) -> None:
     if not 0 <= settings.head_motion <= motion.MAX_STRENGTH:
         raise InputError(f"Head-motion strength must be within 0..{motion.MAX_STRENGTH:g}, got "
                          f"{settings.head_motion}.")
+    if settings.look_at and not settings.gaze:
+        raise InputError("A look-at target moves the eyes: add --gaze (or drop --look-at).")
     if not 0 <= settings.shape_sliders <= MAX_SHAPE_SLIDERS or (settings.shape_sliders and not settings.rig):
         raise InputError(f"Face-shape sliders need the rig (--rig) and a count within 0..{MAX_SHAPE_SLIDERS}.")
 
