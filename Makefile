@@ -6,7 +6,7 @@ SHARED_AUDIO := ../shared/data/audio/test_sentence.wav
 AUDIO ?= $(if $(wildcard $(SHARED_AUDIO)),$(SHARED_AUDIO),)
 OUT ?= out
 
-.PHONY: venv test test-fast demo bench clean
+.PHONY: venv venv-lts test test-blender test-fast demo bench clean
 
 venv: $(VENV)/.installed
 
@@ -16,9 +16,28 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# Every test (the full-size parity tests included).
-test: venv
-	$(PY) -m pytest -q tests
+# The Blender LTS lines the add-on supports besides 5.0 (.venv's bpy): the newest 4.2.x and 4.5.x on PyPI.
+BPY_LTS := 4.2.23 4.5.15
+LTS_VENVS := $(foreach v,$(BPY_LTS),.venv-bpy$(v))
+
+.venv-bpy%/.installed: requirements-blender.txt
+	$(PYTHON) -m venv .venv-bpy$*
+	.venv-bpy$*/bin/python -m pip install -q --upgrade pip
+	.venv-bpy$*/bin/python -m pip install -q -r requirements-blender.txt bpy==$*
+	touch $@
+
+venv-lts: $(foreach v,$(LTS_VENVS),$(v)/.installed)
+
+# Every test: core, references, training and the Blender layer on bpy 5.0 (this run also builds the
+# reference models), then the Blender layer again on each LTS line, then the real-window GUI suite.
+test: venv venv-lts
+	$(PY) -m pytest -q --ignore=tests/gui tests
+	@for v in $(LTS_VENVS); do echo "== Blender layer on $$v"; $$v/bin/python -m pytest -q tests/blender || exit 1; done
+	VOCA_GUI_REQUIRED=$${CI:+1} $(PY) -m pytest -q tests/gui
+
+# The Blender-layer tests on one version: make test-blender BPY=4.2.23 (or 4.5.15; default .venv's 5.0).
+test-blender: venv $(if $(BPY),.venv-bpy$(BPY)/.installed)
+	$(if $(BPY),.venv-bpy$(BPY),$(VENV))/bin/python -m pytest -q tests/blender
 
 # Everything but the few full-size parity tests.
 test-fast: venv
@@ -54,7 +73,7 @@ docs-images: venv
 # without them the tests skip with the reason; VOCA_GUI_REQUIRED=1 makes that a failure, for CI).
 .PHONY: test-gui
 test-gui: venv
-	$(PY) -m pytest -q tests/gui
+	VOCA_GUI_REQUIRED=$${CI:+1} $(PY) -m pytest -q tests/gui
 
 # The user guide's pictures of the panel, its sub-panels, the progress bar and the messages an artist
 # sees (docs/images/gui-*.png), taken by the GUI suite in the real window (no geometry in them).

@@ -589,12 +589,44 @@ def enum_names(scene):
         name for _, name, *_ in properties._condition_enum_items(scene.voca, bpy.context)]
 
 
+def test_panel_text_fits_the_sidebar_and_reads_plainly(addon, paths):
+    """Every label fits the default sidebar width (panel.WRAP characters); property labels are short; the
+    emotion sub-panel speaks plainly; Ease names its unit."""
+    bpy.ops.voca.add_flame_head()
+    props = bpy.context.scene.voca
+    logs = [draw(panel.VIEW3D_PT_voca), draw(panel.VOCA_PT_emotions), draw(panel.VOCA_PT_models)]
+    props.emotion, props.strength = "surprised", 1.25
+    logs.append(draw(panel.VOCA_PT_emotions))
+    labels = [entry[1] for log in logs for entry in log if entry[0] == "label"]
+    assert labels and max(map(len, labels)) <= panel.WRAP, max(labels, key=len)
+    assert "Choose an emotion in the VOCA panel above to key it here." in " ".join(labels)
+    assert "Key the emotion 'surprised' at intensity 1.25:" in " ".join(labels)
+    assert "…" not in " ".join(labels)
+    assert props.bl_rna.properties["ease_frames"].name == "Ease (frames)"
+    for name in ("strength", "ease_frames", "key_frame_start", "key_frame_end"):   # own row: name + value
+        assert len(props.bl_rna.properties[name].name) <= 14, name
+
+
+def test_panel_key_range_follows_the_scene_until_set(addon):
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 250
+    props = scene.voca
+    assert (props.key_frame_start, props.key_frame_end) == (1, 250)
+    scene.frame_start, scene.frame_end = 10, 90
+    assert (props.key_frame_start, props.key_frame_end) == (10, 90)
+    props.key_frame_end = 40
+    scene.frame_end = 300
+    assert (props.key_frame_start, props.key_frame_end) == (10, 40)
+
+
 def test_operators_style_menu_shows_the_checkpoints_condition_names(addon, head, paths, tmp_path, engine_anim):
     """The release (8 conditions, no names file) shows VOCASET's subjects; a retrained checkpoint with 4
     named conditions shows its names, and its condition 4 animates exactly like the engine's."""
     from voca_addon.core.models import conditions, tfbundle
     scene = bpy.context.scene
-    assert enum_names(scene)[2] == "3 · FaceTalk_170725_00137_TA" and len(enum_names(scene)) == 8
+    assert enum_names(scene)[2] == "3 · VOCASET speaker 00137" and len(enum_names(scene)) == 8
+    tips = [item[2] for item in properties._condition_enum_items(scene.voca, bpy.context)]
+    assert "FaceTalk_170725_00137_TA" in tips[2] and "VOCASET subject" in tips[2]
     tensors = tfbundle.read_checkpoint(paths["voca"])
     rng = np.random.default_rng(4)
     for name in ("VOCA/SpeechEncoder/conv1/weights", "VOCA/SpeechEncoder/fc1/weights"):

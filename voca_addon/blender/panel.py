@@ -16,6 +16,7 @@ import textwrap
 
 import bpy
 
+from ..core.models import conditions
 from . import emotion_writer, pipeline, preferences, properties
 from .emotion_operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
 from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
@@ -63,17 +64,19 @@ class VIEW3D_PT_voca(_Sidebar, bpy.types.Panel):
         draw_target(layout, context)
         draw_style(layout.box(), props, context)
         col = layout.column(align=True)
-        col.prop(props, "emotion", icon="VIEWZOOM")
-        row = col.row(align=True)
-        row.active = bool(props.emotion)
-        row.prop(props, "strength")
-        row.prop(props, "ease_frames")
+        col.label(text="Emotion (optional):")
+        col.prop(props, "emotion", text="", icon="VIEWZOOM")
+        sub = col.column(align=True)
+        sub.active = bool(props.emotion)
+        sub.prop(props, "strength")
+        sub.prop(props, "ease_frames")
         col = layout.column(align=True)
         col.prop(props, "use_scene_start")
         sub = col.row()
         sub.enabled = not props.use_scene_start
         sub.prop(props, "start_frame")
-        layout.prop(props, "mode")
+        layout.label(text="Write the motion as:")
+        layout.row().prop(props, "mode", expand=True)
         if props.is_running:
             layout.progress(factor=props.progress, type="BAR",
                             text=f"{props.progress_stage} {props.progress:.0%} (Esc cancels)")
@@ -104,7 +107,7 @@ def draw_style(box, props, context) -> None:
     names = properties.condition_names(preferences.model_paths(preferences.addon_preferences(context))["voca"])
     col = box.column(align=True)
     for i, name in enumerate(names[:properties.MAX_BLEND]):
-        col.prop(props, "blend_weights", index=i, text=f"{i + 1} · {name}", slider=True)
+        col.prop(props, "blend_weights", index=i, text=conditions.style_label(i + 1, name), slider=True)
 
 
 class VOCA_PT_emotions(_SubPanel, bpy.types.Panel):
@@ -122,7 +125,10 @@ class VOCA_PT_emotions(_SubPanel, bpy.types.Panel):
             wrapped(layout, "On this head: " + ", ".join(names), "SHAPEKEY_DATA")
         operator_button(layout, VOCA_OT_mark_emotion, context, icon="BOOKMARKS")
         layout.separator()
-        layout.label(text=f"Key '{props.emotion or '…'}' at {props.strength:g}:")
+        if props.emotion:
+            wrapped(layout, f"Key the emotion '{props.emotion}' at intensity {props.strength:.2f}:")
+        else:
+            wrapped(layout, "Choose an emotion in the VOCA panel above to key it here.")
         reason = VOCA_OT_key_emotion.disabled_reason(context)
         row = layout.row(align=True)
         row.enabled = reason is None

@@ -75,10 +75,19 @@ def _model_condition_names(context=None) -> list:
 
 
 def _condition_enum_items(self, context):
-    items = [(str(k), f"{k} · {name}", f"Speaking style {k} of the VOCA model: {name} "
-              f"(run_voca.py --condition_idx {k})", k) for k, name in enumerate(_model_condition_names(context), 1)]
+    items = [(str(k), conditions.style_label(k, name), conditions.style_description(k, name), k)
+             for k, name in enumerate(_model_condition_names(context), 1)]
     _condition_items[:] = items
     return _condition_items
+
+
+def _range_get(props, which: str) -> int:
+    stored = props[f"key_frame_{which}_set"] if f"key_frame_{which}_set" in props else -1
+    return stored if stored >= 0 else getattr(props.id_data, f"frame_{which}")
+
+
+def _range_set(props, which: str, value: int) -> None:
+    props[f"key_frame_{which}_set"] = int(value)
 
 
 def set_running(scene, running: bool) -> None:
@@ -124,16 +133,25 @@ class VOCA_PG_scene(bpy.types.PropertyGroup):
     emotion_neutral: StringProperty(name="Neutral mesh", subtype="FILE_PATH",
                                     description="The neutral mesh target meshes were sculpted from "
                                                 "(empty: neutral.obj/.ply in the source folder)")
-    ease_frames: IntProperty(name="Ease", min=1, max=1000, default=12,
+    ease_frames: IntProperty(name="Ease (frames)", min=1, max=1000, default=12,
                              description="Frames the emotion takes to rise and to fall")
     use_scene_start: BoolProperty(name="Start at scene start", default=True,
                                   description="Start the animation and the sound at the scene's first frame")
     start_frame: IntProperty(name="Start frame", min=0, max=writer.MAX_FRAME, default=1)
     mode: EnumProperty(name="Write as", items=MODE_ITEMS, default="shape_keys")
-    key_frame_start: IntProperty(name="From", min=0, max=writer.MAX_FRAME, default=1,
-                                 description="First frame of the emotion keyed over a range")
-    key_frame_end: IntProperty(name="To", min=0, max=writer.MAX_FRAME, default=100,
-                               description="Last frame of the emotion keyed over a range")
+    # From / To follow the scene's frame range until the artist sets them (stored -1: not set).
+    key_frame_start_set: IntProperty(default=-1, options={"HIDDEN"})
+    key_frame_end_set: IntProperty(default=-1, options={"HIDDEN"})
+    key_frame_start: IntProperty(name="From", min=0, max=writer.MAX_FRAME,
+                                 get=lambda self: _range_get(self, "start"),
+                                 set=lambda self, value: _range_set(self, "start", value),
+                                 description="First frame of the emotion keyed over a range (default: the "
+                                             "scene's start)")
+    key_frame_end: IntProperty(name="To", min=0, max=writer.MAX_FRAME,
+                               get=lambda self: _range_get(self, "end"),
+                               set=lambda self, value: _range_set(self, "end", value),
+                               description="Last frame of the emotion keyed over a range (default: the "
+                                           "scene's end)")
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     progress_stage: StringProperty(name="Stage")
     is_running: BoolProperty(name="Running", get=_get_running)

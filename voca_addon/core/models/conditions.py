@@ -54,6 +54,24 @@ def fallback_names(num_conditions: int) -> List[str]:
     return [f"Condition {k}" for k in range(1, num_conditions + 1)]
 
 
+def style_label(k: int, name: str) -> str:
+    """A readable menu label for condition ``k`` (1-based): VOCASET subjects by their speaker number.
+
+    ``FaceTalk_170725_00137_TA`` → ``3 · VOCASET speaker 00137``; a trained model's own name as it is.
+    """
+    if name in VOCASET_SUBJECTS:
+        return f"{k} · VOCASET speaker {name.split('_')[2]}"
+    return f"{k} · {name}"
+
+
+def style_description(k: int, name: str) -> str:
+    """The tooltip of condition ``k``: what speaking like this condition means."""
+    if name in VOCASET_SUBJECTS:
+        return (f"Speak like VOCASET subject {name}: VOCA was trained on 3D scans of this person talking "
+                f"and imitates their mouth motion (run_voca.py --condition_idx {k})")
+    return f"Speaking style '{name}' of this VOCA model (condition {k}, from its conditions file)"
+
+
 def read_conditions(prefix: os.PathLike) -> Optional[List[str]]:
     """The names in ``<prefix>.conditions.json``; None when there is no such file.
 
