@@ -302,6 +302,10 @@ def test_headless_existing_render_and_pc2_are_kept(m, imported_blend, tmp_path):
     assert_user_error(run("export-pc2", imported_blend, "--out", pc2, cache=m["cache"]), f"'{pc2}' already exists")
     assert video.read_bytes() == b"an earlier video" and pc2.read_bytes() == b"an earlier cache"
     assert not out.exists()
+    out.write_bytes(b"an earlier scene")
+    assert_user_error(run("import-sequence", m["npz"], "--template", m["template"], "--out", out, cache=m["cache"]),
+                      f"'{out}' already exists", "--overwrite")
+    assert out.read_bytes() == b"an earlier scene"
 
 
 def test_headless_scene_as_out_needs_overwrite_and_keeps_blend1(m, tmp_path):
