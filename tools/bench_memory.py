@@ -11,8 +11,8 @@ fixture cache.
     nice -n 10 .venv/bin/python tools/bench_memory.py [--minutes 1,15,60] [--commands features,infer,animate]
                                                      [--width 2048]
 
-Peak resident memory is the child's ``ru_maxrss`` (``os.wait4``), so it covers the whole process,
-Python, numpy and, for ``animate``, Blender.
+Peak resident memory is the command's ``ru_maxrss`` (``os.wait4`` in a small launcher process), so it
+covers the whole process: Python, numpy and, for ``animate``, Blender.
 """
 from __future__ import annotations
 
@@ -42,18 +42,28 @@ def long_wav(minutes: float, folder: Path) -> Path:
     return _concat_speech(minutes * 60.0, folder / f"speech_{minutes:g}min.wav")
 
 
+# A small launcher process starts each command and reports its rusage: Linux counts a child's resident
+# memory from before its exec (the forked copy of the parent) in ru_maxrss, so the benchmark process
+# itself (TensorFlow imported to build the models, the long WAV built in memory) must not be the parent.
+LAUNCHER = """
+import json, os, subprocess, sys
+with open(sys.argv[1], "w") as err:
+    child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+print(json.dumps(dict(status=os.waitstatus_to_exitcode(status), maxrss_kb=usage.ru_maxrss)))
+"""
+
+
 def measure(args: list, env: dict) -> dict:
     """Run ``python -m voca_addon ARGS`` → wall time, peak RSS (MB), exit status, last stderr lines."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen([sys.executable, "-m", "voca_addon", *map(str, args)], cwd=ROOT, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as err:
+        t0 = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", LAUNCHER, err.name, sys.executable, "-m", "voca_addon",
+                              *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
         tail = err.read().strip().splitlines()[-3:]
-    return dict(wall_s=time.perf_counter() - t0, peak_rss_mb=usage.ru_maxrss / 1024.0,
-                status=child.returncode, stderr_tail=tail)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return dict(wall_s=wall, peak_rss_mb=result["maxrss_kb"] / 1024.0, status=result["status"], stderr_tail=tail)
 
 
 def command_args(command: str, wav: Path, pb: Path, prefix: Path, out_dir: Path) -> tuple:

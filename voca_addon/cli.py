@@ -131,8 +131,16 @@ def _out_path(args, inputs) -> Path:
 
 
 def _clip(args):
-    """The audio file's chosen channel (``--channel``), decoded before any model is loaded."""
-    from .core.speech import audio
+    """The audio file's chosen channel (``--channel``), checked before any model is loaded.
+
+    A long plain WAV is checked block by block and handed on as a ``WavStream`` (the engine reads it
+    again block by block: memory does not grow with its length); anything else is decoded here.
+    """
+    from .core.speech import audio, wavstream
+    stream = wavstream.open_wav(args.audio, args.channel)
+    if stream is not None:
+        stream.check()
+        return stream
     return audio.select_channel(audio.load_audio(args.audio), args.channel)
 
 

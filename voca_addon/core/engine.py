@@ -10,10 +10,10 @@ Memory is bounded whatever the length of the speech: the MFCC, DeepSpeech (``chu
 see :func:`~voca_addon.core.speech.deepspeech.logits_streamed`) and VOCA (``CHUNK_FRAMES`` windows per
 block) run block by block; what is kept per clip is small per second (MFCC steps 8 kB/s, logits 6 kB/s,
 per-frame features 7 kB/s, expression code 12 kB/s at 60 fps). Vertices [F, 5023, 3] (3.6 MB/s) are
-only ever made in blocks (:func:`save_animation_npz`); the 16 kHz conversion runs in blocks
-(:mod:`~voca_addon.core.speech.blocks16k`). The decoded audio itself is whole (float64, 8 bytes per
-sample, :mod:`~voca_addon.core.speech.audio`); it is released before DeepSpeech runs when the caller
-holds no other reference.
+only ever made in blocks (:func:`save_animation_npz`). A long WAV file is read and converted to
+16 kHz block by block (:mod:`~voca_addon.core.speech.wavstream`, :mod:`~voca_addon.core.speech.blocks16k`);
+what stays is the int16 16 kHz signal (32 kB/s). Other inputs (a loaded ``Audio``, mp3/flac/ogg, short
+files) are whole in memory as float64 (8 bytes per sample) while they are converted.
 
 Contract: numpy only (scipy is not needed here).
 """
@@ -25,7 +25,7 @@ from typing import Callable, Mapping, Optional, Union
 import numpy as np
 
 from .speech import audio as audio_mod
-from .speech import blocks16k, deepspeech, features
+from .speech import blocks16k, deepspeech, features, wavstream
 from .face import voca
 from .animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from .errors import InputError
@@ -113,24 +113,25 @@ def _report(progress: Progress, fraction: float, stage: str) -> None:
         progress(fraction, stage)
 
 
-def speech_features(source: Union[str, "audio_mod.Audio"], model: deepspeech.DeepSpeechModel,
+def speech_features(source: Union[str, "audio_mod.Audio", "wavstream.WavStream"], model: deepspeech.DeepSpeechModel,
                     fps: float = DEFAULT_FPS, progress: Progress = None,
                     chunk: int = deepspeech.CHUNK_STEPS) -> SpeechFeatures:
-    """Audio file (or loaded :class:`~voca_addon.core.speech.audio.Audio`) → VOCA's per-frame speech features.
+    """Audio → VOCA's per-frame speech features.
 
-    Follows VOCA's ``audio_handler``: channel 0, resample to 16 kHz, int16, MFCC, DeepSpeech,
-    interpolate 50 → ``fps`` over ``round(duration · fps)`` frames. ``chunk``: DeepSpeech steps per
-    block (memory, not the result). Progress: 0 → 1 over the stages audio, MFCC, DeepSpeech.
+    ``source``: an audio file path (a long plain WAV is read block by block, others are loaded whole,
+    channel 0 like VOCA), a loaded :class:`~voca_addon.core.speech.audio.Audio`, or a
+    :class:`~voca_addon.core.speech.wavstream.WavStream` (carrying its channel). Follows VOCA's
+    ``audio_handler``: one channel, resample to 16 kHz, int16, MFCC, DeepSpeech, interpolate 50 → ``fps``
+    over ``round(duration · fps)`` frames. ``chunk``: DeepSpeech steps per block (memory, not the
+    result). Progress: 0 → 1 over the stages audio, MFCC, DeepSpeech.
     """
     if not fps > 0:
         raise InputError(f"fps must be positive, got {fps}")
     _report(progress, 0.0, STAGE_AUDIO)
-    clip = audio_mod.load_audio(source) if not isinstance(source, audio_mod.Audio) else source
-    frames = features.num_output_frames(clip.num_samples, clip.rate, fps)
+    signal, num_samples, rate = _signal_16k(source)
+    frames = features.num_output_frames(num_samples, rate, fps)
     if frames < 1:
-        raise InputError(f"the audio is too short for one frame at {fps} fps ({clip.duration_s:.3f} s)")
-    signal = blocks16k.prepare_in_blocks(clip)
-    del clip                                                   # the float64 samples: the largest array
+        raise InputError(f"the audio is too short for one frame at {fps} fps ({num_samples / rate:.3f} s)")
     _report(progress, 0.03, STAGE_MFCC)
     inputs = features.DeepSpeechInput.from_signal(signal)
     del signal
@@ -139,6 +140,18 @@ def speech_features(source: Union[str, "audio_mod.Audio"], model: deepspeech.Dee
     out = deepspeech.logits_streamed(model, inputs.rows, inputs.num_steps, chunk, hook)
     per_frame = features.interpolate_logits(out, frames, out_fps=fps)
     return SpeechFeatures(out, per_frame.astype(np.float32), float(fps))
+
+
+def _signal_16k(source) -> tuple:
+    """(int16 16 kHz signal, original sample count, original rate) of a path, Audio or WavStream."""
+    if not isinstance(source, (audio_mod.Audio, wavstream.WavStream)):
+        source = wavstream.open_wav(source) or audio_mod.load_audio(source)
+    if isinstance(source, wavstream.WavStream):
+        source.check()
+        signal = blocks16k.convert_blocks(source.mono, source.rate, source.num_samples, source.path,
+                                          source.channel)
+        return signal, source.num_samples, source.rate
+    return blocks16k.prepare_in_blocks(source), source.num_samples, source.rate
 
 
 def _animation(code: np.ndarray, model: voca.VocaModel, template: np.ndarray, fps: float,

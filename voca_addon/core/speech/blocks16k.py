@@ -21,6 +21,7 @@ Contract: numpy only; pure, any thread.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -53,27 +54,55 @@ def prepare_in_blocks(audio: "audio_mod.Audio", channel=0, block_s: float = BLOC
     AudioError, InputError
         As :func:`~voca_addon.core.speech.audio.prepare_for_deepspeech`.
     """
-    rate, out_rate = int(audio.rate), audio_mod.SAMPLE_RATE
-    g = math.gcd(rate, out_rate)
-    period_in, period_out = rate // g, out_rate // g
-    n_out = int(audio.num_samples * float(out_rate) / float(rate))
-    block = period_out * max(1, int(round(block_s * out_rate / period_out)))
-    if n_out <= block:
+    if audio.num_samples * float(audio_mod.SAMPLE_RATE) / audio.rate <= _block_length(audio.rate, block_s):
         return audio_mod.prepare_for_deepspeech(audio, channel)
     audio_mod.check_speech(audio)
+
+    def mono(start: int, stop: int) -> np.ndarray:
+        return audio_mod.to_mono(audio_mod.Audio(audio.samples[start:stop], audio.rate, audio.path), channel)
+    return convert_blocks(mono, audio.rate, audio.num_samples, audio.path, channel, block_s)
+
+
+def _block_length(rate: int, block_s: float) -> int:
+    period_out = audio_mod.SAMPLE_RATE // math.gcd(int(rate), audio_mod.SAMPLE_RATE)
+    return period_out * max(1, int(round(block_s * audio_mod.SAMPLE_RATE / period_out)))
+
+
+def convert_blocks(mono: Callable[[int, int], np.ndarray], rate: int, num_samples: int, path: str = "",
+                   channel=0, block_s: float = BLOCK_SECONDS) -> np.ndarray:
+    """One channel of any sample source → 16 kHz int16, block by block (see the module docstring).
+
+    Parameters
+    ----------
+    mono : callable(start, stop) -> float64 [stop - start]
+        The chosen channel of input samples ``start .. stop-1`` (int16 scale).
+    rate, num_samples : int
+        Input rate (Hz) and length (samples).
+    path, channel : for the message when the result is silent.
+
+    Returns
+    -------
+    np.ndarray
+        int16 [int(num_samples · 16000 / rate)].
+    """
+    rate, out_rate = int(rate), audio_mod.SAMPLE_RATE
+    g = math.gcd(rate, out_rate)
+    period_in, period_out = rate // g, out_rate // g
+    n_out = int(num_samples * float(out_rate) / float(rate))
+    block = _block_length(rate, block_s)
     reach = NUM_ZEROS / min(1.0, out_rate / rate) + 2                          # input samples
     pad = period_in * math.ceil(reach / period_in)
     out = np.empty(n_out, np.int16)
     for k0 in range(0, n_out, block):
         k1 = min(k0 + block, n_out)
         s0 = max(0, k0 // period_out * period_in - pad)                      # a multiple of period_in
-        s1 = min(audio.num_samples, -(-k1 // period_out) * period_in + pad)
-        piece = audio_mod.to_mono(audio_mod.Audio(audio.samples[s0:s1], rate, audio.path), channel)
+        s1 = min(num_samples, -(-k1 // period_out) * period_in + pad)
+        piece = mono(s0, s1)
         first = k0 - s0 // period_in * period_out                            # output k0 in the piece
         y = resample(piece, rate, out_rate) if rate != out_rate else piece
         out[k0:k1] = audio_mod.to_int16_like_voca(y[first:first + (k1 - k0)])
     if not np.any(out):
-        name = f"'{audio.path}'" if audio.path else "The audio"
+        name = f"'{path}'" if path else "The audio"
         raise AudioError(f"{name}: channel {channel} is silent (or below one int16 step). "
                          "Choose another channel, channel='mix', or a louder recording.")
     return out
