@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
-pygltflib = pytest.importorskip("pygltflib", reason="pygltflib is in requirements-dev.txt")
 
 from tests.blender.conftest import evaluated_vertices  # noqa: E402
+from tests.blender.test_exports import read_glb  # noqa: E402
 from voca_addon.blender import compat, exports, writer  # noqa: E402
 from voca_addon.core import batch  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
@@ -72,7 +72,7 @@ def test_exports_library_saved_and_exported_as_one_glb(clips, flame, tmp_path):
     path = tmp_path / "dialogue.blend"
     report = exports.build_library(clips, flame, path)
     glb = exports.export(bpy.context.scene, report.head, "glb", tmp_path / "dialogue.glb")
-    gltf = pygltflib.GLTF2().load(glb)
+    gltf = read_glb(glb)
     assert len(gltf.meshes[0].primitives[0].targets) == 51
     counts = {a.name: gltf.accessors[a.samplers[0].input].count for a in gltf.animations}
     assert counts == {c.name: c.animation.num_frames for c in clips}
