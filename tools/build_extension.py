@@ -11,6 +11,12 @@
   the development benchmark, which needs the repository checkout, TensorFlow and scipy — none of which
   exist inside Blender (``python -m voca_addon bench`` says so via its lazy import).
 
+Wheels: the manifest's ``wheels`` (scipy, one per platform; see ``vendor_requirements.txt``) are taken
+from ``./wheels/`` (git-ignored) and stored under ``wheels/`` in the zip; missing ones are downloaded
+first with ``pip download`` (``--fetch-wheels`` forces it). ``--split-platforms`` writes one zip per
+platform instead (``voca_addon-<version>-<platform>.zip``, e.g. ``linux_x64``) holding only that
+platform's wheel, its manifest narrowed to that platform (Blender's own ``--split-platforms`` layout).
+
 The zip is reproducible: sorted entries, fixed timestamps. The manifest's ``version`` must equal
 ``voca_addon.__version__``. Then Blender's validator runs:
 ``python <bpy>/<ver>/scripts/addons_core/bl_pkg/cli/blender_ext.py validate <zip>``, found next to the
@@ -35,6 +41,19 @@ MANIFEST = ROOT / "blender_manifest.toml"
 EXCLUDE_NAMES = {"__pycache__", "bench.py", "bench_blender.py", "tests", ".DS_Store"}
 EXCLUDE_SUFFIXES = (".pyc", ".pyo", ".blend1")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)          # fixed timestamp → byte-identical rebuilds
+WHEELS = ROOT / "wheels"
+VENDOR = ROOT / "vendor_requirements.txt"
+PYTHON_VERSION = "3.11"                   # Blender 4.2 – 5.0's Python
+PLATFORM_TAGS = {                         # Blender platform → pip platform tag of its wheel
+    "linux-x64": "manylinux_2_17_x86_64",
+    "macos-arm64": "macosx_12_0_arm64",
+    "macos-x64": "macosx_10_9_x86_64",
+    "windows-x64": "win_amd64",
+}
+WHEEL_PLATFORM = {                        # a substring of the wheel's file name → Blender platform
+    "manylinux": "linux-x64", "macosx_12_0_arm64": "macos-arm64", "macosx_10_9_x86_64": "macos-x64",
+    "win_amd64": "windows-x64",
+}
 
 
 def read_version() -> str:
@@ -48,27 +67,72 @@ def read_version() -> str:
     return manifest["version"]
 
 
-def package_files() -> list:
-    """(path on disk, name in the zip) for every shipped file, sorted."""
+def manifest_wheels() -> list:
+    """The wheel paths the manifest lists (``./wheels/…``)."""
+    return list(tomllib.loads(MANIFEST.read_text(encoding="utf-8")).get("wheels", []))
+
+
+def wheel_platform(name: str) -> str:
+    for part, platform in WHEEL_PLATFORM.items():
+        if part in name:
+            return platform
+    sys.exit(f"wheel {name}: unknown platform; add it to WHEEL_PLATFORM in tools/build_extension.py")
+
+
+def fetch_wheels(force: bool = False) -> None:
+    """``pip download`` each requirement of vendor_requirements.txt for every platform into ./wheels/."""
+    missing = [w for w in manifest_wheels() if not (ROOT / w).is_file()]
+    if not (missing or force):
+        return
+    requirements = [line.split("#")[0].strip() for line in VENDOR.read_text().splitlines()]
+    for requirement in filter(None, requirements):
+        for tag in PLATFORM_TAGS.values():
+            subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--only-binary=:all:",
+                            "--no-deps", "--python-version", PYTHON_VERSION, "--implementation", "cp",
+                            "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--platform", tag,
+                            "--dest", str(WHEELS), "-q"], check=True)
+    missing = [w for w in manifest_wheels() if not (ROOT / w).is_file()]
+    if missing:
+        sys.exit(f"the manifest lists wheels pip did not download: {missing}; update blender_manifest.toml "
+                 "to the files in ./wheels/")
+
+
+def narrowed_manifest(platform: str) -> bytes:
+    """The manifest with ``platforms`` and ``wheels`` narrowed to one platform."""
+    text = MANIFEST.read_text(encoding="utf-8")
+    keep = [w for w in manifest_wheels() if wheel_platform(w) == platform]
+    text = re.sub(r"^platforms = \[.*?\]$", f'platforms = ["{platform}"]', text, flags=re.M)
+    text = re.sub(r"^wheels = \[.*?^\]$", "wheels = [\n" + "".join(f'  "{w}",\n' for w in keep) + "]",
+                  text, flags=re.M | re.S)
+    return text.encode("utf-8")
+
+
+def package_files(platform: str | None = None) -> list:
+    """(path on disk, name in the zip) for every shipped file, sorted (wheels: all, or ``platform``'s)."""
     files = []
     for path in sorted(PACKAGE.rglob("*")):
         rel = path.relative_to(PACKAGE)
         if path.is_dir() or set(rel.parts) & EXCLUDE_NAMES or path.name.endswith(EXCLUDE_SUFFIXES):
             continue
         files.append((path, rel.as_posix()))
-    return [(MANIFEST, MANIFEST.name)] + files
+    wheels = [(ROOT / w, w[2:] if w.startswith("./") else w) for w in manifest_wheels()
+              if platform is None or wheel_platform(w) == platform]
+    return [(MANIFEST, MANIFEST.name)] + files + wheels
 
 
-def build(out_dir: Path) -> Path:
-    """Write ``<out_dir>/voca_addon-<version>.zip`` and return its path."""
+def build(out_dir: Path, platform: str | None = None) -> Path:
+    """Write ``<out_dir>/voca_addon-<version>[-<platform>].zip`` and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"voca_addon-{read_version()}.zip"
+    suffix = f"-{platform.replace('-', '_')}" if platform else ""
+    target = out_dir / f"voca_addon-{read_version()}{suffix}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path, name in package_files():
+        for path, name in package_files(platform):
             info = zipfile.ZipInfo(name, ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            stored = name.endswith(".whl")                       # wheels are zips already
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
+            data = narrowed_manifest(platform) if platform and path == MANIFEST else path.read_bytes()
+            archive.writestr(info, data)
     return target
 
 
@@ -98,11 +162,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
     parser.add_argument("--no-validate", action="store_true", help="skip Blender's validator")
     parser.add_argument("--validator", type=Path, help="path to blender_ext.py (default: from bpy)")
+    parser.add_argument("--split-platforms", action="store_true", help="one zip per platform, each with "
+                        "only its own wheel")
+    parser.add_argument("--fetch-wheels", action="store_true", help="download the wheels again")
     args = parser.parse_args(argv)
-    archive = build(args.out)
-    with zipfile.ZipFile(archive) as zf:
-        count = len(zf.namelist())
-    print(f"wrote {archive} ({archive.stat().st_size / 1024:.0f} KiB, {count} files)")
+    fetch_wheels(force=args.fetch_wheels)
+    platforms = sorted({wheel_platform(w) for w in manifest_wheels()}) if args.split_platforms else [None]
+    archives = [build(args.out, platform) for platform in platforms]
+    for archive in archives:
+        with zipfile.ZipFile(archive) as zf:
+            count = len(zf.namelist())
+        print(f"wrote {archive} ({archive.stat().st_size / 1024:.0f} KiB, {count} files)")
     if args.no_validate:
         return 0
     validator = args.validator or find_validator()
@@ -110,7 +180,7 @@ def main(argv=None) -> int:
         print("Blender's validator (blender_ext.py) was not found: install bpy (make venv) or pass "
               "--validator PATH, or use --no-validate", file=sys.stderr)
         return 1
-    status = validate(archive, validator)
+    status = max(validate(archive, validator) for archive in archives)
     print("validation " + ("passed" if status == 0 else f"FAILED (exit {status})"))
     return status
 
