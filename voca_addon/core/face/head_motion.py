@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .prosody import Prosody
+from .prosody import DIGITAL_SILENCE_DB, Prosody
 
 NOD_RAD = 0.09              # rad (≈ 5.2°) of chin-down per unit emphasis
 RAISE_RAD_PER_ST = 0.005    # rad (≈ 0.29°) of head-up per semitone of pitch above the median
@@ -55,7 +55,8 @@ class HeadMotion:
 def speech_signals(prosody: Prosody) -> tuple:
     """Step 1: loudness float64 [F] in [0, 1] and pitch contour float64 [F] in semitones."""
     energy = prosody.energy_db
-    floor, top = np.percentile(energy, [5, 95])
+    sound = energy[energy > DIGITAL_SILENCE_DB]                              # zeros in the file are no floor
+    floor, top = np.percentile(sound if sound.size else energy, [5, 95])
     loudness = np.where(prosody.speaking, np.clip((energy - floor) / max(top - floor, 1e-6), 0, 1), 0.0)
     voiced = np.isfinite(prosody.f0_hz)
     if not voiced.any():

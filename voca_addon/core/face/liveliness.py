@@ -185,12 +185,6 @@ def compute_liveliness(settings: LivelinessSettings, audio_path, fps: float, num
                       assets.model if settings.rig else None, settings.correctives, settings.shape_sliders)
 
 
-def eye_centres(template: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """float64 [2, 3]: left and right eyeball centres of a FLAME head (mean of each eyeball part)."""
-    left, right = gaze.eyeball_vertices(np.asarray(template), np.asarray(faces))
-    return np.stack([template[left].mean(axis=0), template[right].mean(axis=0)]).astype(np.float64)
-
-
 def parse_blink_source(value: Optional[str]) -> tuple:
     """``--blink-source`` text → tuple of paths (several joined by commas: ``l_eyelid.npy,r_eyelid.npy``)."""
     if not value:
