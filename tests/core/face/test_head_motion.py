@@ -33,6 +33,7 @@ def test_head_motion_statistics_over_a_minute_of_speech(pros):
     assert np.all((deg.std(axis=0) > 1.0) & (deg.std(axis=0) < 6.0))
     assert np.abs(deg).max() < 20.0
     assert min(nod_corr) > 0.3
+    assert np.mean(speed_corr) > 0.1 and np.mean(ratio) > 1.2           # moves more while speaking
 
 
 def test_head_motion_follows_the_speech_not_only_noise(pros):
