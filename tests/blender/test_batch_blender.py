@@ -48,7 +48,7 @@ def test_batch_blender_every_format_per_clip(m, shared_data, tmp_path):
     listing = tmp_path / "clips.csv"
     listing.write_text(f"audio,emotion,strength,name\n{wav},happy,0.5,hello\n{tmp_path / 'clips.csv'},,,notaudio\n")
     out = tmp_path / "out"
-    formats = "npz,blend,glb,fbx,abc,usd,mp4"
+    formats = "npz,blend,glb,fbx,abc,usd"
     r = batch(listing, "--out", out, "--format", formats, "--emotion-source",
               shared_data / "emotions" / "seed_emotion_offsets.npz", *m, cache=tmp_path)
     assert r.returncode == EXIT_SOME_FAILED, r.stderr[-3000:]
@@ -70,8 +70,6 @@ def test_batch_blender_every_format_per_clip(m, shared_data, tmp_path):
     gltf = read_glb(out / "hello.glb", required=False)
     if gltf is not None:                                        # 50 speech keys, bias, the emotion key
         assert len(gltf.meshes[0].primitives[0].targets) == 52 and "hello" in [a.name for a in gltf.animations]
-    sound = [("soun", "mp4a")] if compat.HAS_AUDIO else []      # bpy 4.2 from PyPI has no audio
-    assert render.mp4_tracks(out / "hello.mp4") == [("vide", "avc1")] + sound
     assert all((out / f"hello.{f}").stat().st_size > 10000 for f in ("fbx", "abc", "usd"))
 
 
@@ -96,3 +94,16 @@ def test_batch_blender_dialogue_library_through_the_headless_script(m, shared_da
             assert np.abs(got - z["vertices"][20]).max() <= TOLERANCE
     if compat.HAS_AUDIO:
         assert len(compat.sequencer_strips(scene.sequence_editor)) == 4
+
+
+def test_batch_blender_video_per_clip(m, shared_data, tmp_path):
+    """``--format mp4``: each clip rendered with its sound (H.264 + AAC)."""
+    wav = shared_data.joinpath(*SUBJECT) / "sentence01.wav"
+    (tmp_path / "in").mkdir()
+    os.symlink(wav, tmp_path / "in" / "take.wav")
+    out = tmp_path / "out"
+    r = batch(tmp_path / "in", "--out", out, "--format", "mp4", *m, cache=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert results(out)["take"]["outputs"] == [str(out / "take.mp4")]
+    sound = [("soun", "mp4a")] if compat.HAS_AUDIO else []      # bpy 4.2 from PyPI has no audio
+    assert render.mp4_tracks(out / "take.mp4") == [("vide", "avc1")] + sound
