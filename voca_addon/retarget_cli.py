@@ -93,7 +93,7 @@ def compute(args) -> Retarget:
     template = meshio.read_mesh(template_path)
     fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
                              flame_ids, target_ids)
-    motion = transfer.transfer(anim, fit, target.vertices)
+    motion = transfer.transfer(anim, fit, target.vertices, target.faces)
     solution = keysolve.solve_keys(motion, keys.deltas, keys.names) if keys is not None else None
     return Retarget(target, fit, motion, keys, solution)
 

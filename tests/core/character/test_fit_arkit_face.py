@@ -21,7 +21,7 @@ def test_fit_arkit_face_landmark_and_surface_residuals(arkit_fit):
 
 
 def test_transfer_arkit_face_inner_lips_follow_flames(official, arkit, arkit_fit):
-    target = transfer.transfer(official, arkit_fit, arkit["mesh"].vertices).vertices()
+    target = transfer.transfer(official, arkit_fit, arkit["mesh"].vertices, arkit["mesh"].faces).vertices()
     flame = official.vertices()
     ids = arkit["target_ids"]
     flame_open = np.linalg.norm(flame[:, lm.FLAME_IBUG68[UPPER]] - flame[:, lm.FLAME_IBUG68[LOWER]], axis=1)
@@ -34,7 +34,7 @@ def test_transfer_arkit_face_inner_lips_follow_flames(official, arkit, arkit_fit
 
 
 def test_transfer_arkit_face_rest_shape_is_unchanged(official, arkit, arkit_fit):
-    result = transfer.transfer(official, arkit_fit, arkit["mesh"].vertices)
+    result = transfer.transfer(official, arkit_fit, arkit["mesh"].vertices, arkit["mesh"].faces)
     np.testing.assert_array_equal(result.template, arkit["mesh"].vertices.astype(np.float32))
     np.testing.assert_array_equal(result.weights, official.weights)
     far = np.linalg.norm(result.basis, axis=(0, 2)) == 0                   # no motion far from the mouth

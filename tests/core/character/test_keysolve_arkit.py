@@ -10,7 +10,7 @@ from voca_addon.core.errors import InputError
 
 @pytest.fixture(scope="module")
 def transferred(official, arkit, arkit_fit):
-    return transfer.transfer(official, arkit_fit, arkit["mesh"].vertices)
+    return transfer.transfer(official, arkit_fit, arkit["mesh"].vertices, arkit["mesh"].faces)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def test_transfer_remeshed_flame_is_exact_within_0_1_mm(flame, official, remeshe
     assert fit.similarity.scale == pytest.approx(SCALE, rel=1e-9)
     assert fit.residuals["unit"] == "centimetres"
     assert fit.residuals["surface"]["max"] < 1e-6                  # mm: registration is the identity
-    result = transfer.transfer(official, fit, remeshed["vertices"])
+    result = transfer.transfer(official, fit, remeshed["vertices"], remeshed["faces"])
     np.testing.assert_array_equal(result.weights, official.weights)
     worst = 0.0
     for start in range(0, official.num_frames, 50):
@@ -52,14 +52,14 @@ def test_transfer_remeshed_flame_is_exact_within_0_1_mm(flame, official, remeshe
 
 
 def test_transfer_rest_shape_is_the_target_unchanged(official, remeshed, remeshed_fit):
-    result = transfer.transfer(official, remeshed_fit, remeshed["vertices"])
+    result = transfer.transfer(official, remeshed_fit, remeshed["vertices"], remeshed["faces"])
     np.testing.assert_array_equal(result.template, remeshed["vertices"].astype(np.float32))
 
 
 def test_transfer_eyes_stay_still_and_follow_flames_eyeballs(official, remeshed, remeshed_fit):
     eyes = remeshed_fit.roles == fitting.EYE
     assert eyes.sum() == 2 * 2178                                   # both eyeballs, subdivided
-    result = transfer.transfer(official, remeshed_fit, remeshed["vertices"])
+    result = transfer.transfer(official, remeshed_fit, remeshed["vertices"], remeshed["faces"])
     span = np.ptp(result.vertices()[:, eyes], axis=0)               # range over the clip, cm
     flame_span = np.linalg.norm(np.ptp(official.vertices()[:, 3931:], axis=0), axis=1).max()
     print(f"eye range {np.linalg.norm(span, axis=1).max() / SCALE * 1000:.3f} mm, FLAME's {flame_span * 1000:.3f} mm")
@@ -80,7 +80,7 @@ def test_transfer_lower_teeth_island_follows_the_jaw(flame, official):
     faces = np.concatenate([flame.faces, tris + v, tris + v + 8])
     fit = fitting.fit_target(flame.vertices, flame.faces, vertices, faces, lm.FLAME_IBUG68, lm.FLAME_IBUG68)
     assert (fit.roles[v:v + 8] == fitting.JAW).all() and (fit.roles[v + 8:] == fitting.SKULL).all()
-    frames = transfer.transfer(official, fit, vertices).vertices()
+    frames = transfer.transfer(official, fit, vertices, faces).vertices()
     flame_frames = official.vertices()
     teeth_drop = frames[:, v:v + 8, 1].mean(axis=1)
     chin_drop = flame_frames[:, lm.FLAME_IBUG68[8], 1]                # FLAME's chin (iBUG 8), height

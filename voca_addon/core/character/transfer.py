@@ -7,7 +7,9 @@ map T (V_target × 5023), so the target's animation is again a :class:`ShapeKeyA
 (:mod:`.fit`):
 
 - ``SURFACE``: the vertex's closest point on the registered FLAME surface, barycentric weights
-  (b₁, b₂, b₃) on that triangle's corners, times a falloff φ(d) of the distance d to that surface
+  (b₁, b₂, b₃) on that triangle's corners (given the target's faces, among triangles facing within 60° of
+  the vertex's normal: the rim of an upper lip never takes the lower lip's motion), times a falloff φ(d)
+  of the distance d to that surface
   (1 up to ``FALLOFF_START``, a smoothstep down to 0 at ``FALLOFF_END``): motion stays where VOCA
   moves FLAME's surface and fades out smoothly on parts FLAME does not cover (hair, body).
 - ``EYE``: the least-squares affine field x ↦ Aᵀ[x; 1] fitted to FLAME's eyeball (546 vertices),
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.spatial import cKDTree
 
 from ..animation.shapekeys import ShapeKeyAnimation
 from ..errors import InputError
@@ -35,6 +38,7 @@ from .fit import EYE, JAW, SKULL, SURFACE, Fit
 
 FALLOFF_START = 0.003    # m: full motion up to this distance from the registered FLAME surface
 FALLOFF_END = 0.015      # m: no motion from this distance on
+FACING_COS = 0.5         # a closest triangle must face within 60° of the target vertex's normal
 REGION_RADIUS = 0.01     # m: FLAME vertices this close to the region's landmarks drive followers
 
 
@@ -58,13 +62,37 @@ def _region(fit: Fit, role: int, side: int) -> np.ndarray:
     return np.flatnonzero(gap < REGION_RADIUS)
 
 
-def transfer_matrix(fit: Fit, target: np.ndarray) -> sp.csr_matrix:
+def _facing(points, normals, cp, fit: Fit) -> None:
+    """Re-pick, for vertices whose closest triangle faces the other way, the closest facing one (in place)."""
+    tri_normals = surface.face_normals(fit.flame, fit.flame_faces)
+    hit = cp.triangle >= 0
+    dot = np.einsum("ij,ij->i", normals, tri_normals[np.maximum(cp.triangle, 0)])
+    if np.median(dot[hit]) < 0:                                           # the target is wound inwards
+        normals, dot = -normals, -dot
+    corners = fit.flame[fit.flame_faces]
+    centroids = corners.mean(axis=1)
+    reach = float(np.linalg.norm(corners - centroids[:, None], axis=2).max())
+    tree = cKDTree(centroids)
+    for i in np.flatnonzero(hit & (dot < FACING_COS)):
+        cand = np.asarray(tree.query_ball_point(points[i], FALLOFF_END + reach), np.int64)
+        cand = cand[tri_normals[cand] @ normals[i] >= FACING_COS]
+        if not cand.size:
+            continue
+        bary = surface.triangle_barycentric(np.repeat(points[i:i + 1], len(cand), 0), *corners[cand].transpose(1, 0, 2))
+        dist = np.linalg.norm(np.einsum("nk,nkd->nd", bary, corners[cand]) - points[i], axis=1)
+        best = int(dist.argmin())
+        if dist[best] < FALLOFF_END:
+            cp.triangle[i], cp.barycentric[i], cp.distance[i] = cand[best], bary[best], dist[best]
+
+
+def transfer_matrix(fit: Fit, target: np.ndarray, faces: np.ndarray = None) -> sp.csr_matrix:
     """The sparse map T [V_target, 5023] from FLAME fields to target fields (FLAME frame).
 
     Parameters
     ----------
     fit : Fit
     target : float [V_target, 3]   the target's rest vertices (its own frame and units)
+    faces : int [S, 3], optional   the target's triangles: closest points then respect facing
     """
     target = np.asarray(target, np.float64)
     if len(target) != len(fit.roles):
@@ -74,6 +102,8 @@ def transfer_matrix(fit: Fit, target: np.ndarray) -> sp.csr_matrix:
     rows, cols, vals = [], [], []
     on_surface = np.flatnonzero(fit.roles == SURFACE)
     cp = surface.closest_points(points[on_surface], fit.flame, fit.flame_faces, max_distance=FALLOFF_END)
+    if faces is not None:
+        _facing(points[on_surface], surface.vertex_normals(points, faces)[on_surface], cp, fit)
     hit = cp.triangle >= 0
     weight = cp.barycentric[hit] * falloff(cp.distance[hit])[:, None]     # b_k φ(d)
     rows.append(np.repeat(on_surface[hit], 3))
@@ -93,7 +123,8 @@ def transfer_matrix(fit: Fit, target: np.ndarray) -> sp.csr_matrix:
                          shape=(len(target), lm.FLAME_NUM_VERTICES))
 
 
-def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray) -> ShapeKeyAnimation:
+def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray,
+             faces: np.ndarray = None) -> ShapeKeyAnimation:
     """VOCA's animation on FLAME → the same animation on the fitted target.
 
     Parameters
@@ -101,6 +132,7 @@ def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray) -> Shap
     animation : ShapeKeyAnimation   on FLAME's 5023 vertices (metres)
     fit : Fit                       from :func:`.fit.fit_target`
     target : float [V_target, 3]    the target's rest vertices
+    faces : int [S, 3], optional    the target's triangles (recommended: see :func:`transfer_matrix`)
 
     Returns
     -------
@@ -111,7 +143,7 @@ def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray) -> Shap
     if animation.num_vertices != lm.FLAME_NUM_VERTICES:
         raise InputError(f"the animation has {animation.num_vertices} vertices; retargeting needs VOCA's "
                          f"FLAME animation ({lm.FLAME_NUM_VERTICES} vertices).")
-    t = transfer_matrix(fit, target)
+    t = transfer_matrix(fit, target, faces)
     d = animation.basis.shape[0]
     fields = np.concatenate([animation.bias[None], animation.basis]).astype(np.float64)   # [D+1, 5023, 3]
     moved = t @ fields.transpose(1, 0, 2).reshape(lm.FLAME_NUM_VERTICES, -1)            # [V_t, (D+1)*3]
