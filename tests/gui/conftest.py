@@ -31,7 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("VOCA_BLENDER_GUI_TOOLS", ROOT.parent / "shared" / "tools" / "blender-gui"))
 DRIVER = Path(__file__).resolve().parent / "gui_driver.py"
-SCREEN = "1400x1300"            # Xvfb screen: tall enough for the VOCA tab with both sub-panels open
+SCREEN = "1400x1600"            # Xvfb screen: tall enough for the VOCA tab with every sub-panel open
 SESSION_LIMIT = 600             # s: Blender is stopped after this (run.sh's timeout)
 SETUP_LIMIT = 1800              # s: making the chroot (download + install, ~1 min on a fast line)
 CLIP_REPEATS = 8                # the reference sentence (5.1 s) this many times: a 41 s clip

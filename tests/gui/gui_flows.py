@@ -223,12 +223,14 @@ def undo_redo(config, entry):
     entry["redo_changes"] = gui_scene.changes(after, gui_scene.snapshot())
 
 
-def _invoke(name: str, **props) -> list:
-    try:
-        with screen.override("UI"):
-            return sorted(getattr(bpy.ops.voca, name)("INVOKE_DEFAULT", True, **props))
-    except RuntimeError as exc:
-        return ["CANCELLED", str(exc)]
+def _click(config, operator: str, *words: str):
+    """Click the enabled sidebar button of ``bpy.ops.voca.<operator>`` whose command has ``words``;
+    returns the new reports (the operator's result line and its message)."""
+    reports = len(gui_runs.info_reports())
+    clicked = yield from gui_runs.click_button(
+        config["out"], lambda c: f"voca.{operator}(" in c and all(w in c for w in words))
+    yield from redraw(0.4)
+    return {"command": clicked["command"], "reports": gui_runs.info_reports()[reports:]}
 
 
 def _key_value(name: str, frame: int) -> float:
@@ -237,36 +239,44 @@ def _key_value(name: str, frame: int) -> float:
 
 
 def emotion_buttons(config, entry):
-    """The Emotions sub-panel's buttons: Add emotions, Mark as emotion, Key at current frame, Over range."""
+    """The Emotions sub-panel's buttons, clicked: Add emotions, Mark as emotion, Key at current frame,
+    Over range (eased); their values come from the panel's fields, set first as an artist would."""
     _activate(HEAD)
     props, head = scene().voca, bpy.data.objects[HEAD]
     writer = importlib.import_module(ADDON + ".blender.emotion_writer")
-    entry["add"] = _invoke("add_emotions")
+    entry["add"] = yield from _click(config, "add_emotions")
     entry["emotion_keys"] = sorted(writer.emotion_keys(head))
-    head.shape_key_add(name="Smirk", from_mix=False)          # an artist's own key
+    head.shape_key_add(name="Smirk", from_mix=False)          # an artist's own key, made active
     head.active_shape_key_index = len(head.data.shape_keys.key_blocks) - 1
-    entry["mark"] = _invoke("mark_emotion")
+    entry["mark"] = yield from _click(config, "mark_emotion")
     entry["marked"] = "Smirk" in writer.emotion_keys(head)
-    props.emotion, frame = "sad", config["start"] + 5
+    frame = config["start"] + 5
+    props.emotion, props.strength = "sad", 0.7
     scene().frame_set(frame)
-    entry["key_at"] = _invoke("key_emotion", value=0.7, use_range=False)
+    entry["key_at"] = yield from _click(config, "key_emotion", "use_range=False")
     entry["key_at_value"] = _key_value("EMO sad", frame)
-    props.emotion = "Smirk"
     a, b = config["start"], config["start"] + 40
-    entry["key_range"] = _invoke("key_emotion", use_range=True, value=0.5, ease=4, frame_start=a, frame_end=b)
+    props.emotion, props.strength, props.ease_frames = "Smirk", 0.5, 4
+    props.key_frame_start, props.key_frame_end = a, b
+    entry["key_range"] = yield from _click(config, "key_emotion", "use_range=True")
     entry["range_values"] = [_key_value("Smirk", f) for f in (a, a + 2, a + 4, a + 20, b - 4, b)]
-    yield from redraw(0.3)
 
 
 def remove(config, entry):
-    """Remove VOCA animation: the add-on's keys, curves, action and sound strip go; the artist's key stays."""
+    """Remove VOCA animation, clicked: the add-on's keys, curves, action and sound strip go; the
+    artist's key stays."""
     _activate(HEAD)
     before = gui_scene.snapshot()
-    entry["result"] = _invoke("remove_animation")
-    yield from redraw(0.3)
+    entry["result"] = yield from _click(config, "remove_animation")
     after = gui_scene.snapshot()
     entry.update(before=before["objects"][HEAD]["keys"], after=after["objects"][HEAD]["keys"],
                  strips=after["strips"], actions=sorted(after["actions"]))
+
+
+def session_reports(config, entry):
+    """Every report of the session, as the Info editor lists them (for the no-traceback check)."""
+    entry["reports"] = gui_runs.info_reports()
+    yield 0.01
 
 
 SCENARIOS = [
@@ -277,4 +287,5 @@ SCENARIOS = [
     ("undo_redo", undo_redo),
     ("emotion_buttons", emotion_buttons),
     ("remove", remove),
+    ("session_reports", session_reports),
 ]

@@ -21,6 +21,7 @@ import gui_screen as screen
 
 TICK = 0.05                     # s between two looks at a running job
 ANIMATE_BUTTON = 1              # Animate from audio: the panel's second operator button
+OWN_COMMANDS = ("bpy.ops.ui.copy_python_command_button",)   # the suite's own look-ups, not the artist's
 SCRUB_STRIP = 20                # pixels: the timeline's strip of frame numbers, at the top of its region
 
 
@@ -94,20 +95,47 @@ def _magenta_buttons(shot: str) -> list:
     return centres
 
 
-def click_animate(out: str) -> dict:
-    """Click **Animate from audio** (the second operator button of the panel, after Add FLAME head)."""
+def hovered_command(at: tuple):
+    """The Python command of the button under the pointer at ``at`` (Blender's own "Copy Python
+    Command" of the active button), or "" when there is none."""
+    screen.xdotool("mousemove", str(at[0] - 20), str(at[1]))
+    yield 0.1
+    screen.xdotool("mousemove", str(at[0]), str(at[1]))           # a motion event onto the button
+    yield 0.3
+    bpy.context.window_manager.clipboard = ""
+    try:
+        with screen.override("UI"):
+            bpy.ops.ui.copy_python_command_button()
+    except RuntimeError:                        # no operator button under the pointer
+        return ""
+    return bpy.context.window_manager.clipboard
+
+
+def click_button(out: str, wanted: Callable[[str], bool], likely: int = 0):
+    """Click the sidebar's button whose Python command (asked from Blender while hovering it)
+    satisfies ``wanted``; buttons are tried from index ``likely`` on. Returns what was clicked."""
     buttons = yield from tool_buttons(out)
-    x, y = buttons[ANIMATE_BUTTON]
-    screen.xdotool("mousemove", str(x - 20), str(y))         # a motion event onto the button first
-    yield 0.15
-    screen.click((x, y))
-    yield 0.05
-    return {"clicked": list(buttons[ANIMATE_BUTTON]), "buttons": len(buttons)}
+    order = buttons[likely:] + buttons[:likely]
+    tried = []
+    for point in order:
+        command = yield from hovered_command(point)
+        tried.append(command)
+        if wanted(command):
+            screen.click(point)
+            yield 0.05
+            return {"clicked": list(point), "buttons": len(buttons), "command": command}
+    raise RuntimeError(f"no such button among the sidebar's {len(buttons)} enabled buttons: {tried}")
+
+
+def click_animate(out: str):
+    """Click **Animate from audio** (the button of ``bpy.ops.voca.animate_from_audio()``)."""
+    return (yield from click_button(out, lambda c: "voca.animate_from_audio" in c, ANIMATE_BUTTON))
 
 
 def info_reports() -> list:
-    """Every report of this session as the Info editor lists it (the status bar shows the latest):
-    the timeline is turned into an Info editor for a moment, its reports copied to the clipboard."""
+    """Every report of this session as the Info editor lists it (the status bar shows the latest),
+    less the suite's own button look-ups: the timeline is turned into an Info editor for a moment, its
+    reports copied to the clipboard."""
     timeline = screen.area("DOPESHEET_EDITOR")
     kept = timeline.ui_type
     timeline.ui_type = "INFO"
@@ -116,7 +144,8 @@ def info_reports() -> list:
                                        region=screen.region("WINDOW", timeline)):
             bpy.ops.info.select_all(action="SELECT")
             bpy.ops.info.report_copy()
-        return [line for line in bpy.context.window_manager.clipboard.splitlines() if line.strip()]
+        lines = bpy.context.window_manager.clipboard.splitlines()
+        return [line for line in lines if line.strip() and not line.startswith(OWN_COMMANDS)]
     finally:
         timeline.ui_type = kept
 

@@ -124,13 +124,20 @@ def settled_shot(path: str, before: list, timeout: float = 4.0):
         last = lines
 
 
-def open_subpanel(shot: str, which: int, path: str):
-    """Click a closed sub-panel's header (a line of the panel, by index) and wait for it to open."""
+def open_subpanel(shot: str, which: int, path: str, attempts: int = 3):
+    """Click a closed sub-panel's header (a line of the panel, by index) and wait for it to open; the
+    click is repeated when the panel did not change (a click during a redraw can be lost)."""
     ui = screen.rect_of(screen.region("UI"))
     lines = panel_lines(shot)
     top, height = lines[which]
-    screen.click((ui[0] + 60, ui[1] + top + height // 2))
-    shot, after = yield from settled_shot(path, lines)
+    point = (ui[0] + 60, ui[1] + top + height // 2)
+    for _ in range(attempts):
+        screen.xdotool("mousemove", str(point[0] + 20), str(point[1]))
+        yield 0.2
+        screen.click(point)
+        shot, after = yield from settled_shot(path, lines)
+        if after != lines:
+            break
     return shot, lines, after
 
 
