@@ -66,10 +66,9 @@ def _d_matrix(vertices: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((values, (np.repeat(np.arange(n), 4), np.arange(4 * n))), shape=(n, 4 * n))
 
 
-def _correspondences(deformed, template_faces, target, target_faces, target_normals, boundary,
-                     max_distance):
+def _correspondences(deformed, template_faces, target_surface, target_normals, boundary, max_distance):
     """U (closest target points) and w (0/1 reliability) for the deformed template."""
-    cp = surface.closest_points(deformed, target, target_faces, max_distance=max_distance)
+    cp = target_surface.closest(deformed, max_distance=max_distance)
     found = cp.triangle >= 0
     tri = np.maximum(cp.triangle, 0)
     normals = surface.vertex_normals(deformed, template_faces)
@@ -99,12 +98,13 @@ def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarra
     mg, d = _stiffness(template_faces, n), _d_matrix(v)
     d_l = d[np.asarray(landmark_ids)]
     normals_t = surface.face_normals(tgt, target_faces)
+    target_surface = surface.TriangleSurface(tgt, target_faces)
     boundary = surface.boundary_edge_mask(target_faces)
     fixed = (mg.T @ mg).tocsc(), (d_l.T @ d_l).tocsc(), d_l.T @ u_l
     x = np.tile(np.vstack([np.eye(3), np.zeros((1, 3))]), (n, 1))           # X⁰: identity maps
     for alpha in alphas:
         for _ in range(MAX_INNER):
-            u, w, _ = _correspondences(d @ x, template_faces, tgt, target_faces, normals_t, boundary,
+            u, w, _ = _correspondences(d @ x, template_faces, target_surface, normals_t, boundary,
                                        max_distance / radius)
             dw = sp.diags(w.astype(np.float64)) @ d
             lhs = alpha ** 2 * fixed[0] + dw.T @ dw + beta ** 2 * fixed[1]
@@ -115,6 +115,6 @@ def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarra
             if step < EPSILON:
                 break
     deformed = d @ x
-    _, matched, dist = _correspondences(deformed, template_faces, tgt, target_faces, normals_t,
-                                        boundary, max_distance / radius)
+    _, matched, dist = _correspondences(deformed, template_faces, target_surface, normals_t, boundary,
+                                        max_distance / radius)
     return Registration(deformed * radius + centre, matched, dist * radius)

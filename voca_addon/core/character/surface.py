@@ -77,42 +77,56 @@ def _where(mask, columns, bary):
     return np.where(mask[:, None], np.stack(columns, axis=1), bary)
 
 
-def closest_points(queries: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                   max_distance: float = np.inf) -> ClosestPoints:
-    """Exact closest points of ``queries`` on the triangles ``faces`` of ``vertices``.
+class TriangleSurface:
+    """A triangle mesh prepared for repeated closest-point queries (trees built once).
 
     Parameters
     ----------
-    queries : float [Q, 3]
     vertices : float [V, 3]
     faces : int [T, 3]
-    max_distance : float
-        Queries with no surface point this close get triangle −1 (skips far queries cheaply).
     """
-    q = np.asarray(queries, np.float64)
-    verts = np.asarray(vertices, np.float64)
-    faces = np.asarray(faces, np.int64)
-    corners = verts[faces]                                                # [T, 3, 3]
-    centroids = corners.mean(axis=1)
-    radius = np.linalg.norm(corners - centroids[:, None], axis=2).max(axis=1)   # R_T
-    d_v, _ = cKDTree(verts[np.unique(faces)]).query(q)                     # true distance ≤ d_v
-    best = (np.full(len(q), -1, np.int64), np.zeros((len(q), 3)), np.full(len(q), np.inf))
-    near = np.flatnonzero(d_v <= max_distance + 2 * radius.max())
-    size_class = np.floor(np.log2(np.maximum(radius, 1e-300) / max(radius.max(), 1e-300)))
-    for cls in np.unique(size_class):                                      # triangles of similar R_T
-        members = np.flatnonzero(size_class == cls)
-        tree, reach = cKDTree(centroids[members]), float(radius[members].max())
-        for start in range(0, len(near), CHUNK):
-            rows = near[start:start + CHUNK]
-            balls = tree.query_ball_point(q[rows], d_v[rows] + reach + 1e-12, return_sorted=False)
-            counts = np.fromiter(map(len, balls), np.int64, len(balls))
-            cand = np.fromiter(chain.from_iterable(balls), np.int64, int(counts.sum()))
-            _update(best, rows, q, np.repeat(np.arange(len(rows)), counts), members[cand], corners)
-    tri, bary, dist = best
-    far = dist > max_distance
-    tri[far], dist[far] = -1, np.inf
-    point = np.einsum("qk,qkd->qd", bary, corners[np.maximum(tri, 0)])
-    return ClosestPoints(tri, bary, point, dist)
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        verts = np.asarray(vertices, np.float64)
+        faces = np.asarray(faces, np.int64)
+        self.corners = verts[faces]                                       # [T, 3, 3]
+        centroids = self.corners.mean(axis=1)
+        radius = np.linalg.norm(self.corners - centroids[:, None], axis=2).max(axis=1)   # R_T
+        self.max_radius = float(radius.max())
+        self.vertex_tree = cKDTree(verts[np.unique(faces)])
+        size_class = np.floor(np.log2(np.maximum(radius, 1e-300) / max(self.max_radius, 1e-300)))
+        self.classes = []                                                 # triangles of similar R_T
+        for cls in np.unique(size_class):
+            members = np.flatnonzero(size_class == cls)
+            self.classes.append((members, cKDTree(centroids[members]), float(radius[members].max())))
+
+    def closest(self, queries: np.ndarray, max_distance: float = np.inf) -> ClosestPoints:
+        """Exact closest points of ``queries`` [Q, 3]; farther than ``max_distance``: triangle −1."""
+        q = np.asarray(queries, np.float64)
+        d_v, _ = self.vertex_tree.query(q)                                 # true distance ≤ d_v
+        best = (np.full(len(q), -1, np.int64), np.zeros((len(q), 3)), np.full(len(q), np.inf))
+        near = np.flatnonzero(d_v <= max_distance + 2 * self.max_radius)
+        for members, tree, reach in self.classes:
+            for start in range(0, len(near), CHUNK):
+                rows = near[start:start + CHUNK]
+                balls = tree.query_ball_point(q[rows], d_v[rows] + reach + 1e-12, return_sorted=False)
+                counts = np.fromiter(map(len, balls), np.int64, len(balls))
+                cand = np.fromiter(chain.from_iterable(balls), np.int64, int(counts.sum()))
+                _update(best, rows, q, np.repeat(np.arange(len(rows)), counts), members[cand], self.corners)
+        tri, bary, dist = best
+        far = dist > max_distance
+        tri[far], dist[far] = -1, np.inf
+        point = np.einsum("qk,qkd->qd", bary, self.corners[np.maximum(tri, 0)])
+        return ClosestPoints(tri, bary, point, dist)
+
+
+def closest_points(queries: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                   max_distance: float = np.inf) -> ClosestPoints:
+    """Exact closest points of ``queries`` [Q, 3] on the triangles ``faces`` [T, 3] of ``vertices`` [V, 3].
+
+    Queries with no surface point within ``max_distance`` get triangle −1 (skips far queries cheaply).
+    """
+    return TriangleSurface(vertices, faces).closest(queries, max_distance)
 
 
 def _update(best, rows, q, owner, cand, corners) -> None:
