@@ -45,6 +45,7 @@ CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name")
 SUMMARY = "batch_summary"
 DEFAULT_BATCH = 8               # clips per shared recurrence
 DASK_CONNECT_S = 15             # seconds to wait for a Dask scheduler
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 CORE_FORMATS = ("npz", "csv")
 BLENDER_FORMATS = ("blend", "mp4", "glb", "fbx", "abc", "usd")
@@ -259,12 +260,22 @@ def _local(tasks: Sequence[GroupTask]) -> Iterable[List[ClipResult]]:
 
 
 def _processes(tasks: Sequence[GroupTask], workers: int) -> Iterable[List[ClipResult]]:
+    """The groups in ``workers`` spawned processes, each with its share of the cores for BLAS (unless the
+    user set the thread variables): N processes × all cores' threads would only fight over the cores."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from .batch_worker import run_group
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_group, t) for t in tasks]):
-            yield future.result()
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    saved = {k: os.environ.get(k) for k in BLAS_THREADS}
+    os.environ.update({k: threads for k, v in saved.items() if v is None})   # read by the spawned workers
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(run_group, t) for t in tasks]):
+                yield future.result()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
 
 
 def dask_client(address: str):
