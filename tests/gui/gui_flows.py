@@ -223,12 +223,18 @@ def undo_redo(config, entry):
     entry["redo_changes"] = gui_scene.changes(after, gui_scene.snapshot())
 
 
+# Where each button usually is among the sidebar's enabled buttons (Add FLAME head, Animate, Remove, Add
+# emotions, Mark as emotion, At current frame, Over range, …): the search starts there.
+LIKELY = {"remove_animation": 2, "add_emotions": 3, "mark_emotion": 4, "key_emotion": 5}
+
+
 def _click(config, operator: str, *words: str):
     """Click the enabled sidebar button of ``bpy.ops.voca.<operator>`` whose command has ``words``;
     returns the new reports (the operator's result line and its message)."""
     reports = len(gui_runs.info_reports())
     clicked = yield from gui_runs.click_button(
-        config["out"], lambda c: f"voca.{operator}(" in c and all(w in c for w in words))
+        config["out"], lambda c: f"voca.{operator}(" in c and all(w in c for w in words),
+        LIKELY.get(operator, 0))
     yield from redraw(0.4)
     return {"command": clicked["command"], "reports": gui_runs.info_reports()[reports:]}
 

@@ -51,10 +51,16 @@ def window_setup(config, entry):
 
 
 def install(config, entry):
-    """Install and enable the built zip as a person does from Preferences › Get Extensions › Install."""
-    with screen.override("WINDOW"):
-        result = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default",
-                                                          enable_on_install=True)
+    """Install and enable the built zip as a person does from Preferences › Get Extensions › Install.
+    Refused for this Blender's Python version (bundled wheels), the refusal is recorded and the same
+    extension without wheels is installed, so that the other scenarios still run."""
+    try:
+        result = _install(config["zip"])
+    except RuntimeError as exc:
+        if "incompatible" not in str(exc) or not config.get("zip_fallback"):
+            raise
+        entry["refused"] = str(exc)
+        result = _install(config["zip_fallback"])
     yield 0.2
     package = importlib.import_module(ADDON)
     entry.update(result=sorted(result), enabled=ADDON in bpy.context.preferences.addons,
@@ -62,6 +68,12 @@ def install(config, entry):
                  operators=[name for name in ("animate_from_audio", "add_flame_head", "remove_animation",
                                               "add_emotions", "mark_emotion", "key_emotion")
                             if hasattr(bpy.ops.voca, name)])
+
+
+def _install(path: str) -> set:
+    with screen.override("WINDOW"):
+        return bpy.ops.extensions.package_install_files(filepath=path, repo="user_default",
+                                                        enable_on_install=True)
 
 
 def preferences(config, entry):

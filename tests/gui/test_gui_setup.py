@@ -53,6 +53,9 @@ def _paeth(a: int, b: int, c: int) -> int:
 
 def test_gui_install_enables_the_built_zip(gui):
     entry = gui.scenario("install")
+    assert "refused" not in entry, (
+        f"Blender {gui.scenario('window_setup')['version']} (Debian's build, its system Python) refuses the "
+        f"built zip: {entry['refused']} — the other GUI tests ran on the same zip without its wheels")
     assert entry["result"] == ["FINISHED"] and entry["enabled"], entry
     assert "/extensions/user_default/voca_addon/" in entry["file"], entry      # the installed copy
     assert entry["operators"] == ["animate_from_audio", "add_flame_head", "remove_animation", "add_emotions",
