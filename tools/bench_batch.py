@@ -8,7 +8,9 @@ Not a test (nothing is asserted): it prints a table and writes it as JSON (``--j
    process (all 16 clips share the recurrence); (d) ``batch --workers 2`` (two processes, 8 clips each).
    Wall time of the whole set, throughput ratio against (a), and each run's peak resident memory
    (``ru_maxrss`` from ``os.wait4``: the largest single process of the run, children included).
-2. *The recurrence against the memory-bandwidth floor.* In this process, the LSTM recurrence of
+2. *Full-size equality.* The 16 clips' logits in one batch against one-clip runs (shortest, median and
+   longest clip).
+3. *The recurrence against the memory-bandwidth floor.* In this process, the LSTM recurrence of
    :mod:`voca_addon.core.speech.deepspeech_batch` on the first B clips for each batch size B: time per
    step, the floor per step (reading ``K_h``, 64 MiB, at the bandwidth measured here by streaming a
    512 MiB array through a matrix-vector product and a copy; the better of the two), the share of the
@@ -120,10 +122,15 @@ def bandwidth_gbs() -> dict:
 
 def recurrence(clips, pb, batch_sizes, work: Path) -> list:
     from voca_addon.core.models import modelfiles
-    from voca_addon.core.speech import audio, deepspeech_batch as db, features
+    from voca_addon.core.speech import audio, deepspeech, deepspeech_batch as db, features
     model = modelfiles.load_deepspeech(pb, work / "cache")
     inputs = [features.deepspeech_input(audio.prepare_for_deepspeech(audio.load_audio(c))) for c in clips]
     bw = bandwidth_gbs()
+    together = db.logits_batch(model, inputs)                 # all 16: each clip against its own run
+    order = np.argsort([len(x) for x in inputs])
+    check = {int(k): float(np.abs(together[k] - deepspeech.logits(model, inputs[k])).max()
+                           / np.abs(deepspeech.logits(model, inputs[k])).max())
+             for k in (order[0], order[len(order) // 2], order[-1])}
     rows = []
     for b in batch_sizes:
         group = inputs[:b]
@@ -144,7 +151,7 @@ def recurrence(clips, pb, batch_sizes, work: Path) -> list:
         rows.append(dict(batch=b, steps=steps, clip_steps=int(2 * lengths.sum()), seconds=seconds,
                          step_ms=step_ms, floor_ms=floor_ms, floor_share=floor_ms / step_ms,
                          clip_step_ms=1e3 * seconds / (2 * lengths.sum())))
-    return [dict(bandwidth_gbs=bw, kernel_mib=kernel / 2**20)] + rows
+    return [dict(bandwidth_gbs=bw, kernel_mib=kernel / 2**20, logits_rel_diff=check)] + rows
 
 
 def report(runs: dict, rec: list, durations) -> None:
@@ -157,6 +164,9 @@ def report(runs: dict, rec: list, durations) -> None:
     bw = head["bandwidth_gbs"]
     print(f"\nLSTM recurrence (K_h {head['kernel_mib']:.0f} MiB per step and direction); bandwidth here "
           f"{bw['gemv']:.1f} GB/s (matrix-vector), {bw['copy']:.1f} GB/s (copy):")
+    worst = max(head["logits_rel_diff"].values())
+    print(f"  batch of 16 vs one-clip runs (shortest, median, longest clip): max |Δlogits| / max |logits| "
+          f"= {worst:.2g}")
     print("  batch  steps  ms/step  floor ms/step  floor share  ms per clip-step")
     for r in rows:
         print(f"  {r['batch']:5d}  {r['steps']:5d}  {r['step_ms']:7.2f}  {r['floor_ms']:13.2f}  "
