@@ -254,9 +254,17 @@ def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
 # ---------------------------------------------------------------------------- executors
 
 def _local(tasks: Sequence[GroupTask]) -> Iterable[List[ClipResult]]:
+    """The groups in this process, with a line per tenth of each group's speech network."""
     from .batch_worker import run_group
-    for task in tasks:
-        yield run_group(task)
+    for index, task in enumerate(tasks, start=1):
+        shown = [0]
+
+        def tenths(fraction: float, index=index, shown=shown) -> None:
+            if int(10 * fraction) > shown[0]:
+                shown[0] = int(10 * fraction)
+                print(f"  group {index}/{len(tasks)} ({len(task.clips)} clips): speech network "
+                      f"{10 * shown[0]}%", file=sys.stderr, flush=True)
+        yield run_group(task, tenths)
 
 
 def _processes(tasks: Sequence[GroupTask], workers: int) -> Iterable[List[ClipResult]]:

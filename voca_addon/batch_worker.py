@@ -150,14 +150,17 @@ def _failure(exc: BaseException, spec: ClipSpec) -> str:
     return errorlog.one_line(exc, errorlog.write_error_log(exc, f"batch clip '{spec.name}' ({spec.audio})"))
 
 
-def run_group(task: GroupTask) -> List[ClipResult]:
-    """Animate one group of clips and write their outputs; one :class:`ClipResult` per clip, in order."""
+def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
+    """Animate one group of clips and write their outputs; one :class:`ClipResult` per clip, in order.
+
+    ``progress(fraction)``: called during the group's shared recurrence (in-process runs only)."""
     started = time.perf_counter()
     ds_model, voca_model, template = load_models(task)
     usable = [c for c in task.clips if c.problem is None]
     requests = [core_batch.ClipRequest(c.name, c.audio, c.condition) for c in usable]
     outcomes = dict(zip((c.name for c in usable),
-                        core_batch.animate_group(requests, ds_model, voca_model, template.vertices, task.fps)))
+                        core_batch.animate_group(requests, ds_model, voca_model, template.vertices, task.fps,
+                                                 progress)))
     feelings = _emotions(task, len(template.vertices)) if task.emotion_source else {}
     shared = (time.perf_counter() - started) / max(1, len(task.clips))   # the group's compute, per clip
     results = []
