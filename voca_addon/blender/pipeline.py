@@ -40,7 +40,7 @@ from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from ..core.speech import audio
+from ..core.speech import audio, wavstream
 from ..core.face import emotion_sources, meshio
 from ..core import engine
 from ..core.models import modelfiles
@@ -246,7 +246,8 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
         report(0.09, "loading the FLAME model / blink shape")
         assets = core_liveliness.load_assets(settings.liveliness, template.vertices)
     report(0.1, "speech features")
-    clip = audio.select_channel(audio.load_audio(settings.audio_path), settings.channel)
+    clip = (wavstream.open_wav(settings.audio_path, settings.channel)       # a long WAV: read block by block
+            or audio.select_channel(audio.load_audio(settings.audio_path), settings.channel))
     anim = engine.run(clip, ds_model, voca_model, template.vertices, settings.condition,
                       DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
     return ComputeResult(anim, template, emotion, assets)
