@@ -11,6 +11,7 @@ whose properties point to it); it is registered in that order and unregistered i
 from . import emotion_operators, operators, panel, preferences, properties, sequence_io  # these import bpy
 from . import export_operators
 from . import fetch_operator
+from . import character_panel               # the Character sub-panel (retargeting to any head)
 
 CLASSES: tuple = (      # bpy classes to register, in order
     properties.VOCA_PG_scene,                   # registers Scene.voca in its register() classmethod
@@ -21,6 +22,7 @@ CLASSES: tuple = (      # bpy classes to register, in order
     *emotion_operators.CLASSES,
     *sequence_io.CLASSES,
     *panel.CLASSES,                             # parent panel before its sub-panels
+    *character_panel.CLASSES,                   # Scene.voca_character, fit / transfer / drive, sub-panel
     *export_operators.CLASSES,                  # glTF / FBX / Alembic / USD export and its sub-panel
 )
 

@@ -88,7 +88,8 @@ def classify_islands(target_flame: np.ndarray, faces: np.ndarray, target_landmar
     return roles, eye_side
 
 
-def _flame_surface(template_faces: np.ndarray) -> np.ndarray:
+def flame_surface(template_faces: np.ndarray) -> np.ndarray:
+    """FLAME's triangles without its two eyeballs, int [T, 3] (the surface the target is fitted to)."""
     eyeball = np.zeros(lm.FLAME_NUM_VERTICES, bool)
     for r in lm.FLAME_EYEBALLS:
         eyeball[list(r)] = True
@@ -130,7 +131,7 @@ def fit_target(template: np.ndarray, template_faces: np.ndarray, target: np.ndar
     target_flame = similarity.inverse_apply(target)                        # target in FLAME's frame
     roles, eye_side = classify_islands(target_flame, target_faces, target_ids, template)
     surface_faces = target_faces[(roles[target_faces] == SURFACE).all(axis=1)]
-    flame_faces = _flame_surface(np.asarray(template_faces))
+    flame_faces = flame_surface(np.asarray(template_faces))
     used = np.unique(flame_faces)
     local = np.full(lm.FLAME_NUM_VERTICES, -1, np.int64)
     local[used] = np.arange(len(used))

@@ -1,0 +1,108 @@
+"""The Character sub-panel's operators on the ARKit reference face with the official VOCA sequence: Fit keeps
+the fit on the object, Transfer writes VOCA's keys that replay the motion, Drive keys its own ARKit keys;
+refusals leave the scene untouched."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import voca_addon  # noqa: E402
+from mathutils import Vector  # noqa: E402
+from voca_addon.blender import character_io, character_writer, compat, preferences, writer  # noqa: E402
+from voca_addon.core.character import fit as fitting, keyfiles, landmarks as lm, transfer  # noqa: E402
+from voca_addon.core.animation import sequences  # noqa: E402
+from voca_addon.core.face import meshio  # noqa: E402
+
+
+@pytest.fixture
+def addon(scene, shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOCA_MODEL_DIR", str(tmp_path / "no-default-models"))
+    voca_addon.register()
+    entry = bpy.context.preferences.addons.new()
+    entry.module = preferences.ADDON_ID
+    entry.preferences.template_path = str(shared_data / "flame" / "FLAME_sample.ply")
+    yield scene
+    entry = bpy.context.preferences.addons.get(preferences.ADDON_ID)
+    if entry is not None:
+        bpy.context.preferences.addons.remove(entry)
+    voca_addon.unregister()
+
+
+@pytest.fixture
+def face(addon, shared_data, tmp_path):
+    folder = shared_data / "arkit"
+    mesh = meshio.read_mesh(folder / "ARKit_blendshapes" / "Neutral.obj")
+    obj = character_writer.build_target("Face", mesh.vertices, mesh.faces, addon.collection)
+    pairs = tmp_path / "pairs.txt"
+    lm.write_pairs(pairs, np.loadtxt(folder / "FLAME_landmarks.txt", dtype=int),
+                   np.loadtxt(folder / "ARKit_landmarks.txt", dtype=int))
+    settings = addon.voca_character
+    settings.target, settings.pairs_path = obj, str(pairs)
+    settings.source_path = str(shared_data / "voca_official" / "output_test_sentence_cond3.npz")
+    addon.render.fps, addon.render.fps_base = 60, 1.0
+    return obj, mesh
+
+
+def test_character_panel_fit_transfer_replays_the_motion(face, shared_data, evaluated):
+    obj, mesh = face
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    res = character_io.residuals(obj)
+    assert res["landmarks_registered"]["mean"] < 0.5 and res["unit"] == "metres"
+    assert bpy.ops.voca.character_transfer() == {"FINISHED"}
+    template = meshio.read_mesh(shared_data / "flame" / "FLAME_sample.ply")
+    fit = character_io.load_fit(obj, mesh.vertices, template.faces)
+    anim = sequences.import_sequence(shared_data / "voca_official" / "output_test_sentence_cond3.npz", template.path)
+    expected = transfer.transfer(anim, fit, mesh.vertices, mesh.faces)
+    scene = bpy.context.scene
+    for f in (0, 215):
+        np.testing.assert_allclose(evaluated(obj, scene, scene.frame_start + f), expected.vertices([f])[0],
+                                   atol=2e-6)
+
+
+def test_character_panel_drive_keys_its_own_arkit_keys(face, shared_data, evaluated, tmp_path):
+    obj, mesh = face
+    keys = keyfiles.read_key_folder(shared_data / "arkit" / "ARKit_blendshapes", mesh)
+    character_writer.add_rig_keys(obj, keys.rest, keys.names, keys.deltas)
+    bpy.context.scene.voca_character.curves_path = str(tmp_path / "take.csv")
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    assert bpy.ops.voca.character_drive() == {"FINISHED"}
+    action = obj.data.shape_keys.animation_data.action
+    assert action.get(writer.OWNED) and len(list(compat.action_fcurves(action))) == 51
+    assert (tmp_path / "take.csv").read_text().startswith("Timecode,BlendShapeCount,EyeBlinkLeft")
+    jaw = compat.find_fcurve(obj.data.shape_keys.animation_data, writer._value_path("jawOpen"))
+    values = np.array([p.co[1] for p in jaw.keyframe_points])
+    assert values.min() >= 0.0 and values.max() <= 1.0 and values.max() > 0.05
+
+
+def test_character_panel_refuses_unfitted_or_changed_targets(face):
+    obj, mesh = face
+    with pytest.raises(RuntimeError, match="has not been fitted yet: click Fit first"):
+        bpy.ops.voca.character_transfer()
+    assert obj.data.shape_keys is None
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    obj.data.vertices[0].co.x += 0.01
+    with pytest.raises(RuntimeError, match="changed since it was fitted"):
+        bpy.ops.voca.character_transfer()
+    assert obj.data.shape_keys is None
+    obj.modifiers.new("Smooth", "SUBSURF")
+    with pytest.raises(RuntimeError, match="has modifiers \\(Smooth\\)"):
+        bpy.ops.voca.character_fit()
+    assert bpy.context.scene.voca_character.target == obj
+
+
+def test_character_panel_landmarks_from_empties(face, shared_data):
+    obj, mesh = face
+    ids = np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=int)
+    bpy.context.view_layer.update()                                   # the object's matrix_world
+    for k, v in enumerate(ids):
+        empty = bpy.data.objects.new(f"iBUG_{k}", None)
+        empty.location = obj.matrix_world @ Vector(mesh.vertices[v].tolist())
+        bpy.context.scene.collection.objects.link(empty)
+    bpy.context.view_layer.update()
+    flame_ids, target_ids = character_io.pairs_from_empties(obj, bpy.context.scene.objects)
+    order = np.argsort(flame_ids)
+    expected = np.argsort(lm.FLAME_IBUG68)
+    np.testing.assert_array_equal(flame_ids[order], lm.FLAME_IBUG68[expected])
+    np.testing.assert_array_equal(target_ids[order], ids[expected])
