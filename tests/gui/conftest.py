@@ -2,7 +2,7 @@
 
 The window is Debian trixie's Blender 4.3 (built with audio) in a chroot under Xvfb, made by
 ``../shared/tools/blender-gui/setup.sh`` (root and the Debian package registry; once per machine, then
-reused) and run by its ``run.sh``. The session fixture builds the extension zip, writes a 41 s speech
+reused; the suite adds Debian's ``python3-scipy`` to it) and run by its ``run.sh``. The session fixture builds the extension zip, writes a 41 s speech
 clip (the reference sentence eight times, in the pytest temporary folder: long enough to watch the
 progress and press Esc mid-run), starts Blender with :mod:`gui_driver` and collects ``report.json``,
 the screenshots and Blender's output.
@@ -36,6 +36,9 @@ DRIVER = Path(__file__).resolve().parent / "gui_driver.py"
 SCREEN = "1400x1600"            # Xvfb screen: tall enough for the VOCA tab with every sub-panel open
 SESSION_LIMIT = 600             # s: Blender is stopped after this (run.sh's timeout)
 SETUP_LIMIT = 1800              # s: making the chroot (download + install, ~1 min on a fast line)
+# Debian's Blender runs the system Python (3.13), for which the extension's bundled wheels (Blender's
+# own Python, 3.11) do not install; its users take scipy from Debian, and so does the suite.
+CHROOT_PACKAGES = (("python3-scipy", "scipy"),)
 CLIP_REPEATS = 8                # the reference sentence (5.1 s) this many times: a 41 s clip
 START_FRAME = 10                # the run's start frame (not the scene's start: the panel's option)
 CONDITION = 5                   # speaking style chosen in the panel
@@ -83,7 +86,22 @@ def gui_chroot() -> Path:
     if done.returncode != 0 or not done.stdout.strip():
         _unavailable(f"setup.sh could not make the chroot (no Debian package registry?): "
                      f"{(done.stderr or done.stdout).strip()[-500:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    root = Path(done.stdout.strip().splitlines()[-1])
+    for package, module in CHROOT_PACKAGES:
+        _ensure_package(root, package, module)
+    return root
+
+
+def _ensure_package(root: Path, package: str, module: str) -> None:
+    """Install a Debian package into the chroot once, unless its Python module already imports."""
+    if subprocess.run(["chroot", str(root), "python3", "-c", f"import {module}"],
+                      capture_output=True).returncode == 0:
+        return
+    done = subprocess.run(["chroot", str(root), "bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+                           f"apt-get install -y -qq --no-install-recommends {package}"],
+                          capture_output=True, text=True, timeout=SETUP_LIMIT)
+    if done.returncode != 0:
+        _unavailable(f"could not install {package} into the chroot: {(done.stderr or done.stdout)[-500:]}")
 
 
 def write_clip(source: Path, target: Path, repeats: int = CLIP_REPEATS) -> Path:
