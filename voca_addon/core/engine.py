@@ -11,8 +11,8 @@ see :func:`~voca_addon.core.speech.deepspeech.logits_streamed`) and VOCA (``CHUN
 block) run block by block; what is kept per clip is small per second (MFCC steps 8 kB/s, logits 6 kB/s,
 per-frame features 7 kB/s, expression code 12 kB/s at 60 fps). Vertices [F, 5023, 3] (3.6 MB/s) are
 only ever made in blocks (:func:`save_animation_npz`). A long WAV file is read and converted to
-16 kHz block by block (:mod:`~voca_addon.core.speech.wavstream`, :mod:`~voca_addon.core.speech.blocks16k`);
-what stays is the int16 16 kHz signal (32 kB/s). Other inputs (a loaded ``Audio``, mp3/flac/ogg, short
+16 kHz and to MFCC block by block (:mod:`~voca_addon.core.speech.wavstream`,
+:mod:`~voca_addon.core.speech.blocks16k`, :func:`~voca_addon.core.speech.features.mfcc_stream`). Other inputs (a loaded ``Audio``, mp3/flac/ogg, short
 files) are whole in memory as float64 (8 bytes per sample) while they are converted.
 
 Contract: numpy only (scipy is not needed here).
@@ -128,13 +128,10 @@ def speech_features(source: Union[str, "audio_mod.Audio", "wavstream.WavStream"]
     if not fps > 0:
         raise InputError(f"fps must be positive, got {fps}")
     _report(progress, 0.0, STAGE_AUDIO)
-    signal, num_samples, rate = _signal_16k(source)
+    inputs, num_samples, rate = _deepspeech_input(source, progress)
     frames = features.num_output_frames(num_samples, rate, fps)
     if frames < 1:
         raise InputError(f"the audio is too short for one frame at {fps} fps ({num_samples / rate:.3f} s)")
-    _report(progress, 0.03, STAGE_MFCC)
-    inputs = features.DeepSpeechInput.from_signal(signal)
-    del signal
     _report(progress, 0.05, STAGE_DEEPSPEECH)
     hook = None if progress is None else (lambda f: progress(0.05 + 0.95 * f, STAGE_DEEPSPEECH))
     out = deepspeech.logits_streamed(model, inputs.rows, inputs.num_steps, chunk, hook)
@@ -142,16 +139,22 @@ def speech_features(source: Union[str, "audio_mod.Audio", "wavstream.WavStream"]
     return SpeechFeatures(out, per_frame.astype(np.float32), float(fps))
 
 
-def _signal_16k(source) -> tuple:
-    """(int16 16 kHz signal, original sample count, original rate) of a path, Audio or WavStream."""
+def _deepspeech_input(source, progress: Progress) -> tuple:
+    """(DeepSpeech input, original sample count, original rate) of a path, Audio or WavStream.
+
+    A WavStream goes file → 16 kHz int16 blocks → MFCC without the whole signal ever in memory.
+    """
     if not isinstance(source, (audio_mod.Audio, wavstream.WavStream)):
         source = wavstream.open_wav(source) or audio_mod.load_audio(source)
     if isinstance(source, wavstream.WavStream):
         source.check()
-        signal = blocks16k.convert_blocks(source.mono, source.rate, source.num_samples, source.path,
-                                          source.channel)
-        return signal, source.num_samples, source.rate
-    return blocks16k.prepare_in_blocks(source), source.num_samples, source.rate
+        _report(progress, 0.01, STAGE_MFCC)
+        blocks = blocks16k.iter_blocks(source.mono, source.rate, source.num_samples, source.path, source.channel)
+        n16 = blocks16k.output_length(source.num_samples, source.rate)
+        return features.DeepSpeechInput.from_blocks(blocks, n16), source.num_samples, source.rate
+    signal = blocks16k.prepare_in_blocks(source)
+    _report(progress, 0.03, STAGE_MFCC)
+    return features.DeepSpeechInput.from_signal(signal), source.num_samples, source.rate
 
 
 def _animation(code: np.ndarray, model: voca.VocaModel, template: np.ndarray, fps: float,

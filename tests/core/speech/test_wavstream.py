@@ -73,3 +73,17 @@ def test_wavstream_refuses_like_load_audio(speech, tmp_path):
     wavfile.write(tmp_path / "nan.wav", rate, bad)
     with pytest.raises(AudioError, match="non-finite"):
         wavstream.open_wav(tmp_path / "nan.wav").check()
+
+
+def test_wavstream_mfcc_from_blocks_equals_mfcc_of_the_signal(speech):
+    from voca_addon.core.speech import features
+    x, rate = speech
+    signal = audio.prepare_for_deepspeech(audio.Audio(x.astype(np.float64), rate))
+    whole = features.mfcc(signal, stride=2)
+    for sizes in ((16000,) * 100, (1, 399, 7, 160000, 12345), (len(signal),)):
+        cuts = np.cumsum((0,) + sizes)
+        blocks = [signal[a:b] for a, b in zip(cuts[:-1], np.minimum(cuts[1:], len(signal))) if a < len(signal)]
+        blocks.append(signal[min(cuts[-1], len(signal)):])
+        np.testing.assert_allclose(features.mfcc_stream(blocks, len(signal), stride=2), whole, rtol=1e-12, atol=1e-12)
+    with pytest.raises(InputError, match="blocks hold"):
+        features.mfcc_stream([signal[:1000]], len(signal))

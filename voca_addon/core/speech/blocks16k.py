@@ -21,7 +21,7 @@ Contract: numpy only; pure, any thread.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -68,9 +68,14 @@ def _block_length(rate: int, block_s: float) -> int:
     return period_out * max(1, int(round(block_s * audio_mod.SAMPLE_RATE / period_out)))
 
 
-def convert_blocks(mono: Callable[[int, int], np.ndarray], rate: int, num_samples: int, path: str = "",
-                   channel=0, block_s: float = BLOCK_SECONDS) -> np.ndarray:
-    """One channel of any sample source → 16 kHz int16, block by block (see the module docstring).
+def output_length(num_samples: int, rate: int) -> int:
+    """Samples at 16 kHz for ``num_samples`` at ``rate`` (resampy's ``int(n · 16000 / rate)``)."""
+    return int(num_samples * float(audio_mod.SAMPLE_RATE) / float(rate))
+
+
+def iter_blocks(mono: Callable[[int, int], np.ndarray], rate: int, num_samples: int, path: str = "",
+                channel=0, block_s: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """One channel of any sample source → consecutive 16 kHz int16 blocks (see the module docstring).
 
     Parameters
     ----------
@@ -80,19 +85,24 @@ def convert_blocks(mono: Callable[[int, int], np.ndarray], rate: int, num_sample
         Input rate (Hz) and length (samples).
     path, channel : for the message when the result is silent.
 
-    Returns
-    -------
+    Yields
+    ------
     np.ndarray
-        int16 [int(num_samples · 16000 / rate)].
+        int16 blocks, ``output_length(num_samples, rate)`` samples in all.
+
+    Raises
+    ------
+    AudioError
+        (after the last block) every output sample is 0.
     """
     rate, out_rate = int(rate), audio_mod.SAMPLE_RATE
     g = math.gcd(rate, out_rate)
     period_in, period_out = rate // g, out_rate // g
-    n_out = int(num_samples * float(out_rate) / float(rate))
+    n_out = output_length(num_samples, rate)
     block = _block_length(rate, block_s)
     reach = NUM_ZEROS / min(1.0, out_rate / rate) + 2                          # input samples
     pad = period_in * math.ceil(reach / period_in)
-    out = np.empty(n_out, np.int16)
+    heard = False
     for k0 in range(0, n_out, block):
         k1 = min(k0 + block, n_out)
         s0 = max(0, k0 // period_out * period_in - pad)                      # a multiple of period_in
@@ -100,9 +110,16 @@ def convert_blocks(mono: Callable[[int, int], np.ndarray], rate: int, num_sample
         piece = mono(s0, s1)
         first = k0 - s0 // period_in * period_out                            # output k0 in the piece
         y = resample(piece, rate, out_rate) if rate != out_rate else piece
-        out[k0:k1] = audio_mod.to_int16_like_voca(y[first:first + (k1 - k0)])
-    if not np.any(out):
+        out = audio_mod.to_int16_like_voca(y[first:first + (k1 - k0)])
+        heard = heard or bool(np.any(out))
+        yield out
+    if not heard:
         name = f"'{path}'" if path else "The audio"
         raise AudioError(f"{name}: channel {channel} is silent (or below one int16 step). "
                          "Choose another channel, channel='mix', or a louder recording.")
-    return out
+
+
+def convert_blocks(mono: Callable[[int, int], np.ndarray], rate: int, num_samples: int, path: str = "",
+                   channel=0, block_s: float = BLOCK_SECONDS) -> np.ndarray:
+    """:func:`iter_blocks` joined: int16 [output_length(num_samples, rate)]."""
+    return np.concatenate(list(iter_blocks(mono, rate, num_samples, path, channel, block_s)))

@@ -30,8 +30,10 @@ float32 because the TF graph is fed float32.
 from __future__ import annotations
 
 import decimal
+import itertools
 import math
 from dataclasses import dataclass
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -100,17 +102,20 @@ def dct_matrix(size: int) -> np.ndarray:
     return matrix
 
 
-def _frames(signal: np.ndarray, rate: int, first: int, stop: int) -> np.ndarray:
+def _frames(signal: np.ndarray, rate: int, first: int, stop: int, start: int = 0,
+            total: Optional[int] = None) -> np.ndarray:
     """Pre-emphasised, zero-padded frames ``first .. stop-1``, float64 [stop - first, frame_length].
 
     Frame k covers samples ``k·step .. k·step + length - 1`` of ``x[0], x[1:] - 0.97·x[:-1]``, zeros
-    past the end of the signal; only the samples of the requested frames are touched.
+    past the end of the signal; only the samples of the requested frames are touched. ``signal`` holds
+    samples ``start ..`` of a signal of ``total`` samples (default: all of it).
     """
     length = _round_half_up(FRAME_LENGTH_S * rate)
     step = _round_half_up(FRAME_STEP_S * rate)
     x = np.asarray(signal)
-    lo, hi = first * step, min((stop - 1) * step + length, x.shape[0])
-    piece = x[max(lo - 1, 0):hi].astype(np.float64)
+    total = start + x.shape[0] if total is None else total
+    lo, hi = first * step, min((stop - 1) * step + length, total)
+    piece = x[max(lo - 1, 0) - start:hi - start].astype(np.float64)
     emphasised = piece[1:] - PREEMPHASIS * piece[:-1] if lo > 0 else np.append(piece[0], piece[1:] - PREEMPHASIS * piece[:-1])
     padded = np.concatenate([emphasised, np.zeros((stop - first - 1) * step + length - (hi - lo))])
     return np.lib.stride_tricks.sliding_window_view(padded, length)[::step][:stop - first]
@@ -167,6 +172,48 @@ def mfcc(signal: np.ndarray, rate: int = SAMPLE_RATE, stride: int = 1, chunk: in
     return out
 
 
+def mfcc_stream(blocks: Iterable[np.ndarray], num_samples: int, rate: int = SAMPLE_RATE, stride: int = 1,
+                chunk: int = MFCC_CHUNK) -> np.ndarray:
+    """:func:`mfcc` of the concatenation of ``blocks``, keeping only the samples not yet framed.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray
+        Consecutive pieces [n_i] of the signal (int16 or float), ``sum(n_i) == num_samples``.
+    num_samples : int
+        Length of the whole signal (≥ 1).
+
+    Returns
+    -------
+    np.ndarray
+        float64 [ceil(frame_count(num_samples) / stride), 26], equal to ``mfcc(concatenation, rate, stride)``.
+    """
+    length = _round_half_up(FRAME_LENGTH_S * rate)
+    step = _round_half_up(FRAME_STEP_S * rate)
+    count = frame_count(num_samples, rate)
+    out = np.empty((-(-count // stride), NUM_CEPSTRA))
+    block_frames = max(1, chunk // stride) * stride
+    buf, start, first = np.zeros(0, np.float64), 0, 0         # buf holds samples start .. start + len(buf)
+    for block in itertools.chain(blocks, [None]):
+        if block is not None:
+            buf = np.concatenate([buf, np.asarray(block, np.float64)])
+            have = start + buf.shape[0]
+            ready = min(count, (have - length) // step + 1) // stride * stride if have >= length else 0
+        else:
+            if start + buf.shape[0] != num_samples:
+                raise InputError(f"mfcc_stream: the blocks hold {start + buf.shape[0]} samples, not {num_samples}")
+            ready = count
+        while first < ready:
+            stop = min(first + block_frames, ready)
+            frames = _frames(buf, rate, first, stop, start, num_samples)[::stride]
+            out[first // stride:-(-stop // stride)] = _mfcc_block(frames, rate)
+            first = stop
+        keep = max(first * step - 1, 0)                        # the next frame's first sample, minus one
+        if keep > start:
+            buf, start = buf[keep - start:], keep
+    return out
+
+
 @dataclass(frozen=True)
 class DeepSpeechInput:
     """VOCA's ``audioToInputVector`` kept as MFCC steps + its two statistics; rows built on demand.
@@ -195,7 +242,22 @@ class DeepSpeechInput:
         AudioError
             The features have no spread (cannot be normalised).
         """
-        steps = mfcc(signal_int16, SAMPLE_RATE, stride=FEATURE_STRIDE, chunk=chunk)   # [T, 26]
+        return DeepSpeechInput.from_steps(mfcc(signal_int16, SAMPLE_RATE, stride=FEATURE_STRIDE, chunk=chunk))
+
+    @staticmethod
+    def from_blocks(blocks: Iterable[np.ndarray], num_samples: int) -> "DeepSpeechInput":
+        """As :meth:`from_signal` for a 16 kHz int16 signal given as consecutive blocks (bounded memory)."""
+        return DeepSpeechInput.from_steps(mfcc_stream(blocks, num_samples, SAMPLE_RATE, stride=FEATURE_STRIDE))
+
+    @staticmethod
+    def from_steps(steps: np.ndarray) -> "DeepSpeechInput":
+        """MFCC steps [T, 26] (every second frame) → the steps and their context windows' statistics.
+
+        Raises
+        ------
+        AudioError
+            The features have no spread (cannot be normalised).
+        """
         t = steps.shape[0]
         span = 2 * NUM_CONTEXT + 1
         r = np.arange(t)                                           # padded row r + 9 holds step r
