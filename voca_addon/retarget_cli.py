@@ -76,9 +76,24 @@ def _paths(args):
     return str(out), (str(curves) if curves else None)
 
 
+def source_animation(source: str, template_path, fps=None):
+    """SOURCE as a ShapeKeyAnimation on FLAME: an ``infer`` .npz's own shape-key form (basis, bias,
+    weights — also when written with --no-vertices), else the frames factorised (import-sequence)."""
+    from .core.animation import sequences
+    from .core.animation.shapekeys import ShapeKeyAnimation
+    from .core.face import meshio
+    if str(source).lower().endswith(".npz"):
+        with np.load(source, allow_pickle=False) as z:
+            if {"basis", "bias", "weights"} <= set(z.files):
+                template = meshio.read_mesh(template_path).vertices.astype(np.float32)
+                rate = fps or (float(z["fps"]) if "fps" in z.files else DEFAULT_FPS)
+                return ShapeKeyAnimation(z["basis"].astype(np.float32), z["bias"].astype(np.float32),
+                                         z["weights"].astype(np.float32), rate, template)
+    return sequences.import_sequence(source, template_path, fps=fps)
+
+
 def compute(args) -> Retarget:
     """Read and check every input, then fit, transfer and (with --target-keys) solve. No bpy."""
-    from .core.animation import sequences
     from .core.character import fit as fitting, keyfiles, keysolve, landmarks, transfer
     from .core.face import meshio
     from .core.models import modelfiles
@@ -89,7 +104,7 @@ def compute(args) -> Retarget:
     fitting.check_target(target.vertices, target.faces, f"'{args.target}'")
     flame_ids, target_ids = landmarks.read_pairs(args.landmarks)
     keys = keyfiles.read_key_folder(args.target_keys, target) if args.target_keys else None
-    anim = sequences.import_sequence(args.source, template_path, fps=args.fps)
+    anim = source_animation(args.source, template_path, args.fps)
     template = meshio.read_mesh(template_path)
     fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
                              flame_ids, target_ids)
@@ -125,7 +140,7 @@ def run(args) -> None:
     result = compute(args)
     from . import headless
     bpy = headless._import_bpy("retarget")
-    from .blender import character_writer, compat, writer
+    from .blender import character_io, character_writer, compat, writer
     scene, _ = headless._open_scene(bpy, None)
     headless.set_scene_fps(scene, result.motion.fps)
     name = os.path.splitext(os.path.basename(args.target))[0] or "Character"
@@ -145,6 +160,7 @@ def run(args) -> None:
         writer.add_sound_strip(scene, args.audio, start)
     elif args.audio:
         print(f"warning: {compat.NO_AUDIO_MESSAGE}")
+    character_io.store_fit(obj, result.fit, result.target.vertices)   # later runs in Blender reuse it
     if curves:
         write_curves(curves, result)
     headless.save_blend(bpy, out)

@@ -82,3 +82,18 @@ def test_retarget_refuses_key_objs_of_another_topology(case):
 def test_retarget_refuses_curves_without_keys_and_a_missing_source(case):
     assert_user_error(run(case, curves=case["dir"] / "c.csv"), "--curves needs --target-keys")
     assert_user_error(run(case, source=case["dir"] / "nothing.npz"), "SOURCE", "was not found")
+
+
+def test_retarget_reads_an_infer_result_without_vertices(case, tmp_path, official):
+    """An ``infer --no-vertices`` .npz (basis, bias, weights) gives the same motion as the frames."""
+    import argparse
+    from voca_addon import retarget_cli
+    compact = tmp_path / "infer.npz"
+    official.save_npz(compact, with_vertices=False)
+    anim = retarget_cli.source_animation(str(compact), case["template"])
+    frames = retarget_cli.source_animation(str(case["source"]), case["template"])
+    np.testing.assert_allclose(anim.vertices(), frames.vertices(), atol=2e-6)
+    args = argparse.Namespace(source=str(compact), target=str(case["target"]), landmarks=str(case["pairs"]),
+                              target_keys=None, template=str(case["template"]), fps=None)
+    result = retarget_cli.compute(args)
+    assert result.motion.num_frames == official.num_frames and result.solution is None
