@@ -246,3 +246,4 @@ def save_animation_npz(anim: ShapeKeyAnimation, path, with_vertices: bool = True
             z.add(name, value)
         if with_vertices:
             z.add_rows("vertices", (f, v, 3), np.float32, blocks())
+    _report(progress, 1.0, STAGE_WRITE)
