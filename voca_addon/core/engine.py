@@ -12,8 +12,9 @@ block) run block by block; what is kept per clip is small per second (MFCC steps
 per-frame features 7 kB/s, expression code 12 kB/s at 60 fps). Vertices [F, 5023, 3] (3.6 MB/s) are
 only ever made in blocks (:func:`save_animation_npz`). A long WAV file is read and converted to
 16 kHz and to MFCC block by block (:mod:`~voca_addon.core.speech.wavstream`,
-:mod:`~voca_addon.core.speech.blocks16k`, :func:`~voca_addon.core.speech.features.mfcc_stream`). Other inputs (a loaded ``Audio``, mp3/flac/ogg, short
-files) are whole in memory as float64 (8 bytes per sample) while they are converted.
+:mod:`~voca_addon.core.speech.blocks16k`, :func:`~voca_addon.core.speech.features.mfcc_stream`).
+Other inputs (a loaded ``Audio``, mp3/flac/ogg, short files) are whole in memory as float64 (8 bytes
+per sample) while they are converted.
 
 Contract: numpy only (scipy is not needed here).
 """

@@ -116,7 +116,9 @@ def _frames(signal: np.ndarray, rate: int, first: int, stop: int, start: int = 0
     total = start + x.shape[0] if total is None else total
     lo, hi = first * step, min((stop - 1) * step + length, total)
     piece = x[max(lo - 1, 0) - start:hi - start].astype(np.float64)
-    emphasised = piece[1:] - PREEMPHASIS * piece[:-1] if lo > 0 else np.append(piece[0], piece[1:] - PREEMPHASIS * piece[:-1])
+    emphasised = piece[1:] - PREEMPHASIS * piece[:-1]                        # y[n] = x[n] - 0.97 x[n-1]
+    if lo == 0:
+        emphasised = np.append(piece[0], emphasised)                            # y[0] = x[0]
     padded = np.concatenate([emphasised, np.zeros((stop - first - 1) * step + length - (hi - lo))])
     return np.lib.stride_tricks.sliding_window_view(padded, length)[::step][:stop - first]
 
