@@ -115,11 +115,15 @@ def write_clip(source: Path, target: Path, repeats: int = CLIP_REPEATS) -> Path:
 
 
 def build_zip(out: Path) -> Path:
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "build_extension.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    """The extension as a Linux user gets it: ``tools/build_extension.py --split-platforms``' linux-x64
+    zip (only that platform's wheels), or the single zip of a build without platforms."""
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "build_extension.py"), "--out", str(out),
+                           "--split-platforms"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    (archive,) = out.glob("voca_addon-*.zip")
-    return archive
+    archives = sorted(out.glob("voca_addon-*.zip"))
+    linux = [a for a in archives if "linux" in a.name and "x64" in a.name]
+    assert len(linux) == 1 or len(archives) == 1, [a.name for a in archives]
+    return linux[0] if linux else archives[0]
 
 
 def without_wheels(archive: Path, target: Path) -> Path:
