@@ -46,6 +46,13 @@ def test_batch_recurrence_logits_equal_one_clip_runs(which, request, shared_data
         assert err <= LOGITS_REL_TOL, (len(x), err)
 
 
+def test_batch_recurrence_few_clips_bit_identical(shared_data, ds_small):
+    """Below GEMM_MIN_CLIPS running clips a step is each clip's own product: the results are bit-identical."""
+    inputs = clip_inputs(vocaset_clips(shared_data)[:deepspeech_batch.GEMM_MIN_CLIPS - 1])
+    for x, ours in zip(inputs, deepspeech_batch.logits_batch(ds_small, inputs)):
+        np.testing.assert_array_equal(ours, deepspeech.logits(ds_small, x))
+
+
 def test_batch_recurrence_steps_once_for_the_longest_clip(shared_data, ds_small):
     """The recurrence takes max(T_b) steps per direction for the group, not Σ T_b: one weight read serves all."""
     inputs = clip_inputs(vocaset_clips(shared_data)[:5])

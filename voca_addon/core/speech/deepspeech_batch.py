@@ -24,7 +24,8 @@ Steps (the names of :func:`logits_batch`):
 
 No padding step ever enters a clip's state, so each clip's logits are those of a one-clip run up to the
 summation order of the recurrent product (a [m, n] GEMM instead of a vector product: float32 rounding,
-measured ≤ 4e-7 relative on real speech; a batch of one is bit-identical).
+measured ≤ 4.5e-7 relative on real speech at full size; steps with fewer than :data:`GEMM_MIN_CLIPS`
+running clips use the one-clip product, so a batch of one is bit-identical).
 
 Memory: the aligned gate inputs take ``T_max · B · 4·n_cell · 4`` bytes (one direction at a time; 16
 clips of 5.6 s at full size: 150 MB), plus every clip's layer-3 activations and states.
@@ -41,6 +42,10 @@ from ..errors import InputError
 from .deepspeech import FORGET_BIAS, NUM_INPUT, DeepSpeechModel, _dense_clip, _sigmoid
 
 DIRECTIONS = ("fw", "bw")
+# Below this many running clips a step uses one matrix-vector product per clip instead of one GEMM: OpenBLAS
+# pays a fixed ≈ 12 ms for a [m × 2048]·[2048 × 8192] GEMM with small m, ≈ 5 products' worth (measured on the
+# project's 2-core machine; tools/bench_batch.py, docs/batch.md).
+GEMM_MIN_CLIPS = 5
 
 
 def _check_inputs(inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
@@ -93,7 +98,11 @@ def _recurrence(k_h: np.ndarray, aligned: np.ndarray, running: np.ndarray, n_cel
     for k in range(t_max):
         m = int(running[k])
         zk = z[:m]
-        np.dot(h[:m], k_h, out=zk)                                          # one read of K_h for m clips
+        if m >= GEMM_MIN_CLIPS:
+            np.dot(h[:m], k_h, out=zk)                                      # one read of K_h for m clips
+        else:
+            for b in range(m):                                              # few clips: products are cheaper
+                np.dot(h[b], k_h, out=zk[b])
         zk += aligned[k, :m]
         i, j, f, o = zk[:, :n], zk[:, n:2 * n], zk[:, 2 * n:3 * n], zk[:, 3 * n:]
         c[:m] = c[:m] * _sigmoid(f) + _sigmoid(i) * np.tanh(j)              # c_t
