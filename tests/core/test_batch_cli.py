@@ -232,6 +232,10 @@ def test_batch_refusals_write_nothing(models, shared_data, tmp_path):
     assert_user_error(cli("batch", listing, "--out", out, "--voca", tmp_path / "nothing", "--deepspeech",
                           models["ds"], "--template", models["template"]), "nothing.index")
     assert_user_error(cli("batch", listing, "--out", out, "--workers", "0", *model_args(models)), "--workers")
+    assert_user_error(cli("batch", listing, "--out", out, "--format", "npz,glb", *model_args(models)),
+                      "needs Blender")                      # bpy is blocked in these processes
+    assert_user_error(cli("batch", listing, "--out", out, "--library", tmp_path / "d.blend", *model_args(models)),
+                      "needs Blender")
     assert_user_error(cli("batch", listing, "--out", tmp_path / "no" / "out", *model_args(models)), "does not exist")
     assert_user_error(cli("batch", listing, "--out", out, "--scheduler", "tcp://127.0.0.1:1", *model_args(models)),
                       "cannot reach the Dask scheduler")
