@@ -4,7 +4,7 @@
 :func:`.exports.export` on the active object over the scene's frame range. :class:`VOCA_PT_export` is a
 sub-panel of the VOCA tab with one button per format, greyed with the reason when the active object
 cannot be exported. A user error is reported with its message, a bug as one line naming its log file
-(:mod:`voca_addon.core.errorlog`); nothing is written then.
+(:mod:`.reporting`); nothing is written then.
 
 Contract: main thread (``bpy``). Imports ``bpy`` and this package.
 """
@@ -17,9 +17,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from ..core import errorlog
-from ..core.errors import VocaError
-from . import exports
+from . import exports, reporting
 from .panel import _SubPanel, operator_button
 
 FORMAT_ITEMS = (
@@ -72,17 +70,9 @@ class VOCA_OT_export_animation(bpy.types.Operator, ExportHelper):
         self.filename_ext = f".{self.format}"
         return ExportHelper.invoke(self, context, event)
 
+    @reporting.guarded
     def execute(self, context):
-        try:
-            path = exports.export(context.scene, context.active_object, self.format,
-                                  bpy.path.abspath(self.filepath))
-        except VocaError as exc:                # a user error: its own message says what to do
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        except Exception as exc:                # noqa: BLE001 — a bug: one line naming the log, no traceback
-            log = errorlog.write_error_log(exc, f"Blender operator: {self.bl_idname}")
-            self.report({"ERROR"}, f"VOCA: {errorlog.one_line(exc, log)}")
-            return {"CANCELLED"}
+        path = exports.export(context.scene, context.active_object, self.format, bpy.path.abspath(self.filepath))
         self.report({"INFO"}, f"Wrote {path}")
         return {"FINISHED"}
 
