@@ -87,8 +87,11 @@ def test_headless_animate_module_form_saves_the_animation(m, engine_output, tmp_
     scene, head = open_blend(out)
     assert scene.render.fps / scene.render.fps_base == 60.0
     assert (scene.frame_start, scene.frame_end) == (1, engine_output.num_frames)
-    (strip,) = sound_strips(scene)
-    assert strip.frame_final_start == 1 and Path(bpy.path.abspath(strip.sound.filepath)).resolve() == m["wav"].resolve()
+    if versions.compat.HAS_AUDIO:
+        (strip,) = sound_strips(scene)
+        assert strip.frame_final_start == 1 and Path(bpy.path.abspath(strip.sound.filepath)).resolve() == m["wav"].resolve()
+    else:                                                 # the PyPI bpy 4.2: said in one line, no strip
+        assert sound_strips(scene) == [] and "warning: This Blender build has no audio support" in result.stdout
     for frame in (0, 1, 100, engine_output.num_frames - 1):
         expected = engine_output.vertices([frame])[0]
         error = np.abs(evaluated_vertices(head, scene, frame + 1) - expected).max()
@@ -100,7 +103,7 @@ def test_headless_animate_script_form_with_fps_start_and_render(m, engine_output
     result = run(*animate_args(m, out, "--fps", 30, "--start-frame", 10, "--render", video, "--frames",
                                "10-15", "--resolution", "96x72"), script=True, cache=m["cache"])
     assert result.returncode == 0, result.stderr
-    assert tracks(video) == [(b"vide", b"avc1"), (b"soun", b"mp4a")]
+    assert tracks(video) == [(b"vide", b"avc1"), (b"soun", b"mp4a")][:1 + versions.SOUND_STRIPS]
     scene, head = open_blend(out)
     expected = engine_output.resampled(30.0)
     assert scene.render.fps == 30 and (scene.frame_start, scene.frame_end) == (10, 9 + expected.num_frames)
@@ -116,7 +119,7 @@ def test_headless_animate_into_an_opened_scene_reuses_its_head(m, tmp_path):
     result = run(*animate_args(m, second, "--scene", first, "--style", "1:0.5,4:0.5"), cache=m["cache"])
     assert result.returncode == 0, result.stderr
     scene, head = open_blend(second)                      # one head, one strip: the re-run replaced
-    assert len(sound_strips(scene)) == 1 and scene.render.fps == 60
+    assert len(sound_strips(scene)) == versions.SOUND_STRIPS and scene.render.fps == 60
 
 
 def test_headless_animate_with_emotion(m, tmp_path):
@@ -188,7 +191,7 @@ def test_headless_import_sequence_reproduces_the_official_output(m, imported_ble
     scene, head = open_blend(imported_blend)
     vertices = np.load(m["npz"])["vertices"]
     assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 306, 60)
-    assert len(head.data.shape_keys.key_blocks) - 1 <= 51 and len(sound_strips(scene)) == 1
+    assert len(head.data.shape_keys.key_blocks) - 1 <= 51 and len(sound_strips(scene)) == versions.SOUND_STRIPS
     for frame in (1, 150, 306):
         assert np.abs(evaluated_vertices(head, scene, frame) - vertices[frame - 1]).max() <= TOLERANCE
 
@@ -226,7 +229,7 @@ def test_headless_import_sequence_refuses_bad_inputs(m, tmp_path):
     assert_user_error(run("import-sequence", tmp_path / "none.npz", "--template", m["template"], "--out",
                           tmp_path / "s.blend", cache=m["cache"]), "none.npz")
     assert_user_error(run("import-sequence", m["npz"], "--template", m["template"], "--audio", tri, "--out",
-                          tmp_path / "s.blend", cache=m["cache"]), "audio")
+                          tmp_path / "s.blend", cache=m["cache"]), "audio" if versions.compat.HAS_AUDIO else "tri.obj")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tri.obj"]
 
 

@@ -65,17 +65,20 @@ SCRIPT = textwrap.dedent(f"""
             expected = resampled.vertices([i])[0] + weight * delta
             errors.append(float(np.abs(co.reshape(-1, 3) - expected).max()))
         editor = scene.sequence_editor
-        strips = [s for s in compat.all_sequencer_strips(editor) if s.get('voca_owned')] if editor else []
+        strips = [[s.frame_start, s.type] for s in compat.all_sequencer_strips(editor)
+                  if s.get('voca_owned')] if editor else []
+        keys = len(key.key_blocks)
         rerun = bpy.ops.voca.animate_from_audio()
-        same = [kb.name for kb in key.key_blocks] == names
+        same = [kb.name for kb in head.data.shape_keys.key_blocks] == names   # re-read after the operator
         removed = bpy.ops.voca.remove_animation()
         left = [kb.name for kb in head.data.shape_keys.key_blocks] if head.data.shape_keys else []
         report['runs'].append(dict(fps=fps, added=sorted(added), animated=sorted(animated), errors=errors,
                                    rerun=sorted(rerun), rerun_same=same, removed=sorted(removed), left=left,
-                                   emotion=emotion, keys=len(key.key_blocks), frames=n,
+                                   emotion=emotion, keys=keys, frames=n,
                                    frame_range=[scene.frame_start, scene.frame_end],
-                                   strips=[[s.frame_start, s.type] for s in strips]))
+                                   strips=strips))
     print(json.dumps(report))
+    compat.exit_now(0)                      # the bpy 4.2 module: leave without its crashing teardown
 """)
 
 

@@ -139,8 +139,7 @@ def test_animate_execute_matches_engine(addon, head, paths, engine_anim, evaluat
     assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
     resampled = assert_matches(head, scene, engine_anim(paths), 7, evaluated)
     assert (scene.frame_start, scene.frame_end) == (7, 7 + resampled.num_frames - 1)
-    (strip,) = owned_strips(scene)
-    assert strip.frame_start == 7 and strip.type == "SOUND"
+    assert [(s.frame_start, s.type) for s in owned_strips(scene)] == [(7, "SOUND")] * versions.SOUND_STRIPS
     assert len(head.data.shape_keys.key_blocks) == 52 <= 60
     assert len(bpy.data.actions) == 1 and not scene.voca.is_running
 
@@ -152,7 +151,7 @@ def test_animate_custom_start_and_style_blend(addon, head, paths, engine_anim, e
     props.blend_weights = (0.5, 0, 0, 0.5, 0, 0, 0, 0)
     assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
     assert_matches(head, scene, engine_anim(paths, condition=((1, 0.5), (4, 0.5))), 40, evaluated)
-    assert owned_strips(scene)[0].frame_start == 40 and scene.frame_start == 40
+    assert [s.frame_start for s in owned_strips(scene)] == [40] * versions.SOUND_STRIPS and scene.frame_start == 40
 
 
 def test_animate_per_frame_mode(addon, head, paths, engine_anim, evaluated, tmp_path):
@@ -199,7 +198,7 @@ def test_animate_rerun_gives_the_same_scene(addon, head, paths, evaluated):
     props.emotion_source = ""
     assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
     assert _state_of(head) == first and snapshot() == state
-    assert first[1:3] == (1, 1)
+    assert first[1:3] == (1, versions.SOUND_STRIPS)
     np.testing.assert_array_equal(evaluated(head, bpy.context.scene, 30), frame)
 
 
@@ -224,8 +223,7 @@ def test_animate_leaves_artist_data_untouched(addon, head, paths, engine_anim, e
     scene.collection.objects.link(cube)
     cube.keyframe_insert("location", index=0, frame=1)
     cube_action = cube.animation_data.action
-    scene.sequence_editor_create()
-    music = versions.new_sound_strip(scene, "music", paths["wav"], 1, 1)
+    music = versions.new_sound_strip(scene, "music", paths["wav"], 1, 1) if versions.compat.HAS_AUDIO else None
     bpy.context.view_layer.objects.active = head
     for _ in range(2):
         assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
@@ -234,11 +232,12 @@ def test_animate_leaves_artist_data_untouched(addon, head, paths, engine_anim, e
     assert len(key.animation_data.drivers) == 1
     np.testing.assert_array_equal(writer._key_co(key.key_blocks["Smile"]), smile_co)
     assert cube.animation_data.action == cube_action and len(bpy.data.actions) == 2
-    assert (music.name, music.channel, music.frame_start) == ("music", 1, 1)
-    assert len(versions.strips_all(scene)) == 2 and owned_strips(scene)[0].channel == 2
+    if music is not None:
+        assert (music.name, music.channel, music.frame_start) == ("music", 1, 1)
+        assert len(versions.strips_all(scene)) == 2 and owned_strips(scene)[0].channel == 2
     assert bpy.ops.voca.remove_animation() == {"FINISHED"}
     assert [kb.name for kb in key.key_blocks] == ["Basis", "Smile"] and len(key.animation_data.drivers) == 1
-    assert versions.strips_all(scene) == [music] and list(bpy.data.actions) == [cube_action]
+    assert versions.strips_all(scene) == [music] * versions.SOUND_STRIPS and list(bpy.data.actions) == [cube_action]
 
 
 def test_animate_save_and_reopen(addon, head, paths, engine_anim, evaluated, tmp_path):
@@ -253,7 +252,7 @@ def test_animate_save_and_reopen(addon, head, paths, engine_anim, evaluated, tmp
     scene, obj = bpy.context.scene, bpy.data.objects[pipeline.HEAD_NAME]
     assert snapshot() == state and scene.voca.emotion == "fear" and not scene.voca.is_running
     assert emotion_writer.emotion_keys(obj) == {"fear": "EMO fear"}
-    assert owned_strips(scene)[0].frame_start == 1
+    assert [s.frame_start for s in owned_strips(scene)] == [1] * versions.SOUND_STRIPS
     last = engine_anim(paths).resampled(30).num_frames - 1
     assert_matches(obj, scene, engine_anim(paths), 1, evaluated, frames=[0, last])   # emotion at 0 there
     bpy.context.view_layer.objects.active = obj
@@ -279,10 +278,11 @@ def test_modal_job_applies_like_execute(addon, head, paths, engine_anim, evaluat
     run = operators.AnimateRun.start(bpy.context)
     assert scene.voca.is_running and operators.VOCA_OT_animate_from_audio.disabled_reason(bpy.context)
     status, reports = drive(run)
-    assert status == "FINISHED" and reports[-1][0] == {"INFO"}
+    assert status == "FINISHED" and {"INFO"} in [kind for kind, _ in reports]
+    assert {"ERROR"} not in [kind for kind, _ in reports]
     assert not scene.voca.is_running and scene.voca.progress == pytest.approx(1.0)
     assert_matches(head, scene, engine_anim(paths), 1, evaluated)
-    assert len(owned_strips(scene)) == 1 and run.report.write.frames == scene.frame_end
+    assert len(owned_strips(scene)) == versions.SOUND_STRIPS and run.report.write.frames == scene.frame_end
 
 
 def test_invoke_without_event_loop_runs_synchronously(addon, head, paths, engine_anim, evaluated):
@@ -435,7 +435,8 @@ def test_non_ascii_audio_and_model_paths_work(addon, head, paths, engine_anim, e
     pipeline.clear_model_cache()
     assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
     assert_matches(head, bpy.context.scene, engine_anim(paths), 1, evaluated)
-    assert Path(bpy.path.abspath(owned_strips(bpy.context.scene)[0].sound.filepath)) == Path(audio)
+    assert [Path(bpy.path.abspath(s.sound.filepath)) for s in owned_strips(bpy.context.scene)] == \
+        [Path(audio)] * versions.SOUND_STRIPS
 
 
 # ---------------------------------------------------------------------------- other operators, prefs, panel

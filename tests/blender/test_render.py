@@ -9,6 +9,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender import versions  # noqa: E402
+
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 
 from voca_addon.blender import render, sequence_io  # noqa: E402
@@ -116,6 +118,7 @@ def tracks(path) -> list:
     return found
 
 
+@versions.needs_audio
 def test_render_video_muxes_the_sound_strip(scene, head, tmp_path):
     engine, file_format = scene.render.engine, scene.render.image_settings.file_format
     report = render.render_video(scene, tmp_path / "clip.mp4", frames=(1, 12), resolution=(160, 120))

@@ -63,7 +63,7 @@ def test_sequence_io_import_official_reproduces_every_frame(scene60, imported, o
     error = np.abs(frames - vertices).max(axis=(1, 2))
     assert error.max() <= TOLERANCE, f"worst frame {error.argmax()}: {error.max():.3g} m"
     strips = [s for s in versions.strips(scene60) if s.type == "SOUND"]
-    assert len(strips) == 1 and strips[0].frame_final_start == 1
+    assert [s.frame_final_start for s in strips] == [1] * versions.SOUND_STRIPS
 
 
 def test_sequence_io_import_at_other_scene_rate_resamples(scene, paths, official, evaluated):
@@ -163,7 +163,7 @@ def test_sequence_io_import_unreadable_audio_leaves_scene_unchanged(scene60, pat
     fake = tmp_path / "fake.wav"
     fake.write_bytes(b"RIFF0000WAVEjunk" * 10)
     before = state(scene60)
-    with pytest.raises(AudioError, match="cannot read"):
+    with pytest.raises(AudioError, match="cannot read|corrupt WAV"):      # Blender's reader, or ours (4.2)
         sequence_io.import_sequence(scene60, paths["npz"], paths["template"], fake)
     assert state(scene60) == before
 

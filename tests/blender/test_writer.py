@@ -249,6 +249,7 @@ def test_writer_per_frame_mode(scene, flame, make_anim, evaluated):
     assert len(obj.data.shape_keys.key_blocks) == 52
 
 
+@versions.needs_audio
 def test_writer_sound_strip_replaces_only_its_own(scene, shared_data, tmp_path):
     wav = shared_data / "audio" / "test.wav"
     scene.sequence_editor_create()
@@ -272,6 +273,7 @@ def test_writer_sound_strip_replaces_only_its_own(scene, shared_data, tmp_path):
     assert len(bpy.data.sounds) == 1
 
 
+@versions.needs_audio
 def test_writer_sound_strip_failure_leaves_no_editor(scene, tmp_path):
     scene.sequence_editor_clear()
     (tmp_path / "text.wav").write_text("not audio")

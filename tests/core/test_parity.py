@@ -93,9 +93,16 @@ def test_parity_deepspeech_saturated_units(shared_data, ds_saturating_pb, model_
     l1 = np.clip(inputs @ model.params["h1"] + model.params["b1"], 0, 20)
     assert (l1 == 20).mean() > 0.01, "the clip is not exercised"
     ours = deepspeech.logits(model, inputs)
-    err = relative_error(ours, tf_deepspeech.run_frozen_graph(ds_saturating_pb, inputs))
-    print(f"DeepSpeech (saturating) relative error {err:.3g}")
-    assert err <= LOGITS_REL_TOL
+    ref = tf_deepspeech.run_frozen_graph(ds_saturating_pb, inputs)
+    err = relative_error(ours, ref)
+    # Weights 25× larger make every layer amplify float32 rounding ~25×: the order in which a BLAS sums
+    # (it differs between OpenBLAS kernels, e.g. OPENBLAS_CORETYPE=Haswell) moves the logits by ~1e-4.
+    # TF's own answer moves as much when half the inputs change by one ulp: that spread is the bound.
+    rng = np.random.default_rng(0)
+    nudged = np.where(rng.random(inputs.shape) < 0.5, np.nextafter(inputs, np.float32(np.inf)), inputs)
+    spread = relative_error(tf_deepspeech.run_frozen_graph(ds_saturating_pb, nudged.astype(np.float32)), ref)
+    print(f"DeepSpeech (saturating) relative error {err:.3g}; TF's own spread at 1 ulp of input {spread:.3g}")
+    assert err <= max(LOGITS_REL_TOL, 2 * spread)
 
 
 @pytest.mark.fullsize

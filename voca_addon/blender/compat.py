@@ -19,6 +19,8 @@ Contract: main thread only (``bpy``). Nothing here knows about VOCA; callers own
 """
 from __future__ import annotations
 
+import os
+import sys
 from typing import Iterator, List, Optional
 
 import bpy
@@ -162,11 +164,24 @@ RENDER_FORMAT_SETTINGS = ("media_type", "file_format", "color_mode") if HAS_MEDI
     else ("file_format", "color_mode")
 
 
+_FFMPEG_SETTINGS = ("format", "codec", "audio_codec", "audio_channels", "audio_mixrate", "constant_rate_factor",
+                    "ffmpeg_preset")
+
+
 def set_output_format(image_settings, file_format: str) -> None:
-    """Pick the output format: ``'FFMPEG'`` (video) or an image format such as ``'PNG'``."""
+    """Pick the output format: ``'FFMPEG'`` (video) or an image format such as ``'PNG'``.
+
+    The scene's FFmpeg settings (container, codecs) survive the switch: 4.2 resets the container to
+    Matroska when the format becomes FFMPEG again.
+    """
+    ffmpeg = image_settings.id_data.render.ffmpeg
+    kept = {name: getattr(ffmpeg, name) for name in _FFMPEG_SETTINGS}
     if HAS_MEDIA_TYPE:
         image_settings.media_type = "VIDEO" if file_format == "FFMPEG" else "IMAGE"
     image_settings.file_format = file_format
+    for name, value in kept.items():
+        if getattr(ffmpeg, name) != value:
+            setattr(ffmpeg, name, value)
 
 
 # ---------------------------------------------------------------------------- modifiers
@@ -175,3 +190,19 @@ def clear_flip_axis(mesh_cache_modifier) -> None:
     """No axis flipped on a Mesh Cache modifier (an enum set in 4.2, three booleans later)."""
     prop = mesh_cache_modifier.bl_rna.properties["flip_axis"]
     mesh_cache_modifier.flip_axis = set() if prop.type == "ENUM" else (False, False, False)
+
+
+# ---------------------------------------------------------------------------- process exit
+
+#: The bpy *module* of the 4.2 line (PyPI; ``binary_path`` is empty) crashes in its own teardown at
+#: interpreter exit (SIGSEGV) once a Python-defined operator, enum-items function or property get/set
+#: callback was registered — even after unregistering. No feature shows it, so this one is by version.
+EXIT_CRASHES = bpy.app.version[:2] == (4, 2) and not bpy.app.binary_path
+
+
+def exit_now(status: int) -> None:
+    """Leave the process with ``status`` without that teardown where it crashes (else return)."""
+    if EXIT_CRASHES:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)

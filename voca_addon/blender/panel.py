@@ -21,7 +21,7 @@ from . import emotion_writer, pipeline, preferences, properties
 from .emotion_operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
 from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
 
-WRAP = 38                           # characters per label line in the sidebar
+WRAP = 30                           # characters per label line: what the default sidebar (291 px) shows
 
 
 def wrapped(layout, text: str, icon: str = "NONE") -> None:
@@ -78,8 +78,8 @@ class VIEW3D_PT_voca(_Sidebar, bpy.types.Panel):
         layout.label(text="Write the motion as:")
         layout.row().prop(props, "mode", expand=True)
         if props.is_running:
-            layout.progress(factor=props.progress, type="BAR",
-                            text=f"{props.progress_stage} {props.progress:.0%} (Esc cancels)")
+            layout.progress(factor=props.progress, type="BAR", text=f"{props.progress:.0%} {props.progress_stage}")
+            layout.label(text="Esc cancels", icon="CANCEL")
         else:
             operator_button(layout, VOCA_OT_animate_from_audio, context, icon="PLAY_SOUND")
         layout.operator(VOCA_OT_remove_animation.bl_idname, icon="TRASH")

@@ -43,6 +43,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.animation import exporters, sequences
 from ..core.face import meshio
+from ..core.speech import audio as core_audio
 from ..core.models import modelfiles
 from ..core.errors import AudioError, InputError, MeshError, VocaError
 from . import compat, reporting, transaction, writer
@@ -122,8 +123,9 @@ def check_audio(path) -> None:
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise AudioError(f"Audio file '{path}' was not found. Check the path.")
-    if not compat.HAS_AUDIO:
-        return                                 # the file is there; this build cannot load sound at all
+    if not compat.HAS_AUDIO:                   # this build cannot load sound: the engine's decoder judges
+        core_audio.load_audio(path)
+        return
     sound = bpy.data.sounds.load(path, check_existing=False)
     try:
         readable = sound.samplerate > 0
