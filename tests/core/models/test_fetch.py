@@ -138,14 +138,24 @@ def test_fetch_resumes_an_interrupted_download_with_range(server, graph, tmp_pat
     assert (tmp_path / "output_graph.pb").read_bytes() == graph and not part.exists()
 
 
-def test_fetch_restarts_when_the_server_ignores_range(server, graph, tmp_path):
-    specs = local_specs(server, graph)[1:2]                              # FLAME_sample.ply
-    server.cut_after = 50_000
+@pytest.mark.parametrize("which", [0, 1])                              # the archive (streamed), a plain file
+def test_fetch_continues_when_the_server_ignores_range(server, graph, tmp_path, which):
+    specs = local_specs(server, graph)[which:which + 1]
+    server.cut_after = 1 << 19 if which == 0 else 50_000                # bytes, within each file
     with pytest.raises(ModelFileError, match="interrupted"):
         fetch.fetch(tmp_path, specs)
-    server.ignore_range = True
+    server.ignore_range = True                                           # answers 200 from byte 0
     fetch.fetch(tmp_path, specs)
-    assert fetch.verified(specs[0], tmp_path)
+    assert fetch.verified(specs[0], tmp_path) and len(list(tmp_path.iterdir())) == 1
+
+
+def test_fetch_a_complete_part_is_not_downloaded_again(server, graph, tmp_path):
+    spec = local_specs(server, graph)[2]                                 # texture_mesh.obj
+    body = server.files["/voca/template/texture_mesh.obj"]
+    (tmp_path / ".texture_mesh.obj.part").write_bytes(body)              # e.g. stopped before verifying
+    fetch.fetch(tmp_path, [spec])
+    assert server.requests[-1][1] == f"bytes={len(body)}-"               # the server answered 416
+    assert (tmp_path / "texture_mesh.obj").read_bytes() == body
 
 
 def test_fetch_refuses_a_corrupt_graph_and_deletes_it(server, graph, tmp_path):

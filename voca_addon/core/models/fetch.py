@@ -122,6 +122,7 @@ class _ResumingReader(io.RawIOBase):
         self.spec, self.part, self.progress, self.timeout = spec, part, progress, timeout
         self._disk = open(part, "rb") if part.exists() else None
         self._net = self._sink = None
+        self._skip = 0
         self.total: Optional[int] = None
         self.done = 0
 
@@ -139,6 +140,11 @@ class _ResumingReader(io.RawIOBase):
         if self._net is None:
             self._connect()
         try:
+            while self._skip:                      # the server ignored Range: drop what the part holds
+                dropped = len(self._net.read(min(self._skip, BLOCK)))
+                if not dropped:
+                    raise self._broken("the connection closed early")
+                self._skip -= dropped
             n = self._net.readinto(buffer)
         except (OSError, http.client.HTTPException) as exc:   # reset, timeout, short body: keep the part
             raise self._broken(f"{type(exc).__name__}: {exc}") from None
@@ -157,6 +163,9 @@ class _ResumingReader(io.RawIOBase):
             response = urllib.request.urlopen(urllib.request.Request(self.spec.url, headers=headers),
                                               timeout=self.timeout)
         except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:           # "range not satisfiable": the part is already whole
+                self.total, self._net, self._sink = have, io.BytesIO(), open(self.part, "ab")
+                return
             raise ModelFileError(f"could not download the {self.spec.what} from {self.spec.url}: the server "
                                  f"answered {exc.code} {exc.reason}. Try again later, or download it by hand "
                                  f"from {self.spec.page}.") from None
@@ -168,12 +177,10 @@ class _ResumingReader(io.RawIOBase):
                 f"models fetch' again, or download it by hand from {self.spec.page}.") from None
         resumed = have and response.status == 206 and response.headers.get(
             "Content-Range", "").startswith(f"bytes {have}-")
-        if not resumed:                            # fresh start (or the server ignored Range)
-            self.done = 0
-            have = 0
+        self._skip = 0 if resumed else have         # a 200 answer starts at byte 0: skip what is on disk
         length = response.headers.get("Content-Length")
-        self.total = have + int(length) if length and length.isdigit() else None
-        self._net, self._sink = response, open(self.part, "ab" if resumed else "wb")
+        self.total = (have if resumed else 0) + int(length) if length and length.isdigit() else None
+        self._net, self._sink = response, open(self.part, "ab")
 
     def _broken(self, reason) -> ModelFileError:
         kept = self.part.stat().st_size if self.part.exists() else 0
