@@ -106,3 +106,14 @@ def test_character_panel_landmarks_from_empties(face, shared_data):
     expected = np.argsort(lm.FLAME_IBUG68)
     np.testing.assert_array_equal(flame_ids[order], lm.FLAME_IBUG68[expected])
     np.testing.assert_array_equal(target_ids[order], ids[expected])
+
+
+def test_character_panel_drive_refuses_a_bad_curves_path_before_keying(face, shared_data, tmp_path):
+    obj, mesh = face
+    keys = keyfiles.read_key_folder(shared_data / "arkit" / "ARKit_blendshapes", mesh)
+    character_writer.add_rig_keys(obj, keys.rest, keys.names, keys.deltas)
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    bpy.context.scene.voca_character.curves_path = str(tmp_path / "missing" / "take.txt")
+    with pytest.raises(RuntimeError, match="Curves"):
+        bpy.ops.voca.character_drive()
+    assert obj.data.shape_keys.animation_data is None or obj.data.shape_keys.animation_data.action is None

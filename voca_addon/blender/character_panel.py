@@ -15,7 +15,9 @@ sequence to retarget (an ``infer`` result or any import-sequence input). Operato
   Live Link Face CSV / JSON.
 
 Each refuses a target it cannot animate safely (:func:`.character_writer.check_target_object`) before
-changing anything; the work runs in ``execute`` (a fit takes seconds; no worker thread yet).
+changing anything, and writes inside :func:`.transaction.all_or_nothing` (a failure half-way restores
+the object and scene). The work runs in ``execute`` on the main thread (a fit takes 1–4 s; no worker
+thread yet, unlike Animate from audio).
 
 Contract: main thread only (``bpy``).
 """
@@ -28,7 +30,7 @@ from ..core.animation import sequences
 from ..core.character import arkit, fit as fitting, keysolve, landmarks as lm, transfer
 from ..core.errors import InputError, VocaError
 from ..core.face import meshio
-from . import character_io, character_writer, writer
+from . import character_io, character_writer, transaction, writer
 from .panel import _SubPanel
 
 
@@ -101,6 +103,9 @@ def _run(operator, action) -> set:
     except VocaError as exc:
         operator.report({"ERROR"}, str(exc))
         return {"CANCELLED"}
+    except OSError as exc:
+        operator.report({"ERROR"}, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+        return {"CANCELLED"}
     operator.report({"INFO"}, message)
     return {"FINISHED"}
 
@@ -140,8 +145,9 @@ class VOCA_OT_character_transfer(bpy.types.Operator):
         def run():
             obj = _target(context)
             motion, _ = _motion(context, obj)
-            report = writer.write_animation(obj, motion, context.scene, context.scene.frame_start)
-            writer.set_frame_range(context.scene, report.frame_start, report.frame_end)
+            with transaction.all_or_nothing(context.scene, [obj]):
+                report = writer.write_animation(obj, motion, context.scene, context.scene.frame_start)
+                writer.set_frame_range(context.scene, report.frame_start, report.frame_end)
             return f"'{obj.name}': {len(motion.names)} transferred keys, frames {report.frame_start}-{report.frame_end}"
         return _run(self, run)
 
@@ -156,16 +162,20 @@ class VOCA_OT_character_drive(bpy.types.Operator):
     def execute(self, context):
         def run():
             obj = _target(context)
+            curves = context.scene.voca_character.curves_path
+            if curves:                                            # a bad destination: refused before any work
+                from ..core import outputs
+                outputs.check_output(bpy.path.abspath(curves), "Curves", (".csv", ".json"), overwrite=True)
             names, deltas = character_io.rig_keys(obj)
             motion, fit = _motion(context, obj)
             solution = keysolve.solve_keys(motion, deltas, names)
-            curves = context.scene.voca_character.curves_path
             scene = context.scene
-            character_writer.drive_keys(obj, names, solution.weights, motion.fps, scene, scene.frame_start)
-            if curves:
-                path = bpy.path.abspath(curves)
-                write = arkit.write_live_link_csv if path.lower().endswith(".csv") else arkit.write_curves_json
-                write(path, solution.weights, names, motion.fps)
+            with transaction.all_or_nothing(scene, [obj]):
+                character_writer.drive_keys(obj, names, solution.weights, motion.fps, scene, scene.frame_start)
+                if curves:
+                    path = bpy.path.abspath(curves)
+                    write = arkit.write_live_link_csv if path.lower().endswith(".csv") else arkit.write_curves_json
+                    write(path, solution.weights, names, motion.fps)
             scale = fit.similarity.scale
             return (f"'{obj.name}': {len(names)} keys driven; error {solution.report['mean_error'] / scale * 1e3:.2f} mm "
                     f"mean, {solution.report['explained']:.0%} of the motion explained")
