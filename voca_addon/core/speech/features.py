@@ -21,7 +21,8 @@ per second of speech) and the two statistics, computed exactly from the steps: p
 ``count_r = min(r, T-1) - max(r-18, 0) + 1`` windows, so ``mean = Σ count_r Σ_c x_rc / (494 T)`` and
 ``var = Σ count_r Σ_c (x_rc - mean)² / (494 T)`` (zero padding included). ``rows(a, b)`` then builds any
 block of the normalised [T, 494] input on demand. The MFCC runs over blocks of ``MFCC_CHUNK`` frames, so
-its FFT intermediates stay a few MB whatever the length. ``frame_windows`` does the same for VOCA's
+its FFT intermediates stay a few MB whatever the length; ``mfcc_stream`` takes the signal itself as
+consecutive blocks (``DeepSpeechInput.from_blocks``), keeping only the samples not yet framed. ``frame_windows`` does the same for VOCA's
 16-frame windows. Results equal the whole-array computation to float64 summation order (~1e-15).
 
 Contract: numpy only; pure functions, any thread. Computation in float64; ``deepspeech_input`` returns
