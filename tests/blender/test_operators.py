@@ -653,3 +653,32 @@ def test_operators_style_menu_shows_the_checkpoints_condition_names(addon, head,
     evaluated.vertices.foreach_get("co", got)
     head.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh_clear()
     assert np.abs(got.reshape(-1, 3) - expected.vertices([40])[0]).max() <= TOLERANCE
+
+
+def test_animate_an_existing_head_needs_no_template_file(addon, head, paths, engine_anim, evaluated):
+    """The head in the scene is the template: no template path set, none in the model folder."""
+    addon.template_path = ""
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+    assert_matches(head, bpy.context.scene, engine_anim(paths), 1, evaluated)
+
+
+def test_animate_uses_the_chosen_channel_of_a_stereo_file(addon, head, paths, engine_anim, evaluated, tmp_path):
+    """Channel 0 silent, the speech on channel 1: 'First' is refused with a clear message, 'Second' and
+    'Mix' (the speech at half level) animate; 'Second' equals the engine on the mono speech."""
+    import wave
+    with wave.open(str(paths["wav"])) as w:
+        rate, mono = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    stereo = tmp_path / "stereo.wav"
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(np.column_stack([np.zeros_like(mono), mono]).astype("<i2").tobytes())
+    scene = bpy.context.scene
+    scene.voca.audio_path = str(stereo)
+    before = snapshot()
+    assert "silent" in run_op()
+    assert snapshot() == before
+    scene.voca.channel = "1"
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+    assert_matches(head, scene, engine_anim(paths), 1, evaluated)
+    scene.voca.channel = "mix"
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}

@@ -61,6 +61,7 @@ class VIEW3D_PT_voca(_Sidebar, bpy.types.Panel):
     def draw(self, context):
         layout, props = self.layout, context.scene.voca
         layout.prop(props, "audio_path")
+        layout.row().prop(props, "channel", expand=True)
         draw_target(layout, context)
         draw_style(layout.box(), props, context)
         col = layout.column(align=True)

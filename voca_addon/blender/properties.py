@@ -27,7 +27,7 @@ from ..core.face import voca
 from ..core.face.emotions import BUILTIN_PRESETS, NEUTRAL
 from ..core.errors import VocaError
 from ..core.face.voca import VOCASET_SUBJECTS
-from . import emotion_writer, preferences, writer
+from . import emotion_writer, heads, preferences, writer
 from .pipeline import AnimateSettings
 
 DEFAULT_CONDITION = 3               # run_voca.py's default
@@ -37,6 +37,11 @@ _condition_items: list = []         # Blender keeps only pointers to dynamic enu
 MODE_ITEMS = [
     ("shape_keys", "Shape keys", "50 shape keys + 1 bias key with per-frame curves (light, exact)"),
     ("per_frame", "Per frame", "One shape key per frame (heavy; the old add-on's layout, short clips only)"),
+]
+CHANNEL_ITEMS = [
+    ("0", "First", "The first (left) channel, as VOCA's own scripts do"),
+    ("1", "Second", "The second (right) channel"),
+    ("mix", "Mix", "The mean of all channels"),
 ]
 STYLE_ITEMS = [
     ("SINGLE", "One style", "Speak like one VOCASET subject"),
@@ -114,6 +119,8 @@ class VOCA_PG_scene(bpy.types.PropertyGroup):
 
     audio_path: StringProperty(name="Audio", subtype="FILE_PATH",
                                description="Speech recording to animate (WAV; other formats Blender decodes)")
+    channel: EnumProperty(name="Channel", items=CHANNEL_ITEMS, default="0",
+                          description="Which channel of a stereo (or multi-channel) recording VOCA listens to")
     style_mode: EnumProperty(name="Style", items=STYLE_ITEMS, default="SINGLE")
     condition: EnumProperty(name="Speaking style", items=_condition_enum_items, default=DEFAULT_CONDITION,
                             description="Which speaking style (training subject or label) VOCA imitates")
@@ -194,7 +201,9 @@ def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
         voca_path=paths["voca"], deepspeech_path=paths["deepspeech"], template_path=paths["template"],
         condition=condition_of(props, len(condition_names(paths["voca"]))), emotion=emotion, emotion_source=source,
         strength=float(props.strength), start_frame=None if props.use_scene_start else int(props.start_frame),
-        mode=props.mode, ease_frames=int(props.ease_frames), emotion_neutral=_abspath(props.emotion_neutral))
+        mode=props.mode, ease_frames=int(props.ease_frames), emotion_neutral=_abspath(props.emotion_neutral),
+        channel="mix" if props.channel == "mix" else int(props.channel),
+        head_rest=heads.rest_shape(obj) if obj is not None and obj.type == "MESH" else None)
 
 
 __all__ = ["VOCA_PG_scene", "settings_from_scene", "condition_of", "condition_names", "emotion_suggestions",
