@@ -117,3 +117,36 @@ def test_character_panel_drive_refuses_a_bad_curves_path_before_keying(face, sha
     with pytest.raises(RuntimeError, match="Curves"):
         bpy.ops.voca.character_drive()
     assert obj.data.shape_keys.animation_data is None or obj.data.shape_keys.animation_data.action is None
+
+
+def test_character_panel_registers_without_scipy_and_says_what_is_missing():
+    """Blender's own Python has no scipy: the add-on still registers; the Character buttons say why not."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+    code = textwrap.dedent("""
+        import builtins
+        _real = builtins.__import__
+        def _blocked(name, *args, **kwargs):
+            if name.split('.')[0] == 'scipy':
+                raise ImportError('No module named scipy', name='scipy')
+            return _real(name, *args, **kwargs)
+        builtins.__import__ = _blocked
+        import bpy, voca_addon
+        voca_addon.register()
+        mesh = bpy.data.meshes.new('T')
+        mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+        obj = bpy.data.objects.new('T', mesh)
+        bpy.context.scene.collection.objects.link(obj)
+        bpy.context.scene.voca_character.target = obj
+        try:
+            bpy.ops.voca.character_fit()
+        except RuntimeError as exc:
+            print('REFUSED', exc)
+        voca_addon.unregister()
+    """)
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "REFUSED" in run.stdout and "need scipy" in run.stdout, run.stdout + run.stderr

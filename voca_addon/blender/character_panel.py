@@ -26,12 +26,29 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, PointerProperty, StringProperty
 
-from ..core.animation import sequences
-from ..core.character import arkit, fit as fitting, keysolve, landmarks as lm, transfer
+import json
+
 from ..core.errors import InputError, VocaError
-from ..core.face import meshio
-from . import character_io, character_writer, transaction, writer
+from . import character_writer, transaction, writer
 from .panel import _SubPanel
+
+NO_SCIPY = ("the Character tools need scipy, which this Blender's Python lacks: install the extension "
+            "zip for your platform (it bundles scipy), or pip install scipy into Blender's Python.")
+
+
+def _stage():
+    """The Character stage's modules, imported on first use: the add-on registers without scipy."""
+    try:
+        from ..core.animation import sequences
+        from ..core.character import arkit, fit as fitting, keysolve, landmarks as lm, transfer
+        from ..core.face import meshio
+        from . import character_io
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] == "scipy" or "scipy" in str(exc):
+            raise InputError(NO_SCIPY) from None
+        raise
+    return dict(sequences=sequences, arkit=arkit, fitting=fitting, keysolve=keysolve, lm=lm,
+                transfer=transfer, meshio=meshio, io=character_io)
 
 
 def _mesh_poll(_self, obj) -> bool:
@@ -65,7 +82,7 @@ class VOCA_PG_character(bpy.types.PropertyGroup):
 def _template(context):
     from . import sequence_io
     from ..core.models import modelfiles
-    return meshio.read_mesh(modelfiles.resolve_template(sequence_io._template_pref(context)))
+    return _stage()["meshio"].read_mesh(modelfiles.resolve_template(sequence_io._template_pref(context)))
 
 
 def _target(context):
@@ -77,24 +94,24 @@ def _target(context):
 
 
 def _pairs(context, obj):
-    settings = context.scene.voca_character
+    settings, stage = context.scene.voca_character, _stage()
     if settings.landmarks == "EMPTIES":
-        return character_io.pairs_from_empties(obj, context.scene.objects)
+        return stage["io"].pairs_from_empties(obj, context.scene.objects)
     if not settings.pairs_path:
         raise InputError("choose the landmark pairs file (or switch Landmarks to Empties).")
-    return lm.read_pairs(bpy.path.abspath(settings.pairs_path))
+    return stage["lm"].read_pairs(bpy.path.abspath(settings.pairs_path))
 
 
 def _motion(context, obj):
     """(the sequence's animation on the target, its fit) — everything checked before any change."""
-    settings = context.scene.voca_character
+    settings, stage = context.scene.voca_character, _stage()
     if not settings.source_path:
         raise InputError("choose the FLAME sequence to retarget (Sequence).")
     template = _template(context)
-    vertices, faces = character_io.mesh_arrays(obj)
-    fit = character_io.load_fit(obj, vertices, template.faces)
-    anim = sequences.import_sequence(bpy.path.abspath(settings.source_path), template.path)
-    return transfer.transfer(anim, fit, vertices, faces), fit
+    vertices, faces = stage["io"].mesh_arrays(obj)
+    fit = stage["io"].load_fit(obj, vertices, template.faces)
+    anim = stage["sequences"].import_sequence(bpy.path.abspath(settings.source_path), template.path)
+    return stage["transfer"].transfer(anim, fit, vertices, faces), fit
 
 
 def _run(operator, action) -> set:
@@ -124,12 +141,13 @@ class VOCA_OT_character_fit(bpy.types.Operator):
 
     def execute(self, context):
         def fit():
-            obj = _target(context)
+            obj, stage = _target(context), _stage()
             flame_ids, target_ids = _pairs(context, obj)
             template = _template(context)
-            vertices, faces = character_io.mesh_arrays(obj)
-            result = fitting.fit_target(template.vertices, template.faces, vertices, faces, flame_ids, target_ids)
-            character_io.store_fit(obj, result, vertices)
+            vertices, faces = stage["io"].mesh_arrays(obj)
+            result = stage["fitting"].fit_target(template.vertices, template.faces, vertices, faces,
+                                                 flame_ids, target_ids)
+            stage["io"].store_fit(obj, result, vertices)
             return f"Fitted '{obj.name}': {residual_text(result.residuals)}"
         return _run(self, fit)
 
@@ -166,14 +184,16 @@ class VOCA_OT_character_drive(bpy.types.Operator):
             if curves:                                            # a bad destination: refused before any work
                 from ..core import outputs
                 outputs.check_output(bpy.path.abspath(curves), "Curves", (".csv", ".json"), overwrite=True)
-            names, deltas = character_io.rig_keys(obj)
+            stage = _stage()
+            names, deltas = stage["io"].rig_keys(obj)
             motion, fit = _motion(context, obj)
-            solution = keysolve.solve_keys(motion, deltas, names)
+            solution = stage["keysolve"].solve_keys(motion, deltas, names)
             scene = context.scene
             with transaction.all_or_nothing(scene, [obj]):
                 character_writer.drive_keys(obj, names, solution.weights, motion.fps, scene, scene.frame_start)
                 if curves:
                     path = bpy.path.abspath(curves)
+                    arkit = stage["arkit"]
                     write = arkit.write_live_link_csv if path.lower().endswith(".csv") else arkit.write_curves_json
                     write(path, solution.weights, names, motion.fps)
             scale = fit.similarity.scale
@@ -194,7 +214,8 @@ class VOCA_PT_character(_SubPanel, bpy.types.Panel):
         if settings.landmarks == "FILE":
             layout.prop(settings, "pairs_path")
         layout.operator(VOCA_OT_character_fit.bl_idname, icon="MOD_SHRINKWRAP")
-        res = character_io.residuals(settings.target) if settings.target is not None else None
+        stored = settings.target.get("voca_fit") if settings.target is not None else None
+        res = json.loads(stored["residuals"]) if stored is not None else None
         if res:
             layout.label(text=residual_text(res), icon="INFO")
         layout.prop(settings, "source_path")
