@@ -97,3 +97,17 @@ def test_character_refuses_targets_it_cannot_animate_safely(scene):
         character_writer.drive_keys(obj, ["jawOpen"], np.zeros((3, 1)), 60.0, scene, 1)
     assert obj.data.shape_keys.animation_data.action == artist
     assert len(list(compat.action_fcurves(artist))) == 0
+
+
+def test_character_retarget_through_the_headless_script(args, tmp_path):
+    """``python voca_addon/headless.py -- retarget ...`` (the argument path of ``blender -b -P headless.py --``)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, str(root / "voca_addon" / "headless.py"), "--", "retarget", args.source,
+               "--target", args.target, "--landmarks", args.landmarks, "--template", args.template,
+               "--out", str(tmp_path / "h.blend")]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "h.blend").is_file() and "transferred keys" in run.stdout
