@@ -43,16 +43,17 @@ EXCLUDE_SUFFIXES = (".pyc", ".pyo", ".blend1")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)          # fixed timestamp → byte-identical rebuilds
 WHEELS = ROOT / "wheels"
 VENDOR = ROOT / "vendor_requirements.txt"
-PYTHON_VERSION = "3.11"                   # Blender 4.2 – 5.0's Python
-PLATFORM_TAGS = {                         # Blender platform → pip platform tag of its wheel
-    "linux-x64": "manylinux_2_17_x86_64",
-    "macos-arm64": "macosx_12_0_arm64",
-    "macos-x64": "macosx_10_9_x86_64",
-    "windows-x64": "win_amd64",
+PYTHON_VERSION = "3.11"                   # Blender 4.2 – 5.0's Python (a requirement without a marker)
+PLATFORM_TAGS = {                         # Python → Blender platform → newest pip platform tag accepted
+    "3.11": {"linux-x64": "manylinux_2_17_x86_64", "macos-arm64": "macosx_12_0_arm64",
+             "macos-x64": "macosx_10_9_x86_64", "windows-x64": "win_amd64"},
+    # Blender 5.1+ and Linux distributions' Blenders (Debian's 4.3): scipy's cp313 macOS wheels need 14.0
+    "3.13": {"linux-x64": "manylinux_2_17_x86_64", "macos-arm64": "macosx_14_0_arm64",
+             "macos-x64": "macosx_14_0_x86_64", "windows-x64": "win_amd64"},
 }
-WHEEL_PLATFORM = {                        # a substring of the wheel's file name → Blender platform
-    "manylinux": "linux-x64", "macosx_12_0_arm64": "macos-arm64", "macosx_10_9_x86_64": "macos-x64",
-    "win_amd64": "windows-x64",
+WHEEL_PLATFORM = {                        # a pattern in the wheel's file name → Blender platform
+    r"manylinux": "linux-x64", r"macosx_\d+_\d+_arm64": "macos-arm64", r"macosx_\d+_\d+_x86_64": "macos-x64",
+    r"win_amd64": "windows-x64",
 }
 
 
@@ -73,10 +74,22 @@ def manifest_wheels() -> list:
 
 
 def wheel_platform(name: str) -> str:
-    for part, platform in WHEEL_PLATFORM.items():
-        if part in name:
+    for pattern, platform in WHEEL_PLATFORM.items():
+        if re.search(pattern, name):
             return platform
     sys.exit(f"wheel {name}: unknown platform; add it to WHEEL_PLATFORM in tools/build_extension.py")
+
+
+def vendor_requirements() -> list:
+    """(requirement, Python version) per line of vendor_requirements.txt (``; python_version == "3.13"``
+    picks the Python; without a marker, :data:`PYTHON_VERSION`)."""
+    out = []
+    for line in VENDOR.read_text().splitlines():
+        requirement, _, marker = line.split("#")[0].partition(";")
+        if requirement.strip():
+            found = re.search(r'python_version\s*==\s*["\']([\d.]+)["\']', marker)
+            out.append((requirement.strip(), found.group(1) if found else PYTHON_VERSION))
+    return out
 
 
 def fetch_wheels(force: bool = False) -> None:
@@ -84,12 +97,11 @@ def fetch_wheels(force: bool = False) -> None:
     missing = [w for w in manifest_wheels() if not (ROOT / w).is_file()]
     if not (missing or force):
         return
-    requirements = [line.split("#")[0].strip() for line in VENDOR.read_text().splitlines()]
-    for requirement in filter(None, requirements):
-        for tag in PLATFORM_TAGS.values():
+    for requirement, python in vendor_requirements():
+        for tag in PLATFORM_TAGS[python].values():
             subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--only-binary=:all:",
-                            "--no-deps", "--python-version", PYTHON_VERSION, "--implementation", "cp",
-                            "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--platform", tag,
+                            "--no-deps", "--python-version", python, "--implementation", "cp",
+                            "--abi", "cp" + python.replace(".", ""), "--platform", tag,
                             "--dest", str(WHEELS), "-q"], check=True)
     missing = [w for w in manifest_wheels() if not (ROOT / w).is_file()]
     if missing:
