@@ -8,7 +8,6 @@ minus size with one, Blender's default compressed save), and the time per frame 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time

@@ -60,7 +60,6 @@ class Retarget:
 
 def _paths(args):
     from .core import outputs
-    from pathlib import Path
     out = outputs.check_output(args.out, "--out", (".blend",), args.overwrite)
     curves = None
     if args.curves:

@@ -11,7 +11,7 @@ bpy = pytest.importorskip("bpy")
 import voca_addon  # noqa: E402
 from mathutils import Vector  # noqa: E402
 from voca_addon.blender import character_io, character_writer, compat, preferences, writer  # noqa: E402
-from voca_addon.core.character import fit as fitting, keyfiles, landmarks as lm, transfer  # noqa: E402
+from voca_addon.core.character import keyfiles, landmarks as lm, transfer  # noqa: E402
 from voca_addon.core.animation import sequences  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402
 

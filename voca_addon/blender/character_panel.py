@@ -28,8 +28,8 @@ from bpy.props import EnumProperty, PointerProperty, StringProperty
 
 import json
 
-from ..core.errors import InputError, VocaError
-from . import character_writer, transaction, writer
+from ..core.errors import InputError
+from . import character_writer, reporting, transaction, writer
 from .panel import _SubPanel
 
 NO_SCIPY = ("the Character tools need scipy, which this Blender's Python lacks: install the extension "
@@ -114,19 +114,6 @@ def _motion(context, obj):
     return stage["transfer"].transfer(anim, fit, vertices, faces), fit
 
 
-def _run(operator, action) -> set:
-    try:
-        message = action()
-    except VocaError as exc:
-        operator.report({"ERROR"}, str(exc))
-        return {"CANCELLED"}
-    except OSError as exc:
-        operator.report({"ERROR"}, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
-        return {"CANCELLED"}
-    operator.report({"INFO"}, message)
-    return {"FINISHED"}
-
-
 def residual_text(res: dict) -> str:
     return (f"landmarks {res['landmarks_registered']['mean']:.2f} mm (max {res['landmarks_registered']['max']:.2f}), "
             f"surface {res['surface']['mean']:.2f} mm, scale {res['scale']:.3g} ({res['unit']})")
@@ -149,7 +136,7 @@ class VOCA_OT_character_fit(bpy.types.Operator):
                                                  flame_ids, target_ids)
             stage["io"].store_fit(obj, result, vertices)
             return f"Fitted '{obj.name}': {residual_text(result.residuals)}"
-        return _run(self, fit)
+        return reporting.run_action(self, fit)
 
 
 class VOCA_OT_character_transfer(bpy.types.Operator):
@@ -167,7 +154,7 @@ class VOCA_OT_character_transfer(bpy.types.Operator):
                 report = writer.write_animation(obj, motion, context.scene, context.scene.frame_start)
                 writer.set_frame_range(context.scene, report.frame_start, report.frame_end)
             return f"'{obj.name}': {len(motion.names)} transferred keys, frames {report.frame_start}-{report.frame_end}"
-        return _run(self, run)
+        return reporting.run_action(self, run)
 
 
 class VOCA_OT_character_drive(bpy.types.Operator):
@@ -199,7 +186,7 @@ class VOCA_OT_character_drive(bpy.types.Operator):
             scale = fit.similarity.scale
             return (f"'{obj.name}': {len(names)} keys driven; error {solution.report['mean_error'] / scale * 1e3:.2f} mm "
                     f"mean, {solution.report['explained']:.0%} of the motion explained")
-        return _run(self, run)
+        return reporting.run_action(self, run)
 
 
 class VOCA_PT_character(_SubPanel, bpy.types.Panel):

@@ -23,13 +23,6 @@ from ..core.errors import VocaError
 from . import emotion_writer, preferences, reporting, writer
 
 
-def _poll(cls, context) -> bool:
-    reason = cls.disabled_reason(context)
-    if reason:
-        cls.poll_message_set(reason)
-    return reason is None
-
-
 def _mesh_problem(context) -> Optional[str]:
     obj = context.active_object
     if obj is None or obj.type != "MESH":
@@ -126,7 +119,7 @@ class VOCA_OT_mark_emotion(bpy.types.Operator):
             return f"'{block.name}' is one of VOCA's speech keys."
         return None
 
-    poll = classmethod(_poll)
+    poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):
@@ -170,7 +163,7 @@ class VOCA_OT_key_emotion(bpy.types.Operator):
             return "The head has no emotion keys: add emotions or mark a shape key first."
         return None
 
-    poll = classmethod(_poll)
+    poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):

@@ -23,7 +23,7 @@ import bpy
 
 from ..core.errors import VocaError
 from ..core.models import fetch
-from . import preferences
+from . import preferences, reporting
 
 TIMER_S = 0.2                          # s between queue drains
 FILES = fetch.PUBLIC_FILES             # what the button fetches (tests point it at a local server)
@@ -88,12 +88,7 @@ class VOCA_OT_fetch_models(bpy.types.Operator):
             return OFFLINE_REASON
         return None
 
-    @classmethod
-    def poll(cls, context):
-        reason = cls.disabled_reason(context)
-        if reason:
-            cls.poll_message_set(reason)
-        return reason is None
+    poll = classmethod(reporting.poll_by_reason)
 
     def execute(self, context):
         try:

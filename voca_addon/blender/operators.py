@@ -35,13 +35,6 @@ from . import liveliness_writer
 TIMER_STEP = 0.1                    # s between two drains of the worker's queue
 
 
-def _poll(cls, context) -> bool:
-    reason = cls.disabled_reason(context)
-    if reason:
-        cls.poll_message_set(reason)
-    return reason is None
-
-
 def prepare(context) -> tuple:
     """(scene, obj, settings) for a run from the context, validated; raises VocaError. Changes nothing."""
     scene, obj = context.scene, context.active_object
@@ -141,7 +134,7 @@ class VOCA_OT_animate_from_audio(bpy.types.Operator):
             return "Choose an audio file."
         return pipeline.target_problem(context.active_object)
 
-    poll = classmethod(_poll)
+    poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):
@@ -230,7 +223,7 @@ class VOCA_OT_add_flame_head(bpy.types.Operator):
             return "Switch to Object Mode first."
         return None
 
-    poll = classmethod(_poll)
+    poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):
@@ -282,7 +275,7 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
             return f"'{obj.name}' has no VOCA animation."
         return None
 
-    poll = classmethod(_poll)
+    poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):

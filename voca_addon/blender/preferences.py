@@ -190,12 +190,7 @@ class VOCA_OT_check_model_files(bpy.types.Operator):
             return "The add-on has no preferences entry (enable it in Preferences › Add-ons)."
         return None
 
-    @classmethod
-    def poll(cls, context):
-        reason = cls.disabled_reason(context)
-        if reason:
-            cls.poll_message_set(reason)
-        return reason is None
+    poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):

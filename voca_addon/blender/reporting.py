@@ -16,6 +16,29 @@ from ..core import errorlog
 from ..core.errors import VocaError
 
 
+def poll_by_reason(cls, context) -> bool:
+    """An operator's ``poll`` from its ``disabled_reason(context)``: the reason becomes the tooltip of the
+    greyed button (``poll_message_set``). Use as ``poll = classmethod(reporting.poll_by_reason)``."""
+    reason = cls.disabled_reason(context)
+    if reason:
+        cls.poll_message_set(reason)
+    return reason is None
+
+
+def run_action(operator, action: Callable[[], str]) -> set:
+    """Run ``action()`` (returns the INFO line); a user error or an OS error is reported, not raised."""
+    try:
+        message = action()
+    except VocaError as exc:
+        operator.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    except OSError as exc:
+        operator.report({"ERROR"}, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+        return {"CANCELLED"}
+    operator.report({"INFO"}, message)
+    return {"FINISHED"}
+
+
 def report_error(report: Callable, exc: BaseException, what: str) -> None:
     """Report ``exc`` through an operator's ``report(kind_set, message)``."""
     if isinstance(exc, VocaError):

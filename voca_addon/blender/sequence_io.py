@@ -45,7 +45,7 @@ from ..core.animation import exporters, sequences
 from ..core.face import meshio
 from ..core.speech import audio as core_audio
 from ..core.models import modelfiles
-from ..core.errors import AudioError, InputError, MeshError, VocaError
+from ..core.errors import AudioError, InputError, MeshError
 from . import compat, reporting, transaction, writer
 
 MESH_CACHE_NAME = "VOCA Mesh Cache"
@@ -301,20 +301,6 @@ def export_obj_sequence(scene, obj, folder, overwrite: bool = False) -> list:
 
 # ---------------------------------------------------------------------------- operators
 
-def _run(operator, action) -> set:
-    """Run ``action()``; report a user error on the operator instead of raising."""
-    try:
-        message = action()
-    except VocaError as exc:
-        operator.report({"ERROR"}, str(exc))
-        return {"CANCELLED"}
-    except OSError as exc:
-        operator.report({"ERROR"}, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
-        return {"CANCELLED"}
-    operator.report({"INFO"}, message)
-    return {"FINISHED"}
-
-
 def _template_pref(context):
     """The template path set in the add-on preferences, or None (then ``~/voca_models``)."""
     from . import preferences
@@ -352,7 +338,7 @@ class VOCA_OT_import_sequence(bpy.types.Operator, ImportHelper):
             report = import_sequence(context.scene, self.filepath, template, audio, self.fps or None, head)
             return (f"Imported {report.frames_read} frames as {report.rank} shape keys on "
                     f"'{report.obj.name}' (frames {report.write.frame_start}–{report.write.frame_end}).")
-        return _run(self, action)
+        return reporting.run_action(self, action)
 
 
 class VOCA_OT_export_pc2(bpy.types.Operator, ExportHelper):
@@ -379,7 +365,7 @@ class VOCA_OT_export_pc2(bpy.types.Operator, ExportHelper):
             obj = context.active_object
             path = export_pc2(context.scene, obj, self.filepath, self.use_mesh_cache)
             return f"Wrote {path}" + (" and added the Mesh Cache modifier" if self.use_mesh_cache else "")
-        return _run(self, action)
+        return reporting.run_action(self, action)
 
 
 class VOCA_OT_export_obj_sequence(bpy.types.Operator):
@@ -411,7 +397,7 @@ class VOCA_OT_export_obj_sequence(bpy.types.Operator):
                 raise InputError("Choose a folder for the OBJ sequence.")
             files = export_obj_sequence(context.scene, context.active_object, self.directory, self.overwrite)
             return f"Wrote {len(files)} OBJ files to {self.directory}"
-        return _run(self, action)
+        return reporting.run_action(self, action)
 
 
 def menu_import(self, context):

@@ -4,7 +4,6 @@ import pytest
 
 from voca_addon.core.errors import InputError
 from voca_addon.core.face import head_motion, prosody
-from voca_addon.core.speech.audio import Audio
 
 FPS = 30
 

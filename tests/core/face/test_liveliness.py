@@ -1,5 +1,4 @@
 """liveliness: settings are checked before any work; assets and tracks for a real clip; everything off is empty."""
-import numpy as np
 import pytest
 
 from voca_addon.core.errors import InputError, MeshError

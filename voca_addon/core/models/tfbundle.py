@@ -30,7 +30,7 @@ import numpy as np
 
 from . import protowire as pw
 from . import sstable
-from .crc32c import crc32c, mask, unmask
+from .crc32c import crc32c, mask
 from ..errors import InputError, ModelFileError
 
 HEADER_KEY = b""
