@@ -452,7 +452,12 @@ def test_add_flame_head_operator(addon, paths, tmp_path):
     assert len(obj.data.vertices) == 5023 and obj.select_get() and obj[writer.OWNED]
     co = np.empty(5023 * 3, np.float32)
     obj.data.vertices.foreach_get("co", co)
-    np.testing.assert_array_equal(co.reshape(-1, 3), meshio.read_mesh(paths["template"]).vertices.astype(np.float32))
+    template = meshio.read_mesh(paths["template"])
+    np.testing.assert_array_equal(co.reshape(-1, 3), template.vertices.astype(np.float32))
+    loops = np.empty(len(obj.data.loops), np.int32)                   # every version builds the faces
+    obj.data.loops.foreach_get("vertex_index", loops)
+    assert len(obj.data.polygons) == len(template.faces) == 9976
+    np.testing.assert_array_equal(loops.reshape(-1, 3), template.faces)
     before = snapshot()
     with pytest.raises(RuntimeError, match="FLAME template mesh not found"):
         bpy.ops.voca.add_flame_head(filepath=str(tmp_path / "none.ply"))
