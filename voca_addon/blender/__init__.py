@@ -11,15 +11,18 @@ whose properties point to it); it is registered in that order and unregistered i
 from . import emotion_operators, operators, panel, preferences, properties, sequence_io  # these import bpy
 from . import export_operators
 from . import fetch_operator
+from . import liveliness_operators          # Mark as blink (the Living face sub-panel)
 from . import character_panel               # the Character sub-panel (retargeting to any head)
 
 CLASSES: tuple = (      # bpy classes to register, in order
+    properties.VOCA_PG_living,                  # scene.voca.living: before the group that points to it
     properties.VOCA_PG_scene,                   # registers Scene.voca in its register() classmethod
     preferences.VOCA_AddonPreferences,
     preferences.VOCA_OT_check_model_files,
     *fetch_operator.CLASSES,
     *operators.CLASSES,
     *emotion_operators.CLASSES,
+    *liveliness_operators.CLASSES,
     *sequence_io.CLASSES,
     *panel.CLASSES,                             # parent panel before its sub-panels
     *character_panel.CLASSES,                   # Scene.voca_character, fit / transfer / drive, sub-panel

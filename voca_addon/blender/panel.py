@@ -3,8 +3,9 @@
 Main: audio file, target head status (+ Add FLAME head), speaking style (one subject or blend sliders),
 emotion and intensity, start frame, write mode, Animate from audio (greyed with the operator's
 ``disabled_reason`` printed under it), the progress bar while a run is going, Remove.
-Sub-panels: Emotions (source, add, mark the active shape key, key at a frame or over a range) and
-Model files (the verdicts stored by the preferences' checks).
+Sub-panels: Emotions (source, add, mark the active shape key, key at a frame or over a range), Living
+face (blinks, head motion, eye motion, FLAME rig: ``scene.voca.living``; Mark as blink) and Model files
+(the verdicts stored by the preferences' checks).
 
 Drawing reads properties only (no disk access): statuses of model files come from the preferences.
 
@@ -19,6 +20,7 @@ import bpy
 from ..core.models import conditions
 from . import emotion_writer, pipeline, preferences, properties
 from .emotion_operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
+from .liveliness_operators import VOCA_OT_mark_blink
 from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
 
 WRAP = 30                           # characters per label line: what the default sidebar (291 px) shows
@@ -147,6 +149,66 @@ class VOCA_PT_emotions(_SubPanel, bpy.types.Panel):
             wrapped(layout, reason, "INFO")
 
 
+BLINK_FROM = {"source": "Blink: the shape file above.", "flame": "Blink: VOCA's blink from the FLAME model.",
+              "": properties.NO_BLINK_SHAPE}
+
+
+class VOCA_PT_living(_SubPanel, bpy.types.Panel):
+    """Blinks, head motion, eye motion and a FLAME rig for the next Animate from audio."""
+    bl_label = "Living face"
+    bl_idname = "VOCA_PT_living"
+
+    def draw(self, context):
+        layout, living = self.layout, context.scene.voca.living
+        prefs = preferences.addon_preferences(context)
+        draw_blinks(layout.column(align=True), living, prefs, context)
+        col = layout.column(align=True)
+        col.prop(living, "head_motion", icon="ORIENTATION_GIMBAL")
+        sub = col.column(align=True)
+        sub.active = living.head_motion
+        sub.prop(living, "head_strength", slider=True)
+        sub.prop(living, "head_smoothness")
+        col = layout.column(align=True)
+        col.prop(living, "gaze", icon="HIDE_OFF")
+        sub = col.column(align=True)
+        sub.active = living.gaze
+        sub.prop(living, "look_at", icon="EMPTY_AXIS")
+        draw_rig(layout.column(align=True), living, prefs)
+        layout.prop(living, "seed")
+        if living.blinks or living.head_motion or living.gaze or living.rig:
+            wrapped(layout, "Animate from audio adds these; Remove VOCA animation takes them away.", "INFO")
+
+
+def draw_blinks(col, living, prefs, context) -> None:
+    """Blinks on/off, the shape's source and where the shape will come from, Mark as blink."""
+    col.prop(living, "blinks", icon="HIDE_ON")
+    sub = col.column(align=True)
+    sub.active = living.blinks
+    sub.prop(living, "blink_source", text="Shape")
+    obj = context.active_object
+    shape = properties.blink_shape_of(living, prefs, obj)
+    if living.blinks:
+        text = (f"Blink: your key '{properties.marked_blink(obj)}'." if shape == "marked"
+                else BLINK_FROM[shape])
+        wrapped(sub, text, "INFO" if shape else "ERROR")
+    operator_button(sub, VOCA_OT_mark_blink, context, icon="BOOKMARKS")
+
+
+def draw_rig(col, living, prefs) -> None:
+    """FLAME rig on/off, its model (else the preferences'), correctives and face-shape sliders."""
+    col.prop(living, "rig", icon="ARMATURE_DATA")
+    sub = col.column(align=True)
+    sub.active = living.rig
+    sub.prop(living, "flame_model", text="Model")
+    if living.rig and not properties.flame_model_of(living, prefs):
+        wrapped(sub, properties.NO_FLAME_MODEL, "ERROR")
+    sub.prop(living, "correctives")
+    sub.prop(living, "shape_sliders")
+    row = sub.row()
+    row.active = living.rig and living.shape_sliders
+    row.prop(living, "shape_slider_count")
+
+
 class VOCA_PT_models(_SubPanel, bpy.types.Panel):
     bl_label = "Model files"
     bl_idname = "VOCA_PT_models"
@@ -168,4 +230,4 @@ class VOCA_PT_models(_SubPanel, bpy.types.Panel):
         layout.operator(preferences.VOCA_OT_check_model_files.bl_idname, icon="FILE_REFRESH")
 
 
-CLASSES = (VIEW3D_PT_voca, VOCA_PT_emotions, VOCA_PT_models)
+CLASSES = (VIEW3D_PT_voca, VOCA_PT_emotions, VOCA_PT_living, VOCA_PT_models)

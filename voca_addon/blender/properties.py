@@ -12,6 +12,10 @@ list changes with the active object; a string keeps the name and is checked when
 ``is_running`` is computed (read-only) from the operators' live jobs, so a file saved during a run never
 reopens "running".
 
+``scene.voca.living`` (:class:`VOCA_PG_living`, registered before ``VOCA_PG_scene``) mirrors
+:class:`voca_addon.core.face.liveliness.LivelinessSettings`: blinks, head motion, gaze, FLAME rig; all off
+by default. :func:`living_settings` turns it into that dataclass.
+
 Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package's
 :mod:`.pipeline`, :mod:`.preferences`, :mod:`.emotion_writer`.
 """
@@ -24,10 +28,12 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorPro
 
 from ..core.models import conditions, modelfiles, tfbundle
 from ..core.face import voca
+from ..core.face import head_motion as core_head_motion
+from ..core.face import liveliness as core_liveliness
 from ..core.face.emotions import BUILTIN_PRESETS, NEUTRAL
-from ..core.errors import VocaError
+from ..core.errors import InputError, VocaError
 from ..core.face.voca import VOCASET_SUBJECTS
-from . import emotion_writer, heads, preferences, writer
+from . import emotion_writer, heads, liveliness_writer, preferences, writer
 from .pipeline import AnimateSettings
 
 DEFAULT_CONDITION = 3               # run_voca.py's default
@@ -114,6 +120,50 @@ def _emotion_search(self, context, edit_text):
     return [name for name in emotion_suggestions(context.active_object) if text in name.lower()]
 
 
+def _not_the_head(self, obj) -> bool:
+    """A look-at target: any object except the active one (the head cannot look at itself)."""
+    return obj != getattr(bpy.context, "active_object", None)
+
+
+class VOCA_PG_living(bpy.types.PropertyGroup):
+    """The living face of a run (``scene.voca.living``): blinks, head motion, gaze, a FLAME rig.
+
+    Everything is off by default, so a plain run writes the speech only.
+    """
+
+    blinks: BoolProperty(name="Blinks", default=False,
+                         description="Procedural eye blinks (human rate and timing, favouring the pauses)")
+    blink_source: StringProperty(name="Blink shape", subtype="FILE_PATH",
+                                 description="Closed-eye shape: a FLAME model .pkl, eyelid deltas .npy/.npz "
+                                             "[5023, 3] (several joined by commas are summed) or a closed-eye "
+                                             "mesh. Empty: the key marked as blink, else the FLAME model")
+    seed: IntProperty(name="Seed", min=0, default=0,
+                      description="The same seed gives the same blinks, head motion and gaze")
+    head_motion: BoolProperty(name="Head motion", default=False,
+                              description="Nods, turns and tilts driven by the speech's loudness and pitch")
+    head_strength: FloatProperty(name="Strength", min=0.0, max=core_head_motion.MAX_STRENGTH, default=1.0,
+                                 description="Amplitude of the head motion (1 = natural)")
+    head_smoothness: FloatProperty(name="Smooth (s)", min=0.0, max=5.0, default=core_head_motion.SMOOTHNESS_S,
+                                   precision=3, step=1,
+                                   description="Gaussian smoothing of the head motion, in seconds")
+    gaze: BoolProperty(name="Eye motion", default=False,
+                       description="Saccades and fixations of the eyes")
+    look_at: PointerProperty(name="Look at", type=bpy.types.Object, poll=_not_the_head,
+                             description="Object (an empty) the eyes look at; empty: they look ahead")
+    rig: BoolProperty(name="FLAME rig", default=False,
+                      description="An armature (root, neck, jaw, eyes) with FLAME's skinning weights and pose "
+                                  "correctives; head motion and gaze are keyed on its bones")
+    flame_model: StringProperty(name="FLAME model", subtype="FILE_PATH",
+                                description="FLAME generic_model.pkl for the rig and VOCA's blink. Empty: "
+                                            "the FLAME model of the preferences")
+    correctives: BoolProperty(name="Pose correctives", default=True,
+                              description="FLAME's pose corrective shapes, driven by the bones")
+    shape_sliders: BoolProperty(name="Face-shape sliders", default=False,
+                                description="The first identity components of FLAME as shape keys")
+    shape_slider_count: IntProperty(name="Sliders", min=1, max=core_liveliness.MAX_SHAPE_SLIDERS, default=10,
+                                    description="How many identity components become sliders")
+
+
 class VOCA_PG_scene(bpy.types.PropertyGroup):
     """VOCA settings of a scene (``scene.voca``)."""
 
@@ -162,6 +212,7 @@ class VOCA_PG_scene(bpy.types.PropertyGroup):
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     progress_stage: StringProperty(name="Stage")
     is_running: BoolProperty(name="Running", get=_get_running)
+    living: PointerProperty(type=VOCA_PG_living, name="Living face")
 
     @classmethod
     def register(cls):
@@ -184,6 +235,84 @@ def condition_of(props, num_conditions: int = MAX_BLEND):
     return {i: float(w) for i, w in enumerate(weights, 1) if w > 0}
 
 
+def _paths(text: str) -> tuple:
+    """Absolute paths of a path field holding one path or several joined by commas."""
+    return tuple(_abspath(p) for p in core_liveliness.parse_blink_source(text))
+
+
+def _decimal(value: float) -> float:
+    """A float property's value as typed (RNA stores float32: 0.08 reads back 0.07999999821)."""
+    return round(float(value), 6)
+
+
+def marked_blink(obj):
+    """The name of ``obj``'s shape key marked as the blink (:func:`.liveliness_writer.mark_as_blink`), or None."""
+    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    name = key.get(liveliness_writer.MARKED_BLINK) if key is not None else None
+    return str(name) if name and key.key_blocks.get(name) is not None else None
+
+
+def blink_shape_of(living, prefs, obj) -> str:
+    """Where a run's blink shape comes from (reads properties only), in the core's order: 'source' (the
+    blink-shape field), 'flame' (VOCA's blink from the FLAME model, always so with the rig), 'marked' (the
+    head's key marked as blink), or '' (none: blinks would be refused)."""
+    if living.blink_source.strip():
+        return "source"
+    model = flame_model_of(living, prefs)
+    if model and (living.rig or marked_blink(obj) is None):
+        return "flame"
+    return "marked" if marked_blink(obj) is not None else ""
+
+
+def flame_model_of(living, prefs):
+    """The FLAME model: the sub-panel's path, else the preferences' (absolute), else None."""
+    return _abspath(living.flame_model) or preferences.model_paths(prefs)["flame_model"]
+
+
+NO_BLINK_SHAPE = ("Blinks need a shape: choose a blink shape file, set the FLAME model, or mark your "
+                  "closed-eye key (Mark as blink).")
+NO_FLAME_MODEL = "The FLAME rig needs the FLAME model: set it under FLAME rig or in the add-on's preferences."
+
+
+def living_problem(living, prefs, obj=None):
+    """Why the Living face settings cannot run, in the panel's words (reads properties only), or None."""
+    if living.blinks and not blink_shape_of(living, prefs, obj):
+        return NO_BLINK_SHAPE
+    if living.rig and not flame_model_of(living, prefs):
+        return NO_FLAME_MODEL
+    return None
+
+
+def living_settings(scene, prefs, obj=None) -> core_liveliness.LivelinessSettings:
+    """``scene.voca.living`` as :class:`~voca_addon.core.face.liveliness.LivelinessSettings`.
+
+    Everything off gives the disabled settings, whose run removes an earlier run's living face (as a
+    plain command-line re-run does). The FLAME model is passed only where it is used (the rig, or the
+    blink when there is neither a blink source nor a key marked as blink), so an unused, stale model
+    path never refuses a run. The look-at target counts only with eye motion on.
+
+    Raises
+    ------
+    InputError
+        Blinks with no shape to use, a rig without a FLAME model (:func:`living_problem`).
+    """
+    living = scene.voca.living
+    problem = living_problem(living, prefs, obj)
+    if problem:
+        raise InputError(problem)
+    shape = blink_shape_of(living, prefs, obj) if living.blinks else ""
+    needs_model = living.rig or shape == "flame"
+    return core_liveliness.LivelinessSettings(
+        blinks=living.blinks, blink_source=_paths(living.blink_source) if shape == "source" else (),
+        head_motion=_decimal(living.head_strength) if living.head_motion else 0.0,
+        head_smoothness_s=_decimal(living.head_smoothness), gaze=living.gaze,
+        flame_model=flame_model_of(living, prefs) if needs_model else None, rig=living.rig,
+        correctives=living.correctives,
+        shape_sliders=int(living.shape_slider_count) if living.rig and living.shape_sliders else 0,
+        seed=int(living.seed),
+        look_at=living.look_at.name if living.gaze and living.look_at is not None else None)
+
+
 def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
     """The run's settings from ``scene.voca`` and the add-on preferences (``prefs`` may be None).
 
@@ -203,8 +332,10 @@ def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
         strength=float(props.strength), start_frame=None if props.use_scene_start else int(props.start_frame),
         mode=props.mode, ease_frames=int(props.ease_frames), emotion_neutral=_abspath(props.emotion_neutral),
         channel="mix" if props.channel == "mix" else int(props.channel),
-        head_rest=heads.rest_shape(obj) if obj is not None and obj.type == "MESH" else None)
+        head_rest=heads.rest_shape(obj) if obj is not None and obj.type == "MESH" else None,
+        liveliness=living_settings(scene, prefs, obj))
 
 
-__all__ = ["VOCA_PG_scene", "settings_from_scene", "condition_of", "condition_names", "emotion_suggestions",
+__all__ = ["VOCA_PG_living", "VOCA_PG_scene", "settings_from_scene", "living_settings", "blink_shape_of",
+           "flame_model_of", "marked_blink", "living_problem", "condition_of", "condition_names", "emotion_suggestions",
            "set_running"]
