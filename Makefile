@@ -44,12 +44,13 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not fullsize" tests
 
 # The main job: animate AUDIO with the user's model files (see docs/models.md) into a Blender scene and
-# render it with its sound: out/demo.blend + out/demo.mp4.
+# render it with its sound: out/demo.blend + out/demo.mp4 + out/demo.npz (a re-run replaces them; the old
+# .blend is kept as demo.blend1).
 MODEL_ARGS = $(if $(MODELS),--voca "$(MODELS)" --deepspeech "$(MODELS)/output_graph.pb" --template "$(MODELS)/FLAME_sample.ply")
 demo: venv
 	@test -n "$(AUDIO)" || { echo "usage: make demo AUDIO=speech.wav [MODELS=folder]" >&2; exit 2; }
 	@mkdir -p $(OUT)
-	$(PY) -m voca_addon animate "$(AUDIO)" $(MODEL_ARGS) --out $(OUT)/demo.blend --render $(OUT)/demo.mp4
+	$(PY) -m voca_addon animate "$(AUDIO)" $(MODEL_ARGS) --out $(OUT)/demo.blend --render $(OUT)/demo.mp4 --npz $(OUT)/demo.npz --overwrite
 
 bench: venv
 	$(PY) -m voca_addon bench

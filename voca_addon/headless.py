@@ -15,7 +15,10 @@ Commands:
 * ``animate AUDIO`` — open ``--scene IN.blend`` (or the file Blender opened, or an empty scene), pick the
   head (``--object``, else the active or only 5023-vertex mesh, else a new one from ``--template``), run
   :func:`voca_addon.blender.pipeline.animate`, save ``--out`` atomically, and optionally render
-  ``--render out.mp4`` (:func:`voca_addon.blender.render.render_video`).
+  ``--render out.mp4`` (:func:`voca_addon.blender.render.render_video`) and write ``--npz out.npz`` (the
+  speech animation in ``infer``'s layout at the scene's rate). A head it creates gets VOCA's texture when
+  ``texture_mesh.obj`` / ``.png`` lie next to the template or in the model folder, else a skin material
+  (:mod:`voca_addon.blender.material`); its sound and image are packed into the ``.blend``.
 * ``import-sequence SOURCE`` — a folder of per-frame OBJ/PLY, a ``.npy`` or a ``.npz`` → shape keys on a
   new head (+ ``--audio``) in an empty scene at the sequence's rate, saved to ``--out``.
 * ``export-pc2 SCENE.blend`` / ``export-obj SCENE.blend`` — the head's frames over the scene range.
@@ -72,6 +75,8 @@ def add_commands(sub) -> None:
     a.add_argument("--object", metavar="NAME", help="the head to animate (default: the active or only "
                    "5023-vertex mesh, else a new head from --template)")
     a.add_argument("--out", required=True, metavar="OUT.blend", help="where to save the scene")
+    a.add_argument("--npz", metavar="OUT.npz", help="also write the speech animation as infer does "
+                   "(vertices, basis, bias, weights, template, fps; at the scene's frame rate)")
     _add_render_args(a)
     _add_liveliness_args(a)
     i = sub.add_parser("import-sequence", help="mesh sequence → shape keys in a .blend (needs Blender)")
@@ -130,7 +135,7 @@ def _add_render_args(p) -> None:
     p.add_argument("--render", metavar="OUT.mp4", help="also render an H.264/AAC video")
     p.add_argument("--frames", metavar="A-B", help="frames to render (default: the animation's)")
     p.add_argument("--engine", default="WORKBENCH", type=str.upper, choices=("WORKBENCH", "CYCLES"))
-    p.add_argument("--resolution", default="320x240", metavar="WxH")
+    p.add_argument("--resolution", default="640x480", metavar="WxH")
 
 
 def build_parser(prog: str = "blender -b -P headless.py --") -> argparse.ArgumentParser:
@@ -218,9 +223,12 @@ def set_scene_fps(scene, fps: float) -> None:
 
 
 def _save_copy(bpy, temp, shown: str) -> None:
-    """Save the open file as a copy at ``temp``; errors name ``shown`` (the user's path)."""
-    _bpy_call(f"cannot save '{shown}'", bpy.ops.wm.save_as_mainfile, filepath=str(temp), copy=True,
-              check_existing=False)
+    """Save the open file as a copy at ``temp``; errors name ``shown`` (the user's path). Blender's own line
+    naming the temporary file is dropped (:func:`voca_addon.blender.framewise.silenced`)."""
+    from .blender.framewise import silenced
+    with silenced():
+        _bpy_call(f"cannot save '{shown}'", bpy.ops.wm.save_as_mainfile, filepath=str(temp), copy=True,
+                  check_existing=False)
 
 
 def save_blend(bpy, path: str) -> None:
@@ -231,13 +239,9 @@ def save_blend(bpy, path: str) -> None:
 
 
 def _print_progress():
-    last = {"stage": None}
-
-    def progress(fraction: float, stage: str) -> None:
-        if stage != last["stage"]:
-            last["stage"] = stage
-            print(f"[{fraction:4.0%}] {stage}", flush=True)
-    return progress
+    """The run's stages and every 10 % as plain lines on stdout (``[ 40%] speech recognition ...``)."""
+    from .core.progress import ProgressPrinter
+    return ProgressPrinter(sys.stdout, tty=False)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -247,6 +251,7 @@ def cmd_animate(args) -> None:
     ``.blend`` and the video together: both or neither."""
     from .cli import parse_style
     args.out = _out_file(args.out, ".blend", args.overwrite)
+    args.npz = _out_file(args.npz, ".npz", args.overwrite, "--npz") if args.npz else None
     audio = _existing(args.audio, "Audio file")
     scene_in = _existing(args.scene, "Scene")
     _positive_fps(args.fps)
@@ -269,36 +274,59 @@ def cmd_animate(args) -> None:
     pipeline.validate_settings(settings)        # every missing model file at once; no template for a head
     if head is None:
         head = pipeline.ensure_head(bpy.context, args.template)
-    report = pipeline.animate(scene, head, settings, progress=_print_progress())
-    _write_outputs(bpy, scene, args, head, report)
+    pipeline.check_target(scene, head, settings)
+    _dress_head(head, args)
+    progress = _print_progress()
+    result = pipeline.compute(settings, progress)
+    progress(1.0, "writing the animation into the scene")
+    report = pipeline.apply(scene, head, result, settings)
+    _write_outputs(bpy, scene, args, head, report, result.animation)
+
+
+def _dress_head(head, args) -> None:
+    """A head the add-on made gets VOCA's texture (next to --template, else in the model folder) or skin."""
+    from .blender import material
+    warning = material.dress_owned_head(head, args.template)
+    if warning:
+        print(f"warning: {warning}")
 
 
 def _check_distinct(args, audio: str, scene_file: Optional[str]) -> None:
     from pathlib import Path
     from .core import outputs
-    outputs.check_distinct({"--out": Path(args.out), "--render": Path(args.render) if args.render else None},
+    outputs.check_distinct({"--out": Path(args.out), "--render": Path(args.render) if args.render else None,
+                            "--npz": Path(args.npz) if args.npz else None},
                            {"AUDIO": audio, "--scene": scene_file}, replaceable=("--scene",),
                            overwrite=args.overwrite)
 
 
-def _write_outputs(bpy, scene, args, head, report) -> None:
-    """Save ``--out`` and render ``--render`` under temporary names; rename both only when both are done."""
+def _write_outputs(bpy, scene, args, head, report, anim) -> None:
+    """Save ``--out``, write ``--npz`` and render ``--render`` under temporary names; rename them all only
+    when all are done."""
     from pathlib import Path
-    from .blender import render
-    from .core import outputs
+    from .blender import packing, render, writer
+    from .core import engine, outputs
     out, video = Path(args.out), Path(args.render) if args.render else None
-    with outputs.Staged([out] + ([video] if video else [])) as staged:
+    npz = Path(args.npz) if args.npz else None
+    with outputs.Staged([out] + [p for p in (video, npz) if p]) as staged:
         try:
             if video:
                 render.frame_head(scene, *args.resolution, target=head)   # the saved scene gets the camera
+            packing.pack_owned()                                           # sound + texture inside the .blend
+            print(f"writing {out}", flush=True)
             _save_copy(bpy, staged.temp(out), args.out)
+            if npz:
+                print(f"writing {npz}", flush=True)
+                engine.save_animation_npz(anim.resampled(writer.scene_fps(scene)), staged.temp(npz))
             result = video and render.render_video(scene, staged.temp(video), frames=args.frames,
                                                    engine=args.engine, resolution=args.resolution, target=head,
-                                                   progress=_render_progress())
+                                                   progress=_render_progress(), quiet=True)
         except InputError as exc:
             raise InputError(staged.user_message(str(exc))) from None
         staged.commit()
     print(f"wrote {out}: head '{head.name}', {report.summary()}")
+    if npz:
+        print(f"wrote {npz}: the speech animation in infer's layout at {writer.scene_fps(scene):g} fps")
     if report.warning:
         print(f"warning: {report.warning}")
     if video:
@@ -308,10 +336,20 @@ def _write_outputs(bpy, scene, args, head, report) -> None:
 
 
 def _render_progress():
-    """``progress(done, total)`` for render_video: the CLI's progress bar (terminal) or plain lines."""
+    """``progress(done, total)`` for render_video: the CLI's progress bar on a terminal, else a line
+    ``rendering frame n/N`` every 10 % (stdout; Blender's own per-frame lines are dropped)."""
     from .core.progress import ProgressPrinter
-    printer = ProgressPrinter()
-    return lambda done, total: printer(done / total, f"rendering {total} frames")
+    printer, step = ProgressPrinter(), {"next": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        if printer.tty:
+            printer(done / total, f"rendering {total} frames")
+            if done == total:
+                printer.close()
+        elif done / total >= step["next"] or done == total:
+            step["next"] = done / total + 0.1
+            print(f"rendering frame {done}/{total}", flush=True)
+    return progress
 
 
 def _sequence_fps(source: str) -> Optional[float]:

@@ -12,6 +12,7 @@ API) takes the right path by itself:
   ``strips_all`` (5.0 removed the old names).
 * **Image format.** 5.0 splits ``ImageFormatSettings.media_type`` (IMAGE / VIDEO / MULTI_LAYER_IMAGE)
   from ``file_format``; before it, ``file_format`` alone says it.
+* **Materials.** 5.0 materials always use nodes (``use_nodes`` deprecated); 4.2 / 4.5 need it switched on.
 * **Audio.** A Blender build without Audaspace (the PyPI ``bpy`` 4.2) cannot load sounds:
   :data:`HAS_AUDIO` is False there and callers skip the sound strip with one line saying so.
 
@@ -182,6 +183,17 @@ def set_output_format(image_settings, file_format: str) -> None:
     for name, value in kept.items():
         if getattr(ffmpeg, name) != value:
             setattr(ffmpeg, name, value)
+
+
+# ---------------------------------------------------------------------------- materials
+
+def new_node_material(name: str):
+    """A new material that renders from its node tree (4.2 / 4.5 need ``use_nodes``; 5.0 always does and
+    deprecates the switch)."""
+    material = bpy.data.materials.new(name)
+    if material.node_tree is None:
+        material.use_nodes = True
+    return material
 
 
 # ---------------------------------------------------------------------------- modifiers

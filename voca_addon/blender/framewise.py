@@ -12,7 +12,11 @@ truncated movie. Here:
    Blender's own FFmpeg writes the movie with the scene's sound strips mixed in (the same audio as an
    animation render); the strip, the sequencer switch and the view transform are put back afterwards
    (the frames already carry the scene's view transform, so the encode uses ``Standard``);
-3. **cleanup** — whatever happens (an error, Ctrl-C), the frames folder is deleted; the caller writes the
+3. **quiet** (``quiet=True``, the headless commands) — Blender's own per-frame lines on standard output
+   ("Fra:…", "Saved: …", "Append frame …", one or more per frame) are dropped while its render operator
+   runs (:func:`silenced`: file descriptor 1 pointed at the null device), so the console shows the
+   caller's progress instead;
+4. **cleanup** — whatever happens (an error, Ctrl-C), the frames folder is deleted; the caller writes the
    movie under a temporary name and renames it only on success (:mod:`voca_addon.core.outputs`).
 
 Contract: main thread only (``bpy``); the caller has set engine, resolution and the FFmpeg settings.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import shutil
 import signal
 import tempfile
@@ -36,7 +41,27 @@ from . import compat
 FRAME_NAME = "{:07d}.png"              # one file per scene frame in the hidden frames folder
 STRIP_NAME = "VOCA frames (temporary)"
 MAX_CHANNEL = 128                      # Blender's sequencer channels: 1 … 128
+STDOUT_FD = 1                          # where Blender's C code prints, whatever sys.stdout is
 FrameProgress = Optional[Callable[[int, int], None]]     # (frames done, frames in all)
+
+
+@contextlib.contextmanager
+def silenced(active: bool = True):
+    """Drop everything written to file descriptor 1 (C code's ``printf`` and Blender's log lines included, not
+    only Python's ``sys.stdout``) while inside; stderr stays. No-op when not ``active``."""
+    if not active:
+        yield
+        return
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stdout.flush()
+    saved, null = os.dup(STDOUT_FD), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, STDOUT_FD)
+    try:
+        yield
+    finally:
+        os.dup2(saved, STDOUT_FD)
+        os.close(saved)
+        os.close(null)
 
 
 @contextlib.contextmanager
@@ -57,7 +82,8 @@ def interruptible():
             signal.signal(signal.SIGINT, previous)
 
 
-def render_frames(scene, folder: str, first: int, last: int, progress: FrameProgress = None) -> List[str]:
+def render_frames(scene, folder: str, first: int, last: int, progress: FrameProgress = None,
+                  quiet: bool = False) -> List[str]:
     """Render scene frames ``first`` … ``last`` (inclusive) as PNG files in ``folder``; returns their paths."""
     settings = scene.render.image_settings
     compat.set_output_format(settings, "PNG")
@@ -67,7 +93,8 @@ def render_frames(scene, folder: str, first: int, last: int, progress: FrameProg
         scene.frame_set(frame)
         path = os.path.join(folder, FRAME_NAME.format(frame))
         scene.render.filepath = path
-        bpy.ops.render.render(write_still=True, scene=scene.name)
+        with silenced(quiet):
+            bpy.ops.render.render(write_still=True, scene=scene.name)
         if not os.path.isfile(path):
             raise InputError(f"Blender rendered nothing for frame {frame}; check the scene's camera.")
         paths.append(path)
@@ -102,22 +129,25 @@ def _frames_strip(scene, frames: List[str], first: int):
             scene.sequence_editor_clear()
 
 
-def render_video_framewise(scene, movie_path: str, first: int, last: int, progress: FrameProgress = None) -> None:
+def render_video_framewise(scene, movie_path: str, first: int, last: int, progress: FrameProgress = None,
+                           quiet: bool = False) -> None:
     """Render ``first`` … ``last`` frame by frame, then encode them (and the sound strips) to ``movie_path``.
 
     The FFmpeg settings (container, codecs) must already be set on ``scene.render``; the image format is
     switched to PNG for the frames and back to FFMPEG for the encode. ``KeyboardInterrupt`` from Ctrl-C
-    arrives between two frames; the frames folder is deleted in every case.
+    arrives between two frames; the frames folder is deleted in every case. ``quiet`` drops Blender's own
+    standard-output lines (:func:`silenced`).
     """
     settings = scene.render.image_settings
     folder = tempfile.mkdtemp(prefix=f".{os.path.basename(movie_path)}.frames.", dir=os.path.dirname(movie_path))
     try:
         with interruptible():
-            frames = render_frames(scene, folder, first, last, progress)
+            frames = render_frames(scene, folder, first, last, progress, quiet)
             with _frames_strip(scene, frames, first):
                 compat.set_output_format(settings, "FFMPEG")
                 scene.render.filepath = movie_path
                 scene.frame_start, scene.frame_end = first, last
-                bpy.ops.render.render(animation=True, scene=scene.name)
+                with silenced(quiet):
+                    bpy.ops.render.render(animation=True, scene=scene.name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
