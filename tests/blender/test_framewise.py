@@ -40,7 +40,7 @@ def head(scene, shared_data):
                                        shared_data / "audio" / "test_sentence.wav").obj
 
 
-def _animation_render(scene, movie_path, first, last, progress=None):
+def _animation_render(scene, movie_path, first, last, progress=None, quiet=False):
     """The reference: Blender's own one-call animation render, as render_video did before."""
     scene.render.filepath = movie_path
     scene.frame_start, scene.frame_end = first, last

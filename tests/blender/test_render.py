@@ -129,7 +129,7 @@ def test_render_video_muxes_the_sound_strip(scene, head, tmp_path):
     assert (scene.frame_start, scene.frame_end) == (1, 306)            # the range is given back
     again = render.render_video(scene, tmp_path / "clip.mp4", frames=(5, 7), resolution=(160, 120))
     assert not again.camera_created and not again.light_created
-    assert sorted(o.type for o in scene.objects) == ["CAMERA", "LIGHT", "MESH"]       # nothing piled up
+    assert sorted(o.type for o in scene.objects) == ["CAMERA", "LIGHT", "LIGHT", "MESH"]  # key + fill; nothing piled up
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]                      # no temporary left
 
 
