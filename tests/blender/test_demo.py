@@ -203,3 +203,36 @@ def test_demo_blend_is_textured_and_carries_its_sound_and_image(demo):
     else:                                       # PyPI bpy 4.2: no sound strip, nothing to pack
         assert sounds == []
     assert packing.pack_owned() == 0            # everything already inside
+
+
+def _animate(m_args, *extra, cwd=ROOT):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    env.update(VOCA_CACHE_DIR=str(m_args["cache"]), VOCA_MODEL_DIR=str(m_args["cache"] / "no-models"))
+    command = [sys.executable, "-m", "voca_addon", "animate", str(m_args["wav"]), "--voca", str(m_args["voca"]),
+               "--deepspeech", str(m_args["ds"]), *[str(e) for e in extra]]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture
+def m_args(voca_ckpt, ds_small_pb, shared_data, tmp_path_factory):
+    return dict(voca=voca_ckpt, ds=ds_small_pb, wav=shared_data / "audio" / "test.wav",
+                cache=tmp_path_factory.getbasetemp() / "demo-cache")
+
+
+def test_demo_without_texture_files_the_head_gets_skin(m_args, shared_data, tmp_path):
+    (tmp_path / "FLAME_sample.ply").symlink_to(shared_data / "flame" / "FLAME_sample.ply")   # no texture here
+    result = _animate(m_args, "--template", tmp_path / "FLAME_sample.ply", "--out", tmp_path / "s.blend")
+    assert result.returncode == 0, result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "s.blend"), load_ui=False)
+    (head,) = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+    assert [m.name for m in head.data.materials] == [material.SKIN_NAME] and not material.is_textured(head)
+
+
+@pytest.mark.parametrize("npz, fragment", [("anim.txt", "must end in .npz"), ("exists.npz", "already exists")])
+def test_demo_npz_destination_is_checked_before_computing(m_args, shared_data, tmp_path, npz, fragment):
+    (tmp_path / "exists.npz").write_bytes(b"mine")
+    result = _animate(m_args, "--template", shared_data / "flame" / "FLAME_sample.ply",
+                      "--out", tmp_path / "s.blend", "--npz", tmp_path / npz)
+    assert result.returncode == 2 and fragment in result.stderr and npz in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.npz"]            # nothing written
+    assert (tmp_path / "exists.npz").read_bytes() == b"mine"
