@@ -275,20 +275,15 @@ def cmd_animate(args) -> None:
     if head is None:
         head = pipeline.ensure_head(bpy.context, args.template)
     pipeline.check_target(scene, head, settings)
-    _dress_head(head, args)
+    from .blender import material            # a head the add-on made: VOCA's texture, else skin
+    warning = material.dress_owned_head(head, args.template)
+    if warning:
+        print(f"warning: {warning}")
     progress = _print_progress()
     result = pipeline.compute(settings, progress)
     progress(1.0, "writing the animation into the scene")
     report = pipeline.apply(scene, head, result, settings)
     _write_outputs(bpy, scene, args, head, report, result.animation)
-
-
-def _dress_head(head, args) -> None:
-    """A head the add-on made gets VOCA's texture (next to --template, else in the model folder) or skin."""
-    from .blender import material
-    warning = material.dress_owned_head(head, args.template)
-    if warning:
-        print(f"warning: {warning}")
 
 
 def _check_distinct(args, audio: str, scene_file: Optional[str]) -> None:
@@ -304,7 +299,7 @@ def _write_outputs(bpy, scene, args, head, report, anim) -> None:
     """Save ``--out``, write ``--npz`` and render ``--render`` under temporary names; rename them all only
     when all are done."""
     from pathlib import Path
-    from .blender import packing, render, writer
+    from .blender import framewise, packing, render, writer
     from .core import engine, outputs
     out, video = Path(args.out), Path(args.render) if args.render else None
     npz = Path(args.npz) if args.npz else None
@@ -320,7 +315,7 @@ def _write_outputs(bpy, scene, args, head, report, anim) -> None:
                 engine.save_animation_npz(anim.resampled(writer.scene_fps(scene)), staged.temp(npz))
             result = video and render.render_video(scene, staged.temp(video), frames=args.frames,
                                                    engine=args.engine, resolution=args.resolution, target=head,
-                                                   progress=_render_progress(), quiet=True)
+                                                   progress=framewise.console_progress(), quiet=True)
         except InputError as exc:
             raise InputError(staged.user_message(str(exc))) from None
         staged.commit()
@@ -333,23 +328,6 @@ def _write_outputs(bpy, scene, args, head, report, anim) -> None:
         print(f"wrote {video}: frames {result.frames[0]}-{result.frames[1]}, {result.seconds:.1f} s "
               f"({result.seconds_per_frame:.2f} s/frame), {result.bytes} bytes, "
               f"audio {'yes' if result.has_audio else 'no'}")
-
-
-def _render_progress():
-    """``progress(done, total)`` for render_video: the CLI's progress bar on a terminal, else a line
-    ``rendering frame n/N`` every 10 % (stdout; Blender's own per-frame lines are dropped)."""
-    from .core.progress import ProgressPrinter
-    printer, step = ProgressPrinter(), {"next": 0.0}
-
-    def progress(done: int, total: int) -> None:
-        if printer.tty:
-            printer(done / total, f"rendering {total} frames")
-            if done == total:
-                printer.close()
-        elif done / total >= step["next"] or done == total:
-            step["next"] = done / total + 0.1
-            print(f"rendering frame {done}/{total}", flush=True)
-    return progress
 
 
 def _sequence_fps(source: str) -> Optional[float]:

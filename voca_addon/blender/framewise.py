@@ -151,3 +151,20 @@ def render_video_framewise(scene, movie_path: str, first: int, last: int, progre
                     bpy.ops.render.render(animation=True, scene=scene.name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def console_progress() -> FrameProgress:
+    """``progress(done, total)`` for the headless commands: the CLI's progress bar on a terminal (stderr),
+    else a line ``rendering frame n/N`` every 10 % on stdout (Blender's own lines being dropped)."""
+    from ..core.progress import ProgressPrinter
+    printer, step = ProgressPrinter(), {"next": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        if printer.tty:
+            printer(done / total, f"rendering {total} frames")
+            if done == total:
+                printer.close()
+        elif done / total >= step["next"] or done == total:
+            step["next"] = done / total + 0.1
+            print(f"rendering frame {done}/{total}", flush=True)
+    return progress
