@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,13 @@ def main(argv=None) -> None:
         raise SystemExit(f"the benchmark needs ../shared/data ({SHARED})")
     pb, prefix = models(ROOT / ".cache" / "test-fixtures", args.width)
     work = Path(tempfile.mkdtemp(prefix="voca-bench-memory-"))
+    try:
+        _run(args, pb, prefix, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)             # WAVs, outputs, the model cache copy
+
+
+def _run(args, pb: Path, prefix: Path, work: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), VOCA_CACHE_DIR=str(work / "model-cache"))
     rows = []
     warm = long_wav(0.1, work)                                  # parse the models into the cache once
