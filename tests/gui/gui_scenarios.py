@@ -153,10 +153,16 @@ def open_subpanel(shot: str, which: int, path: str, attempts: int = 3):
     return shot, lines, after
 
 
-def subpanels() -> list:
-    """Labels of the VOCA panel's sub-panels in the order Blender draws them (registration order)."""
+GUIDE_SUBPANELS = 2      # the first two (Emotions, Model files): the window is not tall enough for more open
+
+
+def subpanels(guide_only: bool = False) -> list:
+    """Labels of the VOCA panel's sub-panels in the order Blender draws them (registration order);
+    ``guide_only``: the first :data:`GUIDE_SUBPANELS`, which the user guide pictures (opened, they stay
+    open for the Emotions flow later)."""
     classes = importlib.import_module(ADDON + ".blender").CLASSES
-    return [c.bl_label for c in classes if getattr(c, "bl_parent_id", None) == "VIEW3D_PT_voca"]
+    labels = [c.bl_label for c in classes if getattr(c, "bl_parent_id", None) == "VIEW3D_PT_voca"]
+    return labels[:GUIDE_SUBPANELS] if guide_only else labels
 
 
 def picture_name(label: str) -> str:
@@ -169,9 +175,9 @@ def panel_pictures(config, entry):
     ui = screen.rect_of(screen.region("UI"))
     shot = yield from gui_runs.stable_shot(_shot(config, "window-panel.png"), ui)
     screen.crop(shot, _shot(config, "gui-panel.png"), (ui[0], ui[1], ui[2], screen.content_height(shot, ui)))
-    labels, counts, pictures = subpanels(), [len(panel_lines(shot))], ["gui-panel.png"]
+    labels, counts, pictures = subpanels(guide_only=True), [len(panel_lines(shot))], ["gui-panel.png"]
     for i, label in enumerate(labels):
-        closed = len(labels) - i                   # this sub-panel and those after it are still closed
+        closed = len(subpanels()) - i              # this sub-panel and those after it are still closed
         shot, before, after = yield from open_subpanel(shot, -closed, _shot(config, f"window-sub{i}.png"))
         top = before[-closed][0] - PAD
         gui_flows.SHARED.setdefault("main_height", top)     # where the panel's own rows end

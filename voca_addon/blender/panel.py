@@ -230,4 +230,4 @@ class VOCA_PT_models(_SubPanel, bpy.types.Panel):
         layout.operator(preferences.VOCA_OT_check_model_files.bl_idname, icon="FILE_REFRESH")
 
 
-CLASSES = (VIEW3D_PT_voca, VOCA_PT_emotions, VOCA_PT_living, VOCA_PT_models)
+CLASSES = (VIEW3D_PT_voca, VOCA_PT_emotions, VOCA_PT_models, VOCA_PT_living)
