@@ -147,6 +147,12 @@ def remove_fcurve(action, fcurve) -> bool:
     return False
 
 
+def new_nla_strip(track, name: str, start: int, action):
+    """An NLA strip of ``action`` on ``track`` (the same call on every version; 4.4+ picks the action's
+    slot for the track's ID by itself)."""
+    return track.strips.new(name, int(start), action)
+
+
 # ---------------------------------------------------------------------------- sequencer
 
 def sequencer_strips(editor):

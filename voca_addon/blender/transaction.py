@@ -240,7 +240,7 @@ class Snapshot:
     ids: Dict[str, set]
     frame_range: tuple
     had_editor: bool
-    strips: List[dict] = field(default_factory=list)
+    strip_states: List[dict] = field(default_factory=list)
 
     @classmethod
     def take(cls, scene, objects: Iterable = ()) -> "Snapshot":
@@ -265,7 +265,7 @@ class Snapshot:
         editor = self.scene.sequence_editor
         if editor is not None:                               # new strips first: their sounds become unused
             strips = compat.sequencer_strips(editor)
-            for strip in [s for s in strips if s.as_pointer() not in {x["pointer"] for x in self.strips}]:
+            for strip in [s for s in strips if s.as_pointer() not in {x["pointer"] for x in self.strip_states}]:
                 strips.remove(strip)
         # New data-blocks next (a new action may hold the name the restored one must get back) …
         self._remove_new_ids({s.copy.as_pointer() for s in self._copies() if s.copy is not None})
@@ -285,7 +285,7 @@ class Snapshot:
             return
         strips = compat.sequencer_strips(editor)
         present = _pointers(strips)
-        for state in self.strips:
+        for state in self.strip_states:
             if state["pointer"] in present or state["type"] != "SOUND" or not state["filepath"]:
                 continue
             strip = strips.new_sound(state["name"], bpy.path.abspath(state["filepath"]), state["channel"],
