@@ -4,7 +4,7 @@ import sys
 from .cli import main
 
 status = main()
-if "bpy" in sys.modules:            # the bpy 4.2 module crashes at exit after an exporter registered
+if "bpy" in sys.modules:            # the bpy module's teardown crashes (4.2) or hangs (4.5) after classes were registered
     from .blender.compat import exit_now
     exit_now(status)
 sys.exit(status)

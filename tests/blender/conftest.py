@@ -68,8 +68,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    """On the bpy 4.2 module, leave without its teardown, which crashes once the add-on was registered
-    (:data:`voca_addon.blender.compat.EXIT_CRASHES`); pytest has reported everything by now."""
+    """With the bpy module, leave without its teardown, which crashes (4.2) or hangs (4.5) once the add-on
+    was registered (:data:`voca_addon.blender.compat.EXIT_UNSAFE`); pytest has reported everything."""
     import sys
     if "bpy" in sys.modules and hasattr(config, "_voca_exit_status"):
         from voca_addon.blender import compat

@@ -38,7 +38,7 @@ INSTALL = textwrap.dedent(f"""
     print(json.dumps(dict(result=sorted(result), enabled=enabled, version=package.__version__,
                           engine=engine.__file__, writer=writer.__file__, repo_visible=repo_visible,
                           disabled={MODULE!r} not in bpy.context.preferences.addons)))
-    importlib.import_module({MODULE!r} + '.blender.compat').exit_now(0)   # bpy 4.2: no crashing teardown
+    importlib.import_module({MODULE!r} + '.blender.compat').exit_now(0)   # the bpy module: no unsafe teardown
 """)
 
 

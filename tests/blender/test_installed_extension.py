@@ -78,7 +78,7 @@ SCRIPT = textwrap.dedent(f"""
                                    frame_range=[scene.frame_start, scene.frame_end],
                                    strips=strips))
     print(json.dumps(report))
-    compat.exit_now(0)                      # the bpy 4.2 module: leave without its crashing teardown
+    compat.exit_now(0)                      # the bpy module: leave without its unsafe teardown
 """)
 
 

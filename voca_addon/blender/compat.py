@@ -212,15 +212,15 @@ def clear_flip_axis(mesh_cache_modifier) -> None:
 
 # ---------------------------------------------------------------------------- process exit
 
-#: The bpy *module* of the 4.2 line (PyPI; ``binary_path`` is empty) crashes in its own teardown at
-#: interpreter exit (SIGSEGV) once a Python-defined operator, enum-items function or property get/set
-#: callback was registered — even after unregistering. No feature shows it, so this one is by version.
-EXIT_CRASHES = bpy.app.version[:2] == (4, 2) and not bpy.app.binary_path
+#: The bpy *module* (PyPI; ``binary_path`` is empty) can fail in its own teardown at interpreter exit
+#: once Python-defined classes or property callbacks were registered, even after unregistering: 4.2
+#: crashes (SIGSEGV), 4.5 hangs. Blender itself (a binary) is not affected; neither is anything written.
+EXIT_UNSAFE = not bpy.app.binary_path
 
 
 def exit_now(status: int) -> None:
-    """Leave the process with ``status`` without that teardown where it crashes (else return)."""
-    if EXIT_CRASHES:
+    """Leave the process with ``status`` without that teardown where it is unsafe (else return)."""
+    if EXIT_UNSAFE:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
