@@ -14,6 +14,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender.test_render import pixels as rgba_pixels  # noqa: E402
 from voca_addon.blender import compat, framewise, render, sequence_io  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,14 +23,7 @@ SIZE = (160, 120)
 
 def pixels(path) -> np.ndarray:
     """RGB float32 [H, W, 3] of an image file, or of a movie's first frame."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = image.size
-        data = np.empty(width * height * 4, np.float32)
-        image.pixels.foreach_get(data)
-    finally:
-        bpy.data.images.remove(image)
-    return data.reshape(height, width, 4)[..., :3]
+    return rgba_pixels(path)[..., :3]
 
 
 @pytest.fixture
