@@ -90,7 +90,7 @@ def test_emotions_re_adding_updates_in_place(head, offsets):
     emotion_writer.add_emotion_keys(head, emotion_sources.load_emotions(offsets, ["happy"]), strength=2.0)
     assert state(head) == before                       # same keys, same place, keyframes kept
     key = head.data.shape_keys
-    shape = writer._key_co(key.key_blocks["EMO happy"]) - writer._key_co(key.reference_key)
+    shape = writer.key_co(key.key_blocks["EMO happy"]) - writer.key_co(key.reference_key)
     assert np.abs(shape - 2.0 * seed_deltas(offsets)["happy"]).max() <= TOLERANCE
 
 

@@ -72,7 +72,7 @@ def curve_values(anim_data, path, index=0) -> np.ndarray:
 
 def living_curves(obj) -> dict:
     """The blink curve and the head's delta-rotation curves (the panel's and the pipeline's must agree)."""
-    curves = {"blink": curve_values(obj.data.shape_keys.animation_data, writer._value_path(lw.BLINK_KEY))}
+    curves = {"blink": curve_values(obj.data.shape_keys.animation_data, writer.value_path(lw.BLINK_KEY))}
     for i in range(3):
         curves[f"rot{i}"] = curve_values(obj.animation_data, "delta_rotation_euler", i)
     return curves
@@ -255,7 +255,7 @@ def test_living_mark_as_blink_keys_the_artists_key(addon, head, eyelids):
     assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
     key = head.data.shape_keys
     assert lw.BLINK_KEY not in key.key_blocks
-    values = curve_values(key.animation_data, writer._value_path("Closed"))[:, 1]
+    values = curve_values(key.animation_data, writer.value_path("Closed"))[:, 1]
     assert values.max() == pytest.approx(1.0) and values.min() == 0.0
     other = add_artist_key(head, "Squint")
     with pytest.raises(RuntimeError, match="The blink is keyed on 'Closed': Remove VOCA animation first"):

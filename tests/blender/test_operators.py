@@ -229,7 +229,7 @@ def test_animate_leaves_artist_data_untouched(addon, head, paths, engine_anim, e
     assert_matches(head, scene, engine_anim(paths), 1, evaluated)
     key = head.data.shape_keys
     assert len(key.animation_data.drivers) == 1
-    np.testing.assert_array_equal(writer._key_co(key.key_blocks["Smile"]), smile_co)
+    np.testing.assert_array_equal(writer.key_co(key.key_blocks["Smile"]), smile_co)
     assert cube.animation_data.action == cube_action and len(bpy.data.actions) == 2
     if music is not None:
         assert (music.name, music.channel, music.frame_start) == ("music", 1, 1)

@@ -94,10 +94,10 @@ STEPS = [  # (module, function, failing call, after the real call) — in the or
     pytest.param(emotion_writer, "add_emotion_keys", 1, True, id="emotion-keys"),
     pytest.param(emotion_writer, "key_emotion", 1, True, id="emotion-curve"),
     pytest.param(writer, "remove_animation", 1, True, id="old-animation-removed"),
-    pytest.param(writer, "_new_key", 20, False, id="speech-key-20"),
-    pytest.param(writer, "_new_key", 51, True, id="bias-key"),
+    pytest.param(writer, "new_key", 20, False, id="speech-key-20"),
+    pytest.param(writer, "new_key", 51, True, id="bias-key"),
     pytest.param(compat, "new_fcurve", 30, False, id="fcurve-30"),
-    pytest.param(writer, "_set_keyframes", 51, True, id="last-keyframes"),
+    pytest.param(writer, "set_keyframes", 51, True, id="last-keyframes"),
     pytest.param(writer, "set_frame_range", 1, True, id="frame-range"),
 ]
 
@@ -125,7 +125,7 @@ def test_transaction_rerun_failure_gives_back_the_earlier_animation(run, scene, 
     first = apply(seed=1)
     frame = first.write.frame_start + 10
     shape = evaluated(obj, scene, frame)
-    _fail_on_call(monkeypatch, writer, "_set_keyframes", 5, False)
+    _fail_on_call(monkeypatch, writer, "set_keyframes", 5, False)
     with pytest.raises(Injected):
         apply(seed=2)
     np.testing.assert_array_equal(evaluated(obj, scene, frame), shape)   # still plays the first run

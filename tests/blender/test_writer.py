@@ -134,7 +134,7 @@ def test_writer_leaves_artist_data_untouched(scene, flame, make_anim, evaluated)
     assert cube.animation_data.action == cube_action and len(bpy.data.actions) == 2
     assert writer.remove_animation(obj) == 51
     assert [kb.name for kb in key.key_blocks] == ["Basis", "Smile"]
-    np.testing.assert_array_equal(writer._key_co(key.key_blocks["Smile"]), smile_co)
+    np.testing.assert_array_equal(writer.key_co(key.key_blocks["Smile"]), smile_co)
     assert key.animation_data.action is None and len(key.animation_data.drivers) == 1
     assert list(bpy.data.actions) == [cube_action]
 
@@ -333,3 +333,56 @@ def test_writer_measure_one_minute_at_60fps(scene, flame, make_anim, tmp_path, c
               f"(target < 0.5 s); frame_set {frame_ms:.2f} ms/frame; "
               f".blend {path.stat().st_size / 2**20:.1f} MiB per minute at 60 fps")
     assert len(obj.data.shape_keys.key_blocks) == 52
+
+
+def test_writer_long_clip_is_stored_as_samples_and_stays_exact(scene, flame, make_anim, evaluated, tmp_path):
+    """Past COMPACT_FRAMES keys a curve becomes Blender samples: same value at frames and subframes."""
+    from voca_addon.blender import keyframes
+    set_fps(scene, 60)
+    frames = keyframes.COMPACT_FRAMES + 500
+    obj, anim = head(flame, scene), make_anim(frames=frames, dims=4)
+    writer.write_animation(obj, anim, scene, 5)
+    curves = curves_of(obj.data.shape_keys.animation_data.action)
+    weight_curves = [c for c in curves if not c.data_path.endswith('bias"].value')]
+    assert len(weight_curves) == 4
+    for fcurve in weight_curves:
+        assert len(fcurve.keyframe_points) == 0 and len(fcurve.sampled_points) == frames
+        assert keyframes.curve_points(fcurve)[[0, -1], 0].tolist() == [5.0, 5.0 + frames - 1]
+    bias = next(c for c in curves if c.data_path.endswith('bias"].value'))
+    assert len(bias.keyframe_points) == 1                    # one CONSTANT key stays a key
+    checked = [0, 1, frames // 2, frames - 1]
+    assert_exact(obj, scene, anim, 5, evaluated, frames=checked)
+    scene.frame_set(5 + 1000, subframe=0.5)                  # between samples: linear, as LINEAR keys
+    halfway = (anim.vertices([1000]) + anim.vertices([1001])) / 2
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    assert np.abs(co.reshape(-1, 3) - halfway[0]).max() <= TOLERANCE
+    path = tmp_path / "long.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    scene, obj = bpy.context.scene, bpy.data.objects["FLAME"]
+    assert all(len(c.sampled_points) == frames for c in curves_of(obj.data.shape_keys.animation_data.action)
+               if not c.data_path.endswith('bias"].value'))
+    assert_exact(obj, scene, anim, 5, evaluated, frames=checked)
+    writer.remove_animation(obj)
+    assert obj.data.shape_keys is None and len(bpy.data.actions) == 0
+
+
+def test_writer_keyframes_compact_only_every_frame_linear_curves(scene):
+    """Samples hold one value per integer frame: sparse, fractional or CONSTANT keys stay keys."""
+    from voca_addon.blender import keyframes
+    action = versions.compat.new_action("probe")
+    obj = bpy.data.objects.new("probe", None)
+    scene.collection.objects.link(obj)
+    anim_data = obj.animation_data_create()
+    versions.compat.assign_action(anim_data, action, "OBJECT", "probe")
+    values = np.linspace(0, 1, 50, dtype=np.float32)
+    cases = [(np.arange(50.0), keyframes.LINEAR, True), (np.arange(50.0) * 2, keyframes.LINEAR, False),
+             (np.arange(50.0) + 0.5, keyframes.LINEAR, False), (np.arange(50.0), keyframes.CONSTANT, False)]
+    for index, (frames, interpolation, sampled) in enumerate(cases):
+        fcurve = versions.compat.new_fcurve(anim_data, "location", index % 3 if index < 3 else 0, "probe") \
+            if index < 3 else versions.compat.new_fcurve(anim_data, "scale", 0, "probe")
+        assert keyframes.set_keyframes(fcurve, frames, values, interpolation, compact=True) is sampled
+        assert (len(fcurve.sampled_points), len(fcurve.keyframe_points)) == ((50, 0) if sampled else (0, 50))
+        np.testing.assert_array_equal(keyframes.curve_points(fcurve), np.column_stack([frames, values]))

@@ -4,7 +4,7 @@ What it writes: one relative shape key per :class:`~voca_addon.core.face.emotion
 ``EMO <name>``, holding ``basis.co + strength · delta`` (slider 0 … 2, value 0), so a value of 1 evaluates
 to ``basis + strength · delta`` and a value ``w`` to ``basis + w · strength · delta``. Their values are
 keyed in the add-on's action (the same owned, slotted action :mod:`.writer` writes the speech curves
-into, created through its ``_write_action`` when there is none yet), in the F-curve group
+into, created through its ``write_action`` when there is none yet), in the F-curve group
 ``"VOCA emotions"``; the speech curves live in the group ``"VOCA"``. An artist's own shape key can be
 marked as an emotion (:func:`mark_as_emotion`) and is then keyed the same way; it is never deleted.
 
@@ -34,7 +34,7 @@ import numpy as np
 from ..core.face import emotions as core_emotions
 from ..core.face.emotions import Emotion
 from ..core.errors import InputError, MeshError
-from . import compat, writer
+from . import compat, keyframes, writer
 
 EMOTION_PREFIX = "EMO "                       # shape-key name = prefix + emotion name
 OWNED_EMOTIONS = "voca_emotion_keys"          # Key custom property: the add-on's emotion keys
@@ -155,7 +155,7 @@ def add_emotion_keys(obj, emotions: Sequence[Emotion], strength: float = 1.0) ->
         obj.shape_key_add(name="Basis", from_mix=False)
         obj.data.shape_keys[writer.OWNED] = True
     key = obj.data.shape_keys
-    ref = writer._key_co(key.reference_key)
+    ref = writer.key_co(key.reference_key)
     owned = _listed(key, OWNED_EMOTIONS)
     written, created = [], []
     for emotion in emotions:
@@ -166,7 +166,7 @@ def add_emotion_keys(obj, emotions: Sequence[Emotion], strength: float = 1.0) ->
             block.relative_key = key.reference_key
             block.data.foreach_set("co", np.ascontiguousarray(co, np.float32).ravel())
         else:
-            block = writer._new_key(obj, name, co, created)
+            block = writer.new_key(obj, name, co, created)
             block.value = 0.0
         block.slider_min, block.slider_max = SLIDER_MIN, SLIDER_MAX
         written.append(block.name)
@@ -225,7 +225,7 @@ def check_keyable(obj, name: str, peak: float = 1.0) -> str:
             and block.slider_min <= peak <= block.slider_max):
         raise InputError(f"The value {peak!r} is outside the slider range {block.slider_min:g} … "
                          f"{block.slider_max:g} of '{name}'; choose a value inside it or widen the range.")
-    path = writer._value_path(name)
+    path = keyframes.value_path(name)
     anim_data = key.animation_data
     if anim_data is None:
         return name
@@ -279,7 +279,7 @@ def key_emotion_at(obj, name: str, frame: float, value: float) -> str:
 
 def _find_curve(key, name: str):
     """The F-curve of key ``name``'s value in the Key's action (its assigned slot), or None."""
-    return compat.find_fcurve(key.animation_data, writer._value_path(name))
+    return compat.find_fcurve(key.animation_data, keyframes.value_path(name))
 
 
 def _ensure_curve(obj, name: str):
@@ -288,8 +288,8 @@ def _ensure_curve(obj, name: str):
     fcurve = _find_curve(key, name)
     if fcurve is not None:
         return fcurve
-    writer._write_action(key, [], f"{ACTION_PREFIX}_{obj.name}", ACTION_PREFIX)
-    return compat.new_fcurve(key.animation_data, writer._value_path(name), index=0, group=GROUP)
+    writer.write_action(key, [], f"{ACTION_PREFIX}_{obj.name}", ACTION_PREFIX)
+    return compat.new_fcurve(key.animation_data, keyframes.value_path(name), index=0, group=GROUP)
 
 
 def _merge_keys(fcurve, frames: np.ndarray, values: np.ndarray, lo: float, hi: float) -> None:
@@ -309,7 +309,7 @@ def _merge_keys(fcurve, frames: np.ndarray, values: np.ndarray, lo: float, hi: f
     new = np.column_stack([frames, values]).astype(np.float32).ravel()
     points.foreach_set("co", np.concatenate([co, new]))
     points.foreach_set("interpolation", np.concatenate(
-        [interpolation, np.full(len(frames), writer.LINEAR, np.int32)]))
+        [interpolation, np.full(len(frames), keyframes.LINEAR, np.int32)]))
     fcurve.update()                                 # sorts the keys and recomputes handles
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..core.animation.shapekeys import ShapeKeyAnimation
 from ..core.errors import InputError
-from . import compat, writer
+from . import compat, keyframes, writer
 
 FORMATS = ("glb", "fbx", "abc", "usd")
 HEAD_NAME = "FLAME head"
@@ -243,10 +243,10 @@ def _clip_action(key, clip_anim: ShapeKeyAnimation, name: str, key_names: Sequen
     frames = 1.0 + np.arange(clip_anim.num_frames, dtype=np.float64)
     for k, key_name in enumerate(key_names[:-1]):
         values = clip_anim.weights[:, k] / np.float32(scales.get(key_name, 1.0))
-        fcurve = compat.new_fcurve(anim_data, writer._value_path(key_name), 0, PREFIX)
-        writer._set_keyframes(fcurve, frames, values.astype(np.float32), writer.LINEAR)
-    bias = compat.new_fcurve(anim_data, writer._value_path(key_names[-1]), 0, PREFIX)
-    writer._set_keyframes(bias, frames[:1], np.ones(1, np.float32), writer.CONSTANT)
+        fcurve = compat.new_fcurve(anim_data, keyframes.value_path(key_name), 0, PREFIX)
+        keyframes.set_keyframes(fcurve, frames, values.astype(np.float32), keyframes.LINEAR)
+    bias = compat.new_fcurve(anim_data, keyframes.value_path(key_names[-1]), 0, PREFIX)
+    keyframes.set_keyframes(bias, frames[:1], np.ones(1, np.float32), keyframes.CONSTANT)
     action.frame_range = (1.0, max(2.0, float(clip_anim.num_frames)))
     anim_data.action = None
     return action

@@ -15,7 +15,7 @@ from typing import Optional
 
 import bpy
 
-from . import compat, liveliness_writer, properties, reporting, writer
+from . import compat, keyframes, liveliness_writer, properties, reporting, writer
 
 
 def keyed_blink(obj) -> Optional[str]:
@@ -24,7 +24,7 @@ def keyed_blink(obj) -> Optional[str]:
     anim_data = obj.data.shape_keys.animation_data if name is not None else None
     if anim_data is None or anim_data.action is None:
         return None
-    fcurve = compat.find_fcurve(anim_data, writer._value_path(name))
+    fcurve = compat.find_fcurve(anim_data, keyframes.value_path(name))
     group = fcurve.group if fcurve is not None else None
     return name if group is not None and group.name == liveliness_writer.BLINK_GROUP else None
 

@@ -36,7 +36,7 @@ from ..core.face import flame_model
 from ..core.face import gaze as core_gaze
 from ..core.face import liveliness as core_liveliness
 from ..core.face.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
-from . import compat, rig, writer
+from . import compat, keyframes, rig, writer
 
 BLINK_KEY = "VOCA blink"
 BLINK_GROUP = "VOCA blink"
@@ -263,17 +263,17 @@ def _write_blink(obj, live: Liveliness, frames: np.ndarray) -> str:
     name = blink_key_name(obj) if live.blink_shape is None else None
     if name is None:
         created: list = []
-        block = writer._new_key(obj, BLINK_KEY, writer._key_co(key.reference_key) + live.blink_shape.delta,
+        block = writer.new_key(obj, BLINK_KEY, writer.key_co(key.reference_key) + live.blink_shape.delta,
                                 created)
         block.slider_min, block.slider_max, block.value = 0.0, 1.0, 0.0
         key[LIVELY_KEYS] = list(key.get(LIVELY_KEYS, [])) + created
         name = block.name
     if key.animation_data is None or key.animation_data.action is None:
-        writer._write_action(key, [], f"VOCA_{obj.name}", "VOCA")
+        writer.write_action(key, [], f"VOCA_{obj.name}", "VOCA")
     anim_data = key.animation_data
     compat.assign_action(anim_data, anim_data.action, "KEY", "VOCA")
-    fcurve = compat.new_fcurve(anim_data, writer._value_path(name), index=0, group=BLINK_GROUP)
-    writer._set_keyframes(fcurve, frames, live.blink.weight, writer.LINEAR)
+    fcurve = compat.new_fcurve(anim_data, keyframes.value_path(name), index=0, group=BLINK_GROUP)
+    keyframes.set_keyframes(fcurve, frames, live.blink.weight, keyframes.LINEAR)
     return name
 
 
@@ -297,7 +297,7 @@ def _write_object_rotation(obj, frames: np.ndarray, rotvec: np.ndarray) -> None:
     compat.assign_action(anim_data, action, "OBJECT", OBJECT_SLOT)
     for index in range(values.shape[1]):
         fcurve = compat.new_fcurve(anim_data, path, index=index, group=HEAD_GROUP)
-        writer._set_keyframes(fcurve, frames, values[:, index].astype(np.float32), writer.LINEAR)
+        keyframes.set_keyframes(fcurve, frames, values[:, index].astype(np.float32), keyframes.LINEAR)
 
 
 def _eulers(matrices: np.ndarray, order: str) -> np.ndarray:
@@ -330,7 +330,7 @@ def _remove_blink(obj) -> int:
     anim_data = key.animation_data
     if name is not None and anim_data is not None and anim_data.action is not None \
             and anim_data.action.get(writer.OWNED):
-        fcurve = compat.find_fcurve(anim_data, writer._value_path(name))
+        fcurve = compat.find_fcurve(anim_data, keyframes.value_path(name))
         if fcurve is not None and fcurve.group is not None and fcurve.group.name == BLINK_GROUP:
             removed += compat.remove_fcurve(anim_data.action, fcurve)
     owned = [str(n) for n in key.get(LIVELY_KEYS, [])]

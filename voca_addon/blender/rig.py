@@ -41,7 +41,7 @@ import numpy as np
 from ..core.errors import InputError, MeshError
 from ..core.face import flame_model
 from ..core.face.flame_model import FlameModel, JOINT_NAMES
-from . import compat, writer
+from . import compat, keyframes, writer
 
 RIG_NAME = "VOCA rig"                 # armature object / data / modifier name
 RIG_GROUPS = "voca_rig_groups"        # head object custom property: the vertex groups the rig made
@@ -77,7 +77,7 @@ def find_rig(obj, kind: Optional[str] = None):
 def _reference_co(obj) -> np.ndarray:
     key = obj.data.shape_keys
     if key is not None:
-        return writer._key_co(key.reference_key)
+        return writer.key_co(key.reference_key)
     co = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
     obj.data.vertices.foreach_get("co", co)
     return co.reshape(-1, 3)
@@ -228,7 +228,7 @@ def _rig_key(obj, name: str, co: np.ndarray, lo: float, hi: float, created: list
     if obj.data.shape_keys is None:
         obj.shape_key_add(name="Basis", from_mix=False)
         obj.data.shape_keys[writer.OWNED] = True
-    block = writer._new_key(obj, name, co, created)
+    block = writer.new_key(obj, name, co, created)
     block.slider_min, block.slider_max, block.value = lo, hi, 0.0
     obj.data.shape_keys[RIG_KEYS] = list(obj.data.shape_keys.get(RIG_KEYS, [])) + [block.name]
     return block
@@ -301,7 +301,7 @@ def key_bone_rotations(rig, bone: str, frames: np.ndarray, rotvec: np.ndarray, g
         if fcurve is not None:
             compat.remove_fcurve(action, fcurve)
         fcurve = compat.new_fcurve(anim_data, path, index=index, group=group)
-        writer._set_keyframes(fcurve, frames, quats[:, index], writer.LINEAR)
+        keyframes.set_keyframes(fcurve, frames, quats[:, index], keyframes.LINEAR)
 
 
 def remove_rig(obj) -> int:

@@ -32,6 +32,7 @@ import bpy
 import numpy as np
 
 from . import compat
+from .keyframes import curve_points
 
 #: ``bpy.data`` collections whose new members a failed block removes (those missing in a version are skipped).
 ID_COLLECTIONS = ("objects", "meshes", "actions", "sounds", "cameras", "lights", "armatures", "materials",
@@ -72,8 +73,7 @@ def action_digest(action) -> tuple:
     rows = []
     for fcurve in compat.action_fcurves(action):
         points = fcurve.keyframe_points
-        co = np.empty(len(points) * 2, np.float32)
-        points.foreach_get("co", co)
+        co = curve_points(fcurve)                      # keys, or samples (a long clip)
         interpolation = np.empty(len(points), np.int32)
         points.foreach_get("interpolation", interpolation)
         rows.append((fcurve.data_path, fcurve.array_index, fcurve.group.name if fcurve.group else "",
