@@ -281,6 +281,7 @@ def cmd_animate(args) -> None:
         print(f"warning: {warning}")
     progress = _print_progress()
     result = pipeline.compute(settings, progress)
+    pipeline.clear_model_cache()        # one run per process: the networks' memory goes before Blender's grows
     progress(1.0, "writing the animation into the scene")
     report = pipeline.apply(scene, head, result, settings)
     _write_outputs(bpy, scene, args, head, report, result.animation)
