@@ -106,6 +106,6 @@ def rig_keys(obj):
     blocks = [b for b in candidates if b.name in matched] or candidates
     if not blocks:
         raise InputError(f"'{obj.name}' has only VOCA's keys; add the character's own keys to drive them.")
-    ref = writer._key_co(key.reference_key).astype(np.float64)
-    deltas = np.stack([writer._key_co(b).astype(np.float64) - ref for b in blocks])
+    ref = writer.key_co(key.reference_key).astype(np.float64)
+    deltas = np.stack([writer.key_co(b).astype(np.float64) - ref for b in blocks])
     return [b.name for b in blocks], deltas

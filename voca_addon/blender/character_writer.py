@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InputError, MeshError
-from . import compat, writer
+from . import compat, keyframes, writer
 
 
 def build_target(name: str, vertices: np.ndarray, faces: np.ndarray, collection=None):
@@ -81,9 +81,9 @@ def drive_keys(obj, names, weights: np.ndarray, fps: float, scene, start_frame: 
     values = _resample(np.asarray(weights, np.float32), float(fps), writer.scene_fps(scene)).astype(np.float32)
     action = key.animation_data.action if key.animation_data else None
     if action is not None:                                    # owned (checked): a re-run replaces
-        paths = {writer._value_path(n) for n in names}
+        paths = {keyframes.value_path(n) for n in names}
         for fcurve in [fc for fc in compat.action_fcurves(action) if fc.data_path in paths]:
             compat.remove_fcurve(action, fcurve)
     frames = start_frame + np.arange(len(values), dtype=np.float64)
     curves = [(name, frames, values[:, k], writer.LINEAR) for k, name in enumerate(names)]
-    return writer._write_action(key, curves, f"{prefix}_keys_{obj.name}", prefix)
+    return writer.write_action(key, curves, f"{prefix}_keys_{obj.name}", prefix)
