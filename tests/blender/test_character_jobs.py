@@ -1,0 +1,169 @@
+"""Fit / Transfer / Drive off the main thread (:mod:`voca_addon.blender.jobs`): a :class:`JobRun` stepped like
+the modal's timer applies exactly what ``execute`` applies; Esc (cancel) and a target edited meanwhile leave
+the scene untouched; a worker's error is one reported line; without a window ``INVOKE_DEFAULT`` runs
+synchronously; the panel shows the progress bar. Real data: the ARKit face, its 68 landmark pairs with
+FLAME, its 51 ARKit keys and the official VOCA sequence."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import voca_addon  # noqa: E402
+from voca_addon.blender import character_io, character_panel, character_writer, jobs, preferences  # noqa: E402
+from voca_addon.blender import character_operators as ops  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.core.character import fit as fitting, keyfiles, landmarks as lm  # noqa: E402
+from voca_addon.core.face import meshio  # noqa: E402
+
+from tests.blender.test_operators import draw  # noqa: E402  (the recording layout)
+
+
+@pytest.fixture
+def addon(scene, shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOCA_MODEL_DIR", str(tmp_path / "no-default-models"))
+    voca_addon.register()
+    entry = bpy.context.preferences.addons.new()
+    entry.module = preferences.ADDON_ID
+    entry.preferences.template_path = str(shared_data / "flame" / "FLAME_sample.ply")
+    yield scene
+    entry = bpy.context.preferences.addons.get(preferences.ADDON_ID)
+    if entry is not None:
+        bpy.context.preferences.addons.remove(entry)
+    voca_addon.unregister()
+
+
+@pytest.fixture
+def face(addon, shared_data, tmp_path):
+    folder = shared_data / "arkit"
+    mesh = meshio.read_mesh(folder / "ARKit_blendshapes" / "Neutral.obj")
+    obj = character_writer.build_target("Face", mesh.vertices, mesh.faces, addon.collection)
+    pairs = tmp_path / "pairs.txt"
+    lm.write_pairs(pairs, np.loadtxt(folder / "FLAME_landmarks.txt", dtype=int),
+                   np.loadtxt(folder / "ARKit_landmarks.txt", dtype=int))
+    settings = addon.voca_character
+    settings.target, settings.pairs_path = obj, str(pairs)
+    settings.source_path = str(shared_data / "voca_official" / "output_test_sentence_cond3.npz")
+    addon.render.fps, addon.render.fps_base = 60, 1.0
+    return obj, mesh
+
+
+def drive(run, timeout=120.0):
+    """Step a JobRun like the modal's timer does; (status, reports)."""
+    reports, deadline = [], time.monotonic() + timeout
+    while True:
+        status = run.step(bpy.context, lambda kind, text: reports.append((set(kind), text)))
+        if status != "RUNNING_MODAL":
+            return status, reports
+        assert time.monotonic() < deadline, "the worker did not finish"
+        time.sleep(0.02)
+
+
+def state(obj) -> dict:
+    """The target's keys, fit, action curves (path → keyframes) and the data-block counts."""
+    key = obj.data.shape_keys
+    action = key.animation_data.action if key is not None and key.animation_data else None
+    curves = {fc.data_path: [tuple(p.co) for p in fc.keyframe_points] for fc in compat.action_fcurves(action)} \
+        if action is not None else {}
+    return dict(keys=[b.name for b in key.key_blocks] if key else [], fit=character_io.residuals(obj),
+                curves=curves, actions=len(bpy.data.actions), range=(bpy.context.scene.frame_start,
+                                                                     bpy.context.scene.frame_end))
+
+
+def test_character_job_fit_applies_what_execute_applies(face, shared_data):
+    obj, mesh = face
+    settings = bpy.context.scene.voca_character
+    run = jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context)
+    assert settings.is_running
+    assert "working on the character" in ops.VOCA_OT_character_transfer.disabled_reason(bpy.context)
+    assert ("progress", 0.0) in [entry[:2] for entry in draw(character_panel.VOCA_PT_character)]
+    status, reports = drive(run)
+    assert status == "FINISHED" and reports[-1][0] == {"INFO"} and "Fitted 'Face'" in reports[-1][1]
+    assert not settings.is_running and settings.progress == pytest.approx(1.0)
+    template = meshio.read_mesh(shared_data / "flame" / "FLAME_sample.ply")
+    pairs = (np.loadtxt(shared_data / "arkit" / "FLAME_landmarks.txt", dtype=int),
+             np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=int))
+    vertices, faces = character_io.mesh_arrays(obj)
+    want = fitting.fit_target(template.vertices, template.faces, vertices, faces, *pairs)
+    got = character_io.load_fit(obj, vertices, template.faces)
+    np.testing.assert_array_equal(got.flame, want.flame)
+    np.testing.assert_array_equal(got.roles, want.roles)
+
+
+def test_character_job_cancel_leaves_the_scene_untouched(face):
+    obj, _ = face
+    before = state(obj)
+    run = jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context)
+    run.cancel()                                           # Esc
+    status, reports = drive(run)
+    assert status == "CANCELLED" and reports == [({"WARNING"}, "VOCA Fit: cancelled; nothing was changed.")]
+    run.job.join(60)
+    assert state(obj) == before and not bpy.context.scene.voca_character.is_running
+
+
+def test_character_job_drive_cancel_keeps_the_previous_curves(face, shared_data):
+    obj, mesh = face
+    keys = keyfiles.read_key_folder(shared_data / "arkit" / "ARKit_blendshapes", mesh)
+    character_writer.add_rig_keys(obj, keys.rest, keys.names, keys.deltas)
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    assert bpy.ops.voca.character_drive() == {"FINISHED"}
+    before = state(obj)
+    run = jobs.JobRun(ops.VOCA_OT_character_drive, bpy.context)
+    while not run.job.messages.qsize():                    # the worker has started computing
+        time.sleep(0.01)
+    run.cancel()
+    status, reports = drive(run)
+    assert status == "CANCELLED" and reports[0][0] == {"WARNING"}
+    run.job.join(60)
+    assert state(obj) == before and len(before["curves"]) == 51
+
+
+def test_character_job_target_edited_meanwhile_writes_nothing(face):
+    obj, _ = face
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    run = jobs.JobRun(ops.VOCA_OT_character_transfer, bpy.context)
+    obj.data.vertices[0].co.x += 0.01                     # the artist edits the mesh meanwhile
+    status, reports = drive(run)
+    assert status == "CANCELLED" and reports == [({"ERROR"}, "'Face' was edited while VOCA was working; "
+                                                             "nothing was written. Run again.")]
+    assert obj.data.shape_keys is None
+
+
+def test_character_job_reports_a_workers_error_in_one_line(face, tmp_path):
+    obj, _ = face
+    pairs = tmp_path / "same.txt"                         # valid ids, but every pair on one target vertex
+    lm.write_pairs(pairs, lm.FLAME_IBUG68[:8], np.full(8, 100))
+    bpy.context.scene.voca_character.pairs_path = str(pairs)
+    status, reports = drive(jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context))
+    assert status == "CANCELLED" and len(reports) == 1 and reports[0][0] == {"ERROR"}
+    assert "landmarks are degenerate" in reports[0][1] and character_io.residuals(obj) is None
+
+
+def test_character_job_refusals_come_before_the_worker(face, tmp_path):
+    pairs = tmp_path / "three.txt"
+    lm.write_pairs(pairs, lm.FLAME_IBUG68[:3], [1, 2, 3])
+    bpy.context.scene.voca_character.pairs_path = str(pairs)
+    with pytest.raises(Exception, match="3 landmark pairs given"):
+        jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context)
+    assert not bpy.context.scene.voca_character.is_running
+
+
+def test_character_job_invoke_without_a_window_runs_synchronously(face):
+    obj, _ = face
+    assert bpy.app.background
+    assert bpy.ops.voca.character_fit("INVOKE_DEFAULT") == {"FINISHED"}
+    assert bpy.ops.voca.character_transfer("INVOKE_DEFAULT") == {"FINISHED"}
+    assert character_io.residuals(obj) is not None and "VOCA_bias" in obj.data.shape_keys.key_blocks
+
+
+def test_character_panel_draws_the_source_choice_and_why_buttons_are_grey(face):
+    settings = bpy.context.scene.voca_character
+    log = draw(character_panel.VOCA_PT_character)
+    assert ("prop", "source_path") in log and ("operator", "voca.character_transfer", True) in log
+    settings.source = "HEAD"
+    log = draw(character_panel.VOCA_PT_character)
+    assert ("prop", "source_head") in log and ("operator", "voca.character_drive", False) in log
+    assert any(entry[0] == "label" and entry[1].startswith("Pick the FLAME head") for entry in log)

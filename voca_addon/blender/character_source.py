@@ -1,0 +1,139 @@
+"""A FLAME head animated by Animate from audio, read back as the animation it plays: the Character
+stage's source without a file.
+
+Animate from audio (and Import sequence) write, through :mod:`.writer` in its ``'shape_keys'`` mode, on a
+5023-vertex head: keys ``<P>_<name>`` holding ``Basis + s_k · basis[k]``, their LINEAR curves
+``weights[:, k] / s_k`` on every scene frame of the clip (resampled to the scene's rate), and the key
+``<P>_bias`` (``Basis + bias``) held at 1, all in an add-on-owned action; the key names are listed in the
+Key's ``voca_owned_keys`` (bias last) and the scales ``s_k`` in ``voca_key_scales``. :func:`head_animation`
+inverts that::
+
+    basis[k] = (key_k − Basis) / s_k        weights[:, k] = s_k · curve_k(frame), frame = first … last
+    bias     = (bias key − Basis) · its value (a constant curve)
+    fps      = the scene's rate             start = the first keyed frame
+
+so Transfer / Drive key the character on the head's own frames, at the scene's rate, from the same
+numbers the head plays (float32 rounding). A curve edited off the frame grid is evaluated by Blender
+at each frame; a bias curve that is not constant becomes one more basis row (``bias``). Only the speech
+keys are read: emotion keys, blinks, head and eye motion stay on the head. The sound strip, the head
+and its action are only read.
+
+Contract: main thread only (``bpy``); user errors raise :class:`~voca_addon.core.errors.InputError`;
+nothing is changed. Units: the head's mesh units (FLAME: metres), float32 arrays.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.animation.shapekeys import ShapeKeyAnimation
+from ..core.errors import InputError
+from . import compat, keyframes, writer
+
+BIAS_NAME = re.compile(r"^(?P<prefix>.+)_bias(\.\d+)?$")       # the writer's bias key (Blender may add .001)
+
+
+@dataclass(frozen=True)
+class HeadMotion:
+    """The speech animation a head plays: ``animation`` at the scene's rate, its first ``start_frame``."""
+
+    animation: ShapeKeyAnimation
+    start_frame: int
+    head_name: str
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.animation.num_frames - 1
+
+
+def head_problem(obj) -> Optional[str]:
+    """Why ``obj`` cannot be a source head (reads properties only), or None."""
+    if obj is None:
+        return "pick the FLAME head animated by Animate from audio (Head), or choose a sequence file."
+    if obj.type != "MESH" or len(obj.data.vertices) != writer.FLAME_VERTICES:
+        return (f"'{obj.name}' is not a FLAME head ({writer.FLAME_VERTICES} vertices); pick the head "
+                "Animate from audio animated.")
+    key = obj.data.shape_keys
+    owned = list(key.get(writer.OWNED_KEYS, [])) if key is not None else []
+    if not owned:
+        return f"'{obj.name}' has no VOCA animation: run Animate from audio on it first, or choose a sequence file."
+    if BIAS_NAME.match(owned[-1]) is None:
+        return (f"'{obj.name}' holds VOCA's per-frame keys, which cannot be retargeted: run Animate from "
+                "audio again with Mode 'Shape keys'.")
+    action = key.animation_data.action if key.animation_data else None
+    if action is None or not action.get(writer.OWNED):
+        return (f"the VOCA keys of '{obj.name}' are not keyed by VOCA's action (it was unassigned or "
+                "replaced): run Animate from audio on it again.")
+    return None
+
+
+def _points(fcurve) -> np.ndarray:
+    """(frame, value) of a curve's keyframes, or of its samples for a long clip: float64 [N, 2]."""
+    return keyframes.curve_points(fcurve).astype(np.float64)
+
+
+def _values(fcurve, block, frames: np.ndarray) -> np.ndarray:
+    """The key's value at each frame as Blender plays it: float32 [F]."""
+    if fcurve is None or fcurve.mute:
+        return np.full(len(frames), block.value, np.float32)
+    points = _points(fcurve)
+    if len(points) == len(frames) and np.array_equal(points[:, 0], frames):
+        values = points[:, 1]                                   # the writer's grid: its exact values
+    else:
+        values = np.array([fcurve.evaluate(float(f)) for f in frames])
+    return np.clip(values, block.slider_min, block.slider_max).astype(np.float32)
+
+
+def _clip_frames(anim_data, names) -> np.ndarray:
+    """Every scene frame from the first to the last keyed frame of the speech curves (float64 [F])."""
+    firsts, lasts = [], []
+    for name in names:
+        fcurve = compat.find_fcurve(anim_data, keyframes.value_path(name))
+        if fcurve is not None and not fcurve.mute:
+            points = _points(fcurve)
+            if len(points):
+                firsts.append(points[0, 0])
+                lasts.append(points[-1, 0])
+    if not firsts:
+        raise InputError("the head's VOCA keys have no keyframes left: run Animate from audio on it again.")
+    return np.arange(round(min(firsts)), round(max(lasts)) + 1, dtype=np.float64)
+
+
+def head_animation(obj, scene) -> HeadMotion:
+    """The speech animation ``obj`` plays (see the module docstring); InputError when it has none."""
+    problem = head_problem(obj)
+    if problem:
+        raise InputError(problem)
+    key = obj.data.shape_keys
+    owned = list(key[writer.OWNED_KEYS])
+    prefix = BIAS_NAME.match(owned[-1]).group("prefix") + "_"
+    missing = [n for n in owned if key.key_blocks.get(n) is None]
+    if missing:
+        raise InputError(f"the VOCA key '{missing[0]}' of '{obj.name}' was deleted or renamed: run Animate "
+                         "from audio on it again.")
+    scales = dict(key.get(writer.KEY_SCALES, {}))
+    ref = writer.key_co(key.reference_key)
+    frames = _clip_frames(key.animation_data, owned[:-1])
+    rows, columns, names = [], [], []
+    for name in owned[:-1]:
+        block, scale = key.key_blocks[name], float(scales.get(name, 1.0))
+        fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(name))
+        rows.append((writer.key_co(block) - ref) / np.float32(scale))
+        columns.append(_values(fcurve, block, frames) * np.float32(scale))
+        names.append(name[len(prefix):] if name.startswith(prefix) else name)
+    bias_block = key.key_blocks[owned[-1]]
+    bias_delta = writer.key_co(bias_block) - ref
+    bias_values = _values(compat.find_fcurve(key.animation_data, keyframes.value_path(owned[-1])), bias_block, frames)
+    if np.all(bias_values == bias_values[0]):
+        bias = bias_delta * bias_values[0]
+    else:                                                       # an edited bias curve: one more row
+        bias = np.zeros_like(bias_delta)
+        rows.append(bias_delta)
+        columns.append(bias_values)
+        names.append("bias")
+    anim = ShapeKeyAnimation(np.stack(rows).astype(np.float32), bias.astype(np.float32),
+                             np.stack(columns, axis=1).astype(np.float32), writer.scene_fps(scene), ref, tuple(names))
+    return HeadMotion(anim, int(frames[0]), obj.name)

@@ -1,0 +1,225 @@
+"""Long operator work off Blender's main thread: a worker that only computes, a queue, a modal loop.
+
+The pattern of Animate from audio (:mod:`.operators`, :class:`.pipeline.AnimateJob`), for operators whose
+work splits in three class methods::
+
+    plan   = Op.prepare(context)                 main thread: reads everything it needs from bpy into
+                                                 plain data (arrays, names, paths) and checks it;
+                                                 changes nothing
+    result = Op.compute(plan, progress)          ANY thread, never touches bpy: numpy + core only;
+                                                 progress(fraction, stage) between steps
+    line   = Op.apply(context, plan, result)     main thread: checks the scene again, writes inside
+                                                 transaction.all_or_nothing, returns the INFO line
+
+:class:`WorkerJob` runs ``compute`` in a daemon thread that only puts ``("PROGRESS", fraction, stage)``,
+``("DONE", result)`` or ``("ERROR", exception)`` on a queue; :meth:`WorkerJob.cancel` makes its next
+progress call raise :class:`.pipeline.Cancelled`. :class:`JobRun` drains that queue from the main thread
+(:meth:`JobRun.step`, also what tests call without a window). :class:`JobOperator` is the operator side:
+``execute`` (Python, headless, the redo panel) runs the three synchronously; ``invoke`` in a window
+starts a :class:`JobRun` and a 0.1 s timer, ``modal`` shows the progress (the window manager's and the
+panel's bar from :data:`PROGRESS_GROUP` of the scene) and applies the result in its last call, so one
+undo step holds the whole run. Esc ends the operator at once: nothing is applied and the scene is
+untouched (a core step already under way finishes in the background and its result is dropped).
+
+Contract: :class:`WorkerJob` never touches bpy; the rest runs on the main thread.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Optional
+
+import bpy
+
+from ..core.errors import VocaError
+from . import reporting
+from .pipeline import Cancelled
+
+TIMER_STEP = 0.1                    # s between two drains of the worker's queue
+_running: set = set()               # session_uid of the scenes with a live JobRun
+
+
+def is_running(scene) -> bool:
+    return scene is not None and scene.session_uid in _running
+
+
+class WorkerJob:
+    """``work(progress)`` in a daemon thread; results only through :attr:`messages` (never bpy)."""
+
+    def __init__(self, work: Callable, name: str):
+        self.messages: "queue.Queue" = queue.Queue()
+        self._work, self._cancel = work, threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"voca-{name}", daemon=True)
+
+    def start(self) -> "WorkerJob":
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        self._thread.join(timeout)
+
+    def drain(self) -> list:
+        """Every message queued so far (never blocks)."""
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get_nowait())
+            except queue.Empty:
+                return out
+
+    def progress(self, fraction: float, stage: str) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
+        self.messages.put(("PROGRESS", float(fraction), stage))
+
+    def _run(self) -> None:
+        try:
+            result = self._work(self.progress)
+            if self._cancel.is_set():
+                raise Cancelled("cancelled")
+        except BaseException as exc:        # handed to the main thread, which reports it
+            self.messages.put(("ERROR", exc))
+        else:
+            self.messages.put(("DONE", result))
+
+
+class JobRun:
+    """One run of ``op`` (a :class:`JobOperator` subclass) driven from the main thread."""
+
+    def __init__(self, op, context):
+        plan = op.prepare(context)                     # raises before anything starts
+        self.op, self.plan, self.scene_name = op, plan, context.scene.name
+        self.message: Optional[str] = None
+        self.error: Optional[BaseException] = None
+        self.job = WorkerJob(lambda progress: op.compute(plan, progress), op.bl_idname)
+        _running.add(context.scene.session_uid)
+        self._status(context.scene, 0.0, "starting")
+        self.job.start()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def _status(self, scene, fraction: float, stage: str) -> None:
+        group = getattr(scene, self.op.PROGRESS_GROUP, None) if scene is not None else None
+        if group is not None:
+            group.progress, group.progress_stage = fraction, stage
+
+    def step(self, context, report: Callable) -> str:
+        """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        if self.job.cancelled:
+            return self._close(scene, self._failed(Cancelled("cancelled"), report))
+        for message in self.job.drain():
+            if message[0] == "PROGRESS":
+                self._status(scene, message[1], message[2])
+                context.window_manager.progress_update(message[1])
+            elif message[0] == "ERROR":
+                return self._close(scene, self._failed(message[1], report))
+            elif message[0] == "DONE":
+                return self._close(scene, self._apply(context, scene, message[1], report))
+        return "RUNNING_MODAL"
+
+    def _failed(self, exc: BaseException, report: Callable) -> str:
+        self.error = exc
+        if isinstance(exc, Cancelled):
+            report({"WARNING"}, f"VOCA {self.op.bl_label}: cancelled; nothing was changed.")
+        elif isinstance(exc, OSError) and not isinstance(exc, VocaError):
+            report({"ERROR"}, os_error_text(exc))
+        else:
+            reporting.report_error(report, exc, self.op.bl_idname)
+        return "CANCELLED"
+
+    def _apply(self, context, scene, result, report: Callable) -> str:
+        if scene is None:
+            return self._failed(VocaError("The scene was deleted while VOCA was working; nothing was written."),
+                                report)
+        try:
+            self.message = self.op.apply(context, self.plan, result)
+        except Exception as exc:             # noqa: BLE001 — the transaction restored the scene; say why
+            return self._failed(exc, report)
+        report({"INFO"}, self.message)
+        return "FINISHED"
+
+    def _close(self, scene, status: str) -> str:
+        if scene is not None:
+            _running.discard(scene.session_uid)
+            self._status(scene, 1.0 if status == "FINISHED" else 0.0, "" if status == "FINISHED" else "cancelled")
+        return status
+
+
+class JobOperator:
+    """Mixin for a ``bpy.types.Operator`` defining ``prepare`` / ``compute`` / ``apply`` (see the module)."""
+
+    PROGRESS_GROUP = ""             # the scene's property group with ``progress`` / ``progress_stage``
+
+    @reporting.guarded
+    def execute(self, context):
+        wm = context.window_manager
+
+        def run() -> str:
+            plan = self.prepare(context)
+            wm.progress_begin(0.0, 1.0)
+            try:
+                result = self.compute(plan, lambda fraction, _stage: wm.progress_update(fraction))
+            finally:
+                wm.progress_end()
+            return self.apply(context, plan, result)
+        return reporting.run_action(self, run)
+
+    @reporting.guarded
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            self._run = JobRun(type(self), context)
+        except VocaError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, os_error_text(exc))
+            return {"CANCELLED"}
+        wm = context.window_manager
+        wm.progress_begin(0.0, 1.0)
+        self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._run.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            status = self._run.step(context, self.report)
+        except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
+            reporting.report_error(self.report, exc, self.bl_idname)
+            self._run.cancel()
+            self._run._close(context.scene, "CANCELLED")
+            status = "CANCELLED"
+        for area in context.screen.areas if context.screen is not None else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if status == "RUNNING_MODAL":
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        return {status}
+
+    def cancel(self, context):          # Blender quits or the file is closed while running
+        self._run.cancel()
+        self._run.step(context, lambda *_: None)
+        self._end(context)
+
+    def _end(self, context) -> None:
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+
+
+def os_error_text(exc: OSError) -> str:
+    return f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
