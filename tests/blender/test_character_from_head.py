@@ -192,3 +192,24 @@ def test_character_from_head_refuses_heads_it_cannot_read(rig, paths):
     head.data.shape_keys.animation_data.action = artist
     assert "not keyed by VOCA's action" in run_op("character_transfer")
     assert face.data.shape_keys is None and character_io.residuals(face) is not None
+
+
+def test_character_from_head_reads_samples_and_edited_curves_as_blender_plays_them(rig, paths):
+    """A long clip's curves are stored as samples (keyframes.py); an artist may delete a keyframe: the head
+    is read back as it plays, frame by frame."""
+    head, *_ = rig
+    animate(head)
+    scene, key = bpy.context.scene, head.data.shape_keys
+    first = character_source.head_animation(head, scene).animation
+    names = list(key[writer.OWNED_KEYS])
+    compat.find_fcurve(key.animation_data, keyframes.value_path(names[0])).convert_to_samples(START, scene.frame_end + 1)
+    edited = compat.find_fcurve(key.animation_data, keyframes.value_path(names[1]))
+    edited.keyframe_points.remove(edited.keyframe_points[40])          # frame START + 40 now interpolated
+    motion = character_source.head_animation(head, scene)
+    assert motion.start_frame == START and motion.animation.num_frames == first.num_frames
+    np.testing.assert_array_equal(motion.animation.weights[:, 0], first.weights[:, 0])
+    w = first.weights[:, 1]
+    np.testing.assert_allclose(motion.animation.weights[:, 1],
+                               np.r_[w[:40], (w[39] + w[41]) / 2, w[41:]], atol=1e-6)
+    played = [edited.evaluate(START + i) for i in (39, 40, 41)]
+    np.testing.assert_allclose(motion.animation.weights[39:42, 1], played, atol=1e-6)

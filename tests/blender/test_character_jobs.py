@@ -167,3 +167,15 @@ def test_character_panel_draws_the_source_choice_and_why_buttons_are_grey(face):
     log = draw(character_panel.VOCA_PT_character)
     assert ("prop", "source_head") in log and ("operator", "voca.character_drive", False) in log
     assert any(entry[0] == "label" and entry[1].startswith("Pick the FLAME head") for entry in log)
+
+
+def test_character_operators_undo_in_one_step(face):
+    bpy.ops.ed.undo_push(message="before")               # background Blender: creates the undo stack
+    assert bpy.ops.voca.character_fit("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert bpy.ops.voca.character_transfer("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert bpy.data.objects["Face"].data.shape_keys is not None
+    bpy.ops.ed.undo()
+    obj = bpy.data.objects["Face"]
+    assert obj.data.shape_keys is None and character_io.residuals(obj) is not None
+    bpy.ops.ed.undo()
+    assert character_io.residuals(bpy.data.objects["Face"]) is None

@@ -118,7 +118,7 @@ def _motion_plan(context, target: Optional[Target] = None, **extra) -> MotionPla
             raise InputError("the target and the source head are the same object; pick the character as Target.")
         head = character_source.head_animation(settings.source_head, context.scene)
     elif not settings.source_path:
-        raise InputError("choose the FLAME sequence to retarget (Sequence), or switch Source to Head.")
+        raise InputError("choose the FLAME sequence to retarget (Sequence), or switch Source to Animated head.")
     else:
         path = bpy.path.abspath(settings.source_path)
     fit = stage["io"].load_fit(bpy.data.objects[target.name], target.vertices, template.faces)
