@@ -147,7 +147,7 @@ def session_config(out: Path, archive: Path, voca_ckpt, ds_small_pb, shared_data
     return {
         "out": str(out), "zip": str(archive), "zip_fallback": str(without_wheels(archive, out / "no-wheels.zip")),
         "voca": str(voca_ckpt), "deepspeech": str(ds_small_pb),
-        "template": str(shared_data / "flame" / "FLAME_sample.ply"),
+        "template": str(shared_data / "flame" / "FLAME_sample.ply"), "arkit": str(shared_data / "arkit"),
         "audio": str(write_clip(shared_data / "audio" / "test_sentence.wav", out / "speech.wav")),
         "condition": CONDITION, "rerun_condition": RERUN_CONDITION, "emotion": EMOTION, "strength": STRENGTH, "ease": EASE,
         "emotion_source": str(shared_data / "emotions" / "seed_emotion_offsets.npz"),

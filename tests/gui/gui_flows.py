@@ -25,6 +25,7 @@ import time
 import bpy
 import numpy as np
 
+import gui_character
 import gui_runs
 import gui_scene
 import gui_screen as screen
@@ -291,6 +292,7 @@ SCENARIOS = [
     ("escape", escape),
     ("animate", animate),
     ("undo_redo", undo_redo),
+    ("character", gui_character.character),              # the head is animated here (the redone run)
     ("emotion_buttons", emotion_buttons),
     ("remove", remove),
     ("session_reports", session_reports),

@@ -1,0 +1,28 @@
+"""The Character sub-panel's operators in the real window (scenario ``character`` of :mod:`gui_character`):
+Fit invoked as a button runs as a modal operator with a worker thread, Esc mid-fit stops it at once and
+leaves nothing; Fit and Transfer from the animated FLAME head then run to the end."""
+from __future__ import annotations
+
+ESC_LIMIT = 1.0                 # s from the key press to the operator having closed
+TOLERANCE = 2e-6                # metres: float32 rounding of the keys
+
+
+def test_gui_character_fit_esc_stops_it_at_once_and_keeps_nothing(gui):
+    entry = gui.scenario("character")["escaped"]
+    assert entry["invoked"] == ["RUNNING_MODAL"] and entry["under_way"], entry      # a modal with a worker
+    assert entry["stage_at_esc"].startswith("fitting"), entry                      # pressed mid-fit
+    assert entry["stopped"] and entry["esc_to_stop"] <= ESC_LIMIT, entry
+    assert entry["stage_after"] == "cancelled" and entry["worker_ended"], entry
+    assert not entry["fit_kept"] and entry["changes"] == [], entry                 # its late result dropped
+    assert entry["reports"] == ["VOCA Fit: cancelled; nothing was changed."], entry
+
+
+def test_gui_character_fit_then_transfer_from_the_animated_head(gui):
+    entry = gui.scenario("character")
+    fit, moved = entry["fit"], entry["transfer"]
+    assert fit["invoked"] == ["RUNNING_MODAL"] and fit["ended"] and fit["fit_kept"], fit
+    assert any(r.startswith("Fitted 'Face': landmarks") for r in fit["reports"]), fit
+    assert moved["invoked"] == ["RUNNING_MODAL"] and moved["ended"], moved
+    assert any("transferred keys from 'FLAME head'" in r for r in moved["reports"]), moved
+    assert moved["strips_same"] and moved["scene_same"] and moved["head_same"], moved
+    assert max(moved["errors"].values()) <= TOLERANCE, moved
