@@ -179,3 +179,18 @@ def test_character_operators_undo_in_one_step(face):
     assert obj.data.shape_keys is None and character_io.residuals(obj) is not None
     bpy.ops.ed.undo()
     assert character_io.residuals(bpy.data.objects["Face"]) is None
+
+
+def test_character_job_writes_into_the_scene_it_started_in(face):
+    """The artist switches scenes while Transfer runs: the result goes to the run's own scene."""
+    obj, _ = face
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    first = bpy.context.scene
+    run = jobs.JobRun(ops.VOCA_OT_character_transfer, bpy.context)
+    other = bpy.data.scenes.new("Other")
+    other.frame_start, other.frame_end = 500, 600
+    with bpy.context.temp_override(scene=other):
+        assert bpy.context.scene == other
+        status, _ = drive(run)
+    assert status == "FINISHED" and (first.frame_start, first.frame_end) == (1, 306)
+    assert (other.frame_start, other.frame_end) == (500, 600) and obj.data.shape_keys is not None

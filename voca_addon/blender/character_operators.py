@@ -201,7 +201,7 @@ class VOCA_OT_character_fit(jobs.JobOperator, bpy.types.Operator):
                                               flame_ids, target_ids)
 
     @classmethod
-    def apply(cls, context, plan, fit):
+    def apply(cls, scene, plan, fit):
         obj = _current_target(plan[0])
         _stage()["io"].store_fit(obj, fit, plan[0].vertices)
         return f"Fitted '{obj.name}': {residual_text(fit.residuals)}"
@@ -228,8 +228,8 @@ class VOCA_OT_character_transfer(jobs.JobOperator, bpy.types.Operator):
         return _compute_motion(plan, progress)
 
     @classmethod
-    def apply(cls, context, plan, motion):
-        obj, scene = _current_target(plan.target), context.scene
+    def apply(cls, scene, plan, motion):
+        obj = _current_target(plan.target)
         with transaction.all_or_nothing(scene, [obj]):
             report = writer.write_animation(obj, motion, scene, plan.start_frame)
             if plan.head is None:                    # a file: the clip sets the range; a head already did
@@ -269,9 +269,9 @@ class VOCA_OT_character_drive(jobs.JobOperator, bpy.types.Operator):
         return motion, _stage()["keysolve"].solve_keys(motion, plan.deltas, list(plan.names))
 
     @classmethod
-    def apply(cls, context, plan, result):
+    def apply(cls, scene, plan, result):
         motion, solution = result
-        obj, scene = _current_target(plan.target), context.scene
+        obj = _current_target(plan.target)
         with transaction.all_or_nothing(scene, [obj]):
             character_writer.drive_keys(obj, list(plan.names), solution.weights, motion.fps, scene, plan.start_frame)
             if plan.curves_path:

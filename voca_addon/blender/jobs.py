@@ -8,7 +8,7 @@ work splits in three class methods::
                                                  changes nothing
     result = Op.compute(plan, progress)          ANY thread, never touches bpy: numpy + core only;
                                                  progress(fraction, stage) between steps
-    line   = Op.apply(context, plan, result)     main thread: checks the scene again, writes inside
+    line   = Op.apply(scene, plan, result)       main thread: checks the scene again, writes inside
                                                  transaction.all_or_nothing, returns the INFO line
 
 :class:`WorkerJob` runs ``compute`` in a daemon thread that only puts ``("PROGRESS", fraction, stage)``,
@@ -123,7 +123,7 @@ class JobRun:
             elif message[0] == "ERROR":
                 return self._close(scene, self._failed(message[1], report))
             elif message[0] == "DONE":
-                return self._close(scene, self._apply(context, scene, message[1], report))
+                return self._close(scene, self._apply(scene, message[1], report))
         return "RUNNING_MODAL"
 
     def _failed(self, exc: BaseException, report: Callable) -> str:
@@ -136,12 +136,12 @@ class JobRun:
             reporting.report_error(report, exc, self.op.bl_idname)
         return "CANCELLED"
 
-    def _apply(self, context, scene, result, report: Callable) -> str:
+    def _apply(self, scene, result, report: Callable) -> str:
         if scene is None:
             return self._failed(VocaError("The scene was deleted while VOCA was working; nothing was written."),
                                 report)
         try:
-            self.message = self.op.apply(context, self.plan, result)
+            self.message = self.op.apply(scene, self.plan, result)     # the run's scene, not the window's now
         except Exception as exc:             # noqa: BLE001 — the transaction restored the scene; say why
             return self._failed(exc, report)
         report({"INFO"}, self.message)
@@ -170,7 +170,7 @@ class JobOperator:
                 result = self.compute(plan, lambda fraction, _stage: wm.progress_update(fraction))
             finally:
                 wm.progress_end()
-            return self.apply(context, plan, result)
+            return self.apply(context.scene, plan, result)
         return reporting.run_action(self, run)
 
     @reporting.guarded
