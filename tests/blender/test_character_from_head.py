@@ -213,3 +213,26 @@ def test_character_from_head_reads_samples_and_edited_curves_as_blender_plays_th
                                np.r_[w[:40], (w[39] + w[41]) / 2, w[41:]], atol=1e-6)
     played = [edited.evaluate(START + i) for i in (39, 40, 41)]
     np.testing.assert_allclose(motion.animation.weights[39:42, 1], played, atol=1e-6)
+
+
+def test_character_from_head_carries_its_emotion_and_blinks(rig, paths, shared_data, evaluated):
+    """A head animated with an emotion, blinks and head motion: the reading is everything its shape keys
+    play (the head's own evaluated mesh, every frame checked), and the character replays its transfer;
+    head motion (the object's rotation) stays on the head."""
+    head, face, mesh, fit = rig
+    props = bpy.context.scene.voca
+    props.emotion, props.emotion_source = "happy", str(shared_data / "emotions" / "seed_emotion_offsets.npz")
+    living = props.living
+    living.blinks, living.head_motion = True, True
+    living.blink_source = ",".join(str(shared_data / "flame" / f) for f in ("l_eyelid.npy", "r_eyelid.npy"))
+    animate(head)
+    motion = character_source.head_animation(head, bpy.context.scene)
+    assert {"EMO happy", "blink"} <= set(motion.animation.names)
+    played = motion.animation.vertices()
+    for i in range(0, motion.animation.num_frames, 7):
+        np.testing.assert_allclose(evaluated(head, bpy.context.scene, START + i), played[i], atol=TOLERANCE)
+    assert bpy.ops.voca.character_transfer() == {"FINISHED"}
+    assert {"VOCA_EMO happy", "VOCA_blink"} <= {b.name for b in face.data.shape_keys.key_blocks}
+    expected = transfer.transfer(motion.animation, fit, mesh.vertices, mesh.faces)
+    assert_plays(face, expected, [0, 30, expected.num_frames // 2, expected.num_frames - 1], evaluated)
+    assert face.animation_data is None                    # the head's rotation is not the character's

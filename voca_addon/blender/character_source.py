@@ -14,9 +14,13 @@ inverts that::
 
 so Transfer / Drive key the character on the head's own frames, at the scene's rate, from the same
 numbers the head plays (float32 rounding). A curve edited off the frame grid is evaluated by Blender
-at each frame; a bias curve that is not constant becomes one more basis row (``bias``). Only the speech
-keys are read: emotion keys, blinks, head and eye motion stay on the head. The sound strip, the head
-and its action are only read.
+at each frame; a bias curve that is not constant becomes one more basis row (``bias``); a muted key
+counts 0. Every other key the head's VOCA action animates — the emotion keys (``EMO <name>``, its own or
+ones marked as emotions), the blink (``VOCA blink`` → ``blink``) — becomes one more row (key − its
+relative key) with its curve over the same frames, so the reading is everything the head's shape keys
+play over the clip. Head and eye motion (object / bone rotations) and the FLAME rig's correctives
+(drivers) are not shape-key curves and stay on the head. The sound strip, the head and its action are
+only read.
 
 Contract: main thread only (``bpy``); user errors raise :class:`~voca_addon.core.errors.InputError`;
 nothing is changed. Units: the head's mesh units (FLAME: metres), float32 arrays.
@@ -77,6 +81,8 @@ def _points(fcurve) -> np.ndarray:
 
 def _values(fcurve, block, frames: np.ndarray) -> np.ndarray:
     """The key's value at each frame as Blender plays it: float32 [F]."""
+    if block.mute:
+        return np.zeros(len(frames), np.float32)
     if fcurve is None or fcurve.mute:
         return np.full(len(frames), block.value, np.float32)
     points = _points(fcurve)
@@ -102,6 +108,17 @@ def _clip_frames(anim_data, names) -> np.ndarray:
     return np.arange(round(min(firsts)), round(max(lasts)) + 1, dtype=np.float64)
 
 
+def _delta(block) -> np.ndarray:
+    """What a key adds at value 1: its shape minus its relative key's, float32 [V, 3]."""
+    return writer.key_co(block) - writer.key_co(block.relative_key)
+
+
+def _other_name(name: str, prefix: str) -> str:
+    """A non-speech key's name on the character: ``EMO happy`` stays, ``VOCA blink`` becomes ``blink``."""
+    own = prefix.rstrip("_") + " "
+    return name[len(own):] if name.startswith(own) else name
+
+
 def head_animation(obj, scene) -> HeadMotion:
     """The speech animation ``obj`` plays (see the module docstring); InputError when it has none."""
     problem = head_problem(obj)
@@ -114,26 +131,31 @@ def head_animation(obj, scene) -> HeadMotion:
     if missing:
         raise InputError(f"the VOCA key '{missing[0]}' of '{obj.name}' was deleted or renamed: run Animate "
                          "from audio on it again.")
-    scales = dict(key.get(writer.KEY_SCALES, {}))
-    ref = writer.key_co(key.reference_key)
-    frames = _clip_frames(key.animation_data, owned[:-1])
+    scales, anim_data = dict(key.get(writer.KEY_SCALES, {})), key.animation_data
+    frames = _clip_frames(anim_data, owned[:-1])
     rows, columns, names = [], [], []
-    for name in owned[:-1]:
-        block, scale = key.key_blocks[name], float(scales.get(name, 1.0))
-        fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(name))
-        rows.append((writer.key_co(block) - ref) / np.float32(scale))
+
+    def add(block, name: str, scale: float = 1.0) -> None:
+        fcurve = compat.find_fcurve(anim_data, keyframes.value_path(block.name))
+        rows.append(_delta(block) / np.float32(scale))
         columns.append(_values(fcurve, block, frames) * np.float32(scale))
-        names.append(name[len(prefix):] if name.startswith(prefix) else name)
+        names.append(name)
+
+    for name in owned[:-1]:                                     # the speech keys, in the writer's order
+        add(key.key_blocks[name], name[len(prefix):] if name.startswith(prefix) else name,
+            float(scales.get(name, 1.0)))
+    for block in key.key_blocks:                                # emotion keys, the blink: keyed in VOCA's action
+        if block != key.reference_key and block.name not in owned and \
+                compat.find_fcurve(anim_data, keyframes.value_path(block.name)) is not None:
+            add(block, _other_name(block.name, prefix))
     bias_block = key.key_blocks[owned[-1]]
-    bias_delta = writer.key_co(bias_block) - ref
-    bias_values = _values(compat.find_fcurve(key.animation_data, keyframes.value_path(owned[-1])), bias_block, frames)
+    bias_values = _values(compat.find_fcurve(anim_data, keyframes.value_path(owned[-1])), bias_block, frames)
     if np.all(bias_values == bias_values[0]):
-        bias = bias_delta * bias_values[0]
+        bias = _delta(bias_block) * bias_values[0]
     else:                                                       # an edited bias curve: one more row
-        bias = np.zeros_like(bias_delta)
-        rows.append(bias_delta)
-        columns.append(bias_values)
-        names.append("bias")
+        bias = np.zeros_like(rows[0])
+        add(bias_block, "bias")
     anim = ShapeKeyAnimation(np.stack(rows).astype(np.float32), bias.astype(np.float32),
-                             np.stack(columns, axis=1).astype(np.float32), writer.scene_fps(scene), ref, tuple(names))
+                             np.stack(columns, axis=1).astype(np.float32), writer.scene_fps(scene),
+                             writer.key_co(key.reference_key), tuple(names))
     return HeadMotion(anim, int(frames[0]), obj.name)
