@@ -11,29 +11,27 @@ work splits in three class methods::
     line   = Op.apply(scene, plan, result)       main thread: checks the scene again, writes inside
                                                  transaction.all_or_nothing, returns the INFO line
 
-:class:`WorkerJob` runs ``compute`` in a daemon thread that only puts ``("PROGRESS", fraction, stage)``,
-``("DONE", result)`` or ``("ERROR", exception)`` on a queue; :meth:`WorkerJob.cancel` makes its next
-progress call raise :class:`.pipeline.Cancelled`. :class:`JobRun` drains that queue from the main thread
-(:meth:`JobRun.step`, also what tests call without a window). :class:`JobOperator` is the operator side:
+:class:`.worker.WorkerJob` (Animate's protocol) runs ``compute`` in a daemon thread that only puts
+``("PROGRESS", fraction, stage)``, ``("DONE", result)`` or ``("ERROR", exception)`` on a queue; its
+``cancel`` makes the next progress call raise :class:`.worker.Cancelled`. :class:`JobRun` drains that
+queue from the main thread (:meth:`JobRun.step`, also what tests call without a window). :class:`JobOperator` is the operator side:
 ``execute`` (Python, headless, the redo panel) runs the three synchronously; ``invoke`` in a window
 starts a :class:`JobRun` and a 0.1 s timer, ``modal`` shows the progress (the window manager's and the
 panel's bar from :data:`PROGRESS_GROUP` of the scene) and applies the result in its last call, so one
 undo step holds the whole run. Esc ends the operator at once: nothing is applied and the scene is
 untouched (a core step already under way finishes in the background and its result is dropped).
 
-Contract: :class:`WorkerJob` never touches bpy; the rest runs on the main thread.
+Contract: main thread (``bpy``); the worker (:mod:`.worker`) never touches bpy.
 """
 from __future__ import annotations
 
-import queue
-import threading
 from typing import Callable, Optional
 
 import bpy
 
 from ..core.errors import VocaError
 from . import reporting
-from .pipeline import Cancelled
+from .worker import Cancelled, WorkerJob
 
 TIMER_STEP = 0.1                    # s between two drains of the worker's queue
 _running: set = set()               # session_uid of the scenes with a live JobRun
@@ -41,53 +39,6 @@ _running: set = set()               # session_uid of the scenes with a live JobR
 
 def is_running(scene) -> bool:
     return scene is not None and scene.session_uid in _running
-
-
-class WorkerJob:
-    """``work(progress)`` in a daemon thread; results only through :attr:`messages` (never bpy)."""
-
-    def __init__(self, work: Callable, name: str):
-        self.messages: "queue.Queue" = queue.Queue()
-        self._work, self._cancel = work, threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"voca-{name}", daemon=True)
-
-    def start(self) -> "WorkerJob":
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def join(self, timeout: Optional[float] = None) -> None:
-        self._thread.join(timeout)
-
-    def drain(self) -> list:
-        """Every message queued so far (never blocks)."""
-        out = []
-        while True:
-            try:
-                out.append(self.messages.get_nowait())
-            except queue.Empty:
-                return out
-
-    def progress(self, fraction: float, stage: str) -> None:
-        if self._cancel.is_set():
-            raise Cancelled("cancelled")
-        self.messages.put(("PROGRESS", float(fraction), stage))
-
-    def _run(self) -> None:
-        try:
-            result = self._work(self.progress)
-            if self._cancel.is_set():
-                raise Cancelled("cancelled")
-        except BaseException as exc:        # handed to the main thread, which reports it
-            self.messages.put(("ERROR", exc))
-        else:
-            self.messages.put(("DONE", result))
 
 
 class JobRun:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import queue
 import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Union
@@ -51,6 +50,7 @@ from ..core.face import liveliness as core_liveliness
 from ..core.errors import AudioError, InputError, MeshError, VocaError
 from . import compat, emotion_writer, transaction, writer
 from . import liveliness_writer
+from .worker import Cancelled, WorkerJob
 
 PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
 MODES = writer.MODES
@@ -58,10 +58,6 @@ HEAD_NAME = "FLAME head"
 
 Condition = Union[int, Mapping[int, float]]
 Progress = Optional[Callable[[float, str], None]]
-
-
-class Cancelled(Exception):
-    """The user cancelled a run (Esc); raised from the progress callback inside the worker."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +249,8 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
     return ComputeResult(anim, template, emotion, assets)
 
 
-class AnimateJob:
-    """:func:`compute` in a daemon worker thread; results only through :attr:`messages`.
+class AnimateJob(WorkerJob):
+    """:func:`compute` in a daemon worker thread (``voca-animate``); results only through :attr:`messages`.
 
     Messages: ``("PROGRESS", fraction, stage)``, then one ``("DONE", ComputeResult)`` or
     ``("ERROR", exception)`` (a :class:`Cancelled` after :meth:`cancel`). The worker never touches bpy.
@@ -262,50 +258,7 @@ class AnimateJob:
 
     def __init__(self, settings: AnimateSettings):
         self.settings = settings
-        self.messages: "queue.Queue" = queue.Queue()
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="voca-animate", daemon=True)
-
-    def start(self) -> "AnimateJob":
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def join(self, timeout: Optional[float] = None) -> None:
-        self._thread.join(timeout)
-
-    def drain(self) -> list:
-        """Every message queued so far (never blocks)."""
-        out = []
-        while True:
-            try:
-                out.append(self.messages.get_nowait())
-            except queue.Empty:
-                return out
-
-    def _progress(self, fraction: float, stage: str) -> None:
-        if self._cancel.is_set():
-            raise Cancelled("cancelled")
-        self.messages.put(("PROGRESS", float(fraction), stage))
-
-    def _work(self) -> None:
-        try:
-            result = compute(self.settings, self._progress)
-            if self._cancel.is_set():
-                raise Cancelled("cancelled")
-        except BaseException as exc:        # handed to the main thread, which reports it
-            self.messages.put(("ERROR", exc))
-        else:
-            self.messages.put(("DONE", result))
+        super().__init__(lambda progress: compute(settings, progress), "animate")
 
 
 # ---------------------------------------------------------------------------- main thread
