@@ -3,19 +3,32 @@
 With the rig's key deltas B (J keys over the region's 3R coordinates) and the motion m_f (the
 transferred VOCA displacement of frame f from the rest shape), the weights C = [c_1 … c_F]ᵀ solve
 
-    minimise ½ Σ_f ‖Bᵀ c_f − m_f‖² + ½ λ Σ_f ‖c_f − c_{f−1}‖²   subject to 0 ≤ c_f ≤ 1,
+    minimise ½ Σ_f ‖Bᵀ c_f − m_f‖² + ½ κ Σ_f ‖Φᵀ c_f − o_f‖² + ½ λ Σ_f ‖c_f − c_{f−1}‖²
+    subject to 0 ≤ c_f ≤ 1,
 
-a box-constrained quadratic with Hessian I ⊗ G + λ L ⊗ I (G = B Bᵀ, L the path Laplacian in time).
-It is solved by ADMM (Boyd et al., *Distributed Optimization … ADMM*, 2011, §5.2) splitting C = Z,
-Z in the box: the C-step (C G + λ L C + ρ C = H + ρ(Z − U)) is diagonal in the basis DCT-II (time:
-L's eigenvectors, eigenvalues σ_k = 4 sin²(πk / 2F)) × eigenvectors of G (keys), so each iteration
-costs two DCTs (``scipy.fft``) and two J×J products; Z-step: clip; U-step: U += C − Z, with
-over-relaxation Ĉ = α C + (1 − α) Z (Boyd §3.4.3, α = 1.8) and ρ = ½ mean eig(G) (measured on the
-ARKit face, 60 s: 56 iterations instead of 160 with α = 1, ρ = mean eig). The data
-enter only through G and H = B m_f, so the vertex count does not matter after one product.
+a box-constrained quadratic with Hessian I ⊗ G + λ L ⊗ I (G = B Bᵀ + κ Φ Φᵀ, L the path Laplacian in
+time). It is solved by ADMM (Boyd et al., *Distributed Optimization … ADMM*, 2011, §5.2) splitting
+C = Z, Z in the box: the C-step (C G + λ L C + ρ C = H + ρ(Z − U)) is diagonal in the basis DCT-II
+(time: L's eigenvectors, eigenvalues σ_k = 4 sin²(πk / 2F)) × eigenvectors of G (keys), so each
+iteration costs two DCTs (``scipy.fft``) and two J×J products; Z-step: clip; U-step: U += C − Z, with
+over-relaxation Ĉ = α C + (1 − α) Z (Boyd §3.4.3, α = 1.8) and ρ = 0.1 mean eig(G) (measured on the
+ARKit face, 60 s: 97 iterations, 296 with ρ = ½ mean eig; the objective agrees to 3·10⁻⁷). The data
+enter only through G and H = B m_f + κ Φ o_f, so the vertex count does not matter after one product.
 
 The region is where the motion moves (mouth and jaw for speech): vertices whose displacement range
 over the clip reaches ``REGION_SHARE`` of the largest; keys that do not move the region are left at 0.
+
+The κ term weights the face's **openings**: pairs (a, b) of region vertices that are close at rest
+(within ``OPENING_RADIUS`` × the largest vertex motion) and that the motion separates the most (the
+range of their distance ≥ ``OPENING_SHARE`` of the widest) — for speech, upper against lower lip
+across the mouth. Their relative displacement p_a − p_b is linear in the vertex positions, so each
+pair adds 3 rows to the least squares (Φ: the keys' p_a − p_b, o_f: the motion's), weighted so that
+all of them together count ``OPENING_WEIGHT`` times the whole region. Without it the region's least
+squares shares the opening between the jaw key and lip keys (on the ARKit face jawOpen drops the chin
+back as far as down, VOCA's chin goes half as far back, and VOCA sometimes parts the lips with the
+chin still: lowering the lower lip alone then fits the region better); with it, how far the mouth
+opens and when the lips meet come first and the jaw key carries the opening. The pairs come from the
+motion and the rest shape alone: no key names, no landmarks, any rig.
 
 Contract: numpy + scipy; pure functions, any thread. Units: the target's.
 """
@@ -25,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.fft import dct, idct
+from scipy.spatial import cKDTree
 
 from ..animation.shapekeys import ShapeKeyAnimation
 from ..errors import InputError
@@ -32,10 +46,15 @@ from ..errors import InputError
 REGION_SHARE = 0.1       # region: vertices moving at least this share of the largest motion
 KEY_SHARE = 0.01         # keys whose region norm is below this share of the largest are not solved
 SMOOTHNESS = 0.02        # λ relative to the mean eigenvalue of G
+OPENING_RADIUS = 0.5     # opening pairs: closer at rest than this × the largest vertex motion range
+OPENING_SHARE = 0.8      # … whose distance ranges over at least this share of the widest opening
+OPENING_WEIGHT = 2.0     # κ: the openings' rows together weigh this many times the region's
+OPENING_CELL = 0.25      # candidate vertices: one per grid cell of this × the pair radius (dense meshes)
+SPREAD_FRAMES = 600      # … measured on at most this many frames, evenly spaced (10 per second at 60 s)
 MAX_ITERATIONS = 2000
 TOLERANCE = 1e-5         # ADMM residuals relative to √(F·J)
 RELAXATION = 1.8         # ADMM over-relaxation α
-RHO_SHARE = 0.5          # ρ relative to the mean eigenvalue of G
+RHO_SHARE = 0.1          # ρ relative to the mean eigenvalue of G
 CHUNK_FRAMES = 128
 
 
@@ -48,29 +67,75 @@ class KeySolution:
     weights : float32 [F, J]   in [0, 1]
     names : tuple of str        the keys, in ``weights``' column order
     region : int64 [R]          vertices the fit was made over
-    report : dict               ``mean_error``/``p95_error`` (per vertex per frame, target units),
-                                ``explained`` (1 − residual energy / motion variance), ``iterations``
+    report : dict               ``mean_error``/``p95_error``/``max_error`` (per region vertex per frame,
+                                target units), ``explained`` (1 − residual energy / motion variance),
+                                ``opening_error`` (mean over opening pairs and frames, target units),
+                                ``opening_weight`` (κ per pair row), ``iterations``
+    openings : int64 [P, 2]     the vertex pairs weighted as openings (see the module docstring)
     """
 
     weights: np.ndarray
     names: tuple
     region: np.ndarray
     report: dict = field(default_factory=dict)
+    openings: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
-def motion_region(animation: ShapeKeyAnimation) -> np.ndarray:
+def _frames(animation: ShapeKeyAnimation):
+    """The animation's frames in chunks of ``CHUNK_FRAMES`` (bounded memory), float32 [n, V, 3]."""
+    for start in range(0, animation.num_frames, CHUNK_FRAMES):
+        yield animation.vertices(range(start, min(start + CHUNK_FRAMES, animation.num_frames)))
+
+
+def motion_span(animation: ShapeKeyAnimation) -> np.ndarray:
+    """Each vertex's range of positions over the clip and the rest shape (box diagonal), float64 [V]."""
+    low = high = animation.template.astype(np.float64)
+    for frames in _frames(animation):
+        low, high = np.minimum(low, frames.min(axis=0)), np.maximum(high, frames.max(axis=0))
+    return np.linalg.norm(high - low, axis=1)
+
+
+def motion_region(animation: ShapeKeyAnimation, span=None) -> np.ndarray:
     """Vertices where the animation moves (range ≥ ``REGION_SHARE`` of the largest), int64 [R].
 
     The range includes the rest shape, so a constant offset (VOCA's bias) counts as motion too.
     """
-    low = high = animation.template.astype(np.float64)
-    for start in range(0, animation.num_frames, CHUNK_FRAMES):           # bounded memory
-        frames = animation.vertices(range(start, min(start + CHUNK_FRAMES, animation.num_frames)))
-        low, high = np.minimum(low, frames.min(axis=0)), np.maximum(high, frames.max(axis=0))
-    span = np.linalg.norm(high - low, axis=1)
+    span = motion_span(animation) if span is None else span
     if not span.max() > 0:
         raise InputError("the animation does not move; there is nothing to drive the keys with.")
     return np.flatnonzero(span >= REGION_SHARE * span.max())
+
+
+def opening_pairs(animation: ShapeKeyAnimation, region: np.ndarray, span=None) -> np.ndarray:
+    """The motion's openings: vertex pairs close at rest that it separates the most, int64 [P, 2].
+
+    Candidates are pairs of region vertices within ``OPENING_RADIUS`` × the largest vertex motion of
+    each other at rest (on a dense mesh, one vertex per grid cell of ``OPENING_CELL`` × that radius);
+    kept are those whose distance over the clip and the rest shape ranges over ≥ ``OPENING_SHARE`` of
+    the widest such range. Empty when nothing opens (e.g. a rigid motion).
+    """
+    span = motion_span(animation) if span is None else span
+    rest = animation.template.astype(np.float64)
+    radius = OPENING_RADIUS * float(span.max())
+    if not radius > 0 or len(region) < 2:
+        return np.zeros((0, 2), np.int64)
+    cells = np.floor(rest[region] / (OPENING_CELL * radius)).astype(np.int64)
+    candidates = region[np.sort(np.unique(cells, axis=0, return_index=True)[1])]
+    pairs = cKDTree(rest[candidates]).query_pairs(radius, output_type="ndarray")
+    if not len(pairs):
+        return np.zeros((0, 2), np.int64)
+    a, b = candidates[pairs[:, 0]], candidates[pairs[:, 1]]
+    low = high = np.linalg.norm(rest[a] - rest[b], axis=1)
+    step = -(-animation.num_frames // SPREAD_FRAMES)                   # ⌈F / SPREAD_FRAMES⌉
+    for start in range(0, animation.num_frames, CHUNK_FRAMES * step):
+        frames = animation.vertices(range(start, min(start + CHUNK_FRAMES * step, animation.num_frames), step))
+        dist = np.linalg.norm(frames[:, a] - frames[:, b], axis=2)
+        low, high = np.minimum(low, dist.min(axis=0)), np.maximum(high, dist.max(axis=0))
+    spread = high - low
+    if not spread.max() > 0:
+        return np.zeros((0, 2), np.int64)
+    keep = spread >= OPENING_SHARE * spread.max()
+    return np.stack([a[keep], b[keep]], axis=1)
 
 
 def admm_box_qp(g: np.ndarray, h: np.ndarray, smoothness: float):
@@ -96,8 +161,20 @@ def admm_box_qp(g: np.ndarray, h: np.ndarray, smoothness: float):
     return z, it
 
 
+def _rows(animation: ShapeKeyAnimation, keys: np.ndarray, vertices: np.ndarray, pairs: np.ndarray):
+    """Least-squares rows of the keys and the motion: the region's coordinates, then the openings'.
+
+    Returns (B [J, 3n], basis [K, 3n], bias [3n]) with n = len(vertices) + len(pairs); the motion of
+    frame f on these rows is ``bias + weights[f] @ basis``.
+    """
+    def rows(field_):                                                     # [..., V, 3] → [..., 3n]
+        parts = [field_[..., vertices, :], field_[..., pairs[:, 0], :] - field_[..., pairs[:, 1], :]]
+        return np.concatenate(parts, axis=-2).reshape(*field_.shape[:-2], -1)
+    return (rows(keys), rows(animation.basis.astype(np.float64)), rows(animation.bias.astype(np.float64)))
+
+
 def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=None,
-               smoothness: float = SMOOTHNESS) -> KeySolution:
+               smoothness: float = SMOOTHNESS, opening_weight: float = OPENING_WEIGHT) -> KeySolution:
     """Weights of the rig's ``keys`` that best reproduce ``animation`` over ``region``.
 
     Parameters
@@ -106,35 +183,44 @@ def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=Non
     keys : float [J, V, 3]          the rig's key deltas (key − rest)
     names : sequence of J str
     region : int [R], optional      vertices to match (default :func:`motion_region`)
+    smoothness : float              λ relative to the mean eigenvalue of G
+    opening_weight : float          the openings' total weight relative to the region's (0: none)
     """
     keys = np.asarray(keys, np.float64)
     if keys.ndim != 3 or keys.shape[1:] != animation.template.shape or len(names) != len(keys):
         raise InputError(f"{len(names)} key names and keys {keys.shape} do not match the animation's "
                          f"mesh {animation.template.shape}.")
-    region = motion_region(animation) if region is None else np.asarray(region, np.int64)
-    b = keys[:, region].reshape(len(keys), -1)                            # B [J, 3R]
-    norms = np.linalg.norm(b, axis=1)
+    span = motion_span(animation)
+    region = motion_region(animation, span) if region is None else np.asarray(region, np.int64)
+    pairs = opening_pairs(animation, region, span) if opening_weight > 0 else np.zeros((0, 2), np.int64)
+    kappa = opening_weight * len(region) / max(len(pairs), 1)             # κ per opening row
+    b, basis, bias = _rows(animation, keys, region, pairs)                # B [J, 3n] …
+    row_weight = np.r_[np.ones(3 * len(region)), np.full(3 * len(pairs), kappa)]
+    norms = np.linalg.norm(b[:, :3 * len(region)], axis=1)
     active = np.flatnonzero(norms >= KEY_SHARE * max(norms.max(), 1e-30))
     if not active.size:
         raise InputError("none of the keys moves the mouth or jaw; pick keys that shape the mouth.")
-    ba = b[active]
-    basis = animation.basis[:, region].reshape(animation.basis.shape[0], -1).astype(np.float64)
-    bias = animation.bias[region].ravel().astype(np.float64)
+    ba, bw = b[active], b[active] * row_weight
     w = animation.weights.astype(np.float64)
-    h = (ba @ bias)[None, :] + w @ (ba @ basis.T).T                       # H = B m_f  [F, J]
-    c, iterations = admm_box_qp(ba @ ba.T, h, smoothness)
+    h = (bw @ bias)[None, :] + w @ (bw @ basis.T).T                       # H = B W m_f  [F, J]
+    c, iterations = admm_box_qp(bw @ ba.T, h, smoothness)                 # G = B W Bᵀ
     weights = np.zeros((len(w), len(keys)), np.float32)
     weights[:, active] = c
     report = _errors(c, ba, w, basis, bias, len(region))
-    report["iterations"] = iterations
-    return KeySolution(weights, tuple(names), region, report)
+    report.update(iterations=iterations, opening_weight=float(kappa if len(pairs) else 0.0))
+    return KeySolution(weights, tuple(names), region, report, pairs)
 
 
 def _errors(c, b, w, basis, bias, r) -> dict:
-    """Per-vertex per-frame reproduction errors (target units) and the share of motion explained."""
-    motion = w @ basis + bias[None]                                       # m_f  [F, 3R]
-    residual = (c @ b - motion).reshape(len(w), r, 3)
-    dist = np.linalg.norm(residual, axis=2)
-    variance = ((motion - motion.mean(axis=0)) ** 2).sum()
+    """Reproduction errors (target units) over the region's rows and the openings' rows, and the share
+    of the region's motion explained."""
+    n = 3 * r
+    motion = w @ basis + bias[None]                                       # [F, 3n]
+    residual = c @ b - motion
+    region = residual[:, :n].reshape(len(w), r, 3)
+    dist = np.linalg.norm(region, axis=2)
+    variance = ((motion[:, :n] - motion[:, :n].mean(axis=0)) ** 2).sum()
+    opening = np.linalg.norm(residual[:, n:].reshape(len(w), -1, 3), axis=2)
     return {"mean_error": float(dist.mean()), "p95_error": float(np.percentile(dist, 95)),
-            "max_error": float(dist.max()), "explained": float(1.0 - (residual ** 2).sum() / variance)}
+            "max_error": float(dist.max()), "explained": float(1.0 - (region ** 2).sum() / variance),
+            "opening_error": float(opening.mean()) if opening.size else 0.0}
