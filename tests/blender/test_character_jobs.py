@@ -194,3 +194,20 @@ def test_character_job_writes_into_the_scene_it_started_in(face):
         status, _ = drive(run)
     assert status == "FINISHED" and (first.frame_start, first.frame_end) == (1, 306)
     assert (other.frame_start, other.frame_end) == (500, 600) and obj.data.shape_keys is not None
+
+
+def test_character_job_esc_mid_fit_stops_the_worker_within_a_step(face):
+    """NICP reports each of its steps: Esc mid-fit ends the worker at the next one (not seconds later)."""
+    obj, _ = face
+    run = jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context)
+    settings = bpy.context.scene.voca_character
+    deadline = time.monotonic() + 60
+    while settings.progress < 0.2:                        # well inside the registration
+        assert run.step(bpy.context, lambda *_: None) == "RUNNING_MODAL" and time.monotonic() < deadline
+        time.sleep(0.01)
+    run.cancel()
+    cancelled = time.monotonic()
+    assert drive(run)[0] == "CANCELLED"
+    run.job.join(5)
+    assert not run.job.is_alive() and time.monotonic() - cancelled < 2.0
+    assert character_io.residuals(obj) is None

@@ -196,9 +196,10 @@ class VOCA_OT_character_fit(jobs.JobOperator, bpy.types.Operator):
     @staticmethod
     def compute(plan, progress):
         target, (flame_ids, target_ids), template = plan
-        progress(0.05, "fitting FLAME to the target")
+        stage = "fitting FLAME to the target"
+        progress(0.02, stage)
         return _stage()["fitting"].fit_target(template.vertices, template.faces, target.vertices, target.faces,
-                                              flame_ids, target_ids)
+                                              flame_ids, target_ids, lambda share: progress(0.05 + 0.95 * share, stage))
 
     @classmethod
     def apply(cls, scene, plan, fit):

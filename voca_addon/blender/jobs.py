@@ -19,7 +19,8 @@ queue from the main thread (:meth:`JobRun.step`, also what tests call without a 
 starts a :class:`JobRun` and a 0.1 s timer, ``modal`` shows the progress (the window manager's and the
 panel's bar from :data:`PROGRESS_GROUP` of the scene) and applies the result in its last call, so one
 undo step holds the whole run. Esc ends the operator at once: nothing is applied and the scene is
-untouched (a core step already under way finishes in the background and its result is dropped).
+untouched (the worker stops at its next progress call; a core step without one finishes in the
+background and its result is dropped).
 
 Contract: main thread (``bpy``); the worker (:mod:`.worker`) never touches bpy.
 """

@@ -1,5 +1,6 @@
 """A real non-FLAME face (the ARKit reference mesh, 1220 vertices): fit residuals and the transferred lips."""
 import numpy as np
+import pytest
 
 from voca_addon.core.character import landmarks as lm, transfer
 
@@ -39,3 +40,27 @@ def test_transfer_arkit_face_rest_shape_is_unchanged(official, arkit, arkit_fit)
     np.testing.assert_array_equal(result.weights, official.weights)
     far = np.linalg.norm(result.basis, axis=(0, 2)) == 0                   # no motion far from the mouth
     assert far.sum() == 0 or far.sum() < len(far)
+
+
+def test_fit_reports_its_progress_and_stops_when_the_callback_raises(flame, arkit):
+    """The Blender worker's progress bar and Esc: the share of NICP's schedule done, rising from 0; an
+    exception from the callback (a cancel) stops the fit there."""
+    from voca_addon.core.character import fit as fitting, nicp
+    args = (flame.vertices, flame.faces, arkit["mesh"].vertices, arkit["mesh"].faces, arkit["flame_ids"],
+            arkit["target_ids"])
+    seen = []
+    fitting.fit_target(*args, progress=seen.append)
+    assert seen[0] == 0.0 and seen == sorted(seen) and seen[-1] < 1.0 and len(seen) >= len(nicp.ALPHAS)
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def stop_after_two(fraction):
+        calls.append(fraction)
+        if len(calls) > 2:
+            raise Stop
+    with pytest.raises(Stop):
+        fitting.fit_target(*args, progress=stop_after_two)
+    assert len(calls) == 3

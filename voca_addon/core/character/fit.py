@@ -20,6 +20,7 @@ Contract: numpy + scipy; pure functions, any thread. User errors raise :class:`~
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -104,7 +105,8 @@ def _mm(values: np.ndarray) -> dict:
 
 
 def fit_target(template: np.ndarray, template_faces: np.ndarray, target: np.ndarray,
-               target_faces: np.ndarray, flame_ids, target_ids) -> Fit:
+               target_faces: np.ndarray, flame_ids, target_ids,
+               progress: Optional[Callable[[float], None]] = None) -> Fit:
     """Register FLAME (``template``, metres) onto ``target`` (any units, pose and topology).
 
     Parameters
@@ -112,6 +114,8 @@ def fit_target(template: np.ndarray, template_faces: np.ndarray, target: np.ndar
     template : float [5023, 3]; template_faces : int [T, 3]   FLAME (e.g. FLAME_sample.ply)
     target : float [V, 3]; target_faces : int [S, 3]           triangulated target
     flame_ids, target_ids : int [P]                            landmark pairs, P ≥ 4
+    progress : callable, optional                              share of the registration done, 0 … 1
+                                                               (:func:`.nicp.register`; raising stops it)
 
     Returns
     -------
@@ -138,7 +142,7 @@ def fit_target(template: np.ndarray, template_faces: np.ndarray, target: np.ndar
     on_surface = local[flame_ids] >= 0
     result = nicp.register(template[used], local[flame_faces], target_flame, surface_faces,
                            local[flame_ids[on_surface]], target_flame[target_ids[on_surface]],
-                           MAX_CORRESPONDENCE)
+                           MAX_CORRESPONDENCE, progress=progress)
     registered = template.copy()
     registered[used] = result.vertices
     residuals = {

@@ -21,7 +21,7 @@ Contract: numpy + scipy; pure function, any thread. Units: the caller's (FLAME f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,7 +79,8 @@ def _correspondences(deformed, template_faces, target_surface, target_normals, b
 
 def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarray,
              target_faces: np.ndarray, landmark_ids: np.ndarray, landmark_points: np.ndarray,
-             max_distance: float, alphas: Sequence[float] = ALPHAS, beta: float = BETA) -> Registration:
+             max_distance: float, alphas: Sequence[float] = ALPHAS, beta: float = BETA,
+             progress: Optional[Callable[[float], None]] = None) -> Registration:
     """Deform ``template`` onto the surface of ``target`` (optimal-step NICP).
 
     Parameters
@@ -89,6 +90,8 @@ def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarra
     landmark_ids : int [P]          template vertex per landmark
     landmark_points : float [P, 3]  their positions on the target
     max_distance : float            farthest accepted correspondence (caller's units)
+    progress : callable, optional   called with the share of the (α, inner step) schedule done before each
+                                    step; an exception it raises (a cancel) stops the registration
     """
     centre = template.mean(axis=0)
     radius = float(np.sqrt(((template - centre) ** 2).sum(axis=1).mean()))
@@ -102,8 +105,10 @@ def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarra
     boundary = surface.boundary_edge_mask(target_faces)
     fixed = (mg.T @ mg).tocsc(), (d_l.T @ d_l).tocsc(), d_l.T @ u_l
     x = np.tile(np.vstack([np.eye(3), np.zeros((1, 3))]), (n, 1))           # X⁰: identity maps
-    for alpha in alphas:
-        for _ in range(MAX_INNER):
+    for a, alpha in enumerate(alphas):
+        for inner in range(MAX_INNER):
+            if progress is not None:
+                progress((a * MAX_INNER + inner) / (len(alphas) * MAX_INNER))
             u, w, _ = _correspondences(d @ x, template_faces, target_surface, normals_t, boundary,
                                        max_distance / radius)
             dw = sp.diags(w.astype(np.float64)) @ d
