@@ -71,7 +71,7 @@ def test_character_panel_drive_keys_its_own_arkit_keys(face, shared_data, evalua
     action = obj.data.shape_keys.animation_data.action
     assert action.get(writer.OWNED) and len(list(compat.action_fcurves(action))) == 51
     assert (tmp_path / "take.csv").read_text().startswith("Timecode,BlendShapeCount,EyeBlinkLeft")
-    jaw = compat.find_fcurve(obj.data.shape_keys.animation_data, writer._value_path("jawOpen"))
+    jaw = compat.find_fcurve(obj.data.shape_keys.animation_data, writer.value_path("jawOpen"))
     values = np.array([p.co[1] for p in jaw.keyframe_points])
     assert values.min() >= 0.0 and values.max() <= 1.0 and values.max() > 0.05
 

@@ -324,8 +324,6 @@ def write_action(key, curves: list, action_name: str, slot_name: str):
     return action
 
 
-# The private names other writers used before (character_writer.py still does; to be removed).
-_set_keyframes, _key_co, _new_key, _write_action = set_keyframes, key_co, new_key, write_action
 
 
 def remove_animation(obj, keep_basis: bool = False) -> int:
@@ -374,9 +372,6 @@ def remove_key_blocks(obj, names) -> int:
             obj.shape_key_remove(block)
             removed += 1
     return removed
-
-
-_value_path = value_path
 
 
 def _remove_owned_curves(action, paths: set) -> int:
