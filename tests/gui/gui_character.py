@@ -6,8 +6,8 @@ the target, with its 68 landmark pairs; the animated head is the source. Then:
 
 * **Fit, Esc mid-run** — ``voca.character_fit('INVOKE_DEFAULT')`` starts the modal operator and its
   worker; once the panel's stage says the fit is under way, Esc is pressed over the viewport (xdotool).
-  Recorded: how long until the operator had closed, the stage after, whether the NICP that was under way
-  (it finishes in the background) left a fit on the face, what changed in the file, the reports.
+  Recorded: how long until the operator had closed and until its worker had ended (NICP stops at its next
+  step), the stage after, whether a fit was left on the face, what changed in the file, the reports.
 * **Fit, to the end** — invoked again and left to finish: the fit is kept on the face.
 * **Transfer from the animated head** — invoked and left to finish; the face's evaluated mesh at three
   frames against the add-on's own reading of the head carried through the core transfer (the exact check
@@ -76,7 +76,8 @@ def _fit_escaped(entry, settings, face):
     entry["stopped"] = yield from wait_until(lambda: not settings.is_running, 5.0, 0.02)
     entry["esc_to_stop"] = round(time.monotonic() - pressed, 3)
     entry["stage_after"] = settings.progress_stage
-    entry["worker_ended"] = yield from wait_until(lambda: not _workers(), 60.0, 0.1)
+    entry["worker_ended"] = yield from wait_until(lambda: not _workers(), 60.0, 0.02)
+    entry["worker_after"] = round(time.monotonic() - pressed, 3)       # NICP stops at its next step
     yield from redraw(0.5)                  # a timer tick after the worker's result: it must stay unused
     entry.update(fit_kept="voca_fit" in face, reports=info_reports()[reports:],
                  changes=gui_scene.changes(before, gui_scene.snapshot()))
