@@ -182,17 +182,20 @@ def test_character_operators_undo_in_one_step(face):
 
 
 def test_character_job_writes_into_the_scene_it_started_in(face):
-    """The artist switches scenes while Transfer runs: the result goes to the run's own scene."""
+    """The artist renames the scene and switches to another while Transfer runs: the result goes to the
+    run's own scene, which is not left 'running'."""
     obj, _ = face
     assert bpy.ops.voca.character_fit() == {"FINISHED"}
     first = bpy.context.scene
     run = jobs.JobRun(ops.VOCA_OT_character_transfer, bpy.context)
+    first.name = "Renamed meanwhile"
     other = bpy.data.scenes.new("Other")
     other.frame_start, other.frame_end = 500, 600
     with bpy.context.temp_override(scene=other):
         assert bpy.context.scene == other
         status, _ = drive(run)
     assert status == "FINISHED" and (first.frame_start, first.frame_end) == (1, 306)
+    assert not first.voca_character.is_running and first.voca_character.progress == 1.0
     assert (other.frame_start, other.frame_end) == (500, 600) and obj.data.shape_keys is not None
 
 

@@ -47,7 +47,7 @@ class JobRun:
 
     def __init__(self, op, context):
         plan = op.prepare(context)                     # raises before anything starts
-        self.op, self.plan, self.scene_name = op, plan, context.scene.name
+        self.op, self.plan, self.scene_uid = op, plan, context.scene.session_uid
         self.message: Optional[str] = None
         self.error: Optional[BaseException] = None
         self.job = WorkerJob(lambda progress: op.compute(plan, progress), op.bl_idname)
@@ -65,7 +65,7 @@ class JobRun:
 
     def step(self, context, report: Callable) -> str:
         """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
-        scene = bpy.data.scenes.get(self.scene_name)
+        scene = next((s for s in bpy.data.scenes if s.session_uid == self.scene_uid), None)   # even renamed
         if self.job.cancelled:
             return self._close(scene, self._failed(Cancelled("cancelled"), report))
         for message in self.job.drain():
@@ -100,8 +100,8 @@ class JobRun:
         return "FINISHED"
 
     def _close(self, scene, status: str) -> str:
+        _running.discard(self.scene_uid)
         if scene is not None:
-            _running.discard(scene.session_uid)
             self._status(scene, 1.0 if status == "FINISHED" else 0.0, "" if status == "FINISHED" else "cancelled")
         return status
 
@@ -153,7 +153,7 @@ class JobOperator:
         except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
             reporting.report_error(self.report, exc, self.bl_idname)
             self._run.cancel()
-            self._run._close(context.scene, "CANCELLED")
+            self._run._close(None, "CANCELLED")
             status = "CANCELLED"
         for area in context.screen.areas if context.screen is not None else ():
             if area.type == "VIEW_3D":
