@@ -692,3 +692,14 @@ def test_animate_uses_the_chosen_channel_of_a_stereo_file(addon, head, paths, en
     assert_matches(head, scene, engine_anim(paths), 1, evaluated)
     scene.voca.channel = "mix"
     assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+
+
+def test_modal_job_survives_renaming_the_scene_and_the_head(addon, head, paths, engine_anim, evaluated):
+    """Renaming the scene or the head while the worker runs: the run still applies, and the scene is not
+    left 'running' (found by session_uid, not by name)."""
+    scene = bpy.context.scene
+    run = operators.AnimateRun.start(bpy.context)
+    scene.name, head.name = "Renamed scene", "Renamed head"
+    status, reports = drive(run)
+    assert status == "FINISHED" and not scene.voca.is_running, reports
+    assert_matches(head, scene, engine_anim(paths), 1, evaluated, frames=[0, 40])

@@ -55,7 +55,7 @@ class AnimateRun:
     """
 
     def __init__(self, scene, obj, settings: pipeline.AnimateSettings):
-        self.scene_name, self.object_name, self.settings = scene.name, obj.name, settings
+        self.scene_uid, self.object_uid, self.settings = scene.session_uid, obj.session_uid, settings
         self.job = pipeline.AnimateJob(settings)
         self.report: Optional[pipeline.ApplyReport] = None
         self.error: Optional[BaseException] = None
@@ -72,7 +72,7 @@ class AnimateRun:
 
     def step(self, context, report: Callable) -> str:
         """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
-        scene = bpy.data.scenes.get(self.scene_name)
+        scene = _by_uid(bpy.data.scenes, self.scene_uid)        # by identity: renaming it meanwhile is fine
         for message in self.job.drain():
             if message[0] == "PROGRESS" and scene is not None:
                 scene.voca.progress, scene.voca.progress_stage = message[1], message[2]
@@ -96,7 +96,7 @@ class AnimateRun:
     def _apply(self, scene, result: pipeline.ComputeResult, report: Callable) -> str:
         if self.job.cancelled:
             return self._failed(pipeline.Cancelled("cancelled"), report)
-        obj = bpy.data.objects.get(self.object_name)
+        obj = _by_uid(bpy.data.objects, self.object_uid)
         if scene is None or obj is None:
             return self._failed(VocaError("The scene or the head was deleted while VOCA was running; "
                                           "nothing was written."), report)
@@ -114,6 +114,11 @@ class AnimateRun:
             properties.set_running(scene, False)
             scene.voca.progress_stage = "" if status == "FINISHED" else "cancelled"
         return status
+
+
+def _by_uid(collection, uid: int):
+    """The data-block of ``collection`` with this ``session_uid`` (stable across renames), or None."""
+    return next((item for item in collection if item.session_uid == uid), None)
 
 
 class VOCA_OT_animate_from_audio(bpy.types.Operator):
