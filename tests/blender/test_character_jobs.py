@@ -182,13 +182,13 @@ def test_character_operators_undo_in_one_step(face):
 
 
 def test_character_job_writes_into_the_scene_it_started_in(face):
-    """The artist renames the scene and switches to another while Transfer runs: the result goes to the
-    run's own scene, which is not left 'running'."""
+    """The artist renames the scene and the target and switches to another scene while Transfer runs: the
+    result goes to the run's own target and scene, which is not left 'running'."""
     obj, _ = face
     assert bpy.ops.voca.character_fit() == {"FINISHED"}
     first = bpy.context.scene
     run = jobs.JobRun(ops.VOCA_OT_character_transfer, bpy.context)
-    first.name = "Renamed meanwhile"
+    first.name, obj.name = "Renamed meanwhile", "Face renamed meanwhile"
     other = bpy.data.scenes.new("Other")
     other.frame_start, other.frame_end = 500, 600
     with bpy.context.temp_override(scene=other):

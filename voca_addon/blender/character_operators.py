@@ -57,9 +57,10 @@ def _stage():
 
 @dataclass(frozen=True)
 class Target:
-    """The target as read from Blender: its name, mesh-local vertices [V, 3], triangles, fingerprint."""
+    """The target as read from Blender: name, session_uid, mesh-local vertices [V, 3], triangles, fingerprint."""
 
     name: str
+    uid: int
     vertices: object
     faces: object
     fingerprint: str
@@ -78,14 +79,14 @@ def _read_target(context) -> Target:
     character_writer.check_target_object(obj)
     io = _stage()["io"]
     vertices, faces = io.mesh_arrays(obj)
-    return Target(obj.name, vertices, faces, io.fingerprint(vertices))
+    return Target(obj.name, obj.session_uid, vertices, faces, io.fingerprint(vertices))
 
 
 def _current_target(target: Target):
     """The target object again, on the main thread after the compute: refused if it went or changed."""
-    obj = bpy.data.objects.get(target.name)
+    obj = next((o for o in bpy.data.objects if o.session_uid == target.uid), None)     # renaming it is fine
     if obj is None:
-        raise InputError(f"'{target.name}' was deleted or renamed while VOCA was working; nothing was written.")
+        raise InputError(f"'{target.name}' was deleted while VOCA was working; nothing was written.")
     character_writer.check_target_object(obj)
     io = _stage()["io"]
     if io.fingerprint(io.mesh_arrays(obj)[0]) != target.fingerprint:
