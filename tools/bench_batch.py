@@ -12,7 +12,8 @@ Not a test (nothing is asserted): it prints a table and writes it as JSON (``--j
    longest clip).
 3. *The recurrence against the memory-bandwidth floor.* In this process, the LSTM recurrence of
    :mod:`voca_addon.core.speech.deepspeech_batch` on the first B clips for each batch size B: time per
-   step, the floor per step (reading ``K_h``, 64 MiB, at the bandwidth measured here by streaming a
+   step with a GEMM whenever two or more clips run and as shipped (one matrix-vector product per clip
+   below ``GEMM_MIN_CLIPS``), the floor per step (reading ``K_h``, 64 MiB, at the bandwidth measured here by streaming a
    512 MiB array through a matrix-vector product and a copy; the better of the two), the share of the
    step time that floor accounts for (floor / step), and the time per clip-step (step / B).
 
@@ -64,6 +65,7 @@ def timed(commands, parallel: int = 1) -> dict:
     """Run the commands ``parallel`` at a time; wall seconds and the largest ``ru_maxrss`` (MB)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     pending, running, peak = list(commands), {}, 0.0
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     while pending or running:
         while pending and len(running) < parallel:
@@ -78,7 +80,8 @@ def timed(commands, parallel: int = 1) -> dict:
             raise SystemExit(f"{' '.join(map(str, proc.args[:4]))} failed:\n{proc.stderr.read().decode()[-2000:]}")
         proc.returncode = 0
         peak = max(peak, usage.ru_maxrss / 1024.0)
-    return dict(wall_s=time.perf_counter() - started, peak_rss_mb=peak)
+    return dict(wall_s=time.perf_counter() - started, peak_rss_mb=peak, load_before=load,
+                load_after=os.getloadavg()[0])
 
 
 def throughput(clips, pb, prefix, template, work: Path) -> dict:
@@ -126,6 +129,7 @@ def recurrence(clips, pb, batch_sizes, work: Path) -> list:
     model = modelfiles.load_deepspeech(pb, work / "cache")
     inputs = [features.deepspeech_input(audio.prepare_for_deepspeech(audio.load_audio(c))) for c in clips]
     bw = bandwidth_gbs()
+    shipped = db.GEMM_MIN_CLIPS
     together = db.logits_batch(model, inputs)                 # all 16: each clip against its own run
     order = np.argsort([len(x) for x in inputs])
     check = {int(k): float(np.abs(together[k] - deepspeech.logits(model, inputs[k])).max()
@@ -134,23 +138,26 @@ def recurrence(clips, pb, batch_sizes, work: Path) -> list:
     rows = []
     for b in batch_sizes:
         group = inputs[:b]
-        lengths = np.array([len(x) for x in group])
-        order = np.argsort(-lengths, kind="stable")
-        running = (lengths[order][None, :] > np.arange(lengths.max())[:, None]).sum(axis=1)
-        l3 = [db._dense_inputs(model, x) for x in group]
-        seconds, steps, kernel = 0.0, 0, 0
-        for direction in db.DIRECTIONS:
-            aligned = db._aligned_gate_inputs(model, l3, order, direction)
-            k_h = model.lstm(direction)[1]
-            t = time.perf_counter()
-            db._recurrence(k_h, aligned, running, model.n_cell)
-            seconds += time.perf_counter() - t
-            steps, kernel = steps + len(aligned), k_h.nbytes
-        step_ms = 1e3 * seconds / steps
-        floor_ms = 1e3 * kernel / (max(bw.values()) * 1e9)
-        rows.append(dict(batch=b, steps=steps, clip_steps=int(2 * lengths.sum()), seconds=seconds,
-                         step_ms=step_ms, floor_ms=floor_ms, floor_share=floor_ms / step_ms,
-                         clip_step_ms=1e3 * seconds / (2 * lengths.sum())))
+        plan = db.Schedule([len(x) for x in group])
+        l3 = [deepspeech._dense_123(model, x) for x in group]
+        row = dict(batch=b, steps=2 * plan.t_max, clip_steps=int(2 * plan.lengths.sum()))
+        for label, gemm_min in (("gemm", 2), ("chosen", db.GEMM_MIN_CLIPS)):   # GEMM whenever m ≥ 2 / as shipped
+            seconds = 0.0
+            for direction in db.DIRECTIONS:
+                z_in = db._gate_inputs(model, direction, l3)
+                db.GEMM_MIN_CLIPS = gemm_min
+                try:
+                    t = time.perf_counter()
+                    db._recurrence(model, direction, z_in, plan)
+                    seconds += time.perf_counter() - t
+                finally:
+                    db.GEMM_MIN_CLIPS = shipped
+            row[f"{label}_step_ms"] = 1e3 * seconds / row["steps"]
+            row[f"{label}_clip_step_ms"] = 1e3 * seconds / row["clip_steps"]
+        kernel = model.lstm("fw")[1].nbytes
+        row["floor_ms"] = 1e3 * kernel / (max(bw.values()) * 1e9)
+        row["floor_share"] = row["floor_ms"] / row["chosen_step_ms"]
+        rows.append(row)
     return [dict(bandwidth_gbs=bw, kernel_mib=kernel / 2**20, logits_rel_diff=check)] + rows
 
 
@@ -159,7 +166,7 @@ def report(runs: dict, rec: list, durations) -> None:
           f"{sum(durations):.0f} s of speech in all) → .npz with vertices:")
     for label, r in runs.items():
         print(f"  {label:<40}{r['wall_s']:8.1f} s  {r['clips_per_s']:5.2f} clips/s  ×{r['ratio']:.2f}  "
-              f"peak {r['peak_rss_mb']:6.0f} MB")
+              f"peak {r['peak_rss_mb']:6.0f} MB  load {r['load_before']:.1f} → {r['load_after']:.1f}")
     head, rows = rec[0], rec[1:]
     bw = head["bandwidth_gbs"]
     print(f"\nLSTM recurrence (K_h {head['kernel_mib']:.0f} MiB per step and direction); bandwidth here "
@@ -167,11 +174,12 @@ def report(runs: dict, rec: list, durations) -> None:
     worst = max(head["logits_rel_diff"].values())
     print(f"  batch of 16 vs one-clip runs (shortest, median, longest clip): max |Δlogits| / max |logits| "
           f"= {worst:.2g}")
-    print("  batch  steps  ms/step  floor ms/step  floor share  ms per clip-step")
+    print("  batch  steps  ms/step (GEMM from 2 clips)  ms/step (as shipped)  floor ms/step  floor share  "
+          "ms per clip-step")
     for r in rows:
-        print(f"  {r['batch']:5d}  {r['steps']:5d}  {r['step_ms']:7.2f}  {r['floor_ms']:13.2f}  "
-              f"{100 * r['floor_share']:10.0f}%  {r['clip_step_ms']:16.2f}")
-
+        print(f"  {r['batch']:5d}  {r['steps']:5d}  {r['gemm_step_ms']:24.2f}  {r['chosen_step_ms']:19.2f}  "
+              f"{r['floor_ms']:13.2f}  {100 * r['floor_share']:10.0f}%  {r['chosen_clip_step_ms']:16.2f}")
+    print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

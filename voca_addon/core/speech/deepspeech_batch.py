@@ -6,29 +6,40 @@ multiplies one state vector ``h_{t-1}`` [n_cell] by the recurrent kernel ``K_h``
 Here ``B`` clips share each step: the states of all clips still running form ``H_{t-1}`` [m, n_cell] and
 one product ``H_{t-1} · K_h`` reads ``K_h`` once for all ``m`` of them.
 
+Layout. The gate inputs and states of all clips are concatenated, clip after clip ([ΣT_b, ·]: one-clip
+runs side by side). Clips are sorted longest first, so at step ``k`` the running clips are a prefix
+``0..m_k-1`` (``m_k = #{b : T_b > k}``): a clip that has finished drops off the end. Per direction, the
+*packed step order* lists, step after step, the rows of the running clips (forward: time ``k`` of
+each clip; backward: time ``T_b − 1 − k``, so each clip's backward pass starts at its own last step, as in
+a one-clip run) — PyTorch's ``PackedSequence`` idea: no padding row is ever computed.
+
 Steps (the names of :func:`logits_batch`):
 
-1. *Dense layers* — per clip, three clipped-ReLU layers as one GEMM each over the clip's steps (these
-   are compute-bound; per clip they sum in exactly the order of a one-clip run).
-2. *Gate inputs* — per clip and direction, ``Z_in = X · K_x + b`` (forget bias added), written into a
-   step-aligned array.
-3. *Aligned recurrence* — clips sorted longest first, so at step ``k`` the running clips are a prefix
-   ``0..m_k-1`` (``m_k = #{b : T_b > k}``): a clip that has finished simply drops off the end. Forward,
-   step ``k`` is time ``k`` of every clip; backward, it is time ``T_b − 1 − k`` of clip ``b`` (each clip's
-   backward pass starts at its own last step, as in a one-clip run). The cell (TF BasicLSTMCell, gates
-   ``i, j, f, o``)::
+1. *Dense layers* — per clip, three clipped-ReLU layers, one GEMM each over the clip's rows.
+2. *Gate inputs* — per clip and direction, ``Z_in = X₃ · K_x + b`` (forget bias added), one GEMM.
+3. *Recurrence* — per step, ``z = H_{t-1} · K_h + Z_in[rows of step k]`` and the cell (TF BasicLSTMCell,
+   gates ``i, j, f, o``)::
 
-       z = h_{t-1} · K_h + z_in[t];   c_t = c_{t-1} ⊙ σ(f) + σ(i) ⊙ tanh(j);   h_t = tanh(c_t) ⊙ σ(o)
+       c_t = c_{t-1} ⊙ σ(f) + σ(i) ⊙ tanh(j);   h_t = tanh(c_t) ⊙ σ(o)
 
+   with each ``h_t`` put back at its clip's row.
 4. *Output layers* — per clip, ``[h_fw, h_bw]`` → clipped ReLU → linear.
 
-No padding step ever enters a clip's state, so each clip's logits are those of a one-clip run up to the
-summation order of the recurrent product (a [m, n] GEMM instead of a vector product: float32 rounding,
-measured ≤ 4.5e-7 relative on real speech at full size; steps with fewer than :data:`GEMM_MIN_CLIPS`
-running clips use the one-clip product, so a batch of one is bit-identical).
+The dense layers stay per clip, each GEMM over exactly the rows of the clip's one-clip run: OpenBLAS's
+result for a row depends on how many rows the product has, so one GEMM over all clips' rows would not give
+one-clip numbers (measured with the saturating test weights: 1.4e-4 relative on layer 3, 1.7e-4 on the
+logits). Each clip's logits are those of a one-clip run up to the summation order of the shared recurrent
+product (float32 rounding; measured ≤ 4.5e-7 relative on real speech at full size; steps with fewer than
+:data:`GEMM_MIN_CLIPS` running clips use the one-clip product, so groups of fewer clips are bit-identical).
 
-Memory: the aligned gate inputs take ``T_max · B · 4·n_cell · 4`` bytes (one direction at a time; 16
-clips of 5.6 s at full size: 150 MB), plus every clip's layer-3 activations and states.
+Why not one GEMM for every step: OpenBLAS copies ("packs") its operand before a GEMM, so
+``[m × 2048]·[2048 × 8192]`` with a small ``m`` costs a fixed 4–7 ms (≈ 0.4 ns per element of ``K_h``,
+whether ``K_h`` is in cache or not, any layout or transpose flag) against 1.1–2 ms for one clip's
+matrix-vector product, which reads ``K_h`` without copying it (measurements: docs/batch.md).
+
+Memory: the gate inputs of one direction, ``ΣT_b · 4·n_cell · 4`` bytes (32 kB per step at full size: 16
+clips of 4 s, 106 MB), plus every clip's layer-3 activations and both directions' states (8 kB per step
+each).
 
 Contract: numpy only; float32 arithmetic like :mod:`.deepspeech`, whose model type it takes. Any thread.
 """
@@ -39,12 +50,12 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .deepspeech import FORGET_BIAS, NUM_INPUT, DeepSpeechModel, _dense_clip, _sigmoid
+from .deepspeech import NUM_INPUT, DeepSpeechModel, _dense_123, _lstm_inputs, _output_layers, _sigmoid
 
 DIRECTIONS = ("fw", "bw")
-# Below this many running clips a step uses one matrix-vector product per clip instead of one GEMM: OpenBLAS
-# pays a fixed ≈ 12 ms for a [m × 2048]·[2048 × 8192] GEMM with small m, ≈ 5 products' worth (measured on the
-# project's 2-core machine; tools/bench_batch.py, docs/batch.md).
+# Below this many running clips a step uses one matrix-vector product per clip instead of one GEMM:
+# OpenBLAS's GEMM costs a fixed ≈ 4–7 ms for a [m × 2048]·[2048 × 8192] product with small m, 3–5 products'
+# worth (measured on the project's 2-core machine: docs/batch.md).
 GEMM_MIN_CLIPS = 5
 
 
@@ -58,67 +69,77 @@ def _check_inputs(inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
     return clips
 
 
-def _dense_inputs(model: DeepSpeechModel, x: np.ndarray) -> np.ndarray:
-    """Layers 1–3 of one clip: three clipped-ReLU dense layers, [T, 494] → [T, n_hidden]."""
-    p = model.params
-    return _dense_clip(_dense_clip(_dense_clip(x, p["h1"], p["b1"]), p["h2"], p["b2"]), p["h3"], p["b3"])
+class Schedule:
+    """Which rows every step of the shared recurrence reads, per direction.
 
-
-def _aligned_gate_inputs(model: DeepSpeechModel, l3: Sequence[np.ndarray], order: np.ndarray,
-                         direction: str) -> np.ndarray:
-    """Gate inputs ``z_in = l3 · K_x + b`` of every clip, step-aligned: [T_max, B, 4n] (order: longest first).
-
-    Row ``[k, j]`` is the input of step ``k`` of clip ``order[j]``: its time ``k`` (fw) or ``T − 1 − k``
-    (bw); rows past a clip's end are left unset (never read).
+    Attributes
+    ----------
+    lengths : int [B]          steps of each clip (input order)
+    starts : int [B]           first row of each clip in the concatenated layout
+    running : int [T_max]      clips still running at step k (a prefix of the longest-first order)
+    offsets : int [T_max + 1]  step k's rows are ``rows[d][offsets[k]:offsets[k + 1]]``
+    rows : dict                direction → int [ΣT_b]: rows in packed step order
     """
-    k_x, _, bias = model.lstm(direction)
-    n = model.n_cell
-    t_max = max(len(x) for x in l3)
-    aligned = np.empty((t_max, len(order), 4 * n), np.float32)
-    for j, b in enumerate(order):
-        z_in = l3[b] @ k_x                                                  # [T_b, 4n]
-        z_in += bias
-        z_in[:, 2 * n:3 * n] += np.float32(FORGET_BIAS)
-        aligned[:len(z_in), j] = z_in if direction == "fw" else z_in[::-1]
-    return aligned
+
+    def __init__(self, lengths: Sequence[int]):
+        self.lengths = np.asarray(lengths, np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        order = np.argsort(-self.lengths, kind="stable")                 # longest first: running = prefix
+        steps = np.arange(self.lengths.max())[:, None]                   # [T_max, 1]
+        ends = self.lengths[order][None, :]                              # [1, B]
+        live = steps < ends                                              # [T_max, B], prefix per row
+        self.running = live.sum(axis=1)
+        self.offsets = np.concatenate([[0], np.cumsum(self.running)])
+        start = self.starts[order][None, :]
+        self.rows = {"fw": (start + steps)[live], "bw": (start + ends - 1 - steps)[live]}
+
+    @property
+    def t_max(self) -> int:
+        return len(self.running)
 
 
-def _recurrence(k_h: np.ndarray, aligned: np.ndarray, running: np.ndarray, n_cell: int,
+def _step_product(h: np.ndarray, k_h: np.ndarray, z: np.ndarray, m: int) -> None:
+    """``z[:m] = h[:m] · K_h``: one GEMM (one read of K_h) or, for few clips, one product per clip."""
+    if m >= GEMM_MIN_CLIPS:
+        np.dot(h[:m], k_h, out=z[:m])
+    else:
+        for b in range(m):
+            np.dot(h[b], k_h, out=z[b])
+
+
+def _gate_inputs(model: DeepSpeechModel, direction: str, l3: Sequence[np.ndarray]) -> np.ndarray:
+    """``z_in = X₃ · K_x + b`` (forget bias added) of every clip, clip after clip: [ΣT, 4·n_cell].
+
+    One GEMM per clip, over exactly the rows of its one-clip run: OpenBLAS's result for a row depends on
+    how many rows the product has (a different kernel path), so a GEMM over all clips' rows would not give
+    one-clip numbers (measured: 1.4e-4 relative on layer 3 with the saturating test weights).
+    """
+    return np.concatenate([_lstm_inputs(model, direction, x) for x in l3])
+
+
+def _recurrence(model: DeepSpeechModel, direction: str, z_in: np.ndarray, plan: Schedule,
                 progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
-    """Run the LSTM cell over aligned gate inputs [T_max, B, 4n]; returns h in the same layout [T_max, B, n].
-
-    ``running[k]`` is the number of clips (a prefix) still running at step ``k``.
-    """
-    n = n_cell
-    t_max, batch = aligned.shape[:2]
+    """One LSTM direction for every clip; returns h in the clip-after-clip layout [ΣT, n]."""
+    n = model.n_cell
+    k_h = model.lstm(direction)[1]
+    rows, offsets, running = plan.rows[direction], plan.offsets, plan.running
+    batch = int(running[0])
     h = np.zeros((batch, n), np.float32)
     c = np.zeros((batch, n), np.float32)
     z = np.empty((batch, 4 * n), np.float32)
-    out = np.empty((t_max, batch, n), np.float32)
-    for k in range(t_max):
+    out = np.empty((len(z_in), n), np.float32)
+    for k in range(plan.t_max):
         m = int(running[k])
+        step_rows = rows[offsets[k]:offsets[k + 1]]
+        _step_product(h, k_h, z, m)
         zk = z[:m]
-        if m >= GEMM_MIN_CLIPS:
-            np.dot(h[:m], k_h, out=zk)                                      # one read of K_h for m clips
-        else:
-            for b in range(m):                                              # few clips: products are cheaper
-                np.dot(h[b], k_h, out=zk[b])
-        zk += aligned[k, :m]
+        zk += z_in[step_rows]
         i, j, f, o = zk[:, :n], zk[:, n:2 * n], zk[:, 2 * n:3 * n], zk[:, 3 * n:]
         c[:m] = c[:m] * _sigmoid(f) + _sigmoid(i) * np.tanh(j)              # c_t
         h[:m] = np.tanh(c[:m]) * _sigmoid(o)                                # h_t
-        out[k, :m] = h[:m]
+        out[step_rows] = h[:m]
         if progress is not None:
             progress(k)
-    return out
-
-
-def _unalign(aligned_h: np.ndarray, lengths: np.ndarray, order: np.ndarray, direction: str) -> list:
-    """Inverse of :func:`_aligned_gate_inputs` for the states: [T_max, B, n] → per clip [T_b, n]."""
-    out: list = [None] * len(order)
-    for j, b in enumerate(order):
-        rows = aligned_h[:lengths[b], j]
-        out[b] = rows if direction == "fw" else rows[::-1]
     return out
 
 
@@ -142,24 +163,13 @@ def logits_batch(model: DeepSpeechModel, inputs: Sequence[np.ndarray],
         (to float32 rounding).
     """
     clips = _check_inputs(inputs)
-    lengths = np.array([len(x) for x in clips])
-    order = np.argsort(-lengths, kind="stable")                          # longest first: running = prefix
-    running = (lengths[order][None, :] > np.arange(lengths.max())[:, None]).sum(axis=1)
-    p, n = model.params, model.n_cell
-    l3 = [_dense_inputs(model, x) for x in clips]                        # [T_b, n_hidden] each
-    total_steps = 2 * int(lengths.max())
-    states = []
+    plan = Schedule([len(x) for x in clips])
+    l3 = [_dense_123(model, x) for x in clips]                            # [T_b, n_l3] each
+    states = {}
     for d, direction in enumerate(DIRECTIONS):
-        aligned = _aligned_gate_inputs(model, l3, order, direction)
         hook = None if progress is None else (
-            lambda k, d=d: progress((d * total_steps // 2 + k + 1) / total_steps))
-        h = _recurrence(model.lstm(direction)[1], aligned, running, n, hook)
-        del aligned
-        states.append(_unalign(h, lengths, order, direction))
-    out = []
-    for h_fw, h_bw in zip(*states):
-        l5 = _dense_clip(np.concatenate([h_fw, h_bw], axis=1), p["h5"], p["b5"])
-        y = l5 @ p["h6"]
-        y += p["b6"]
-        out.append(y)
-    return out
+            lambda k, d=d: progress((d * plan.t_max + k + 1) / (2 * plan.t_max)))
+        z_in = _gate_inputs(model, direction, l3)                        # one direction at a time
+        states[direction] = np.split(_recurrence(model, direction, z_in, plan, hook), plan.starts[1:])
+        del z_in
+    return [_output_layers(model, h_fw, h_bw) for h_fw, h_bw in zip(states["fw"], states["bw"])]
