@@ -29,38 +29,21 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from .core.errors import InputError, VocaError
+from .batch_input import (BLENDER_FORMATS, FORMATS, ClipSpec, clip_name, parse_formats,  # noqa: F401
+                          read_folder, read_input)
+from .core.errors import InputError
 
 EXIT_SOME_FAILED = 4            # some clips failed, the others were written
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".aif", ".aiff")
-CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name")
 SUMMARY = "batch_summary"
 DEFAULT_BATCH = 8               # clips per shared recurrence
 DASK_CONNECT_S = 15             # seconds to wait for a Dask scheduler
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-CORE_FORMATS = ("npz", "csv")
-BLENDER_FORMATS = ("blend", "mp4", "glb", "fbx", "abc", "usd")
-FORMATS = CORE_FORMATS + BLENDER_FORMATS
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """One clip of the batch, as read from the input. ``problem``: why the row is unusable, else None."""
-    name: str
-    audio: str
-    condition: object = 3
-    emotion: Optional[str] = None
-    strength: float = 1.0
-    problem: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -126,90 +109,6 @@ def add_parser(sub) -> None:
     b.add_argument("--library", metavar="FILE.blend", help="also the dialogue library: every clip on one "
                    "head, an action per clip, NLA track, markers (needs Blender; implies npz)")
 
-
-# ---------------------------------------------------------------------------- input
-
-def clip_name(text: str) -> str:
-    """A file-name-safe clip name (letters, digits, ``._-``; anything else → ``_``)."""
-    return SAFE_NAME.sub("_", text).strip("._") or "clip"
-
-
-def _style(text: str, default):
-    from .cli import parse_style
-    text = (text or "").strip()
-    if not text:
-        return default
-    if text.isdigit():
-        return int(text)
-    return parse_style(text)
-
-
-def read_folder(folder: Path, default_condition) -> List[ClipSpec]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-    return [ClipSpec(clip_name("-".join(p.relative_to(folder).with_suffix("").parts)), str(p.resolve()),
-                     default_condition) for p in files]
-
-
-def _csv_row(row: dict, line: int, base: Path, default_condition) -> ClipSpec:
-    audio = (row.get("audio") or "").strip()
-    path = (base / audio).resolve() if audio else base
-    name = clip_name((row.get("name") or "").strip() or Path(audio).stem or f"row{line}")
-    spec = dict(name=name, audio=str(path))
-    try:
-        if not audio:
-            raise InputError(f"line {line} has no audio file")
-        spec["condition"] = _style(row.get("style"), default_condition)
-        strength = (row.get("strength") or "").strip()
-        spec["strength"] = float(strength) if strength else 1.0
-        if not (math.isfinite(spec["strength"]) and 0 <= spec["strength"] <= 2):
-            raise InputError(f"line {line}: strength must be between 0 and 2, got {strength}")
-        spec["emotion"] = (row.get("emotion") or "").strip() or None
-    except (VocaError, ValueError) as exc:
-        spec["problem"] = f"line {line} of the CSV: {' '.join(str(exc).split())}"
-    return ClipSpec(**spec)
-
-
-def read_csv(path: Path, default_condition) -> List[ClipSpec]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            if "audio" not in header:
-                raise InputError(f"'{path}' needs a header row with an 'audio' column (and optionally "
-                                 f"{', '.join(CSV_COLUMNS[1:])})")
-            reader.fieldnames = header
-            return [_csv_row(row, k, path.parent, default_condition) for k, row in enumerate(reader, start=2)]
-    except UnicodeDecodeError:
-        raise InputError(f"'{path}' is not a text CSV (UTF-8); save it as CSV") from None
-
-
-def read_input(text: str, default_condition=3) -> List[ClipSpec]:
-    """The clips of INPUT (a folder or a CSV). Raises InputError for no clips or duplicate names."""
-    path = Path(text)
-    if path.is_dir():
-        clips = read_folder(path, default_condition)
-    elif path.is_file() and path.suffix.lower() == ".csv":
-        clips = read_csv(path, default_condition)
-    else:
-        raise InputError(f"INPUT '{text}' must be a folder of audio files or a .csv file; it was not found "
-                         "or is neither")
-    if not clips:
-        raise InputError(f"'{text}' holds no clips (audio files: {', '.join(AUDIO_SUFFIXES)})")
-    seen = {}
-    for c in clips:
-        if c.name in seen:
-            raise InputError(f"two clips are named '{c.name}' ({seen[c.name]} and {c.audio}); their outputs "
-                             "would overwrite each other: give them different names (CSV column 'name')")
-        seen[c.name] = c.audio
-    return clips
-
-
-def parse_formats(text: str) -> tuple:
-    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise InputError(f"--format '{text}': choose from {','.join(FORMATS)}")
-    return formats
 
 
 # ---------------------------------------------------------------------------- progress and summary
