@@ -91,25 +91,56 @@ def source_animation(source: str, template_path, fps=None):
     return sequences.import_sequence(source, template_path, fps=fps)
 
 
+@dataclass(frozen=True)
+class Character:
+    """A target head fitted once: its mesh, the fit, its own keys (or None). Motion of any clip follows."""
+
+    target: object          # meshio.Mesh
+    fit: object             # character.fit.Fit
+    keys: Optional[object]  # keyfiles.KeySet
+
+
+def load_character(target_path, landmarks_path, keys_folder, template_path) -> Character:
+    """Read and check the target, its landmark pairs and (optionally) its key folder, then fit. No bpy.
+
+    Raises :class:`~voca_addon.core.errors.VocaError` for an unreadable or unusable input, before the fit.
+    """
+    from .core.character import fit as fitting, keyfiles, landmarks
+    from .core.face import meshio
+    target = meshio.read_mesh(target_path)
+    fitting.check_target(target.vertices, target.faces, f"'{target_path}'")
+    flame_ids, target_ids = landmarks.read_pairs(landmarks_path)
+    keys = keyfiles.read_key_folder(keys_folder, target) if keys_folder else None
+    template = meshio.read_mesh(template_path)
+    fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
+                             flame_ids, target_ids)
+    return Character(target, fit, keys)
+
+
+def retarget_motion(character: Character, anim, matrix=None):
+    """A FLAME animation on the character: (motion with the same weights, the rig's solved keys or None).
+
+    ``matrix``: the transfer map :func:`~voca_addon.core.character.transfer.transfer_matrix` of this
+    character when already built (a batch builds it once), else built here.
+    """
+    from .core.character import keysolve, transfer
+    motion = transfer.transfer(anim, character.fit, character.target.vertices, character.target.faces,
+                               matrix=matrix)
+    keys = character.keys
+    solution = keysolve.solve_keys(motion, keys.deltas, keys.names) if keys is not None else None
+    return motion, solution
+
+
 def compute(args) -> Retarget:
     """Read and check every input, then fit, transfer and (with --target-keys) solve. No bpy."""
-    from .core.character import fit as fitting, keyfiles, keysolve, landmarks, transfer
-    from .core.face import meshio
     from .core.models import modelfiles
     if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
         raise InputError(f"--fps must be a positive number, got {args.fps}.")
     template_path = modelfiles.resolve_template(args.template)
-    target = meshio.read_mesh(args.target)
-    fitting.check_target(target.vertices, target.faces, f"'{args.target}'")
-    flame_ids, target_ids = landmarks.read_pairs(args.landmarks)
-    keys = keyfiles.read_key_folder(args.target_keys, target) if args.target_keys else None
     anim = source_animation(args.source, template_path, args.fps)
-    template = meshio.read_mesh(template_path)
-    fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
-                             flame_ids, target_ids)
-    motion = transfer.transfer(anim, fit, target.vertices, target.faces)
-    solution = keysolve.solve_keys(motion, keys.deltas, keys.names) if keys is not None else None
-    return Retarget(target, fit, motion, keys, solution)
+    character = load_character(args.target, args.landmarks, args.target_keys, template_path)
+    motion, solution = retarget_motion(character, anim)
+    return Retarget(character.target, character.fit, motion, character.keys, solution)
 
 
 def _report(result: Retarget) -> str:

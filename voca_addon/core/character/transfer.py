@@ -123,8 +123,18 @@ def transfer_matrix(fit: Fit, target: np.ndarray, faces: np.ndarray = None) -> s
                          shape=(len(target), lm.FLAME_NUM_VERTICES))
 
 
+def transfer_fields(fields: np.ndarray, fit: Fit, matrix: sp.csr_matrix) -> np.ndarray:
+    """Displacement fields on FLAME [D, 5023, 3] → on the target [D, V_target, 3] (float32, target units):
+    T f in FLAME's frame, then the similarity's s·R. ``matrix``: T from :func:`transfer_matrix`."""
+    fields = np.asarray(fields, np.float64)
+    d, v = fields.shape[0], matrix.shape[0]
+    moved = matrix @ fields.transpose(1, 0, 2).reshape(lm.FLAME_NUM_VERTICES, -1)       # [V_t, D*3]
+    moved = fit.similarity.apply_vectors(moved.reshape(v, d, 3))                        # s R f
+    return np.ascontiguousarray(moved.transpose(1, 0, 2).astype(np.float32))
+
+
 def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray,
-             faces: np.ndarray = None) -> ShapeKeyAnimation:
+             faces: np.ndarray = None, matrix: sp.csr_matrix = None) -> ShapeKeyAnimation:
     """VOCA's animation on FLAME → the same animation on the fitted target.
 
     Parameters
@@ -133,6 +143,7 @@ def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray,
     fit : Fit                       from :func:`.fit.fit_target`
     target : float [V_target, 3]    the target's rest vertices
     faces : int [S, 3], optional    the target's triangles (recommended: see :func:`transfer_matrix`)
+    matrix : sparse, optional       T of this fit and target, when already built (else built here)
 
     Returns
     -------
@@ -143,12 +154,8 @@ def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray,
     if animation.num_vertices != lm.FLAME_NUM_VERTICES:
         raise InputError(f"the animation has {animation.num_vertices} vertices; retargeting needs VOCA's "
                          f"FLAME animation ({lm.FLAME_NUM_VERTICES} vertices).")
-    t = transfer_matrix(fit, target, faces)
-    d = animation.basis.shape[0]
-    fields = np.concatenate([animation.bias[None], animation.basis]).astype(np.float64)   # [D+1, 5023, 3]
-    moved = t @ fields.transpose(1, 0, 2).reshape(lm.FLAME_NUM_VERTICES, -1)            # [V_t, (D+1)*3]
-    moved = fit.similarity.apply_vectors(moved.reshape(len(target), d + 1, 3))           # s R f
-    moved = moved.transpose(1, 0, 2).astype(np.float32)
+    t = transfer_matrix(fit, target, faces) if matrix is None else matrix
+    moved = transfer_fields(np.concatenate([animation.bias[None], animation.basis]), fit, t)   # [D+1, V_t, 3]
     return ShapeKeyAnimation(np.ascontiguousarray(moved[1:]), np.ascontiguousarray(moved[0]),
                              animation.weights, animation.fps,
                              np.asarray(target, np.float32), animation.names)
