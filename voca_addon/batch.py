@@ -35,6 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from . import batch_character
 from .batch_input import (BLENDER_FORMATS, FORMATS, ClipSpec, clip_name, parse_formats,  # noqa: F401
                           read_folder, read_input)
 from .core.errors import InputError
@@ -58,6 +59,7 @@ class GroupTask:
     fps: float = 60.0
     cache: Optional[str] = None
     emotion_source: Optional[str] = None
+    character: Optional[object] = None      # batch_character.BatchCharacter (--target), fitted once
 
 
 @dataclass
@@ -108,7 +110,12 @@ def add_parser(sub) -> None:
                    "model .pkl, delta .npy/.npz, preset JSON)")
     b.add_argument("--library", metavar="FILE.blend", help="also the dialogue library: every clip on one "
                    "head, an action per clip, NLA track, markers (needs Blender; implies npz)")
-
+    c = b.add_argument_group("character", "every clip onto one character instead of the FLAME head "
+                             "(fitted once, as the retarget command does)")
+    c.add_argument("--target", metavar="MESH", help="the character's head, .obj or .ply")
+    c.add_argument("--landmarks", metavar="PAIRS", help="'flame_vertex target_vertex' lines (with --target)")
+    c.add_argument("--target-keys", metavar="FOLDER", help="the rig's own keys as OBJs: drive them (csv = "
+                   "Live Link Face CSV per clip)")
 
 
 # ---------------------------------------------------------------------------- progress and summary
@@ -213,7 +220,20 @@ def _template(args):
     return modelfiles.resolve_template(args.template)
 
 
-def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executors: int) -> List[GroupTask]:
+def _character(args):
+    """The batch's character (:mod:`.batch_character`), fitted and with VOCA's fields transferred; or None."""
+    if args.target is None:
+        return None
+    from .core.models import modelfiles
+    cache = os.path.abspath(args.cache) if args.cache else None
+    voca = modelfiles.load_voca(str(modelfiles.resolve_voca(args.voca)), cache)
+    character = batch_character.prepare(args, modelfiles.resolve_template(args.template), voca)
+    print(f"batch: {batch_character.report(character)}", file=sys.stderr)
+    return character
+
+
+def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executors: int,
+           character=None) -> List[GroupTask]:
     from .core import batch as core_batch
     from .core.models import modelfiles
     voca = str(modelfiles.resolve_voca(args.voca))
@@ -222,7 +242,7 @@ def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executor
     size = max(1, min(args.batch_size, math.ceil(len(clips) / max(1, n_executors))))
     cache = os.path.abspath(args.cache) if args.cache else None
     source = os.path.abspath(args.emotion_source) if args.emotion_source else None
-    return [GroupTask(tuple(group), out_dir, formats, voca, ds, template, args.fps, cache, source)
+    return [GroupTask(tuple(group), out_dir, formats, voca, ds, template, args.fps, cache, source, character)
             for group in core_batch.groups(clips, size)] if clips else []
 
 
@@ -245,6 +265,7 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
     if needs_blender:
         from .headless import _import_bpy
         _import_bpy("batch " + " ".join(needs_blender))
+    batch_character.check_flags(args)
     if args.emotion_source and not os.path.exists(args.emotion_source):
         raise InputError(f"--emotion-source '{args.emotion_source}' was not found. Check the path.")
     out = []
@@ -289,6 +310,7 @@ def run(args) -> int:
     out_dir = os.path.abspath(args.out)
     if not os.path.isdir(os.path.dirname(out_dir)):
         raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
+    character = _character(args)                         # fitted once, before any clip (or None)
     client = dask_client(args.scheduler) if args.scheduler else None
     os.makedirs(out_dir, exist_ok=True)
     done = {c.name for c in clips
@@ -297,7 +319,7 @@ def run(args) -> int:
                for c in clips if c.name in done}
     todo = [c for c in clips if c.name not in done]
     _remove_leftovers(out_dir, todo, formats)
-    tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers)
+    tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers, character)
     print(f"batch: {len(clips)} clips, {len(done)} already done, {len(tasks)} groups", file=sys.stderr)
     _execute(args, tasks, client, clips, results, out_dir)
     summary = write_summary(out_dir, [results[c.name] for c in clips])
@@ -307,6 +329,6 @@ def run(args) -> int:
     usable = [c for c in clips if results[c.name].outcome != "failed"]
     if args.library and usable:
         from .batch_worker import write_library
-        count = write_library(os.path.abspath(args.library), usable, out_dir, str(_template(args)))
+        count = write_library(os.path.abspath(args.library), usable, out_dir, str(_template(args)), character)
         print(f"batch: dialogue library {args.library}: {count} clips", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0

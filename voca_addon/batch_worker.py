@@ -33,10 +33,12 @@ from typing import Dict, List
 
 import numpy as np
 
+from . import batch_character
 from .batch import BLENDER_FORMATS, ClipResult, ClipSpec, GroupTask, atomic_path, output_paths
 from .core import batch as core_batch
 from .core.animation.shapekeys import ShapeKeyAnimation
 from .core.errors import VocaError
+from .core.character import arkit
 from .core.face import emotion_sources, emotions, meshio
 from .core.models import modelfiles
 
@@ -83,11 +85,14 @@ def with_emotion(anim: ShapeKeyAnimation, emotion: emotions.Emotion, strength: f
                              anim.names + (f"emotion_{emotion.name}",))
 
 
-def write_npz(anim: ShapeKeyAnimation, path: str) -> None:
+def write_npz(anim: ShapeKeyAnimation, path: str, solution=None) -> None:
+    """The ``infer`` file; with a key solution also its ``key_weights`` and ``key_names``."""
     temp = atomic_path(path)
     try:
         with open(temp, "wb") as f:
             anim.save_npz(f)
+        if solution is not None:
+            batch_character.add_key_weights(temp, solution)
         _replace(temp, path)
     finally:
         if os.path.exists(temp):
@@ -129,13 +134,23 @@ def _emotions(task: GroupTask, n_vertices: int) -> Dict[str, object]:
 def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, template, emotion) -> List[str]:
     paths = output_paths(task.out_dir, spec.name, task.formats)
     core_anim = with_emotion(anim, emotion, spec.strength) if emotion is not None else anim
+    solution = None
+    if task.character is not None:                       # every output on the character
+        core_anim = batch_character.on_character(task.character, core_anim)
+        solution = batch_character.solve_keys(task.character, core_anim)
     blender = [(fmt, p) for fmt, p in zip(task.formats, paths) if fmt in BLENDER_FORMATS]
     for fmt, path in zip(task.formats, paths):
         if fmt == "npz":
-            write_npz(core_anim, path)
+            write_npz(core_anim, path, solution)
+        elif fmt == "csv" and solution is not None:
+            arkit.write_live_link_csv(path, solution.weights, solution.names, core_anim.fps)
         elif fmt == "csv":
             write_csv(core_anim, path)
-    if blender:
+    if blender and task.character is not None:
+        from .blender import character_exports           # needs bpy (checked before the batch started)
+        character_exports.write_character_clip(core_anim, solution, task.character, spec.audio, dict(blender),
+                                               name=spec.name)
+    elif blender:
         from .blender import exports                     # needs bpy (checked before the batch started)
         exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
                            strength=spec.strength, name=spec.name)
@@ -197,10 +212,26 @@ def read_speech_animation(path: str) -> ShapeKeyAnimation:
                                  z["template"], tuple(names[k] for k in keep))
 
 
-def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path: str) -> int:
-    """The dialogue library ``path`` (.blend) from the ``.npz`` outputs of ``clips``; returns the clip count."""
+def read_key_weights(path: str):
+    """(weights float32 [F, J], names) of the rig's keys from a clip's ``.npz`` (``--target-keys``)."""
+    with np.load(path, allow_pickle=False) as z:
+        return z[batch_character.KEY_WEIGHTS], tuple(str(n) for n in z[batch_character.KEY_NAMES])
+
+
+def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path: str, character=None) -> int:
+    """The dialogue library ``path`` (.blend) from the ``.npz`` outputs of ``clips``; returns the clip count.
+
+    With a ``character`` (:class:`~voca_addon.batch_character.BatchCharacter`) every clip goes onto it: its
+    transferred keys, or with its own keys those keys' solved weights."""
     from .blender import exports                         # needs bpy (checked before the batch started)
-    entries = [exports.LibraryClip(c.name, read_speech_animation(os.path.join(out_dir, f"{c.name}.npz")),
-                                   c.audio) for c in clips]
-    exports.build_library(entries, meshio.read_mesh(template_path), path)
+    npz = [os.path.join(out_dir, f"{c.name}.npz") for c in clips]
+    entries = [exports.LibraryClip(c.name, read_speech_animation(p), c.audio) for c, p in zip(clips, npz)]
+    if character is None:
+        exports.build_library(entries, meshio.read_mesh(template_path), path)
+    elif character.keys is None:
+        exports.build_library(entries, character.character.target, path, head_name=character.name)
+    else:
+        from .blender import character_exports
+        curves = [read_key_weights(p) for p in npz]
+        character_exports.build_rig_library(entries, curves, character, path)
     return len(entries)

@@ -261,7 +261,7 @@ def _add_sound(scene, path: str, name: str, start: int, channel: int) -> None:
 
 
 def build_library(clips: Sequence[LibraryClip], template, path: Optional[str] = None,
-                  gap: int = LIBRARY_GAP) -> LibraryReport:
+                  gap: int = LIBRARY_GAP, head_name: str = HEAD_NAME) -> LibraryReport:
     """Every clip onto one new head in an empty scene: an action per clip, NLA strips, markers, sounds.
 
     Parameters
@@ -269,32 +269,47 @@ def build_library(clips: Sequence[LibraryClip], template, path: Optional[str] = 
     clips : sequence of LibraryClip
         Made with one model and template (same basis and bias); unique names.
     template : meshio.Mesh
-        The FLAME template the clips were animated for.
+        The mesh the clips were animated for (the FLAME template, or a character they were transferred to).
     path : str, optional
         Save the scene there (``.blend``, atomically).
     gap : int
         Frames between consecutive clips on the track.
+    head_name : str
+        The head object's name.
     """
-    from ..headless import save_blend
     _check_clips(clips)
     scene = _empty_scene(clips[0].animation.fps)
     fps = writer.scene_fps(scene)
-    head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
+    head = writer.build_head(head_name, template.vertices, template.faces, scene.collection)
     written = writer.write_animation(head, _stacked(clips, fps), scene, 1)
     key = head.data.shape_keys
     scales = dict(key.get(writer.KEY_SCALES, {}))
     combined = key.animation_data.action                    # only made the keys: the clips get their own
     key.animation_data.action = None
     bpy.data.actions.remove(combined)
-    start, actions, ranges = 1, [], []
-    for index, clip in enumerate(clips):
+    placed = []
+    for clip in clips:
         clip_anim = clip.animation.resampled(fps)
         action = _clip_action(key, clip_anim, clip.name, written.key_names, scales)
+        placed.append((clip, action, clip_anim.num_frames))
+    return lay_out_dialogue(scene, head, placed, path, gap)
+
+
+def lay_out_dialogue(scene, head, placed, path: Optional[str] = None, gap: int = LIBRARY_GAP) -> LibraryReport:
+    """Clips end to end on ``head``'s key NLA: ``placed`` = (LibraryClip, its action, frames) in order.
+
+    One NLA track per clip named after it, its one strip from the clip's start (extrapolation Nothing), a
+    timeline marker and the clip's sound at each start; the scene's range covers them all; saved at
+    ``path`` when given."""
+    from ..headless import save_blend
+    key = head.data.shape_keys
+    start, actions, ranges = 1, [], []
+    for index, (clip, action, frames) in enumerate(placed):
         track = key.animation_data.nla_tracks.new()
         track.name = clip.name
         strip = compat.new_nla_strip(track, clip.name, start, action)
         strip.blend_type, strip.extrapolation = "REPLACE", "NOTHING"     # acts on its own frames only
-        end = start + clip_anim.num_frames - 1
+        end = start + frames - 1
         scene.timeline_markers.new(clip.name, frame=start)
         _add_sound(scene, clip.audio_path, clip.name, start, 1 + index % 2)
         actions.append(action)

@@ -1,0 +1,129 @@
+"""``batch --target MESH --landmarks PAIRS [--target-keys FOLDER]``: every clip onto one character, fitted once.
+
+Real data: the ARKit reference face (../shared/data/arkit: its neutral mesh, its 51 key OBJs and the 68
+landmark pairs) and VOCASET speech; small-width test models. Run as a user runs it (bpy and tensorflow
+blocked). Each clip's outputs are checked against the ``retarget`` command's own path on a one-clip run:
+:func:`voca_addon.retarget_cli.load_character` + :func:`~voca_addon.retarget_cli.retarget_motion`.
+"""
+import csv
+
+import numpy as np
+import pytest
+
+from tests.core.test_batch_cli import audio_folder, model_args, models, summary  # noqa: F401 (fixture)
+from tests.core.test_batch_recurrence import VERTEX_TOL
+from tests.core.test_cli import assert_user_error, cli
+from voca_addon import retarget_cli
+from voca_addon.core import engine
+from voca_addon.core.character import arkit, landmarks as lm
+from voca_addon.core.face import meshio
+from voca_addon.core.models import modelfiles
+
+CLIPS = 3
+
+
+@pytest.fixture(scope="module")
+def rig(shared_data, tmp_path_factory):
+    folder = shared_data / "arkit"
+    pairs = tmp_path_factory.mktemp("pairs") / "pairs.txt"
+    lm.write_pairs(pairs, np.loadtxt(folder / "FLAME_landmarks.txt", dtype=int),
+                   np.loadtxt(folder / "ARKit_landmarks.txt", dtype=int))
+    return dict(target=folder / "ARKit_blendshapes" / "Neutral.obj", pairs=pairs, keys=folder / "ARKit_blendshapes")
+
+
+@pytest.fixture(scope="module")
+def reference(models, rig):  # noqa: F811
+    """One clip alone, then the retarget command's own fit, transfer and key solve."""
+    ds = modelfiles.load_deepspeech(models["ds"], models["cache"])
+    vm = modelfiles.load_voca(models["voca"], models["cache"])
+    template = meshio.read_mesh(models["template"]).vertices
+    character = retarget_cli.load_character(rig["target"], rig["pairs"], rig["keys"], models["template"])
+
+    def one(wav):
+        return retarget_cli.retarget_motion(character, engine.run(str(wav), ds, vm, template))
+    return dict(one=one, character=character)
+
+
+def character_args(rig, keys=True):
+    return ["--target", rig["target"], "--landmarks", rig["pairs"]] + (["--target-keys", rig["keys"]] if keys else [])
+
+
+def test_batch_character_own_keys_npz_and_live_link_csv(models, rig, reference, shared_data, tmp_path):  # noqa: F811
+    folder = audio_folder(shared_data, tmp_path, count=CLIPS)
+    out = tmp_path / "out"
+    r = cli("batch", folder, "--out", out, "--format", "npz,csv", *character_args(rig), *model_args(models))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("character 'Neutral' (") == 1 and "51 own keys" in r.stderr     # fitted once
+    scale = reference["character"].fit.similarity.scale                  # target units per metre
+    rows = summary(out)
+    assert len(rows) == CLIPS and all(row["outcome"] == "ok" for row in rows.values())
+    header = ["Timecode", "BlendShapeCount"] + [n[0].upper() + n[1:] for n in arkit.ARKIT_NAMES] + \
+        list(arkit.LIVE_LINK_ROTATIONS)
+    for name, row in rows.items():
+        motion, solution = reference["one"](row["audio"])
+        with np.load(out / f"{name}.npz") as z:
+            np.testing.assert_array_equal(z["template"], meshio.read_mesh(rig["target"]).vertices.astype(np.float32))
+            assert z["vertices"].shape == (row["frames"], len(z["template"]), 3)
+            assert np.abs(z["vertices"] - motion.vertices()).max() <= VERTEX_TOL * scale
+            assert tuple(z["key_names"]) == solution.names and len(solution.names) == 51
+            np.testing.assert_allclose(z["key_weights"], solution.weights, atol=1e-4)
+            weights = dict(zip(solution.names, z["key_weights"].T))
+        with open(out / f"{name}.csv", newline="") as f:
+            table = list(csv.reader(f))
+        assert table[0] == header and len(table) == 1 + row["frames"]
+        assert table[1][:2] == ["00:00:00:00.000", "61"] and table[61][0] == "00:00:01:00.000"
+        values = np.array([r[2:] for r in table[1:]], float)
+        for k, shape in enumerate(arkit.ARKIT_NAMES[:52]):
+            if shape in weights:
+                np.testing.assert_allclose(values[:, k], weights[shape], atol=1e-6)
+        assert np.abs(values[:, 52:]).max() == 0                       # no head or eye rotation
+        assert weights["jawOpen"].max() > 0.05                         # speech opens the jaw
+
+
+def test_batch_character_transferred_keys_same_weights(models, rig, reference, shared_data, tmp_path):  # noqa: F811
+    """Without --target-keys: the character's animation is VOCA's weights on the transferred fields."""
+    folder = audio_folder(shared_data, tmp_path, count=2)
+    out, flame_out = tmp_path / "out", tmp_path / "flame"
+    r = cli("batch", folder, "--out", out, "--format", "npz,csv", *character_args(rig, keys=False),
+            *model_args(models))
+    assert r.returncode == 0, r.stderr
+    assert cli("batch", folder, "--out", flame_out, *model_args(models)).returncode == 0
+    scale = reference["character"].fit.similarity.scale
+    for name, row in summary(out).items():
+        motion, _ = reference["one"](row["audio"])
+        with np.load(out / f"{name}.npz") as z, np.load(flame_out / f"{name}.npz") as flame:
+            assert "key_weights" not in z.files
+            np.testing.assert_array_equal(z["weights"], flame["weights"])          # the same weights
+            assert z["basis"].shape == (50, len(z["template"]), 3)
+            assert np.abs(z["basis"] - motion.basis).max() <= VERTEX_TOL * scale
+            assert np.abs(z["vertices"] - motion.vertices()).max() <= VERTEX_TOL * scale
+        table = np.loadtxt(out / f"{name}.csv", delimiter=",", skiprows=1)
+        np.testing.assert_allclose(table[:, 2:], motion.weights, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", ["landmarks missing", "target unreadable", "target without landmarks",
+                                 "keys without target", "keys of another mesh"])
+def test_batch_character_bad_input_refused_before_any_clip(bad, models, rig, shared_data, tmp_path):  # noqa: F811
+    folder = audio_folder(shared_data, tmp_path, count=2)
+    out = tmp_path / "out"
+    flags = {"--target": rig["target"], "--landmarks": rig["pairs"]}
+    expect = {"landmarks missing": "--landmarks", "target unreadable": "contains no vertices",
+              "target without landmarks": "--target needs --landmarks", "keys without target": "needs --target",
+              "keys of another mesh": "vertices"}[bad]
+    if bad == "landmarks missing":
+        flags["--landmarks"] = tmp_path / "nowhere.txt"
+    elif bad == "target unreadable":
+        flags["--target"] = tmp_path / "head.obj"
+        flags["--target"].write_text("this is not a mesh\n")
+    elif bad == "target without landmarks":
+        del flags["--landmarks"]
+    elif bad == "keys without target":
+        flags = {"--target-keys": rig["keys"]}
+    else:                                                              # OBJs of FLAME, not of the character
+        keys = tmp_path / "keys"
+        keys.mkdir()
+        meshio.write_obj(keys / "jawOpen.obj", meshio.read_mesh(models["template"]).vertices)
+        flags["--target-keys"] = keys
+    r = cli("batch", folder, "--out", out, *[x for kv in flags.items() for x in kv], *model_args(models))
+    assert_user_error(r, expect)
+    assert not out.exists()                                            # refused before anything was written
