@@ -1,13 +1,15 @@
 """``retarget``: VOCA's motion from a FLAME sequence onto any head mesh, into a .blend.
 
-    python -m voca_addon retarget SOURCE --target MESH --landmarks PAIRS --out OUT.blend
-        [--target-keys FOLDER] [--curves OUT.csv|OUT.json] [--template FLAME.ply] [--audio WAV]
-        [--fps F] [--overwrite]
+    python -m voca_addon retarget SOURCE --target MESH --landmarks (PAIRS | auto) --out OUT.blend
+        [--guess-landmarks PAIRS_OUT.txt] [--target-keys FOLDER] [--curves OUT.csv|OUT.json]
+        [--template FLAME.ply] [--audio WAV] [--fps F] [--overwrite]
 
 (and the same after ``blender -b -P voca_addon/headless.py --``). SOURCE: an ``infer`` result or any
 ``.npz``/``.npy`` with ``vertices`` [frames, 5023, 3] (or a folder of per-frame meshes). MESH: ``.obj`` /
 ``.ply`` of any topology. PAIRS: lines ``flame_vertex target_vertex``. FOLDER: OBJs with the target's
-topology, one per shape key named by its stem (``Neutral.obj`` = rest shape).
+topology, one per shape key named by its stem (``Neutral.obj`` = rest shape). ``--landmarks auto``
+guesses the pairs (:func:`.core.character.guess.guess_landmarks`), says that they are a guess and prints
+the fit's residual; ``--guess-landmarks`` also writes them for the user to check, edit and pass back.
 
 Without ``--target-keys`` the target gets the transferred keys (50 + bias, VOCA's weights); with it,
 the rig's own keys driven by solved weights, and ``--curves`` writes them (Live Link Face CSV or JSON).
@@ -27,6 +29,7 @@ import numpy as np
 from .core.errors import InputError
 
 DEFAULT_FPS = 60.0
+AUTO = "auto"            # --landmarks auto: guess the pairs
 
 
 def add_parser(sub) -> None:
@@ -35,7 +38,10 @@ def add_parser(sub) -> None:
     r.add_argument("source", help="infer result / .npz / .npy with vertices [F, 5023, 3], or a folder of frames")
     r.add_argument("--target", required=True, metavar="MESH", help="the character's head, .obj or .ply")
     r.add_argument("--landmarks", required=True, metavar="PAIRS", help="text file of 'flame_vertex "
-                   "target_vertex' lines (at least 4; the 68 iBUG points are best)")
+                   "target_vertex' lines (at least 4; the 68 iBUG points are best), or 'auto' for an "
+                   "automatic first guess")
+    r.add_argument("--guess-landmarks", metavar="PAIRS_OUT.txt", help="with --landmarks auto: write the "
+                   "guessed pairs here to check and edit (then pass that file as --landmarks)")
     r.add_argument("--out", required=True, metavar="OUT.blend")
     r.add_argument("--target-keys", metavar="FOLDER", help="the rig's keys as OBJs (drive them instead of "
                    "adding VOCA's keys)")
@@ -56,23 +62,37 @@ class Retarget:
     motion: object          # ShapeKeyAnimation on the target
     keys: Optional[object]  # keyfiles.KeySet
     solution: Optional[object]  # keysolve.KeySolution
+    guess: Optional[object] = None  # guess.LandmarkGuess with --landmarks auto
+
+
+def is_auto(landmarks) -> bool:
+    """Whether a --landmarks value asks for the automatic guess."""
+    return str(landmarks).strip().lower() == AUTO
 
 
 def _paths(args):
+    """Check the destinations and that every input exists → (out, curves or None, guessed pairs or None)."""
     from .core import outputs
     out = outputs.check_output(args.out, "--out", (".blend",), args.overwrite)
-    curves = None
+    curves = guessed = None
     if args.curves:
         if not args.target_keys:
             raise InputError("--curves needs --target-keys: the curves are the weights of the rig's own keys.")
         curves = outputs.check_output(args.curves, "--curves", (".csv", ".json"), args.overwrite)
-    for path, what in ((args.source, "SOURCE"), (args.target, "--target"), (args.landmarks, "--landmarks"),
+    if getattr(args, "guess_landmarks", None):
+        if not is_auto(args.landmarks):
+            raise InputError("--guess-landmarks writes the automatic guess: use it with --landmarks auto.")
+        guessed = outputs.check_output(args.guess_landmarks, "--guess-landmarks", (".txt",), args.overwrite)
+    landmarks = None if is_auto(args.landmarks) else args.landmarks
+    for path, what in ((args.source, "SOURCE"), (args.target, "--target"), (landmarks, "--landmarks"),
                        (args.audio, "--audio")):
         if path is not None and not os.path.exists(path):
-            raise InputError(f"{what} '{path}' was not found. Check the path.")
-    outputs.check_distinct({"--out": out} | ({"--curves": curves} if curves else {}),
-                           {"SOURCE": args.source, "--target": args.target, "--audio": args.audio})
-    return str(out), (str(curves) if curves else None)
+            hint = " (or give --landmarks auto for a first guess)" if what == "--landmarks" else ""
+            raise InputError(f"{what} '{path}' was not found. Check the path{hint}.")
+    written = {"--out": out, "--curves": curves, "--guess-landmarks": guessed}
+    outputs.check_distinct(written, {"SOURCE": args.source, "--target": args.target, "--audio": args.audio,
+                                     "--landmarks": landmarks})
+    return str(out), (str(curves) if curves else None), (str(guessed) if guessed else None)
 
 
 def source_animation(source: str, template_path, fps=None):
@@ -98,23 +118,30 @@ class Character:
     target: object          # meshio.Mesh
     fit: object             # character.fit.Fit
     keys: Optional[object]  # keyfiles.KeySet
+    guess: Optional[object] = None  # guess.LandmarkGuess when the landmarks were guessed
 
 
 def load_character(target_path, landmarks_path, keys_folder, template_path) -> Character:
     """Read and check the target, its landmark pairs and (optionally) its key folder, then fit. No bpy.
 
+    ``landmarks_path`` ``"auto"`` guesses the pairs (:func:`~voca_addon.core.character.guess.guess_landmarks`).
     Raises :class:`~voca_addon.core.errors.VocaError` for an unreadable or unusable input, before the fit.
     """
-    from .core.character import fit as fitting, keyfiles, landmarks
+    from .core.character import fit as fitting, guess as guessing, keyfiles, landmarks
     from .core.face import meshio
     target = meshio.read_mesh(target_path)
     fitting.check_target(target.vertices, target.faces, f"'{target_path}'")
-    flame_ids, target_ids = landmarks.read_pairs(landmarks_path)
+    guess = None
+    if not is_auto(landmarks_path):
+        flame_ids, target_ids = landmarks.read_pairs(landmarks_path)
     keys = keyfiles.read_key_folder(keys_folder, target) if keys_folder else None
     template = meshio.read_mesh(template_path)
+    if is_auto(landmarks_path):
+        guess = guessing.guess_landmarks(template.vertices, template.faces, target.vertices, target.faces)
+        flame_ids, target_ids = guess.flame_ids, guess.target_ids
     fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
                              flame_ids, target_ids)
-    return Character(target, fit, keys)
+    return Character(target, fit, keys, guess)
 
 
 def retarget_motion(character: Character, anim, matrix=None):
@@ -140,7 +167,17 @@ def compute(args) -> Retarget:
     anim = source_animation(args.source, template_path, args.fps)
     character = load_character(args.target, args.landmarks, args.target_keys, template_path)
     motion, solution = retarget_motion(character, anim)
-    return Retarget(character.target, character.fit, motion, character.keys, solution)
+    return Retarget(character.target, character.fit, motion, character.keys, solution, character.guess)
+
+
+def guess_report(guess, path: Optional[str] = None) -> str:
+    """One line saying the landmarks are an automatic guess, how well FLAME's head fitted, what to do."""
+    g = guess.residuals
+    where = (f"check them in {path} and pass the edited file as --landmarks" if path else
+             "check them (--guess-landmarks FILE writes them to edit)")
+    return (f"landmarks: an AUTOMATIC FIRST GUESS of the 68 pairs, checked by no one (FLAME's head aligned "
+            f"at scale {g['scale']:.4g}: the mesh {g['surface']:.1f} mm from it, its landmarks "
+            f"{g['landmarks']:.1f} mm from the mesh); {where}")
 
 
 def _report(result: Retarget) -> str:
@@ -166,8 +203,10 @@ def write_curves(path: str, result: Retarget) -> None:
 
 def run(args) -> None:
     """The whole command (user errors raise VocaError for the CLI's guard)."""
-    out, curves = _paths(args)
+    out, curves, guessed = _paths(args)
     result = compute(args)
+    if result.guess is not None:
+        print(guess_report(result.guess, guessed))
     from . import headless
     bpy = headless._import_bpy("retarget")
     from .blender import character_io, character_writer, compat, writer
@@ -193,7 +232,10 @@ def run(args) -> None:
     character_io.store_fit(obj, result.fit, result.target.vertices)   # later runs in Blender reuse it
     if curves:
         write_curves(curves, result)
+    if guessed:
+        from .core.character import landmarks
+        landmarks.write_pairs(guessed, result.guess.flame_ids, result.guess.target_ids)
     headless.save_blend(bpy, out)
     print(_report(result))
     print(f"wrote {out}: '{obj.name}' ({len(result.target.vertices)} vertices), {what}, frames {start}-{end}"
-          + (f"; curves {curves}" if curves else ""))
+          + (f"; curves {curves}" if curves else "") + (f"; guessed landmark pairs {guessed}" if guessed else ""))

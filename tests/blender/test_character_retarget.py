@@ -111,3 +111,18 @@ def test_character_retarget_through_the_headless_script(args, tmp_path):
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "h.blend").is_file() and "transferred keys" in run.stdout
+
+
+def test_character_retarget_with_guessed_landmarks_says_so_and_writes_the_pairs(scene, args, tmp_path, capsys):
+    """``--landmarks auto --guess-landmarks FILE``: the .blend is written from the guess, the command says the
+    landmarks are a guess and prints the fit's residual, and FILE holds the 68 pairs to check and edit."""
+    args.landmarks, args.guess_landmarks = "auto", str(tmp_path / "guessed.txt")
+    retarget_cli.run(args)
+    printed = capsys.readouterr().out
+    assert "landmarks: an AUTOMATIC FIRST GUESS" in printed and "guessed.txt" in printed
+    assert "fit: scale" in printed and "after registration" in printed
+    flame_ids, target_ids = lm.read_pairs(args.guess_landmarks)
+    np.testing.assert_array_equal(flame_ids, lm.FLAME_IBUG68)
+    assert len(target_ids) == 68 and target_ids.max() < 1220
+    bpy.ops.wm.open_mainfile(filepath=args.out)
+    assert bpy.data.objects["Neutral"].data.shape_keys is not None

@@ -97,3 +97,40 @@ def test_retarget_reads_an_infer_result_without_vertices(case, tmp_path, officia
                               target_keys=None, template=str(case["template"]), fps=None)
     result = retarget_cli.compute(args)
     assert result.motion.num_frames == official.num_frames and result.solution is None
+
+
+def test_retarget_refuses_auto_landmarks_on_a_mesh_that_is_no_head(case):
+    grid = np.linspace(-0.1, 0.1, 20)
+    x, y = np.meshgrid(grid, grid)
+    ids = np.arange(x.size).reshape(x.shape)
+    quads = np.c_[ids[:-1, :-1].ravel(), ids[1:, :-1].ravel(), ids[1:, 1:].ravel(), ids[:-1, 1:].ravel()]
+    plane = case["dir"] / "plane.obj"
+    meshio.write_obj(plane, np.c_[x.ravel(), y.ravel(), np.zeros(x.size)],
+                     np.r_[quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    assert_user_error(run(case, target=plane, landmarks="auto"), "could not guess the landmarks",
+                      "Mark the 68 landmarks by hand")
+    assert not case["out"].exists()
+
+
+def test_retarget_guess_landmarks_needs_auto_and_a_missing_pairs_file_says_auto(case):
+    assert_user_error(run(case, guess_landmarks=case["dir"] / "guess.txt"), "use it with --landmarks auto")
+    assert_user_error(run(case, landmarks=case["dir"] / "none.txt"), "--landmarks", "was not found",
+                      "--landmarks auto")
+    assert_user_error(run(case, landmarks="auto", guess_landmarks=case["dir"] / "guess.csv"), "--guess-landmarks")
+    assert not (case["dir"] / "guess.txt").exists()
+
+
+def test_retarget_compute_with_auto_landmarks_fits_from_the_guess(case, shared_data):
+    """``--landmarks auto`` (no bpy needed up to here): the pairs are guessed, the fit runs from them, and
+    the line the command prints says they are a guess and how well FLAME fitted."""
+    import argparse
+    from voca_addon import retarget_cli
+    args = argparse.Namespace(source=str(case["source"]), target=str(case["target"]), landmarks="auto",
+                              target_keys=None, template=str(case["template"]), fps=None)
+    result = retarget_cli.compute(args)
+    given = np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=int)
+    vertices = result.target.vertices
+    near = np.linalg.norm(vertices[result.guess.target_ids] - vertices[given], axis=1).mean() * 1e3
+    assert near < 4.5 and result.fit.residuals["landmarks_registered"]["mean"] < 0.2
+    line = retarget_cli.guess_report(result.guess, "pairs.txt")
+    assert line.startswith("landmarks: an AUTOMATIC FIRST GUESS") and "pairs.txt" in line
