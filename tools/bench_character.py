@@ -91,7 +91,8 @@ def main() -> None:
     sol = timed(f"key solve, 3600 frames onto {len(names)} keys (region given)", keysolve.solve_keys,
                 minute, keys, names, region=region)
     timed("key solve including the motion region", keysolve.solve_keys, minute, keys, names)
-    print(f"  {sol.report['iterations']} ADMM iterations, explained {sol.report['explained']:.3f}")
+    print(f"  {sol.report['iterations']} ADMM iterations, {len(sol.openings)} opening pairs, "
+          f"explained {sol.report['explained']:.3f}")
 
 
 if __name__ == "__main__":
