@@ -30,7 +30,7 @@ from .speech import blocks16k, deepspeech, features, wavstream
 from .face import voca
 from .animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from .errors import InputError
-from .npzstream import NpzWriter, iter_rows, member_shape
+from .animation.npzstream import NpzWriter, iter_rows, member_shape
 
 Condition = Union[int, Mapping[int, float]]
 Progress = Optional[Callable[[float, str], None]]

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class NpzWriter:
