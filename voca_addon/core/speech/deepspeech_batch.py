@@ -17,8 +17,9 @@ Steps (the names of :func:`logits_batch`):
 
 1. *Dense layers* — per clip, three clipped-ReLU layers, one GEMM each over the clip's rows.
 2. *Gate inputs* — per clip and direction, ``Z_in = X₃ · K_x + b`` (forget bias added), one GEMM.
-3. *Recurrence* — per step, ``z = H_{t-1} · K_h + Z_in[rows of step k]`` and the cell (TF BasicLSTMCell,
-   gates ``i, j, f, o``)::
+3. *Recurrence* — the two directions at once, in two threads with a single-threaded BLAS each
+   (:mod:`.blas_threads`; where the BLAS's threads cannot be set, one after the other); per step,
+   ``z = H_{t-1} · K_h + Z_in[rows of step k]`` and the cell (TF BasicLSTMCell, gates ``i, j, f, o``)::
 
        c_t = c_{t-1} ⊙ σ(f) + σ(i) ⊙ tanh(j);   h_t = tanh(c_t) ⊙ σ(o)
 
@@ -37,20 +38,29 @@ Why not one GEMM for every step: OpenBLAS copies ("packs") its operand before a 
 whether ``K_h`` is in cache or not, any layout or transpose flag) against 1.1–2 ms for one clip's
 matrix-vector product, which reads ``K_h`` without copying it (measurements: docs/batch.md).
 
-Memory: the gate inputs of one direction, ``ΣT_b · 4·n_cell · 4`` bytes (32 kB per step at full size: 16
-clips of 4 s, 106 MB), plus every clip's layer-3 activations and both directions' states (8 kB per step
-each).
+The dense layers and gate inputs run before the threads, with the usual BLAS threads: a GEMM's rounding
+depends on its thread count too (measured: single-threaded gate inputs put the saturating test 1.1e-5
+relative off).
 
-Contract: numpy only; float32 arithmetic like :mod:`.deepspeech`, whose model type it takes. Any thread.
+Memory: the gate inputs of both directions, ``2 · ΣT_b · 4·n_cell · 4`` bytes (64 kB per step at full
+size: 16 clips of 4 s, 212 MB), plus every clip's layer-3 activations and both directions' states (8 kB
+per step each).
+
+Contract: numpy only (+ ctypes through :mod:`.blas_threads`); float32 arithmetic like :mod:`.deepspeech`, whose
+model type it takes. Any thread; while the recurrence runs, numpy's BLAS is single-threaded process-wide.
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import InputError
-from .deepspeech import NUM_INPUT, DeepSpeechModel, _dense_123, _lstm_inputs, _output_layers, _sigmoid
+from . import blas_threads
+from .deepspeech import (FORGET_BIAS, NUM_INPUT, DeepSpeechModel, _dense_123, _output_layers,
+                         _sigmoid)
 
 DIRECTIONS = ("fw", "bw")
 # Below this many running clips a step uses one matrix-vector product per clip instead of one GEMM:
@@ -110,11 +120,21 @@ def _step_product(h: np.ndarray, k_h: np.ndarray, z: np.ndarray, m: int) -> None
 def _gate_inputs(model: DeepSpeechModel, direction: str, l3: Sequence[np.ndarray]) -> np.ndarray:
     """``z_in = X₃ · K_x + b`` (forget bias added) of every clip, clip after clip: [ΣT, 4·n_cell].
 
-    One GEMM per clip, over exactly the rows of its one-clip run: OpenBLAS's result for a row depends on
-    how many rows the product has (a different kernel path), so a GEMM over all clips' rows would not give
-    one-clip numbers (measured: 1.4e-4 relative on layer 3 with the saturating test weights).
+    One GEMM per clip, over exactly the rows of its one-clip run (:func:`.deepspeech._lstm_inputs`'s
+    operations), written in place: OpenBLAS's result for a row depends on how many rows the product has,
+    so a GEMM over all clips' rows would not give one-clip numbers.
     """
-    return np.concatenate([_lstm_inputs(model, direction, x) for x in l3])
+    k_x, _, bias = model.lstm(direction)
+    n = model.n_cell
+    z_in = np.empty((sum(len(x) for x in l3), 4 * n), np.float32)
+    start = 0
+    for x in l3:
+        rows = z_in[start:start + len(x)]
+        np.matmul(x, k_x, out=rows)
+        rows += bias
+        rows[:, 2 * n:3 * n] += np.float32(FORGET_BIAS)
+        start += len(x)
+    return z_in
 
 
 def _recurrence(model: DeepSpeechModel, direction: str, z_in: np.ndarray, plan: Schedule,
@@ -165,11 +185,38 @@ def logits_batch(model: DeepSpeechModel, inputs: Sequence[np.ndarray],
     clips = _check_inputs(inputs)
     plan = Schedule([len(x) for x in clips])
     l3 = [_dense_123(model, x) for x in clips]                            # [T_b, n_l3] each
-    states = {}
-    for d, direction in enumerate(DIRECTIONS):
-        hook = None if progress is None else (
-            lambda k, d=d: progress((d * plan.t_max + k + 1) / (2 * plan.t_max)))
-        z_in = _gate_inputs(model, direction, l3)                        # one direction at a time
-        states[direction] = np.split(_recurrence(model, direction, z_in, plan, hook), plan.starts[1:])
-        del z_in
+    z_in = {d: _gate_inputs(model, d, l3) for d in DIRECTIONS}           # with the usual BLAS threads:
+    del l3                                                               # the GEMMs' rounding depends on them
+    hook = _Progress(progress, 2 * plan.t_max)
+
+    def direction(name: str) -> list:
+        return np.split(_recurrence(model, name, z_in.pop(name), plan, hook.step), plan.starts[1:])
+
+    with blas_threads.limited(1) as single:                              # both directions at once
+        if single:
+            with ThreadPoolExecutor(len(DIRECTIONS), thread_name_prefix="voca-lstm") as pool:
+                states = dict(zip(DIRECTIONS, pool.map(direction, DIRECTIONS)))
+        else:                                                            # BLAS threads not settable
+            states = {d: direction(d) for d in DIRECTIONS}
     return [_output_layers(model, h_fw, h_bw) for h_fw, h_bw in zip(states["fw"], states["bw"])]
+
+
+class _Progress:
+    """Steps done over both directions (two threads) → ``progress(fraction)``, in order; a raise from it
+    stops both directions (the other one raises at its next step)."""
+
+    def __init__(self, progress: Optional[Callable[[float], None]], total: int):
+        self.progress, self.total, self.done = progress, total, 0
+        self.lock, self.stopped = threading.Lock(), None
+
+    def step(self, _k: int) -> None:
+        with self.lock:
+            if self.stopped is not None:
+                raise self.stopped
+            self.done += 1
+            if self.progress is not None:
+                try:
+                    self.progress(self.done / self.total)
+                except BaseException as exc:
+                    self.stopped = exc
+                    raise
