@@ -12,8 +12,10 @@ Not a test (nothing is asserted): it prints a table and writes it as JSON (``--j
    longest clip).
 3. *The recurrence against the memory-bandwidth floor.* In this process, the LSTM recurrence of
    :mod:`voca_addon.core.speech.deepspeech_batch` on the first B clips for each batch size B: time per
-   step with a GEMM whenever two or more clips run and as shipped (one matrix-vector product per clip
-   below ``GEMM_MIN_CLIPS``), the floor per step (reading ``K_h``, 64 MiB, at the bandwidth measured here by streaming a
+   step with a GEMM whenever two or more clips run, one direction after the other (the state before
+   this issue's last change), and as shipped (one matrix-vector product per clip below ``GEMM_MIN_CLIPS``,
+   both directions at once with a single-threaded BLAS each; per step = wall / (2 · T_max)), the floor per
+   step (reading ``K_h``, 64 MiB, at the bandwidth measured here by streaming a
    512 MiB array through a matrix-vector product and a copy; the better of the two), the share of the
    step time that floor accounts for (floor / step), and the time per clip-step (step / B).
 
@@ -125,7 +127,8 @@ def bandwidth_gbs() -> dict:
 
 def recurrence(clips, pb, batch_sizes, work: Path) -> list:
     from voca_addon.core.models import modelfiles
-    from voca_addon.core.speech import audio, deepspeech, deepspeech_batch as db, features
+    from concurrent.futures import ThreadPoolExecutor
+    from voca_addon.core.speech import audio, blas_threads, deepspeech, deepspeech_batch as db, features
     model = modelfiles.load_deepspeech(pb, work / "cache")
     inputs = [features.deepspeech_input(audio.prepare_for_deepspeech(audio.load_audio(c))) for c in clips]
     bw = bandwidth_gbs()
@@ -141,17 +144,20 @@ def recurrence(clips, pb, batch_sizes, work: Path) -> list:
         plan = db.Schedule([len(x) for x in group])
         l3 = [deepspeech._dense_123(model, x) for x in group]
         row = dict(batch=b, steps=2 * plan.t_max, clip_steps=int(2 * plan.lengths.sum()))
-        for label, gemm_min in (("gemm", 2), ("chosen", db.GEMM_MIN_CLIPS)):   # GEMM whenever m ≥ 2 / as shipped
-            seconds = 0.0
-            for direction in db.DIRECTIONS:
-                z_in = db._gate_inputs(model, direction, l3)
-                db.GEMM_MIN_CLIPS = gemm_min
-                try:
-                    t = time.perf_counter()
-                    db._recurrence(model, direction, z_in, plan)
-                    seconds += time.perf_counter() - t
-                finally:
-                    db.GEMM_MIN_CLIPS = shipped
+        z_in = {d: db._gate_inputs(model, d, l3) for d in db.DIRECTIONS}
+        for label, gemm_min, parallel in (("gemm", 2, False), ("chosen", db.GEMM_MIN_CLIPS, True)):
+            db.GEMM_MIN_CLIPS = gemm_min
+            try:
+                t = time.perf_counter()
+                if parallel:                         # as logits_batch: both directions at once, 1 BLAS thread each
+                    with blas_threads.limited(1), ThreadPoolExecutor(2) as pool:
+                        list(pool.map(lambda d: db._recurrence(model, d, z_in[d], plan), db.DIRECTIONS))
+                else:                                # one direction after the other, OpenBLAS's own threads
+                    for d in db.DIRECTIONS:
+                        db._recurrence(model, d, z_in[d], plan)
+                seconds = time.perf_counter() - t
+            finally:
+                db.GEMM_MIN_CLIPS = shipped
             row[f"{label}_step_ms"] = 1e3 * seconds / row["steps"]
             row[f"{label}_clip_step_ms"] = 1e3 * seconds / row["clip_steps"]
         kernel = model.lstm("fw")[1].nbytes
@@ -174,10 +180,10 @@ def report(runs: dict, rec: list, durations) -> None:
     worst = max(head["logits_rel_diff"].values())
     print(f"  batch of 16 vs one-clip runs (shortest, median, longest clip): max |Δlogits| / max |logits| "
           f"= {worst:.2g}")
-    print("  batch  steps  ms/step (GEMM from 2 clips)  ms/step (as shipped)  floor ms/step  floor share  "
+    print("  batch  steps  ms/step (GEMM from 2 clips, in turn)  ms/step (as shipped)  floor ms/step  floor share  "
           "ms per clip-step")
     for r in rows:
-        print(f"  {r['batch']:5d}  {r['steps']:5d}  {r['gemm_step_ms']:24.2f}  {r['chosen_step_ms']:19.2f}  "
+        print(f"  {r['batch']:5d}  {r['steps']:5d}  {r['gemm_step_ms']:33.2f}  {r['chosen_step_ms']:19.2f}  "
               f"{r['floor_ms']:13.2f}  {100 * r['floor_share']:10.0f}%  {r['chosen_clip_step_ms']:16.2f}")
     print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
 
