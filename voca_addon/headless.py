@@ -420,12 +420,20 @@ def script_args(argv: List[str]) -> List[str]:
 
 
 def _bootstrap() -> int:
-    """Run as a script: import this file's package from its parent folder and call its ``main``."""
+    """Run as a script: import this file's package from its parent folder and call its ``main``.
+
+    With the bpy *module* (``python headless.py``) the process then leaves through
+    :func:`~voca_addon.blender.compat.exit_now`, as ``python -m voca_addon`` does: its teardown at exit
+    crashes (4.2) or hangs (4.5) once the add-on's classes exist. In Blender itself that returns.
+    """
     import importlib
     package_dir = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.dirname(package_dir))
-    module = importlib.import_module(os.path.basename(package_dir) + ".headless")
-    return module.main()
+    package = os.path.basename(package_dir)
+    status = importlib.import_module(package + ".headless").main()
+    if "bpy" in sys.modules:
+        importlib.import_module(package + ".blender.compat").exit_now(status)
+    return status
 
 
 if __name__ == "__main__":
