@@ -35,7 +35,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from . import batch_character
 from .batch_input import (BLENDER_FORMATS, FORMATS, ClipSpec, clip_name, parse_formats,  # noqa: F401
                           read_folder, read_input)
 from .core.errors import InputError
@@ -113,7 +112,8 @@ def add_parser(sub) -> None:
     c = b.add_argument_group("character", "every clip onto one character instead of the FLAME head "
                              "(fitted once, as the retarget command does)")
     c.add_argument("--target", metavar="MESH", help="the character's head, .obj or .ply")
-    c.add_argument("--landmarks", metavar="PAIRS", help="'flame_vertex target_vertex' lines (with --target)")
+    c.add_argument("--landmarks", metavar="PAIRS", help="'flame_vertex target_vertex' lines (with --target), "
+                   "or 'auto' for an automatic first guess")
     c.add_argument("--target-keys", metavar="FOLDER", help="the rig's own keys as OBJs: drive them (csv = "
                    "Live Link Face CSV per clip)")
 
@@ -227,6 +227,7 @@ def _character(args):
     from .core.models import modelfiles
     cache = os.path.abspath(args.cache) if args.cache else None
     voca = modelfiles.load_voca(str(modelfiles.resolve_voca(args.voca)), cache)
+    from . import batch_character
     character = batch_character.prepare(args, modelfiles.resolve_template(args.template), voca)
     print(f"batch: {batch_character.report(character)}", file=sys.stderr)
     return character
@@ -265,7 +266,8 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
     if needs_blender:
         from .headless import _import_bpy
         _import_bpy("batch " + " ".join(needs_blender))
-    batch_character.check_flags(args)
+    from .batch_character import check_flags                  # numpy: only when a batch runs
+    check_flags(args)
     if args.emotion_source and not os.path.exists(args.emotion_source):
         raise InputError(f"--emotion-source '{args.emotion_source}' was not found. Check the path.")
     out = []

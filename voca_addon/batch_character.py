@@ -56,8 +56,9 @@ def check_flags(args) -> None:
     if target is not None and not pairs:
         raise InputError("--target needs --landmarks PAIRS: lines 'flame_vertex target_vertex' that place "
                          "FLAME on the character (at least 4; the 68 iBUG points are best)")
+    from .retarget_cli import is_auto
     for path, flag in ((target, "--target"), (pairs, "--landmarks"), (keys, "--target-keys")):
-        if path is not None and not os.path.exists(path):
+        if path is not None and not (flag == "--landmarks" and is_auto(path)) and not os.path.exists(path):
             raise InputError(f"{flag} '{path}' was not found. Check the path.")
 
 
@@ -117,6 +118,9 @@ def report(ch: BatchCharacter) -> str:
     """One line: how well the fit went (the ``retarget`` command's figures)."""
     r = ch.character.fit.residuals
     keys = f", {len(ch.keys.names)} own keys" if ch.keys is not None else ""
+    if getattr(ch.character, "guess", None) is not None:
+        keys += ("; landmarks: an AUTOMATIC FIRST GUESS, checked by no one (retarget --landmarks auto "
+                 "--guess-landmarks FILE writes them to check and edit)")
     return (f"character '{ch.name}' ({len(ch.character.target.vertices)} vertices{keys}): fit scale "
             f"{r['scale']:.4g} ({r['unit']}), landmarks {r['landmarks_registered']['mean']:.2f} mm after "
             f"registration, surface {r['surface']['mean']:.2f} mm mean")

@@ -131,3 +131,15 @@ def test_batch_character_bad_input_refused_before_any_clip(bad, models, rig, sha
     r = cli("batch", folder, "--out", out, *[x for kv in flags.items() for x in kv], *model_args(models))
     assert_user_error(r, expect)
     assert not out.exists()                                            # refused before anything was written
+
+
+def test_batch_character_guessed_landmarks(models, rig, shared_data, tmp_path):  # noqa: F811
+    """``--landmarks auto``: the pairs are guessed once (retarget's load_character), and the batch says so."""
+    folder = audio_folder(shared_data, tmp_path, count=1)
+    out = tmp_path / "out"
+    r = cli("batch", folder, "--out", out, "--target", rig["target"], "--landmarks", "auto", *model_args(models))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("AUTOMATIC FIRST GUESS") == 1
+    (row,) = summary(out).values()
+    with np.load(out / f"{row['name']}.npz") as z:
+        assert z["vertices"].shape == (row["frames"], len(meshio.read_mesh(rig["target"]).vertices), 3)
