@@ -149,7 +149,7 @@ def recurrence(clips, pb, batch_sizes, work: Path) -> list:
             db.GEMM_MIN_CLIPS = gemm_min
             try:
                 t = time.perf_counter()
-                if parallel:                         # as logits_batch: both directions at once, 1 BLAS thread each
+                if parallel and b > 1:               # as logits_batch: both directions at once, 1 BLAS thread each
                     with blas_threads.limited(1), ThreadPoolExecutor(2) as pool:
                         list(pool.map(lambda d: db._recurrence(model, d, z_in[d], plan), db.DIRECTIONS))
                 else:                                # one direction after the other, OpenBLAS's own threads
