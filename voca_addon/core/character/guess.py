@@ -9,15 +9,17 @@ Steps (FLAME's frame, metres; the target may use any units, position and orienta
    chin), the 24 ways to map the target's principal axes onto its principal axes; the scale makes the
    target's RMS radius the head's or the face's (so a face mask and a whole head both start at size).
 2. **Similarity ICP** (Besl & McKay 1992 with a scale: Umeyama 1991, rotation by scipy's
-   ``Rotation.align_vectors``) of the target samples onto FLAME's skin (its vertices without the
-   eyeballs), the worst ``1 − TRIM`` of pairs dropped each step (hair, shoulders, an open mouth's
-   inside). Every start runs a few steps; the best few run on to convergence. The score of a start is
-   the trimmed mean distance of the target to FLAME plus the mean distance of FLAME's 68 landmarks to
-   the target: the second term keeps a small target from sliding into one corner of the head.
+   ``Rotation.align_vectors``), the worst ``1 − TRIM`` of pairs dropped each step (hair, shoulders, an
+   open mouth's inside), both ways: *face ICP* takes FLAME's face points to their nearest target vertex
+   off the target's boundary (the face is distinctive where a whole head is nearly round), *head ICP*
+   the target samples to their nearest FLAME skin vertex (eyeballs left out). Every start runs a few
+   face ICP steps; the best ``KEEP`` run head ICP to convergence, then face ICP again. A start's score
+   is the trimmed mean distance of the target to FLAME plus the mean distance of FLAME's 68 landmarks
+   to the target: the second term stops a small target from sliding into one corner of the head.
 3. **Non-rigid refinement** — the fit's optimal-step NICP (:mod:`.nicp`), without landmarks, of FLAME's
    skin onto the target's largest island; then each FLAME landmark takes the nearest vertex of that
    island (eyeballs, teeth and hair islands are never landmarks). On the ARKit face (eight random
-   orientations) this brings the guess from 5.1 to 3.7 mm mean from the hand-made pairs, 4.5 to 2.7 mm
+   orientations) this brings the guess from 5.2 to 4.1 mm mean from the hand-made pairs, 4.2 to 2.7 mm
    without the jaw line (see docs/character.md).
 
 A mesh that no start fits (mean landmark distance > ``MAX_LANDMARK_MM`` or surface > ``MAX_SURFACE_MM``
@@ -41,10 +43,11 @@ from .fit import MAX_CORRESPONDENCE, check_target, flame_surface
 
 SAMPLE_CELLS = 30            # voxel sampling: cells along the target's RMS diameter
 TRIM = 0.9                   # share of closest pairs kept by each ICP step
-COARSE_STEPS = 8             # ICP steps for every start, on at most COARSE_SAMPLES of the samples
+COARSE_STEPS = 8             # face ICP steps for every start, on at most COARSE_SAMPLES points
 COARSE_SAMPLES = 400
-FINE_STEPS = 40              # … and for the best ``KEEP`` starts
-KEEP = 8
+KEEP = 4                     # starts refined: FINE_STEPS target → FLAME, then FACE_STEPS face ICP steps
+FINE_STEPS = 40
+FACE_STEPS = 20
 STEP_TOLERANCE = 1e-7        # m²: change of the trimmed mean squared distance that ends the ICP
 MAX_LANDMARK_MM = 6.0        # FLAME's landmarks farther than this from the target (mean): no head
 MAX_SURFACE_MM = 6.0         # target farther than this from FLAME (trimmed mean): no head
@@ -132,6 +135,21 @@ class _Start:
             self.error = error
         return self
 
+    def face_icp(self, face, vertices, tree, boundary, steps):
+        """``steps`` trimmed similarity ICP steps the other way: FLAME's face points → nearest target
+        vertex off the target's boundary (the face, not the skull or neck, decides the alignment)."""
+        for _ in range(steps):
+            dist, hit = tree.query(((face - self.t) @ self.r) / self.s)
+            inner = ~boundary[hit]
+            if inner.sum() < 3:
+                break
+            inner &= dist <= np.quantile(dist[inner], TRIM)
+            s, r, t = _similarity_step(vertices[hit[inner]], face[inner])
+            if not (np.isfinite(s) and s > 0):
+                break
+            self.s, self.r, self.t = s, r, t
+        return self
+
     def landmark_distance(self, target_tree, marks) -> float:
         """Mean distance of FLAME's landmarks to the nearest target vertex, FLAME metres."""
         return float(target_tree.query(((marks - self.t) @ self.r) / self.s)[0].mean() * self.s)
@@ -150,6 +168,9 @@ def _flame_parts(template: np.ndarray, template_faces: np.ndarray):
     return used, local, local[faces], used[front & above]
 
 
+PCA_ROTATIONS = _cube_rotations()
+
+
 def _starts(samples: np.ndarray, skin: np.ndarray, face: np.ndarray) -> list:
     """Rotation × scale × centroid starts mapping the target samples onto FLAME (see step 1)."""
     c_t, r_t, a_t = _rms_frame(samples)
@@ -158,7 +179,7 @@ def _starts(samples: np.ndarray, skin: np.ndarray, face: np.ndarray) -> list:
     for part in (skin, face):
         c_f, r_f, a_f = _rms_frame(part)
         scale = r_f / max(r_t, 1e-300)
-        for rotation in cube + [a_f @ p @ a_t.T for p in cube]:
+        for rotation in cube + [a_f @ p @ a_t.T for p in PCA_ROTATIONS]:
             starts.append(_Start(scale, rotation, c_f - scale * rotation @ c_t))
     return starts
 
@@ -170,6 +191,15 @@ def _score(start: _Start, samples, skin_surface, target_surface, marks) -> tuple
     back = ((marks - start.t) @ start.r) / start.s                       # FLAME landmarks in target frame
     landmark_mean = float(target_surface.closest(back).distance.mean() * start.s)
     return surface_mean, landmark_mean
+
+
+def _boundary_vertices(count: int, faces: np.ndarray) -> np.ndarray:
+    """bool [count]: vertices on an edge used by one face only."""
+    edges = surface.boundary_edge_mask(faces)
+    mask = np.zeros(count, bool)
+    for k in range(3):
+        mask[faces[edges[:, k]][:, [(k + 1) % 3, (k + 2) % 3]].ravel()] = True
+    return mask
 
 
 def _largest_island(target: np.ndarray, faces: np.ndarray):
@@ -193,13 +223,21 @@ def _align(template, skin, skin_faces, face, target, island_faces, island) -> tu
         dist, nearest = skin_tree.query(points)
         return dist, skin[nearest]
     coarse = samples[::-(-len(samples) // COARSE_SAMPLES)]
-    starts = [s.icp(coarse, on_vertices, COARSE_STEPS) for s in _starts(samples, skin, face)]
-    best = sorted(starts, key=lambda s: np.sqrt(s.error) + s.landmark_distance(island_tree, marks))[:KEEP]
+    coarse_face = face[::-(-len(face) // COARSE_SAMPLES)]
+    boundary = _boundary_vertices(len(target), island_faces)[island]
+    starts = []
+    for start in _starts(samples, skin, face):                          # coarse: the face decides
+        start.face_icp(coarse_face, target[island], island_tree, boundary, COARSE_STEPS)
+        dist = on_vertices(start.apply(coarse))[0]
+        starts.append((float(dist[dist <= np.quantile(dist, TRIM)].mean())
+                       + start.landmark_distance(island_tree, marks), start))
+    best = [start for _, start in sorted(starts, key=lambda pair: pair[0])[:KEEP]]
     skin_surface = surface.TriangleSurface(skin, skin_faces)
     target_surface = surface.TriangleSurface(target, island_faces)
     scored = []
     for start in best:
         start.icp(samples, on_vertices, FINE_STEPS)
+        start.face_icp(face, target[island], island_tree, boundary, FACE_STEPS)
         scored.append((_score(start, samples, skin_surface, target_surface, marks), start))
     return min(scored, key=lambda pair: sum(pair[0]))[::-1] + (len(starts),)
 
