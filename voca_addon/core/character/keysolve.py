@@ -12,7 +12,7 @@ C = Z, Z in the box: the C-step (C G + λ L C + ρ C = H + ρ(Z − U)) is diago
 (time: L's eigenvectors, eigenvalues σ_k = 4 sin²(πk / 2F)) × eigenvectors of G (keys), so each
 iteration costs two DCTs (``scipy.fft``) and two J×J products; Z-step: clip; U-step: U += C − Z, with
 over-relaxation Ĉ = α C + (1 − α) Z (Boyd §3.4.3, α = 1.8) and ρ = 0.1 mean eig(G) (measured on the
-ARKit face, 60 s: 97 iterations, 296 with ρ = ½ mean eig; the objective agrees to 3·10⁻⁷). The data
+ARKit face, 60 s: 96 iterations, 296 with ρ = ½ mean eig; the objective agrees to 3·10⁻⁷). The data
 enter only through G and H = B m_f + κ Φ o_f, so the vertex count does not matter after one product.
 
 The region is where the motion moves (mouth and jaw for speech): vertices whose displacement range
@@ -110,7 +110,8 @@ def opening_pairs(animation: ShapeKeyAnimation, region: np.ndarray, span=None) -
     """The motion's openings: vertex pairs close at rest that it separates the most, int64 [P, 2].
 
     Candidates are pairs of region vertices within ``OPENING_RADIUS`` × the largest vertex motion of
-    each other at rest (on a dense mesh, one vertex per grid cell of ``OPENING_CELL`` × that radius);
+    each other at rest (on a dense mesh, the most moving vertex per grid cell of ``OPENING_CELL`` × that
+    radius, so the vertex order does not matter);
     kept are those whose distance over the clip and the rest shape ranges over ≥ ``OPENING_SHARE`` of
     the widest such range. Empty when nothing opens (e.g. a rigid motion).
     """
@@ -120,7 +121,8 @@ def opening_pairs(animation: ShapeKeyAnimation, region: np.ndarray, span=None) -
     if not radius > 0 or len(region) < 2:
         return np.zeros((0, 2), np.int64)
     cells = np.floor(rest[region] / (OPENING_CELL * radius)).astype(np.int64)
-    candidates = region[np.sort(np.unique(cells, axis=0, return_index=True)[1])]
+    rank = np.lexsort((*rest[region].T[::-1], -span[region]))             # most moving first, then position
+    candidates = np.sort(region[rank[np.unique(cells[rank], axis=0, return_index=True)[1]]])
     pairs = cKDTree(rest[candidates]).query_pairs(radius, output_type="ndarray")
     if not len(pairs):
         return np.zeros((0, 2), np.int64)
