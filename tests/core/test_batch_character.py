@@ -143,3 +143,33 @@ def test_batch_character_guessed_landmarks(models, rig, shared_data, tmp_path): 
     (row,) = summary(out).values()
     with np.load(out / f"{row['name']}.npz") as z:
         assert z["vertices"].shape == (row["frames"], len(meshio.read_mesh(rig["target"]).vertices), 3)
+
+
+def test_batch_character_emotion_is_one_more_transferred_field(models, rig, reference,  # noqa: F811
+                                                               shared_data, tmp_path):
+    """A CSV row's emotion on the character: its FLAME delta transferred like VOCA's fields, eased 0 → 0.8 → 0."""
+    from voca_addon.core.character import transfer
+    from voca_addon.core.face import emotions
+    source = shared_data / "emotions" / "seed_emotion_offsets.npz"
+    wav = audio_folder(shared_data, tmp_path, count=1)
+    (clip,) = [p for p in wav.rglob("*.wav")]
+    listing = tmp_path / "clips.csv"
+    listing.write_text(f"audio,emotion,strength,name\n{clip},happy,0.8,glad\n")
+    out = tmp_path / "out"
+    r = cli("batch", listing, "--out", out, "--emotion-source", source, *character_args(rig, keys=False),
+            *model_args(models))
+    assert r.returncode == 0, r.stderr
+    (happy,) = emotions.from_delta_file(source, names=["happy"])
+    fit = reference["character"].fit
+    target = reference["character"].target
+    matrix = transfer.transfer_matrix(fit, target.vertices, target.faces)
+    expected = transfer.transfer_fields(happy.delta[None], fit, matrix)[0]
+    motion, _ = reference["one"](clip)
+    scale = fit.similarity.scale
+    with np.load(out / "glad.npz") as z:
+        assert str(z["names"][-1]) == "emotion_happy" and z["basis"].shape[0] == 51
+        assert np.abs(z["basis"][-1] - expected).max() <= VERTEX_TOL * scale
+        weight = z["weights"][:, -1]
+        assert weight[0] == 0 and weight[-1] == 0 and weight.max() == pytest.approx(0.8)
+        speech = motion.vertices()
+        assert np.abs(z["vertices"] - speech - weight[:, None, None] * expected[None]).max() <= VERTEX_TOL * scale
