@@ -95,3 +95,30 @@ def test_batch_character_transferred_keys_library_plays_the_npz(m, case, tmp_pat
             got = evaluated_vertices(obj, scene, int(strip.frame_start) + 20)
             scale = np.abs(z["template"]).max()
             assert np.abs(got - z["vertices"][20]).max() <= 1e-6 * scale
+
+
+def test_batch_character_video_and_glb_on_own_keys(m, case, tmp_path):  # noqa: F811
+    """``--format mp4,glb`` on the character: the video with its sound, the glTF's morph targets = the rig's keys
+    with the clip's solved weights as the animation."""
+    from tests.blender.test_exports import accessor, read_glb
+    from voca_addon.blender import render
+    (case["folder"] / "sentence02.wav").unlink()
+    out = case["out"]
+    r = batch(case["folder"], "--out", out, "--format", "npz,mp4,glb", *case["flags"], "--target-keys", case["keys"],
+              *m, cache=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sound = [("soun", "mp4a")] if compat.HAS_AUDIO else []
+    assert render.mp4_tracks(out / "sentence01.mp4") == [("vide", "avc1")] + sound
+    gltf = read_glb(out / "sentence01.glb")
+    with np.load(out / "sentence01.npz") as z:
+        weights = z["key_weights"]
+    assert len(gltf.meshes[0].primitives[0].targets) == 51
+    (anim,) = [a for a in gltf.animations if a.name == "sentence01"]
+    (channel,) = [c for c in anim.channels if c.target.path == "weights"]
+    values = accessor(gltf, anim.samplers[channel.sampler].output).reshape(-1, 51)
+    assert len(values) == len(weights)
+    names = gltf.meshes[0].extras["targetNames"]
+    jaw = names.index("jawOpen")
+    with np.load(out / "sentence01.npz") as z:
+        k = [str(n) for n in z["key_names"]].index("jawOpen")
+    np.testing.assert_allclose(values[:, jaw], weights[:, k], atol=1e-5)
