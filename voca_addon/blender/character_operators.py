@@ -1,5 +1,9 @@
-"""The Character sub-panel's operators: Fit, Transfer, Drive Its Keys (worker thread in a window).
+"""The Character sub-panel's operators: Guess Landmarks, Fit, Transfer, Drive Its Keys (worker thread in a window).
 
+- ``voca.character_guess_landmarks`` — an automatic first guess of the 68 landmarks
+  (:func:`voca_addon.core.character.guess.guess_landmarks`) placed as empties ``iBUG_0`` … ``iBUG_67`` on
+  the target (:mod:`.character_landmarks`), replacing the add-on's earlier ones (never the artist's: refused);
+  the Landmarks choice switches to Empties and the report says to check and drag them before Fit;
 - ``voca.character_fit`` — fit FLAME to the target (:func:`voca_addon.core.character.fit.fit_target`),
   keep the fit on the object (:func:`.character_io.store_fit`), report the residuals (also drawn in the
   panel);
@@ -42,15 +46,15 @@ def _stage():
     """The Character stage's modules, imported on first use: the add-on registers without scipy."""
     try:
         from ..core.animation import sequences
-        from ..core.character import arkit, fit as fitting, keysolve, landmarks as lm, transfer
+        from ..core.character import arkit, fit as fitting, guess, keysolve, landmarks as lm, transfer
         from ..core.face import meshio
-        from . import character_io
+        from . import character_io, character_landmarks
     except ImportError as exc:
         if (exc.name or "").split(".")[0] == "scipy" or "scipy" in str(exc):
             raise InputError(NO_SCIPY) from None
         raise
-    return dict(sequences=sequences, arkit=arkit, fitting=fitting, keysolve=keysolve, lm=lm,
-                transfer=transfer, meshio=meshio, io=character_io)
+    return dict(sequences=sequences, arkit=arkit, fitting=fitting, guess=guess, keysolve=keysolve, lm=lm,
+                transfer=transfer, meshio=meshio, io=character_io, marks=character_landmarks)
 
 
 # ---------------------------------------------------------------------------- main thread: read and check
@@ -77,6 +81,8 @@ def _read_target(context) -> Target:
     if obj is None:
         raise InputError("pick the target head mesh first.")
     character_writer.check_target_object(obj)
+    if obj.mode == "EDIT":                        # the mesh data lags behind the edit until Object Mode
+        raise InputError(f"'{obj.name}' is in Edit Mode; switch to Object Mode and run again.")
     io = _stage()["io"]
     vertices, faces = io.mesh_arrays(obj)
     return Target(obj.name, obj.session_uid, vertices, faces, io.fingerprint(vertices))
@@ -168,6 +174,51 @@ def residual_text(res: dict) -> str:
             f"surface {res['surface']['mean']:.2f} mm, scale {res['scale']:.3g} ({res['unit']})")
 
 
+def guess_text(guess) -> str:
+    """The guess's figures, worded like ``retarget --landmarks auto``."""
+    g = guess.residuals
+    return (f"FLAME's head aligned at scale {g['scale']:.4g} ({g['unit']}): the mesh {g['surface']:.1f} mm from "
+            f"it, its landmarks {g['landmarks']:.1f} mm from the mesh")
+
+
+class VOCA_OT_character_guess_landmarks(jobs.JobOperator, bpy.types.Operator):
+    """Guess the 68 landmarks on the target as empties iBUG_0 … iBUG_67, to check and drag before Fit (Esc cancels)"""
+
+    bl_idname = "voca.character_guess_landmarks"
+    bl_label = "Guess Landmarks"
+    bl_options = {"REGISTER", "UNDO"}
+    PROGRESS_GROUP = "voca_character"
+
+    disabled_reason = staticmethod(_base_reason)
+
+    poll = classmethod(reporting.poll_by_reason)
+
+    @classmethod
+    def prepare(cls, context):
+        target = _read_target(context)
+        _stage()["marks"].check_no_artist_empties(context.scene)       # refused before 3–5 s of work
+        return target, _template(context)
+
+    @staticmethod
+    def compute(plan, progress):
+        target, template = plan
+        progress(0.05, "guessing the landmarks")
+        return _stage()["guess"].guess_landmarks(template.vertices, template.faces, target.vertices, target.faces)
+
+    @classmethod
+    def apply(cls, scene, plan, guess):
+        obj = _current_target(plan[0])
+        marks = _stage()["marks"]
+        marks.check_no_artist_empties(scene)                          # made meanwhile: still never mixed
+        with transaction.all_or_nothing(scene):
+            replaced = marks.place_empties(scene, obj, guess.target_ids)
+        scene.voca_character.landmarks = "EMPTIES"
+        again = f" (replacing the {replaced} guessed before)" if replaced else ""
+        return (f"'{obj.name}': {len(guess.target_ids)} landmark empties iBUG_0 … iBUG_67 placed{again}: an "
+                f"AUTOMATIC FIRST GUESS, checked by no one: check them and drag any that is off onto its spot "
+                f"before Fit ({guess_text(guess)})")
+
+
 class VOCA_OT_character_fit(jobs.JobOperator, bpy.types.Operator):
     """Fit FLAME to the target head (landmarks, then non-rigid registration) and keep the fit on it (Esc cancels)"""
 
@@ -186,6 +237,7 @@ class VOCA_OT_character_fit(jobs.JobOperator, bpy.types.Operator):
         target = _read_target(context)
         settings = context.scene.voca_character
         if settings.landmarks == "EMPTIES":
+            context.view_layer.update()          # empties moved from Python: their world matrices now
             pairs = stage["io"].pairs_from_empties(bpy.data.objects[target.name], context.scene.objects)
         elif not settings.pairs_path:
             raise InputError("choose the landmark pairs file (or switch Landmarks to Empties).")
@@ -287,4 +339,5 @@ class VOCA_OT_character_drive(jobs.JobOperator, bpy.types.Operator):
                 f"{solution.report['explained']:.0%} of the motion explained")
 
 
-CLASSES = (VOCA_OT_character_fit, VOCA_OT_character_transfer, VOCA_OT_character_drive)
+CLASSES = (VOCA_OT_character_guess_landmarks, VOCA_OT_character_fit, VOCA_OT_character_transfer,
+           VOCA_OT_character_drive)

@@ -1,9 +1,10 @@
 """The "Character" sub-panel: VOCA's motion on any head mesh (fit, transfer, drive its own keys).
 
 Settings live in ``Scene.voca_character`` (:class:`VOCA_PG_character`): the target object, where the
-landmark pairs come from (a pairs file, or empties named ``iBUG_<k>`` on the face), the source of the
-motion (a FLAME sequence file, or a FLAME head in the scene animated by Animate from audio), the curves
-file, and the progress of a running Fit / Transfer / Drive (:mod:`.character_operators`).
+landmark pairs come from (a pairs file, or empties named ``iBUG_<k>`` on the face, which Guess Landmarks
+places as a first guess), the source of the motion (a FLAME sequence file, or a FLAME head in the scene
+animated by Animate from audio), the curves file, and the progress of a running Guess / Fit / Transfer /
+Drive (:mod:`.character_operators`).
 
 Drawing reads properties only (no disk access); a greyed button prints its operator's ``disabled_reason``.
 
@@ -17,9 +18,9 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
 
 from . import character_operators, jobs, writer
-from .character_operators import (VOCA_OT_character_drive, VOCA_OT_character_fit, VOCA_OT_character_transfer,
-                                  residual_text)
-from .panel import _SubPanel, operator_button, wrapped
+from .character_operators import (VOCA_OT_character_drive, VOCA_OT_character_fit,
+                                  VOCA_OT_character_guess_landmarks, VOCA_OT_character_transfer, residual_text)
+from .panel import _SubPanel, wrapped
 
 
 def _mesh_poll(_self, obj) -> bool:
@@ -83,7 +84,13 @@ class VOCA_PT_character(_SubPanel, bpy.types.Panel):
                             text=f"{settings.progress:.0%} {settings.progress_stage}")
             layout.label(text="Esc cancels", icon="CANCEL")
             return
-        operator_button(layout, VOCA_OT_character_fit, context, icon="MOD_SHRINKWRAP")
+        reason = VOCA_OT_character_fit.disabled_reason(context)          # Guess Landmarks: the same reason
+        row = layout.row(align=True)
+        row.enabled = reason is None
+        row.operator(VOCA_OT_character_guess_landmarks.bl_idname, icon="EMPTY_AXIS")
+        row.operator(VOCA_OT_character_fit.bl_idname, icon="MOD_SHRINKWRAP")
+        if reason:
+            wrapped(layout, reason, "INFO")
         stored = settings.target.get("voca_fit") if settings.target is not None else None
         res = json.loads(stored["residuals"]) if stored is not None else None
         if res:

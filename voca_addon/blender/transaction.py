@@ -14,7 +14,7 @@ exception (a bug, a Blender error, Esc, ``KeyboardInterrupt``) restores:
   and frame, with their custom properties), and no sequence editor when there was none;
 * the frame range;
 * and removes every data-block created inside the block (objects, meshes, actions, sounds, cameras,
-  lights, armatures, materials, images).
+  lights, armatures, materials, images, collections).
 
 On success the copies are dropped. The snapshot costs one action copy per animated ID and one array
 per key block (≈ 60 × 5023 × 3 floats for a FLAME head: a few MB, milliseconds).
@@ -36,7 +36,7 @@ from .keyframes import curve_points
 
 #: ``bpy.data`` collections whose new members a failed block removes (those missing in a version are skipped).
 ID_COLLECTIONS = ("objects", "meshes", "actions", "sounds", "cameras", "lights", "armatures", "materials",
-                  "images")
+                  "images", "collections")
 _BLOCK_FIELDS = ("value", "mute", "vertex_group", "interpolation")
 
 

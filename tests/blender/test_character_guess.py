@@ -1,0 +1,149 @@
+"""Guess Landmarks (``voca.character_guess_landmarks``) on the ARKit reference face: 68 add-on-owned empties on
+the vertices :func:`~voca_addon.core.character.guess.guess_landmarks` picks, a Fit from them (and from one
+dragged), re-runs replace them, an artist's ``iBUG_<k>`` empties and bad targets are refused with the scene
+untouched, one undo step removes a guess."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import voca_addon  # noqa: E402
+from mathutils import Vector  # noqa: E402
+from voca_addon.blender import character_io, character_landmarks, character_panel, character_writer  # noqa: E402
+from voca_addon.blender import character_operators as ops, jobs, preferences, writer  # noqa: E402
+from voca_addon.core.character import guess as guessing, landmarks as lm  # noqa: E402
+from voca_addon.core.face import meshio  # noqa: E402
+
+from tests.blender.test_character_jobs import drive  # noqa: E402
+from tests.blender.test_operators import draw  # noqa: E402
+
+
+@pytest.fixture
+def addon(scene, shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOCA_MODEL_DIR", str(tmp_path / "no-default-models"))
+    voca_addon.register()
+    entry = bpy.context.preferences.addons.new()
+    entry.module = preferences.ADDON_ID
+    entry.preferences.template_path = str(shared_data / "flame" / "FLAME_sample.ply")
+    yield scene
+    entry = bpy.context.preferences.addons.get(preferences.ADDON_ID)
+    if entry is not None:
+        bpy.context.preferences.addons.remove(entry)
+    voca_addon.unregister()
+
+
+@pytest.fixture
+def face(addon, shared_data):
+    """The ARKit face as the target, moved and scaled in the scene (world ≠ mesh-local)."""
+    mesh = meshio.read_mesh(shared_data / "arkit" / "ARKit_blendshapes" / "Neutral.obj")
+    obj = character_writer.build_target("Face", mesh.vertices, mesh.faces, addon.collection)
+    obj.location, obj.scale = (0.3, -0.2, 1.1), (2.0, 2.0, 2.0)
+    bpy.context.view_layer.update()
+    addon.voca_character.target = obj
+    return obj, mesh
+
+
+def placed(scene) -> dict:
+    """k → the add-on's empty iBUG_<k> in the scene."""
+    owned, _ = character_landmarks.landmark_empties(scene)
+    return {int(character_io.EMPTY_NAME.match(o.name).group(1)): o for o in owned}
+
+
+def snapshot(scene) -> dict:
+    return dict(objects=sorted(o.name for o in bpy.data.objects),
+                collections=sorted(c.name for c in bpy.data.collections),
+                landmarks=scene.voca_character.landmarks,
+                where={o.name: tuple(round(x, 9) for x in o.matrix_world.translation) for o in scene.objects})
+
+
+def test_character_guess_places_the_guessed_vertices_and_a_fit_from_them_works(face, flame):
+    obj, mesh = face
+    scene = bpy.context.scene
+    log = draw(character_panel.VOCA_PT_character)
+    assert ("operator", "voca.character_guess_landmarks", True) in log
+    status, reports = drive(jobs.JobRun(ops.VOCA_OT_character_guess_landmarks, bpy.context))   # the worker path
+    assert status == "FINISHED" and reports[-1][0] == {"INFO"}
+    line = reports[-1][1]
+    assert "68 landmark empties" in line and "AUTOMATIC FIRST GUESS" in line and "before Fit" in line
+    assert "mm from the mesh" in line and "(metres)" in line
+    want = guessing.guess_landmarks(flame.vertices, flame.faces, mesh.vertices, mesh.faces)
+    empties = placed(scene)
+    assert [empties[k].name for k in sorted(empties)] == [f"iBUG_{k}" for k in range(68)]
+    world = np.array([empties[k].matrix_world.translation for k in range(68)])
+    np.testing.assert_allclose(world, character_landmarks.world_points(obj, want.target_ids), atol=1e-6)
+    collection = bpy.data.collections["VOCA landmarks Face"]
+    assert collection.get(writer.OWNED) and set(collection.objects) == set(empties.values())
+    assert all(e.get(writer.OWNED) and 0 < e.empty_display_size < 0.01 for e in empties.values())  # head ≈ 0.5 m
+    assert scene.voca_character.landmarks == "EMPTIES"
+    flame_ids, target_ids = character_io.pairs_from_empties(obj, scene.objects)      # what Fit reads
+    order = np.argsort([list(lm.FLAME_IBUG68).index(f) for f in flame_ids])
+    np.testing.assert_array_equal(target_ids[order], want.target_ids)
+
+    assert bpy.ops.voca.character_fit() == {"FINISHED"}
+    res = character_io.residuals(obj)
+    assert res["landmarks_registered"]["mean"] < 0.5 and res["surface"]["mean"] < 1.0
+
+    moved = int(want.target_ids[30]) + 1                    # drag the nose tip's empty near another vertex
+    empties[30].location = obj.matrix_world @ Vector(mesh.vertices[moved].tolist()) + Vector((0.0, -1e-4, 0.0))
+    _, (plan_flame, plan_target), _ = ops.VOCA_OT_character_fit.prepare(bpy.context)   # no update in between
+    assert plan_target[list(plan_flame).index(lm.FLAME_IBUG68[30])] == moved
+
+
+def test_character_guess_rerun_replaces_its_own_empties_and_undoes_in_one_step(face):
+    scene = bpy.context.scene
+    bpy.ops.ed.undo_push(message="before")                  # background Blender: creates the undo stack
+    assert bpy.ops.voca.character_guess_landmarks("EXEC_DEFAULT", True) == {"FINISHED"}
+    first = {k: tuple(e.matrix_world.translation) for k, e in placed(scene).items()}
+    placed(scene)[8].location.z += 0.05                     # dragged, then guessed again: the guess wins
+    bpy.data.objects.remove(placed(scene)[67])              # one deleted by the artist: guessed again too
+    bpy.ops.ed.undo_push(message="dragged")
+    assert bpy.ops.voca.character_guess_landmarks("EXEC_DEFAULT", True) == {"FINISHED"}
+    again = placed(scene)
+    assert len(again) == 68 and all(e.name == f"iBUG_{k}" for k, e in again.items())
+    assert {k: tuple(e.matrix_world.translation) for k, e in again.items()} == first
+    assert len([c for c in bpy.data.collections if c.name.startswith("VOCA landmarks")]) == 1
+    assert len([o for o in bpy.data.objects if o.type == "EMPTY"]) == 68
+    bpy.ops.ed.undo()                                       # back to the first guess as the artist left it
+    assert len(placed(bpy.context.scene)) == 67
+    bpy.ops.ed.undo()
+    assert len(placed(bpy.context.scene)) == 68
+    bpy.ops.ed.undo()                                       # back to no guess at all
+    scene = bpy.context.scene
+    assert not placed(scene) and "VOCA landmarks Face" not in bpy.data.collections
+    assert scene.voca_character.landmarks == "FILE"
+
+
+def test_character_guess_refuses_the_artists_empties(face):
+    scene = bpy.context.scene
+    mine = bpy.data.objects.new("iBUG_5", None)
+    scene.collection.objects.link(mine)
+    before = snapshot(scene)
+    with pytest.raises(RuntimeError, match=r"1 landmark empty you made \(iBUG_5\); Guess Landmarks never "
+                                           r"replaces yours"):
+        bpy.ops.voca.character_guess_landmarks()
+    assert snapshot(scene) == before and not placed(scene)
+
+
+def test_character_guess_refuses_a_cube_and_bad_targets_with_the_scene_untouched(addon):
+    scene = addon
+    settings = scene.voca_character
+    with pytest.raises(RuntimeError, match="pick the target head mesh first|Pick the target head mesh"):
+        bpy.ops.voca.character_guess_landmarks()
+    bpy.ops.mesh.primitive_cube_add(size=0.2)
+    cube = bpy.context.active_object
+    empty = bpy.data.objects.new("Not a mesh", None)
+    scene.collection.objects.link(empty)
+    settings.target = empty
+    with pytest.raises(RuntimeError, match="'Not a mesh' is not a mesh object"):
+        bpy.ops.voca.character_guess_landmarks()
+    settings.target = cube
+    bpy.ops.object.mode_set(mode="EDIT")
+    with pytest.raises(RuntimeError, match="'Cube' is in Edit Mode; switch to Object Mode"):
+        bpy.ops.voca.character_guess_landmarks()
+    bpy.ops.object.mode_set(mode="OBJECT")
+    before = snapshot(scene)
+    with pytest.raises(RuntimeError, match="could not guess the landmarks: .* Is it a head\\? Mark the 68"):
+        bpy.ops.voca.character_guess_landmarks()
+    assert snapshot(scene) == before and not placed(scene)
