@@ -105,3 +105,23 @@ def test_batch_groups_split_in_order():
     assert batch.groups(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     with pytest.raises(batch.InputError, match="at least 1"):
         batch.groups([1], 0)
+
+
+def test_batch_recurrence_cancel_from_progress_stops_both_directions(shared_data, ds_small):
+    """The directions run in two threads: raising from ``progress`` ends the call with that exception, no
+    more steps are reported after it, and numpy's BLAS threads are restored."""
+    from voca_addon.core.speech import blas_threads
+    inputs = clip_inputs(vocaset_clips(shared_data)[:6])
+    calls = []
+
+    def stop_at_a_third(fraction):
+        calls.append(fraction)
+        if fraction > 1 / 3:
+            raise KeyboardInterrupt("cancelled")
+    funcs = blas_threads._functions()
+    before = funcs[1]() if funcs else None
+    with pytest.raises(KeyboardInterrupt, match="cancelled"):
+        deepspeech_batch.logits_batch(ds_small, inputs, progress=stop_at_a_third)
+    assert calls[-1] > 1 / 3 and all(f <= 1 / 3 for f in calls[:-1])
+    if funcs:
+        assert funcs[1]() == before
