@@ -147,3 +147,42 @@ def test_character_guess_refuses_a_cube_and_bad_targets_with_the_scene_untouched
     with pytest.raises(RuntimeError, match="could not guess the landmarks: .* Is it a head\\? Mark the 68"):
         bpy.ops.voca.character_guess_landmarks()
     assert snapshot(scene) == before and not placed(scene)
+
+
+
+def _guess(step: int):
+    """A stand-in guess (landmark k on vertex ``step`` × k): apply needs no 3–5 s compute."""
+    return guessing.LandmarkGuess(lm.FLAME_IBUG68.copy(), np.arange(68, dtype=np.int64) * step, None,
+                                  dict(scale=1.0, unit="metres", surface=0.5, landmarks=1.0))
+
+
+def test_character_guess_apply_failing_half_way_keeps_the_previous_empties(face, monkeypatch):
+    """A failure while the empties are made (injected at the 10th) leaves the earlier guess, its collection
+    and the Landmarks choice exactly as they were; no new empty or collection stays behind."""
+    scene = bpy.context.scene
+    op = ops.VOCA_OT_character_guess_landmarks
+    plan = op.prepare(bpy.context)
+    assert "AUTOMATIC FIRST GUESS" in op.apply(scene, plan, _guess(7))
+    scene.voca_character.landmarks = "FILE"
+    before, real, calls = snapshot(scene), character_landmarks.Matrix, []
+
+    class Failing:
+        @staticmethod
+        def Translation(point):                                    # noqa: N802 — mathutils' name
+            calls.append(point)
+            if len(calls) == 10:
+                raise RuntimeError("injected")
+            return real.Translation(point)
+    monkeypatch.setattr(character_landmarks, "Matrix", Failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        op.apply(scene, plan, _guess(5))
+    assert len(calls) == 10 and snapshot(scene) == before and len(placed(scene)) == 68
+    monkeypatch.undo()                                             # a first guess failing: no collection left
+    for empty in placed(scene).values():
+        bpy.data.objects.remove(empty)
+    bpy.data.collections.remove(bpy.data.collections["VOCA landmarks Face"])
+    before, calls[:] = snapshot(scene), []
+    monkeypatch.setattr(character_landmarks, "Matrix", Failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        op.apply(scene, plan, _guess(5))
+    assert snapshot(scene) == before and "VOCA landmarks Face" not in bpy.data.collections
