@@ -128,7 +128,8 @@ def bandwidth_gbs() -> dict:
 def recurrence(clips, pb, batch_sizes, work: Path) -> list:
     from voca_addon.core.models import modelfiles
     from concurrent.futures import ThreadPoolExecutor
-    from voca_addon.core.speech import audio, blas_threads, deepspeech, deepspeech_batch as db, features
+    from threadpoolctl import threadpool_limits
+    from voca_addon.core.speech import audio, deepspeech, deepspeech_batch as db, features
     model = modelfiles.load_deepspeech(pb, work / "cache")
     inputs = [features.deepspeech_input(audio.prepare_for_deepspeech(audio.load_audio(c))) for c in clips]
     bw = bandwidth_gbs()
@@ -150,7 +151,7 @@ def recurrence(clips, pb, batch_sizes, work: Path) -> list:
             try:
                 t = time.perf_counter()
                 if parallel and b > 1:               # as logits_batch: both directions at once, 1 BLAS thread each
-                    with blas_threads.limited(1), ThreadPoolExecutor(2) as pool:
+                    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(2) as pool:
                         list(pool.map(lambda d: db._recurrence(model, d, z_in[d], plan), db.DIRECTIONS))
                 else:                                # one direction after the other, OpenBLAS's own threads
                     for d in db.DIRECTIONS:

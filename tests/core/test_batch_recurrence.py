@@ -108,20 +108,22 @@ def test_batch_groups_split_in_order():
 
 
 def test_batch_recurrence_cancel_from_progress_stops_both_directions(shared_data, ds_small):
-    """The directions run in two threads: raising from ``progress`` ends the call with that exception, no
-    more steps are reported after it, and numpy's BLAS threads are restored."""
-    from voca_addon.core.speech import blas_threads
+    """The directions run in two threads, each with a one-thread BLAS: raising from ``progress`` ends the call
+    with that exception, no more steps are reported after it, and numpy's BLAS threads are restored."""
+    from threadpoolctl import threadpool_info
     inputs = clip_inputs(vocaset_clips(shared_data)[:6])
-    calls = []
+    calls, during = [], set()
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     def stop_at_a_third(fraction):
         calls.append(fraction)
+        during.update(blas_threads())
         if fraction > 1 / 3:
             raise KeyboardInterrupt("cancelled")
-    funcs = blas_threads._functions()
-    before = funcs[1]() if funcs else None
+    before = blas_threads()
     with pytest.raises(KeyboardInterrupt, match="cancelled"):
         deepspeech_batch.logits_batch(ds_small, inputs, progress=stop_at_a_third)
     assert calls[-1] > 1 / 3 and all(f <= 1 / 3 for f in calls[:-1])
-    if funcs:
-        assert funcs[1]() == before
+    assert during == {1} and blas_threads() == before

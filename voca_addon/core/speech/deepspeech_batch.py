@@ -18,7 +18,7 @@ Steps (the names of :func:`logits_batch`):
 1. *Dense layers* — per clip, three clipped-ReLU layers, one GEMM each over the clip's rows.
 2. *Gate inputs* — per clip and direction, ``Z_in = X₃ · K_x + b`` (forget bias added), one GEMM.
 3. *Recurrence* — the two directions at once, in two threads with a single-threaded BLAS each
-   (:mod:`.blas_threads`; for one clip, or where the BLAS's threads cannot be set, one after the other:
+   (``threadpoolctl``; for one clip, or where it is not installed or finds no BLAS, one after the other:
    a lone matrix-vector product per step is faster with OpenBLAS's two threads, 1.84 against 2.28 ms
    measured); per step,
    ``z = H_{t-1} · K_h + Z_in[rows of step k]`` and the cell (TF BasicLSTMCell, gates ``i, j, f, o``)::
@@ -48,12 +48,11 @@ Memory: the gate inputs of both directions, ``2 · ΣT_b · 4·n_cell · 4`` byt
 size: 16 clips of 4 s, 212 MB), plus every clip's layer-3 activations and both directions' states (8 kB
 per step each).
 
-Contract: numpy only (+ ctypes through :mod:`.blas_threads`); float32 arithmetic like :mod:`.deepspeech`, whose
-model type it takes. Any thread; while the recurrence runs, numpy's BLAS is single-threaded process-wide.
+Contract: numpy (+ ``threadpoolctl`` where installed, imported lazily); float32 arithmetic like
+:mod:`.deepspeech`, whose model type it takes. Any thread; while the recurrence runs, numpy's BLAS is single-threaded process-wide.
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence
@@ -61,7 +60,6 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from . import blas_threads
 from .deepspeech import (FORGET_BIAS, NUM_INPUT, DeepSpeechModel, _dense_123, _output_layers,
                          _sigmoid)
 
@@ -195,14 +193,24 @@ def logits_batch(model: DeepSpeechModel, inputs: Sequence[np.ndarray],
     def direction(name: str) -> list:
         return np.split(_recurrence(model, name, z_in.pop(name), plan, hook.step), plan.starts[1:])
 
-    parallel = blas_threads.limited(1) if len(clips) > 1 else contextlib.nullcontext(False)
-    with parallel as single:                                             # both directions at once
-        if single:
-            with ThreadPoolExecutor(len(DIRECTIONS), thread_name_prefix="voca-lstm") as pool:
-                states = dict(zip(DIRECTIONS, pool.map(direction, DIRECTIONS)))
-        else:                                        # one clip, or BLAS threads not settable
-            states = {d: direction(d) for d in DIRECTIONS}
+    blas = _blas_controller() if len(clips) > 1 else None
+    if blas is None:                                 # one clip, or the BLAS's threads cannot be set
+        states = {d: direction(d) for d in DIRECTIONS}
+    else:                                            # both directions at once, one BLAS thread each
+        with blas.limit(limits=1), ThreadPoolExecutor(len(DIRECTIONS), thread_name_prefix="voca-lstm") as pool:
+            states = dict(zip(DIRECTIONS, pool.map(direction, DIRECTIONS)))
     return [_output_layers(model, h_fw, h_bw) for h_fw, h_bw in zip(states["fw"], states["bw"])]
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the process's BLAS libraries, or None: threadpoolctl not installed
+    (Blender's Python), or no BLAS whose threads it can set."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    blas = ThreadpoolController().select(user_api="blas")
+    return blas if blas.lib_controllers else None
 
 
 class _Progress:
