@@ -10,7 +10,7 @@ import csv
 import numpy as np
 import pytest
 
-from tests.core.test_batch_cli import audio_folder, model_args, models, summary  # noqa: F401 (fixture)
+from tests.core.test_batch_cli import audio_folder, dask_cluster, model_args, models, summary  # noqa: F401 (fixtures)
 from tests.core.test_batch_recurrence import VERTEX_TOL
 from tests.core.test_cli import assert_user_error, cli
 from voca_addon import retarget_cli
@@ -173,3 +173,22 @@ def test_batch_character_emotion_is_one_more_transferred_field(models, rig, refe
         assert weight[0] == 0 and weight[-1] == 0 and weight.max() == pytest.approx(0.8)
         speech = motion.vertices()
         assert np.abs(z["vertices"] - speech - weight[:, None, None] * expected[None]).max() <= VERTEX_TOL * scale
+
+
+def test_batch_character_on_a_dask_cluster(models, rig, reference, shared_data, tmp_path, dask_cluster):  # noqa: F811
+    """--scheduler with --target: the character is fitted once on the client and sent to the cluster's
+    workers with the clips; each clip equals the retarget command's one-clip run."""
+    folder = audio_folder(shared_data, tmp_path, count=2)
+    out = tmp_path / "out"
+    r = cli("batch", folder, "--out", out, "--format", "npz", "--scheduler", dask_cluster, "--batch-size", "1",
+            *character_args(rig), *model_args(models))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("character 'Neutral' (") == 1
+    scale = reference["character"].fit.similarity.scale
+    rows = summary(out)
+    assert len(rows) == 2 and all(row["outcome"] == "ok" for row in rows.values())
+    for name, row in rows.items():
+        motion, solution = reference["one"](row["audio"])
+        with np.load(out / f"{name}.npz") as z:
+            assert np.abs(z["vertices"] - motion.vertices()).max() <= VERTEX_TOL * scale
+            np.testing.assert_allclose(z["key_weights"], solution.weights, atol=1e-4)
