@@ -13,6 +13,8 @@ the target, with its 68 landmark pairs; the animated head is the source. Then:
   frames against the add-on's own reading of the head carried through the core transfer (the exact check
   against the engine is in ``tests/blender/test_character_from_head.py``), the head's frames, the sound
   strip and the frame range unchanged.
+* **Guess Landmarks, to the end** — invoked as the button does: its worker guesses, the modal places the
+  68 add-on-owned empties ``iBUG_<k>`` and switches Landmarks to Empties.
 
 Contract: imports ``bpy``, ``numpy`` and the suite's in-Blender modules; main thread only.
 """
@@ -94,7 +96,7 @@ def _finish(entry, operator: str, settings, timeout: float = 120.0):
 
 
 def character(config, entry):
-    """Fit with Esc mid-run, Fit to the end, Transfer from the animated head (see the module)."""
+    """Fit with Esc mid-run, Fit to the end, Transfer from the animated head, Guess Landmarks (see the module)."""
     face = _build_face(config)
     settings = scene().voca_character
     yield from redraw(0.3)
@@ -120,3 +122,7 @@ def character(config, entry):
         got = gui_scene.evaluated_vertices(FACE, source.start_frame + i)
         errors[source.start_frame + i] = float(np.abs(got - expected.vertices([i])[0]).max())
     moved["errors"] = errors
+    guessed = entry.setdefault("guess", {})
+    yield from _finish(guessed, "character_guess_landmarks", settings)
+    owned, artists = _module("blender.character_landmarks").landmark_empties(scene())
+    guessed.update(empties=sorted(o.name for o in owned), artists=len(artists), landmarks=settings.landmarks)

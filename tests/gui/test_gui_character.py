@@ -1,6 +1,7 @@
 """The Character sub-panel's operators in the real window (scenario ``character`` of :mod:`gui_character`):
 Fit invoked as a button runs as a modal operator with a worker thread, Esc mid-fit stops it at once and
-leaves nothing; Fit and Transfer from the animated FLAME head then run to the end."""
+leaves nothing; Fit and Transfer from the animated FLAME head then run to the end; Guess Landmarks places its
+68 empties."""
 from __future__ import annotations
 
 ESC_LIMIT = 1.0                 # s from the key press to the operator having closed
@@ -28,3 +29,11 @@ def test_gui_character_fit_then_transfer_from_the_animated_head(gui):
     assert any("transferred keys from 'FLAME head'" in r for r in moved["reports"]), moved
     assert moved["strips_same"] and moved["scene_same"] and moved["head_same"], moved
     assert max(moved["errors"].values()) <= TOLERANCE, moved
+
+
+def test_gui_character_guess_landmarks_places_68_empties(gui):
+    entry = gui.scenario("character")["guess"]
+    assert entry["invoked"] == ["RUNNING_MODAL"] and entry["ended"], entry          # a modal with a worker
+    assert any("68 landmark empties" in r and "AUTOMATIC FIRST GUESS" in r for r in entry["reports"]), entry
+    assert entry["empties"] == sorted(f"iBUG_{k}" for k in range(68)) and entry["artists"] == 0, entry
+    assert entry["landmarks"] == "EMPTIES", entry
