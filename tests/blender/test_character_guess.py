@@ -186,3 +186,14 @@ def test_character_guess_apply_failing_half_way_keeps_the_previous_empties(face,
     with pytest.raises(RuntimeError, match="injected"):
         op.apply(scene, plan, _guess(5))
     assert snapshot(scene) == before and "VOCA landmarks Face" not in bpy.data.collections
+
+
+def test_character_guess_esc_places_nothing(face):
+    scene = bpy.context.scene
+    before = snapshot(scene)
+    run = jobs.JobRun(ops.VOCA_OT_character_guess_landmarks, bpy.context)
+    run.cancel()                                                   # Esc
+    status, reports = drive(run)
+    assert status == "CANCELLED" and reports == [({"WARNING"}, "VOCA Guess Landmarks: cancelled; nothing was changed.")]
+    run.job.join(60)
+    assert snapshot(scene) == before and not scene.voca_character.is_running
