@@ -110,20 +110,74 @@ def test_batch_groups_split_in_order():
 def test_batch_recurrence_cancel_from_progress_stops_both_directions(shared_data, ds_small):
     """The directions run in two threads, each with a one-thread BLAS: raising from ``progress`` ends the call
     with that exception, no more steps are reported after it, and numpy's BLAS threads are restored."""
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_limits
     inputs = clip_inputs(vocaset_clips(shared_data)[:6])
     calls, during = [], set()
-
-    def blas_threads():
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     def stop_at_a_third(fraction):
         calls.append(fraction)
         during.update(blas_threads())
         if fraction > 1 / 3:
             raise KeyboardInterrupt("cancelled")
-    before = blas_threads()
-    with pytest.raises(KeyboardInterrupt, match="cancelled"):
-        deepspeech_batch.logits_batch(ds_small, inputs, progress=stop_at_a_third)
-    assert calls[-1] > 1 / 3 and all(f <= 1 / 3 for f in calls[:-1])
-    assert during == {1} and blas_threads() == before
+    with threadpool_limits(2, user_api="blas"):          # so that "1 during" is the batch's doing
+        assert set(blas_threads()) == {2}
+        with pytest.raises(KeyboardInterrupt, match="cancelled"):
+            deepspeech_batch.logits_batch(ds_small, inputs, progress=stop_at_a_third)
+        assert calls[-1] > 1 / 3 and all(f <= 1 / 3 for f in calls[:-1])
+        assert during == {1} and set(blas_threads()) == {2}
+
+
+def blas_threads():
+    """numpy's (and any other loaded) BLAS libraries' thread counts."""
+    from threadpoolctl import threadpool_info
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_batch_recurrence_concurrent_calls_restore_the_blas_threads(shared_data, ds_small):
+    """Two calls at once (a Dask worker with several threads): B starts while A's recurrence holds the
+    process-wide one-thread limit and ends after A. Both give their one-clip results, and the BLAS count
+    afterwards is the one before (B must not save A's "1" as the original and restore it last)."""
+    import threading
+    from threadpoolctl import threadpool_limits
+    paths = vocaset_clips(shared_data)
+    inputs = {"a": clip_inputs(paths[:3]), "b": clip_inputs(paths[3:5])}
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+    results, errors, during_a = {}, [], set()
+
+    def progress_a(fraction):
+        if not a_in.is_set():
+            during_a.update(blas_threads())
+            a_in.set()
+            assert b_in.wait(60), "B never started its recurrence"
+
+    def progress_b(fraction):
+        b_in.set()
+        if fraction >= 1:                                    # B's last step waits until A has returned
+            assert a_done.wait(60), "A never ended"
+
+    def run(name, progress, done=None):
+        try:
+            results[name] = deepspeech_batch.logits_batch(ds_small, inputs[name], progress=progress)
+        except BaseException as exc:                         # noqa: BLE001 — reported below
+            errors.append(exc)
+            a_in.set(), b_in.set()
+        finally:
+            if done is not None:
+                done.set()
+    with threadpool_limits(2, user_api="blas"):
+        assert set(blas_threads()) == {2}
+        thread_a = threading.Thread(target=run, args=("a", progress_a, a_done))
+        thread_a.start()
+        assert a_in.wait(120)
+        thread_b = threading.Thread(target=run, args=("b", progress_b))
+        thread_b.start()
+        thread_a.join(120), thread_b.join(120)
+        assert not errors, errors
+        assert during_a == {1}                               # A ran its directions under the limit
+        assert set(blas_threads()) == {2}
+        for name in ("a", "b"):
+            for x, ours in zip(inputs[name], results[name]):
+                alone = deepspeech.logits(ds_small, x)
+                err = float(np.abs(ours - alone).max() / np.abs(alone).max())
+                assert err <= LOGITS_REL_TOL, (name, len(x), err)
+                print(f"{name}: {len(x)} steps, relative error {err:.3g}")

@@ -18,7 +18,8 @@ Steps (the names of :func:`logits_batch`):
 1. *Dense layers* — per clip, three clipped-ReLU layers, one GEMM each over the clip's rows.
 2. *Gate inputs* — per clip and direction, ``Z_in = X₃ · K_x + b`` (forget bias added), one GEMM.
 3. *Recurrence* — the two directions at once, in two threads with a single-threaded BLAS each
-   (``threadpoolctl``; for one clip, or where it is not installed or finds no BLAS, one after the other:
+   (``threadpoolctl``; for one clip, where it is not installed or finds no BLAS, or while another call
+   holds the limit, one after the other:
    a lone matrix-vector product per step is faster with OpenBLAS's two threads, 1.84 against 2.28 ms
    measured); per step,
    ``z = H_{t-1} · K_h + Z_in[rows of step k]`` and the cell (TF BasicLSTMCell, gates ``i, j, f, o``)::
@@ -49,7 +50,10 @@ size: 16 clips of 4 s, 212 MB), plus every clip's layer-3 activations and both d
 per step each).
 
 Contract: numpy (+ ``threadpoolctl`` where installed, imported lazily); float32 arithmetic like
-:mod:`.deepspeech`, whose model type it takes. Any thread; while the recurrence runs, numpy's BLAS is single-threaded process-wide.
+:mod:`.deepspeech`, whose model type it takes. Any thread. While one call's recurrence runs its two
+directions at once, numpy's BLAS is single-threaded process-wide (other threads' BLAS calls too); one call
+at a time does so (:data:`_BLAS_LIMIT`): a concurrent call runs its directions in turn and leaves the
+limit alone, so the count is restored exactly when the limiting call ends.
 """
 from __future__ import annotations
 
@@ -68,6 +72,11 @@ DIRECTIONS = ("fw", "bw")
 # OpenBLAS's GEMM costs a fixed ≈ 4–7 ms for a [m × 2048]·[2048 × 8192] product with small m, 3–5 products'
 # worth (measured on the project's 2-core machine: docs/batch.md).
 GEMM_MIN_CLIPS = 5
+# Held by the one call whose recurrence has set the process-wide BLAS limit. The limit is the process's, not
+# the thread's: a second call that set it too would save "1" as the original while the first holds it and
+# restore that after the first had restored the real count, leaving the process single-threaded. A call
+# that cannot take it at once runs its directions one after the other, the BLAS's threads untouched.
+_BLAS_LIMIT = threading.Lock()
 
 
 def _check_inputs(inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
@@ -194,11 +203,15 @@ def logits_batch(model: DeepSpeechModel, inputs: Sequence[np.ndarray],
         return np.split(_recurrence(model, name, z_in.pop(name), plan, hook.step), plan.starts[1:])
 
     blas = _blas_controller() if len(clips) > 1 else None
-    if blas is None:                                 # one clip, or the BLAS's threads cannot be set
+    if blas is None or not _BLAS_LIMIT.acquire(blocking=False):
+        # one clip, the BLAS's threads cannot be set, or another call holds the process-wide limit
         states = {d: direction(d) for d in DIRECTIONS}
     else:                                            # both directions at once, one BLAS thread each
-        with blas.limit(limits=1), ThreadPoolExecutor(len(DIRECTIONS), thread_name_prefix="voca-lstm") as pool:
-            states = dict(zip(DIRECTIONS, pool.map(direction, DIRECTIONS)))
+        try:
+            with blas.limit(limits=1), ThreadPoolExecutor(len(DIRECTIONS), thread_name_prefix="voca-lstm") as pool:
+                states = dict(zip(DIRECTIONS, pool.map(direction, DIRECTIONS)))
+        finally:
+            _BLAS_LIMIT.release()
     return [_output_layers(model, h_fw, h_bw) for h_fw, h_bw in zip(states["fw"], states["bw"])]
 
 
