@@ -11,7 +11,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from voca_addon.blender import compat, exports, writer  # noqa: E402
+from voca_addon.blender import compat, exports, keyframes, writer  # noqa: E402
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
 from voca_addon.core.models import modelfiles  # noqa: E402
@@ -26,6 +26,19 @@ def speech_anim(shared_data, voca_ckpt, ds_small_pb, model_cache, flame):
     wav = shared_data / "audio" / "vocaset" / "FaceTalk_170725_00137_TA" / "sentence02.wav"
     ds = modelfiles.load_deepspeech(ds_small_pb, model_cache)
     return engine.run(str(wav), ds, modelfiles.load_voca(voca_ckpt, model_cache), flame.vertices)
+
+
+def curves_as(monkeypatch, curves: str) -> None:
+    """'samples': the writer stores every per-frame curve as Blender samples (a long clip's form)."""
+    if curves == "samples":
+        monkeypatch.setattr(keyframes, "COMPACT_FRAMES", 10)
+
+
+def assert_curves(obj, curves: str) -> None:
+    """The speech curves really are keyframes or samples, as the test asks."""
+    speech = [c for c in compat.action_fcurves(obj.data.shape_keys.animation_data.action)
+              if not c.data_path.endswith('bias"].value')]
+    assert speech and all((len(c.sampled_points) > 0) == (curves == "samples") for c in speech)
 
 
 def animated_head(scene, flame, anim, fps=60):
@@ -65,11 +78,14 @@ def gltf_vertices(gltf, weights: np.ndarray) -> np.ndarray:
     return np.stack([out[..., 0], -out[..., 2], out[..., 1]], axis=-1)                 # glTF (x, z, −y) → (x, y, z)
 
 
+@pytest.mark.parametrize("curves", ["keys", "samples"])
 @pytest.mark.parametrize("kind", ["speech", "large weights"])
-def test_exports_glb_morph_targets_and_weights_match_the_animation(kind, scene, flame, speech_anim, make_anim,
-                                                                    tmp_path):
+def test_exports_glb_morph_targets_and_weights_match_the_animation(kind, curves, scene, flame, speech_anim, make_anim,
+                                                                    tmp_path, monkeypatch):
+    curves_as(monkeypatch, curves)
     anim = speech_anim if kind == "speech" else make_anim(frames=90, weight_std=8.0)   # > ±10: rescaled keys
     obj, report = animated_head(scene, flame, anim)
+    assert_curves(obj, curves)
     obj.data.shape_keys.animation_data.action.name = "sentence02"
     path = exports.export(scene, obj, "glb", tmp_path / "head.glb")
     gltf = read_glb(path)
@@ -105,8 +121,11 @@ def test_exports_glb_round_trip_through_blenders_importer(scene, flame, speech_a
     np.testing.assert_allclose(values, speech_anim.weights[:, 7], atol=1e-5)
 
 
-def test_exports_fbx_keeps_the_shape_key_animation(scene, flame, speech_anim, tmp_path):
+@pytest.mark.parametrize("curves", ["keys", "samples"])
+def test_exports_fbx_keeps_the_shape_key_animation(curves, scene, flame, speech_anim, tmp_path, monkeypatch):
+    curves_as(monkeypatch, curves)
     obj, report = animated_head(scene, flame, speech_anim)
+    assert_curves(obj, curves)
     path = exports.export(scene, obj, "fbx", tmp_path / "head.fbx")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.fbx(filepath=path, anim_offset=0.0)       # keep the file's frame numbers
@@ -137,10 +156,13 @@ def world_vertices(obj, scene, frame: int) -> np.ndarray:
     return co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
 
 
+@pytest.mark.parametrize("curves", ["keys", "samples"])
 @pytest.mark.parametrize("fmt", ["abc", "usd"])
-def test_exports_point_cache_reproduces_every_frame(fmt, scene, flame, speech_anim, tmp_path):
+def test_exports_point_cache_reproduces_every_frame(fmt, curves, scene, flame, speech_anim, tmp_path, monkeypatch):
     """Alembic / USD: the re-imported cache gives the head's world-space vertices at sampled frames."""
+    curves_as(monkeypatch, curves)
     obj, report = animated_head(scene, flame, speech_anim)
+    assert_curves(obj, curves)
     frames = [report.frame_start, report.frame_start + 57, report.frame_end]
     expected = {f: world_vertices(obj, scene, f) for f in frames}
     path = exports.export(scene, obj, fmt, tmp_path / f"head.{fmt}")

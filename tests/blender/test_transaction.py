@@ -11,7 +11,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.blender import versions  # noqa: E402
-from voca_addon.blender import compat, emotion_writer, pipeline, transaction, writer  # noqa: E402
+from voca_addon.blender import compat, emotion_writer, keyframes, pipeline, transaction, writer  # noqa: E402
 from voca_addon.core.face.emotions import Emotion  # noqa: E402
 
 
@@ -120,15 +120,24 @@ def test_transaction_failure_at_each_write_step_restores_the_scene(run, scene, m
     assert len(obj.data.shape_keys.key_blocks) == 53
 
 
-def test_transaction_rerun_failure_gives_back_the_earlier_animation(run, scene, monkeypatch, evaluated):
+@pytest.mark.parametrize("curves", ["keys", "samples"])
+def test_transaction_rerun_failure_gives_back_the_earlier_animation(curves, run, scene, monkeypatch, evaluated):
+    """Also when the earlier run's curves are samples (a long clip's form, here forced on a short one)."""
+    if curves == "samples":
+        monkeypatch.setattr(keyframes, "COMPACT_FRAMES", 10)
     obj, apply = run
     first = apply(seed=1)
     frame = first.write.frame_start + 10
     shape = evaluated(obj, scene, frame)
+    action = obj.data.shape_keys.animation_data.action
+    sampled = sum(len(c.sampled_points) > 0 for c in compat.action_fcurves(action))
+    assert sampled == (50 if curves == "samples" else 0)
+    digest = transaction.action_digest(action)
     _fail_on_call(monkeypatch, writer, "set_keyframes", 5, False)
     with pytest.raises(Injected):
         apply(seed=2)
     np.testing.assert_array_equal(evaluated(obj, scene, frame), shape)   # still plays the first run
+    assert transaction.action_digest(obj.data.shape_keys.animation_data.action) == digest
 
 
 def test_transaction_restores_artist_keys_order_and_removes_new_objects(scene, flame):

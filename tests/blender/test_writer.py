@@ -379,10 +379,11 @@ def test_writer_keyframes_compact_only_every_frame_linear_curves(scene):
     versions.compat.assign_action(anim_data, action, "OBJECT", "probe")
     values = np.linspace(0, 1, 50, dtype=np.float32)
     cases = [(np.arange(50.0), keyframes.LINEAR, True), (np.arange(50.0) * 2, keyframes.LINEAR, False),
-             (np.arange(50.0) + 0.5, keyframes.LINEAR, False), (np.arange(50.0), keyframes.CONSTANT, False)]
-    for index, (frames, interpolation, sampled) in enumerate(cases):
-        fcurve = versions.compat.new_fcurve(anim_data, "location", index % 3 if index < 3 else 0, "probe") \
-            if index < 3 else versions.compat.new_fcurve(anim_data, "scale", 0, "probe")
+             (np.arange(50.0) + 0.5, keyframes.LINEAR, False), (np.arange(50.0), keyframes.CONSTANT, False),
+             (np.arange(50.0) - 10, keyframes.LINEAR, False)]     # below frame 0 samples go one frame off
+    paths = [("location", 0), ("location", 1), ("location", 2), ("scale", 0), ("scale", 1)]
+    for (path, index), (frames, interpolation, sampled) in zip(paths, cases):
+        fcurve = versions.compat.new_fcurve(anim_data, path, index, "probe")
         assert keyframes.set_keyframes(fcurve, frames, values, interpolation, compact=True) is sampled
         assert (len(fcurve.sampled_points), len(fcurve.keyframe_points)) == ((50, 0) if sampled else (0, 50))
         np.testing.assert_array_equal(keyframes.curve_points(fcurve), np.column_stack([frames, values]))

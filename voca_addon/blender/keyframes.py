@@ -8,10 +8,11 @@ while it writes: an hour of speech at 60 fps is 216,000 keys on each of 50 curve
 memory and 1.5 GB at the save's peak (measured with bpy 5.0.1). A curve with a key on every integer
 frame, LINEAR between them, is exactly what Blender's *samples* (``FPoint``, 16 bytes each) hold:
 Blender evaluates samples by linear interpolation between integer frames, so a curve converted with
-``FCurve.convert_to_samples`` evaluates to the same value at every frame and every subframe. Curves
-longer than :data:`COMPACT_FRAMES` are therefore converted, one curve at a time (the transient keys of
-one curve are 15 MB for an hour). They show as a line in the Graph Editor; *Channel › Samples to Keys*
-turns them back into editable keys.
+``FCurve.convert_to_samples`` evaluates to the same value at every frame and every subframe from frame 0
+on (Blender finds a subframe's samples by truncating the frame number, which is one frame off below 0).
+Curves longer than :data:`COMPACT_FRAMES` that start at frame 0 or later are therefore converted, one
+curve at a time (the transient keys of one curve are 15 MB for an hour). They show as a line in the Graph
+Editor; *Channel › Samples to Keys* turns them back into editable keys.
 
 Contract: main thread only (``bpy``); numpy arrays in, nothing returned.
 """
@@ -44,8 +45,8 @@ def set_keyframes(fcurve, frames: np.ndarray, values: np.ndarray, interpolation:
         :data:`CONSTANT` or :data:`LINEAR`.
     compact : bool or None
         Store the curve as samples (see the module docstring). ``None``: when it has more than
-        :data:`COMPACT_FRAMES` keys. Only a LINEAR curve keyed on consecutive integer frames is
-        converted (elsewhere samples would not evaluate the same).
+        :data:`COMPACT_FRAMES` keys. Only a LINEAR curve keyed on consecutive integer frames from frame 0
+        on is converted (elsewhere samples would not evaluate the same).
 
     Returns
     -------
@@ -68,9 +69,10 @@ def set_keyframes(fcurve, frames: np.ndarray, values: np.ndarray, interpolation:
 
 
 def _every_frame(frames: np.ndarray) -> bool:
-    """Consecutive integer frames (at least two)."""
+    """Consecutive integer frames from 0 on (at least two)."""
     frames = np.asarray(frames, dtype=np.float64)
-    return len(frames) > 1 and bool(np.all(frames == np.round(frames))) and bool(np.all(np.diff(frames) == 1.0))
+    return (len(frames) > 1 and frames[0] >= 0 and bool(np.all(frames == np.round(frames)))
+            and bool(np.all(np.diff(frames) == 1.0)))
 
 
 def curve_points(fcurve) -> np.ndarray:
