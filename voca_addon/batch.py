@@ -15,7 +15,9 @@ Outcome. A clip that fails is reported (progress line and summary) and the other
 0 every clip ok (or skipped by ``--resume``), :data:`EXIT_SOME_FAILED` when some clip failed, 2 when the
 batch as a whole is refused (no clips, a missing model file, an unknown format, duplicate names) before
 anything is written. ``--resume`` skips clips whose outputs all exist (outputs are written under a
-temporary name and renamed when complete, so an existing file is a complete one). The summary,
+temporary name and renamed when complete, so an existing file is a complete one), after checking that they
+were made for this run's settings (``DIR/batch_manifest.json``, :mod:`voca_addon.batch_manifest`:
+character, formats, fps, style, models; refused with exit 2 when they differ). The summary,
 ``DIR/batch_summary.json`` and ``.csv``, lists every clip: outcome, seconds, frames, outputs, error; it is
 rewritten after every group, so an interrupted batch leaves one too.
 
@@ -312,9 +314,15 @@ def run(args) -> int:
     out_dir = os.path.abspath(args.out)
     if not os.path.isdir(os.path.dirname(out_dir)):
         raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
+    from . import batch_manifest
+    made_for = batch_manifest.made_for(args, formats, default)
+    if args.resume and os.path.isdir(out_dir):            # outputs made for other settings: refused
+        batch_manifest.check_resume(out_dir, made_for, any(
+            os.path.isfile(p) for c in clips for p in output_paths(out_dir, c.name, formats)))
     character = _character(args)                         # fitted once, before any clip (or None)
     client = dask_client(args.scheduler) if args.scheduler else None
     os.makedirs(out_dir, exist_ok=True)
+    batch_manifest.write(out_dir, made_for)              # what the outputs in out_dir are made for
     done = {c.name for c in clips
             if args.resume and all(map(os.path.isfile, output_paths(out_dir, c.name, formats)))}
     results = {c.name: ClipResult(c.name, c.audio, "skipped", outputs=output_paths(out_dir, c.name, formats))

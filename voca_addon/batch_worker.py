@@ -37,7 +37,7 @@ from . import batch_character
 from .batch import BLENDER_FORMATS, ClipResult, ClipSpec, GroupTask, atomic_path, output_paths
 from .core import batch as core_batch
 from .core.animation.shapekeys import ShapeKeyAnimation
-from .core.errors import VocaError
+from .core.errors import InputError, VocaError
 from .core.character import arkit
 from .core.face import emotion_sources, emotions, meshio
 from .core.models import modelfiles
@@ -215,6 +215,9 @@ def read_speech_animation(path: str) -> ShapeKeyAnimation:
 def read_key_weights(path: str):
     """(weights float32 [F, J], names) of the rig's keys from a clip's ``.npz`` (``--target-keys``)."""
     with np.load(path, allow_pickle=False) as z:
+        if batch_character.KEY_WEIGHTS not in z.files or batch_character.KEY_NAMES not in z.files:
+            raise InputError(f"'{path}' holds no rig key weights (it was made without --target-keys); "
+                             "run the batch again without --resume, or into another --out")
         return z[batch_character.KEY_WEIGHTS], tuple(str(n) for n in z[batch_character.KEY_NAMES])
 
 

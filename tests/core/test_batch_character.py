@@ -6,6 +6,7 @@ blocked). Each clip's outputs are checked against the ``retarget`` command's own
 :func:`voca_addon.retarget_cli.load_character` + :func:`~voca_addon.retarget_cli.retarget_motion`.
 """
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -192,3 +193,53 @@ def test_batch_character_on_a_dask_cluster(models, rig, reference, shared_data, 
         with np.load(out / f"{name}.npz") as z:
             assert np.abs(z["vertices"] - motion.vertices()).max() <= VERTEX_TOL * scale
             np.testing.assert_allclose(z["key_weights"], solution.weights, atol=1e-4)
+
+
+def listing(out):
+    """Every file in ``out`` with its modification time (to show a refusal wrote nothing)."""
+    return {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+
+def test_batch_resume_refuses_outputs_made_for_another_character(models, rig, shared_data, tmp_path):  # noqa: F811
+    """--resume checks DIR/batch_manifest.json: FLAME outputs are not the character's, transferred-key
+    outputs are not own-key outputs (no key_weights), and outputs without a manifest are of unknown origin.
+    Each refusal is one message, exit 2, before any clip, and writes nothing; the same settings still skip."""
+    folder = audio_folder(shared_data, tmp_path, count=2)
+    flame, char = tmp_path / "flame", tmp_path / "char"
+    r = cli("batch", folder, "--out", flame, *model_args(models))
+    assert r.returncode == 0, r.stderr
+    made = json.loads((flame / "batch_manifest.json").read_text())["made_for"]
+    assert made["character"] is None and made["formats"] == ["npz"] and made["fps"] == 60
+    before = listing(flame)
+    r = cli("batch", folder, "--out", flame, "--resume", *character_args(rig), *model_args(models))
+    assert_user_error(r, f"the outputs in {flame} were made for the FLAME head (no --target), not the character "
+                      f"{rig['target']}", "use another --out or run without --resume")
+    assert "character 'Neutral'" not in r.stderr and listing(flame) == before          # nothing done
+    r = cli("batch", folder, "--out", flame, "--resume", "--fps", "30", *model_args(models))
+    assert_user_error(r, "were made for 60 fps, not 30 fps")
+    r = cli("batch", folder, "--out", flame, "--resume", *model_args(models))          # same settings
+    assert r.returncode == 0, r.stderr
+    assert "2 clips, 2 already done" in r.stderr
+    assert all(row["outcome"] == "skipped" for row in summary(flame).values())
+    (flame / "batch_manifest.json").unlink()
+    before = listing(flame)
+    assert_user_error(cli("batch", folder, "--out", flame, "--resume", *model_args(models)),
+                      "have no batch_manifest.json")
+    assert listing(flame) == before
+
+    r = cli("batch", folder, "--out", char, *character_args(rig, keys=False), *model_args(models))
+    assert r.returncode == 0, r.stderr
+    before = listing(char)
+    r = cli("batch", folder, "--out", char, "--resume", *character_args(rig), *model_args(models))
+    assert_user_error(r, "transferred keys, no --target-keys), not the character", "own keys from")
+    assert listing(char) == before
+
+
+def test_batch_library_key_weights_missing_is_one_message(tmp_path):
+    """An .npz made without --target-keys read for a rig library: a user error naming the file, not KeyError."""
+    from voca_addon import batch_worker
+    from voca_addon.core.errors import InputError
+    path = tmp_path / "clip.npz"
+    np.savez(path, weights=np.zeros((2, 3), np.float32))
+    with pytest.raises(InputError, match="clip.npz' holds no rig key weights"):
+        batch_worker.read_key_weights(str(path))

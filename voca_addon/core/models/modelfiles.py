@@ -191,6 +191,19 @@ def _stat_key(paths) -> str:
     return ";".join(f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in paths)
 
 
+def files_identity(kind: str, sources, cache: Optional[Path] = None) -> str:
+    """The model cache's key of ``sources``: the first 16 hex digits of their SHA-256 (``kind``: ``voca`` or
+    ``deepspeech``); from the cache's stat index when the files are unchanged since cached, else hashed."""
+    sources = [Path(p) for p in sources]
+    root = Path(cache) if cache else cache_dir()
+    try:
+        index = json.loads((root / f"{kind}-index.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    found = index.get(_stat_key(sources)) if isinstance(index, dict) else None
+    return found if isinstance(found, str) else files_sha256(sources)[:16]
+
+
 def _cached(kind: str, sources, convert: Callable[[], Dict[str, np.ndarray]],
             cache: Optional[Path]) -> Tuple[Dict[str, np.ndarray], dict]:
     """(tensors, meta) read from ``sources`` (files): from the cache, or converted (and cached) on a miss.

@@ -1,0 +1,146 @@
+"""The run manifest of ``python -m voca_addon batch``: what a folder's outputs were made for.
+
+A clip counts as done for ``--resume`` when its output files exist; nothing in those files says which
+character (or the FLAME head), formats, frame rate or models made them. So every run writes
+``DIR/batch_manifest.json`` before any clip: the settings that decide the outputs' content —
+
+* ``formats`` and ``fps``; ``style``, the default speaking style of clips without their own;
+* ``models``: VOCA's and DeepSpeech's identity as the model cache keys them (the first 16 hex digits of
+  the files' SHA-256, from the cache's stat index when they are unchanged, else hashed) and the
+  template's SHA-256;
+* ``emotion_source``: its path and SHA-256 (or null);
+* ``character``: null for the FLAME head, else the target mesh (absolute path + SHA-256), the landmarks
+  (``"auto"`` or path + SHA-256) and the ``--target-keys`` folder (absolute path, each OBJ's name and
+  SHA-256) or null.
+
+``--resume`` compares the folder's manifest with the run's and refuses (InputError: exit 2, nothing
+written) when they differ, or when the folder holds outputs of these clips but no manifest (what they
+were made for is unknown).
+
+Contract: stdlib (+ :mod:`voca_addon.core.models.modelfiles`, imported when a manifest is computed).
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import uuid
+from typing import Optional
+
+from .core.errors import InputError
+
+MANIFEST = "batch_manifest.json"
+VERSION = 1
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file(path) -> dict:
+    return {"path": os.path.abspath(path), "sha256": _sha256(path)}
+
+
+def _character(args) -> Optional[dict]:
+    if getattr(args, "target", None) is None:
+        return None
+    from .retarget_cli import is_auto
+    keys = None
+    if args.target_keys:
+        folder = os.path.abspath(args.target_keys)
+        files = sorted(glob.glob(os.path.join(folder, "*.obj")) + glob.glob(os.path.join(folder, "*.OBJ")))
+        keys = {"path": folder, "files": {os.path.basename(p): _sha256(p) for p in files}}
+    return {"target": _file(args.target),
+            "landmarks": "auto" if is_auto(args.landmarks) else _file(args.landmarks),
+            "target_keys": keys}
+
+
+def made_for(args, formats, style) -> dict:
+    """The settings of ``args`` that decide the outputs' content (see the module docstring)."""
+    from .core.models import modelfiles
+    cache = os.path.abspath(args.cache) if args.cache else None
+    voca = modelfiles.resolve_voca(args.voca)
+    voca_files = [voca.with_name(voca.name + s) for s in (".index", ".data-00000-of-00001")]
+    models = {"voca": modelfiles.files_identity("voca", voca_files, cache),
+              "deepspeech": modelfiles.files_identity("deepspeech", [modelfiles.resolve_deepspeech(args.deepspeech)],
+                                                      cache),
+              "template": _sha256(modelfiles.resolve_template(args.template))}
+    return {"formats": list(formats), "fps": float(args.fps),
+            "style": {str(k): float(v) for k, v in sorted(style.items())} if isinstance(style, dict) else style,
+            "models": models,
+            "emotion_source": _file(args.emotion_source) if args.emotion_source else None,
+            "character": _character(args)}
+
+
+def _describe(key: str, value) -> str:
+    if key == "character":
+        if value is None:
+            return "the FLAME head (no --target)"
+        marks = value["landmarks"]
+        keys = value["target_keys"]
+        own = (f"own keys from {keys['path']} ({len(keys['files'])} OBJs)" if keys
+               else "transferred keys, no --target-keys")
+        return (f"the character {value['target']['path']} (landmarks "
+                f"{'auto' if marks == 'auto' else marks['path']}, {own})")
+    if key == "formats":
+        return "formats " + ",".join(value)
+    if key == "fps":
+        return f"{value:g} fps"
+    if key == "style":
+        return f"style {value if not isinstance(value, dict) else ','.join(f'{k}:{v:g}' for k, v in value.items())}"
+    if key == "models":
+        return "models " + ", ".join(f"{k} {v[:16]}" for k, v in value.items())
+    if key == "emotion_source":
+        return f"emotion source {value['path']}" if value else "no --emotion-source"
+    return f"{key} {value}"
+
+
+def differences(old: dict, new: dict) -> str:
+    """'X, not Y' for each setting that differs (old: the folder's, new: this run's)."""
+    parts = []
+    for key in new:
+        if old.get(key) != new[key]:
+            was, now = _describe(key, old.get(key)), _describe(key, new[key])
+            if was == now:
+                was += " (other file contents)"
+            parts.append(f"{was}, not {now}")
+    return "; ".join(parts)
+
+
+def check_resume(out_dir: str, new: dict, any_output: bool) -> None:
+    """InputError when the outputs in ``out_dir`` were made for other settings than ``new``."""
+    path = os.path.join(out_dir, MANIFEST)
+    hint = "; use another --out or run without --resume (which writes every clip again)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+    except FileNotFoundError:
+        if any_output:
+            raise InputError(f"the outputs in {out_dir} have no {MANIFEST} (written by an older version, or "
+                             f"not by batch), so what they were made for is unknown{hint}") from None
+        return
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} ({exc}){hint}") from None
+    made = old.get("made_for") if isinstance(old, dict) and old.get("version") == VERSION else None
+    if made != new:
+        what = differences(made, new) if isinstance(made, dict) else f"a manifest of another version ({path})"
+        raise InputError(f"the outputs in {out_dir} were made for {what}{hint}")
+
+
+def write(out_dir: str, new: dict) -> str:
+    """``DIR/batch_manifest.json`` (atomically); returns its path."""
+    path = os.path.join(out_dir, MANIFEST)
+    temp = os.path.join(out_dir, f".{MANIFEST}.{uuid.uuid4().hex[:12]}.json")
+    try:
+        with open(temp, "w", encoding="utf-8") as f:
+            json.dump({"version": VERSION, "made_for": new}, f, indent=1)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
