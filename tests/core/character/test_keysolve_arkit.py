@@ -110,3 +110,28 @@ def test_keysolve_refuses_keys_of_another_mesh(transferred, arkit):
         keysolve.solve_keys(transferred, arkit["keys"][:, :100], arkit["names"])
     with pytest.raises(InputError, match="none of the keys"):
         keysolve.solve_keys(transferred, np.zeros_like(arkit["keys"]), arkit["names"])
+
+
+def test_keysolve_errors_in_chunks_equal_the_whole_computation(monkeypatch):
+    """The reproduction errors are measured in frame blocks (an hour-long clip needs no [F, 3n] array):
+    the same numbers as over all frames at once; past P95_VALUES the 95th percentile uses every k-th frame."""
+    rng = np.random.default_rng(3)
+    frames, r, keys, d = 500, 40, 6, 5
+    w, basis = rng.standard_normal((frames, d)), rng.standard_normal((d, 3 * r + 6))
+    bias, b = rng.standard_normal(3 * r + 6), rng.standard_normal((keys, 3 * r + 6))
+    c = rng.uniform(0, 1, (frames, keys))
+    motion = w @ basis + bias
+    residual = c @ b - motion
+    dist = np.linalg.norm(residual[:, :3 * r].reshape(frames, r, 3), axis=2)
+    variance = ((motion[:, :3 * r] - motion[:, :3 * r].mean(axis=0)) ** 2).sum()
+    monkeypatch.setattr(keysolve, "ERROR_CHUNK", 64)
+    got = keysolve._errors(c, b, w, basis, bias, r)
+    assert got["mean_error"] == pytest.approx(dist.mean(), rel=1e-12)
+    assert got["max_error"] == pytest.approx(dist.max(), rel=1e-12)
+    assert got["p95_error"] == pytest.approx(np.percentile(dist, 95), rel=1e-6)
+    assert got["explained"] == pytest.approx(1 - (residual[:, :3 * r] ** 2).sum() / variance, rel=1e-10)
+    assert got["opening_error"] == pytest.approx(np.linalg.norm(residual[:, 3 * r:].reshape(frames, 2, 3),
+                                                                axis=2).mean(), rel=1e-12)
+    monkeypatch.setattr(keysolve, "P95_VALUES", frames * r // 4)          # every 4th frame
+    assert keysolve._errors(c, b, w, basis, bias, r)["p95_error"] == pytest.approx(
+        np.percentile(dist[::4], 95), rel=1e-6)
