@@ -8,8 +8,10 @@ the weights per step serves the group: :mod:`voca_addon.core.speech.deepspeech_b
 outputs are named after it (:mod:`voca_addon.batch_worker`).
 
 Executors: this process (default); ``--workers N`` local processes; ``--scheduler ADDRESS`` an existing
-Dask distributed cluster (``dask scheduler`` / ``dask worker``, the project's dev environment; the
-extension never needs Dask), whose workers read the models from the same paths (a shared folder).
+Dask distributed cluster (``dask scheduler`` / ``dask worker ADDRESS --nthreads 1 --nworkers N``: one
+group per process, as a group's one-thread BLAS limit is process-wide; Dask is in the project's dev
+environment, the extension never needs it), whose workers read the models from the same paths (a shared
+folder).
 
 Outcome. A clip that fails is reported (progress line and summary) and the others go on. Exit status:
 0 every clip ok (or skipped by ``--resume``), :data:`EXIT_SOME_FAILED` when some clip failed, 2 when the
