@@ -214,3 +214,48 @@ def test_character_job_esc_mid_fit_stops_the_worker_within_a_step(face):
     run.job.join(5)
     assert not run.job.is_alive() and time.monotonic() - cancelled < 2.0
     assert character_io.residuals(obj) is None
+
+
+def test_character_job_that_cannot_start_leaves_no_scene_running(face, monkeypatch):
+    """The worker's thread cannot start (``can't start new thread``): the scene is not left 'running' (every
+    Character button grey until Blender restarts); the next run works."""
+    settings = bpy.context.scene.voca_character
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(jobs.WorkerJob, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context)
+    assert not settings.is_running and not jobs.is_running(bpy.context.scene)
+    assert settings.progress_stage != "starting"
+    assert ops.VOCA_OT_character_fit.disabled_reason(bpy.context) is None and bpy.ops.voca.character_fit.poll()
+    monkeypatch.undo()
+    status, _ = drive(jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context))
+    assert status == "FINISHED" and not settings.is_running
+
+
+def test_character_job_modal_error_resets_the_runs_own_progress(face, monkeypatch, tmp_path):
+    """An unexpected error while the modal steps the run: one reported line, and the run's scene (found by
+    its session_uid, not the window's scene) is neither 'running' nor left showing the run's progress."""
+    from types import SimpleNamespace
+    monkeypatch.setenv("VOCA_LOG_DIR", str(tmp_path / "logs"))
+    first = bpy.context.scene
+    settings = first.voca_character
+    run = jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context)
+    settings.progress, settings.progress_stage = 0.4, "registering"       # mid-run
+    first.name = "Renamed meanwhile"
+
+    def broken(*_):
+        raise RuntimeError("injected")
+    monkeypatch.setattr(run, "step", broken)
+    reports, ended = [], []
+    op = SimpleNamespace(_run=run, bl_idname="voca.character_fit", report=lambda k, t: reports.append((k, t)),
+                         _end=ended.append)
+    other = bpy.data.scenes.new("Other")
+    with bpy.context.temp_override(scene=other):
+        assert jobs.JobOperator.modal(op, bpy.context, SimpleNamespace(type="TIMER", value="NOTHING")) \
+            == {"CANCELLED"}
+    assert len(reports) == 1 and reports[0][0] == {"ERROR"} and "injected" in reports[0][1] and ended
+    assert not settings.is_running and settings.progress == 0.0 and settings.progress_stage == "cancelled"
+    run.job.join(60)
+    assert character_io.residuals(bpy.data.objects["Face"]) is None

@@ -51,12 +51,20 @@ class JobRun:
         self.message: Optional[str] = None
         self.error: Optional[BaseException] = None
         self.job = WorkerJob(lambda progress: op.compute(plan, progress), op.bl_idname)
-        _running.add(context.scene.session_uid)
-        self._status(context.scene, 0.0, "starting")
-        self.job.start()
+        _running.add(self.scene_uid)
+        try:
+            self._status(context.scene, 0.0, "starting")
+            self.job.start()                           # may raise ("can't start new thread")
+        except BaseException:
+            self._close(context.scene, "CANCELLED")    # never a scene left 'running' with no run
+            raise
 
     def cancel(self) -> None:
         self.job.cancel()
+
+    def scene(self):
+        """The run's scene (found by its session_uid: even renamed), or None once deleted."""
+        return next((s for s in bpy.data.scenes if s.session_uid == self.scene_uid), None)
 
     def _status(self, scene, fraction: float, stage: str) -> None:
         group = getattr(scene, self.op.PROGRESS_GROUP, None) if scene is not None else None
@@ -65,7 +73,7 @@ class JobRun:
 
     def step(self, context, report: Callable) -> str:
         """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
-        scene = next((s for s in bpy.data.scenes if s.session_uid == self.scene_uid), None)   # even renamed
+        scene = self.scene()
         if self.job.cancelled:
             return self._close(scene, self._failed(Cancelled("cancelled"), report))
         for message in self.job.drain():
@@ -153,7 +161,7 @@ class JobOperator:
         except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
             reporting.report_error(self.report, exc, self.bl_idname)
             self._run.cancel()
-            self._run._close(None, "CANCELLED")
+            self._run._close(self._run.scene(), "CANCELLED")     # the run's scene: its bar reset too
             status = "CANCELLED"
         for area in context.screen.areas if context.screen is not None else ():
             if area.type == "VIEW_3D":
