@@ -52,3 +52,23 @@ def test_arkit_json_curves(tmp_path):
     arkit.write_curves_json(path, np.array([[0.5], [0.25]]), ["jawOpen"], 60.0, {"explained": 0.9})
     data = json.loads(path.read_text())
     assert data == {"fps": 60.0, "names": ["jawOpen"], "weights": [[0.5], [0.25]], "report": {"explained": 0.9}}
+
+
+def test_arkit_files_written_through_the_outputs_writer(tmp_path):
+    """Curve files get the usual permissions (umask), not a private temporary file's 0600, and leave no
+    temporary file; an interrupted write's temporary name is one the batch's --resume cleanup removes."""
+    import os
+    from voca_addon import batch
+    from voca_addon.core import outputs
+    umask = os.umask(0o022)
+    os.umask(umask)
+    weights = np.zeros((3, 1), np.float32)
+    arkit.write_live_link_csv(tmp_path / "clip.csv", weights, ["jawOpen"], 60.0)
+    arkit.write_curves_json(tmp_path / "clip.json", weights, ["jawOpen"], 60.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.csv", "clip.json"]
+    for name in ("clip.csv", "clip.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    staged = outputs.Staged([tmp_path / "clip.csv"])      # the name a killed batch would leave
+    staged.temp(tmp_path / "clip.csv").write_text("partial")
+    batch._remove_leftovers(str(tmp_path), [batch.ClipSpec("clip", "clip.wav")], ("csv",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.csv", "clip.json"]

@@ -11,17 +11,19 @@ ending in ``.``/``:``/``|`` (``blendShape1.jawOpen``, ``Face:JawOpen``), plus an
 ``arkit``/``bs``/``blendshape``, it equals the ARKit name, with ``_L``/``_R`` accepted for
 ``Left``/``Right`` (``Mouth_Smile_L``).
 
-Contract: stdlib + numpy; pure functions; files written atomically.
+Contract: stdlib + numpy; pure functions; files written atomically (:mod:`voca_addon.core.outputs`).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import tempfile
+from pathlib import Path
 from typing import Dict, Iterable, Sequence
 
 import numpy as np
+
+from ..outputs import write_exact
 
 ARKIT_NAMES = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
@@ -74,16 +76,13 @@ def _timecode(frame: int, fps: float) -> str:
 
 
 def _atomic_write(path, text: str) -> None:
-    path = os.fspath(path)
-    handle, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)) or ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+    """``text`` to ``path`` through the project's writer (:func:`voca_addon.core.outputs.write_exact`: a
+    hidden ``.NAME.….part.EXT`` beside it, renamed when complete; created by ``open``, so the usual
+    permissions, not a private temporary file's 0600)."""
+    def write(temp) -> None:
+        with open(temp, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_exact(Path(os.path.abspath(os.fspath(path))), write)
 
 
 def write_live_link_csv(path, weights: np.ndarray, names: Sequence[str], fps: float) -> None:
