@@ -197,3 +197,36 @@ def test_character_guess_esc_places_nothing(face):
     assert status == "CANCELLED" and reports == [({"WARNING"}, "VOCA Guess Landmarks: cancelled; nothing was changed.")]
     run.job.join(60)
     assert snapshot(scene) == before and not scene.voca_character.is_running
+
+
+def test_character_guess_in_a_second_scene_brings_in_none_of_the_firsts_empties(face, flame):
+    """A guess in scene A, then one in scene B on the same target: B gets its own collection and 68 empties
+    (names ``iBUG_<k>.001``: names are per file), none of A's (which would pair one FLAME landmark twice);
+    Fit in B reads B's 68 pairs; A's empties stay where they were."""
+    obj, mesh = face
+    first = bpy.context.scene
+    op = ops.VOCA_OT_character_guess_landmarks
+    guess = guessing.guess_landmarks(flame.vertices, flame.faces, mesh.vertices, mesh.faces)
+    op.apply(first, op.prepare(bpy.context), guess)
+    in_first = {k: tuple(e.matrix_world.translation) for k, e in placed(first).items()}
+    second = bpy.data.scenes.new("Second")
+    second.collection.objects.link(obj)
+    second.voca_character.target = obj
+    with bpy.context.temp_override(scene=second, view_layer=second.view_layers[0]):
+        op.apply(second, op.prepare(bpy.context), _guess(7))
+        second.view_layers[0].update()
+        flame_ids, target_ids = ops.VOCA_OT_character_fit.prepare(bpy.context)[1]   # refused before the fix
+    empties = placed(second)
+    assert len(empties) == 68 and len(second.objects) == 69 and set(empties) == set(range(68))
+    assert not set(empties.values()) & set(placed(first).values())
+    order = np.argsort([list(lm.FLAME_IBUG68).index(f) for f in flame_ids])
+    np.testing.assert_array_equal(target_ids[order], np.arange(68) * 7)
+    mine = {c for e in empties.values() for c in e.users_collection}
+    assert len(mine) == 1 and mine != {bpy.data.collections["VOCA landmarks Face"]}
+    assert next(iter(mine)) not in first.collection.children_recursive
+    assert bpy.data.collections["VOCA landmarks Face"] not in second.collection.children_recursive
+    assert {k: tuple(e.matrix_world.translation) for k, e in placed(first).items()} == in_first
+    with bpy.context.temp_override(scene=second, view_layer=second.view_layers[0]):
+        op.apply(second, op.prepare(bpy.context), _guess(5))                        # again in B: B's replaced
+    assert len(placed(second)) == 68 and len(placed(first)) == 68
+    assert len([c for c in bpy.data.collections if c.name.startswith("VOCA landmarks")]) == 2

@@ -47,13 +47,17 @@ def check_no_artist_empties(scene) -> None:
 
 
 def _collection(scene, target_name: str):
-    """The add-on's landmark collection for ``target_name`` in ``scene`` (created and linked if needed)."""
+    """The add-on's landmark collection for ``target_name`` in ``scene`` (created and linked if needed).
+
+    One already in this scene is reused; one linked only to another scene (or to none) is not: linking it
+    here would bring that scene's empties along as duplicates (``iBUG_k.001``: one FLAME landmark in two
+    pairs), so a new one is made (``VOCA landmarks <target>.001``) and the other scene keeps its own."""
     name = COLLECTION_PREFIX + target_name
     collection = bpy.data.collections.get(name)
-    if collection is None or not collection.get(OWNED) or collection.library is not None:
+    if collection is None or not collection.get(OWNED) or collection.library is not None or \
+            collection not in scene.collection.children_recursive:
         collection = bpy.data.collections.new(name)
         collection[OWNED] = True
-    if scene.collection.children.get(collection.name) is None:
         scene.collection.children.link(collection)
     return collection
 
@@ -68,11 +72,11 @@ def world_points(obj, vertex_ids) -> np.ndarray:
 def place_empties(scene, obj, vertex_ids) -> int:
     """Empties ``iBUG_<k>`` at the world positions of ``obj``'s vertices ``vertex_ids[k]``; returns how many
     of the add-on's earlier landmark empties were replaced. Call :func:`check_no_artist_empties` first."""
-    old = landmark_empties(scene)[0]
     points = world_points(obj, vertex_ids)
     every = world_points(obj, np.arange(len(obj.data.vertices)))
     size = float(np.linalg.norm(every.max(axis=0) - every.min(axis=0)))          # the head's diagonal
-    collection = _collection(scene, obj.name)
+    collection = _collection(scene, obj.name)                    # never brings another scene's empties
+    old = landmark_empties(scene)[0]                             # this scene's, the collection linked
     created = []
     for k, point in enumerate(points):
         empty = bpy.data.objects.new(f"iBUG_{k}", None)          # ``iBUG_<k>.001`` while an old one lives
