@@ -36,10 +36,11 @@ def addon(scene, shared_data, tmp_path, monkeypatch):
 
 @pytest.fixture
 def face(addon, shared_data):
-    """The ARKit face as the target, moved and scaled in the scene (world ≠ mesh-local)."""
+    """The ARKit face as the target, rotated, scaled and moved in the scene (world ≠ mesh-local)."""
     mesh = meshio.read_mesh(shared_data / "arkit" / "ARKit_blendshapes" / "Neutral.obj")
     obj = character_writer.build_target("Face", mesh.vertices, mesh.faces, addon.collection)
     obj.location, obj.scale = (0.3, -0.2, 1.1), (2.0, 2.0, 2.0)
+    obj.rotation_euler = (0.4, -0.7, 1.9)
     bpy.context.view_layer.update()
     addon.voca_character.target = obj
     return obj, mesh
@@ -72,6 +73,10 @@ def test_character_guess_places_the_guessed_vertices_and_a_fit_from_them_works(f
     empties = placed(scene)
     assert [empties[k].name for k in sorted(empties)] == [f"iBUG_{k}" for k in range(68)]
     world = np.array([empties[k].matrix_world.translation for k in range(68)])
+    rotation = np.array(obj.matrix_world.to_3x3().normalized())
+    assert abs(rotation[0, 0] - 1) > 0.1 and np.allclose(obj.matrix_world.to_scale(), 2.0)       # not identity
+    on_vertices = [obj.matrix_world @ Vector(mesh.vertices[i].tolist()) for i in want.target_ids]   # mathutils
+    np.testing.assert_allclose(world, np.array(on_vertices), atol=1e-6)
     np.testing.assert_allclose(world, character_landmarks.world_points(obj, want.target_ids), atol=1e-6)
     collection = bpy.data.collections["VOCA landmarks Face"]
     assert collection.get(writer.OWNED) and set(collection.objects) == set(empties.values())
@@ -80,6 +85,8 @@ def test_character_guess_places_the_guessed_vertices_and_a_fit_from_them_works(f
     flame_ids, target_ids = character_io.pairs_from_empties(obj, scene.objects)      # what Fit reads
     order = np.argsort([list(lm.FLAME_IBUG68).index(f) for f in flame_ids])
     np.testing.assert_array_equal(target_ids[order], want.target_ids)
+    _, (plan_flame, plan_target), _ = ops.VOCA_OT_character_fit.prepare(bpy.context)   # the pairs Fit uses
+    assert sorted(zip(plan_flame, plan_target)) == sorted(zip(lm.FLAME_IBUG68, want.target_ids))
 
     assert bpy.ops.voca.character_fit() == {"FINISHED"}
     res = character_io.residuals(obj)
