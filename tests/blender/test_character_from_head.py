@@ -236,3 +236,64 @@ def test_character_from_head_carries_its_emotion_and_blinks(rig, paths, shared_d
     expected = transfer.transfer(motion.animation, fit, mesh.vertices, mesh.faces)
     assert_plays(face, expected, [0, 30, expected.num_frames // 2, expected.num_frames - 1], evaluated)
     assert face.animation_data is None                    # the head's rotation is not the character's
+
+
+class Counting:
+    """An F-curve that counts its ``evaluate`` calls (everything else is the curve's)."""
+
+    def __init__(self, fcurve):
+        self._fcurve, self.calls = fcurve, 0
+
+    def __getattr__(self, name):
+        return getattr(self._fcurve, name)
+
+    def evaluate(self, frame):
+        self.calls += 1
+        return self._fcurve.evaluate(frame)
+
+
+def test_character_from_head_reads_keyed_emotions_and_modifiers_as_blender_plays_them(rig, evaluated):
+    """An emotion keyed by hand with a few LINEAR keys (before, inside and after the clip's frames, one off the
+    frame grid), a key with CONSTANT keys, one with LINEAR extrapolation and a speech curve with a Noise
+    modifier: the reading equals the head's evaluated mesh at every frame; only the Noise curve and the
+    extrapolated frames ask Blender frame by frame."""
+    head, *_ = rig
+    animate(head)
+    scene, key = bpy.context.scene, head.data.shape_keys
+    anim_data, n = key.animation_data, scene.frame_end - START + 1
+    basis = writer.key_co(key.reference_key)
+
+    def keyed(name, points, interpolation, shift):
+        block = head.shape_key_add(name=name, from_mix=False)
+        block.data.foreach_set("co", (basis + np.float32(shift) * basis[:, [1, 2, 0]]).ravel())
+        fcurve = compat.new_fcurve(anim_data, keyframes.value_path(name))
+        keyframes.set_keyframes(fcurve, *np.array(points, np.float64).T, interpolation)
+        return block, fcurve
+
+    _, linear = keyed("EMO calm", [(START - 6, 0.0), (START + n // 4, 0.8), (START + n / 3 + 0.3, 0.35),
+                                   (START + n - 12, 0.6)], keyframes.LINEAR, 0.05)
+    _, constant = keyed("EMO stern", [(START + 5, 0.2), (START + n / 2 + 0.5, 0.9), (START + n - 20, 0.1)],
+                        keyframes.CONSTANT, -0.04)
+    _, rising = keyed("EMO rising", [(START + n // 2 - 10, 0.4), (START + n // 2 + 10, 0.5)], keyframes.LINEAR,
+                      0.03)
+    rising.extrapolation = "LINEAR"
+    names = list(key[writer.OWNED_KEYS])
+    noisy = compat.find_fcurve(anim_data, keyframes.value_path(names[2]))
+    noise = noisy.modifiers.new("NOISE")
+    noise.strength, noise.scale = 2.0, 3.0
+    motion = character_source.head_animation(head, scene)
+    assert motion.start_frame == START and motion.animation.num_frames == n
+    assert {"EMO calm", "EMO stern", "EMO rising"} <= set(motion.animation.names)
+    played = motion.animation.vertices()
+    for i in range(n):
+        np.testing.assert_allclose(evaluated(head, scene, START + i), played[i], atol=TOLERANCE,
+                                   err_msg=f"frame {START + i}")
+    frames = START + np.arange(n, dtype=np.float64)
+    for fcurve, name, calls in ((linear, "EMO calm", 0), (constant, "EMO stern", 0), (noisy, names[2], n),
+                                (rising, "EMO rising", n - 21)):
+        counting = Counting(fcurve)
+        values = character_source._values(counting, key.key_blocks[name], frames)
+        want = np.clip([fcurve.evaluate(f) for f in frames], key.key_blocks[name].slider_min,
+                       key.key_blocks[name].slider_max)
+        np.testing.assert_allclose(values, want, atol=1e-6, err_msg=name)
+        assert counting.calls == calls, name

@@ -13,8 +13,9 @@ inverts that::
     fps      = the scene's rate             start = the first keyed frame
 
 so Transfer / Drive key the character on the head's own frames, at the scene's rate, from the same
-numbers the head plays (float32 rounding). A curve edited off the frame grid is evaluated by Blender
-at each frame; a bias curve that is not constant becomes one more basis row (``bias``); a muted key
+numbers the head plays (float32 rounding). A curve edited off the frame grid is read as Blender plays it:
+CONSTANT / LINEAR keys in bulk, Bezier keys and any curve with modifiers (Noise, Cycles…) evaluated by
+Blender at each frame; a bias curve that is not constant becomes one more basis row (``bias``); a muted key
 counts 0. Every other key the head's VOCA action animates — the emotion keys (``EMO <name>``, its own or
 ones marked as emotions), the blink (``VOCA blink`` → ``blink``) — becomes one more row (key − its
 relative key) with its curve over the same frames, so the reading is everything the head's shape keys
@@ -79,16 +80,60 @@ def _points(fcurve) -> np.ndarray:
     return keyframes.curve_points(fcurve).astype(np.float64)
 
 
+EXACT_KEY = 0.02        # frames: a key this near an integer frame, not on it, is left to Blender (which takes a key
+                        # within its search threshold, 1e-4 or BEZT_BINARYSEARCH_THRESH 0.01, as the frame's own)
+
+
+def _bulk(fcurve, frames: np.ndarray) -> Optional[np.ndarray]:
+    """A curve without modifiers at ``frames``, in numpy, as Blender evaluates it; None where only Blender can
+    (a Bezier or easing segment, keys sharing a frame or sitting just off an integer frame).
+
+    CONSTANT keys hold their value up to the next key, LINEAR ones interpolate, samples (``FPoint``) interpolate
+    between integer frames; a key exactly on a frame gives its value. Before the first and after the last key
+    Blender holds the end value (constant extrapolation); with the curve's LINEAR extrapolation those frames
+    are left to ``evaluate``."""
+    points = _points(fcurve)
+    if not len(points):
+        return None
+    x, y = points[:, 0], points[:, 1]
+    if np.any(np.diff(x) <= 0):
+        return None
+    values = np.interp(frames, x, y)                     # LINEAR between keys, the end values outside
+    if len(fcurve.keyframe_points):
+        ipo = np.empty(len(x), np.int32)
+        fcurve.keyframe_points.foreach_get("interpolation", ipo)
+        if not np.all(np.isin(ipo[:-1], (keyframes.CONSTANT, keyframes.LINEAR))):   # the last key's: unused
+            return None
+        off = np.abs(x - np.round(x))
+        if np.any((off > 0) & (off < EXACT_KEY)):
+            return None
+        start = np.clip(np.searchsorted(x, frames, side="right") - 1, 0, len(x) - 1)   # the segment's key
+        step = ipo[start] == keyframes.CONSTANT
+        values[step] = y[start[step]]
+    outside = (frames < x[0]) | (frames > x[-1])
+    if fcurve.extrapolation != "CONSTANT" and np.any(outside):
+        values[outside] = [fcurve.evaluate(float(f)) for f in frames[outside]]
+    return values
+
+
 def _values(fcurve, block, frames: np.ndarray) -> np.ndarray:
-    """The key's value at each frame as Blender plays it: float32 [F]."""
+    """The key's value at each frame as Blender plays it: float32 [F].
+
+    The writer's per-frame curve is read as it is, CONSTANT / LINEAR keys are evaluated in bulk
+    (:func:`_bulk`); ``FCurve.evaluate`` runs per frame only for Bezier keys and for a curve with modifiers
+    (Noise, Cycles…: only Blender knows what they do)."""
     if block.mute:
         return np.zeros(len(frames), np.float32)
     if fcurve is None or fcurve.mute:
         return np.full(len(frames), block.value, np.float32)
-    points = _points(fcurve)
-    if len(points) == len(frames) and np.array_equal(points[:, 0], frames):
-        values = points[:, 1]                                   # the writer's grid: its exact values
-    else:
+    values = None
+    if not len(fcurve.modifiers):
+        points = _points(fcurve)
+        if len(points) == len(frames) and np.array_equal(points[:, 0], frames):
+            values = points[:, 1]                               # the writer's grid: its exact values
+        else:
+            values = _bulk(fcurve, frames)
+    if values is None:
         values = np.array([fcurve.evaluate(float(f)) for f in frames])
     return np.clip(values, block.slider_min, block.slider_max).astype(np.float32)
 
