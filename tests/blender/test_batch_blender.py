@@ -102,7 +102,8 @@ def test_batch_blender_video_per_clip(m, shared_data, tmp_path):
     (tmp_path / "in").mkdir()
     os.symlink(wav, tmp_path / "in" / "take.wav")
     out = tmp_path / "out"
-    r = batch(tmp_path / "in", "--out", out, "--format", "mp4", *m, cache=tmp_path)
+    r = batch(tmp_path / "in", "--out", out, "--format", "mp4", "--fps", "24", *m,   # 24 fps: fewer frames to render
+              cache=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert results(out)["take"]["outputs"] == [str(out / "take.mp4")]
     sound = [("soun", "mp4a")] if compat.HAS_AUDIO else []      # bpy 4.2 from PyPI has no audio
