@@ -703,3 +703,29 @@ def test_modal_job_survives_renaming_the_scene_and_the_head(addon, head, paths, 
     status, reports = drive(run)
     assert status == "FINISHED" and not scene.voca.is_running, reports
     assert_matches(head, scene, engine_anim(paths), 1, evaluated, frames=[0, 40])
+
+
+def test_modal_error_closes_the_runs_own_scene(addon, head, monkeypatch, tmp_path):
+    """An unexpected error while Animate's modal steps the run (the modal loop shared with the Character
+    jobs): one reported line, and the run's scene, not the window's, is no longer 'running'."""
+    from types import SimpleNamespace
+    monkeypatch.setenv("VOCA_LOG_DIR", str(tmp_path / "logs"))
+    scene = bpy.context.scene
+    run = operators.AnimateRun.start(bpy.context)
+    assert scene.voca.is_running
+
+    def broken(*_):
+        raise RuntimeError("injected")
+    monkeypatch.setattr(run, "step", broken)
+    reports, ended = [], []
+    op = SimpleNamespace(_run=run, bl_idname="voca.animate_from_audio",
+                         report=lambda k, t: reports.append((k, t)), _end=ended.append)
+    other = bpy.data.scenes.new("Other")
+    with bpy.context.temp_override(scene=other):
+        status = operators.VOCA_OT_animate_from_audio.modal(op, bpy.context,
+                                                           SimpleNamespace(type="TIMER", value="NOTHING"))
+    assert status == {"CANCELLED"} and ended
+    assert len(reports) == 1 and reports[0][0] == {"ERROR"} and "injected" in reports[0][1]
+    assert not scene.voca.is_running and scene.voca.progress_stage == "cancelled"
+    run.job.join(60)
+    assert head.data.shape_keys is None                                   # nothing was applied

@@ -62,6 +62,10 @@ class JobRun:
     def cancel(self) -> None:
         self.job.cancel()
 
+    def abort(self) -> None:
+        """Close the run as cancelled after an unexpected error in the modal loop (its own scene's bar)."""
+        self._close(self.scene(), "CANCELLED")
+
     def scene(self):
         """The run's scene (found by its session_uid: even renamed), or None once deleted."""
         return next((s for s in bpy.data.scenes if s.session_uid == self.scene_uid), None)
@@ -114,7 +118,51 @@ class JobRun:
         return status
 
 
-class JobOperator:
+class ModalRunOperator:
+    """Mixin: the modal half of an operator whose work runs in the background (Animate from audio and
+    every :class:`JobOperator`). ``run`` has ``step(context, report)`` → 'RUNNING_MODAL' / 'FINISHED' /
+    'CANCELLED', ``cancel()`` (Esc) and ``abort()`` (close it as cancelled after an unexpected error)."""
+
+    def run_modal(self, context, run) -> set:
+        """Drive ``run`` from a :data:`TIMER_STEP` timer with the window manager's progress bar."""
+        self._run = run
+        wm = context.window_manager
+        wm.progress_begin(0.0, 1.0)
+        self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._run.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            status = self._run.step(context, self.report)
+        except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
+            reporting.report_error(self.report, exc, self.bl_idname)
+            self._run.cancel()
+            self._run.abort()                 # the run's own scene: not running, its bar reset
+            status = "CANCELLED"
+        for area in context.screen.areas if context.screen is not None else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if status == "RUNNING_MODAL":
+            return {"RUNNING_MODAL"}
+        self._end(context)
+        return {status}
+
+    def cancel(self, context):          # Blender quits or the file is closed while running
+        self._run.cancel()
+        self._run.step(context, lambda *_: None)
+        self._end(context)
+
+    def _end(self, context) -> None:
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+
+
+class JobOperator(ModalRunOperator):
     """Mixin for a ``bpy.types.Operator`` defining ``prepare`` / ``compute`` / ``apply`` (see the module)."""
 
     PROGRESS_GROUP = ""             # the scene's property group with ``progress`` / ``progress_stage``
@@ -138,47 +186,15 @@ class JobOperator:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            self._run = JobRun(type(self), context)
+            run = JobRun(type(self), context)
         except VocaError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         except OSError as exc:
             self.report({"ERROR"}, os_error_text(exc))
             return {"CANCELLED"}
-        wm = context.window_manager
-        wm.progress_begin(0.0, 1.0)
-        self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.run_modal(context, run)
 
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            self._run.cancel()
-        elif event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        try:
-            status = self._run.step(context, self.report)
-        except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
-            reporting.report_error(self.report, exc, self.bl_idname)
-            self._run.cancel()
-            self._run._close(self._run.scene(), "CANCELLED")     # the run's scene: its bar reset too
-            status = "CANCELLED"
-        for area in context.screen.areas if context.screen is not None else ():
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
-        if status == "RUNNING_MODAL":
-            return {"RUNNING_MODAL"}
-        self._end(context)
-        return {status}
-
-    def cancel(self, context):          # Blender quits or the file is closed while running
-        self._run.cancel()
-        self._run.step(context, lambda *_: None)
-        self._end(context)
-
-    def _end(self, context) -> None:
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
 
 
 def os_error_text(exc: OSError) -> str:

@@ -30,9 +30,7 @@ import bpy
 
 from ..core.errors import VocaError
 from . import emotion_writer, pipeline, preferences, properties, reporting, writer
-from . import liveliness_writer
-
-TIMER_STEP = 0.1                    # s between two drains of the worker's queue
+from . import jobs, liveliness_writer
 
 
 def prepare(context) -> tuple:
@@ -69,6 +67,10 @@ class AnimateRun:
 
     def cancel(self) -> None:
         self.job.cancel()
+
+    def abort(self) -> None:
+        """Close the run as cancelled after an unexpected error in the modal loop (its own scene)."""
+        self._close(_by_uid(bpy.data.scenes, self.scene_uid), "CANCELLED")
 
     def step(self, context, report: Callable) -> str:
         """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
@@ -121,7 +123,7 @@ def _by_uid(collection, uid: int):
     return next((item for item in collection if item.session_uid == uid), None)
 
 
-class VOCA_OT_animate_from_audio(bpy.types.Operator):
+class VOCA_OT_animate_from_audio(jobs.ModalRunOperator, bpy.types.Operator):
     """Animate the active FLAME head from the audio file with VOCA (Esc cancels)"""
 
     bl_idname = "voca.animate_from_audio"
@@ -165,48 +167,11 @@ class VOCA_OT_animate_from_audio(bpy.types.Operator):
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            self._run = AnimateRun.start(context)
+            run = AnimateRun.start(context)
         except VocaError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        wm = context.window_manager
-        wm.progress_begin(0.0, 1.0)
-        self._timer = wm.event_timer_add(TIMER_STEP, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            self._run.cancel()
-        elif event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        try:
-            status = self._run.step(context, self.report)
-        except Exception as exc:              # noqa: BLE001 — never a traceback popup, never a stuck timer
-            reporting.report_error(self.report, exc, self.bl_idname)
-            self._run.cancel()
-            properties.set_running(context.scene, False)
-            status = "CANCELLED"
-        _redraw(context)
-        if status == "RUNNING_MODAL":
-            return {"RUNNING_MODAL"}
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        return {status}
-
-    def cancel(self, context):          # Blender quits or the file is closed while running
-        self._run.cancel()
-        self._run.step(context, lambda *_: None)
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-
-
-def _redraw(context) -> None:
-    screen = context.screen
-    for area in screen.areas if screen is not None else ():
-        if area.type == "VIEW_3D":
-            area.tag_redraw()
+        return self.run_modal(context, run)
 
 
 class VOCA_OT_add_flame_head(bpy.types.Operator):
