@@ -9,29 +9,15 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import voca_addon  # noqa: E402
 from mathutils import Vector  # noqa: E402
 from voca_addon.blender import character_io, character_landmarks, character_panel, character_writer  # noqa: E402
-from voca_addon.blender import character_operators as ops, jobs, preferences, writer  # noqa: E402
+from voca_addon.blender import character_operators as ops, jobs, writer  # noqa: E402
 from voca_addon.core.character import guess as guessing, landmarks as lm  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402
 
 from tests.blender.test_character_jobs import drive  # noqa: E402
 from tests.blender.test_operators import draw  # noqa: E402
-
-
-@pytest.fixture
-def addon(scene, shared_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("VOCA_MODEL_DIR", str(tmp_path / "no-default-models"))
-    voca_addon.register()
-    entry = bpy.context.preferences.addons.new()
-    entry.module = preferences.ADDON_ID
-    entry.preferences.template_path = str(shared_data / "flame" / "FLAME_sample.ply")
-    yield scene
-    entry = bpy.context.preferences.addons.get(preferences.ADDON_ID)
-    if entry is not None:
-        bpy.context.preferences.addons.remove(entry)
-    voca_addon.unregister()
+from tests.blender.character_fixtures import addon  # noqa: E402,F401  (fixture)
 
 
 @pytest.fixture
@@ -154,7 +140,6 @@ def test_character_guess_refuses_a_cube_and_bad_targets_with_the_scene_untouched
     with pytest.raises(RuntimeError, match="could not guess the landmarks: .* Is it a head\\? Mark the 68"):
         bpy.ops.voca.character_guess_landmarks()
     assert snapshot(scene) == before and not placed(scene)
-
 
 
 def _guess(step: int):
