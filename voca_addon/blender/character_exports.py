@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.animation.shapekeys import ShapeKeyAnimation
 from ..core.errors import InputError
-from . import character_writer, compat, exports, keyframes, writer
+from . import character_writer, compat, exports, writer
 
 
 def _character(scene, ch):
@@ -44,13 +44,13 @@ def write_character_clip(motion: ShapeKeyAnimation, solution, ch, audio_path: Op
     """
     from . import render
     from ..headless import save_blend
-    scene = exports._empty_scene(motion.fps)
+    scene = exports.empty_scene(motion.fps)
     obj = _character(scene, ch)
-    exports._select_only(obj)
+    exports.select_only(obj)
     if solution is None:
         end = writer.write_animation(obj, motion, scene, 1).frame_end
     else:
-        weights = character_writer._resample(np.asarray(solution.weights, np.float32), motion.fps,
+        weights = character_writer.resample_weights(np.asarray(solution.weights, np.float32), motion.fps,
                                              writer.scene_fps(scene))
         character_writer.drive_keys(obj, solution.names, weights, writer.scene_fps(scene), scene, 1)
         end = len(weights)
@@ -69,30 +69,14 @@ def write_character_clip(motion: ShapeKeyAnimation, solution, ch, audio_path: Op
         render.render_video(scene, outputs["mp4"], target=obj)
 
 
-def _rig_action(key, name: str, weights: np.ndarray, names: Sequence[str]):
-    """An owned action named ``name`` keying the rig's keys ``names`` with ``weights`` [F, J] from frame 1."""
-    action = compat.new_action(name)
-    action[writer.OWNED] = True
-    action.use_fake_user = True
-    anim_data = key.animation_data or key.animation_data_create()
-    compat.assign_action(anim_data, action, "KEY", exports.PREFIX)
-    frames = 1.0 + np.arange(len(weights), dtype=np.float64)
-    for k, key_name in enumerate(names):
-        fcurve = compat.new_fcurve(anim_data, keyframes.value_path(key_name), 0, exports.PREFIX)
-        keyframes.set_keyframes(fcurve, frames, weights[:, k].astype(np.float32), keyframes.LINEAR)
-    action.frame_range = (1.0, max(2.0, float(len(weights))))
-    anim_data.action = None
-    return action
-
-
 def build_rig_library(clips: Sequence[exports.LibraryClip], curves: Sequence[tuple], ch,
                       path: Optional[str] = None, gap: int = exports.LIBRARY_GAP) -> exports.LibraryReport:
     """Every clip on the character's own keys in one ``.blend`` (see the module docstring).
 
     ``curves``: per clip, (weights [F, J] at the clip's fps, key names) — the solved key weights.
     """
-    exports._check_clips(clips)
-    scene = exports._empty_scene(clips[0].animation.fps)
+    exports.check_clips(clips)
+    scene = exports.empty_scene(clips[0].animation.fps)
     fps = writer.scene_fps(scene)
     obj = _character(scene, ch)
     key = obj.data.shape_keys
@@ -101,6 +85,6 @@ def build_rig_library(clips: Sequence[exports.LibraryClip], curves: Sequence[tup
         raise InputError(f"the character has no key named {', '.join(missing[:5])}")
     placed = []
     for clip, (weights, names) in zip(clips, curves):
-        values = character_writer._resample(np.asarray(weights, np.float32), clip.animation.fps, fps)
-        placed.append((clip, _rig_action(key, clip.name, values, names), len(values)))
+        values = character_writer.resample_weights(np.asarray(weights, np.float32), clip.animation.fps, fps)
+        placed.append((clip, exports.clip_action(key, clip.name, values, names), len(values)))
     return exports.lay_out_dialogue(scene, obj, placed, path, gap)

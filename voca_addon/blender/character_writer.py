@@ -63,7 +63,7 @@ def add_rig_keys(obj, rest: np.ndarray, names, deltas: np.ndarray) -> None:
         block.data.foreach_set("co", (np.asarray(rest) + delta).astype(np.float32).ravel())
 
 
-def _resample(weights: np.ndarray, fps: float, scene_fps: float) -> np.ndarray:
+def resample_weights(weights: np.ndarray, fps: float, scene_fps: float) -> np.ndarray:
     if fps == scene_fps:
         return weights
     n = max(1, int(round(len(weights) / fps * scene_fps)))
@@ -78,7 +78,7 @@ def drive_keys(obj, names, weights: np.ndarray, fps: float, scene, start_frame: 
     if missing:
         raise InputError(f"'{obj.name}' has no shape key named {', '.join(missing[:5])}; add the keys first.")
     check_target_object(obj)
-    values = _resample(np.asarray(weights, np.float32), float(fps), writer.scene_fps(scene)).astype(np.float32)
+    values = resample_weights(np.asarray(weights, np.float32), float(fps), writer.scene_fps(scene)).astype(np.float32)
     action = key.animation_data.action if key.animation_data else None
     if action is not None:                                    # owned (checked): a re-run replaces
         paths = {keyframes.value_path(n) for n in names}

@@ -64,7 +64,7 @@ def _run(what: str, operator, **kwargs) -> None:
         raise InputError(f"{what}: Blender cancelled the export.")
 
 
-def _select_only(obj) -> None:
+def select_only(obj) -> None:
     """Make ``obj`` the only selected and the active object (an object linked just now needs the update)."""
     bpy.context.view_layer.update()
     if obj.name not in bpy.context.view_layer.objects:
@@ -143,7 +143,7 @@ def export(scene, obj, fmt: str, path) -> str:
     if obj is None or obj.type != "MESH":
         raise InputError("Select the animated head (a mesh) to export.")
     temp = _temp_beside(path)                   # same suffix: the USD exporter picks text / binary by it
-    _select_only(obj)
+    select_only(obj)
     try:
         _EXPORTERS[fmt][0](temp, scene)
         if not os.path.isfile(temp):
@@ -157,7 +157,7 @@ def export(scene, obj, fmt: str, path) -> str:
 
 # ---------------------------------------------------------------------------- one clip (the batch)
 
-def _empty_scene(fps: float):
+def empty_scene(fps: float):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     whole = max(1, int(round(fps)))
@@ -175,9 +175,9 @@ def write_clip(anim: ShapeKeyAnimation, template, audio_path: str, outputs: Dict
     """
     from . import pipeline, render
     from ..headless import save_blend
-    scene = _empty_scene(anim.fps)
+    scene = empty_scene(anim.fps)
     head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
-    _select_only(head)
+    select_only(head)
     settings = pipeline.AnimateSettings(audio_path=audio_path, emotion=emotion.name if emotion else None,
                                         strength=strength, start_frame=1)
     pipeline.apply(scene, head, pipeline.ComputeResult(anim, template, emotion), settings)
@@ -211,7 +211,7 @@ class LibraryReport:
     ranges: tuple
 
 
-def _check_clips(clips: Sequence[LibraryClip]) -> None:
+def check_clips(clips: Sequence[LibraryClip]) -> None:
     if not clips:
         raise InputError("The dialogue library needs at least one clip.")
     names = [c.name for c in clips]
@@ -234,20 +234,28 @@ def _stacked(clips: Sequence[LibraryClip], fps: float) -> ShapeKeyAnimation:
 
 
 def _clip_action(key, clip_anim: ShapeKeyAnimation, name: str, key_names: Sequence[str], scales: dict):
-    """An owned action named ``name`` keying ``key_names`` (speech keys, then bias) from frame 1."""
+    """The clip's action on the head: speech keys (weights / s_k), then the bias held at 1."""
+    scale = np.array([scales.get(n, 1.0) for n in key_names[:-1]], np.float32)
+    return clip_action(key, name, np.asarray(clip_anim.weights, np.float32) / scale, key_names[:-1],
+                       held=key_names[-1:])
+
+
+def clip_action(key, name: str, weights: np.ndarray, key_names: Sequence[str], held: Sequence[str] = ()):
+    """An owned, unassigned action named ``name`` keying ``key_names`` with ``weights`` [F, J] from frame 1
+    (LINEAR), and each key of ``held`` at 1 (one CONSTANT key): a clip of a dialogue library."""
     action = compat.new_action(name)
     action[writer.OWNED] = True
     action.use_fake_user = True
     anim_data = key.animation_data or key.animation_data_create()
     compat.assign_action(anim_data, action, "KEY", PREFIX)
-    frames = 1.0 + np.arange(clip_anim.num_frames, dtype=np.float64)
-    for k, key_name in enumerate(key_names[:-1]):
-        values = clip_anim.weights[:, k] / np.float32(scales.get(key_name, 1.0))
+    frames = 1.0 + np.arange(len(weights), dtype=np.float64)
+    for k, key_name in enumerate(key_names):
         fcurve = compat.new_fcurve(anim_data, keyframes.value_path(key_name), 0, PREFIX)
-        keyframes.set_keyframes(fcurve, frames, values.astype(np.float32), keyframes.LINEAR)
-    bias = compat.new_fcurve(anim_data, keyframes.value_path(key_names[-1]), 0, PREFIX)
-    keyframes.set_keyframes(bias, frames[:1], np.ones(1, np.float32), keyframes.CONSTANT)
-    action.frame_range = (1.0, max(2.0, float(clip_anim.num_frames)))
+        keyframes.set_keyframes(fcurve, frames, weights[:, k].astype(np.float32), keyframes.LINEAR)
+    for key_name in held:
+        fcurve = compat.new_fcurve(anim_data, keyframes.value_path(key_name), 0, PREFIX)
+        keyframes.set_keyframes(fcurve, frames[:1], np.ones(1, np.float32), keyframes.CONSTANT)
+    action.frame_range = (1.0, max(2.0, float(len(weights))))
     anim_data.action = None
     return action
 
@@ -277,8 +285,8 @@ def build_library(clips: Sequence[LibraryClip], template, path: Optional[str] = 
     head_name : str
         The head object's name.
     """
-    _check_clips(clips)
-    scene = _empty_scene(clips[0].animation.fps)
+    check_clips(clips)
+    scene = empty_scene(clips[0].animation.fps)
     fps = writer.scene_fps(scene)
     head = writer.build_head(head_name, template.vertices, template.faces, scene.collection)
     written = writer.write_animation(head, _stacked(clips, fps), scene, 1)
