@@ -19,6 +19,41 @@ DEFAULT_FPS = 60.0  # frames per second of VOCA's output
 
 
 @dataclass(frozen=True)
+class Corrections:
+    """Corrective shape keys layered over an animation's own keys (lip closures, tucks…).
+
+    They never change the animation's ``weights``: a frame with corrections is
+    ``template + bias + weights[f] @ basis + corrections.weights[f] @ corrections.basis``, and
+    dropping them (:meth:`ShapeKeyAnimation.exact`) gives the engine's exact result back.
+
+    Attributes
+    ----------
+    basis : float32 [C, V, 3]
+        One displacement shape per corrective key.
+    weights : float32 [F, C]
+        Per-frame weights (same frames and rate as the animation's ``weights``).
+    names : tuple of str, length C
+        Shape-key names (e.g. ``("voca_lips_close", "voca_lips_tuck")``), distinct from the
+        animation's own names.
+    """
+
+    basis: np.ndarray
+    weights: np.ndarray
+    names: tuple
+
+    def __post_init__(self):
+        c = self.basis.shape[0] if self.basis.ndim == 3 else -1
+        if self.basis.ndim != 3 or self.basis.shape[2] != 3:
+            raise InputError(f"correction basis must be [keys, vertices, 3], got {self.basis.shape}")
+        if self.weights.ndim != 2 or self.weights.shape[1] != c:
+            raise InputError(f"correction weights must be [frames, {c}], got {self.weights.shape}")
+        names = tuple(str(n) for n in self.names)
+        if len(names) != c or len(set(names)) != c:
+            raise InputError(f"{len(names)} correction names (distinct) needed for {c} keys")
+        object.__setattr__(self, "names", names)
+
+
+@dataclass(frozen=True)
 class ShapeKeyAnimation:
     """A mesh animation as ``template + bias + weights @ basis``.
 
@@ -44,6 +79,7 @@ class ShapeKeyAnimation:
     fps: float
     template: np.ndarray
     names: tuple = field(default=())
+    corrections: Optional[Corrections] = None
 
     def __post_init__(self):
         d, v = self.basis.shape[0], self.template.shape[0]
@@ -59,6 +95,14 @@ class ShapeKeyAnimation:
         if len(names) != d:
             raise InputError(f"{len(names)} names for {d} basis shapes")
         object.__setattr__(self, "names", names)
+        c = self.corrections
+        if c is not None:
+            if c.basis.shape[1] != v or c.weights.shape[0] != self.weights.shape[0]:
+                raise InputError(
+                    f"corrections {c.basis.shape} / {c.weights.shape} do not fit the animation "
+                    f"({v} vertices, {self.weights.shape[0]} frames)")
+            if set(c.names) & set(names):
+                raise InputError(f"correction names {sorted(set(c.names) & set(names))} clash with the keys")
 
     @property
     def num_frames(self) -> int:
@@ -74,10 +118,25 @@ class ShapeKeyAnimation:
 
     def vertices(self, frames: Optional[Sequence[int]] = None) -> np.ndarray:
         """Full vertex positions, float32 [F, V, 3] (all frames, or the given frame indices)."""
-        w = self.weights if frames is None else self.weights[np.asarray(frames)]
+        idx = slice(None) if frames is None else np.asarray(frames)
+        w = self.weights[idx]
         d, v = self.basis.shape[:2]
         flat = w.astype(np.float32) @ self.basis.reshape(d, v * 3)        # [F, V*3]
+        c = self.corrections
+        if c is not None and c.basis.shape[0]:
+            flat += c.weights[idx].astype(np.float32) @ c.basis.reshape(c.basis.shape[0], v * 3)
         return flat.reshape(-1, v, 3) + (self.template + self.bias)[None]
+
+    def exact(self) -> "ShapeKeyAnimation":
+        """The animation without its corrections: the engine's exact result."""
+        if self.corrections is None:
+            return self
+        return ShapeKeyAnimation(self.basis, self.bias, self.weights, self.fps, self.template, self.names)
+
+    def with_corrections(self, corrections: Optional[Corrections]) -> "ShapeKeyAnimation":
+        """The same animation with ``corrections`` (or none) layered over it."""
+        return ShapeKeyAnimation(self.basis, self.bias, self.weights, self.fps, self.template, self.names,
+                                 corrections)
 
     def resampled(self, fps: float) -> "ShapeKeyAnimation":
         """The same motion sampled at ``fps`` by linear interpolation of the weights.
@@ -93,15 +152,31 @@ class ShapeKeyAnimation:
         n_out = max(1, int(round(self.duration_s * fps)))
         t_out = np.arange(n_out) / float(fps)
         t_in = np.arange(self.num_frames) / float(self.fps)
-        w = np.empty((n_out, self.weights.shape[1]), np.float32)
-        for k in range(self.weights.shape[1]):                              # D ≤ ~100 columns
-            w[:, k] = np.interp(t_out, t_in, self.weights[:, k])
-        return ShapeKeyAnimation(self.basis, self.bias, w, float(fps), self.template, self.names)
+
+        def resample(weights):
+            w = np.empty((n_out, weights.shape[1]), np.float32)
+            for k in range(weights.shape[1]):                               # D ≤ ~100 columns
+                w[:, k] = np.interp(t_out, t_in, weights[:, k])
+            return w
+
+        c = self.corrections
+        corrections = None if c is None else Corrections(c.basis, resample(c.weights), c.names)
+        return ShapeKeyAnimation(self.basis, self.bias, resample(self.weights), float(fps), self.template,
+                                 self.names, corrections)
 
     def save_npz(self, path, with_vertices: bool = True) -> None:
-        """Write the CLI's ``.npz`` (keys vertices, weights, basis, bias, template, fps, names)."""
+        """Write the CLI's ``.npz`` (keys vertices, weights, basis, bias, template, fps, names).
+
+        ``weights`` are always the engine's exact weights; corrections, when present, are kept apart as
+        ``correction_basis`` [C, V, 3], ``correction_weights`` [F, C] and ``correction_names``, and
+        ``vertices`` include them.
+        """
         arrays = dict(weights=self.weights, basis=self.basis, bias=self.bias,
                       template=self.template, fps=np.float64(self.fps), names=np.array(self.names))
+        if self.corrections is not None:
+            arrays.update(correction_basis=self.corrections.basis,
+                          correction_weights=self.corrections.weights,
+                          correction_names=np.array(self.corrections.names))
         if with_vertices:
             arrays["vertices"] = self.vertices().astype(np.float32)
         np.savez(path, **arrays)
