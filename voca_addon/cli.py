@@ -268,10 +268,10 @@ COMMANDS["retarget"] = _cmd_blender     # voca_addon.retarget_cli, through headl
 COMMANDS["train"] = _cmd_train
 
 
-def _cmd_models(args) -> None:
-    """models fetch / install / status: see :mod:`voca_addon.models_cli`."""
+def _cmd_models(args) -> int:
+    """models fetch / install / status: see :mod:`voca_addon.models_cli` (status: 1 when a file is missing)."""
     from . import models_cli
-    models_cli.run(args)
+    return models_cli.run(args)
 
 
 COMMANDS["models"] = _cmd_models

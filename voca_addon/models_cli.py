@@ -5,7 +5,9 @@
   downloads and verifying checksums (:mod:`voca_addon.core.models.fetch`);
 * ``models install ZIP [--folder DIR] [--overwrite]`` — unpack the VOCA trained-model zip downloaded
   after registering at https://voca.is.tue.mpg.de;
-* ``models status [--folder DIR]`` — what is present, valid and missing, with where to get it.
+* ``models status [--folder DIR]`` — what is present, valid and missing, with where to get it; exits 0
+  when every file is usable (present, valid or a different but loadable file) and 1 when one is missing
+  or damaged, so a setup script can test it.
 
 ``--folder`` defaults to ``$VOCA_MODEL_DIR`` or ``~/voca_models``, where every command looks.
 
@@ -28,8 +30,11 @@ def add_parser(sub) -> None:
         p.add_argument("--folder", metavar="DIR", help="model folder (default: $VOCA_MODEL_DIR or ~/voca_models)")
 
 
-def run(args) -> None:
-    """Run the chosen ``models`` subcommand (user errors raise VocaError for the CLI's guard)."""
+def run(args) -> int:
+    """Run the chosen ``models`` subcommand (user errors raise VocaError for the CLI's guard).
+
+    Returns the exit status: 0, or 1 for ``status`` when a file is missing or damaged.
+    """
     from .core.models import fetch, status
     if args.models_command == "fetch":
         from .core.progress import ProgressPrinter
@@ -43,4 +48,7 @@ def run(args) -> None:
         for path in fetch.install_voca_zip(args.zip, args.folder, args.overwrite):
             print(f"installed {path}")
     else:
-        print(status.report(args.folder))
+        rows = status.status(args.folder)
+        print(status.report(args.folder, rows))
+        return 0 if status.usable(rows) else 1
+    return 0

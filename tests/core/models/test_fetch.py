@@ -258,12 +258,24 @@ def test_status_and_install_from_the_command_line(voca_ckpt, shared_data, tmp_pa
     models.mkdir()
     (models / "FLAME_sample.ply").write_bytes((shared_data / "flame" / "FLAME_sample.ply").read_bytes())
     (models / "output_graph.pb").write_bytes(b"\x0a" * 100)
-    assert cli.main(["models", "status", "--folder", str(models)]) == 0
+    assert cli.main(["models", "status", "--folder", str(models)]) == 1        # the VOCA model is missing
     out = capsys.readouterr().out
     assert "ok        FLAME_sample.ply" in out and "different output_graph.pb: not the published file (MD5" in out
     assert "missing   gstep_52280.model.* (VOCA trained model): register at" in out
     archive = voca_zip(voca_ckpt, shared_data, tmp_path / "voca_model.zip")
     assert cli.main(["models", "install", str(archive), "--folder", str(models)]) == 0
     assert "installed" in capsys.readouterr().out
+    assert cli.main(["models", "status", "--folder", str(models)]) == 1        # the texture files are missing
+    assert capsys.readouterr().out.rstrip().endswith("2 missing")
+    for name in ("texture_mesh.obj", "texture_mesh.png"):
+        (models / name).write_bytes((shared_data / "flame" / name).read_bytes())
+    assert cli.main(["models", "status", "--folder", str(models)]) == 0        # all usable (one different)
+    assert capsys.readouterr().out.rstrip().endswith("all model files are present")
+    data = models / "gstep_52280.model.data-00000-of-00001"
+    damaged = bytearray(data.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    data.write_bytes(bytes(damaged))
+    assert cli.main(["models", "status", "--folder", str(models)]) == 1        # a damaged checkpoint
+    assert capsys.readouterr().out.rstrip().endswith("1 damaged")
     assert cli.main(["models", "install", str(tmp_path / "missing.zip"), "--folder", str(models)]) == 2
     assert "not a readable zip" in capsys.readouterr().err

@@ -69,12 +69,19 @@ def status(folder: Optional[os.PathLike] = None) -> List[FileStatus]:
     return [_voca(target)] + [_public(spec, target) for spec in fetch.PUBLIC_FILES]
 
 
-def report(folder: Optional[os.PathLike] = None) -> str:
-    """:func:`status` as text, one line per file, with the folder named first."""
+def usable(rows: List[FileStatus]) -> bool:
+    """Whether every file of a :func:`status` is present and not damaged (a different, loadable file counts)."""
+    return all(row.state in (OK, DIFFERENT) for row in rows)
+
+
+def report(folder: Optional[os.PathLike] = None, rows: Optional[List[FileStatus]] = None) -> str:
+    """:func:`status` (or the ``rows`` it gave) as text, one line per file, with the folder named first."""
     target = Path(folder).expanduser() if folder else modelfiles.model_dir()
-    rows = status(target)
+    rows = status(target) if rows is None else rows
     lines = [f"model folder: {target}"]
     lines += [f"  {row.state:<9} {row.name}: {row.detail}" for row in rows]
     missing = sum(row.state == MISSING for row in rows)
-    lines.append("all model files are present" if not missing else f"{missing} missing")
+    damaged = sum(row.state == DAMAGED for row in rows)
+    problems = [f"{n} {what}" for n, what in ((missing, "missing"), (damaged, "damaged")) if n]
+    lines.append("; ".join(problems) if problems else "all model files are present")
     return "\n".join(lines)
