@@ -123,8 +123,14 @@ def _add_liveliness_args(p) -> None:
 
 def liveliness_settings(args):
     """The living-face flags as :class:`voca_addon.core.face.liveliness.LivelinessSettings`."""
+    from .core.errors import InputError
     from .core.face.liveliness import LivelinessSettings, parse_blink_source
     source = parse_blink_source(args.blink_source)
+    if args.blink_source is not None and not source:
+        raise InputError("--blink-source is empty: give a FLAME model (.pkl), eyelid deltas (.npy/.npz) or a "
+                         "closed-eye mesh, or leave the flag out (with --blinks: the FLAME model or a marked key).")
+    if args.seed < 0:                       # numpy's generators take no negative seed
+        raise InputError(f"--seed {args.seed} is not a seed: give a whole number from 0.")
     return LivelinessSettings(blinks=bool(args.blinks or source), blink_source=source,
                               head_motion=args.head_motion, gaze=args.gaze, flame_model=args.flame_model,
                               rig=args.rig, shape_sliders=args.shape_sliders, seed=args.seed,

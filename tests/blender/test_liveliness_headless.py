@@ -101,6 +101,8 @@ def test_liveliness_headless_everything_off_keeps_speech_parity(m, tmp_path, eng
     (("--rig",), "needs the FLAME model"),
     (("--blinks",), "Blinks need a blink shape"),
     (("--head-motion", "7"), "Head-motion strength"),
+    (("--blink-source", ""), "--blink-source is empty"),
+    (("--blinks", "--seed", "-1"), "is not a seed: give a whole number from 0"),
 ])
 def test_liveliness_headless_bad_flags_give_one_message(m, tmp_path, flags, message):
     out = tmp_path / "x.blend"

@@ -51,6 +51,21 @@ def test_blink_source_of_another_topology_is_refused(tmp_path, shared_data, temp
         blink.load_blink_shape([tmp_path / "other.npy"], template)
 
 
+def test_blink_deltas_larger_than_the_head_are_refused(tmp_path, shared_data, template):
+    eyelid = np.load(shared_data / "flame" / "l_eyelid.npy")
+    np.save(tmp_path / "millimetres.npy", eyelid * 1000)          # 9 m lids on a 0.3 m head: wrong units
+    np.save(tmp_path / "huge.npy", np.full((5023, 3), 1e6))
+    np.save(tmp_path / "nan.npy", np.full((5023, 3), np.nan))
+    for name in ("millimetres.npy", "huge.npy"):
+        with pytest.raises(MeshError, match="more than the whole head's size"):
+            blink.load_blink_shape([tmp_path / name], template)
+    write_ply(tmp_path / "far.ply", template + np.array([0.0, 5.0, 0.0]))
+    with pytest.raises(MeshError, match="more than the whole head's size"):
+        blink.load_blink_shape([tmp_path / "far.ply"], template)
+    with pytest.raises(InputError, match="finite"):
+        blink.load_blink_shape([tmp_path / "nan.npy"], template)
+
+
 def test_blink_source_bad_files_are_refused(tmp_path, template):
     (tmp_path / "notes.txt").write_text("blink")
     np.save(tmp_path / "flat.npy", np.zeros(15069))

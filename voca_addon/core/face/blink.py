@@ -195,7 +195,18 @@ def load_blink_shape(sources: Sequence, template: np.ndarray) -> BlinkShape:
         raise InputError(f"blink source {paths}: give one FLAME model (.pkl), eyelid delta files (.npy / "
                          ".npz) or one closed-eye mesh (.obj / .ply).")
     _check_count(shape.delta.shape[0], template.shape[0], shape.source)
+    _check_size(shape, template)
     return shape
+
+
+def _check_size(shape: BlinkShape, template: np.ndarray) -> None:
+    """Refuse a blink that moves a vertex further than the head is big (wrong units or a wrong file)."""
+    head = float(np.linalg.norm(template.max(axis=0) - template.min(axis=0)))    # bounding-box diagonal
+    largest = float(np.sqrt((shape.delta.astype(np.float64) ** 2).sum(axis=1)).max())
+    if not np.isfinite(largest) or largest > head:
+        raise MeshError(f"the blink source {shape.source} moves a vertex by {largest:.4g} (template units), "
+                        f"more than the whole head's size ({head:.4g}); it is in other units or not a blink. "
+                        "An eyelid closes by about 1 cm on a head in metres.")
 
 
 def _check_count(got: int, want: int, what: str) -> None:
