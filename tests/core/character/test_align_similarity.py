@@ -72,6 +72,19 @@ def test_landmarks_read_pairs_file(tmp_path):
         lm.read_pairs(tmp_path / "missing.txt")
 
 
+def test_landmarks_pairs_file_reusing_a_target_vertex_is_refused(tmp_path, shared_data):
+    flame = np.loadtxt(shared_data / "arkit" / "FLAME_landmarks.txt", dtype=np.int64)
+    target = np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=np.int64)
+    path = tmp_path / "pairs.txt"
+    lm.write_pairs(path, flame, target)
+    assert lm.read_pairs(path)[1].tolist() == target.tolist()          # the real 68 pairs are accepted
+    target[61] = target[62]                                             # two inner-lip points on one vertex
+    lm.write_pairs(path, flame, target)
+    with pytest.raises(InputError, match=f"target vertex {target[62]} is paired with FLAME vertices "
+                                         rf"\[{flame[61]}, {flame[62]}\]"):
+        lm.read_pairs(path)
+
+
 def test_landmarks_ids_are_the_shared_data_file(shared_data):
     ids = np.loadtxt(shared_data / "arkit" / "FLAME_landmarks.txt", dtype=np.int64)
     np.testing.assert_array_equal(lm.FLAME_IBUG68, ids)

@@ -45,7 +45,7 @@ def read_pairs(path) -> Tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     InputError
-        Missing/unreadable file or a line that is not two integers.
+        Missing/unreadable file, a line that is not two integers, a target vertex in two pairs.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -65,6 +65,12 @@ def read_pairs(path) -> Tuple[np.ndarray, np.ndarray]:
                 raise InputError(f"'{path}' line {number}: '{line.strip()}' is not a pair "
                                  "'flame_vertex target_vertex' of two integers.") from None
     array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    targets, counts = np.unique(array[:, 1], return_counts=True)
+    if np.any(counts > 1):                  # two FLAME points pulled to one vertex distort the fit
+        vertex = int(targets[np.argmax(counts > 1)])
+        lines = [int(f) for f in array[array[:, 1] == vertex, 0]]
+        raise InputError(f"'{path}': target vertex {vertex} is paired with FLAME vertices {lines}; each target "
+                         "vertex may pair once (pick the target vertex that matches each FLAME landmark).")
     return array[:, 0], array[:, 1]
 
 
