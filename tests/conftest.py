@@ -7,7 +7,31 @@ import pytest
 from tests.reference import cache_names
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+SHARED_DATA = Path(os.environ.get("VOCA_SHARED_DATA", ROOT / ".." / "shared" / "data")).resolve()
+# In CI (the variable CI set) these skips are failures: the reference data and Blender must be there, or a
+# green run would hide that most of the suite never ran.
+REQUIRED_IN_CI = ("reference data not found", "could not import 'bpy'", "bpy is not installed")
+
+
+def _required_skip(report) -> bool:
+    return bool(os.environ.get("CI")) and report.skipped and any(
+        reason in str(report.longrepr) for reason in REQUIRED_IN_CI)
+
+
+def _fail_required_skip(report) -> None:
+    if _required_skip(report):
+        report.outcome = "failed"
+        report.longrepr = f"required when CI is set, but skipped: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    _fail_required_skip((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    _fail_required_skip((yield).get_result())
 # Generated reference models (random weights in the official formats) are cached here between runs.
 FIXTURE_CACHE = Path(os.environ.get("VOCA_TEST_CACHE", ROOT / ".cache" / "test-fixtures"))
 
