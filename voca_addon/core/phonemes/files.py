@@ -1,0 +1,221 @@
+"""Alignment files: read a phone track from a file the user has, write one for other tools.
+
+Formats (chosen by extension):
+
+- ``.TextGrid`` — Praat, long or short text format (Montreal Forced Aligner's "words"/"phones" tiers),
+  see :mod:`.textgrid`. Written in the long format with tiers "words" and "phones".
+- ``.json`` — ours: a list of ``{"phone": "M", "start": 1.11, "end": 1.18, "word": "myopia"}``
+  (seconds, ARPAbet without stress, word '' if none). Rhubarb Lip Sync's JSON (an object with
+  ``mouthCues``) is recognised and read too.
+- ``.tsv`` — ours: a header ``start<TAB>end<TAB>phone<TAB>word`` then one phone per line. Rhubarb Lip
+  Sync's TSV (``time<TAB>shape`` lines, no header) is recognised and read too.
+
+Rhubarb gives mouth shapes, not phones; each shape becomes one representative ARPAbet phone
+(:data:`RHUBARB_SHAPES`): A (closed lips) → M, G (upper teeth on the lower lip) → F, X (idle) → silence.
+
+Contract: stdlib only; raises InputError; writes through :func:`voca_addon.core.outputs.write_exact`;
+thread-safe.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..errors import InputError
+from ..outputs import write_exact
+from .textgrid import format_textgrid, read_textgrid
+from .track import PhoneTrack, make_track
+
+SUFFIXES = (".json", ".tsv", ".textgrid")
+TSV_HEADER = ("start", "end", "phone", "word")
+# Rhubarb Lip Sync's mouth shapes (Preston Blair's set) → one ARPAbet phone of the class each shows.
+RHUBARB_SHAPES = {
+    "A": "M",    # closed lips: P, B, M
+    "B": "T",    # slightly open, teeth together: most consonants (K, S, T, EE)
+    "C": "EH",   # open: EH, AE
+    "D": "AA",   # wide open: AA
+    "E": "AO",   # slightly rounded: AO, ER
+    "F": "UW",   # puckered: UW, OW, W
+    "G": "F",    # upper teeth on the lower lip: F, V
+    "H": "L",    # tongue raised: L
+    "X": "SIL",  # idle / rest (silence)
+}
+RHUBARB_LAST_CUE_S = 0.1     # s, length given to a last non-X Rhubarb TSV cue when the audio's length is unknown
+
+
+def _suffix(path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"'{path}': unknown alignment file type '{Path(path).suffix or '(none)'}'. Use a Praat "
+                         ".TextGrid, a Rhubarb Lip Sync .tsv/.json or this add-on's phone .json/.tsv.")
+    return suffix
+
+
+def _read_text(path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InputError(f"cannot read alignment file '{path}': {exc.strerror or exc}. Check the path.") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"'{path}' is not UTF-8 text. Save it as UTF-8.") from None
+
+
+def read_alignment(path, duration: Optional[float] = None) -> PhoneTrack:
+    """Read a phone track from a TextGrid, a Rhubarb TSV/JSON or this add-on's JSON/TSV.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    duration : float, optional
+        The audio's length in seconds; times past it are refused.
+
+    Returns
+    -------
+    PhoneTrack
+        source "textgrid", "rhubarb" or "json".
+
+    Raises
+    ------
+    InputError
+        Unknown extension, unreadable or malformed file, no phone tier, unsorted or overlapping
+        intervals, times past the audio's end, labels that are not phones — one message each.
+    """
+    suffix = _suffix(path)
+    if not os.path.isfile(path):
+        raise InputError(f"alignment file '{path}' was not found. Check the path.")
+    if suffix == ".textgrid":
+        return read_textgrid(path, duration)
+    text = _read_text(path)
+    if suffix == ".json":
+        return _read_json(text, str(path), duration)
+    return _read_tsv(text, str(path), duration)
+
+
+def _read_json(text: str, name: str, duration) -> PhoneTrack:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"'{name}' is not valid JSON ({exc}). Fix the file.") from None
+    if isinstance(data, dict) and "mouthCues" in data:
+        cues = data["mouthCues"]
+        if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
+            raise InputError(f"'{name}': Rhubarb's 'mouthCues' must be a list of {{start, end, value}} objects.")
+        rows = [(c.get("value"), c.get("start"), c.get("end"), f"'{name}', mouth cue {i + 1}")
+                for i, c in enumerate(cues)]
+        return _rhubarb(rows, name, duration)
+    if not isinstance(data, list):
+        raise InputError(f"'{name}': expected a list of {{phone, start, end, word}} objects (this add-on's "
+                         "format) or Rhubarb Lip Sync's JSON (an object with 'mouthCues').")
+    items = []
+    for i, entry in enumerate(data):
+        where = f"'{name}', entry {i + 1}"
+        if not isinstance(entry, dict) or not {"phone", "start", "end"} <= set(entry):
+            raise InputError(f"{where}: each entry must be an object with 'phone', 'start' and 'end' (seconds) "
+                             "and optionally 'word'.")
+        phone, word = entry["phone"], entry.get("word", "") or ""
+        if not isinstance(phone, str) or not isinstance(word, str):
+            raise InputError(f"{where}: 'phone' and 'word' must be strings.")
+        items.append((phone, entry["start"], entry["end"], word, where))
+    return make_track(items, "json", f"'{name}'", duration)
+
+
+def _rhubarb(rows, name, duration) -> PhoneTrack:
+    items = []
+    for shape, start, end, where in rows:
+        if not isinstance(shape, str) or shape.strip().upper() not in RHUBARB_SHAPES:
+            raise InputError(f"{where}: '{shape}' is not a Rhubarb mouth shape (A–H or X).")
+        items.append((RHUBARB_SHAPES[shape.strip().upper()], start, end, "", where))
+    return make_track(items, "rhubarb", f"'{name}'", duration)
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{where}: '{text}' is not a time in seconds. Fix the file.") from None
+
+
+def _read_tsv(text: str, name: str, duration) -> PhoneTrack:
+    lines = [(i + 1, line.rstrip("\r")) for i, line in enumerate(text.split("\n")) if line.strip()]
+    if not lines:
+        raise InputError(f"'{name}' is empty: no phones or mouth cues. Choose a file that holds an alignment.")
+    head = tuple(c.strip().lower() for c in lines[0][1].split("\t"))
+    if head[:3] == TSV_HEADER[:3]:
+        items = []
+        for number, line in lines[1:]:
+            cells = line.split("\t")
+            where = f"'{name}', line {number}"
+            if len(cells) not in (3, 4):
+                raise InputError(f"{where}: expected start<TAB>end<TAB>phone[<TAB>word], found {len(cells)} "
+                                 "column(s).")
+            items.append((cells[2], _number(cells[0], where), _number(cells[1], where),
+                          cells[3].strip() if len(cells) == 4 else "", where))
+        return make_track(items, "json", f"'{name}'", duration)
+    cues = []
+    for number, line in lines:
+        cells = line.split("\t")
+        where = f"'{name}', line {number}"
+        if len(cells) != 2:
+            raise InputError(f"{where}: expected Rhubarb's time<TAB>shape (or this add-on's header "
+                             f"start<TAB>end<TAB>phone<TAB>word), found {len(cells)} column(s).")
+        cues.append((_number(cells[0], where), cells[1], where))
+    rows = []
+    for k, (start, shape, where) in enumerate(cues):
+        if k + 1 < len(cues):
+            end = cues[k + 1][0]
+        elif shape.strip().upper() == "X":
+            end = start
+        else:
+            end = duration if duration is not None and duration > start else start + RHUBARB_LAST_CUE_S
+        rows.append((shape, start, end, where))
+    return _rhubarb(rows, name, duration)
+
+
+def format_json(track: PhoneTrack) -> str:
+    """This add-on's JSON: a list of {phone, start, end, word}, times in seconds to 1 µs."""
+    return json.dumps([{"phone": p.phone, "start": round(p.start, 6), "end": round(p.end, 6), "word": p.word}
+                       for p in track.phones], indent=1) + "\n"
+
+
+def format_tsv(track: PhoneTrack) -> str:
+    """This add-on's TSV: header start/end/phone/word, one phone per line."""
+    rows = ["\t".join(TSV_HEADER)] + [f"{p.start:.6f}\t{p.end:.6f}\t{p.phone}\t{p.word}" for p in track.phones]
+    return "\n".join(rows) + "\n"
+
+
+def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None) -> Path:
+    """Write ``track`` to ``path`` (.json / .tsv / .TextGrid by extension), all or nothing.
+
+    Parameters
+    ----------
+    track : PhoneTrack
+    path : str or os.PathLike
+    duration : float, optional
+        The audio's length (the TextGrid's xmax); default the last phone's end.
+
+    Raises
+    ------
+    InputError
+        Unknown extension; the folder missing or not writable.
+    """
+    suffix = _suffix(path)
+    dest = Path(os.path.abspath(os.fspath(path)))
+    if not dest.parent.is_dir():
+        raise InputError(f"cannot write '{dest}': the folder '{dest.parent}' does not exist. Create it first.")
+    if suffix == ".json":
+        text = format_json(track)
+    elif suffix == ".tsv":
+        text = format_tsv(track)
+    else:
+        end = max([p.end for p in track.phones], default=0.0)
+        text = format_textgrid(track.phones, max(end, duration or 0.0))
+
+    def write(temp):
+        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    return write_exact(dest, write)

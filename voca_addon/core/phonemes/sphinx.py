@@ -1,0 +1,191 @@
+"""PocketSphinx, imported lazily: phone detection from the audio and forced alignment of words.
+
+PocketSphinx (CMU, BSD licence; the wheel carries the US-English acoustic model, a phone bigram and
+the CMU pronouncing dictionary) is optional: :func:`module` raises :class:`PhonemesUnavailable` with
+one line when this Python cannot import it, and nothing else in the package imports it.
+
+Three searches, all on 16 kHz int16 mono audio, 10 ms frames:
+
+- :func:`recognise_words` — the full-vocabulary recogniser (en-us trigram LM, 134k-word dictionary);
+- :func:`align_words` — forced alignment of a word sequence, two passes (words, then phones and states);
+- :func:`phone_loop` — the phone recogniser (``allphone`` search with the en-us phone bigram).
+
+Threads: one ``Decoder`` is never used by two threads at once — each call takes a decoder from a
+pool (creating one costs ~1 s: the acoustic model is loaded) and puts it back after. PocketSphinx's
+binding holds the GIL while it decodes, so the recognisers are fed blocks of :data:`BLOCK_S`: between
+blocks other Python threads (the engine's) run. The utterance's cepstral mean is computed first (a
+features-only pass) and fixed, so block decoding gives the same result as one call, and a pooled
+decoder's earlier utterances do not change the next result.
+
+Contract: numpy + stdlib (+ pocketsphinx when present); thread-safe.
+"""
+from __future__ import annotations
+
+import threading
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import VocaError
+
+FRAME_S = 0.01          # s, PocketSphinx's frame shift (100 frames per second)
+BLOCK_S = 0.25          # s of audio per process_raw call (the GIL is released between calls)
+RATE = 16000            # Hz, the en-us model's sampling rate
+# The phone recogniser's search: wide beams and a language weight of 2 for the phone bigram (the
+# defaults, tuned for word search, prune most consonants away).
+PHONE_LOOP_CONFIG = dict(beam=1e-20, pbeam=1e-20, lw=2.0)
+
+
+class PhonemesUnavailable(VocaError):
+    """PocketSphinx cannot be imported in this Python (detection and transcript alignment need it)."""
+
+
+_lock = threading.Lock()
+_pool: dict = {}                # kind → list of idle decoders
+
+
+def module():
+    """The ``pocketsphinx`` module, or PhonemesUnavailable with one line."""
+    try:
+        import pocketsphinx
+    except ImportError as exc:
+        import sys
+        raise PhonemesUnavailable(
+            f"PocketSphinx is not available in this Python {sys.version_info.major}.{sys.version_info.minor} "
+            f"({exc}): phoneme detection and transcript alignment need it; an alignment file (TextGrid, Rhubarb, "
+            "JSON) still works.") from None
+    return pocketsphinx
+
+
+def detector_available() -> Tuple[bool, str]:
+    """(True, '') when PocketSphinx can be imported, else (False, the one-line reason)."""
+    try:
+        module()
+    except PhonemesUnavailable as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def _new_decoder(kind: str):
+    ps = module()
+    if kind == "phones":
+        return ps.Decoder(loglevel="FATAL", lm=None, allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"),
+                          **PHONE_LOOP_CONFIG)
+    return ps.Decoder(loglevel="FATAL")
+
+
+class _Borrowed:
+    """Context manager: an idle decoder of ``kind`` from the pool (or a new one), returned afterwards."""
+
+    def __init__(self, kind: str):
+        self.kind, self.decoder = kind, None
+
+    def __enter__(self):
+        with _lock:
+            idle = _pool.setdefault(self.kind, [])
+            self.decoder = idle.pop() if idle else None
+        if self.decoder is None:
+            self.decoder = _new_decoder(self.kind)
+        return self.decoder
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is None:
+            with _lock:
+                _pool[self.kind].append(self.decoder)
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """float int16-scale samples [n] → little-endian int16 bytes (rounded, clipped)."""
+    return np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
+
+
+def _decode(decoder, pcm: bytes, progress=None, span=(0.0, 1.0)) -> None:
+    step = int(BLOCK_S * RATE) * 2
+    decoder.start_utt()                 # features only: the utterance's cepstral mean (batch CMN) ...
+    decoder.process_raw(pcm, no_search=True, full_utt=True)
+    decoder.end_utt()
+    decoder.set_cmn(decoder.get_cmn())  # ... fixed before the search, so blocks decode like one call
+    decoder.start_utt()
+    for i in range(0, len(pcm), step):
+        decoder.process_raw(pcm[i:i + step], full_utt=False)
+        if progress is not None:
+            progress(span[0] + (span[1] - span[0]) * min(1.0, (i + step) / max(1, len(pcm))), "phonemes")
+    decoder.end_utt()
+
+
+def _decode_whole(decoder, pcm: bytes) -> None:
+    """One call, batch CMN (alignment is fast: ~0.03 s per second of audio, the GIL held that long)."""
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+
+
+def _lm_search(decoder) -> None:
+    """Back to the language-model search after an alignment."""
+    for name in ("_lm", "_default"):
+        try:
+            decoder.activate_search(name)
+            return
+        except (RuntimeError, KeyError):
+            continue
+
+
+def recognise_words(pcm: bytes, progress=None, span=(0.0, 1.0)) -> List[Tuple[str, float, float]]:
+    """Full-vocabulary recognition: [(word, start s, end s)], fillers and silences left out."""
+    with _Borrowed("words") as decoder:
+        _decode(decoder, pcm, progress, span)
+        hyp = decoder.hyp()
+        segs = list(decoder.seg()) if hyp is not None else []
+    out = []
+    for s in segs:
+        word = s.word.split("(")[0]
+        if word.startswith(("<", "[", "+")) or not word:
+            continue
+        out.append((word, s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S))
+    return out
+
+
+def dictionary_words(words: Sequence[str]) -> List[Optional[str]]:
+    """Each word's dictionary pronunciation (space-separated ARPAbet) or None when not in the dictionary."""
+    with _Borrowed("words") as decoder:
+        return [decoder.lookup_word(w) for w in words]
+
+
+def align_words(pcm: bytes, words: Sequence[str], extra: Sequence[Tuple[str, str]] = ()
+                ) -> Optional[List[Tuple[str, float, float, List[Tuple[str, float, float]]]]]:
+    """Forced alignment of ``words`` (all in the dictionary, or given in ``extra`` as (word, phones)).
+
+    Returns
+    -------
+    list of (word, start s, end s, [(phone, start s, end s)]) or None
+        None when the words cannot be aligned to the audio (the search found no path: wrong text).
+    """
+    with _Borrowed("words") as decoder:
+        try:
+            for word, phones in extra:
+                if decoder.lookup_word(word) is None:
+                    decoder.add_word(word, phones, True)
+            decoder.set_align_text(" ".join(words))
+            _decode_whole(decoder, pcm)
+            if decoder.hyp() is None:
+                return None
+            decoder.set_alignment()
+            _decode_whole(decoder, pcm)
+            alignment = decoder.get_alignment()
+            if alignment is None:
+                return None
+            out = []
+            for w in alignment:
+                phones = [(p.name, p.start * FRAME_S, (p.start + p.duration) * FRAME_S) for p in w]
+                out.append((w.name.split("(")[0], w.start * FRAME_S, (w.start + w.duration) * FRAME_S, phones))
+            return out
+        finally:
+            _lm_search(decoder)
+
+
+def phone_loop(pcm: bytes, progress=None, span=(0.0, 1.0)) -> List[Tuple[str, float, float]]:
+    """Phone recognition (allphone search): [(phone, start s, end s)], silences and noise included."""
+    with _Borrowed("phones") as decoder:
+        _decode(decoder, pcm, progress, span)
+        segs = list(decoder.seg()) if decoder.hyp() is not None else []
+    return [(s.word, s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S) for s in segs]

@@ -1,0 +1,194 @@
+"""The phoneme stage: audio (and optionally its transcript) → PhoneTrack.
+
+- **Detection** (no transcript): PocketSphinx's full-vocabulary recogniser gives a word hypothesis,
+  which is then force-aligned to the audio for its phones (method "words", the default: it finds more
+  bilabials than the phone recogniser, see docs/phonemes.md); method "phones" uses the phone
+  recogniser alone. Source "detected"; words come from the hypothesis (they may be wrong, the phones
+  of a misrecognised word are often still right).
+- **Transcript** (forced alignment): the text is normalised (lower case, punctuation removed,
+  apostrophes kept) and aligned word by word; source "aligned". Words not in the CMU dictionary are
+  named in ``warnings``; the aligner gives each one a span (a silence model that absorbs it) and the
+  phone recogniser's phones inside that span stand in for it. A transcript the audio does not match
+  (no alignment path, or aligned phones that the phone recogniser does not hear) gives one warning
+  and the detection result instead.
+
+Audio is decoded with :func:`~voca_addon.core.speech.audio.load_audio`, channel 0 (VOCA's), resampled
+to 16 kHz with the project's resampler and cast to int16.
+
+Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mod:`.sphinx`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import InputError
+from ..speech.audio import Audio, load_audio, select_channel
+from ..speech.resample import resample
+from . import sphinx
+from .track import PhoneTrack, make_track
+
+DEFAULT_METHOD = "words"
+METHODS = ("words", "phones")
+UNKNOWN_WORD = "voca_unknown_word"     # dictionary entry standing for words the dictionary lacks
+UNKNOWN_PRONUNCIATION = "SIL"           # absorbs any length (a 3-state HMM with self-loops)
+MATCH_MIN = 0.25        # fraction of aligned phones the phone recogniser must also hear (see docs)
+MATCH_SLACK_S = 0.05    # s, how far apart an aligned and a recognised phone may be and still agree
+
+
+def transcript_for(audio_path) -> Optional[str]:
+    """The text of ``AUDIO.txt`` beside ``audio_path`` (same name, extension .txt), or None if absent.
+
+    Raises
+    ------
+    InputError
+        The .txt exists but cannot be read as UTF-8 text.
+    """
+    txt = Path(os.fspath(audio_path)).with_suffix(".txt")
+    if not txt.is_file():
+        return None
+    try:
+        return txt.read_text(encoding="utf-8-sig").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the transcript '{txt}': {exc}. Save it as UTF-8 text.") from None
+
+
+def transcript_words(text: str) -> List[str]:
+    """Lower-case words of a transcript (punctuation dropped, inner apostrophes kept: "ron's").
+
+    Raises
+    ------
+    InputError
+        The transcript holds no word.
+    """
+    text = (text or "").replace("\u2019", "'").replace("\u2018", "'").lower()
+    words = [w.strip("'") for w in re.split(r"[^\w']+", text)]
+    words = [w for w in words if w and w != "_"]
+    if not words:
+        raise InputError("the transcript is empty (no words). Give the words spoken in the audio, or leave the "
+                         "transcript out to detect the phones from the audio alone.")
+    return words
+
+
+def _pcm(audio) -> Tuple[bytes, float]:
+    if not isinstance(audio, Audio):
+        audio = load_audio(audio)
+    mono = select_channel(audio, 0).samples
+    return sphinx.pcm16(resample(mono, audio.rate, sphinx.RATE)), audio.duration_s
+
+
+def _phone_items(aligned, duration) -> list:
+    items = []
+    for word, _, _, phones in aligned:
+        for phone, start, end in phones:
+            items.append((phone, start, min(end, duration), word, "the aligner"))
+    return items
+
+
+def _detect(pcm: bytes, duration: float, method: str, progress, warnings=()) -> PhoneTrack:
+    if method not in METHODS:
+        raise InputError(f"unknown detection method {method!r}; use one of {', '.join(METHODS)}.")
+    if method == "words":
+        words = sphinx.recognise_words(pcm, progress, (0.0, 0.9))
+        aligned = sphinx.align_words(pcm, [w for w, _, _ in words]) if words else None
+        if aligned is not None:
+            return make_track(_phone_items(aligned, duration), "detected", "the detector", None, warnings)
+    loop = sphinx.phone_loop(pcm, progress, (0.0, 0.9))
+    items = [(p, s, min(e, duration), "", "the phone recogniser") for p, s, e in loop]
+    return make_track(items, "detected", "the detector", None, warnings)
+
+
+def _agreement(aligned_items, loop) -> float:
+    """Fraction of aligned (non-silence) phones with the same phone recognised within MATCH_SLACK_S."""
+    ok = total = 0
+    for phone, start, end, _, _ in aligned_items:
+        if phone in ("SIL",) or phone.startswith("+"):
+            continue
+        total += 1
+        ok += any(p == phone and s < end + MATCH_SLACK_S and e > start - MATCH_SLACK_S for p, s, e in loop)
+    return ok / total if total else 0.0
+
+
+def _fill_unknown(items, loop) -> list:
+    """Replace each unknown word's silence span by the phone recogniser's phones inside it."""
+    out = []
+    for phone, start, end, word, where in items:
+        if word != UNKNOWN_WORD:
+            out.append((phone, start, end, word, where))
+            continue
+        for p, s, e in loop:
+            s, e = max(s, start), min(e, end)
+            if e > s:
+                out.append((p, s, e, "", "the phone recogniser"))
+    return out
+
+
+def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAULT_METHOD,
+                     progress=None) -> PhoneTrack:
+    """Forced alignment of ``text``; on a mismatch, one warning and detection (see module docstring)."""
+    words = transcript_words(text)
+    prons = sphinx.dictionary_words(words)
+    unknown = [w for w, p in zip(words, prons) if p is None]
+    warnings = []
+    if unknown:
+        names = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
+        warnings.append(f"not in the pronouncing dictionary: {names}; the detector's phones are used there.")
+    align_text = [UNKNOWN_WORD if p is None else w for w, p in zip(words, prons)]
+    if progress is not None:
+        progress(0.0, "phonemes")
+    aligned = sphinx.align_words(pcm, align_text, [(UNKNOWN_WORD, UNKNOWN_PRONUNCIATION)] if unknown else ())
+    loop = sphinx.phone_loop(pcm, progress, (0.3, 0.6))
+    items = _phone_items(aligned, duration) if aligned is not None else []
+    if aligned is None or _agreement(items, loop) < MATCH_MIN:
+        warning = ("the transcript does not match the audio (the aligner " +
+                   ("found no path through it" if aligned is None else "placed phones the recogniser does not hear")
+                   + "); the phones were detected from the audio instead.")
+        return _detect(pcm, duration, method, progress, [warning])
+    track = make_track(_fill_unknown(items, loop), "aligned", "the aligner", None, warnings)
+    if progress is not None:
+        progress(1.0, "phonemes")
+    return track
+
+
+def phones_for_audio(audio, transcript: Optional[str] = None, progress=None,
+                     method: str = DEFAULT_METHOD) -> PhoneTrack:
+    """Phones of ``audio``: forced alignment of ``transcript`` if given, else detection.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or Audio
+        An audio file (any format :func:`load_audio` reads) or decoded audio.
+    transcript : str, optional
+        The words spoken. None → detection from the audio alone.
+    progress : callable(fraction, stage), optional
+    method : {"words", "phones"}
+        Detection method (see the module docstring).
+
+    Returns
+    -------
+    PhoneTrack
+        source "aligned" or "detected"; times in seconds from the audio's start, within its length.
+
+    Raises
+    ------
+    PhonemesUnavailable
+        PocketSphinx cannot be imported in this Python (one line).
+    InputError
+        An empty transcript.
+    AudioError
+        The audio cannot be read.
+    """
+    if transcript is not None:
+        transcript_words(transcript)           # an empty transcript is refused before any work
+    sphinx.module()
+    pcm, duration = _pcm(audio)
+    if transcript is not None:
+        return align_transcript(pcm, duration, transcript, method, progress)
+    track = _detect(pcm, duration, method, progress)
+    if progress is not None:
+        progress(1.0, "phonemes")
+    return track
