@@ -20,6 +20,7 @@ Contract: main thread only (``bpy``). Nothing here knows about VOCA; callers own
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from typing import Iterator, List, Optional
@@ -224,3 +225,18 @@ def exit_now(status: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+def forget_gltf_addon_at_exit() -> None:
+    """Drop the glTF add-on's package from ``sys.modules`` when the interpreter exits.
+
+    The PyPI ``bpy`` 4.2 module crashes (SIGSEGV) while finalising the interpreter after any glTF export,
+    turning a finished batch's exit status into 139; with the package forgotten first it exits normally
+    (checked on 4.2.23; harmless on 4.5 and later). Registered once per process.
+    """
+    if not _GLTF_EXIT_HOOK:
+        atexit.register(sys.modules.pop, "io_scene_gltf2", None)
+        _GLTF_EXIT_HOOK.append(True)
+
+
+_GLTF_EXIT_HOOK: list = []

@@ -30,9 +30,7 @@ template's (FLAME: metres); frames are scene frames.
 """
 from __future__ import annotations
 
-import atexit
 import os
-import sys
 import uuid
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
@@ -74,23 +72,8 @@ def select_only(obj) -> None:
     bpy.context.view_layer.objects.active = obj
 
 
-def _forget_gltf_addon_at_exit() -> None:
-    """Drop the glTF add-on's package from ``sys.modules`` when the interpreter exits.
-
-    The PyPI ``bpy`` 4.2 module crashes (SIGSEGV) while finalising the interpreter after any glTF export,
-    turning a finished batch's exit status into 139; with the package forgotten first it exits normally
-    (checked on 4.2.23; harmless on 4.5 and 5.0). Registered once per process.
-    """
-    if not _EXIT_HOOK:
-        atexit.register(sys.modules.pop, "io_scene_gltf2", None)
-        _EXIT_HOOK.append(True)
-
-
-_EXIT_HOOK: list = []
-
-
 def _gltf(path, scene):
-    _forget_gltf_addon_at_exit()
+    compat.forget_gltf_addon_at_exit()
     _run("glTF export", bpy.ops.export_scene.gltf, filepath=path, export_format="GLB", use_selection=True,
          export_animations=True, export_animation_mode="ACTIONS", export_morph=True, export_morph_normal=False,
          export_apply=False, export_frame_range=True, export_force_sampling=True, export_anim_slide_to_zero=True)
