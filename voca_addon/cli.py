@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_parser(sub)
     from . import models_cli            # models fetch / install / status (stdlib at import)
     models_cli.add_parser(sub)
+    from . import phonemes_cli          # phonemes AUDIO --out OUT (stdlib at import)
+    phonemes_cli.add_parser(sub)
     from . import headless              # the Blender commands (argparse only; bpy is imported on run)
     headless.add_commands(sub)
     return parser
@@ -284,6 +286,15 @@ def _cmd_batch(args) -> int:
 
 
 COMMANDS["batch"] = _cmd_batch
+
+
+def _cmd_phonemes(args) -> None:
+    """phonemes AUDIO --out OUT: see :mod:`voca_addon.phonemes_cli`."""
+    from . import phonemes_cli
+    phonemes_cli.run(args)
+
+
+COMMANDS["phonemes"] = _cmd_phonemes
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1,0 +1,75 @@
+"""``python -m voca_addon phonemes AUDIO [--transcript TEXT | --transcript-file F.txt | --alignment FILE]
+--out OUT.json|.tsv|.TextGrid``: the phone track of one clip, for other tools.
+
+Without ``--transcript``/``--transcript-file``/``--alignment``, ``AUDIO.txt`` beside the audio is the
+transcript when present (one line says so); otherwise the phones are detected from the audio alone.
+``--alignment`` converts and checks a file the user has (TextGrid, Rhubarb TSV/JSON, our JSON/TSV) against
+the audio's length. Warnings (unknown words, a transcript that does not match) are ``warning:`` lines;
+the run still succeeds. Every refusal is one ``error:`` line, exit 2, nothing written.
+
+Contract: stdlib at import (``--help`` stays instant); the core is imported when the command runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .core.errors import InputError
+
+SUFFIXES = (".json", ".tsv", ".textgrid")
+
+
+def add_parser(sub) -> None:
+    """The ``phonemes`` sub-command on the CLI's sub-parsers."""
+    p = sub.add_parser("phonemes", help="audio (+ transcript) → phone track (.json / .tsv / .TextGrid)")
+    p.add_argument("audio", metavar="AUDIO")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--transcript", metavar="TEXT", help="the words spoken (forced alignment)")
+    g.add_argument("--transcript-file", metavar="F.txt", help="a UTF-8 text file with the words spoken")
+    g.add_argument("--alignment", metavar="FILE", help="read the phones from a Praat .TextGrid, a Rhubarb "
+                   "Lip Sync .tsv/.json or this add-on's .json/.tsv instead of detecting them")
+    p.add_argument("--method", choices=("words", "phones"), default="words",
+                   help="detection without a transcript: 'words' (recogniser + alignment, default) or "
+                   "'phones' (the phone recogniser alone, faster, fewer bilabials found)")
+    p.add_argument("--out", required=True, help="output .json, .tsv or .TextGrid (by extension)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+def _transcript_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise InputError(f"--transcript-file '{path}' was not found. Check the path.")
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise InputError(f"--transcript-file '{path}' is not UTF-8 text; save it as UTF-8.") from None
+
+
+def run(args) -> None:
+    """Run the command (errors are raised as InputError / VocaError; the CLI prints them)."""
+    from .core import outputs
+    from .core.phonemes import phones_for_audio, read_alignment, transcript_for, write_alignment
+    from .core.phonemes.stage import transcript_words
+    from .core.speech import audio as audio_mod
+    out = outputs.check_output(args.out, "--out", SUFFIXES, args.overwrite)
+    outputs.check_distinct({"--out": out}, {"AUDIO": args.audio, "--alignment": args.alignment,
+                                            "--transcript-file": args.transcript_file})
+    audio_mod.check_audio_path(args.audio)
+    transcript = args.transcript
+    if args.transcript_file is not None:
+        transcript = _transcript_file(args.transcript_file)
+    if transcript is not None:
+        transcript_words(transcript)                 # empty: refused before the audio is decoded
+    clip = audio_mod.load_audio(args.audio)
+    if args.alignment is not None:
+        track = read_alignment(args.alignment, clip.duration_s)
+    else:
+        if transcript is None:
+            transcript = transcript_for(args.audio)
+            if transcript is not None:
+                print(f"transcript: {os.path.splitext(args.audio)[0]}.txt", file=sys.stderr)
+        track = phones_for_audio(clip, transcript, method=args.method)
+    for line in track.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    write_alignment(track, out, clip.duration_s)
+    print(f"wrote {out}: {len(track.phones)} phones ({track.source})")
