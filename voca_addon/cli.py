@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True, help="output .npz (vertices, weights, basis, bias, template, fps)")
     i.add_argument("--no-vertices", action="store_true", help="write only the compact shape-key form "
                    "(weights, basis, bias, template), not vertices [frames, 5023, 3] (3.6 MB per second)")
+    from . import articulation_cli      # --transcript, --alignment, --no-closures, --phonemes (stdlib)
+    articulation_cli.add_args(i)
     b = sub.add_parser("bench", help="speed and memory against TensorFlow (needs the dev environment)")
     b.add_argument("--seconds", default="10,60", help="speech lengths to time (default 10,60)")
     b.add_argument("--no-tf", action="store_true", help="skip the TensorFlow reference timings")
@@ -167,7 +169,10 @@ def _cmd_features(args) -> None:
 
 
 def _cmd_infer(args) -> None:
-    from .core import engine
+    """AUDIO (or --features) → the animation ``.npz``; with AUDIO, the phone pass runs beside DeepSpeech and
+    the lip corrections are kept apart from VOCA's exact weights (:mod:`voca_addon.articulation_cli`)."""
+    from . import articulation_cli as artic
+    from .core import engine, outputs
     from .core.face import meshio
     from .core.models import modelfiles
     from .core.speech import audio
@@ -180,12 +185,18 @@ def _cmd_infer(args) -> None:
         audio.check_audio_path(args.audio)
     elif not Path(args.features).is_file():
         raise InputError(f"--features '{args.features}' was not found. Check the path.")
+    plan = artic.plan_from_args(args, args.audio, args.overwrite)          # refused before any computing
+    phonemes = Path(plan.phonemes_out) if plan.phonemes_out else None
+    outputs.check_distinct({"--out": out, "--phonemes": phonemes},
+                           {"AUDIO": args.audio, "--alignment": getattr(args, "alignment", None)})
     prefix, pb, template_path = modelfiles.check_model_files(args.voca, args.deepspeech, args.template,
                                                              need_deepspeech=bool(args.audio))
     template = meshio.read_mesh(template_path).vertices
     clip = _clip(args) if args.audio else None
     voca_model = modelfiles.load_voca(prefix, args.cache)
     template = engine.check_voca_inputs(voca_model, template, condition)      # refused before computing
+    artic.warn(plan.warnings)
+    phones = artic.PhonePass(plan, artic.audio_source(args.audio, args.channel)) if args.audio else None
     with _progress() as progress:
         if args.features:
             feats = engine.SpeechFeatures.load_npz(args.features)
@@ -193,9 +204,23 @@ def _cmd_infer(args) -> None:
             feats = engine.speech_features(clip, modelfiles.load_deepspeech(pb, args.cache), args.fps,
                                            _part(progress, 0.0, 0.9))
         anim = engine.animate_features(feats, voca_model, template, condition, progress=_part(progress, 0.9, 0.95))
-        _save(out, lambda path: engine.save_animation_npz(anim, path, with_vertices=not args.no_vertices,
-                                                          progress=_part(progress, 0.95, 1.0)))
-    print(f"wrote {out}: {anim.num_frames} frames at {anim.fps:g} fps")
+        track = phones.result() if phones is not None else None
+        anim = artic.articulate(anim, plan, track)
+        with outputs.Staged([out] + ([phonemes] if phonemes else [])) as staged:
+            try:
+                engine.save_animation_npz(anim, staged.temp(out), with_vertices=not args.no_vertices,
+                                          progress=_part(progress, 0.95, 1.0), phones=track)
+                if phonemes:
+                    artic.write_phonemes(track, str(staged.temp(phonemes)))
+            except OSError as exc:
+                raise InputError(f"cannot write '{out}': {exc.strerror or exc}.") from None
+            except VocaError as exc:
+                raise type(exc)(staged.user_message(str(exc))) from None
+            staged.commit()
+    artic.warn(track.warnings if track is not None else ())
+    print(f"wrote {out}: {anim.num_frames} frames at {anim.fps:g} fps; {artic.describe(plan, track, anim)}")
+    if phonemes:
+        print(f"wrote {phonemes}: {len(track.phones)} phones")
 
 
 class _progress:

@@ -226,13 +226,18 @@ def run(audio_path, ds_model: deepspeech.DeepSpeechModel, voca_model: voca.VocaM
 
 
 def save_animation_npz(anim: ShapeKeyAnimation, path, with_vertices: bool = True,
-                       chunk: int = CHUNK_WRITE, progress: Progress = None) -> None:
+                       chunk: int = CHUNK_WRITE, progress: Progress = None, phones=None) -> None:
     """Write the CLI's ``.npz`` to exactly ``path``, vertices in blocks of ``chunk`` frames.
 
-    Members: ``weights`` [F, D], ``basis`` [D, V, 3], ``bias`` [V, 3], ``template`` [V, 3], ``fps``,
-    ``names`` and (``with_vertices``) ``vertices`` float32 [F, V, 3] in metres — the same file as
-    :meth:`ShapeKeyAnimation.save_npz`, without [F, V, 3] ever in memory. Progress in ``STAGE_WRITE``.
+    Members: ``weights`` [F, D] (VOCA's exact weights), ``basis`` [D, V, 3], ``bias`` [V, 3],
+    ``template`` [V, 3], ``fps``, ``names``; the corrections kept apart (``correction_basis`` [C, V, 3],
+    ``correction_weights`` [F, C], ``correction_names``) when ``anim`` has them; the phone track
+    ``phones`` (a ``PhoneTrack``: ``phones`` [P], ``phone_times`` [P, 2] s, ``phone_words``,
+    ``phone_source``; see :mod:`.animation.npzextras`); and (``with_vertices``) ``vertices`` float32
+    [F, V, 3] in metres, corrections included — the same file as :meth:`ShapeKeyAnimation.save_npz`,
+    without [F, V, 3] ever in memory. Progress in ``STAGE_WRITE``.
     """
+    from .animation import npzextras
     f, v = anim.num_frames, anim.num_vertices
 
     def blocks():
@@ -244,6 +249,8 @@ def save_animation_npz(anim: ShapeKeyAnimation, path, with_vertices: bool = True
         for name, value in (("weights", anim.weights), ("basis", anim.basis), ("bias", anim.bias),
                             ("template", anim.template), ("fps", np.float64(anim.fps)),
                             ("names", np.array(anim.names))):
+            z.add(name, value)
+        for name, value in {**npzextras.correction_arrays(anim), **npzextras.phone_arrays(phones)}.items():
             z.add(name, value)
         if with_vertices:
             z.add_rows("vertices", (f, v, 3), np.float32, blocks())

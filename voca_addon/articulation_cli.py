@@ -1,0 +1,280 @@
+"""The articulation flags of the commands that know the audio: lips that close on p/b/m, tuck on f/v.
+
+``animate``, ``infer AUDIO``, ``import-sequence --audio``, ``batch`` (and ``retarget --audio``) share four
+flags, one meaning everywhere:
+
+* ``--transcript TEXT|FILE.txt`` — what is said: forced alignment instead of detection (more exact). A
+  value ending in ``.txt``, or naming an existing file, is read as a UTF-8 file; otherwise it is the text.
+  Without it, ``AUDIO.txt`` beside the audio is used when present (:func:`core.phonemes.transcript_for`).
+* ``--alignment FILE`` — phones the user already has: Praat TextGrid (Montreal Forced Aligner), Rhubarb
+  Lip Sync's TSV / JSON, or the project's JSON. It is read and checked before any computing.
+* ``--no-closures`` — the exact VOCA result: no correction keys. The phones are still found and written
+  when ``--alignment`` or ``--phonemes`` asks for them (the ``.npz`` then holds the phones without
+  corrections); otherwise the phoneme pass does not run at all.
+* ``--phonemes OUT`` — also write the phone track as ``.json`` / ``.tsv`` / ``.TextGrid``.
+
+Closures are on by default. Refused before anything is computed or written (InputError, exit 2, one
+line): a ``--transcript`` file missing or empty, an empty ``--transcript`` text, ``--transcript`` together
+with ``--alignment``, a bad ``--alignment`` file (the phoneme reader's message), ``--phonemes`` with
+another extension, and — when PocketSphinx cannot be imported in this Python — a ``--transcript`` or
+``--phonemes`` that needs detection or alignment. With closures merely on by default (or a ``.txt``
+beside the audio) and no PocketSphinx, one ``warning:`` line says so and the run goes on with the exact
+VOCA result ("never a failed import").
+
+The phone pass runs in a thread beside DeepSpeech (:class:`PhonePass`): PocketSphinx's decoder works in C,
+the engine's matrix products in BLAS, so on two cores they overlap.
+
+Contract: stdlib only at import (``--help`` stays instant); the core (numpy, ``core.phonemes``,
+``core.articulation``) is imported when a command runs. Any thread.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from .core.errors import InputError
+
+PHONEME_SUFFIXES = (".json", ".tsv", ".textgrid")
+
+
+def add_args(p, batch: bool = False) -> None:
+    """The flags on an argparse parser. ``batch``: only ``--no-closures`` and ``--phonemes EXT`` (each
+    clip's transcript / alignment comes from the CSV's ``transcript`` / ``alignment`` columns or a ``.txt``
+    beside its audio)."""
+    g = p.add_argument_group("articulation (lips that close on p/b/m, tuck on f/v)")
+    if not batch:
+        g.add_argument("--transcript", metavar="TEXT|FILE.txt", help="what is said (text, or a .txt file): "
+                       "forced alignment instead of detection; default: AUDIO.txt beside the audio, if any")
+        g.add_argument("--alignment", metavar="FILE", help="phones from a TextGrid (MFA), a Rhubarb .tsv/.json "
+                       "or our .json instead of detecting them")
+    g.add_argument("--no-closures", action="store_true", help="the exact VOCA result: no lip-closure keys")
+    if batch:
+        g.add_argument("--phonemes", metavar="EXT", help="also write each clip's phones as NAME.EXT (json, tsv or textgrid)")
+    else:
+        g.add_argument("--phonemes", metavar="OUT", help="also write the phone track: .json, .tsv or .TextGrid")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the articulation flags ask for one clip, checked.
+
+    Attributes
+    ----------
+    closures : bool           correction keys wanted (and possible)
+    transcript : str or None  the text to align (None: detection, or an alignment)
+    transcript_source : str   where the transcript came from: ``"text"``, the file's path, or ``"none"``
+    track : PhoneTrack or None    the phones read from ``--alignment`` (read at check time)
+    phonemes_out : str or None    where to write the phones
+    warnings : tuple of str   one line each, to show the user (e.g. detection unavailable)
+    """
+    closures: bool
+    transcript: Optional[str] = None
+    transcript_source: str = "none"
+    track: Optional[object] = None
+    phonemes_out: Optional[str] = None
+    warnings: Tuple[str, ...] = field(default=())
+
+    @property
+    def needs_pass(self) -> bool:
+        """Whether the phone pass (detection or alignment) must run on the audio."""
+        return self.track is None and (self.closures or self.phonemes_out is not None)
+
+    @property
+    def wants_phones(self) -> bool:
+        return self.track is not None or self.needs_pass
+
+
+def read_transcript(value: str, flag: str = "--transcript") -> Tuple[str, str]:
+    """(text, source) of a ``--transcript`` value: a ``.txt`` / existing file is read, else the text itself.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, not UTF-8 or holds only white space; the text is empty.
+    """
+    value = str(value)
+    if value.lower().endswith(".txt") or os.path.isfile(value):
+        path = os.path.abspath(value)
+        if not os.path.isfile(path):
+            raise InputError(f"{flag} file '{value}' was not found. Check the path, or give the words "
+                             "themselves in quotes.")
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                text = f.read()
+        except UnicodeDecodeError:
+            raise InputError(f"{flag} file '{value}' is not UTF-8 text; save it as UTF-8.") from None
+        if not text.strip():
+            raise InputError(f"{flag} file '{value}' is empty; write what is said into it, or leave "
+                             f"{flag} out to detect the phones from the audio.")
+        return " ".join(text.split()), path
+    if not value.strip():
+        raise InputError(f"{flag} is empty; give what is said, or leave {flag} out to detect the phones "
+                         "from the audio.")
+    return " ".join(value.split()), "text"
+
+
+def audio_duration(path: str) -> float:
+    """Seconds of the audio file (a WAV from its header; other formats decoded)."""
+    from .core.speech import audio, wavstream
+    stream = wavstream.open_wav(path, 0, min_seconds=0.0)
+    return stream.duration_s if stream is not None else audio.load_audio(path).duration_s
+
+
+def check_phonemes_out(path: Optional[str], overwrite: bool = False) -> Optional[str]:
+    """``--phonemes OUT`` checked like every destination: extension, folder, not existing (or overwrite)."""
+    if path is None:
+        return None
+    from .core import outputs
+    if not str(path).lower().endswith(PHONEME_SUFFIXES):
+        raise InputError(f"--phonemes '{path}' must end in .json, .tsv or .TextGrid (the format is chosen "
+                         "by the extension).")
+    return str(outputs.check_output(path, "--phonemes", PHONEME_SUFFIXES, overwrite))
+
+
+def plan_from_args(args, audio_path: Optional[str], overwrite: bool = False) -> Plan:
+    """:func:`plan` for a command's parsed flags (``--transcript``, ``--alignment``, ``--no-closures``,
+    ``--phonemes``)."""
+    return plan(audio_path, closures=not getattr(args, "no_closures", False),
+                transcript=getattr(args, "transcript", None), alignment=getattr(args, "alignment", None),
+                phonemes=getattr(args, "phonemes", None), overwrite=overwrite)
+
+
+def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[str] = None,
+         alignment: Optional[str] = None, phonemes: Optional[str] = None, overwrite: bool = False,
+         flag: str = "--transcript", beside: bool = True) -> Plan:
+    """Check what one clip asks for, before any computing; raises InputError for a refused input.
+
+    Parameters
+    ----------
+    audio_path : str or None
+        The clip's audio (None: no audio, so no phones: any articulation input is refused).
+    closures : bool
+        False: ``--no-closures``.
+    transcript : str, optional
+        ``--transcript``'s value (text or a ``.txt`` file), or a per-clip text (the batch's CSV column,
+        with ``flag`` naming it). Without it, ``AUDIO.txt`` beside the audio is used when ``beside``.
+    alignment, phonemes : str, optional
+        ``--alignment`` file to read; ``--phonemes`` destination.
+    """
+    out = check_phonemes_out(phonemes, overwrite)
+    if audio_path is None:
+        if transcript is not None or alignment is not None or out is not None:
+            raise InputError("--transcript, --alignment and --phonemes need the audio (give AUDIO / --audio).")
+        return Plan(closures=False)
+    if transcript is not None and alignment is not None:
+        raise InputError(f"give {flag} or --alignment, not both (an alignment file already holds the phones).")
+    if alignment is not None:
+        return Plan(closures, track=read_alignment(alignment, audio_path), phonemes_out=out)
+    text, source = read_transcript(transcript, flag) if transcript is not None else (None, "none")
+    if text is None and beside:
+        from .core.phonemes import transcript_for
+        found = transcript_for(audio_path)
+        if found and found.strip():
+            text, source = " ".join(found.split()), os.path.splitext(os.path.abspath(audio_path))[0] + ".txt"
+    result = Plan(closures, text, source, None, out)
+    if not result.needs_pass:
+        return result
+    from .core.phonemes import detector_available
+    ok, reason = detector_available()
+    if ok:
+        return result
+    if transcript is not None or out is not None:
+        raise InputError(f"{_one_line(reason)} — {flag if transcript is not None else '--phonemes'} needs "
+                         "it; use --alignment FILE (a TextGrid or Rhubarb file) or leave the flag out.")
+    return Plan(False, None, "none", None, None,
+                (f"no lip closures: {_one_line(reason)} (give --alignment FILE to close the lips without it)",))
+
+
+def read_alignment(path: str, audio_path: str):
+    """The phones of an ``--alignment`` file, checked against the audio's duration (InputError otherwise)."""
+    if not os.path.isfile(path):
+        raise InputError(f"--alignment file '{path}' was not found. Check the path.")
+    from .core.phonemes import read_alignment as read
+    return read(os.path.abspath(path), audio_duration(audio_path))
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split()).rstrip(".")
+
+
+def audio_source(audio_path: str, channel=0):
+    """What the phone pass reads: the path (channel 0), else the chosen channel as a loaded Audio."""
+    if channel == 0:
+        return audio_path
+    from .core.speech import audio
+    return audio.select_channel(audio.load_audio(audio_path), channel)
+
+
+def find_phones(plan: Plan, audio):
+    """The phone track of one clip in this thread: the plan's alignment, else detection / alignment of
+    its transcript on ``audio`` (a path or an ``Audio``); None when no phones are wanted."""
+    if not plan.needs_pass:
+        return plan.track
+    from .core.phonemes import phones_for_audio
+    return phones_for_audio(audio, plan.transcript)
+
+
+class PhonePass:
+    """The phone pass of one clip in a daemon thread, started at once; :meth:`result` waits for it.
+
+    ``PhonePass(plan, audio)``: ``audio`` a path or an ``Audio``. With nothing to run (the plan's track
+    is already read, or no phones are wanted) no thread is started.
+    """
+
+    def __init__(self, plan: Plan, audio):
+        self.plan, self._track, self._error = plan, plan.track, None
+        self._thread = None
+        if plan.needs_pass:
+            self._thread = threading.Thread(target=self._run, args=(audio,), name="voca-phonemes", daemon=True)
+            self._thread.start()
+
+    def _run(self, audio) -> None:
+        try:
+            self._track = find_phones(self.plan, audio)
+        except BaseException as exc:        # noqa: BLE001 - handed to the caller's thread by result()
+            self._error = exc
+
+    def result(self):
+        """The PhoneTrack (or None when no phones were wanted); re-raises the pass's error."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._track
+
+
+def articulate(anim, plan: Plan, track):
+    """``anim`` with the correction keys of ``track`` when the plan wants closures, else ``anim`` itself.
+
+    A source that already carries corrections is returned as it is (never corrected twice).
+    """
+    if not plan.closures or track is None or anim.corrections is not None:
+        return anim
+    from .core.articulation import add_corrections
+    return add_corrections(anim, track)
+
+
+def warn(lines, stream=None) -> None:
+    """Each line as ``warning: ...`` (stderr by default)."""
+    for line in lines:
+        print(f"warning: {_one_line(line)}", file=stream or sys.stderr)
+
+
+def write_phonemes(track, path: Optional[str]) -> None:
+    """The phone track to ``path`` (its format from the extension), when asked for."""
+    if path is not None and track is not None:
+        from .core.phonemes import write_alignment
+        write_alignment(track, path)
+
+
+def describe(plan: Plan, track, anim=None) -> str:
+    """One line for the run's report: the phones' source and count, closures on/off."""
+    if track is None:
+        return "no lip closures" if not plan.closures else "no phones"
+    text = f"{len(track.phones)} phones ({track.source})"
+    if anim is not None and anim.corrections is not None:
+        return text + ", lip closures on"
+    return text + (", lip closures off" if not plan.closures else "")
