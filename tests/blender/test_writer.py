@@ -260,7 +260,10 @@ def test_writer_sound_strip_replaces_only_its_own(scene, shared_data, tmp_path):
     strips = {s.name: s for s in versions.strips_all(scene)}
     assert len(strips) == 2 and strips["music"] == theirs
     (ours,) = [s for s in strips.values() if s.get(writer.OWNED)]
-    assert ours.frame_start == 20 and len(bpy.data.sounds) == 2
+    # 5.3 loads a file once (a second strip of it shares the sound data-block); before, one per strip.
+    # Either way the user's sound is never tagged as ours and there is no other sound.
+    assert ours.frame_start == 20 and not theirs.sound.get(writer.OWNED)
+    assert set(bpy.data.sounds) == {theirs.sound, ours.sound}
     before = snapshot(), [(s.name, s.channel, s.frame_start) for s in versions.strips_all(scene)]
     with pytest.raises(AudioError, match="not found"):
         writer.add_sound_strip(scene, wav.with_name("missing.wav"), 1)
@@ -270,7 +273,20 @@ def test_writer_sound_strip_replaces_only_its_own(scene, shared_data, tmp_path):
     assert before == (snapshot(), [(s.name, s.channel, s.frame_start)
                                    for s in versions.strips_all(scene)])
     assert writer.remove_sound_strips(scene) == 1 and versions.strips(scene) == [theirs]
-    assert len(bpy.data.sounds) == 1
+    assert list(bpy.data.sounds) == [theirs.sound]
+
+
+@versions.needs_audio
+def test_writer_sound_strip_removal_keeps_a_sound_another_strip_uses(scene, shared_data):
+    """The add-on's strip first, then the user's strip of the same file (5.3 gives it the add-on's sound
+    data-block): removing the add-on's strip leaves the user's strip playable."""
+    wav = shared_data / "audio" / "test.wav"
+    ours = writer.add_sound_strip(scene, wav, 1)
+    theirs = versions.new_sound_strip(scene, "music", wav, 2, 1)
+    shared = theirs.sound == ours.sound
+    assert writer.remove_sound_strips(scene) == 1 and versions.strips(scene) == [theirs]
+    assert list(bpy.data.sounds) == [theirs.sound] and theirs.sound.samplerate > 0
+    assert bool(theirs.sound.get(writer.OWNED)) == shared    # ours, still used: kept until unused
 
 
 @versions.needs_audio

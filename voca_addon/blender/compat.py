@@ -1,4 +1,4 @@
-"""Every difference between the supported Blender versions (4.2 LTS, 4.5 LTS, 5.0), in one place.
+"""Every difference between the supported Blender versions (4.2 LTS, 4.5 LTS, 5.0, 5.1, 5.2 LTS, 5.3), in one place.
 
 Chosen by feature detection, never by version number, so a 4.3 or 4.4 (or a later release that keeps an
 API) takes the right path by itself:
@@ -13,6 +13,10 @@ API) takes the right path by itself:
 * **Image format.** 5.0 splits ``ImageFormatSettings.media_type`` (IMAGE / VIDEO / MULTI_LAYER_IMAGE)
   from ``file_format``; before it, ``file_format`` alone says it.
 * **Materials.** 5.0 materials always use nodes (``use_nodes`` deprecated); 4.2 / 4.5 need it switched on.
+* **Sounds.** From 5.3 ``new_sound`` reuses the sound data-block already loaded from the same file (a
+  second strip of a file shares it; the call also takes a ``stream`` index); before, every call loaded
+  its own. The writer needs no branch for it: it tags only a sound it created and removes a tagged sound
+  only when nothing uses it, so a sound shared with the artist's strip is never theirs to lose.
 * **Audio.** A Blender build without Audaspace (the PyPI ``bpy`` 4.2) cannot load sounds:
   :data:`HAS_AUDIO` is False there and callers skip the sound strip with one line saying so.
 
