@@ -284,11 +284,17 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
 
 
 def _remove_leftovers(out_dir: str, clips: Sequence[ClipSpec], formats: tuple) -> None:
-    """Delete temporary files an interrupted run left for ``clips`` (``.NAME.FMT.<id>.FMT``)."""
+    """Delete temporary files an interrupted run left for ``clips``: the batch's own ``.NAME.FMT.<id>.FMT``
+    and those of :mod:`voca_addon.core.outputs` (:func:`~voca_addon.core.outputs.sweep_leftovers`)."""
+    from pathlib import Path
+    from .core.outputs import sweep_leftovers
     prefixes = tuple(f".{c.name}.{fmt}." for c in clips for fmt in formats)
     for entry in os.scandir(out_dir):
         if entry.name.startswith(prefixes) and entry.is_file():
             os.remove(entry.path)
+    for clip in clips:
+        for path in output_paths(out_dir, clip.name, formats):
+            sweep_leftovers(Path(path))
 
 
 def _execute(args, tasks: List[GroupTask], client, clips: List[ClipSpec], results: dict, out_dir: str) -> None:

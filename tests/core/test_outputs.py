@@ -80,3 +80,65 @@ def test_outputs_messages_name_the_users_path(tmp_path):
         outputs.write_exact(dest, failing_writer)
     assert str(dest) in str(info.value) and ".part" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["n" * 244 + ".npz", "日本語の台詞" * 13 + ".blend", "台词.npz"])
+def test_outputs_long_and_non_latin_names_write_through_short_temporary_names(tmp_path, name):
+    dest = tmp_path / name
+    assert len(dest.name.encode("utf-8")) <= 255                    # a legal name, up to the limit
+    temp = outputs.temp_name(dest)
+    assert temp.parent == tmp_path and temp.name.startswith(".voca-") and len(temp.name.encode()) < 60
+    outputs.write_exact(dest, lambda t: t.write_bytes(b"data"))
+    assert [p.name for p in tmp_path.iterdir()] == [name] and dest.read_bytes() == b"data"
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid                                               # gone, and reaped
+
+
+def test_outputs_leftovers_of_killed_runs_are_removed_by_the_next_write(tmp_path):
+    dest = tmp_path / "scene.blend"
+    mine = outputs.temp_name(dest)
+    killed = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{_dead_pid()}."))
+    killed.write_bytes(b"74 MB of a killed save")
+    running = mine.with_name(mine.name.replace(".part", "x.part"))   # this process: a concurrent writer
+    running.write_bytes(b"still being written")
+    host = mine.name.split(".")[2]
+    foreign_old = killed.with_name(killed.name.replace(f".{host}.", ".abcdef."))
+    foreign_new = running.with_name(running.name.replace(f".{host}.", ".fedcba."))
+    for path in (foreign_old, foreign_new):
+        path.write_bytes(b"from a Dask worker on another machine")
+    day_ago = os.path.getmtime(foreign_old) - outputs.FOREIGN_LEFTOVER_S - 60
+    os.utime(foreign_old, (day_ago, day_ago))
+    other = outputs.temp_name(tmp_path / "other.blend")
+    other.write_bytes(b"another destination's")
+    outputs.write_exact(dest, lambda t: t.write_bytes(b"scene"))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([dest.name, running.name, foreign_new.name, other.name])
+
+
+def test_outputs_npz_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
+    import subprocess
+    import sys
+    dest = tmp_path / "anim.npz"
+    dest.write_bytes(b"the previous complete file")
+    script = (                                 # a file-size limit: the write fails like a full disk
+        "import resource, signal, numpy as np\n"
+        "from voca_addon.core.animation.npzstream import NpzWriter\n"
+        "from voca_addon.cli import run_guarded\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "def write():\n"
+        f"    with NpzWriter({str(dest)!r}) as z:\n"
+        "        z.add('fps', 60.0)\n"
+        "        z.add_rows('vertices', (40, 5023, 3), np.float32, (np.ones((10, 5023, 3)) for _ in range(4)))\n"
+        "raise SystemExit(run_guarded(write))\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"error: cannot write '{dest}': File too large.") and "Exception" not in r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["anim.npz"] and dest.read_bytes() == b"the previous complete file"

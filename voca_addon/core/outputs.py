@@ -15,20 +15,78 @@ The rules every command follows (CLI, headless Blender jobs):
    Any exception (a failed render, Ctrl-C) deletes the temporary files, so no destination is touched.
 4. **Backups like Blender.** Replacing an existing ``.blend`` keeps the old one as ``X.blend1``.
 5. **The user's paths in messages**: errors name the destination, never the temporary file.
+6. **Short temporary names, no leftovers.** A temporary name is ``.voca-DIGEST.HOST.PID.RANDOM.part.EXT``
+   (:func:`temp_name`, under 60 bytes whatever the destination's name: a legal 255-byte or non-Latin
+   name never fails on its temporary twin). ``DIGEST`` comes from the destination's name, so the next
+   write to the same destination finds what a killed run (``kill -9``, a power cut) left and removes it
+   (:func:`sweep_leftovers`): on this host when that process is gone, from another host (a shared folder)
+   when it is older than :data:`FOREIGN_LEFTOVER_S`.
 
 Contract: stdlib only; raises :class:`~voca_addon.core.errors.InputError`; not thread-safe per
 instance (one command, one :class:`Staged`).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence
 
 from .errors import InputError, VocaError
 
 BACKUP_SUFFIXES = (".blend",)       # replaced files of these kinds are kept as NAME1 (X.blend1)
+TEMP_PREFIX = ".voca-"
+FOREIGN_LEFTOVER_S = 24 * 3600.0    # another host's temporary file older than this is a leftover
+
+
+def _digest(text: str, size: int) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:size]
+
+
+_HOST = _digest(socket.gethostname(), 6)
+
+
+def temp_name(dest: Path) -> Path:
+    """A fresh hidden temporary path beside ``dest`` (module rule 6); no file is made."""
+    dest = Path(dest)
+    ext = "".join(c for c in dest.suffix[:12] if c.isascii() and (c.isalnum() or c == "."))
+    return dest.with_name(f"{TEMP_PREFIX}{_digest(dest.name, 12)}.{_HOST}.{os.getpid()}."
+                          f"{secrets.token_hex(4)}.part{ext}")
+
+
+def _owner_gone(host: str, pid: str, mtime: float) -> bool:
+    if host != _HOST:
+        return time.time() - mtime > FOREIGN_LEFTOVER_S
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):     # alive under another user, or not a pid: keep it
+        return False
+    return False                                # alive (a concurrent run, or this process)
+
+
+def sweep_leftovers(dest: Path) -> int:
+    """Remove temporary files of ``dest`` left by runs that are gone; returns how many were removed."""
+    dest = Path(dest)
+    removed = 0
+    try:
+        candidates = list(dest.parent.glob(f"{TEMP_PREFIX}{_digest(dest.name, 12)}.*.part*"))
+    except OSError:
+        return 0
+    for path in candidates:
+        parts = path.name[len(TEMP_PREFIX):].split(".")
+        try:
+            if len(parts) >= 5 and _owner_gone(parts[1], parts[2], path.stat().st_mtime):
+                path.unlink()
+                removed += 1
+        except OSError:
+            pass                            # gone already, or not ours to remove
+    return removed
 
 
 def _probe_writable(folder: Path, shown: Path) -> None:
@@ -143,11 +201,8 @@ class Staged:
         self._temps: Dict[Path, Path] = {}
         for dest in destinations:
             dest = Path(dest)
-            handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix,
-                                            dir=dest.parent)
-            os.close(handle)
-            os.remove(temp)                 # writers create it; only the unique name is reserved
-            self._temps[dest] = Path(temp)
+            sweep_leftovers(dest)
+            self._temps[dest] = temp_name(dest)     # writers create it
 
     def __enter__(self) -> "Staged":
         return self

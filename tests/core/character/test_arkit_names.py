@@ -68,7 +68,11 @@ def test_arkit_files_written_through_the_outputs_writer(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.csv", "clip.json"]
     for name in ("clip.csv", "clip.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
-    staged = outputs.Staged([tmp_path / "clip.csv"])      # the name a killed batch would leave
-    staged.temp(tmp_path / "clip.csv").write_text("partial")
+    leftover = outputs.temp_name(tmp_path / "clip.csv")    # the name a killed batch would leave
+    import subprocess
+    import sys
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    leftover.with_name(leftover.name.replace(f".{os.getpid()}.", f".{killed.pid}.")).write_text("partial")
     batch._remove_leftovers(str(tmp_path), [batch.ClipSpec("clip", "clip.wav")], ("csv",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.csv", "clip.json"]

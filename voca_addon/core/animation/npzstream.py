@@ -6,10 +6,11 @@ then the raw C-order data). :class:`NpzWriter` writes such an archive with the s
 a generator: a [frames, 5023, 3] vertex array of an hour of speech (13 GB) never exists in memory. The
 result is an ordinary ``.npz`` (``np.load`` reads it). :func:`iter_rows` reads a member back in blocks.
 
-Writes go to a hidden ``.<name>.partial`` file beside the destination, renamed over it only when the
-archive is complete (:meth:`NpzWriter.commit`); on any error the partial file is removed, so the
-destination is either the old file or the whole new one. The destination gets exactly the name given
-(``np.savez`` would append ``.npz``).
+Writes go to a hidden temporary file beside the destination (:func:`voca_addon.core.outputs.temp_name`;
+what a killed run left there is removed first), renamed over it only when the archive is complete
+(:meth:`NpzWriter.commit`); on any error (a full disk, Ctrl-C) the temporary file is removed, so the
+destination is either the old file or the whole new one, and the error names the destination. The
+destination gets exactly the name given (``np.savez`` would append ``.npz``).
 
 Contract: numpy + stdlib only; any thread.
 """
@@ -23,6 +24,7 @@ from typing import Iterable, Iterator, Tuple
 import numpy as np
 
 from ..errors import InputError
+from ..outputs import sweep_leftovers, temp_name
 
 
 class NpzWriter:
@@ -34,8 +36,16 @@ class NpzWriter:
 
     def __init__(self, path: os.PathLike):
         self.path = Path(path)
-        self._partial = self.path.with_name(f".{self.path.name}.partial")
-        self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED, allowZip64=True)
+        sweep_leftovers(self.path)
+        self._partial = temp_name(self.path)
+        try:
+            self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED, allowZip64=True)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: OSError) -> InputError:
+        return InputError(f"cannot write '{self.path}': {exc.strerror or exc}. Nothing was written there; "
+                          "free some space or choose another folder.")
 
     def add(self, name: str, array) -> None:
         """Add a whole (small) array as member ``name``."""
@@ -48,9 +58,17 @@ class NpzWriter:
         Raises
         ------
         InputError
-            The blocks do not add up to ``shape`` (a programmer error surfaced clearly).
+            The blocks do not add up to ``shape`` (a programmer error surfaced clearly), or the file
+            cannot be written (a full disk), naming the destination.
         """
-        dtype = np.dtype(dtype)
+        try:
+            rows = self._write_member(name, shape, np.dtype(dtype), blocks)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        if rows != (shape[0] if len(shape) else 1):
+            raise InputError(f"npz member '{name}': {rows} rows written, {shape[0]} declared")
+
+    def _write_member(self, name, shape, dtype, blocks) -> int:
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
         rows = 0
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -65,17 +83,30 @@ class NpzWriter:
                     raise InputError(f"npz member '{name}': block {block.shape} does not fit {tuple(shape)}")
                 rows += block.shape[0] if len(shape) else 1
                 member.write(block.tobytes())
-        if rows != (shape[0] if len(shape) else 1):
-            raise InputError(f"npz member '{name}': {rows} rows written, {shape[0]} declared")
+        return rows
 
     def commit(self) -> None:
         """Finish the archive and move it over the destination."""
-        self._zip.close()
-        os.replace(self._partial, self.path)
+        try:
+            self._zip.close()
+            os.replace(self._partial, self.path)
+        except OSError as exc:
+            self.abort()
+            raise self._write_error(exc) from None
 
     def abort(self) -> None:
-        """Drop the partial archive; the destination is untouched."""
-        self._zip.close()
+        """Drop the partial archive; the destination is untouched (also when closing it fails)."""
+        try:
+            self._zip.close()
+        except (OSError, ValueError):
+            # A full disk fails the central directory's write; without its file ZipFile.__del__ would try
+            # again at garbage collection and print "Exception ignored in ZipFile.__del__".
+            handle, self._zip.fp = self._zip.fp, None
+            if handle is not None:
+                try:
+                    handle.close()
+                except OSError:
+                    pass
         self._partial.unlink(missing_ok=True)
 
     def __enter__(self) -> "NpzWriter":
