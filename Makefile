@@ -16,28 +16,63 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# The Blender LTS lines the add-on supports besides 5.0 (.venv's bpy): the newest 4.2.x and 4.5.x on PyPI.
-BPY_LTS := 4.2.23 4.5.15
-LTS_VENVS := $(foreach v,$(BPY_LTS),.venv-bpy$(v))
+# The other Blender lines the add-on is tested on besides 5.0 (.venv's bpy), the newest patch of each on
+# PyPI (a newer patch is a one-line change here): 4.2 LTS and 4.5 LTS on this machine's CPython 3.11;
+# 5.1, 5.2 LTS and 5.3 exist only for CPython 3.13, which tools/py313.sh runs in a Debian trixie chroot
+# (made once per machine; needs root and Debian's registry, else those stages skip with the reason, and
+# fail when CI is set). Each environment is requirements-blender.txt + the bpy pin.
+BPY_311 := 4.2.23 4.5.15
+BPY_313 := 5.1.2 5.2.4 5.3.0
+# The whole Blender layer (tests/blender) runs on 5.0, 4.5, 5.2 and 5.3; the smoke subset (pytest -m smoke:
+# build + install the extension, Animate, render with sound, character Transfer) on 4.2 and 5.1.
+BPY_FULL := 4.5.15 5.2.4 5.3.0
+BPY_SMOKE := 4.2.23 5.1.2
+LTS_VENVS := $(foreach v,$(BPY_311),.venv-bpy$(v))
+PY313_VENVS := $(foreach v,$(BPY_313),.venv-bpy$(v))
+# How to run a command in bpy VERSION's environment (inside the chroot for the CPython 3.13 ones).
+in_env = $(if $(filter $(1),$(BPY_313)),tools/py313.sh )
+env_python = $(call in_env,$(1)).venv-bpy$(1)/bin/python
 
 .venv-bpy%/.installed: requirements-blender.txt
-	$(PYTHON) -m venv .venv-bpy$*
-	.venv-bpy$*/bin/python -m pip install -q --upgrade pip
-	.venv-bpy$*/bin/python -m pip install -q -r requirements-blender.txt bpy==$*
+	$(if $(filter $*,$(BPY_313)),tools/py313.sh python3.13,$(PYTHON)) -m venv .venv-bpy$*
+	$(call env_python,$*) -m pip install -q --upgrade pip
+	$(call env_python,$*) -m pip install -q -r requirements-blender.txt bpy==$*
 	touch $@
 
 venv-lts: $(foreach v,$(LTS_VENVS),$(v)/.installed)
 
+# The CPython 3.13 environments where tools/py313.sh can work; else one line saying why (no failure here:
+# the matrix reports the skip, and fails it under CI).
+venv-py313:
+	@if reason=$$(tools/py313.sh --check); then $(MAKE) --no-print-directory $(foreach v,$(PY313_VENVS),$(v)/.installed); \
+	else echo "bpy $(BPY_313): no Python 3.13 environment: $$reason"; fi
+
 # Every test: core, references, training and the Blender layer on bpy 5.0 (this run also builds the
-# reference models), then the Blender layer again on each LTS line, then the real-window GUI suite.
-test: venv venv-lts
+# reference models), then the Blender-layer matrix on the other lines, then the real-window GUI suite.
+test: venv venv-lts venv-py313
 	$(PY) -m pytest -q --ignore=tests/gui tests
-	@for v in $(LTS_VENVS); do echo "== Blender layer on $$v"; $$v/bin/python -m pytest -q tests/blender || exit 1; done
+	@$(MAKE) --no-print-directory test-matrix
 	VOCA_GUI_REQUIRED=$${CI:+1} $(PY) -m pytest -q tests/gui
 
-# The Blender-layer tests on one version: make test-blender BPY=4.2.23 (or 4.5.15; default .venv's 5.0).
+# The Blender layer on the other lines (whole or smoke, as above), each stage timed; a stage whose
+# environment cannot exist here (no Python 3.13) skips with the reason, or fails when CI is set.
+.PHONY: venv-py313 test-matrix
+test-matrix: venv-lts venv-py313
+	@failed=; for v in $(BPY_FULL) $(BPY_SMOKE); do \
+	  case " $(BPY_SMOKE) " in *" $$v "*) what="smoke subset"; sel="-m smoke";; *) what="Blender layer"; sel=;; esac; \
+	  if [ ! -f .venv-bpy$$v/.installed ]; then \
+	    echo "== $$what on bpy $$v: SKIPPED: no environment ($$(tools/py313.sh --check))"; \
+	    [ -z "$$CI" ] || failed="$$failed $$v(required under CI)"; continue; fi; \
+	  case " $(BPY_313) " in *" $$v "*) run=tools/py313.sh;; *) run=;; esac; \
+	  echo "== $$what on bpy $$v"; t0=$$(date +%s); \
+	  $$run .venv-bpy$$v/bin/python -m pytest -q $$sel tests/blender || failed="$$failed $$v"; \
+	  echo "== bpy $$v: $$(( $$(date +%s) - t0 )) s"; \
+	done; [ -z "$$failed" ] || { echo "Blender-layer matrix failed on:$$failed"; exit 1; }
+
+# The Blender-layer tests on one version: make test-blender BPY=5.3.0 (any of $(BPY_311) $(BPY_313);
+# default .venv's 5.0). SMOKE=1 runs the smoke subset only.
 test-blender: venv $(if $(BPY),.venv-bpy$(BPY)/.installed)
-	$(if $(BPY),.venv-bpy$(BPY),$(VENV))/bin/python -m pytest -q tests/blender
+	$(if $(BPY),$(call env_python,$(BPY)),$(PY)) -m pytest -q $(if $(SMOKE),-m smoke) tests/blender
 
 # Everything but the few full-size parity tests.
 test-fast: venv

@@ -32,6 +32,7 @@ def _frames(obj, scene, evaluated, frames):
     return np.stack([evaluated(obj, scene, f) for f in frames])
 
 
+@pytest.mark.smoke
 def test_character_retarget_writes_transferred_keys_that_replay_the_motion(scene, args, evaluated):
     result = retarget_cli.compute(args)
     retarget_cli.run(args)

@@ -98,6 +98,7 @@ def test_headless_animate_module_form_saves_the_animation(m, engine_output, tmp_
         assert error <= TOLERANCE, f"frame {frame}: {error:.3g} m"
 
 
+@pytest.mark.smoke
 def test_headless_animate_script_form_with_fps_start_and_render(m, engine_output, tmp_path):
     out, video = tmp_path / "scene.blend", tmp_path / "clip.mp4"
     result = run(*animate_args(m, out, "--fps", 30, "--start-frame", 10, "--render", video, "--frames",

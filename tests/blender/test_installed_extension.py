@@ -89,6 +89,7 @@ def archive(tmp_path_factory):
     return path
 
 
+@pytest.mark.smoke
 def test_installed_extension_animates_like_the_engine(archive, tmp_path, voca_ckpt, ds_small_pb, shared_data):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BLENDER_USER_CONFIG")}
     env.update(BLENDER_USER_RESOURCES=str(tmp_path / "user"), VOCA_CACHE_DIR=str(tmp_path / "cache"),

@@ -130,6 +130,7 @@ def run_op(*args):
 
 # ---------------------------------------------------------------------------- the execute path
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("fps", [24, 30, 60])
 def test_animate_execute_matches_engine(addon, head, paths, engine_anim, evaluated, fps):
     scene = bpy.context.scene

@@ -74,6 +74,7 @@ def bpy_vec(c):
     return Vector(tuple(float(v) for v in c))
 
 
+@pytest.mark.smoke
 def test_render_stills_show_the_mouth_open_and_closed(scene, head, lips, official, flame, tmp_path, shared_data):
     opening = mouth_opening(official, lips, flame.vertices)
     closed, wide = int(opening.argmin()) + 1, int(opening.argmax()) + 1      # scene frames start at 1
@@ -118,6 +119,7 @@ def tracks(path) -> list:
     return found
 
 
+@pytest.mark.smoke
 @versions.needs_audio
 def test_render_video_muxes_the_sound_strip(scene, head, tmp_path):
     engine, file_format = scene.render.engine, scene.render.image_settings.file_format
