@@ -58,7 +58,9 @@ def addon(scene, paths, model_cache, tmp_path, monkeypatch):
 
 @pytest.fixture
 def head(addon, paths):
-    return pipeline.ensure_head(bpy.context, str(paths["template"]))
+    obj = pipeline.ensure_head(bpy.context, str(paths["template"]))
+    obj.voca_articulation.closures = False      # VOCA's exact result (lip closures: test_articulation*.py)
+    return obj
 
 
 @pytest.fixture(scope="module")

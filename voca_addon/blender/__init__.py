@@ -13,10 +13,12 @@ from . import export_operators
 from . import fetch_operator
 from . import liveliness_operators          # Mark as blink (the Living face sub-panel)
 from . import character_panel               # the Character sub-panel (retargeting to any head)
+from . import articulation_operators, articulation_panel, articulation_properties   # lip closures, knobs
 
 CLASSES: tuple = (      # bpy classes to register, in order
     properties.VOCA_PG_living,                  # scene.voca.living: before the group that points to it
     properties.VOCA_PG_scene,                   # registers Scene.voca in its register() classmethod
+    *articulation_properties.CLASSES,           # Object.voca_articulation (knobs), Scene.voca_phones
     preferences.VOCA_AddonPreferences,
     preferences.VOCA_OT_check_model_files,
     *fetch_operator.CLASSES,
@@ -26,6 +28,8 @@ CLASSES: tuple = (      # bpy classes to register, in order
     *sequence_io.CLASSES,
     *panel.CLASSES,                             # parent panel before its sub-panels
     *character_panel.CLASSES,                   # Scene.voca_character, fit / transfer / drive, sub-panel
+    *articulation_operators.CLASSES,            # import alignment, word markers, re-apply
+    *articulation_panel.CLASSES,                # the Articulation sub-panel
     *export_operators.CLASSES,                  # glTF / FBX / Alembic / USD export and its sub-panel
 )
 

@@ -24,6 +24,7 @@ Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and thi
 # No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
 # registered classes, and string annotations would hide names such as module constants from it.
 
+import dataclasses
 from typing import Callable, Optional
 
 import bpy
@@ -31,6 +32,7 @@ import bpy
 from ..core.errors import VocaError
 from . import emotion_writer, pipeline, preferences, properties, reporting, writer
 from . import jobs, liveliness_writer
+from . import articulation_operators, articulation_properties
 
 
 def prepare(context) -> tuple:
@@ -40,6 +42,7 @@ def prepare(context) -> tuple:
     if problem:
         raise VocaError(problem)
     settings = properties.settings_from_scene(scene, preferences.addon_preferences(context), obj)
+    settings = dataclasses.replace(settings, phones=articulation_properties.phone_request(scene, obj))
     pipeline.validate_settings(settings)
     pipeline.check_target(scene, obj, settings)
     return scene, obj, settings
@@ -252,6 +255,7 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
         obj = context.active_object
         removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
         removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
+        removed += articulation_operators.remove_all(context.scene, obj)   # corrections, word markers
         removed += writer.remove_animation(obj)
         strips = writer.remove_sound_strips(context.scene) if self.sound else 0
         self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")

@@ -50,6 +50,7 @@ from ..core.face import liveliness as core_liveliness
 from ..core.errors import AudioError, InputError, MeshError, VocaError
 from . import compat, emotion_writer, transaction, writer
 from . import liveliness_writer
+from . import articulation_phones, articulation_writer
 from .worker import Cancelled, WorkerJob
 
 PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
@@ -86,6 +87,7 @@ class AnimateSettings:
     head_rest: Optional[np.ndarray] = None          # float [5023, 3]: an existing head's rest shape, used as
                                                     # the template (then no template file is needed)
     liveliness: Optional[core_liveliness.LivelinessSettings] = None  # blinks, head, gaze, rig; None: untouched
+    phones: Optional[articulation_phones.PhoneRequest] = None  # lip closures' phone track; None: no closures
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class ComputeResult:
     template: meshio.Mesh
     emotion: Optional[Emotion] = None
     liveliness: Optional[core_liveliness.LivelinessAssets] = None   # read for settings.liveliness
+    phones: Optional[articulation_phones.PhoneOutcome] = None        # settings.phones' track (or why none)
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,14 @@ class ApplyReport:
     strip_name: Optional[str]             # None when this Blender build has no audio (compat.HAS_AUDIO)
     emotion_key: Optional[str]
     liveliness: tuple = ()                # one line per living-face part written
+    articulation: tuple = ()              # lip closures: what was done, or why not (one line each)
 
     def summary(self) -> str:
         w = self.write
         text = (f"VOCA: {w.frames} frames at {w.fps:g} fps on frames {w.frame_start}–{w.frame_end}, "
                 f"{len(w.key_names)} keys")
         text += (f", emotion '{self.emotion_key}'" if self.emotion_key else "")
-        return text + "".join(f"; {line}" for line in self.liveliness)
+        return text + "".join(f"; {line}" for line in self.liveliness + self.articulation)
 
     @property
     def warning(self) -> Optional[str]:
@@ -149,6 +153,7 @@ def validate_settings(settings: AnimateSettings) -> None:
         _check_emotion(settings)
     if settings.liveliness is not None:
         core_liveliness.check_settings(settings.liveliness)
+    articulation_phones.check_request(settings.phones)
 
 
 def _check_audio(path) -> None:
@@ -244,9 +249,14 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
     report(0.1, "speech features")
     clip = (wavstream.open_wav(settings.audio_path, settings.channel)       # a long WAV: read block by block
             or audio.select_channel(audio.load_audio(settings.audio_path), settings.channel))
-    anim = engine.run(clip, ds_model, voca_model, template.vertices, settings.condition,
-                      DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
-    return ComputeResult(anim, template, emotion, assets)
+    phones = articulation_phones.start(settings.phones, settings.audio_path)   # beside DeepSpeech and VOCA
+    try:
+        anim = engine.run(clip, ds_model, voca_model, template.vertices, settings.condition,
+                          DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
+    except BaseException:
+        articulation_phones.finish(phones, cancel=True)
+        raise
+    return ComputeResult(anim, template, emotion, assets, articulation_phones.finish(phones))
 
 
 class AnimateJob(WorkerJob):
@@ -326,8 +336,9 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
                                                      settings.strength)
         written = writer.write_animation(obj, result.animation, scene, start, settings.mode, PREFIX)
         lively = liveliness_writer.write_liveliness(obj, scene, live, start) if live is not None else []
+        closures = articulation_writer.write_articulation(obj, scene, result.animation, written, result.phones)
         writer.set_frame_range(scene, start, end)
-    return ApplyReport(written, strip.name if strip else None, emotion_key, tuple(lively))
+    return ApplyReport(written, strip.name if strip else None, emotion_key, tuple(lively), tuple(closures))
 
 
 def animate(scene, obj, settings: AnimateSettings, progress: Progress = None) -> ApplyReport:

@@ -1,0 +1,216 @@
+"""Articulation operators: import an alignment file, words as timeline markers, re-apply the knobs.
+
+* ``voca.import_alignment`` (file browser): reads a Praat TextGrid, a Rhubarb TSV / JSON or VOCA's JSON
+  (:func:`voca_addon.core.phonemes.read_alignment`); a bad file is refused with its one message and changes
+  nothing. A good one becomes the scene's alignment (``scene.voca_phones.alignment_path``) for the next run,
+  and, when the active head carries a VOCA animation, its phone track at once (the closures are re-applied,
+  VOCA is not recomputed; times past the clip's end are refused).
+* ``voca.word_markers``: one timeline marker per word of the head's phone track, at the word's first frame,
+  named the word. The markers made are listed in the scene's ``voca_word_markers`` (markers carry no custom
+  properties): ``voca.remove_word_markers`` (and Remove VOCA animation) remove exactly those still in place.
+* ``voca.reapply_articulation``: apply the knobs again (after an edit elsewhere, e.g. a restored curve).
+
+``disabled_reason(context)`` reads properties only; ``poll`` passes it on (:func:`.reporting.poll_by_reason`).
+
+Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package.
+"""
+# No ``from __future__ import annotations``: Blender evaluates the annotations of registered classes.
+
+from typing import Optional
+
+import bpy
+from bpy.props import StringProperty
+
+from ..core.errors import VocaError
+from . import articulation_phones, articulation_properties, articulation_writer, reporting, writer
+
+WORD_MARKERS = "voca_word_markers"      # scene property: "frame\tname" of each marker made
+
+
+def _head_reason(context) -> Optional[str]:
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        return "Select the animated head."
+    if obj.mode == "EDIT":
+        return f"'{obj.name}' is in Edit Mode; switch to Object Mode."
+    scene = context.scene
+    if scene is not None and hasattr(scene, "voca") and scene.voca.is_running:
+        return "VOCA is animating this scene; wait or press Esc."
+    return None
+
+
+def articulation_reason(context) -> Optional[str]:
+    """Why the knobs cannot act on the active object (reads properties only), or None."""
+    reason = _head_reason(context)
+    if reason is None and not articulation_writer.has_articulation(context.active_object):
+        return (f"'{context.active_object.name}' has no VOCA animation in 'Shape keys' mode: run Animate from "
+                "audio first.")
+    return reason
+
+
+def words(track, fps: float, start: int) -> list:
+    """(scene frame, word) of each word of ``track``: consecutive phones of one non-empty word, in order."""
+    out, previous = [], None
+    for phone in track.phones:
+        if phone.word and phone.word != previous:
+            out.append((start + int(round(phone.start * fps)), phone.word))
+        previous = phone.word or None
+    return out
+
+
+def add_word_markers(scene, obj) -> int:
+    """Markers for the words of ``obj``'s phone track (earlier word markers replaced); returns how many."""
+    track = articulation_writer.stored_track(obj)
+    if track is None:
+        raise VocaError(f"'{obj.name}' has no phone track: animate it with Lip closures on, or import an "
+                        "alignment file.")
+    store = obj.data.shape_keys[articulation_writer.STORE]
+    items = words(track, float(store["fps"]), int(store["start"]))
+    if not items:
+        raise VocaError("The phone track names no words (an alignment without a word tier); import one with "
+                        "words to mark them.")
+    remove_word_markers(scene)
+    for frame, word in items:
+        scene.timeline_markers.new(word, frame=frame)
+    scene[WORD_MARKERS] = [f"{frame}\t{word}" for frame, word in items]
+    return len(items)
+
+
+def remove_word_markers(scene) -> int:
+    """Remove the word markers the add-on made that are still in place; returns how many."""
+    made = {str(item) for item in scene.get(WORD_MARKERS, [])}
+    gone = [m for m in scene.timeline_markers if f"{m.frame}\t{m.name}" in made]
+    for marker in gone:
+        scene.timeline_markers.remove(marker)
+    if WORD_MARKERS in scene:
+        del scene[WORD_MARKERS]
+    return len(gone)
+
+
+def import_alignment(context, path: str) -> str:
+    """Read ``path``, make it the scene's alignment and the active head's phone track; the INFO line."""
+    obj = context.active_object
+    articulated = articulation_writer.has_articulation(obj)
+    duration = None
+    if articulated:
+        store = obj.data.shape_keys[articulation_writer.STORE]
+        duration = int(store["frames"]) / float(store["fps"])
+    track = articulation_phones.read_alignment(path, duration)        # raises before anything changes
+    context.scene.voca_phones.alignment_path = path
+    line = f"{len(track.phones)} phones from '{bpy.path.basename(path)}' ({track.source})"
+    if not articulated:
+        return line + "; Animate from audio uses them."
+    done = articulation_writer.set_track(obj, context.scene, track)
+    obj.voca_articulation.status = done.edited_line() or done.line or ""
+    return f"{line} on '{obj.name}': " + (articulation_writer.closure_line(track) if done.closures
+                                          else "lip closures are off")
+
+
+class VOCA_OT_import_alignment(bpy.types.Operator):
+    """Phones already aligned to the audio (Praat TextGrid, Rhubarb TSV / JSON, VOCA's JSON) for the lip closures"""
+
+    bl_idname = "voca.import_alignment"
+    bl_label = "Import alignment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
+    filter_glob: StringProperty(default="*.TextGrid;*.textgrid;*.tsv;*.json", options={"HIDDEN"})
+
+    @classmethod
+    def disabled_reason(cls, context) -> Optional[str]:
+        scene = context.scene
+        if scene is None or not hasattr(scene, "voca_phones"):
+            return "No scene."
+        if hasattr(scene, "voca") and scene.voca.is_running:
+            return "VOCA is animating this scene; wait or press Esc."
+        return None
+
+    poll = classmethod(reporting.poll_by_reason)
+
+    def invoke(self, context, _event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    @reporting.guarded
+    def execute(self, context):
+        if not self.filepath:
+            self.report({"ERROR"}, "Choose an alignment file (.TextGrid, .tsv or .json).")
+            return {"CANCELLED"}
+        return reporting.run_action(self, lambda: import_alignment(context, bpy.path.abspath(self.filepath)))
+
+
+class VOCA_OT_word_markers(bpy.types.Operator):
+    """Mark each word of the head's phone track on the timeline (your own markers stay)"""
+
+    bl_idname = "voca.word_markers"
+    bl_label = "Words as markers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def disabled_reason(cls, context) -> Optional[str]:
+        reason = articulation_reason(context)
+        if reason is None and not str(context.active_object.data.shape_keys[articulation_writer.STORE]
+                                      .get("phones", "")):
+            return "The head has no phone track: animate with Lip closures on, or import an alignment."
+        return reason
+
+    poll = classmethod(reporting.poll_by_reason)
+
+    @reporting.guarded
+    def execute(self, context):
+        return reporting.run_action(
+            self, lambda: f"{add_word_markers(context.scene, context.active_object)} word markers added.")
+
+
+class VOCA_OT_remove_word_markers(bpy.types.Operator):
+    """Remove the word markers VOCA added (your own markers stay)"""
+
+    bl_idname = "voca.remove_word_markers"
+    bl_label = "Remove word markers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def disabled_reason(cls, context) -> Optional[str]:
+        scene = context.scene
+        return None if scene is not None and scene.get(WORD_MARKERS) else "VOCA has added no word markers here."
+
+    poll = classmethod(reporting.poll_by_reason)
+
+    @reporting.guarded
+    def execute(self, context):
+        return reporting.run_action(self, lambda: f"{remove_word_markers(context.scene)} word markers removed.")
+
+
+class VOCA_OT_reapply_articulation(bpy.types.Operator):
+    """Apply the articulation knobs to the head's animation again (curves you edited by hand stay)"""
+
+    bl_idname = "voca.reapply_articulation"
+    bl_label = "Re-apply"
+    bl_options = {"REGISTER", "UNDO"}
+
+    disabled_reason = classmethod(lambda cls, context: articulation_reason(context))
+    poll = classmethod(reporting.poll_by_reason)
+
+    @reporting.guarded
+    def execute(self, context):
+        obj = context.active_object
+        status = articulation_properties.reapply_head(obj, context.scene)
+        if status:
+            self.report({"WARNING"}, status)
+        else:
+            self.report({"INFO"}, f"Articulation re-applied on '{obj.name}'.")
+        return {"FINISHED"}
+
+
+def remove_all(scene, obj) -> int:
+    """What Remove VOCA animation takes of this stage: the corrections, the stored data, the word markers."""
+    removed = articulation_writer.remove_articulation(obj)
+    remove_word_markers(scene)
+    return removed
+
+
+CLASSES = (VOCA_OT_import_alignment, VOCA_OT_word_markers, VOCA_OT_remove_word_markers,
+           VOCA_OT_reapply_articulation)
+
+__all__ = ["CLASSES", "add_word_markers", "remove_word_markers", "import_alignment", "articulation_reason",
+           "remove_all", "words", "writer"]

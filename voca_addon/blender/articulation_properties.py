@@ -1,0 +1,117 @@
+"""The Articulation sub-panel's properties: the head's knobs and the scene's phone source.
+
+* ``Object.voca_articulation`` (:class:`VOCA_PG_articulation`): the *Lip closures* switch and the four knobs
+  (speech strength, mouth-close offset, temporal smoothing, closure strength). They belong to the head whose
+  animation they shape (two heads keep their own), are saved with it, and every change re-applies them at
+  once (:func:`.articulation_writer.reapply`: VOCA is not recomputed). The defaults change nothing. Animate
+  from audio reads the head's switch (closures on by default) and writes with its knobs.
+* ``Scene.voca_phones`` (:class:`VOCA_PG_phones`): where the next run's phone track comes from — an alignment
+  file (set by Import alignment, which checks it first), a transcript typed in or a ``.txt`` file; none of
+  them: ``AUDIO.txt`` beside the audio, else detection (:mod:`.articulation_phones`).
+
+A knob's update callback cannot raise to the artist: what it has to say (a curve edited by hand that it left
+alone, no phone track) goes to ``voca_articulation.status``, which the panel prints.
+
+Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package.
+"""
+# No ``from __future__ import annotations``: Blender evaluates the annotations of registered classes.
+
+from typing import Optional
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProperty
+
+from ..core.errors import VocaError
+from . import articulation_phones, articulation_writer
+
+
+def reapply_head(obj, scene=None) -> Optional[str]:
+    """Re-apply ``obj``'s knobs when it carries a VOCA animation; the status line it leaves (or None)."""
+    if not articulation_writer.has_articulation(obj):
+        return None
+    try:
+        done = articulation_writer.reapply(obj, scene)
+        status = done.edited_line() or done.line or ""
+    except VocaError as exc:
+        status = str(exc)
+    obj.voca_articulation.status = status
+    return status or None
+
+
+def _update(self, context) -> None:
+    reapply_head(self.id_data, getattr(context, "scene", None))
+
+
+class VOCA_PG_articulation(bpy.types.PropertyGroup):
+    """A head's articulation (``object.voca_articulation``): lip closures and the knobs."""
+
+    closures: BoolProperty(name="Lip closures", default=True, update=_update,
+                           description="Close the lips on p/b/m and tuck the lower lip on f/v with two corrective "
+                                       "keys (voca_lips_close, voca_lips_tuck). Off: VOCA's exact result")
+    closure_strength: FloatProperty(name="Closure strength", min=0.0, soft_max=2.0, max=3.0, default=1.0,
+                                    update=_update,
+                                    description="Scales the corrective keys' weights (1: the lips reach the rest "
+                                                "face's contact on p/b/m)")
+    speech_strength: FloatProperty(name="Speech strength", min=0.0, soft_max=2.0, max=3.0, default=1.0,
+                                   update=_update,
+                                   description="Scales VOCA's motion about the rest face (1: VOCA's)")
+    mouth_close: FloatProperty(name="Mouth close", soft_min=-1.0, soft_max=1.0, min=-2.0, max=2.0, default=0.0,
+                               update=_update,
+                               description="Added to the lip-closure key's weight over the whole clip: > 0 "
+                                           "closes (1 ≈ 10 mm less mean opening), < 0 opens (0: none)")
+    smoothing_ms: FloatProperty(name="Smoothing (ms)", min=0.0, soft_max=200.0, max=500.0, default=0.0,
+                                update=_update,
+                                description="Temporal smoothing of the motion in milliseconds (0: none)")
+    status: StringProperty(name="Status", options={"SKIP_SAVE"},
+                           description="What the last re-application had to say")
+
+    @classmethod
+    def register(cls):
+        bpy.types.Object.voca_articulation = PointerProperty(type=cls)
+
+    @classmethod
+    def unregister(cls):
+        del bpy.types.Object.voca_articulation
+
+
+class VOCA_PG_phones(bpy.types.PropertyGroup):
+    """Where the next Animate from audio gets its phone track (``scene.voca_phones``)."""
+
+    alignment_path: StringProperty(name="Alignment", subtype="FILE_PATH",
+                                   description="Phones already aligned to the audio: Praat TextGrid (Montreal "
+                                               "Forced Aligner), Rhubarb Lip Sync TSV / JSON, or VOCA's JSON. "
+                                               "Empty: transcript or detection")
+    transcript: StringProperty(name="Transcript",
+                               description="What is said in the audio (English): the phones are aligned to it, "
+                                           "more exactly than detection")
+    transcript_path: StringProperty(name="Transcript file", subtype="FILE_PATH",
+                                    description="A .txt file with what is said (empty: AUDIO.txt beside the "
+                                                "audio, if there is one)")
+
+    @classmethod
+    def register(cls):
+        bpy.types.Scene.voca_phones = PointerProperty(type=cls)
+
+    @classmethod
+    def unregister(cls):
+        del bpy.types.Scene.voca_phones
+
+
+def _abspath(path: str) -> Optional[str]:
+    return bpy.path.abspath(path) if path and path.strip() else None
+
+
+def phone_request(scene, obj) -> Optional[articulation_phones.PhoneRequest]:
+    """The run's :class:`~.articulation_phones.PhoneRequest`, or None when the head's closures are off."""
+    props = getattr(obj, "voca_articulation", None)
+    if props is None or not props.closures:
+        return None
+    phones = scene.voca_phones
+    return articulation_phones.PhoneRequest(alignment_path=_abspath(phones.alignment_path),
+                                            transcript=phones.transcript.strip() or None,
+                                            transcript_path=_abspath(phones.transcript_path))
+
+
+CLASSES = (VOCA_PG_articulation, VOCA_PG_phones)
+
+__all__ = ["VOCA_PG_articulation", "VOCA_PG_phones", "phone_request", "reapply_head", "CLASSES"]

@@ -1,0 +1,375 @@
+"""Lip closures and the articulation knobs on the head: corrective keys and curves re-applied from VOCA's
+exact weights, non-destructively.
+
+What :func:`write_articulation` stores and writes (after :func:`.writer.write_animation`, inside the run's
+transaction, in ``'shape_keys'`` mode):
+
+* ``Key["voca_exact_weights"]``, ``["voca_exact_basis"]``, ``["voca_exact_bias"]``: VOCA's exact weights at
+  the scene's rate, float32 ``[F · D]``, and its basis ``[D · V · 3]`` and bias ``[V · 3]`` (ID property
+  arrays: saved in the .blend, restored by undo, copied and deleted with the Key, and snapshot by
+  :mod:`.transaction` like the Key's other custom properties). The basis is kept although the keys hold it:
+  a key holds ``Basis + basis[k]`` in float32, and ``co − Basis`` differs from ``basis[k]`` in the last bits,
+  which the closure solve can turn into a visibly different weight (48 µm on one frame of the official
+  clip); 3 MB for 50 keys;
+* ``Key["voca_articulation"]``: a group with the clip's frames, rate and first frame, the VOCA key names in
+  curve order (bias last), the phone track (JSON text), the correction keys made (``{core name: key
+  name}``) and a digest of every curve as the add-on last wrote it;
+* the correction keys ``voca_lips_close`` / ``voca_lips_tuck`` (relative to the Basis, holding ``basis.co +
+  correction basis``), listed in ``Key["voca_correction_keys"]``, keyed in VOCA's owned action (group
+  ``VOCA closures``) only around the phones that need them: the frames where the weight is not zero and
+  one zero key on each side; nothing else.
+
+:func:`reapply` rebuilds VOCA's exact animation from the stored arrays (the template: the Key's Basis), runs :func:`voca_addon.core.articulation.apply_controls` with the head's
+knobs (``obj.voca_articulation``) and rewrites the curves whose values changed: VOCA's 50 curves (``weights /
+s_k``), the bias key's one value (the speech strength scales it), the correction curves. With the closures
+switch off the correction keys are muted (the evaluated mesh is VOCA's exact result) and their curves kept.
+A curve whose points no longer match the digest of what the add-on wrote was edited by hand: it is left as
+it is and named in one line. At the knobs' defaults the VOCA curves hold the stored weights bit for bit.
+
+:func:`remove_articulation` removes the correction keys, their curves and both properties (Remove VOCA
+animation and every re-run call it first).
+
+Contract: main thread only (``bpy``). Imports ``bpy``, numpy, :mod:`voca_addon.core` (``core.articulation``
+lazily) and this package's :mod:`.writer`, :mod:`.keyframes`, :mod:`.compat`. Arrays: float32.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.animation.shapekeys import ShapeKeyAnimation
+from ..core.errors import InputError
+from . import compat, keyframes, writer
+from .keyframes import CONSTANT, LINEAR
+
+EXACT = "voca_exact_weights"            # Key property: float32 [F · D], VOCA's exact weights (scene rate)
+EXACT_BASIS = "voca_exact_basis"        # Key property: float32 [D · V · 3], VOCA's exact basis
+EXACT_BIAS = "voca_exact_bias"          # Key property: float32 [V · 3], VOCA's exact bias
+STORE = "voca_articulation"             # Key property group: what re-applying needs (see the docstring)
+CORRECTION_KEYS = "voca_correction_keys"   # Key property: the correction keys made here
+GROUP = "VOCA closures"                 # F-curve group of the correction curves
+BILABIALS, LABIODENTALS = ("P", "B", "M"), ("F", "V")
+FORMAT = 1                              # version of the stored group
+
+
+@dataclass(frozen=True)
+class ReapplyReport:
+    """What :func:`reapply` did: curves rewritten, curves left because edited by hand, closures on or off."""
+
+    rewritten: int
+    edited: tuple
+    closures: bool
+    line: Optional[str] = None          # why there are no closures (no phone track), if so
+
+    def edited_line(self) -> Optional[str]:
+        """One line naming the hand-edited curves left as they are, or None."""
+        if not self.edited:
+            return None
+        names = ", ".join(f"'{n}'" for n in self.edited[:4]) + (" …" if len(self.edited) > 4 else "")
+        return (f"Left {len(self.edited)} curve(s) you edited by hand as they are: {names} "
+                "(a knob never overwrites your edits; Remove and re-run to reset them).")
+
+
+# ---------------------------------------------------------------------------- stored data
+
+def _key(obj):
+    return obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+
+
+def has_articulation(obj) -> bool:
+    """Whether ``obj`` carries stored exact weights the knobs can re-apply (reads properties only)."""
+    key = _key(obj)
+    return key is not None and all(p in key for p in (EXACT, EXACT_BASIS, EXACT_BIAS, STORE))
+
+
+def track_to_text(track) -> str:
+    """A phone track as JSON text (stored in the .blend)."""
+    if track is None:
+        return ""
+    return json.dumps({"source": track.source, "warnings": list(track.warnings),
+                       "phones": [[p.phone, float(p.start), float(p.end), p.word] for p in track.phones]})
+
+
+def track_from_text(text: str):
+    """The phone track stored by :func:`track_to_text`, or None."""
+    if not text:
+        return None
+    from ..core.phonemes import Phone, PhoneTrack
+    data = json.loads(text)
+    return PhoneTrack(tuple(Phone(str(p), float(s), float(e), str(w)) for p, s, e, w in data["phones"]),
+                      str(data["source"]), tuple(data.get("warnings", ())))
+
+
+def stored_track(obj):
+    """The phone track stored with ``obj``'s animation, or None."""
+    return track_from_text(str(_key(obj)[STORE].get("phones", ""))) if has_articulation(obj) else None
+
+
+def _store(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, track) -> None:
+    key = obj.data.shape_keys
+    weights = np.ascontiguousarray(anim.resampled(writer.scene_fps(scene)).exact().weights, np.float32)
+    key[EXACT] = weights.ravel()
+    key[EXACT_BASIS] = np.ascontiguousarray(anim.basis, np.float32).ravel()
+    key[EXACT_BIAS] = np.ascontiguousarray(anim.bias, np.float32).ravel()
+    key[STORE] = {"format": FORMAT, "frames": int(weights.shape[0]), "dims": int(weights.shape[1]),
+                  "fps": float(written.fps), "start": int(written.frame_start),
+                  "keys": list(written.key_names), "names": list(anim.names), "phones": track_to_text(track),
+                  "corrections": {}, "digests": {}}
+
+
+def set_track(obj, scene, track) -> ReapplyReport:
+    """Store ``track`` as the animation's phone track (an imported alignment) and re-apply."""
+    if not has_articulation(obj):
+        raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to close the lips of; run "
+                         "Animate from audio on it first.")
+    obj.data.shape_keys[STORE]["phones"] = track_to_text(track)
+    return reapply(obj, scene)
+
+
+def _stored_animation(key) -> tuple:
+    """(ShapeKeyAnimation rebuilt from the Key at the scene rate, the stored group) — see the docstring."""
+    store = key[STORE]
+    frames, dims = int(store["frames"]), int(store["dims"])
+    weights = np.asarray(key[EXACT], dtype=np.float32).reshape(frames, dims)
+    names = [str(n) for n in store["keys"]]
+    missing = [n for n in names if key.key_blocks.get(n) is None]
+    if missing:
+        raise InputError(f"The VOCA key '{missing[0]}' was deleted or renamed; run Animate from audio again.")
+    ref = writer.key_co(key.reference_key)
+    basis = np.asarray(key[EXACT_BASIS], dtype=np.float32).reshape(dims, len(ref), 3)
+    bias = np.asarray(key[EXACT_BIAS], dtype=np.float32).reshape(len(ref), 3)
+    labels = tuple(str(n) for n in store.get("names", ())) or tuple(names[:-1])
+    return ShapeKeyAnimation(basis, bias, weights, float(store["fps"]), ref, labels), store
+
+
+# ---------------------------------------------------------------------------- knobs → settings
+
+def settings_of(obj):
+    """The head's knobs (``obj.voca_articulation``) as :class:`~voca_addon.core.articulation.ArticulationSettings`
+    (the defaults when the property is not registered)."""
+    from ..core.articulation import ArticulationSettings
+    props = getattr(obj, "voca_articulation", None)
+    if props is None:
+        return ArticulationSettings()
+    return ArticulationSettings(closures=bool(props.closures),
+                                closure_strength=round(float(props.closure_strength), 6),
+                                speech_strength=round(float(props.speech_strength), 6),
+                                mouth_close=round(float(props.mouth_close), 6),
+                                smoothing_ms=round(float(props.smoothing_ms), 6))
+
+
+# ---------------------------------------------------------------------------- write / re-apply
+
+def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, outcome) -> list:
+    """After the speech is written: store VOCA's exact weights and the phone track, write the corrections.
+
+    ``outcome``: the run's :class:`.articulation_phones.PhoneOutcome`, or None (closures not asked for: the
+    exact weights are still stored, so the knobs work). Returns one line per thing to tell the artist.
+    """
+    remove_articulation(obj)
+    if written.mode != "shape_keys":
+        return ["lip closures and the articulation knobs need 'Shape keys' mode"] if outcome is not None else []
+    track = outcome.track if outcome is not None else None
+    _store(obj, scene, anim, written, track)
+    done = reapply(obj, scene)
+    lines = [outcome.message] if outcome is not None and outcome.message else []
+    if track is not None and done.closures:
+        lines.append(closure_line(track))
+    return lines
+
+
+def closure_line(track) -> str:
+    """``lip closures on 5 p/b/m and 3 f/v (detected)``."""
+    phones = [p.phone for p in track.phones]
+    closes = sum(p in BILABIALS for p in phones)
+    tucks = sum(p in LABIODENTALS for p in phones)
+    return f"lip closures on {closes} p/b/m and {tucks} f/v ({track.source})"
+
+
+def reapply(obj, scene=None) -> ReapplyReport:
+    """Re-apply the head's knobs from the stored exact weights and phone track (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        No stored animation, or one of VOCA's keys was deleted / renamed.
+    """
+    from ..core.articulation import apply_controls
+    if not has_articulation(obj):
+        raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to adjust; run Animate from "
+                         "audio on it first.")
+    key = obj.data.shape_keys
+    anim, store = _stored_animation(key)
+    track = track_from_text(str(store.get("phones", "")))
+    settings = settings_of(obj)
+    line = None
+    if settings.closures and track is None:
+        line = "No phone track: import an alignment file or give a transcript for lip closures."
+        settings = _without_closures(settings)
+    result = apply_controls(anim, track, settings)
+    digests = dict(store.get("digests", {}))
+    edited: list = []
+    rewritten = _write_speech(key, settings, result, store, digests, edited)
+    rewritten += _write_corrections(obj, key, result, store, digests, edited)
+    store["digests"] = digests
+    return ReapplyReport(rewritten, tuple(edited), result.corrections is not None, line)
+
+
+def _without_closures(settings):
+    from dataclasses import replace
+    return replace(settings, closures=False)
+
+
+def _digest(points: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(points, np.float32).tobytes(), digest_size=12).hexdigest()
+
+
+def _write_speech(key, settings, result, store, digests, edited) -> int:
+    """VOCA's curves (``weights / s_k``) and the bias key's value; returns how many curves changed.
+
+    Every key's slider range is widened to hold its new values (Blender clamps a key's value to it).
+
+    Raises
+    ------
+    InputError
+        A knob pushes a key past Blender's limit of ±10 (nothing is written then).
+    """
+    names = [str(n) for n in store["keys"]]
+    frames = int(store["start"]) + np.arange(result.num_frames, dtype=np.float64)
+    scales = dict(key.get(writer.KEY_SCALES, {}))
+    columns = result.weights.astype(np.float32) / np.array([scales.get(n, 1.0) for n in names[:-1]], np.float32)
+    bias = np.float32(settings.speech_strength)      # core: bias × s; the key keeps VOCA's bias shape
+    peak = max(float(np.abs(columns).max(initial=0.0)), float(bias))
+    if peak > writer.SLIDER_LIMIT:
+        raise InputError(f"These knobs take a VOCA key to {peak:.1f}, past Blender's limit of "
+                         f"{writer.SLIDER_LIMIT:g}; lower the speech strength.")
+    rewritten = 0
+    for k, name in enumerate(names[:-1]):
+        _widen(key.key_blocks[name], columns[:, k])
+        rewritten += _write_curve(key, name, frames, columns[:, k], LINEAR, "VOCA", digests, edited)
+    _widen(key.key_blocks[names[-1]], np.array([bias]))
+    return rewritten + _write_curve(key, names[-1], frames[:1], np.array([bias], np.float32), CONSTANT, "VOCA",
+                                    digests, edited)
+
+
+def _widen(block, values: np.ndarray) -> None:
+    """Widen ``block``'s slider range to hold ``values`` (within ±10), as the writer sets it."""
+    high = min(writer.SLIDER_LIMIT, math.ceil(max(1.0, float(values.max(initial=0.0)))))
+    low = max(-writer.SLIDER_LIMIT, math.floor(min(0.0, float(values.min(initial=0.0)))))
+    if high > block.slider_max:
+        block.slider_max = high
+    if low < block.slider_min:
+        block.slider_min = low
+
+
+def _write_corrections(obj, key, result, store, digests, edited) -> int:
+    """Correction keys (made on first use, muted with the closures off) and their curves around the phones."""
+    made = dict(store.get("corrections", {}))
+    corrections = result.corrections
+    if corrections is None:
+        for name in made.values():
+            block = key.key_blocks.get(name)
+            if block is not None:
+                block.mute = True
+        return 0
+    start = int(store["start"])
+    rewritten = 0
+    for c, core_name in enumerate(corrections.names):
+        name = made.get(core_name)
+        block = key.key_blocks.get(name) if name else None
+        if block is None:
+            block = _new_correction_key(obj, core_name, corrections.basis[c])
+            made[core_name] = block.name
+            store["corrections"] = made
+        block.mute = False
+        frames, values = support(corrections.weights[:, c].astype(np.float32))
+        rewritten += _write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited)
+    return rewritten
+
+
+def _new_correction_key(obj, name: str, shape: np.ndarray):
+    created: list = []
+    ref = writer.key_co(obj.data.shape_keys.reference_key)
+    block = writer.new_key(obj, name, ref + shape.astype(np.float32), created)
+    block.slider_min, block.slider_max = -writer.SLIDER_LIMIT, writer.SLIDER_LIMIT
+    key = obj.data.shape_keys
+    key[CORRECTION_KEYS] = list(key.get(CORRECTION_KEYS, [])) + created
+    return block
+
+
+def support(weights: np.ndarray) -> tuple:
+    """(frame offsets float64 [N], values float32 [N]) to key: the non-zero frames and one zero key on each
+    side of every run of them (LINEAR between keys gives the exact zeros elsewhere); one zero key when the
+    curve is zero throughout."""
+    nonzero = weights != 0
+    keep = nonzero.copy()
+    keep[1:] |= nonzero[:-1]
+    keep[:-1] |= nonzero[1:]
+    if not keep.any():
+        keep[0] = True
+    index = np.flatnonzero(keep)
+    return index.astype(np.float64), weights[index]
+
+
+def _write_curve(key, name: str, frames, values, interpolation: int, group: str, digests: dict,
+                 edited: list) -> int:
+    """Key ``name``'s curve to (frames, values) unless the artist edited it since the add-on last wrote it.
+
+    Returns 1 when the curve was (re)written, else 0. The new points' digest is recorded in ``digests``.
+    """
+    anim_data = key.animation_data
+    path = keyframes.value_path(name)
+    fcurve = compat.find_fcurve(anim_data, path)
+    new = np.empty((len(frames), 2), np.float32)
+    new[:, 0], new[:, 1] = frames, values
+    if fcurve is not None:
+        current = keyframes.curve_points(fcurve)
+        if name in digests and digests[name] != _digest(current):
+            edited.append(name)
+            return 0
+        if current.shape == new.shape and np.array_equal(current, new):
+            digests[name] = _digest(current)
+            return 0
+        if len(fcurve.keyframe_points) == len(new) and np.array_equal(current[:, 0], new[:, 0]):
+            fcurve.keyframe_points.foreach_set("co", new.ravel())
+            fcurve.update()
+            digests[name] = _digest(keyframes.curve_points(fcurve))
+            return 1
+        group = fcurve.group.name if fcurve.group is not None else group
+        compat.remove_fcurve(anim_data.action, fcurve)
+    fcurve = compat.new_fcurve(anim_data, path, index=0, group=group)
+    keyframes.set_keyframes(fcurve, new[:, 0].astype(np.float64), new[:, 1], interpolation)
+    digests[name] = _digest(keyframes.curve_points(fcurve))
+    return 1
+
+
+# ---------------------------------------------------------------------------- removal
+
+def remove_articulation(obj) -> int:
+    """Remove the correction keys, their curves and the stored data; returns how many keys were removed."""
+    key = _key(obj)
+    if key is None:
+        return 0
+    names = [str(n) for n in key.get(CORRECTION_KEYS, [])]
+    anim_data = key.animation_data
+    action = anim_data.action if anim_data is not None else None
+    if action is not None and action.get(writer.OWNED):
+        for name in names:
+            fcurve = compat.find_fcurve(anim_data, keyframes.value_path(name))
+            if fcurve is not None:
+                compat.remove_fcurve(action, fcurve)
+    removed = writer.remove_key_blocks(obj, names)
+    for prop in (EXACT, EXACT_BASIS, EXACT_BIAS, STORE, CORRECTION_KEYS):
+        if prop in key:
+            del key[prop]
+    return removed
+
+
+__all__ = ["EXACT", "STORE", "CORRECTION_KEYS", "ReapplyReport", "has_articulation", "stored_track", "set_track",
+           "settings_of", "write_articulation", "reapply", "remove_articulation", "support", "closure_line",
+           "track_to_text", "track_from_text"]
