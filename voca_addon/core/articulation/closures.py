@@ -1,0 +1,276 @@
+"""Corrective lip keys: p/b/m closures (``voca_lips_close``) and f/v tucks (``voca_lips_tuck``).
+
+Each key is one displacement field on FLAME's lips, taken from the animation's own motion: the
+least-squares regression, over the animation's frames, of the lip region's displacement on the mean
+inner-lip opening (mean of the pair gaps along the whole line minus their rest values). VOCA opens the
+line in essentially one mode (98.7 % of the variance of the 15 pair gaps of the official test sentence is
+its first component), so removing that mode closes the line corner to corner at once. The closure key is
+that field reversed, scaled so weight 1 removes :data:`KEY_UNIT` of mean opening, faded out over the lip
+region (:mod:`.lipline`). The tuck key is its lower-lip half plus an equal backward (−z) motion: the
+lower lip rises to the upper lip and slides behind it, under the upper teeth.
+
+Weights per frame: around each phone a coarticulation envelope (onset ramp :data:`ONSET_RAMP` before the
+plateau, release ramp :data:`RELEASE_RAMP` after it; the plateau is the phone shifted to where the
+motion's own opening is smallest, within :data:`SHIFT_RANGE`) times the frame's *full* weight, solved in
+closed form per frame: the smallest weight that brings every pair of the line to its rest gap, capped so
+that no pair comes closer than its floor (``LipLine.floor``: 1.0 mm in the middle of the line, less toward
+the corners in proportion to the rest gap); a pair the motion already holds under its floor keeps
+:data:`PRESS_KEEP` of its gap. Keys
+are exactly zero farther than ``ONSET_RAMP − SHIFT_RANGE[0]`` before and ``RELEASE_RAMP + SHIFT_RANGE[1]``
+after every phone (< 150 ms).
+
+Contract: numpy only; pure functions; units metres and seconds; frame ``i`` is at ``i / fps``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..animation.shapekeys import Corrections, ShapeKeyAnimation
+from ..errors import InputError
+from .lipline import LipLine, check_flame, lip_line
+
+CORRECTION_NAMES = ("voca_lips_close", "voca_lips_tuck")
+CLOSURE_PHONES = ("P", "B", "M")
+TUCK_PHONES = ("F", "V")
+KEY_UNIT = 0.01            # m of mean inner-lip opening that weight 1 removes
+ONSET_RAMP = 0.060         # s, closure onset before the plateau
+RELEASE_RAMP = 0.050       # s, release after the plateau
+SHIFT_RANGE = (-0.080, 0.020)   # s, how far a plateau may move to meet the motion's smallest opening
+MIN_PLATEAU = 0.020        # s, a plateau is at least this long (a frame at 60 fps falls inside)
+TRACK_END_TOLERANCE = 0.05  # s, a phone may end this far past the animation's end
+MIN_OPENING_SPREAD = 2e-4  # m, below this std of the opening the motion teaches no field
+NEAR_CLOSURE = 0.0005     # m, frames weigh exp(−opening / NEAR_CLOSURE) in the field's regression
+TUCK_BACK = 1.0            # the tuck slides the lower lip back (−z) this much per unit of its lift
+TARGET_SHARE = 0.25        # a key closes the pairs it moves at least this share of its most moved pair
+PRESS_KEEP = 0.75          # a pair the motion already holds below its floor keeps this share of its gap
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The two keys' fields on the lip region: float64 [2, R, 3] (close, tuck), and the line."""
+
+    region_fields: np.ndarray
+    line: LipLine
+
+    def basis(self, num_vertices: int) -> np.ndarray:
+        """float32 [2, V, 3], zero outside the lip region."""
+        full = np.zeros((2, num_vertices, 3), np.float32)
+        full[:, self.line.region] = self.region_fields
+        return full
+
+    def at_pairs(self) -> np.ndarray:
+        """(upper − lower) displacement per pair at weight 1, float64 [2, P, 3]."""
+        where = {int(v): k for k, v in enumerate(self.line.region)}
+        up = [where[int(v)] for v in self.line.pairs[:, 0]]
+        lo = [where[int(v)] for v in self.line.pairs[:, 1]]
+        return self.region_fields[:, up] - self.region_fields[:, lo]
+
+
+def pair_points(anim: ShapeKeyAnimation, line: LipLine, offset: Optional[np.ndarray] = None) -> np.ndarray:
+    """(upper − lower) vectors of the line's pairs in every frame, float64 [F, P, 3] (no corrections)."""
+    ids = line.pairs.T.reshape(-1)                                              # [2P]
+    d = anim.basis.shape[0]
+    static = (anim.template[ids] + anim.bias[ids]).astype(np.float64)           # [2P, 3]
+    if offset is not None:
+        static = static + offset[ids]
+    moving = anim.weights.astype(np.float64) @ anim.basis[:, ids].reshape(d, -1).astype(np.float64)
+    points = moving.reshape(anim.num_frames, -1, 3) + static[None]               # [F, 2P, 3]
+    p = len(line.pairs)
+    return points[:, :p] - points[:, p:]
+
+
+def fields_from_motion(anim: ShapeKeyAnimation) -> Optional[Fields]:
+    """The close and tuck fields taught by ``anim``'s own motion (None if it barely opens the mouth).
+
+    Weighted least squares of VOCA's weights on the mean opening ``o_f`` (metres), frame weights
+    ``exp(−max(o_f, 0) / NEAR_CLOSURE)``: the field is how VOCA's lips move near closure, where the
+    corrections act (its openings there are narrower, centred, than its wide vowels).
+    """
+    line = lip_line(anim.template)
+    opening = (np.linalg.norm(pair_points(anim, line), axis=2) - line.rest).mean(axis=1)   # [F] m
+    lam = np.exp(-np.maximum(opening, 0.0) / NEAR_CLOSURE)
+    lam /= lam.sum()
+    spread = opening - lam @ opening
+    if anim.num_frames < 3 or opening.std() < MIN_OPENING_SPREAD or np.sqrt(lam @ spread ** 2) < 1e-5:
+        return None
+    w = anim.weights.astype(np.float64)
+    beta = (w - lam @ w).T @ (lam * spread) / (lam @ spread ** 2)                  # [D] per m of opening
+    d = anim.basis.shape[0]
+    slope = (beta @ anim.basis[:, line.region].reshape(d, -1).astype(np.float64)).reshape(-1, 3)
+    close = -slope * KEY_UNIT * line.falloff[:, None]                           # [R, 3]
+    lower = close * (line.lower_side * line.middle)[:, None]                    # the corners stay
+    lift = np.linalg.norm(lower, axis=1, keepdims=True)
+    back = TUCK_BACK * lift * np.array([0.0, 0.0, -1.0])  # FLAME faces +z
+    tuck = lower + back
+    return Fields(np.stack([close, tuck]), line)
+
+
+def envelope(times: np.ndarray, phones: Sequence, opening: np.ndarray) -> np.ndarray:
+    """Coarticulation envelope in [0, 1] per frame for ``phones`` (Phone-like: .start, .end).
+
+    The plateau is the phone moved by ``clamp(t_min − mid, SHIFT_RANGE)``, ``t_min`` the frame of the
+    smallest ``opening`` [F] in [start + SHIFT_RANGE[0], end + SHIFT_RANGE[1]]; raised-cosine ramps.
+    """
+    env = np.zeros(len(times))
+    for phone in phones:
+        start, end = float(phone.start), float(phone.end)
+        window = np.flatnonzero((times >= start + SHIFT_RANGE[0]) & (times <= end + SHIFT_RANGE[1]))
+        shift = 0.0
+        if len(window):
+            t_min = times[window[np.argmin(opening[window])]]
+            shift = float(np.clip(t_min - 0.5 * (start + end), *SHIFT_RANGE))
+        a, b = start + shift, end + shift
+        if b - a < MIN_PLATEAU:
+            a, b = 0.5 * (a + b) - 0.5 * MIN_PLATEAU, 0.5 * (a + b) + 0.5 * MIN_PLATEAU
+        up = np.clip((times - (a - ONSET_RAMP)) / ONSET_RAMP, 0.0, 1.0)
+        down = np.clip(((b + RELEASE_RAMP) - times) / RELEASE_RAMP, 0.0, 1.0)
+        env = np.maximum(env, (0.5 - 0.5 * np.cos(np.pi * np.minimum(up, down))))
+    return env
+
+
+def _targets(q_along: np.ndarray) -> np.ndarray:
+    """Pairs a key is asked to close: those it moves at least TARGET_SHARE as much as its most moved."""
+    return np.abs(q_along) >= TARGET_SHARE * np.abs(q_along).max()
+
+
+def solve_weights(r: np.ndarray, q: np.ndarray, rest: np.ndarray, floor: np.ndarray):
+    """Per frame, the weight that closes the line and the largest weight the floor allows (distances).
+
+    Parameters
+    ----------
+    r : float64 [F, P, 3]
+        Current (upper − lower) pair vectors.
+    q : float64 [P, 3]
+        Their change per unit weight.
+    rest : float64 [P]
+        Rest gaps (targets).
+    floor : float64 [P]
+        The closest each pair may come (``LipLine.floor``).
+
+    Returns
+    -------
+    need, cap : float64 [F]
+        ``need``: smallest w ≥ 0 with ``|r + w q| ≤ rest`` for every pair the key moves (see
+        :data:`TARGET_SHARE`; one that cannot get there counts at its closest approach); ``cap``: largest
+        w ≥ 0 before some pair passes below its floor, or below :data:`PRESS_KEEP` of its gap where the
+        motion already holds it under the floor (inf when none does).
+    """
+    a = np.maximum(np.einsum("pk,pk->p", q, q), 1e-18)[None]                   # [1, P]
+    b = np.einsum("fpk,pk->fp", r, q)                                          # [F, P]
+    c = np.einsum("fpk,fpk->fp", r, r)
+    closest = np.maximum(-b / a, 0.0)
+    disc = b * b - a * (c - rest[None] ** 2)
+    reach = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0.0))) / a, closest)
+    need = np.clip(np.where(c <= rest[None] ** 2, 0.0, reach), 0.0, None)
+    need = need[:, _targets(np.sqrt(a[0]))].max(axis=1)
+    gap = np.sqrt(c)
+    low = np.where(gap >= floor[None], floor[None], PRESS_KEEP * gap)
+    disc = b * b - a * (c - low ** 2)
+    root = np.sqrt(np.maximum(disc, 0.0))
+    w1, w2 = (-b - root) / a, (-b + root) / a
+    limited = (disc > 0) & (w2 > 0)
+    cap = np.where(limited, np.maximum(w1, 0.0), np.inf).min(axis=1)
+    return need, cap
+
+
+def solve_lift(r: np.ndarray, q: np.ndarray, rest_vectors: np.ndarray, floor: np.ndarray):
+    """As :func:`solve_weights`, on the gaps along each pair's rest direction (the tuck: the lower lip
+    rises to the upper lip's height while it slides back, so the distance is not the measure).
+
+    ``rest_vectors`` float64 [P, 3]: (upper − lower) on the template.
+    """
+    rest = np.linalg.norm(rest_vectors, axis=1)
+    n = rest_vectors / rest[:, None]
+    h = np.einsum("fpk,pk->fp", r, n)                                          # [F, P] vertical gaps
+    dh = np.einsum("pk,pk->p", q, n)[None]                                     # [1, P] per unit weight
+    closing = dh < -1e-12
+    rate = np.where(closing, -dh, 1.0)
+    need = np.where(closing, np.maximum(h - rest[None], 0.0) / rate, 0.0)
+    need = need[:, _targets(dh[0]) & closing[0]].max(axis=1, initial=0.0)
+    low = np.where(h >= floor[None], floor[None], PRESS_KEEP * np.maximum(h, 0.0))
+    cap = np.where(closing, np.maximum(h - low, 0.0) / rate, np.inf).min(axis=1)
+    return need, cap
+
+
+def check_track(anim: ShapeKeyAnimation, track) -> None:
+    """Refuse a phone track that runs past the animation's end."""
+    end = max((float(p.end) for p in track.phones), default=0.0)
+    if end > anim.duration_s + TRACK_END_TOLERANCE:
+        raise InputError(f"the phone track ends at {end:.3f} s, past the animation's end ({anim.duration_s:.3f} s). "
+                         "Is it the track of another clip? Align the phones of this animation's audio.")
+
+
+def check_offset(anim: ShapeKeyAnimation, offset) -> Optional[np.ndarray]:
+    if offset is None:
+        return None
+    offset = np.asarray(offset, np.float64)
+    if offset.shape != (anim.num_vertices, 3) or not np.isfinite(offset).all():
+        raise InputError(f"the static offset (emotion) must be finite [{anim.num_vertices}, 3], got "
+                         f"{offset.shape}.")
+    return offset
+
+
+def corrections_for(motion: ShapeKeyAnimation, track, fields: Optional[Fields], strength: float = 1.0,
+                    mouth_close: float = 0.0, offset: Optional[np.ndarray] = None) -> Corrections:
+    """The two keys and their weights for ``motion`` (its own weights, no corrections) and ``track``."""
+    line = lip_line(motion.template)
+    weights = np.zeros((motion.num_frames, 2), np.float64)
+    if fields is None:
+        return Corrections(np.zeros((2, motion.num_vertices, 3), np.float32), weights.astype(np.float32),
+                           CORRECTION_NAMES)
+    times = np.arange(motion.num_frames) / float(motion.fps)
+    r = pair_points(motion, line, offset)                                       # [F, P, 3]
+    opening = (np.linalg.norm(r, axis=2) - line.rest).mean(axis=1)
+    q = fields.at_pairs()                                                       # [2, P, 3]
+    for key, labels in enumerate((CLOSURE_PHONES, TUCK_PHONES)):
+        phones = [p for p in track.phones if p.phone in labels]
+        env = envelope(times, phones, opening)
+        if key == 0:
+            need, cap = solve_weights(r, q[key], line.rest, line.floor)
+        else:
+            need, cap = solve_lift(r, q[key], line.rest_vectors, line.floor)
+        w = strength * env * need + (mouth_close if key == 0 else 0.0)
+        weights[:, key] = np.minimum(w, cap)
+        r = r + weights[:, key, None, None] * q[key][None]
+    return Corrections(fields.basis(motion.num_vertices), weights.astype(np.float32), CORRECTION_NAMES)
+
+
+def add_corrections(anim: ShapeKeyAnimation, track, strength: float = 1.0,
+                    offset: Optional[np.ndarray] = None) -> ShapeKeyAnimation:
+    """``anim`` with the lip closure and tuck keys for ``track`` layered over it.
+
+    Parameters
+    ----------
+    anim : ShapeKeyAnimation
+        On the FLAME topology (5023 vertices).
+    track : PhoneTrack
+        Its phones (seconds from the audio's start = frame 0).
+    strength : float
+        Scales the corrective weights (capped by the floor).
+    offset : float [V, 3], optional
+        A static displacement the face also carries (an emotion's delta): the closure is solved on the
+        motion plus it.
+
+    Returns
+    -------
+    ShapeKeyAnimation
+        ``anim.with_corrections(...)``; ``anim`` itself if it already has corrections.
+
+    Raises
+    ------
+    MeshError
+        Not FLAME's vertex count.
+    InputError
+        The track ends past the animation, or the offset has the wrong shape.
+    """
+    if anim.corrections is not None:
+        return anim
+    check_flame(anim.num_vertices)
+    check_track(anim, track)
+    offset = check_offset(anim, offset)
+    if not np.isfinite(strength) or strength < 0:
+        raise InputError(f"closure strength must be a finite number ≥ 0, got {strength}.")
+    return anim.with_corrections(corrections_for(anim, track, fields_from_motion(anim), strength, 0.0, offset))
