@@ -333,13 +333,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def run_guarded(call: Callable[[], None], context: str = "") -> int:
     """Run ``call`` and turn what it raises into one line on stderr and an exit status.
 
-    A user error (``VocaError``, ``OSError``) prints ``error: ...`` and gives 2; Ctrl-C gives 130; any
-    other exception is a bug: its traceback goes to a log file (:func:`errorlog.write_error_log`), one
-    line names that file, and the status is 3. Success gives 0, or the int ``call`` returns (``batch``:
+    Destinations checked during ``call`` are claimed for it (:mod:`voca_addon.core.claims`) and released
+    when it ends, however it ends. A user error (``VocaError``, ``OSError``) prints ``error: ...`` and
+    gives 2; Ctrl-C gives 130; any other exception is a bug: its traceback goes to a log file
+    (:func:`errorlog.write_error_log`), one line names that file, and the status is 3. Success gives 0, or the int ``call`` returns (``batch``:
     4 when some clips failed). Used by :func:`main` and by :mod:`voca_addon.headless` (``blender -b -P``).
     """
+    from .core import claims
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), claims.claiming():   # outputs claimed for this run, released after
             warnings.showwarning = _show_warning     # the add-on's warnings as one line each
             status = call()
     except (VocaError, OSError) as e:   # OSError: unwritable output, unreadable input no reader classified

@@ -5,7 +5,8 @@ The rules every command follows (CLI, headless Blender jobs):
 1. **Checked first.** :func:`check_output` refuses, before any model is loaded, a destination whose
    folder is missing or not writable (probed by creating and deleting a file there), that is a folder
    where a file is expected, that has the wrong extension, or that already exists without
-   ``overwrite``. :func:`check_distinct` refuses two outputs with the same path and an output that is
+   ``overwrite``; inside a command run it then claims the destination (:mod:`.claims`), so a second
+   run into it is refused while the first is alive. :func:`check_distinct` refuses two outputs with the same path and an output that is
    also an input, unless the command allows replacing its input (``--scene X --out X`` with
    ``--overwrite``).
 2. **Exact names.** The file written is the path given; nothing is appended (``out.txt`` is refused,
@@ -36,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence
 
+from . import claims
 from .errors import InputError, VocaError
 
 BACKUP_SUFFIXES = (".blend",)       # replaced files of these kinds are kept as NAME1 (X.blend1)
@@ -142,6 +144,7 @@ def check_output(path, flag: str = "--out", suffixes: Sequence[str] = (), overwr
                          f"{' (the old file is kept as ' + out.name + '1)' if _keeps_backup(out) else ''}, "
                          "or choose another name.")
     _probe_writable(folder, out)
+    claims.claim(out)                       # inside a command run: refused while another run writes it
     return out
 
 

@@ -1,0 +1,179 @@
+"""Outputs are claimed, not just checked: one run at a time writes a destination.
+
+A command run (:func:`claiming`, entered by the CLI's guard) takes each destination it will write
+before it computes anything (:func:`claim`, called by :func:`voca_addon.core.outputs.check_output`): an
+exclusive create of a small hidden file beside the destination, ``.voca-claim-DIGEST.json``, holding who
+claimed it — host name, process id, the process's start time, when, and the command line. A second run
+that wants the same destination while the first is alive is refused at once with one line naming the
+other run, ``--overwrite`` or not (two runs into one ``--out`` used to both exit 0, the second silently
+replacing the first).
+
+Claims of runs that are gone are recognised and cleared: on this host when the process no longer exists
+(or another process has its id: the start time differs); from another host — a Dask worker writing to a
+shared folder — when the claim has not been renewed for :data:`EXPIRY_S` (a running claimant renews its
+claims every :data:`RENEW_S` by touching them). Leaving :func:`claiming` releases every claim this run
+took, on every exit path; a ``kill -9`` leaves its claim for the next run to clear.
+
+Outside :func:`claiming` (Blender's operators, library use) :func:`claim` does nothing: Blender's own
+undo and the add-on's transactions protect a scene, and one window runs one job per scene.
+
+Contract: stdlib only; thread-safe; raises :class:`~voca_addon.core.errors.InputError`.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+from .errors import InputError
+
+PREFIX = ".voca-claim-"
+EXPIRY_S = 180.0          # a claim from another host not renewed for this long is stale
+RENEW_S = 30.0            # how often a running claimant renews (touches) its claims
+
+_lock = threading.Lock()
+_active: Optional[Dict[Path, Path]] = None      # destination → claim file, while a run is claiming
+_renewer: Optional[threading.Event] = None
+
+
+def claim_path(dest: os.PathLike) -> Path:
+    """The claim file of ``dest`` (beside it, hidden, a fixed short name per destination name)."""
+    dest = Path(os.path.abspath(os.fspath(dest)))
+    digest = hashlib.sha256(dest.name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return dest.with_name(f"{PREFIX}{digest}.json")
+
+
+def _start_time(pid: int) -> Optional[str]:
+    """The process's start time as the kernel counts it (Linux), to tell a reused process id apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _me() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_time(os.getpid()),
+            "since": time.time(), "command": " ".join(os.path.basename(a) if i == 0 else a
+                                                       for i, a in enumerate(sys.argv))[:300]}
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the run that wrote ``owner`` may still be running (module docstring)."""
+    if owner.get("host") != socket.gethostname():
+        return True                                             # judged by the claim's age instead
+    try:
+        pid = int(owner["pid"])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return True
+    started = _start_time(pid)
+    return owner.get("start") is None or started is None or started == owner["start"]
+
+
+def _stale(path: Path, owner: Optional[dict]) -> bool:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    if owner is None:                                           # unreadable: a half-written claim
+        return age > EXPIRY_S
+    if owner.get("host") != socket.gethostname():
+        return age > EXPIRY_S
+    return not _alive(owner)
+
+
+def _read(path: Path) -> Optional[dict]:
+    try:
+        owner = json.loads(path.read_text(encoding="utf-8"))
+        return owner if isinstance(owner, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _describe(owner: Optional[dict], path: Path) -> str:
+    if owner is None:
+        return f"another run (its claim '{path.name}' is being written)"
+    since = time.strftime("%H:%M:%S", time.localtime(float(owner.get("since", 0))))
+    return (f"another run: '{owner.get('command', '?')}' (process {owner.get('pid')} on "
+            f"{owner.get('host')}, since {since})")
+
+
+def claim(dest: os.PathLike) -> None:
+    """Claim ``dest`` for this run (no-op outside :func:`claiming`, or when this run holds it already).
+
+    Raises
+    ------
+    InputError
+        Another live run holds ``dest``: the message names it and what to do.
+    """
+    dest = Path(os.path.abspath(os.fspath(dest)))
+    with _lock:
+        if _active is None or dest in _active:
+            return
+        path = claim_path(dest)
+        mine = json.dumps(_me()).encode("utf-8")
+        for _ in range(3):
+            try:
+                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                owner = _read(path)
+                if not _stale(path, owner):
+                    raise InputError(f"'{dest}' is being written by {_describe(owner, path)}. Wait for it to "
+                                     "finish, or choose another name.") from None
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()                               # a killed run's claim: cleared
+                continue
+            except OSError as exc:
+                raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
+            with os.fdopen(handle, "wb") as out:
+                out.write(mine)
+            _active[dest] = path
+            return
+        raise InputError(f"'{dest}' is claimed and released by other runs in turn; try again.")
+
+
+def _release_all() -> None:
+    global _active
+    with _lock:
+        held, _active = _active or {}, None
+    for path in held.values():
+        owner = _read(path)
+        if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _renew(stop: threading.Event) -> None:
+    while not stop.wait(RENEW_S):
+        with _lock:
+            held = list((_active or {}).values())
+        for path in held:
+            with contextlib.suppress(OSError):
+                os.utime(path)
+
+
+@contextlib.contextmanager
+def claiming() -> Iterator[None]:
+    """Within this block :func:`claim` takes destinations; leaving it releases them all (every exit path)."""
+    global _active, _renewer
+    with _lock:
+        nested = _active is not None
+        if not nested:
+            _active, _renewer = {}, threading.Event()
+            threading.Thread(target=_renew, args=(_renewer,), name="voca-claims", daemon=True).start()
+    try:
+        yield
+    finally:
+        if not nested:
+            _renewer.set()
+            _release_all()
