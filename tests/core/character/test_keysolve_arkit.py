@@ -41,21 +41,27 @@ def test_keysolve_weights_are_bounded_and_reproduce_the_lips(solution, transferr
 
 def test_keysolve_matches_scipy_bounded_least_squares(transferred, arkit, solution):
     """Without smoothness the ADMM solution's cost equals scipy's lsq_linear per frame, on the same system:
-    the region's coordinates, then the openings' relative displacements weighted by √κ."""
+    the region's coordinates, the openings' relative displacements weighted by √κ, and the jaw preference
+    as one row √(μ G⁰_jj) per key other than jawOpen / mouthClose / mouthPress."""
     clip = ShapeKeyAnimation(transferred.basis, transferred.bias, transferred.weights[::15], 4.0,
                              transferred.template, transferred.names)
     ours = keysolve.solve_keys(clip, arkit["keys"], arkit["names"], region=solution.region, smoothness=0.0)
     a, b = ours.openings.T
-    assert len(a) > 0 and ours.report["opening_weight"] > 0
+    assert len(a) > 0 and ours.report["opening_weight"] > 0 and ours.report["jaw_key"] == "jawOpen"
     root = np.sqrt(ours.report["opening_weight"])
 
     def rows(field):                                   # [..., V, 3] → the augmented rows [..., 3(R + P)]
         parts = [field[..., solution.region, :], root * (field[..., a, :] - field[..., b, :])]
         return np.concatenate(parts, axis=-2).reshape(*field.shape[:-2], -1)
     keys, motion = rows(arkit["keys"]), rows(clip.vertices() - clip.template[None])
+    free = [arkit["names"].index(n) for n in ("jawOpen", "mouthClose", "mouthPressLeft", "mouthPressRight")]
+    prior = np.sqrt(keysolve.JAW_PREFERENCE * np.sum(keys ** 2, axis=1))
+    prior[free] = 0.0
+    keys = np.concatenate([keys, np.diag(prior)], axis=1)                  # [J, 3(R + P) + J]
     for f in range(clip.num_frames):
-        reference = lsq_linear(keys.T, motion[f], bounds=(0, 1), tol=1e-12).x
-        cost = lambda c: np.sum((c @ keys - motion[f]) ** 2)
+        target = np.r_[motion[f], np.zeros(len(prior))]
+        reference = lsq_linear(keys.T, target, bounds=(0, 1), tol=1e-12).x
+        cost = lambda c: np.sum((c @ keys - target) ** 2)
         assert cost(ours.weights[f].astype(np.float64)) <= cost(reference) * (1 + 1e-3) + 1e-12
 
 
@@ -73,9 +79,12 @@ def test_keysolve_openings_are_the_inner_lips(solution, arkit):
     assert np.all(np.abs(jaw[a] - jaw[b]) > 0.5 * opening)                   # one on each lip: jawOpen parts them
 
 
-def test_keysolve_openings_make_the_jaw_key_carry_the_opening(transferred, arkit, official, solution):
-    """The same solve without the openings' rows fits the region closer but leaves jawOpen off the lips."""
-    plain = keysolve.solve_keys(transferred, arkit["keys"], arkit["names"], opening_weight=0.0)
+def test_keysolve_openings_make_the_jaw_key_carry_the_opening(transferred, arkit, official):
+    """The same solve without the openings' rows fits the region closer but leaves jawOpen off the lips
+    (both without the jaw preference, which test_keysolve_jaw.py measures)."""
+    solution = keysolve.solve_keys(transferred, arkit["keys"], arkit["names"], jaw_preference=0.0)
+    plain = keysolve.solve_keys(transferred, arkit["keys"], arkit["names"], opening_weight=0.0,
+                                jaw_preference=0.0)
     assert len(plain.openings) == 0 and plain.report["opening_weight"] == 0.0
     flame = official.vertices()
     flame_open = np.linalg.norm(flame[:, lm.FLAME_IBUG68[62]] - flame[:, lm.FLAME_IBUG68[66]], axis=1)

@@ -3,11 +3,12 @@
 With the rig's key deltas B (J keys over the region's 3R coordinates) and the motion m_f (the
 transferred VOCA displacement of frame f from the rest shape), the weights C = [c_1 … c_F]ᵀ solve
 
-    minimise ½ Σ_f ‖Bᵀ c_f − m_f‖² + ½ κ Σ_f ‖Φᵀ c_f − o_f‖² + ½ λ Σ_f ‖c_f − c_{f−1}‖²
+    minimise ½ Σ_f ‖Bᵀ c_f − m_f‖² + ½ κ Σ_f ‖Φᵀ c_f − o_f‖² + ½ μ Σ_f Σ_{j∉free} G⁰_jj c_fj²
+             + ½ λ Σ_f ‖c_f − c_{f−1}‖²
     subject to 0 ≤ c_f ≤ 1,
 
-a box-constrained quadratic with Hessian I ⊗ G + λ L ⊗ I (G = B Bᵀ + κ Φ Φᵀ, L the path Laplacian in
-time). It is solved by ADMM (Boyd et al., *Distributed Optimization … ADMM*, 2011, §5.2) splitting
+a box-constrained quadratic with Hessian I ⊗ G + λ L ⊗ I (G = G⁰ + μ diag(G⁰_jj, 0 for the free keys),
+G⁰ = B Bᵀ + κ Φ Φᵀ, L the path Laplacian in time). It is solved by ADMM (Boyd et al., *Distributed Optimization … ADMM*, 2011, §5.2) splitting
 C = Z, Z in the box: the C-step (C G + λ L C + ρ C = H + ρ(Z − U)) is diagonal in the basis DCT-II
 (time: L's eigenvectors, eigenvalues σ_k = 4 sin²(πk / 2F)) × eigenvectors of G (keys), so each
 iteration costs two DCTs (``scipy.fft``) and two J×J products; Z-step: clip; U-step: U += C − Z, with
@@ -30,6 +31,19 @@ chin still: lowering the lower lip alone then fits the region better); with it, 
 opens and when the lips meet come first and the jaw key carries the opening. The pairs come from the
 motion and the rest shape alone: no key names, no landmarks, any rig.
 
+The μ term puts **the jaw on the jaw key** (ARKit rigs: a MetaHuman or any Live Link consumer moves its
+jaw bone from ``jawOpen``): with a key named ``jawOpen`` (:func:`jaw_key`) every other key's weight costs
+``JAW_PREFERENCE`` × its own energy G⁰_jj (scale-free: the same on any rig, in any units), the free keys'
+nothing (``FREE_KEYS``: jawOpen, and mouthClose / mouthPress, the keys that close the lips). Where several
+key mixes reproduce the motion about equally well — a rig whose mouthLowerDown also drops the chin, or
+whose jawOpen parts the lips more or less than VOCA's jaw does — the mix with more jaw wins; the mouth
+keys still take what only they fit (the lips' own parting and shape), and the lips' closing stays free.
+Measured in docs/character.md on the reference ARKit face and three rigs re-sculpted from it.
+
+The motion reproduced is the animation's corrected one when it carries corrections (lip closures on
+p/b/m, :class:`~..animation.shapekeys.Corrections`): their fields and weights join VOCA's
+(:func:`motion_fields`), so on an ARKit rig mouthClose / mouthPress close the lips where VOCA's do not.
+
 Contract: numpy + scipy; pure functions, any thread. Units: the target's.
 """
 from __future__ import annotations
@@ -49,6 +63,8 @@ SMOOTHNESS = 0.02        # λ relative to the mean eigenvalue of G
 OPENING_RADIUS = 0.5     # opening pairs: closer at rest than this × the largest vertex motion range
 OPENING_SHARE = 0.8      # … whose distance ranges over at least this share of the widest opening
 OPENING_WEIGHT = 2.0     # κ: the openings' rows together weigh this many times the region's
+JAW_PREFERENCE = 0.02    # μ: every key but FREE_KEYS costs μ × its own energy (ties go to the jaw key)
+FREE_KEYS = ("jawOpen", "mouthClose", "mouthPressLeft", "mouthPressRight")   # the jaw, the lips' closing
 OPENING_CELL = 0.25      # candidate vertices: one per grid cell of this × the pair radius (dense meshes)
 SPREAD_FRAMES = 600      # … measured on at most this many frames, evenly spaced (10 per second at 60 s)
 MAX_ITERATIONS = 2000
@@ -169,26 +185,57 @@ def _rows(animation: ShapeKeyAnimation, keys: np.ndarray, vertices: np.ndarray, 
     """Least-squares rows of the keys and the motion: the region's coordinates, then the openings'.
 
     Returns (B [J, 3n], basis [K, 3n], bias [3n]) with n = len(vertices) + len(pairs); the motion of
-    frame f on these rows is ``bias + weights[f] @ basis``.
+    frame f on these rows is ``bias + weights[f] @ basis`` (basis and weights with the animation's
+    corrections appended: :func:`motion_fields`).
     """
     def rows(field_):                                                     # [..., V, 3] → [..., 3n]
         parts = [field_[..., vertices, :], field_[..., pairs[:, 0], :] - field_[..., pairs[:, 1], :]]
         return np.concatenate(parts, axis=-2).reshape(*field_.shape[:-2], -1)
-    return (rows(keys), rows(animation.basis.astype(np.float64)), rows(animation.bias.astype(np.float64)))
+    basis = motion_fields(animation)[0]
+    return (rows(keys), rows(basis.astype(np.float64)), rows(animation.bias.astype(np.float64)))
+
+
+def motion_fields(animation: ShapeKeyAnimation):
+    """The animation's fields and weights with its corrections appended: (basis [K, V, 3], weights [F, K]).
+
+    The solve's target motion is the corrected one (``animation.vertices()``): closed lips on p/b/m are
+    reproduced by the rig's own mouth keys.
+    """
+    c = animation.corrections
+    if c is None or not c.basis.shape[0]:
+        return animation.basis, animation.weights
+    return (np.concatenate([animation.basis, c.basis.astype(animation.basis.dtype)]),
+            np.concatenate([animation.weights, c.weights.astype(animation.weights.dtype)], axis=1))
+
+
+def _canonical(name):
+    from .arkit import canonical_name
+    return canonical_name(str(name))
+
+
+def jaw_key(names):
+    """The index in ``names`` of the ARKit ``jawOpen`` key (any spelling :func:`.arkit.canonical_name`
+    reads: ``JawOpen``, ``bs.jaw_open``…), or None."""
+    from .arkit import canonical_name
+    return next((i for i, n in enumerate(names) if canonical_name(str(n)) == "jawOpen"), None)
 
 
 def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=None,
-               smoothness: float = SMOOTHNESS, opening_weight: float = OPENING_WEIGHT) -> KeySolution:
+               smoothness: float = SMOOTHNESS, opening_weight: float = OPENING_WEIGHT,
+               jaw_preference: float = JAW_PREFERENCE) -> KeySolution:
     """Weights of the rig's ``keys`` that best reproduce ``animation`` over ``region``.
 
     Parameters
     ----------
-    animation : ShapeKeyAnimation   on the rig's mesh (e.g. from :func:`.transfer.transfer`)
+    animation : ShapeKeyAnimation   on the rig's mesh (e.g. from :func:`.transfer.transfer`); its
+                                    corrections, if any, are part of the motion reproduced
     keys : float [J, V, 3]          the rig's key deltas (key − rest)
     names : sequence of J str
     region : int [R], optional      vertices to match (default :func:`motion_region`)
     smoothness : float              λ relative to the mean eigenvalue of G
     opening_weight : float          the openings' total weight relative to the region's (0: none)
+    jaw_preference : float          μ: with an ARKit ``jawOpen`` among the keys, every key but
+                                    ``FREE_KEYS`` costs μ × its own energy G_jj (0: none; module docstring)
     """
     keys = np.asarray(keys, np.float64)
     if keys.ndim != 3 or keys.shape[1:] != animation.template.shape or len(names) != len(keys):
@@ -205,13 +252,21 @@ def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=Non
     if not active.size:
         raise InputError("none of the keys moves the mouth or jaw; pick keys that shape the mouth.")
     ba, bw = b[active], b[active] * row_weight
-    w = animation.weights.astype(np.float64)
+    w = motion_fields(animation)[1].astype(np.float64)
     h = (bw @ bias)[None, :] + w @ (bw @ basis.T).T                       # H = B W m_f  [F, J]
-    c, iterations = admm_box_qp(bw @ ba.T, h, smoothness)                 # G = B W Bᵀ
+    g = bw @ ba.T                                                         # G = B W Bᵀ
+    jaw = jaw_key([names[a] for a in active])
+    if jaw is not None and jaw_preference > 0:                            # + μ Σ_{j not free} G_jj c_j²
+        free = [i for i, a in enumerate(active) if _canonical(names[a]) in FREE_KEYS]
+        prior = jaw_preference * np.diag(g).copy()
+        prior[free] = 0.0
+        g = g + np.diag(prior)
+    c, iterations = admm_box_qp(g, h, smoothness)
     weights = np.zeros((len(w), len(keys)), np.float32)
     weights[:, active] = c
     report = _errors(c, ba, w, basis, bias, len(region))
-    report.update(iterations=iterations, opening_weight=float(kappa if len(pairs) else 0.0))
+    report.update(iterations=iterations, opening_weight=float(kappa if len(pairs) else 0.0),
+                  jaw_key=None if jaw is None else str(names[active[jaw]]))
     return KeySolution(weights, tuple(names), region, report, pairs)
 
 

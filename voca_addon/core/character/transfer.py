@@ -21,7 +21,9 @@ map T (V_target × 5023), so the target's animation is again a :class:`ShapeKeyA
   chin patch extrapolates badly: teeth moved 0.4× the chin.)
 
 Fields are then taken into the target frame by the similarity's s·R. The rest shape (the template)
-is the target's vertices themselves, untouched.
+is the target's vertices themselves, untouched. Corrective keys (:class:`~..animation.shapekeys.Corrections`:
+the lip closures) are fields too: their basis goes through the same T and stays apart in the result,
+with the same weights, so VOCA's exact motion on the target is still one ``exact()`` away.
 
 Contract: numpy + scipy; pure functions, any thread. Units: FLAME metres in, target units out.
 """
@@ -31,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from ..animation.shapekeys import ShapeKeyAnimation
+from ..animation.shapekeys import Corrections, ShapeKeyAnimation
 from ..errors import InputError
 from . import landmarks as lm, surface
 from .fit import EYE, JAW, SKULL, SURFACE, Fit
@@ -149,13 +151,23 @@ def transfer(animation: ShapeKeyAnimation, fit: Fit, target: np.ndarray,
     -------
     ShapeKeyAnimation
         template = ``target`` (float32), basis [D, V_target, 3] and bias in the target's units and
-        frame, the same weights, fps and names.
+        frame, the same weights, fps and names; the animation's corrections (lip closures…), if any,
+        transferred the same way and kept apart (:func:`transfer_corrections`).
     """
     if animation.num_vertices != lm.FLAME_NUM_VERTICES:
         raise InputError(f"the animation has {animation.num_vertices} vertices; retargeting needs VOCA's "
                          f"FLAME animation ({lm.FLAME_NUM_VERTICES} vertices).")
     t = transfer_matrix(fit, target, faces) if matrix is None else matrix
     moved = transfer_fields(np.concatenate([animation.bias[None], animation.basis]), fit, t)   # [D+1, V_t, 3]
+    c = animation.corrections
     return ShapeKeyAnimation(np.ascontiguousarray(moved[1:]), np.ascontiguousarray(moved[0]),
-                             animation.weights, animation.fps,
-                             np.asarray(target, np.float32), animation.names)
+                             animation.weights, animation.fps, np.asarray(target, np.float32),
+                             animation.names, None if c is None else transfer_corrections(c, fit, t))
+
+
+def transfer_corrections(corrections: Corrections, fit: Fit, matrix: sp.csr_matrix) -> Corrections:
+    """Corrective keys on FLAME → on the target: their basis through T like every field (the same map, so
+    the corrected target is the transfer of the corrected FLAME face), the same weights and names."""
+    moved = transfer_fields(corrections.basis, fit, matrix) if len(corrections.basis) else \
+        np.zeros((0, matrix.shape[0], 3), np.float32)
+    return Corrections(np.ascontiguousarray(moved), corrections.weights, corrections.names)
