@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -330,6 +332,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 
 
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) raises ``KeyboardInterrupt`` for the whole command, whoever set its handler before.
+
+    A job started with ``&`` from a script inherits SIGINT *ignored* (POSIX shells without job control), and
+    Blender (``blender -b -P headless.py``) installs a C handler that only sets a break flag: in both a
+    ``kill -INT`` was lost and the command ran to its end with exit 0. Main thread only.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_guarded(call: Callable[[], None], context: str = "") -> int:
     """Run ``call`` and turn what it raises into one line on stderr and an exit status.
 
@@ -340,6 +353,7 @@ def run_guarded(call: Callable[[], None], context: str = "") -> int:
     4 when some clips failed). Used by :func:`main` and by :mod:`voca_addon.headless` (``blender -b -P``).
     """
     from .core import claims
+    _interruptible()
     try:
         with warnings.catch_warnings(), claims.claiming():   # outputs claimed for this run, released after
             warnings.showwarning = _show_warning     # the add-on's warnings as one line each
