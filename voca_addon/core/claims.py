@@ -43,11 +43,18 @@ _active: Optional[Dict[Path, Path]] = None      # destination → claim file, wh
 _renewer: Optional[threading.Event] = None
 
 
+def digest(text: str, size: int) -> str:
+    """A short hex digest of ``text`` (any name, non-Latin or not) for hidden file names."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:size]
+
+
+HOST_TOKEN = digest(socket.gethostname(), 6)      # this host, in temporary file names
+
+
 def claim_path(dest: os.PathLike) -> Path:
     """The claim file of ``dest`` (beside it, hidden, a fixed short name per destination name)."""
     dest = Path(os.path.abspath(os.fspath(dest)))
-    digest = hashlib.sha256(dest.name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return dest.with_name(f"{PREFIX}{digest}.json")
+    return dest.with_name(f"{PREFIX}{digest(dest.name, 16)}.json")
 
 
 def _start_time(pid: int) -> Optional[str]:
@@ -65,19 +72,25 @@ def _me() -> dict:
                                                        for i, a in enumerate(sys.argv))[:300]}
 
 
+def process_gone(pid, start: Optional[str] = None) -> bool:
+    """Whether process ``pid`` of this host has ended (or its id now belongs to a process started at
+    another time than ``start``). Unknown (not a pid, another user's process): not gone."""
+    try:
+        pid = int(pid)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, TypeError, ValueError):
+        return False
+    started = _start_time(pid)
+    return start is not None and started is not None and started != start
+
+
 def _alive(owner: dict) -> bool:
     """Whether the run that wrote ``owner`` may still be running (module docstring)."""
     if owner.get("host") != socket.gethostname():
         return True                                             # judged by the claim's age instead
-    try:
-        pid = int(owner["pid"])
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, TypeError, ValueError):
-        return True
-    started = _start_time(pid)
-    return owner.get("start") is None or started is None or started == owner["start"]
+    return not process_gone(owner.get("pid"), owner.get("start"))
 
 
 def _stale(path: Path, owner: Optional[dict]) -> bool:

@@ -28,10 +28,8 @@ instance (one command, one :class:`Staged`).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -45,31 +43,18 @@ TEMP_PREFIX = ".voca-"
 FOREIGN_LEFTOVER_S = 24 * 3600.0    # another host's temporary file older than this is a leftover
 
 
-def _digest(text: str, size: int) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:size]
-
-
-_HOST = _digest(socket.gethostname(), 6)
-
-
 def temp_name(dest: Path) -> Path:
     """A fresh hidden temporary path beside ``dest`` (module rule 6); no file is made."""
     dest = Path(dest)
     ext = "".join(c for c in dest.suffix[:12] if c.isascii() and (c.isalnum() or c == "."))
-    return dest.with_name(f"{TEMP_PREFIX}{_digest(dest.name, 12)}.{_HOST}.{os.getpid()}."
+    return dest.with_name(f"{TEMP_PREFIX}{claims.digest(dest.name, 12)}.{claims.HOST_TOKEN}.{os.getpid()}."
                           f"{secrets.token_hex(4)}.part{ext}")
 
 
 def _owner_gone(host: str, pid: str, mtime: float) -> bool:
-    if host != _HOST:
+    if host != claims.HOST_TOKEN:
         return time.time() - mtime > FOREIGN_LEFTOVER_S
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):     # alive under another user, or not a pid: keep it
-        return False
-    return False                                # alive (a concurrent run, or this process)
+    return claims.process_gone(pid)
 
 
 def sweep_leftovers(dest: Path) -> int:
@@ -77,7 +62,7 @@ def sweep_leftovers(dest: Path) -> int:
     dest = Path(dest)
     removed = 0
     try:
-        candidates = list(dest.parent.glob(f"{TEMP_PREFIX}{_digest(dest.name, 12)}.*.part*"))
+        candidates = list(dest.parent.glob(f"{TEMP_PREFIX}{claims.digest(dest.name, 12)}.*.part*"))
     except OSError:
         return 0
     for path in candidates:
