@@ -79,6 +79,8 @@ def add_commands(sub) -> None:
                    "(vertices, basis, bias, weights, template, fps; at the scene's frame rate)")
     _add_render_args(a)
     _add_liveliness_args(a)
+    from . import articulation_cli          # --transcript, --alignment, --no-closures, --phonemes
+    articulation_cli.add_args(a)
     i = sub.add_parser("import-sequence", help="mesh sequence → shape keys in a .blend (needs Blender)")
     i.add_argument("source", help="folder of per-frame .obj/.ply, a .npy [F,V,3] or a .npz with 'vertices'")
     i.add_argument("--template", metavar="MESH", help="the sequence's neutral mesh (FLAME_sample.ply)")
@@ -87,6 +89,7 @@ def add_commands(sub) -> None:
                    "the .npz's, else 60)")
     i.add_argument("--out", required=True, metavar="OUT.blend")
     i.add_argument("--overwrite", action="store_true", help="replace an existing --out (kept as .blend1)")
+    articulation_cli.add_args(i)            # with --audio: lip closures from the sound (not twice)
     for name, what in (("export-pc2", "F.pc2"), ("export-obj", "FOLDER")):
         e = sub.add_parser(name, help=f"a .blend's animated head → {what} (needs Blender)")
         e.add_argument("blend", metavar="SCENE.blend")
@@ -262,9 +265,13 @@ def cmd_animate(args) -> None:
     scene_in = _existing(args.scene, "Scene")
     _positive_fps(args.fps)
     condition = parse_style(args.style) if args.style else args.condition
+    from . import articulation_cli as artic
+    from .core.speech.audio import check_audio_path
+    check_audio_path(audio)
+    plan = artic.plan_from_args(args, audio, args.overwrite)         # refused before Blender is touched
     bpy = _import_bpy("animate")
     _check_render_args(args)
-    _check_distinct(args, audio, scene_in or bpy.data.filepath or None)
+    _check_distinct(args, audio, scene_in or bpy.data.filepath or None, plan.phonemes_out)
     from .blender import pipeline
     scene, new = _open_scene(bpy, scene_in)
     if args.fps or new:
@@ -276,7 +283,8 @@ def cmd_animate(args) -> None:
         condition=condition, emotion=args.emotion, emotion_source=args.emotion_source,
         strength=args.strength, start_frame=args.start_frame, mode=args.mode,
         emotion_neutral=_existing(args.emotion_neutral, "Neutral mesh"), channel=args.channel,
-        head_rest=None if head is None else heads.rest_shape(head), liveliness=liveliness_settings(args))
+        head_rest=None if head is None else heads.rest_shape(head), liveliness=liveliness_settings(args),
+        phones=_phone_request(plan, args))
     pipeline.validate_settings(settings)        # every missing model file at once; no template for a head
     if head is None:
         head = pipeline.ensure_head(bpy.context, args.template)
@@ -286,31 +294,52 @@ def cmd_animate(args) -> None:
     if warning:
         print(f"warning: {warning}")
     progress = _print_progress()
-    result = pipeline.compute(settings, progress)
+    artic.warn(plan.warnings, sys.stdout)
+    # the phones without closures (--no-closures --phonemes): our own pass, beside DeepSpeech
+    phones = artic.PhonePass(plan, artic.audio_source(audio, args.channel)) if settings.phones is None else None
+    result = pipeline.compute(settings, progress)      # with closures: the pipeline's phone pass (same rules)
     pipeline.clear_model_cache()        # one run per process: the networks' memory goes before Blender's grows
+    track = phones.result() if phones is not None else (result.phones.track if result.phones else None)
     progress(1.0, "writing the animation into the scene")
-    report = pipeline.apply(scene, head, result, settings)
-    _write_outputs(bpy, scene, args, head, report, result.animation)
+    report = pipeline.apply(scene, head, result, settings)     # the head's correction keys: articulation_writer
+    if phones is not None:
+        artic.warn(track.warnings if track is not None else (), sys.stdout)
+    _write_outputs(bpy, scene, args, head, report, artic.articulate(result.animation, plan, track), track,
+                   plan, own_pass=phones is not None)
 
 
-def _check_distinct(args, audio: str, scene_file: Optional[str]) -> None:
+def _phone_request(plan, args):
+    """The pipeline's phone request for ``plan`` (:mod:`voca_addon.blender.articulation_phones`): the
+    alignment file, else the transcript (given, or AUDIO.txt beside the audio), else detection; None when
+    the closures are off or cannot be made (no PocketSphinx: the plan's warning says so)."""
+    if not plan.closures:
+        return None
+    from .blender.articulation_phones import PhoneRequest
+    alignment = os.path.abspath(args.alignment) if getattr(args, "alignment", None) else None
+    return PhoneRequest(alignment_path=alignment, transcript=plan.transcript)
+
+
+def _check_distinct(args, audio: str, scene_file: Optional[str], phonemes: Optional[str] = None) -> None:
     from pathlib import Path
     from .core import outputs
     outputs.check_distinct({"--out": Path(args.out), "--render": Path(args.render) if args.render else None,
-                            "--npz": Path(args.npz) if args.npz else None},
-                           {"AUDIO": audio, "--scene": scene_file}, replaceable=("--scene",),
-                           overwrite=args.overwrite)
+                            "--npz": Path(args.npz) if args.npz else None,
+                            "--phonemes": Path(phonemes) if phonemes else None},
+                           {"AUDIO": audio, "--scene": scene_file, "--alignment": args.alignment},
+                           replaceable=("--scene",), overwrite=args.overwrite)
 
 
-def _write_outputs(bpy, scene, args, head, report, anim) -> None:
-    """Save ``--out``, write ``--npz`` and render ``--render`` under temporary names; rename them all only
-    when all are done."""
+def _write_outputs(bpy, scene, args, head, report, anim, track=None, plan=None, own_pass=False) -> None:
+    """Save ``--out``, write ``--npz`` / ``--phonemes`` and render ``--render`` under temporary names; rename
+    them all only when all are done."""
     from pathlib import Path
+    from . import articulation_cli as artic
     from .blender import framewise, packing, render, writer
     from .core import engine, outputs
     out, video = Path(args.out), Path(args.render) if args.render else None
     npz = Path(args.npz) if args.npz else None
-    with outputs.Staged([out] + [p for p in (video, npz) if p]) as staged:
+    phonemes = Path(plan.phonemes_out) if plan is not None and plan.phonemes_out else None
+    with outputs.Staged([out] + [p for p in (video, npz, phonemes) if p]) as staged:
         try:
             if video:
                 render.frame_head(scene, *args.resolution, target=head)   # the saved scene gets the camera
@@ -319,14 +348,19 @@ def _write_outputs(bpy, scene, args, head, report, anim) -> None:
             _save_copy(bpy, staged.temp(out), args.out)
             if npz:
                 print(f"writing {npz}", flush=True)
-                engine.save_animation_npz(anim.resampled(writer.scene_fps(scene)), staged.temp(npz))
+                engine.save_animation_npz(anim.resampled(writer.scene_fps(scene)), staged.temp(npz), phones=track)
+            if phonemes:
+                artic.write_phonemes(track, str(staged.temp(phonemes)))
             result = video and render.render_video(scene, staged.temp(video), frames=args.frames,
                                                    engine=args.engine, resolution=args.resolution, target=head,
                                                    progress=framewise.console_progress(), quiet=True)
         except InputError as exc:
             raise InputError(staged.user_message(str(exc))) from None
         staged.commit()
-    print(f"wrote {out}: head '{head.name}', {report.summary()}")
+    print(f"wrote {out}: head '{head.name}', {report.summary()}"
+          + (f"; {artic.describe(plan, track)}" if own_pass and track is not None else ""))
+    if phonemes:
+        print(f"wrote {phonemes}: {len(track.phones)} phones")
     if npz:
         print(f"wrote {npz}: the speech animation in infer's layout at {writer.scene_fps(scene):g} fps")
     if report.warning:
@@ -350,24 +384,65 @@ def _sequence_fps(source: str) -> Optional[float]:
 
 
 def cmd_import_sequence(args) -> None:
+    """SOURCE (+ ``--audio``) → shape keys in a new ``.blend``. With ``--audio`` the lips close on its p/b/m
+    (:mod:`voca_addon.articulation_cli`), unless the source already carries corrections (an ``.npz`` from
+    ``infer`` / ``animate --npz`` / ``batch``, read in its shape-key form: never corrected twice)."""
+    import dataclasses
     from pathlib import Path
+    from . import articulation_cli as artic
     from .core import outputs
     args.out = _out_file(args.out, ".blend", args.overwrite)
     source = _existing(args.source, "Sequence")
     audio = _existing(args.audio, "Audio file")
-    outputs.check_distinct({"--out": Path(args.out)}, {"SOURCE": source, "--audio": audio})
     _positive_fps(args.fps)
+    if audio:
+        from .core.speech.audio import check_audio_path
+        check_audio_path(audio)
+    plan = artic.plan_from_args(args, audio, args.overwrite)
+    outputs.check_distinct({"--out": Path(args.out), "--phonemes": plan.phonemes_out and Path(plan.phonemes_out)},
+                           {"SOURCE": source, "--audio": audio, "--alignment": getattr(args, "alignment", None)})
     bpy = _import_bpy("import-sequence")
     from .blender import sequence_io
+    from .core.animation import npzextras
     from .core.models import modelfiles
     template = modelfiles.resolve_template(args.template)
     fps = args.fps or _sequence_fps(source) or DEFAULT_FPS
+    anim = None
+    if source.lower().endswith(".npz") and npzextras.is_animation_file(source):
+        anim = npzextras.load_animation(source)      # shape-key form: corrections kept apart
+        anim = anim if fps == anim.fps else dataclasses.replace(anim, fps=float(fps))
+    already = anim is not None and anim.corrections is not None
+    track = None
+    if already and not args.no_closures:             # never corrected twice: re-made from the file's phones
+        track = npzextras.read_phones(source)
+        print(f"note: '{os.path.basename(source)}' already carries lip corrections "
+              f"({', '.join(anim.corrections.names)}); not corrected again"
+              + ("" if track is not None else " (it holds no phones to re-make them from: imported without them)"))
+        plan = dataclasses.replace(plan, closures=track is not None, phonemes_out=plan.phonemes_out)
+    elif audio:
+        artic.warn(plan.warnings, sys.stdout)
+        track = artic.find_phones(plan, artic.audio_source(audio))
+    phones = None
+    if plan.closures and track is not None:
+        from .blender.articulation_phones import PhoneOutcome
+        phones = PhoneOutcome(track, "; ".join(track.warnings) or None)
     scene, _ = _open_scene(bpy, None)
     set_scene_fps(scene, fps)
-    report = sequence_io.import_sequence(scene, source, template, audio, fps=fps)
-    save_blend(bpy, args.out)
+    report = sequence_io.import_sequence(scene, source, template, audio, fps=fps, animation=anim, phones=phones)
+    if plan.phonemes_out:
+        with outputs.Staged([Path(args.out), Path(plan.phonemes_out)]) as staged:
+            _save_copy(bpy, staged.temp(Path(args.out)), args.out)
+            artic.write_phonemes(track, str(staged.temp(Path(plan.phonemes_out))))
+            staged.commit()
+    else:
+        save_blend(bpy, args.out)
     print(f"wrote {args.out}: {report.frames_read} frames as {report.rank} shape keys on "
-          f"'{report.obj.name}', frames {scene.frame_start}-{scene.frame_end} at {fps:g} fps")
+          f"'{report.obj.name}', frames {scene.frame_start}-{scene.frame_end} at {fps:g} fps"
+          + "".join(f"; {line}" for line in report.articulation))
+    if plan.phonemes_out:
+        print(f"wrote {plan.phonemes_out}: {len(track.phones)} phones")
+    if phones is None and track is not None:
+        artic.warn(track.warnings, sys.stdout)
     if audio and not report.sound:
         from .blender import compat
         print(f"warning: {compat.NO_AUDIO_MESSAGE}")

@@ -64,6 +64,7 @@ class ImportReport:
     rank: int
     created_head: bool
     sound: bool
+    articulation: tuple = ()          # lip closures: one line each (what was written, or why not)
 
 
 def _source_path(path: str) -> str:
@@ -75,7 +76,8 @@ def _source_path(path: str) -> str:
 
 
 def import_sequence(scene, source, template_path, audio_path=None, fps: Optional[float] = None,
-                    obj=None, start_frame: Optional[int] = None, mode: str = "shape_keys") -> ImportReport:
+                    obj=None, start_frame: Optional[int] = None, mode: str = "shape_keys",
+                    animation=None, phones=None) -> ImportReport:
     """Import a mesh sequence as a shape-key animation (see the module docstring).
 
     Parameters
@@ -94,13 +96,21 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
         The head to animate (default: a new head built from the template).
     start_frame : int, optional
         Scene frame of the first frame (default ``scene.frame_start``).
+    animation : ShapeKeyAnimation, optional
+        The animation already read from ``source`` (``import-sequence`` reads an animation ``.npz`` in its
+        shape-key form); ``source`` is then not read. Its corrections, if any, are not written as they are:
+    phones : PhoneOutcome, optional
+        The lip closures' phone track (:mod:`.articulation_phones`): VOCA's exact weights and the track are
+        stored and the correction keys written (:func:`.articulation_writer.write_articulation`, inside the
+        same transaction).
 
     Raises
     ------
     VocaError
         Unreadable source / template / audio, mismatched vertex counts, bad mode; nothing is created.
     """
-    anim = sequences.import_sequence(_source_path(source), template_path, fps=fps)
+    anim = animation if animation is not None else sequences.import_sequence(_source_path(source), template_path,
+                                                                             fps=fps)
     start = scene.frame_start if start_frame is None else int(start_frame)
     if audio_path is not None:
         check_audio(audio_path)
@@ -109,13 +119,17 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
         if created:
             template = meshio.read_mesh(template_path)
             obj = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
-        report = writer.write_animation(obj, anim, scene, start, mode=mode, name_prefix="SEQ")
+        report = writer.write_animation(obj, anim.exact(), scene, start, mode=mode, name_prefix="SEQ")
+        closures = ()
+        if phones is not None:
+            from . import articulation_writer
+            closures = tuple(articulation_writer.write_articulation(obj, scene, anim.exact(), report, phones))
         writer.set_frame_range(scene, max(0, report.frame_start), report.frame_end)
         sound = audio_path is not None and compat.HAS_AUDIO
         if sound:
             writer.add_sound_strip(scene, audio_path, start)
     remove_mesh_cache(obj)                     # an older cache would hide the new keys
-    return ImportReport(obj, report, anim.num_frames, len(anim.names), created, sound)
+    return ImportReport(obj, report, anim.num_frames, len(anim.names), created, sound, closures)
 
 
 def check_audio(path) -> None:

@@ -18,6 +18,7 @@ Contract: numpy only (``core.phonemes`` imported when a track is rebuilt); pure 
 """
 from __future__ import annotations
 
+import os
 from typing import Dict, Optional
 
 import numpy as np
@@ -68,7 +69,10 @@ def read_corrections(z, frames: int, path="the file") -> Optional[Corrections]:
 
 
 def read_phones(z, path="the file"):
-    """The ``PhoneTrack`` stored in an open archive ``z``, or None."""
+    """The ``PhoneTrack`` stored in an open archive ``z`` (or the ``.npz`` file at path ``z``), or None."""
+    if isinstance(z, (str, os.PathLike)):
+        with np.load(z, allow_pickle=False) as archive:
+            return read_phones(archive, z)
     if "phones" not in z.files or "phone_times" not in z.files:
         return None
     from ..phonemes import Phone, PhoneTrack
