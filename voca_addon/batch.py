@@ -2,7 +2,8 @@
 
 INPUT is a folder of audio files (searched recursively; a clip's name is its path below the folder without
 the suffix, ``/`` → ``-``) or a CSV with a header: ``audio`` (required; relative paths are relative to the
-CSV's folder) and optionally ``style`` (``3`` or ``1:0.5,4:0.5``), ``emotion``, ``strength`` and ``name``.
+CSV's folder) and optionally ``style`` (``3`` or ``1:0.5,4:0.5``), ``emotion``, ``strength``, ``name``,
+``transcript`` and ``alignment`` (:mod:`voca_addon.batch_input`).
 Clips are animated in groups of ``--batch-size`` whose DeepSpeech recurrence runs together (one read of
 the weights per step serves the group: :mod:`voca_addon.core.speech.deepspeech_batch`); each clip's
 outputs are named after it (:mod:`voca_addon.batch_worker`).
@@ -19,7 +20,14 @@ batch as a whole is refused (no clips, a missing model file, an unknown format, 
 anything is written. ``--resume`` skips clips whose outputs all exist (outputs are written under a
 temporary name and renamed when complete, so an existing file is a complete one), after checking that they
 were made for this run's settings (``DIR/batch_manifest.json``, :mod:`voca_addon.batch_manifest`:
-character, formats, fps, style, models; refused with exit 2 when they differ). The summary,
+character, formats, fps, style, models, closures on/off and each clip's transcript source; refused with
+exit 2 when they differ).
+
+Lip closures (issue 18) are on unless ``--no-closures``: each clip's phones come from its ``alignment``
+file, else its transcript (CSV ``transcript``, else ``AUDIO.txt`` beside the audio) aligned by PocketSphinx,
+else detection; the phone pass runs inside the process that animates the group (a ``--workers`` / Dask
+worker), in a thread beside the group's DeepSpeech. ``--phonemes EXT`` also writes ``NAME.phonemes.EXT``.
+Without PocketSphinx, one warning line and clips without an alignment file get the exact VOCA result. The summary,
 ``DIR/batch_summary.json`` and ``.csv``, lists every clip: outcome, seconds, frames, outputs, error; it is
 rewritten after every group, so an interrupted batch leaves one too.
 
@@ -30,6 +38,7 @@ with ``--scheduler``). Errors that refuse the whole batch raise :class:`~voca_ad
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -63,6 +72,9 @@ class GroupTask:
     cache: Optional[str] = None
     emotion_source: Optional[str] = None
     character: Optional[object] = None      # batch_character.BatchCharacter (--target), fitted once
+    closures: bool = True                   # lip-closure corrections (not --no-closures)
+    detect: bool = True                     # PocketSphinx importable: detection / transcript alignment
+    phonemes: Optional[str] = None          # also NAME.phonemes.EXT (json, tsv, TextGrid)
 
 
 @dataclass
@@ -77,9 +89,22 @@ class ClipResult:
     error: str = ""
 
 
+PHONEME_EXTS = {"json": "json", "tsv": "tsv", "textgrid": "TextGrid"}
+
+
 def output_paths(out_dir: str, name: str, formats) -> List[str]:
-    """The files a clip named ``name`` gets, in ``formats`` order."""
+    """The files a clip named ``name`` gets, in ``formats`` order (``phonemes.EXT``: the phone track)."""
     return [os.path.join(out_dir, f"{name}.{fmt}") for fmt in formats]
+
+
+def phonemes_format(ext: Optional[str]) -> tuple:
+    """``--phonemes EXT`` as the extra output "format" ``("phonemes.EXT",)`` (or ``()``)."""
+    if ext is None:
+        return ()
+    if ext.strip().lower().lstrip(".") not in PHONEME_EXTS:
+        raise InputError(f"--phonemes '{ext}': choose json, tsv or TextGrid (each clip's phones are written "
+                         "as NAME.phonemes.EXT)")
+    return (f"phonemes.{PHONEME_EXTS[ext.strip().lower().lstrip('.')]}",)
 
 
 def atomic_path(path: str) -> str:
@@ -120,6 +145,8 @@ def add_parser(sub) -> None:
                    "or 'auto' for an automatic first guess")
     c.add_argument("--target-keys", metavar="FOLDER", help="the rig's own keys as OBJs: drive them (csv = "
                    "Live Link Face CSV per clip)")
+    from . import articulation_cli          # --no-closures, --phonemes EXT (stdlib)
+    articulation_cli.add_args(b, batch=True)
 
 
 # ---------------------------------------------------------------------------- progress and summary
@@ -238,7 +265,7 @@ def _character(args):
 
 
 def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executors: int,
-           character=None) -> List[GroupTask]:
+           character=None, articulation=(True, True, None)) -> List[GroupTask]:
     from .core import batch as core_batch
     from .core.models import modelfiles
     voca = str(modelfiles.resolve_voca(args.voca))
@@ -247,7 +274,9 @@ def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executor
     size = max(1, min(args.batch_size, math.ceil(len(clips) / max(1, n_executors))))
     cache = os.path.abspath(args.cache) if args.cache else None
     source = os.path.abspath(args.emotion_source) if args.emotion_source else None
-    return [GroupTask(tuple(group), out_dir, formats, voca, ds, template, args.fps, cache, source, character)
+    closures, detect, phonemes = articulation
+    return [GroupTask(tuple(group), out_dir, formats, voca, ds, template, args.fps, cache, source, character,
+                      closures, detect, phonemes)
             for group in core_batch.groups(clips, size)] if clips else []
 
 
@@ -277,10 +306,25 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
     out = []
     for c in clips:
         if c.problem is None and c.emotion and not args.emotion_source:
-            c = ClipSpec(c.name, c.audio, c.condition, c.emotion, c.strength,
-                         f"emotion '{c.emotion}' needs --emotion-source (where the emotion shapes come from)")
+            c = dataclasses.replace(c, problem=f"emotion '{c.emotion}' needs --emotion-source (where the "
+                                    "emotion shapes come from)")
         out.append(c)
     return out
+
+
+def _articulation(args, clips: Sequence[ClipSpec]) -> tuple:
+    """(closures, detect, phonemes ext) of the batch; one warning line when PocketSphinx is missing."""
+    closures = not args.no_closures
+    phonemes = phonemes_format(args.phonemes)
+    wants = closures or bool(phonemes)
+    detect = True
+    if wants and any(c.alignment is None for c in clips if c.problem is None):
+        from .core.phonemes import detector_available
+        detect, reason = detector_available()
+        if not detect:
+            print(f"warning: {' '.join(str(reason).split())} — clips without an alignment file get no lip "
+                  "closures" + (" and no phones" if phonemes else ""), file=sys.stderr)
+    return closures, detect, phonemes[0].split(".", 1)[1] if phonemes else None
 
 
 def _remove_leftovers(out_dir: str, clips: Sequence[ClipSpec], formats: tuple) -> None:
@@ -316,6 +360,7 @@ def run(args) -> int:
     formats = parse_formats(args.format)
     if args.library and "npz" not in formats:
         formats = ("npz",) + formats                     # the library is built from the clips' .npz
+    formats += phonemes_format(args.phonemes)            # NAME.phonemes.EXT: an output like the others
     default = parse_style(args.style) if args.style else args.condition
     clips = _check(args, read_input(args.input, default), formats)
     modelfiles.check_model_files(args.voca, args.deepspeech, args.template)
@@ -323,10 +368,11 @@ def run(args) -> int:
     if not os.path.isdir(os.path.dirname(out_dir)):
         raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
     from . import batch_manifest
-    made_for = batch_manifest.made_for(args, formats, default)
+    made_for = batch_manifest.made_for(args, formats, default, clips)
     if args.resume and os.path.isdir(out_dir):            # outputs made for other settings: refused
         batch_manifest.check_resume(out_dir, made_for, any(
             os.path.isfile(p) for c in clips for p in output_paths(out_dir, c.name, formats)))
+    articulation = _articulation(args, clips)
     character = _character(args)                         # fitted once, before any clip (or None)
     client = dask_client(args.scheduler) if args.scheduler else None
     os.makedirs(out_dir, exist_ok=True)
@@ -337,7 +383,7 @@ def run(args) -> int:
                for c in clips if c.name in done}
     todo = [c for c in clips if c.name not in done]
     _remove_leftovers(out_dir, todo, formats)
-    tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers, character)
+    tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers, character, articulation)
     print(f"batch: {len(clips)} clips, {len(done)} already done, {len(tasks)} groups", file=sys.stderr)
     _execute(args, tasks, client, clips, results, out_dir)
     summary = write_summary(out_dir, [results[c.name] for c in clips])

@@ -2,8 +2,11 @@
 
 A folder is searched recursively; a clip's name is its path below the folder without the suffix, ``/``
 → ``-``. A CSV has a header: ``audio`` (required; relative paths are relative to the CSV's folder) and
-optionally ``style`` (``3`` or ``1:0.5,4:0.5``), ``emotion``, ``strength`` and ``name``; a bad row becomes
-a clip with a ``problem`` (reported, the others go on). Two clips with one name refuse the whole batch.
+optionally ``style`` (``3`` or ``1:0.5,4:0.5``), ``emotion``, ``strength``, ``name``, ``transcript`` (what is
+said: the text, or a ``.txt`` file relative to the CSV's folder) and ``alignment`` (a TextGrid / Rhubarb /
+our JSON phone file, relative to the CSV's folder); a bad row becomes a clip with a ``problem`` (reported,
+the others go on). A clip without a transcript uses ``AUDIO.txt`` beside its audio when there is one (a
+folder INPUT always). Two clips with one name refuse the whole batch.
 
 Contract: stdlib only (``--help`` stays instant); errors that refuse the batch raise
 :class:`~voca_addon.core.errors.InputError`.
@@ -20,7 +23,7 @@ from typing import List, Optional
 from .core.errors import InputError, VocaError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".aif", ".aiff")
-CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name")
+CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name", "transcript", "alignment")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 CORE_FORMATS = ("npz", "csv")
 BLENDER_FORMATS = ("blend", "mp4", "glb", "fbx", "abc", "usd")
@@ -36,7 +39,8 @@ class ClipSpec:
     emotion: Optional[str] = None
     strength: float = 1.0
     problem: Optional[str] = None
-
+    transcript: Optional[str] = None        # the CSV's text, or a .txt path (absolute); None: AUDIO.txt if any
+    alignment: Optional[str] = None         # absolute path of the clip's phone file, or None
 
 
 def clip_name(text: str) -> str:
@@ -74,6 +78,16 @@ def _csv_row(row: dict, line: int, base: Path, default_condition) -> ClipSpec:
         if not (math.isfinite(spec["strength"]) and 0 <= spec["strength"] <= 2):
             raise InputError(f"line {line}: strength must be between 0 and 2, got {strength}")
         spec["emotion"] = (row.get("emotion") or "").strip() or None
+        transcript = (row.get("transcript") or "").strip()
+        if transcript:
+            spec["transcript"] = (str((base / transcript).resolve()) if transcript.lower().endswith(".txt")
+                                  else transcript)
+        alignment = (row.get("alignment") or "").strip()
+        if alignment:
+            spec["alignment"] = str((base / alignment).resolve())
+        if transcript and alignment:
+            raise InputError(f"line {line} has a transcript and an alignment; give one (the alignment file "
+                             "already holds the phones)")
     except (VocaError, ValueError) as exc:
         spec["problem"] = f"line {line} of the CSV: {' '.join(str(exc).split())}"
     return ClipSpec(**spec)

@@ -11,7 +11,11 @@ character (or the FLAME head), formats, frame rate or models made them. So every
 * ``emotion_source``: its path and SHA-256 (or null);
 * ``character``: null for the FLAME head, else the target mesh (absolute path + SHA-256), the landmarks
   (``"auto"`` or path + SHA-256) and the ``--target-keys`` folder (absolute path, each OBJ's name and
-  SHA-256) or null.
+  SHA-256) or null;
+* ``articulation``: ``closures`` (true unless ``--no-closures``) and ``transcripts``, each clip's phone
+  source: ``"detected"``, ``{"transcript": file + SHA-256}`` (a ``.txt``: the CSV's, or ``AUDIO.txt`` beside
+  the audio), ``{"transcript_text": SHA-256 of the CSV's text}`` or ``{"alignment": file + SHA-256}``.
+  A resume compares the transcripts of the clips both runs have (a clip added to the CSV is no conflict).
 
 ``--resume`` compares the folder's manifest with the run's and refuses (InputError: exit 2, nothing
 written) when they differ, or when the folder holds outputs of these clips but no manifest (what they
@@ -60,7 +64,24 @@ def _character(args) -> Optional[dict]:
             "target_keys": keys}
 
 
-def made_for(args, formats, style) -> dict:
+def _phone_source(clip) -> object:
+    """Where one clip's phones come from (see the module docstring)."""
+    if clip.alignment:
+        return {"alignment": _file(clip.alignment) if os.path.isfile(clip.alignment) else clip.alignment}
+    if clip.transcript and clip.transcript.lower().endswith(".txt"):
+        return {"transcript": _file(clip.transcript) if os.path.isfile(clip.transcript) else clip.transcript}
+    if clip.transcript:
+        return {"transcript_text": hashlib.sha256(" ".join(clip.transcript.split()).encode()).hexdigest()}
+    beside = os.path.splitext(clip.audio)[0] + ".txt"
+    return {"transcript": _file(beside)} if os.path.isfile(beside) else "detected"
+
+
+def _articulation(args, clips) -> dict:
+    return {"closures": not getattr(args, "no_closures", False),
+            "transcripts": {c.name: _phone_source(c) for c in clips or ()}}
+
+
+def made_for(args, formats, style, clips=None) -> dict:
     """The settings of ``args`` that decide the outputs' content (see the module docstring)."""
     from .core.models import modelfiles
     cache = os.path.abspath(args.cache) if args.cache else None
@@ -74,7 +95,8 @@ def made_for(args, formats, style) -> dict:
             "style": {str(k): float(v) for k, v in sorted(style.items())} if isinstance(style, dict) else style,
             "models": models,
             "emotion_source": _file(args.emotion_source) if args.emotion_source else None,
-            "character": _character(args)}
+            "character": _character(args),
+            "articulation": _articulation(args, clips)}
 
 
 def _describe(key: str, value) -> str:
@@ -95,16 +117,52 @@ def _describe(key: str, value) -> str:
         return f"style {value if not isinstance(value, dict) else ','.join(f'{k}:{v:g}' for k, v in value.items())}"
     if key == "models":
         return "models " + ", ".join(f"{k} {v[:16]}" for k, v in value.items())
+    if key == "articulation":
+        if not isinstance(value, dict):
+            return "no lip closures (made before they existed)"
+        sources = value.get("transcripts", {})
+        return (f"lip closures {'on' if value.get('closures') else 'off'}, phones of "
+                + ", ".join(f"{k}: {_source_text(v)}" for k, v in sorted(sources.items())))
     if key == "emotion_source":
         return f"emotion source {value['path']}" if value else "no --emotion-source"
     return f"{key} {value}"
+
+
+def _source_text(value) -> str:
+    if not isinstance(value, dict):
+        return str(value)
+    kind, what = next(iter(value.items()))
+    return f"{kind} {what['path'] if isinstance(what, dict) else (what[:12] if kind.endswith('text') else what)}"
+
+
+def _common_clips(old: dict, new: dict) -> tuple:
+    """``old`` and ``new`` with their per-clip transcript sources restricted to the clips both have."""
+    a, b = old.get("articulation"), new.get("articulation")
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return old, new
+    ta, tb = a.get("transcripts", {}), b.get("transcripts", {})
+    both = set(ta) & set(tb)
+    keep = lambda t: {k: v for k, v in t.items() if k in both}          # noqa: E731
+    return ({**old, "articulation": {**a, "transcripts": keep(ta)}},
+            {**new, "articulation": {**b, "transcripts": keep(tb)}})
+
+
+def _articulation_differences(old: dict, new: dict) -> str:
+    if old.get("closures") != new.get("closures"):
+        on = lambda v: "on" if v else "off"                                  # noqa: E731
+        return f"lip closures {on(old.get('closures'))}, not {on(new.get('closures'))}"
+    ta, tb = old.get("transcripts", {}), new.get("transcripts", {})
+    return "; ".join(f"clip {k}'s phones from {_source_text(ta.get(k))}, not {_source_text(tb.get(k))}"
+                     for k in sorted(tb) if ta.get(k) != tb.get(k))
 
 
 def differences(old: dict, new: dict) -> str:
     """'X, not Y' for each setting that differs (old: the folder's, new: this run's)."""
     parts = []
     for key in new:
-        if old.get(key) != new[key]:
+        if key == "articulation" and isinstance(old.get(key), dict) and old.get(key) != new[key]:
+            parts.append(_articulation_differences(old[key], new[key]))
+        elif old.get(key) != new[key]:
             was, now = _describe(key, old.get(key)), _describe(key, new[key])
             if was == now:
                 was += " (other file contents)"
@@ -127,6 +185,8 @@ def check_resume(out_dir: str, new: dict, any_output: bool) -> None:
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read {path} ({exc}){hint}") from None
     made = old.get("made_for") if isinstance(old, dict) and old.get("version") == VERSION else None
+    if isinstance(made, dict):
+        made, new = _common_clips(made, new)
     if made != new:
         what = differences(made, new) if isinstance(made, dict) else f"a manifest of another version ({path})"
         raise InputError(f"the outputs in {out_dir} were made for {what}{hint}")

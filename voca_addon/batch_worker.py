@@ -10,8 +10,11 @@ refuses) is reported in its :class:`ClipResult`; the others go on.
 Outputs, each written under a temporary name and renamed into place when complete (so an existing
 output is a complete one, which ``--resume`` relies on):
 
-* ``NAME.npz`` — the CLI's ``infer`` file (vertices, weights, basis, bias, template, fps, names);
-* ``NAME.csv`` — one row per frame: ``frame, time_s`` and every shape key's weight;
+* ``NAME.npz`` — the CLI's ``infer`` file (vertices, weights, basis, bias, template, fps, names; the lip
+  corrections kept apart from VOCA's exact weights and the phones: :mod:`voca_addon.core.animation.npzextras`);
+* ``NAME.csv`` — one row per frame: ``frame, time_s`` and every shape key's weight (the correction keys'
+  last);
+* ``NAME.phonemes.EXT`` — the phone track (``--phonemes``);
 * ``NAME.blend``, ``.mp4``, ``.glb``, ``.fbx``, ``.abc``, ``.usd`` — through Blender
   (:mod:`voca_addon.blender.exports`), in the process that runs the group.
 
@@ -20,12 +23,17 @@ clip with 12-frame smoothstep ramps, as the Blender operator does. In ``.npz`` /
 shape (``emotion_<name>``, the emotion's delta) whose weight follows that curve; the Blender outputs get
 the add-on's own emotion key.
 
+Lip closures: each clip's phones (its alignment file, else its transcript aligned, else detection) are
+found in a thread of the process that runs the group, beside the group's DeepSpeech; the corrections are
+computed on the motion the clip's outputs show (with its emotion), and kept as separate keys.
+
 Contract: numpy and :mod:`voca_addon.core`; ``bpy`` only when a Blender format is asked for. Any process;
 one group at a time per process.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import threading
 import time
@@ -33,7 +41,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from . import batch_character
+from . import articulation_cli, batch_character
 from .batch import BLENDER_FORMATS, ClipResult, ClipSpec, GroupTask, atomic_path, output_paths
 from .core import batch as core_batch
 from .core.animation.shapekeys import ShapeKeyAnimation
@@ -82,15 +90,16 @@ def with_emotion(anim: ShapeKeyAnimation, emotion: emotions.Emotion, strength: f
     basis = np.concatenate([anim.basis, np.asarray(emotion.delta, np.float32)[None]])
     weights = np.concatenate([anim.weights, weight[:, None]], axis=1)
     return ShapeKeyAnimation(basis, anim.bias, weights, anim.fps, anim.template,
-                             anim.names + (f"emotion_{emotion.name}",))
+                             anim.names + (f"emotion_{emotion.name}",), anim.corrections)
 
 
-def write_npz(anim: ShapeKeyAnimation, path: str, solution=None) -> None:
-    """The ``infer`` file; with a key solution also its ``key_weights`` and ``key_names``."""
+def write_npz(anim: ShapeKeyAnimation, path: str, solution=None, track=None) -> None:
+    """The ``infer`` file (with the phones of ``track``); with a key solution also its ``key_weights`` and
+    ``key_names``."""
+    from .core import engine
     temp = atomic_path(path)
     try:
-        with open(temp, "wb") as f:
-            anim.save_npz(f)
+        engine.save_animation_npz(anim, temp, phones=track)
         if solution is not None:
             batch_character.add_key_weights(temp, solution)
         _replace(temp, path)
@@ -105,9 +114,11 @@ def write_csv(anim: ShapeKeyAnimation, path: str) -> None:
     try:
         with open(temp, "w", newline="") as f:
             out = csv.writer(f)
-            out.writerow(["frame", "time_s", *anim.names])
+            c = anim.corrections
+            out.writerow(["frame", "time_s", *anim.names, *(c.names if c is not None else ())])
             frames = np.arange(anim.num_frames)
-            table = np.column_stack([frames, frames / anim.fps, anim.weights])
+            table = np.column_stack([frames, frames / anim.fps, anim.weights]
+                                    + ([c.weights] if c is not None else []))
             out.writerows([[int(r[0]), f"{r[1]:.6f}", *(f"{v:.9g}" for v in r[2:])] for r in table])
         _replace(temp, path)
     finally:
@@ -131,9 +142,14 @@ def _emotions(task: GroupTask, n_vertices: int) -> Dict[str, object]:
     return found
 
 
-def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, template, emotion) -> List[str]:
+def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, template, emotion,
+                   phones=None) -> List[str]:
     paths = output_paths(task.out_dir, spec.name, task.formats)
+    plan, track = phones if phones is not None else (None, None)
     core_anim = with_emotion(anim, emotion, spec.strength) if emotion is not None else anim
+    if plan is not None:                                 # closures on the motion the outputs show
+        core_anim = articulation_cli.articulate(core_anim, plan, track)
+        anim = anim.with_corrections(core_anim.corrections)
     solution = None
     if task.character is not None:                       # every output on the character
         core_anim = batch_character.on_character(task.character, core_anim)
@@ -141,7 +157,9 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
     blender = [(fmt, p) for fmt, p in zip(task.formats, paths) if fmt in BLENDER_FORMATS]
     for fmt, path in zip(task.formats, paths):
         if fmt == "npz":
-            write_npz(core_anim, path, solution)
+            write_npz(core_anim, path, solution, track)
+        elif fmt.startswith("phonemes."):
+            articulation_cli.write_phonemes(track, path)
         elif fmt == "csv" and solution is not None:
             arkit.write_live_link_csv(path, solution.weights, solution.names, core_anim.fps)
         elif fmt == "csv":
@@ -155,6 +173,48 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
         exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
                            strength=spec.strength, name=spec.name)
     return paths
+
+
+def clip_plan(task: GroupTask, spec: ClipSpec):
+    """The articulation plan of one clip (:func:`voca_addon.articulation_cli.plan`), or None when the batch
+    wants neither closures nor phones. Raises InputError for the clip's bad transcript / alignment."""
+    phonemes = next((f for f in task.formats if f.startswith("phonemes.")), None)
+    if not task.closures and phonemes is None:
+        return None
+    transcript = spec.transcript if task.detect else None
+    plan = articulation_cli.plan(spec.audio, closures=task.closures, transcript=transcript,
+                                 alignment=spec.alignment, flag="the CSV's transcript", beside=task.detect)
+    if plan.track is None and not task.detect:
+        return None                                      # no PocketSphinx: the exact result (warned once)
+    if phonemes is None:
+        return plan
+    return dataclasses.replace(plan, phonemes_out=os.path.join(task.out_dir, f"{spec.name}.{phonemes}"))
+
+
+class _PhonePasses:
+    """Every clip's phone pass, one after the other in one daemon thread (beside the group's DeepSpeech).
+
+    :meth:`results`: {clip name: (plan, PhoneTrack) | None | error message}."""
+
+    def __init__(self, task: GroupTask, clips):
+        self._task, self._clips, self._found = task, list(clips), {}
+        self._thread = threading.Thread(target=self._run, name="voca-phonemes", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for spec in self._clips:
+            try:
+                plan = clip_plan(self._task, spec)
+                if plan is None:
+                    self._found[spec.name] = None
+                    continue
+                self._found[spec.name] = (plan, articulation_cli.find_phones(plan, spec.audio))
+            except Exception as exc:         # noqa: BLE001 - the clip fails, the others go on
+                self._found[spec.name] = _failure(exc, spec)
+
+    def results(self) -> dict:
+        self._thread.join()
+        return self._found
 
 
 def _failure(exc: BaseException, spec: ClipSpec) -> str:
@@ -172,10 +232,12 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
     started = time.perf_counter()
     ds_model, voca_model, template = load_models(task)
     usable = [c for c in task.clips if c.problem is None]
+    phones = _PhonePasses(task, usable)                  # a thread beside the group's DeepSpeech
     requests = [core_batch.ClipRequest(c.name, c.audio, c.condition) for c in usable]
     outcomes = dict(zip((c.name for c in usable),
                         core_batch.animate_group(requests, ds_model, voca_model, template.vertices, task.fps,
                                                  progress)))
+    found = phones.results()
     feelings = _emotions(task, len(template.vertices)) if task.emotion_source else {}
     shared = (time.perf_counter() - started) / max(1, len(task.clips))   # the group's compute, per clip
     results = []
@@ -190,9 +252,12 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
             result.error = outcome.error
         elif isinstance(emotion, str):
             result.error = emotion
+        elif isinstance(found.get(spec.name), str):
+            result.error = found[spec.name]
         else:
             try:
-                result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion)
+                result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion,
+                                                found.get(spec.name))
                 result.outcome, result.frames = "ok", outcome.animation.num_frames
             except Exception as exc:            # noqa: BLE001 — one clip's failure never stops the others
                 result.error = _failure(exc, spec)
