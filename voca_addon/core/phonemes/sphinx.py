@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import VocaError
 
 FRAME_S = 0.01          # s, PocketSphinx's frame shift (100 frames per second)
-BLOCK_S = 0.25          # s of audio per process_raw call (the GIL is released between calls)
+BLOCK_S = 0.05          # s of audio per process_raw call (the GIL is released between calls)
 RATE = 16000            # Hz, the en-us model's sampling rate
 # The phone recogniser's search: wide beams and a language weight of 2 for the phone bigram (the
 # defaults, tuned for word search, prune most consonants away).
@@ -71,6 +71,8 @@ def _new_decoder(kind: str):
     if kind == "phones":
         return ps.Decoder(loglevel="FATAL", lm=None, allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"),
                           **PHONE_LOOP_CONFIG)
+    if kind == "align":     # bestpath off: its lattice rescoring can give a phone 1 frame, which fails pass 2
+        return ps.Decoder(loglevel="FATAL", bestpath=False)
     return ps.Decoder(loglevel="FATAL")
 
 
@@ -78,7 +80,7 @@ class _Borrowed:
     """Context manager: an idle decoder of ``kind`` from the pool (or a new one), returned afterwards."""
 
     def __init__(self, kind: str):
-        self.kind, self.decoder = kind, None
+        self.kind, self.decoder, self.broken = kind, None, False
 
     def __enter__(self):
         with _lock:
@@ -89,7 +91,7 @@ class _Borrowed:
         return self.decoder
 
     def __exit__(self, exc_type, *rest):
-        if exc_type is None:
+        if exc_type is None and not self.broken:
             with _lock:
                 _pool[self.kind].append(self.decoder)
 
@@ -160,7 +162,8 @@ def align_words(pcm: bytes, words: Sequence[str], extra: Sequence[Tuple[str, str
     list of (word, start s, end s, [(phone, start s, end s)]) or None
         None when the words cannot be aligned to the audio (the search found no path: wrong text).
     """
-    with _Borrowed("words") as decoder:
+    borrowed = _Borrowed("align")
+    with borrowed as decoder:
         try:
             for word, phones in extra:
                 if decoder.lookup_word(word) is None:
@@ -179,6 +182,9 @@ def align_words(pcm: bytes, words: Sequence[str], extra: Sequence[Tuple[str, str
                 phones = [(p.name, p.start * FRAME_S, (p.start + p.duration) * FRAME_S) for p in w]
                 out.append((w.name.split("(")[0], w.start * FRAME_S, (w.start + w.duration) * FRAME_S, phones))
             return out
+        except RuntimeError:                # "Alignment failed in frame N": no path through these words
+            borrowed.broken = True          # its state is unknown: not put back in the pool
+            return None
         finally:
             _lm_search(decoder)
 

@@ -1,0 +1,88 @@
+"""``python -m voca_addon phonemes``, run as a user runs it (bpy and tensorflow blocked): each refusal is one
+``error:`` line, exit 2, nothing written; without PocketSphinx, detection says so in one line and an
+alignment file still converts."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.core.test_isolation import BLOCKER, ROOT
+
+NO_SPHINX = "import sys; sys.modules['pocketsphinx'] = None\n"
+
+
+def cli(*args, block_sphinx=False):
+    code = BLOCKER + (NO_SPHINX if block_sphinx else "") + \
+        "import runpy, sys; sys.argv = ['voca_addon'] + sys.argv[1:]; runpy.run_module('voca_addon', run_name='__main__')"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def assert_refused(r, out, fragment):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def wav(shared_data):
+    return shared_data / "audio" / "test_sentence.wav"
+
+
+def test_phonemes_with_transcript_writes_textgrid(wav, tmp_path):
+    pytest.importorskip("pocketsphinx")
+    out = tmp_path / "p.TextGrid"
+    r = cli("phonemes", wav, "--transcript", "Severe myopia contributed to Ron's inferiority complex.",
+            "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "(aligned)" in r.stdout and r.stderr == ""
+    assert 'name = "phones"' in out.read_text() and '"myopia"' in out.read_text()
+
+
+def test_phonemes_alignment_file_converts_without_pocketsphinx(wav, tmp_path):
+    src = tmp_path / "in.tsv"
+    src.write_text("0.00\tX\n1.11\tA\n1.18\tC\n1.44\tA\n1.54\tX\n")           # Rhubarb TSV
+    out = tmp_path / "out.json"
+    r = cli("phonemes", wav, "--alignment", src, "--out", out, block_sphinx=True)
+    assert r.returncode == 0, r.stderr
+    assert [p["phone"] for p in json.loads(out.read_text())] == ["M", "EH", "M"]
+
+
+def test_phonemes_without_pocketsphinx_is_one_line(wav, tmp_path):
+    out = tmp_path / "p.json"
+    assert_refused(cli("phonemes", wav, "--out", out, block_sphinx=True), out, "PocketSphinx is not available")
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("empty transcript", "transcript is empty"),
+    ("bad extension", "must end in .json or .tsv or .textgrid"),
+    ("missing transcript file", "was not found"),
+    ("textgrid without phones", "no phone tier"),
+    ("past the end", "past the audio's end"),
+    ("malformed json", "not valid JSON"),
+    ("unknown alignment type", "unknown alignment file type"),
+    ("overlapping", "overlapping"),
+])
+def test_phonemes_bad_input_is_refused(wav, tmp_path, case, fragment):
+    out = tmp_path / "p.json"
+    tg = ('File type = "ooTextFile"\nObject class = "TextGrid"\n0\n9\n<exists>\n1\n"IntervalTier"\n"{tier}"\n'
+          '0\n9\n1\n0\n9\n"M"\n')
+    files = {"textgrid without phones": ("a.TextGrid", tg.format(tier="words")),
+             "past the end": ("a.TextGrid", tg.format(tier="phones")),
+             "malformed json": ("a.json", "[{"),
+             "unknown alignment type": ("a.lab", "0 1 M"),
+             "overlapping": ("a.tsv", "start\tend\tphone\n0.1\t0.3\tM\n0.2\t0.4\tAA\n")}
+    args = ["phonemes", wav, "--out", out]
+    if case == "empty transcript":
+        args += ["--transcript", " "]
+    elif case == "bad extension":
+        args[-1] = out = tmp_path / "p.txt"
+    elif case == "missing transcript file":
+        args += ["--transcript-file", tmp_path / "nope.txt"]
+    else:
+        name, text = files[case]
+        (tmp_path / name).write_text(text)
+        args += ["--alignment", tmp_path / name]
+    assert_refused(cli(*args), out, fragment)

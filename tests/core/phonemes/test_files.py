@@ -1,0 +1,216 @@
+"""Alignment files: Praat TextGrid (long and short formats, MFA's tiers), Rhubarb TSV/JSON, our JSON/TSV.
+
+The files are written here by hand in each tool's documented layout, with values chosen here; every bad
+input is refused with one InputError that names the problem.
+"""
+import json
+
+import pytest
+
+from voca_addon.core.errors import InputError
+from voca_addon.core.phonemes import Phone, PhoneTrack, read_alignment, write_alignment
+
+LONG = '''File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 1.5
+tiers? <exists>
+size = 2
+item []:
+    item [1]:
+        class = "IntervalTier"
+        name = "words"
+        xmin = 0
+        xmax = 1.5
+        intervals: size = 3
+        intervals [1]:
+            xmin = 0
+            xmax = 0.2
+            text = ""
+        intervals [2]:
+            xmin = 0.2
+            xmax = 0.8
+            text = "mop"
+        intervals [3]:
+            xmin = 0.8
+            xmax = 1.5
+            text = "five"
+    item [2]:
+        class = "IntervalTier"
+        name = "phones"
+        xmin = 0
+        xmax = 1.5
+        intervals: size = 8
+        intervals [1]:
+            xmin = 0
+            xmax = 0.2
+            text = "sil"
+        intervals [2]:
+            xmin = 0.2
+            xmax = 0.35
+            text = "M"
+        intervals [3]:
+            xmin = 0.35
+            xmax = 0.6
+            text = "AA1"
+        intervals [4]:
+            xmin = 0.6
+            xmax = 0.8
+            text = "P"
+        intervals [5]:
+            xmin = 0.8
+            xmax = 0.9
+            text = "F"
+        intervals [6]:
+            xmin = 0.9
+            xmax = 1.2
+            text = "AY1"
+        intervals [7]:
+            xmin = 1.2
+            xmax = 1.3
+            text = "V"
+        intervals [8]:
+            xmin = 1.3
+            xmax = 1.5
+            text = ""
+'''
+
+SHORT = '''File type = "ooTextFile"
+Object class = "TextGrid"
+
+0
+1.5
+<exists>
+1
+"IntervalTier"
+"phones"
+0
+1.5
+4
+0
+0.2
+"sp"
+0.2
+0.35
+"m"
+0.35
+0.6
+"ɑ"
+0.6
+1.5
+"p"
+'''
+
+EXPECTED = (Phone("M", 0.2, 0.35, "mop"), Phone("AA", 0.35, 0.6, "mop"), Phone("P", 0.6, 0.8, "mop"),
+            Phone("F", 0.8, 0.9, "five"), Phone("AY", 0.9, 1.2, "five"), Phone("V", 1.2, 1.3, "five"))
+
+
+def write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_textgrid_long_format_reads_mfa_tiers(tmp_path):
+    track = read_alignment(write(tmp_path, "a.TextGrid", LONG), duration=1.5)
+    assert track.source == "textgrid" and track.phones == EXPECTED and track.warnings == ()
+
+
+def test_textgrid_short_format_and_ipa_labels(tmp_path):
+    track = read_alignment(write(tmp_path, "a.TextGrid", SHORT))
+    assert track.phones == (Phone("M", 0.2, 0.35, ""), Phone("AA", 0.35, 0.6, ""), Phone("P", 0.6, 1.5, ""))
+
+
+def test_textgrid_utf16_as_praat_writes_non_ascii(tmp_path):
+    track = read_alignment(write(tmp_path, "a.TextGrid", LONG.replace('"five"', '"fünf"'), "utf-16"))
+    assert track.phones[-1].word == "fünf"
+
+
+def test_textgrid_without_phone_tier_is_refused(tmp_path):
+    words_only = LONG.replace('name = "phones"', 'name = "syllables"')
+    with pytest.raises(InputError, match=r"no phone tier.*'words'.*'syllables'"):
+        read_alignment(write(tmp_path, "a.TextGrid", words_only))
+
+
+def test_textgrid_truncated_is_refused(tmp_path):
+    with pytest.raises(InputError, match="ends early"):
+        read_alignment(write(tmp_path, "a.TextGrid", LONG[:LONG.index("intervals [5]")]))
+
+
+def test_unknown_phone_label_is_refused_by_name(tmp_path):
+    with pytest.raises(InputError, match="'ʘ' is not an ARPAbet phone"):
+        read_alignment(write(tmp_path, "a.TextGrid", SHORT.replace('"m"', '"ʘ"')))
+
+
+def test_overlapping_intervals_are_refused(tmp_path):
+    rows = [{"phone": "M", "start": 0.1, "end": 0.3}, {"phone": "AA", "start": 0.25, "end": 0.4}]
+    with pytest.raises(InputError, match="overlapping"):
+        read_alignment(write(tmp_path, "a.json", json.dumps(rows)))
+
+
+def test_unsorted_intervals_are_refused(tmp_path):
+    text = "start\tend\tphone\tword\n0.5\t0.6\tM\tme\n0.1\t0.2\tIY\tme\n"
+    with pytest.raises(InputError, match="unsorted"):
+        read_alignment(write(tmp_path, "a.tsv", text))
+
+
+def test_times_past_the_audio_end_are_refused(tmp_path):
+    with pytest.raises(InputError, match="past the audio's end"):
+        read_alignment(write(tmp_path, "a.TextGrid", LONG), duration=1.2)
+
+
+def test_malformed_json_and_tsv_are_refused(tmp_path):
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_alignment(write(tmp_path, "a.json", '[{"phone": "M", "start": 0.1,'))
+    with pytest.raises(InputError, match="'phone', 'start' and 'end'"):
+        read_alignment(write(tmp_path, "b.json", '[{"phone": "M", "begin": 0.1, "end": 0.2}]'))
+    with pytest.raises(InputError, match="not a time in seconds"):
+        read_alignment(write(tmp_path, "c.tsv", "0.00\tX\nzero\tA\n"))
+    with pytest.raises(InputError, match="column"):
+        read_alignment(write(tmp_path, "d.tsv", "0.00\tX\tA\n"))
+    with pytest.raises(InputError, match="not a Rhubarb mouth shape"):
+        read_alignment(write(tmp_path, "e.tsv", "0.00\tX\n0.10\tQ\n"))
+    with pytest.raises(InputError, match="empty"):
+        read_alignment(write(tmp_path, "f.tsv", "\n"))
+
+
+def test_unknown_extension_is_refused(tmp_path):
+    with pytest.raises(InputError, match="unknown alignment file type '.lab'"):
+        read_alignment(write(tmp_path, "a.lab", "0 1 M"))
+    with pytest.raises(InputError, match="unknown alignment file type"):
+        write_alignment(PhoneTrack(EXPECTED, "json"), tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_rhubarb_tsv_maps_shapes_to_phone_classes(tmp_path):
+    # Rhubarb's TSV: each cue holds until the next; A = closed lips, G = teeth on lip, X = rest
+    text = "0.00\tX\n0.20\tA\n0.35\tC\n0.60\tG\n0.72\tX\n"
+    track = read_alignment(write(tmp_path, "r.tsv", text), duration=1.0)
+    assert track.source == "rhubarb"
+    assert track.phones == (Phone("M", 0.2, 0.35, ""), Phone("EH", 0.35, 0.6, ""), Phone("F", 0.6, 0.72, ""))
+
+
+def test_rhubarb_json_maps_shapes_to_phone_classes(tmp_path):
+    data = {"metadata": {"soundFile": "a.wav", "duration": 1.0},
+            "mouthCues": [{"start": 0.0, "end": 0.2, "value": "X"}, {"start": 0.2, "end": 0.35, "value": "A"},
+                          {"start": 0.35, "end": 0.6, "value": "D"}, {"start": 0.6, "end": 0.72, "value": "G"},
+                          {"start": 0.72, "end": 1.0, "value": "X"}]}
+    track = read_alignment(write(tmp_path, "r.json", json.dumps(data)))
+    assert [p.phone for p in track.phones] == ["M", "AA", "F"] and track.source == "rhubarb"
+
+
+@pytest.mark.parametrize("suffix", [".json", ".tsv", ".TextGrid"])
+def test_written_files_read_back(tmp_path, suffix):
+    track = PhoneTrack(EXPECTED, "aligned")
+    out = write_alignment(track, tmp_path / f"out{suffix}")
+    back = read_alignment(out, duration=1.5)
+    assert [(p.phone, p.word) for p in back.phones] == [(p.phone, p.word) for p in EXPECTED]
+    for a, b in zip(back.phones, EXPECTED):
+        assert abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]       # no temporary file left
+
+
+def test_our_json_is_the_documented_list(tmp_path):
+    out = write_alignment(PhoneTrack(EXPECTED[:1], "aligned"), tmp_path / "p.json")
+    assert json.loads(out.read_text()) == [{"phone": "M", "start": 0.2, "end": 0.35, "word": "mop"}]
