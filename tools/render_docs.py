@@ -9,7 +9,12 @@ module, e.g. ``.venv``) writes small Workbench PNGs (each checked to be ≤ 200 
   distance measured on FLAME's ``lips`` region);
 * ``emotions.png`` — four of the seed project's emotions as :mod:`voca_addon.blender.emotion_writer` keys at
   full value;
-* ``sequence-strip.png`` — the mouth in six frames of the same official sequence, 0.2 s apart.
+* ``sequence-strip.png`` — the mouth in six frames of the same official sequence, 0.2 s apart;
+* ``closure-myopia.png`` — the same sequence on the ``m`` of "myopia" (1.11–1.18 s), before / after the lip
+  closures (:mod:`voca_addon.blender.articulation_writer`, the phones of issue 18's forced alignment), at the
+  frame of that window where VOCA's own lips are closest.
+
+``--only NAME.png`` renders one picture.
 
 Renders go through :func:`voca_addon.blender.render.render_still` (its owned camera frames the head); the
 pictures are cropped to the face by projecting FLAME's ``face`` region into the camera and put side by side
@@ -36,13 +41,17 @@ MAX_BYTES = 200_000             # per picture
 STRIP_FRAMES = 6                # pictures in the sequence strip
 STRIP_STEP = 12                 # frames between them (0.2 s at 60 fps)
 EMOTIONS = ("happy", "sad", "surprised", "angry")
+CLOSE_SIZE = (1400, 1050)       # pixels of the closure renders (the crop is the mouth only)
 MIDLINE = 0.005                 # metres: lip vertices near the symmetry plane
+CLOSURE_PHONES = (("M", 1.11, 1.18, "myopia"), ("P", 1.44, 1.54, "myopia"), ("B", 2.02, 2.06, "contributed"),
+                  ("M", 3.71, 3.77, "complex"), ("P", 3.77, 3.83, "complex"))   # issue 18's forced alignment
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="reference data folder")
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"), help="where to write the PNGs")
+    parser.add_argument("--only", help="render only this picture (e.g. closure-myopia.png)")
     args = parser.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     needed = [data / "flame" / "FLAME_sample.ply", data / "flame" / "FLAME_masks.pkl",
@@ -61,7 +70,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as work:
         pictures = Pictures(data, Path(work))
         for name, make in (("head-rest.png", pictures.head_rest), ("mouth-closed-open.png", pictures.mouth),
-                           ("emotions.png", pictures.emotions), ("sequence-strip.png", pictures.strip)):
+                           ("emotions.png", pictures.emotions), ("sequence-strip.png", pictures.strip),
+                           ("closure-myopia.png", pictures.closure)):
+            if args.only and name != args.only:
+                continue
             path = out / name
             save_png(make(), path)
             size = path.stat().st_size
@@ -94,10 +106,10 @@ class Pictures:
         scene.display.shading.show_cavity = True
         return scene
 
-    def _render(self, scene, obj, frame: int, name: str, box=None) -> np.ndarray:
+    def _render(self, scene, obj, frame: int, name: str, box=None, size=SIZE) -> np.ndarray:
         """Render ``frame``; crop to ``box`` (default: the face at that frame; ``False``: no crop)."""
         from voca_addon.blender import render
-        path = render.render_still(scene, frame, self.work / f"{name}.png", resolution=SIZE, target=obj)
+        path = render.render_still(scene, frame, self.work / f"{name}.png", resolution=size, target=obj)
         image = load_png(path)
         if box is False:
             return image
@@ -142,6 +154,33 @@ class Pictures:
         box = face_box(scene, obj, self.lips, frames, pad=0.35)            # one box for every frame
         return side_by_side([self._render(scene, obj, f, f"strip{f}", box) for f in frames])
 
+    def closure(self) -> np.ndarray:
+        """Before / after the lip closures on the ``m`` of "myopia", one crop for both."""
+        from voca_addon.blender import articulation_phones, articulation_writer, writer
+        from voca_addon.core.animation.shapekeys import factorize
+        from voca_addon.core.phonemes import Phone, PhoneTrack
+        import bpy
+        scene = self._scene()
+        if not hasattr(bpy.types.Object, "voca_articulation"):       # the knobs' properties
+            import voca_addon
+            voca_addon.register()
+        with np.load(self.sequence) as z:
+            anim = factorize(z["vertices"], self.mesh.vertices, float(z["fps"]))
+        obj = writer.build_head("FLAME head", self.mesh.vertices, self.mesh.faces, scene.collection)
+        written = writer.write_animation(obj, anim, scene, 1, "shape_keys", "VOCA")
+        track = PhoneTrack(tuple(Phone(*row) for row in CLOSURE_PHONES), "textgrid")
+        articulation_writer.write_articulation(obj, scene, anim, written, articulation_phones.PhoneOutcome(track))
+        writer.set_frame_range(scene, written.frame_start, written.frame_end)
+        _, start, end, _ = CLOSURE_PHONES[0]
+        window = np.arange(int(np.ceil((start - 0.08) * 60)), int((end + 0.04) * 60) + 1)
+        frame = 1 + int(window[lip_distance(anim.vertices(window), self.lips, self.mesh.vertices).argmin()])
+        self._render(scene, obj, frame, "camera", box=False, size=CLOSE_SIZE)   # places the owned camera
+        box = face_box(scene, obj, self.lips, [frame], pad=0.3, size=CLOSE_SIZE)
+        obj.voca_articulation.closures = False
+        before = self._render(scene, obj, frame, "before", box, CLOSE_SIZE)
+        obj.voca_articulation.closures = True
+        return side_by_side([before, self._render(scene, obj, frame, "after", box, CLOSE_SIZE)])
+
 
 def lip_distance(vertices: np.ndarray, lips: np.ndarray, template: np.ndarray) -> np.ndarray:
     """Per frame: upper-lip midline height minus lower-lip midline height (metres)."""
@@ -151,7 +190,7 @@ def lip_distance(vertices: np.ndarray, lips: np.ndarray, template: np.ndarray) -
     return vertices[:, upper, 1].mean(axis=1) - vertices[:, lower, 1].mean(axis=1)
 
 
-def face_box(scene, obj, indices, frames, pad: float = 0.08) -> tuple:
+def face_box(scene, obj, indices, frames, pad: float = 0.08, size=SIZE) -> tuple:
     """Pixel box (x0, x1, y0, y1) holding the given vertices at all ``frames`` as the scene camera sees
     them, with a margin of ``pad`` × its width."""
     from bpy_extras.object_utils import world_to_camera_view
@@ -160,10 +199,10 @@ def face_box(scene, obj, indices, frames, pad: float = 0.08) -> tuple:
     co = sequence_io.evaluated_frames(scene, obj, frames)[:, indices].reshape(-1, 3)
     view = np.array([tuple(world_to_camera_view(scene, scene.camera, obj.matrix_world @ Vector(c.tolist())))
                      for c in co])
-    x, y = view[:, 0] * SIZE[0], view[:, 1] * SIZE[1]
+    x, y = view[:, 0] * size[0], view[:, 1] * size[1]
     pad = pad * (x.max() - x.min())
-    return (max(0, int(x.min() - pad)), min(SIZE[0], int(x.max() + pad)),
-            max(0, int(y.min() - pad)), min(SIZE[1], int(y.max() + pad)))
+    return (max(0, int(x.min() - pad)), min(size[0], int(x.max() + pad)),
+            max(0, int(y.min() - pad)), min(size[1], int(y.max() + pad)))
 
 
 def crop(image: np.ndarray, box: tuple) -> np.ndarray:

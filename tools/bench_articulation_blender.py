@@ -1,0 +1,90 @@
+"""Benchmark: re-applying the articulation knobs on 60 s of animation in Blender (issue 18: < 0.1 s).
+
+The animation is the official VOCA output for ``audio/test_sentence.wav`` (5.1 s, factorised into shape keys)
+repeated to 60 s at 60 fps (3600 frames), with its five bilabials (issue 18's table) repeated with it, written on
+a FLAME head as Animate from audio writes it (speech keys, stored exact weights, correction keys). Then each knob
+change is timed as the panel makes it (setting the property; its update callback runs
+``articulation_writer.reapply`` = ``core.articulation.apply_controls`` + the curves rewritten), alternating with
+the default so that every timed change rewrites the curves; the core call alone is timed too.
+
+Run: ``.venv/bin/python tools/bench_articulation_blender.py [--seconds 60] [--repeat 5]`` (any bpy venv).
+Prints one line per knob setting: median and worst wall time of the whole re-application and of the core call.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+BILABIALS = (("M", 1.11, 1.18, "myopia"), ("P", 1.44, 1.54, "myopia"), ("B", 2.02, 2.06, "contributed"),
+             ("M", 3.71, 3.77, "complex"), ("P", 3.77, 3.83, "complex"))
+SETTINGS = (("speech_strength", 0.8, 1.0), ("smoothing_ms", 30.0, 0.0), ("closure_strength", 0.6, 1.0),
+            ("mouth_close", 0.2, 0.0), ("closures", False, True))   # (knob, value, default)
+
+
+def build(seconds: float):
+    """(anim [60 fps, `seconds` long], phone track) from the official clip repeated."""
+    from voca_addon.core.animation.shapekeys import ShapeKeyAnimation, factorize
+    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.phonemes import Phone, PhoneTrack
+    data = np.load(DATA / "voca_official" / "output_test_sentence_cond3.npz")
+    template = read_mesh(DATA / "flame" / "FLAME_sample.ply").vertices
+    clip = factorize(data["vertices"], template, 60.0)
+    frames = int(seconds * 60)
+    repeats = -(-frames // clip.num_frames)
+    weights = np.tile(clip.weights, (repeats, 1))[:frames]
+    anim = ShapeKeyAnimation(clip.basis, clip.bias, weights, 60.0, clip.template)
+    length = clip.num_frames / 60.0
+    phones = [Phone(p, s + i * length, e + i * length, w) for i in range(repeats) for p, s, e, w in BILABIALS
+              if e + i * length < frames / 60.0]
+    return anim, PhoneTrack(tuple(phones), "textgrid"), template
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    import bpy
+    import voca_addon
+    from voca_addon.blender import articulation_phones, articulation_writer, pipeline, writer
+    from voca_addon.core.articulation import apply_controls
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    voca_addon.register()
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 60, 1.0
+    anim, track, template = build(args.seconds)
+    obj = writer.build_head(pipeline.HEAD_NAME, template, np.zeros((0, 3), np.int64), scene.collection)
+    start = time.perf_counter()
+    written = writer.write_animation(obj, anim, scene, 1, "shape_keys", pipeline.PREFIX)
+    articulation_writer.write_articulation(obj, scene, anim, written, articulation_phones.PhoneOutcome(track))
+    print(f"bpy {bpy.app.version_string}: {anim.num_frames} frames × {anim.basis.shape[0]} keys, "
+          f"{len(track.phones)} bilabials; first write {time.perf_counter() - start:.3f} s")
+    props = obj.voca_articulation
+    for name, value, default in SETTINGS:
+        whole, core = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            setattr(props, name, value)             # the update callback re-applies, as in the panel
+            whole.append(time.perf_counter() - t0)
+            assert not props.status, props.status
+            stored, _ = articulation_writer._stored_animation(obj.data.shape_keys)
+            t0 = time.perf_counter()
+            apply_controls(stored, track, articulation_writer.settings_of(obj))
+            core.append(time.perf_counter() - t0)
+            setattr(props, name, default)
+        print(f"{name} = {value}: re-apply median {statistics.median(whole) * 1e3:.1f} ms "
+              f"(worst {max(whole) * 1e3:.1f}); core apply_controls alone median "
+              f"{statistics.median(core) * 1e3:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
