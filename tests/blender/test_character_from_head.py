@@ -57,6 +57,7 @@ def addon(scene, paths, model_cache, tmp_path, monkeypatch):
 def rig(addon, paths, tmp_path):
     """The FLAME head (active) and the fitted ARKit face as the target, the head as the source."""
     head = pipeline.ensure_head(bpy.context, str(paths["template"]))
+    head.voca_articulation.closures = False     # VOCA's exact result (lip closures: test_articulation*.py)
     mesh = meshio.read_mesh(paths["arkit"] / "ARKit_blendshapes" / "Neutral.obj")
     face = character_writer.build_target("Face", mesh.vertices, mesh.faces, addon.collection)
     pairs = tmp_path / "pairs.txt"
