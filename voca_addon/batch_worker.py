@@ -171,7 +171,8 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
     elif blender:
         from .blender import exports                     # needs bpy (checked before the batch started)
         exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
-                           strength=spec.strength, name=spec.name)
+                           strength=spec.strength, name=spec.name,
+                           track=track if anim.corrections is not None else None)
     return paths
 
 

@@ -2,11 +2,15 @@
 
 Exports (:func:`export`, Blender's own exporters on the head alone):
 
-* ``glb`` — glTF 2.0 binary: the head's shape keys become morph targets (the add-on's 50 speech keys and
-  its bias key), their values a ``weights`` animation sampled at every frame, one glTF animation per
-  action, named after it, starting at 0 s (Blender's glTF exporter). On a dialogue library, every clip.
-* ``fbx`` — the shape keys as blend shapes with their animation (Blender's FBX exporter, baked).
-* ``abc`` — Alembic point cache: every frame's evaluated vertex positions over the scene's range.
+* ``glb`` — glTF 2.0 binary: the head's shape keys become morph targets (the add-on's 50 speech keys, its
+  bias key and, when the lips close, the correction keys ``voca_lips_close`` / ``voca_lips_tuck``, which
+  Blender stores as sparse accessors: only the lips move), their values a ``weights`` animation sampled at
+  every frame, one glTF animation per action, named after it, starting at 0 s (Blender's glTF exporter).
+  On a dialogue library, every clip.
+* ``fbx`` — the shape keys (correction keys included) as blend shapes with their animation (Blender's FBX
+  exporter, baked).
+* ``abc`` — Alembic point cache: every frame's evaluated vertex positions over the scene's range (closed
+  lips included).
 * ``usd`` — USD point cache: every frame's evaluated points (``export_shapekeys`` off, so the result does
   not depend on the reader's blend-shape support).
 
@@ -149,21 +153,26 @@ def empty_scene(fps: float):
 
 
 def write_clip(anim: ShapeKeyAnimation, template, audio_path: str, outputs: Dict[str, str], emotion=None,
-               strength: float = 1.0, name: str = "clip") -> None:
+               strength: float = 1.0, name: str = "clip", track=None) -> None:
     """One clip's Blender outputs: ``outputs`` maps format (blend, mp4, glb, fbx, abc, usd) → path.
 
     The open file is replaced by an empty scene (the batch's own process). ``template`` is the
     :class:`~voca_addon.core.face.meshio.Mesh` the animation was made for; ``emotion`` an
-    :class:`~voca_addon.core.face.emotions.Emotion` keyed at ``strength``, or None.
+    :class:`~voca_addon.core.face.emotions.Emotion` keyed at ``strength``, or None; ``track`` the clip's
+    phone track when its lips close (the head gets the correction keys ``voca_lips_close`` /
+    ``voca_lips_tuck``, as Animate from audio writes them: every export carries them — glb / fbx as
+    morph targets / blend shapes with their curves, abc / usd in the evaluated points), or None.
     """
     from . import pipeline, render
+    from .articulation_phones import PhoneOutcome
     from ..headless import save_blend
     scene = empty_scene(anim.fps)
     head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
     select_only(head)
     settings = pipeline.AnimateSettings(audio_path=audio_path, emotion=emotion.name if emotion else None,
                                         strength=strength, start_frame=1)
-    pipeline.apply(scene, head, pipeline.ComputeResult(anim, template, emotion), settings)
+    phones = PhoneOutcome(track) if track is not None else None
+    pipeline.apply(scene, head, pipeline.ComputeResult(anim.exact(), template, emotion, phones=phones), settings)
     head.data.shape_keys.animation_data.action.name = name
     if "mp4" in outputs:
         render.frame_head(scene, 320, 240, target=head)
