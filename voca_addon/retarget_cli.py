@@ -2,7 +2,8 @@
 
     python -m voca_addon retarget SOURCE --target MESH --landmarks (PAIRS | auto) --out OUT.blend
         [--guess-landmarks PAIRS_OUT.txt] [--target-keys FOLDER] [--curves OUT.csv|OUT.json]
-        [--template FLAME.ply] [--audio WAV] [--fps F] [--overwrite]
+        [--template FLAME.ply] [--audio WAV [--transcript T | --alignment FILE] [--no-closures]
+        [--phonemes OUT]] [--fps F] [--overwrite]
 
 (and the same after ``blender -b -P voca_addon/headless.py --``). SOURCE: an ``infer`` result or any
 ``.npz``/``.npy`` with ``vertices`` [frames, 5023, 3] (or a folder of per-frame meshes). MESH: ``.obj`` /
@@ -13,6 +14,15 @@ the fit's residual; ``--guess-landmarks`` also writes them for the user to check
 
 Without ``--target-keys`` the target gets the transferred keys (50 + bias, VOCA's weights); with it,
 the rig's own keys driven by solved weights, and ``--curves`` writes them (Live Link Face CSV or JSON).
+
+Lips that close (issue 18): with ``--audio`` the lips close on its p/b/m and tuck on f/v, as in
+``animate`` / ``infer`` (the same flags, :mod:`voca_addon.articulation_cli`): the corrections are made on
+FLAME (:func:`voca_addon.core.articulation.add_corrections`) and transferred like every other field, kept
+apart as the keys ``voca_lips_close`` / ``voca_lips_tuck`` on the character (VOCA's transferred keys stay
+exact); with ``--target-keys`` the solve reproduces the corrected motion (on an ARKit rig mouthClose /
+mouthPress close the lips). A SOURCE that already carries corrections (``infer``'s ``.npz``) is never
+corrected twice: its corrections transfer as they are. ``--no-closures``: VOCA's exact motion, a
+source's corrections dropped.
 Every input is read and checked, and the fit, transfer and solve are computed, before Blender is
 touched: a refused input changes nothing.
 
@@ -21,7 +31,9 @@ Contract: argparse + core at import; ``bpy`` only when writing the .blend.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -51,6 +63,8 @@ def add_parser(sub) -> None:
     r.add_argument("--audio", metavar="WAV", help="sound to add at the first frame")
     r.add_argument("--fps", type=float, help="the source's frame rate (default: the .npz's, else 60)")
     r.add_argument("--overwrite", action="store_true", help="replace existing --out / --curves files")
+    from . import articulation_cli      # --transcript, --alignment, --no-closures, --phonemes (with --audio)
+    articulation_cli.add_args(r)
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,8 @@ class Retarget:
     keys: Optional[object]  # keyfiles.KeySet
     solution: Optional[object]  # keysolve.KeySolution
     guess: Optional[object] = None  # guess.LandmarkGuess with --landmarks auto
+    phones: Optional[object] = None  # core.phonemes.PhoneTrack with --audio (or the source's), else None
+    articulation: str = ""          # one line: the phones' source and count, closures on / off
 
 
 def is_auto(landmarks) -> bool:
@@ -71,7 +87,8 @@ def is_auto(landmarks) -> bool:
 
 
 def _paths(args):
-    """Check the destinations and that every input exists → (out, curves or None, guessed pairs or None)."""
+    """Check the destinations and that every input exists → (out, curves or None, guessed pairs or None,
+    the articulation plan: :func:`voca_addon.articulation_cli.plan_from_args`)."""
     from .core import outputs
     out = outputs.check_output(args.out, "--out", (".blend",), args.overwrite)
     curves = guessed = None
@@ -89,16 +106,35 @@ def _paths(args):
         if path is not None and not os.path.exists(path):
             hint = " (or give --landmarks auto for a first guess)" if what == "--landmarks" else ""
             raise InputError(f"{what} '{path}' was not found. Check the path{hint}.")
-    written = {"--out": out, "--curves": curves, "--guess-landmarks": guessed}
+    plan = articulation_plan(args)
+    written = {"--out": out, "--curves": curves, "--guess-landmarks": guessed,
+               "--phonemes": plan.phonemes_out and Path(plan.phonemes_out)}
     outputs.check_distinct(written, {"SOURCE": args.source, "--target": args.target, "--audio": args.audio,
-                                     "--landmarks": landmarks})
-    return str(out), (str(curves) if curves else None), (str(guessed) if guessed else None)
+                                     "--landmarks": landmarks, "--alignment": getattr(args, "alignment", None)})
+    return str(out), (str(curves) if curves else None), (str(guessed) if guessed else None), plan
+
+
+def articulation_plan(args):
+    """The articulation flags checked (InputError before any computing): --transcript / --alignment /
+    --phonemes need --audio; a bad alignment file, an empty transcript… are refused."""
+    from . import articulation_cli as artic
+    audio = getattr(args, "audio", None)
+    if audio is not None:
+        from .core.speech.audio import check_audio_path
+        check_audio_path(audio)
+    return artic.plan_from_args(args, audio, getattr(args, "overwrite", False))
 
 
 def source_animation(source: str, template_path, fps=None):
     """SOURCE as a ShapeKeyAnimation on FLAME: an ``infer`` .npz's own shape-key form (basis, bias,
-    weights — also when written with --no-vertices), else the frames factorised (import-sequence)."""
-    from .core.animation import sequences
+    weights — also when written with --no-vertices — and its corrections, kept apart), else the frames
+    factorised (import-sequence)."""
+    return source_with_phones(source, template_path, fps)[0]
+
+
+def source_with_phones(source: str, template_path, fps=None):
+    """(:func:`source_animation`, the phone track the ``.npz`` stores or None)."""
+    from .core.animation import npzextras, sequences
     from .core.animation.shapekeys import ShapeKeyAnimation
     from .core.face import meshio
     if str(source).lower().endswith(".npz"):
@@ -106,9 +142,12 @@ def source_animation(source: str, template_path, fps=None):
             if {"basis", "bias", "weights"} <= set(z.files):
                 template = meshio.read_mesh(template_path).vertices.astype(np.float32)
                 rate = fps or (float(z["fps"]) if "fps" in z.files else DEFAULT_FPS)
-                return ShapeKeyAnimation(z["basis"].astype(np.float32), z["bias"].astype(np.float32),
-                                         z["weights"].astype(np.float32), rate, template)
-    return sequences.import_sequence(source, template_path, fps=fps)
+                weights = z["weights"].astype(np.float32)
+                anim = ShapeKeyAnimation(z["basis"].astype(np.float32), z["bias"].astype(np.float32),
+                                         weights, rate, template)
+                return (anim.with_corrections(npzextras.read_corrections(z, len(weights), source)),
+                        npzextras.read_phones(z, source))
+    return sequences.import_sequence(source, template_path, fps=fps), None
 
 
 @dataclass(frozen=True)
@@ -158,16 +197,36 @@ def retarget_motion(character: Character, anim, matrix=None):
     return motion, solution
 
 
-def compute(args) -> Retarget:
-    """Read and check every input, then fit, transfer and (with --target-keys) solve. No bpy."""
+def compute(args, plan=None) -> Retarget:
+    """Read and check every input, then fit, transfer and (with --target-keys) solve. No bpy.
+
+    With ``--audio`` the phone pass (PocketSphinx, or the ``--alignment`` file) runs in a thread beside the
+    fit, and the lips' corrections are made on FLAME before the transfer (see the module docstring).
+    ``plan``: :func:`articulation_plan` of ``args`` when already checked.
+    """
+    from . import articulation_cli as artic
     from .core.models import modelfiles
     if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
         raise InputError(f"--fps must be a positive number, got {args.fps}.")
+    plan = articulation_plan(args) if plan is None else plan
+    audio = getattr(args, "audio", None)
     template_path = modelfiles.resolve_template(args.template)
-    anim = source_animation(args.source, template_path, args.fps)
+    anim, stored = source_with_phones(args.source, template_path, args.fps)
+    carried = anim.corrections is not None
+    if not plan.closures and getattr(args, "no_closures", False):
+        anim = anim.exact()                              # --no-closures: VOCA's exact motion
+    phones = None                                        # the phone pass, in a thread beside the fit
+    if audio is not None and plan.wants_phones and not (carried and plan.closures and plan.phonemes_out is None):
+        phones = artic.PhonePass(plan, artic.audio_source(audio))
     character = load_character(args.target, args.landmarks, args.target_keys, template_path)
+    track = phones.result() if phones is not None else (plan.track or stored)
+    anim = artic.articulate(anim, plan, track) if audio is not None else anim
     motion, solution = retarget_motion(character, anim)
-    return Retarget(character.target, character.fit, motion, character.keys, solution, character.guess)
+    line = artic.describe(plan, track, anim) if audio is not None or track is not None else ""
+    if carried and anim.corrections is not None:
+        line = (line + "; " if line else "") + "the source's lip corrections transferred (not made again)"
+    return Retarget(character.target, character.fit, motion, character.keys, solution, character.guess,
+                    track, line)
 
 
 def guess_report(guess, path: Optional[str] = None) -> str:
@@ -189,7 +248,7 @@ def _report(result: Retarget) -> str:
         s, scale = result.solution.report, result.fit.similarity.scale
         text += (f"; keys: {s['mean_error'] / scale * 1e3:.2f} mm mean / {s['p95_error'] / scale * 1e3:.2f} mm "
                  f"p95 error, {s['explained']:.0%} of the motion explained")
-    return text
+    return text + (f"; {result.articulation}" if result.articulation else "")
 
 
 def write_curves(path: str, result: Retarget) -> None:
@@ -203,8 +262,10 @@ def write_curves(path: str, result: Retarget) -> None:
 
 def run(args) -> None:
     """The whole command (user errors raise VocaError for the CLI's guard)."""
-    out, curves, guessed = _paths(args)
-    result = compute(args)
+    out, curves, guessed, plan = _paths(args)
+    from . import articulation_cli as artic
+    artic.warn(plan.warnings, sys.stdout)
+    result = compute(args, plan)
     if result.guess is not None:
         print(guess_report(result.guess, guessed))
     from . import headless
@@ -218,6 +279,8 @@ def run(args) -> None:
     if result.solution is None:
         report = writer.write_animation(obj, result.motion, scene, start, name_prefix="VOCA")
         end, what = report.frame_end, f"{len(result.motion.names)} transferred keys + bias"
+        made = character_writer.write_corrections(obj, result.motion, scene, start)
+        what += f" + {', '.join(made)}" if made else ""
     else:
         character_writer.add_rig_keys(obj, result.keys.rest, result.keys.names, result.keys.deltas)
         character_writer.drive_keys(obj, result.solution.names, result.solution.weights, result.motion.fps,
@@ -235,7 +298,12 @@ def run(args) -> None:
     if guessed:
         from .core.character import landmarks
         landmarks.write_pairs(guessed, result.guess.flame_ids, result.guess.target_ids)
+    if plan.phonemes_out:
+        artic.write_phonemes(result.phones, plan.phonemes_out)
     headless.save_blend(bpy, out)
     print(_report(result))
     print(f"wrote {out}: '{obj.name}' ({len(result.target.vertices)} vertices), {what}, frames {start}-{end}"
-          + (f"; curves {curves}" if curves else "") + (f"; guessed landmark pairs {guessed}" if guessed else ""))
+          + (f"; curves {curves}" if curves else "") + (f"; guessed landmark pairs {guessed}" if guessed else "")
+          + (f"; phones {plan.phonemes_out}" if plan.phonemes_out else ""))
+    if result.phones is not None:
+        artic.warn(result.phones.warnings, sys.stdout)

@@ -11,7 +11,8 @@
   no faces, modifiers, an armature parent, or keys animated by the artist's own action.
 
 The transferred motion itself (a :class:`ShapeKeyAnimation` on the target) is written by
-:func:`.writer.write_animation`, like any VOCA animation.
+:func:`.writer.write_animation`, like any VOCA animation; its corrections (the lip closures transferred
+from FLAME) by :func:`write_corrections`: keys of their own beside VOCA's, owned, in the same action.
 
 Contract: main thread only (``bpy``); bulk ``foreach_set``; user errors raise VocaError subclasses
 before anything is changed.
@@ -87,3 +88,31 @@ def drive_keys(obj, names, weights: np.ndarray, fps: float, scene, start_frame: 
     frames = start_frame + np.arange(len(values), dtype=np.float64)
     curves = [(name, frames, values[:, k], writer.LINEAR) for k, name in enumerate(names)]
     return writer.write_action(key, curves, f"{prefix}_keys_{obj.name}", prefix)
+
+
+def write_corrections(obj, anim, scene, start_frame: int, prefix: str = "VOCA") -> list:
+    """After :func:`.writer.write_animation` wrote ``anim`` on ``obj``: its corrections as their own keys.
+
+    Each correction (``voca_lips_close``, ``voca_lips_tuck``: transferred from FLAME) becomes a key relative
+    to the Basis holding ``Basis + its basis``, keyed LINEAR at the scene's rate only where its weight is
+    not zero (and one zero key each side), in the animation's owned action; the keys are listed as the
+    add-on's, so Remove and a re-run delete them with VOCA's. VOCA's own keys stay exact (mute these to see
+    VOCA's exact motion). Returns the names of the keys made (none without corrections).
+    """
+    c = anim.resampled(writer.scene_fps(scene)).corrections
+    if c is None or not len(c.names):
+        return []
+    from .articulation_writer import support
+    key = obj.data.shape_keys
+    ref = writer.key_co(key.reference_key)
+    created, curves = [], []
+    try:
+        for k, name in enumerate(c.names):
+            block = writer.new_key(obj, name, ref + c.basis[k], created)
+            block.slider_min, block.slider_max = -writer.SLIDER_LIMIT, writer.SLIDER_LIMIT
+            frames, values = support(np.asarray(c.weights[:, k], np.float32))
+            curves.append((block.name, start_frame + frames, values, writer.LINEAR))
+    finally:
+        key[writer.OWNED_KEYS] = list(key.get(writer.OWNED_KEYS, [])) + created
+    writer.write_action(key, curves, f"{prefix}_{obj.name}", prefix)
+    return created
