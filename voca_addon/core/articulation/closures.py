@@ -14,7 +14,7 @@ plateau, release ramp :data:`RELEASE_RAMP` after it; the plateau is the phone sh
 motion's own opening is smallest, within :data:`SHIFT_RANGE`) times the frame's *full* weight, solved in
 closed form per frame: the smallest weight that brings every pair of the line to its rest gap, capped so
 that no pair comes closer than its floor (``LipLine.floor``: 1.0 mm in the middle of the line, less toward
-the corners in proportion to the rest gap); a pair the motion already holds under its floor keeps
+the corners with the square of the rest gap); a pair the motion already holds under its floor keeps
 :data:`PRESS_KEEP` of its gap. Keys
 are exactly zero farther than ``ONSET_RAMP − SHIFT_RANGE[0]`` before and ``RELEASE_RAMP + SHIFT_RANGE[1]``
 after every phone (< 150 ms).
@@ -43,9 +43,10 @@ MIN_PLATEAU = 0.020        # s, a plateau is at least this long (a frame at 60 f
 TRACK_END_TOLERANCE = 0.05  # s, a phone may end this far past the animation's end
 MIN_OPENING_SPREAD = 2e-4  # m, below this std of the opening the motion teaches no field
 NEAR_CLOSURE = 0.0005     # m, frames weigh exp(−opening / NEAR_CLOSURE) in the field's regression
+FIT_RIDGE = 3e-3           # ridge of the closure field's fit, relative to the mean prior variance
 TUCK_BACK = 1.0            # the tuck slides the lower lip back (−z) this much per unit of its lift
 TARGET_SHARE = 0.25        # a key closes the pairs it moves at least this share of its most moved pair
-PRESS_KEEP = 0.75          # a pair the motion already holds below its floor keeps this share of its gap
+PRESS_KEEP = 0.5           # a pair the motion already holds below its floor keeps this share of its gap
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,20 @@ def pair_points(anim: ShapeKeyAnimation, line: LipLine, offset: Optional[np.ndar
     return points[:, :p] - points[:, p:]
 
 
+def _with_tuck(close: np.ndarray, line: LipLine) -> Fields:
+    """Fields from a close field [R, 3]: the tuck is its lower-lip middle, lifted and slid back (−z)."""
+    lower = close * (line.lower_side * line.middle)[:, None]                    # the corners stay
+    lift = np.linalg.norm(lower, axis=1, keepdims=True)
+    back = TUCK_BACK * lift * np.array([0.0, 0.0, -1.0])                         # FLAME faces +z
+    return Fields(np.stack([close, lower + back]), line)
+
+
 def fields_from_motion(anim: ShapeKeyAnimation) -> Optional[Fields]:
-    """The close and tuck fields taught by ``anim``'s own motion (None if it barely opens the mouth).
+    """Fields taught by ``anim``'s own motion near closure (None if it barely opens the mouth).
 
     Weighted least squares of VOCA's weights on the mean opening ``o_f`` (metres), frame weights
-    ``exp(−max(o_f, 0) / NEAR_CLOSURE)``: the field is how VOCA's lips move near closure, where the
-    corrections act (its openings there are narrower, centred, than its wide vowels).
+    ``exp(−max(o_f, 0) / NEAR_CLOSURE)``: how VOCA's lips move near closure. Used when the track has no
+    p/b/m to fit (:func:`fields_for`).
     """
     line = lip_line(anim.template)
     opening = (np.linalg.norm(pair_points(anim, line), axis=2) - line.rest).mean(axis=1)   # [F] m
@@ -100,12 +109,45 @@ def fields_from_motion(anim: ShapeKeyAnimation) -> Optional[Fields]:
     beta = (w - lam @ w).T @ (lam * spread) / (lam @ spread ** 2)                  # [D] per m of opening
     d = anim.basis.shape[0]
     slope = (beta @ anim.basis[:, line.region].reshape(d, -1).astype(np.float64)).reshape(-1, 3)
-    close = -slope * KEY_UNIT * line.falloff[:, None]                           # [R, 3]
-    lower = close * (line.lower_side * line.middle)[:, None]                    # the corners stay
-    lift = np.linalg.norm(lower, axis=1, keepdims=True)
-    back = TUCK_BACK * lift * np.array([0.0, 0.0, -1.0])  # FLAME faces +z
-    tuck = lower + back
-    return Fields(np.stack([close, tuck]), line)
+    return _with_tuck(-slope * KEY_UNIT * line.falloff[:, None], line)
+
+
+def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = None) -> Optional[Fields]:
+    """The close and tuck fields for ``anim`` (VOCA's exact motion) and the p/b/m of ``track``.
+
+    The closure field is the most probable VOCA motion (Gaussian prior: the covariance ``Σ`` of the
+    animation's weights) that moves the pairs of the line by ``δ``, the excess vectors (each pair's
+    part beyond its rest length) averaged over the plateau frames of every p/b/m, scaled to
+    :data:`KEY_UNIT` of mean closing: ``c = Σ Jᵀ (J Σ Jᵀ + λ I)⁻¹ δ`` with ``J`` the pairs'
+    (upper − lower) displacement per weight and ``λ = FIT_RIDGE · tr(J Σ Jᵀ) / 3P``; the field is
+    ``c · basis`` on the lip region, faded out. Without p/b/m, :func:`fields_from_motion`.
+    """
+    line = lip_line(anim.template)
+    r = pair_points(anim, line, offset)                                          # [F, P, 3]
+    gaps = np.linalg.norm(r, axis=2)
+    opening = (gaps - line.rest).mean(axis=1)
+    times = np.arange(anim.num_frames) / float(anim.fps)
+    excess = np.zeros(r.shape[1:])
+    for phone in (p for p in track.phones if p.phone in CLOSURE_PHONES):
+        on = envelope(times, [phone], opening) >= 1.0
+        shrink = np.maximum(1.0 - line.rest / np.maximum(gaps[on], 1e-9), 0.0)   # [K, P]
+        if on.any():
+            excess += (r[on] * shrink[..., None]).mean(axis=0)
+    size = np.linalg.norm(excess, axis=1).mean()
+    if size < 1e-6 or anim.num_frames < 3:
+        return fields_from_motion(anim)
+    delta = (-excess / size * KEY_UNIT).reshape(-1)                              # [3P]
+    basis = anim.basis.astype(np.float64)
+    d = basis.shape[0]
+    jac = (basis[:, line.pairs[:, 0]] - basis[:, line.pairs[:, 1]]).reshape(d, -1)   # [D, 3P]
+    sigma = np.atleast_2d(np.cov(anim.weights.astype(np.float64).T))
+    gram = jac.T @ sigma @ jac
+    if not np.trace(gram) > 0:
+        return fields_from_motion(anim)
+    ridge = FIT_RIDGE * np.trace(gram) / len(gram)
+    code = sigma @ jac @ np.linalg.solve(gram + ridge * np.eye(len(gram)), delta)     # [D]
+    close = (code @ basis[:, line.region].reshape(d, -1)).reshape(-1, 3) * line.falloff[:, None]
+    return _with_tuck(close, line)
 
 
 def envelope(times: np.ndarray, phones: Sequence, opening: np.ndarray) -> np.ndarray:
@@ -166,19 +208,24 @@ def solve_weights(r: np.ndarray, q: np.ndarray, rest: np.ndarray, floor: np.ndar
     reach = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0.0))) / a, closest)
     need = np.clip(np.where(c <= rest[None] ** 2, 0.0, reach), 0.0, None)
     need = need[:, _targets(np.sqrt(a[0]))].max(axis=1)
+    return need, _distance_cap(a, b, c, floor)
+
+
+def _distance_cap(a, b, c, floor):
+    """Largest w ≥ 0 before some ``|r + w q|`` (``a = |q|²``, ``b = r·q``, ``c = |r|²``) passes its floor."""
     gap = np.sqrt(c)
     low = np.where(gap >= floor[None], floor[None], PRESS_KEEP * gap)
     disc = b * b - a * (c - low ** 2)
     root = np.sqrt(np.maximum(disc, 0.0))
     w1, w2 = (-b - root) / a, (-b + root) / a
     limited = (disc > 0) & (w2 > 0)
-    cap = np.where(limited, np.maximum(w1, 0.0), np.inf).min(axis=1)
-    return need, cap
+    return np.where(limited, np.maximum(w1, 0.0), np.inf).min(axis=1)
 
 
 def solve_lift(r: np.ndarray, q: np.ndarray, rest_vectors: np.ndarray, floor: np.ndarray):
     """As :func:`solve_weights`, on the gaps along each pair's rest direction (the tuck: the lower lip
-    rises to the upper lip's height while it slides back, so the distance is not the measure).
+    rises to the upper lip's height while it slides back, so the distance is not the measure); the
+    cap holds both that gap and the distance to the floor.
 
     ``rest_vectors`` float64 [P, 3]: (upper − lower) on the template.
     """
@@ -192,7 +239,9 @@ def solve_lift(r: np.ndarray, q: np.ndarray, rest_vectors: np.ndarray, floor: np
     need = need[:, _targets(dh[0]) & closing[0]].max(axis=1, initial=0.0)
     low = np.where(h >= floor[None], floor[None], PRESS_KEEP * np.maximum(h, 0.0))
     cap = np.where(closing, np.maximum(h - low, 0.0) / rate, np.inf).min(axis=1)
-    return need, cap
+    a = np.maximum(np.einsum("pk,pk->p", q, q), 1e-18)[None]
+    b, c = np.einsum("fpk,pk->fp", r, q), np.einsum("fpk,fpk->fp", r, r)
+    return need, np.minimum(cap, _distance_cap(a, b, c, floor))
 
 
 def check_track(anim: ShapeKeyAnimation, track) -> None:
@@ -273,4 +322,5 @@ def add_corrections(anim: ShapeKeyAnimation, track, strength: float = 1.0,
     offset = check_offset(anim, offset)
     if not np.isfinite(strength) or strength < 0:
         raise InputError(f"closure strength must be a finite number ≥ 0, got {strength}.")
-    return anim.with_corrections(corrections_for(anim, track, fields_from_motion(anim), strength, 0.0, offset))
+    return anim.with_corrections(corrections_for(anim, track, fields_for(anim, track, offset), strength, 0.0,
+                                                  offset))

@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter1d
 from ..animation.shapekeys import ShapeKeyAnimation
 from ..errors import InputError
 from .closures import add_corrections, check_flame, check_offset, check_track, corrections_for, \
-    fields_from_motion
+    fields_for
 
 SPEECH_STRENGTH_RANGE = (0.0, 3.0)
 CLOSURE_STRENGTH_RANGE = (0.0, 3.0)
@@ -110,6 +110,6 @@ def apply_controls(anim: ShapeKeyAnimation, track, settings: ArticulationSetting
     check_flame(exact.num_vertices)
     check_track(exact, track)
     offset = check_offset(exact, offset)
-    corrections = corrections_for(motion, track, fields_from_motion(exact), settings.closure_strength,
+    corrections = corrections_for(motion, track, fields_for(exact, track, offset), settings.closure_strength,
                                   settings.mouth_close, offset)
     return motion.with_corrections(corrections)

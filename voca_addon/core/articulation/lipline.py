@@ -59,8 +59,8 @@ class LipLine:
         1 at the middle of the mouth, smoothly 0 at the corners and beyond (across the face, x).
     floor : float64 [P]
         The closest each pair may come (m): :data:`FLOOR` in the middle of the line (rest gap at least
-        the smallest iBUG pair's), shrinking with the rest gap toward the corners, where the lips
-        meet closer even at rest.
+        the smallest iBUG pair's), toward the corners ``FLOOR · (rest / that gap)²``: there the lips
+        meet closer even at rest, and VOCA's own output presses them to 0.1–0.5 mm.
     """
 
     pairs: np.ndarray
@@ -129,7 +129,7 @@ def _build(template: np.ndarray) -> LipLine:
     corners = template[[FLAME_INNER_LIP_UPPER[0], FLAME_INNER_LIP_UPPER[-1]], 0]
     half_width = 0.5 * abs(corners[1] - corners[0])
     middle = _smooth_step(1.0 - np.abs(template[region, 0] - corners.mean()) / half_width)
-    floor = FLOOR * np.minimum(1.0, rest / rest[ibug].min())
+    floor = FLOOR * np.minimum(1.0, rest / rest[ibug].min()) ** 2
     for array in (pairs, rest, rest_vectors, ibug, region, falloff, lower_side, middle, floor):
         array.setflags(write=False)
     return LipLine(pairs, rest, rest_vectors, ibug, region, falloff, lower_side, middle, floor)
