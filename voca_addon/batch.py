@@ -367,6 +367,8 @@ def run(args) -> int:
     out_dir = os.path.abspath(args.out)
     if not os.path.isdir(os.path.dirname(out_dir)):
         raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
+    from .core import claims
+    claims.claim(out_dir)                                # one batch at a time into a folder (its manifest)
     from . import batch_manifest
     made_for = batch_manifest.made_for(args, formats, default, clips)
     if args.resume and os.path.isdir(out_dir):            # outputs made for other settings: refused
