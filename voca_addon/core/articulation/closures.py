@@ -178,7 +178,14 @@ def _targets(q_along: np.ndarray) -> np.ndarray:
     return np.abs(q_along) >= TARGET_SHARE * np.abs(q_along).max()
 
 
-def solve_weights(r: np.ndarray, q: np.ndarray, rest: np.ndarray, floor: np.ndarray):
+def lowest(r: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """The closest each pair may come per frame, float64 [F, P]: its floor, or :data:`PRESS_KEEP` of its
+    gap where the uncorrected motion ``r`` [F, P, 3] already holds it under the floor."""
+    gap = np.linalg.norm(r, axis=2)
+    return np.where(gap >= floor[None], floor[None], PRESS_KEEP * gap)
+
+
+def solve_weights(r: np.ndarray, q: np.ndarray, rest: np.ndarray, low: np.ndarray):
     """Per frame, the weight that closes the line and the largest weight the floor allows (distances).
 
     Parameters
@@ -189,16 +196,15 @@ def solve_weights(r: np.ndarray, q: np.ndarray, rest: np.ndarray, floor: np.ndar
         Their change per unit weight.
     rest : float64 [P]
         Rest gaps (targets).
-    floor : float64 [P]
-        The closest each pair may come (``LipLine.floor``).
+    low : float64 [F, P]
+        The closest each pair may come (:func:`lowest` of the uncorrected motion).
 
     Returns
     -------
     need, cap : float64 [F]
         ``need``: smallest w ≥ 0 with ``|r + w q| ≤ rest`` for every pair the key moves (see
         :data:`TARGET_SHARE`; one that cannot get there counts at its closest approach); ``cap``: largest
-        w ≥ 0 before some pair passes below its floor, or below :data:`PRESS_KEEP` of its gap where the
-        motion already holds it under the floor (inf when none does).
+        w ≥ 0 before some pair passes below ``low`` (inf when none does).
     """
     a = np.maximum(np.einsum("pk,pk->p", q, q), 1e-18)[None]                   # [1, P]
     b = np.einsum("fpk,pk->fp", r, q)                                          # [F, P]
@@ -208,13 +214,12 @@ def solve_weights(r: np.ndarray, q: np.ndarray, rest: np.ndarray, floor: np.ndar
     reach = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0.0))) / a, closest)
     need = np.clip(np.where(c <= rest[None] ** 2, 0.0, reach), 0.0, None)
     need = need[:, _targets(np.sqrt(a[0]))].max(axis=1)
-    return need, _distance_cap(a, b, c, floor)
+    return need, _distance_cap(a, b, c, low)
 
 
-def _distance_cap(a, b, c, floor):
-    """Largest w ≥ 0 before some ``|r + w q|`` (``a = |q|²``, ``b = r·q``, ``c = |r|²``) passes its floor."""
-    gap = np.sqrt(c)
-    low = np.where(gap >= floor[None], floor[None], PRESS_KEEP * gap)
+def _distance_cap(a, b, c, low):
+    """Largest w ≥ 0 before some ``|r + w q|`` (``a = |q|²``, ``b = r·q``, ``c = |r|²``) passes ``low``."""
+    low = np.minimum(low, np.sqrt(c))
     disc = b * b - a * (c - low ** 2)
     root = np.sqrt(np.maximum(disc, 0.0))
     w1, w2 = (-b - root) / a, (-b + root) / a
@@ -222,7 +227,7 @@ def _distance_cap(a, b, c, floor):
     return np.where(limited, np.maximum(w1, 0.0), np.inf).min(axis=1)
 
 
-def solve_lift(r: np.ndarray, q: np.ndarray, rest_vectors: np.ndarray, floor: np.ndarray):
+def solve_lift(r: np.ndarray, q: np.ndarray, rest_vectors: np.ndarray, low: np.ndarray):
     """As :func:`solve_weights`, on the gaps along each pair's rest direction (the tuck: the lower lip
     rises to the upper lip's height while it slides back, so the distance is not the measure); the
     cap holds both that gap and the distance to the floor.
@@ -237,11 +242,10 @@ def solve_lift(r: np.ndarray, q: np.ndarray, rest_vectors: np.ndarray, floor: np
     rate = np.where(closing, -dh, 1.0)
     need = np.where(closing, np.maximum(h - rest[None], 0.0) / rate, 0.0)
     need = need[:, _targets(dh[0]) & closing[0]].max(axis=1, initial=0.0)
-    low = np.where(h >= floor[None], floor[None], PRESS_KEEP * np.maximum(h, 0.0))
-    cap = np.where(closing, np.maximum(h - low, 0.0) / rate, np.inf).min(axis=1)
+    cap = np.where(closing, np.maximum(h - np.minimum(low, np.maximum(h, 0.0)), 0.0) / rate, np.inf).min(axis=1)
     a = np.maximum(np.einsum("pk,pk->p", q, q), 1e-18)[None]
     b, c = np.einsum("fpk,pk->fp", r, q), np.einsum("fpk,fpk->fp", r, r)
-    return need, np.minimum(cap, _distance_cap(a, b, c, floor))
+    return need, np.minimum(cap, _distance_cap(a, b, c, low))
 
 
 def check_track(anim: ShapeKeyAnimation, track) -> None:
@@ -274,13 +278,14 @@ def corrections_for(motion: ShapeKeyAnimation, track, fields: Optional[Fields], 
     r = pair_points(motion, line, offset)                                       # [F, P, 3]
     opening = (np.linalg.norm(r, axis=2) - line.rest).mean(axis=1)
     q = fields.at_pairs()                                                       # [2, P, 3]
+    low = lowest(r, line.floor)                                                 # from the uncorrected motion
     for key, labels in enumerate((CLOSURE_PHONES, TUCK_PHONES)):
         phones = [p for p in track.phones if p.phone in labels]
         env = envelope(times, phones, opening)
         if key == 0:
-            need, cap = solve_weights(r, q[key], line.rest, line.floor)
+            need, cap = solve_weights(r, q[key], line.rest, low)
         else:
-            need, cap = solve_lift(r, q[key], line.rest_vectors, line.floor)
+            need, cap = solve_lift(r, q[key], line.rest_vectors, low)
         w = strength * env * need + (mouth_close if key == 0 else 0.0)
         weights[:, key] = np.minimum(w, cap)
         r = r + weights[:, key, None, None] * q[key][None]

@@ -110,6 +110,6 @@ def apply_controls(anim: ShapeKeyAnimation, track, settings: ArticulationSetting
     check_flame(exact.num_vertices)
     check_track(exact, track)
     offset = check_offset(exact, offset)
-    corrections = corrections_for(motion, track, fields_for(exact, track, offset), settings.closure_strength,
+    corrections = corrections_for(motion, track, fields_for(motion, track, offset), settings.closure_strength,
                                   settings.mouth_close, offset)
     return motion.with_corrections(corrections)
