@@ -81,7 +81,8 @@ def prepare(args, template_path, voca_model) -> Optional[BatchCharacter]:
 
 
 def on_character(ch: BatchCharacter, anim: ShapeKeyAnimation) -> ShapeKeyAnimation:
-    """``anim`` (on FLAME) on the character: VOCA's fields transferred once, any extra shape per clip."""
+    """``anim`` (on FLAME) on the character: VOCA's fields transferred once, any extra shape per clip; the
+    clip's corrections (lip closures), if any, transferred too and kept apart."""
     from .core.character import transfer
     d = len(ch.basis)
     same = (anim.basis.shape[0] >= d and np.array_equal(anim.basis[:d], ch.source_basis)
@@ -93,8 +94,10 @@ def on_character(ch: BatchCharacter, anim: ShapeKeyAnimation) -> ShapeKeyAnimati
     if anim.basis.shape[0] > d:                           # the clip's emotion shape
         extra = transfer.transfer_fields(anim.basis[d:], ch.character.fit, ch.matrix)
         basis = np.concatenate([basis, extra])
+    corrections = None if anim.corrections is None else \
+        transfer.transfer_corrections(anim.corrections, ch.character.fit, ch.matrix)
     return ShapeKeyAnimation(basis, ch.bias, anim.weights, anim.fps,
-                             np.asarray(ch.character.target.vertices, np.float32), anim.names)
+                             np.asarray(ch.character.target.vertices, np.float32), anim.names, corrections)
 
 
 def solve_keys(ch: BatchCharacter, motion: ShapeKeyAnimation):

@@ -286,6 +286,7 @@ class VOCA_OT_character_transfer(jobs.JobOperator, bpy.types.Operator):
         obj = _current_target(plan.target)
         with transaction.all_or_nothing(scene, [obj]):
             report = writer.write_animation(obj, motion, scene, plan.start_frame)
+            character_writer.write_corrections(obj, motion, scene, plan.start_frame)   # the lip closures
             if plan.head is None:                    # a file: the clip sets the range; a head already did
                 writer.set_frame_range(scene, report.frame_start, report.frame_end)
         source = f"'{plan.head.head_name}'" if plan.head is not None else "the sequence"

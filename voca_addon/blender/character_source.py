@@ -19,7 +19,9 @@ Blender at each frame; a bias curve that is not constant becomes one more basis 
 counts 0. Every other key the head's VOCA action animates — the emotion keys (``EMO <name>``, its own or
 ones marked as emotions), the blink (``VOCA blink`` → ``blink``) — becomes one more row (key − its
 relative key) with its curve over the same frames, so the reading is everything the head's shape keys
-play over the clip. Head and eye motion (object / bone rotations) and the FLAME rig's correctives
+play over the clip. The lip closures (the keys listed in the Key's ``voca_correction_keys``:
+``voca_lips_close`` / ``voca_lips_tuck``) are read the same way but kept apart, as the animation's
+``corrections`` (transferred as corrections, VOCA's rows stay exact; muted with the closures off: 0). Head and eye motion (object / bone rotations) and the FLAME rig's correctives
 (drivers) are not shape-key curves and stay on the head. The sound strip, the head and its action are
 only read.
 
@@ -34,9 +36,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.animation.shapekeys import ShapeKeyAnimation
+from ..core.animation.shapekeys import Corrections, ShapeKeyAnimation
 from ..core.errors import InputError
 from . import compat, keyframes, writer
+from .articulation_writer import CORRECTION_KEYS
 
 BIAS_NAME = re.compile(r"^(?P<prefix>.+)_bias(\.\d+)?$")       # the writer's bias key (Blender may add .001)
 
@@ -179,12 +182,14 @@ def head_animation(obj, scene) -> HeadMotion:
     scales, anim_data = dict(key.get(writer.KEY_SCALES, {})), key.animation_data
     frames = _clip_frames(anim_data, owned[:-1])
     rows, columns, names = [], [], []
+    corrective = {str(n) for n in key.get(CORRECTION_KEYS, [])}
+    fixes = ([], [], [])                                        # the lip closures: rows, columns, names
 
-    def add(block, name: str, scale: float = 1.0) -> None:
+    def add(block, name: str, scale: float = 1.0, into=(rows, columns, names)) -> None:
         fcurve = compat.find_fcurve(anim_data, keyframes.value_path(block.name))
-        rows.append(_delta(block) / np.float32(scale))
-        columns.append(_values(fcurve, block, frames) * np.float32(scale))
-        names.append(name)
+        into[0].append(_delta(block) / np.float32(scale))
+        into[1].append(_values(fcurve, block, frames) * np.float32(scale))
+        into[2].append(name)
 
     for name in owned[:-1]:                                     # the speech keys, in the writer's order
         add(key.key_blocks[name], name[len(prefix):] if name.startswith(prefix) else name,
@@ -192,7 +197,7 @@ def head_animation(obj, scene) -> HeadMotion:
     for block in key.key_blocks:                                # emotion keys, the blink: keyed in VOCA's action
         if block != key.reference_key and block.name not in owned and \
                 compat.find_fcurve(anim_data, keyframes.value_path(block.name)) is not None:
-            add(block, _other_name(block.name, prefix))
+            add(block, *((block.name, 1.0, fixes) if block.name in corrective else (_other_name(block.name, prefix),)))
     bias_block = key.key_blocks[owned[-1]]
     bias_values = _values(compat.find_fcurve(anim_data, keyframes.value_path(owned[-1])), bias_block, frames)
     if np.all(bias_values == bias_values[0]):
@@ -200,7 +205,9 @@ def head_animation(obj, scene) -> HeadMotion:
     else:                                                       # an edited bias curve: one more row
         bias = np.zeros_like(rows[0])
         add(bias_block, "bias")
+    corrections = None if not fixes[0] else Corrections(
+        np.stack(fixes[0]).astype(np.float32), np.stack(fixes[1], axis=1).astype(np.float32), tuple(fixes[2]))
     anim = ShapeKeyAnimation(np.stack(rows).astype(np.float32), bias.astype(np.float32),
                              np.stack(columns, axis=1).astype(np.float32), writer.scene_fps(scene),
-                             writer.key_co(key.reference_key), tuple(names))
+                             writer.key_co(key.reference_key), tuple(names), corrections)
     return HeadMotion(anim, int(frames[0]), obj.name)
