@@ -270,12 +270,15 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
 # ---------------------------------------------------------------------------- the dialogue library
 
 def read_speech_animation(path: str) -> ShapeKeyAnimation:
-    """A clip's speech animation back from its ``.npz`` (an emotion shape, if any, left out)."""
+    """A clip's speech animation back from its ``.npz`` (an emotion shape, if any, left out; its lip
+    corrections, if any, kept apart: :mod:`voca_addon.core.animation.npzextras`)."""
+    from .core.animation import npzextras
     with np.load(path, allow_pickle=False) as z:
         names = tuple(str(n) for n in z["names"])
         keep = [k for k, n in enumerate(names) if not n.startswith("emotion_")]
-        return ShapeKeyAnimation(z["basis"][keep], z["bias"], z["weights"][:, keep], float(z["fps"]),
+        anim = ShapeKeyAnimation(z["basis"][keep], z["bias"], z["weights"][:, keep], float(z["fps"]),
                                  z["template"], tuple(names[k] for k in keep))
+        return anim.with_corrections(npzextras.read_corrections(z, anim.num_frames, path))
 
 
 def read_key_weights(path: str):
@@ -294,7 +297,9 @@ def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path:
     transferred keys, or with its own keys those keys' solved weights."""
     from .blender import exports                         # needs bpy (checked before the batch started)
     npz = [os.path.join(out_dir, f"{c.name}.npz") for c in clips]
-    entries = [exports.LibraryClip(c.name, read_speech_animation(p), c.audio) for c, p in zip(clips, npz)]
+    # the library holds each clip's exact speech: a clip's correction keys are fields learned from its own
+    # motion, not one key the clips could share (they stay in the clip's own files)
+    entries = [exports.LibraryClip(c.name, read_speech_animation(p).exact(), c.audio) for c, p in zip(clips, npz)]
     if character is None:
         exports.build_library(entries, meshio.read_mesh(template_path), path)
     elif character.keys is None:

@@ -175,3 +175,18 @@ def test_batch_without_pocketsphinx_warns_once_and_alignments_still_close(models
             np.testing.assert_array_equal(z["vertices"], e["vertices"])     # both in process, one grouping
     check_clip(out / "aligned.npz", exact / "aligned.npz", "json")
     assert os.path.isfile(out / "batch_manifest.json")
+
+
+def test_batch_npz_read_back_keeps_the_corrections_apart(csv_batch):
+    """What batch --library (and import-sequence, retarget) read: VOCA's exact weights, the corrections apart."""
+    from voca_addon.batch_worker import read_speech_animation
+    path = csv_batch["out"] / "said.npz"
+    anim = read_speech_animation(str(path))
+    with np.load(path) as z:
+        np.testing.assert_array_equal(anim.weights, z["weights"])
+        np.testing.assert_array_equal(anim.corrections.weights, z["correction_weights"])
+        assert anim.corrections.names == CORRECTIONS
+        assert np.abs(anim.vertices() - z["vertices"]).max() < 1e-6
+        assert np.abs(anim.exact().vertices() - z["vertices"]).max() == pytest.approx(
+            np.abs(np.einsum("fc,cvk->fvk", z["correction_weights"], z["correction_basis"])).max(), abs=1e-6)
+    assert npzextras.load_animation(path).corrections.names == CORRECTIONS
