@@ -29,7 +29,6 @@ import glob
 import hashlib
 import json
 import os
-import uuid
 from typing import Optional
 
 from .core.errors import InputError
@@ -193,14 +192,13 @@ def check_resume(out_dir: str, new: dict, any_output: bool) -> None:
 
 
 def write(out_dir: str, new: dict) -> str:
-    """``DIR/batch_manifest.json`` (atomically); returns its path."""
+    """``DIR/batch_manifest.json`` (through :func:`voca_addon.core.outputs.write_exact`); returns its path."""
+    from pathlib import Path
+    from .core.outputs import write_exact
     path = os.path.join(out_dir, MANIFEST)
-    temp = os.path.join(out_dir, f".{MANIFEST}.{uuid.uuid4().hex[:12]}.json")
-    try:
+
+    def dump(temp):
         with open(temp, "w", encoding="utf-8") as f:
             json.dump({"version": VERSION, "made_for": new}, f, indent=1)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    write_exact(Path(path), dump)
     return path
