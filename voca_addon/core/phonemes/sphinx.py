@@ -10,12 +10,14 @@ Three searches, all on 16 kHz int16 mono audio, 10 ms frames:
 - :func:`align_words` — forced alignment of a word sequence, two passes (words, then phones and states);
 - :func:`phone_loop` — the phone recogniser (``allphone`` search with the en-us phone bigram).
 
-Threads: one ``Decoder`` is never used by two threads at once — each call takes a decoder from a
-pool (creating one costs ~1 s: the acoustic model is loaded) and puts it back after. PocketSphinx's
-binding holds the GIL while it decodes, so the recognisers are fed blocks of :data:`BLOCK_S`: between
-blocks other Python threads (the engine's) run. The utterance's cepstral mean is computed first (a
-features-only pass) and fixed, so block decoding gives the same result as one call, and a pooled
-decoder's earlier utterances do not change the next result.
+Threads and state: one ``Decoder`` is never used by two threads at once. The recognisers' results
+depend on what their decoder decoded before (the live cepstral-mean and search state carry over, even
+when the mean is set), so each recognition gets a fresh decoder (~0.3 s of CPU: the acoustic model is
+loaded); the utterance's cepstral mean is computed first (a features-only pass) and fixed, so block
+decoding gives the same result as one call. Alignment (one call, batch CMN) does not depend on history
+(tested), so its decoders are pooled: a call takes an idle one (or makes one) and puts it back.
+PocketSphinx's binding holds the GIL while it decodes, so the recognisers are fed blocks of
+:data:`BLOCK_S`: between blocks other Python threads (the engine's) run.
 
 Contract: numpy + stdlib (+ pocketsphinx when present); thread-safe.
 """
@@ -34,6 +36,8 @@ RATE = 16000            # Hz, the en-us model's sampling rate
 # The phone recogniser's search: wide beams and a language weight of 2 for the phone bigram (the
 # defaults, tuned for word search, prune most consonants away).
 PHONE_LOOP_CONFIG = dict(beam=1e-20, pbeam=1e-20, lw=2.0)
+UNKNOWN_WORD = "voca_unknown_word"     # in every alignment decoder's dictionary: stands for words it lacks
+UNKNOWN_PRONUNCIATION = "SIL"           # a silence model absorbs any length (3 states with self-loops)
 
 
 class PhonemesUnavailable(VocaError):
@@ -72,12 +76,18 @@ def _new_decoder(kind: str):
         return ps.Decoder(loglevel="FATAL", lm=None, allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"),
                           **PHONE_LOOP_CONFIG)
     if kind == "align":     # bestpath off: its lattice rescoring can give a phone 1 frame, which fails pass 2
-        return ps.Decoder(loglevel="FATAL", bestpath=False)
+        decoder = ps.Decoder(loglevel="FATAL", bestpath=False)
+        decoder.add_word(UNKNOWN_WORD, UNKNOWN_PRONUNCIATION, True)
+        return decoder
     return ps.Decoder(loglevel="FATAL")
 
 
+POOLED = ("align",)     # decoder kinds whose results do not depend on earlier utterances
+
+
 class _Borrowed:
-    """Context manager: an idle decoder of ``kind`` from the pool (or a new one), returned afterwards."""
+    """Context manager: a decoder of ``kind``: for a pooled kind an idle one from the pool (or a new one),
+    returned afterwards; otherwise a new one, dropped afterwards."""
 
     def __init__(self, kind: str):
         self.kind, self.decoder, self.broken = kind, None, False
@@ -85,13 +95,13 @@ class _Borrowed:
     def __enter__(self):
         with _lock:
             idle = _pool.setdefault(self.kind, [])
-            self.decoder = idle.pop() if idle else None
+            self.decoder = idle.pop() if idle and self.kind in POOLED else None
         if self.decoder is None:
             self.decoder = _new_decoder(self.kind)
         return self.decoder
 
     def __exit__(self, exc_type, *rest):
-        if exc_type is None and not self.broken:
+        if exc_type is None and not self.broken and self.kind in POOLED:
             with _lock:
                 _pool[self.kind].append(self.decoder)
 
@@ -149,13 +159,13 @@ def recognise_words(pcm: bytes, progress=None, span=(0.0, 1.0)) -> List[Tuple[st
 
 def dictionary_words(words: Sequence[str]) -> List[Optional[str]]:
     """Each word's dictionary pronunciation (space-separated ARPAbet) or None when not in the dictionary."""
-    with _Borrowed("words") as decoder:
+    with _Borrowed("align") as decoder:
         return [decoder.lookup_word(w) for w in words]
 
 
-def align_words(pcm: bytes, words: Sequence[str], extra: Sequence[Tuple[str, str]] = ()
+def align_words(pcm: bytes, words: Sequence[str]
                 ) -> Optional[List[Tuple[str, float, float, List[Tuple[str, float, float]]]]]:
-    """Forced alignment of ``words`` (all in the dictionary, or given in ``extra`` as (word, phones)).
+    """Forced alignment of ``words`` (all in the dictionary, or :data:`UNKNOWN_WORD`).
 
     Returns
     -------
@@ -165,9 +175,6 @@ def align_words(pcm: bytes, words: Sequence[str], extra: Sequence[Tuple[str, str
     borrowed = _Borrowed("align")
     with borrowed as decoder:
         try:
-            for word, phones in extra:
-                if decoder.lookup_word(word) is None:
-                    decoder.add_word(word, phones, True)
             decoder.set_align_text(" ".join(words))
             _decode_whole(decoder, pcm)
             if decoder.hyp() is None:

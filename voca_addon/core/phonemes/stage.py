@@ -30,12 +30,11 @@ from ..errors import InputError
 from ..speech.audio import Audio, load_audio, select_channel
 from ..speech.resample import resample
 from . import sphinx
+from .sphinx import UNKNOWN_WORD
 from .track import PhoneTrack, make_track
 
 DEFAULT_METHOD = "words"
 METHODS = ("words", "phones")
-UNKNOWN_WORD = "voca_unknown_word"     # dictionary entry standing for words the dictionary lacks
-UNKNOWN_PRONUNCIATION = "SIL"           # absorbs any length (a 3-state HMM with self-loops)
 MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
 MATCH_SLACK_S = 0.05    # s, how far apart an aligned and a recognised phone may be and still agree
 
@@ -140,7 +139,7 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
     align_text = [UNKNOWN_WORD if p is None else w for w, p in zip(words, prons)]
     if progress is not None:
         progress(0.0, "phonemes")
-    aligned = sphinx.align_words(pcm, align_text, [(UNKNOWN_WORD, UNKNOWN_PRONUNCIATION)] if unknown else ())
+    aligned = sphinx.align_words(pcm, align_text)
     loop = sphinx.phone_loop(pcm, progress, (0.3, 0.6))
     items = _phone_items(aligned, duration) if aligned is not None else []
     if aligned is None or _agreement(items, loop) < MATCH_MIN:
