@@ -112,7 +112,8 @@ def fields_from_motion(anim: ShapeKeyAnimation) -> Optional[Fields]:
     return _with_tuck(-slope * KEY_UNIT * line.falloff[:, None], line)
 
 
-def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = None) -> Optional[Fields]:
+def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = None,
+               vectors: Optional[np.ndarray] = None) -> Optional[Fields]:
     """The close and tuck fields for ``anim`` (VOCA's exact motion) and the p/b/m of ``track``.
 
     The closure field is the most probable VOCA motion (Gaussian prior: the covariance ``Σ`` of the
@@ -123,15 +124,16 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     ``c · basis`` on the lip region, faded out. Without p/b/m, :func:`fields_from_motion`.
     """
     line = lip_line(anim.template)
-    r = pair_points(anim, line, offset)                                          # [F, P, 3]
+    r = pair_points(anim, line, offset) if vectors is None else vectors          # [F, P, 3]
     gaps = np.linalg.norm(r, axis=2)
     opening = (gaps - line.rest).mean(axis=1)
     times = np.arange(anim.num_frames) / float(anim.fps)
     excess = np.zeros(r.shape[1:])
     for phone in (p for p in track.phones if p.phone in CLOSURE_PHONES):
-        on = envelope(times, [phone], opening) >= 1.0
-        shrink = np.maximum(1.0 - line.rest / np.maximum(gaps[on], 1e-9), 0.0)   # [K, P]
-        if on.any():
+        a, b = plateau(times, phone, opening)
+        on = slice(np.searchsorted(times, a - 1e-6), np.searchsorted(times, b + 1e-6))    # on the plateau
+        if on.stop > on.start:
+            shrink = np.maximum(1.0 - line.rest / np.maximum(gaps[on], 1e-9), 0.0)   # [K, P]
             excess += (r[on] * shrink[..., None]).mean(axis=0)
     size = np.linalg.norm(excess, axis=1).mean()
     if size < 1e-6 or anim.num_frames < 3:
@@ -150,26 +152,32 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     return _with_tuck(close, line)
 
 
-def envelope(times: np.ndarray, phones: Sequence, opening: np.ndarray) -> np.ndarray:
-    """Coarticulation envelope in [0, 1] per frame for ``phones`` (Phone-like: .start, .end).
+def plateau(times: np.ndarray, phone, opening: np.ndarray):
+    """(a, b) seconds: ``phone`` moved by ``clamp(t_min − mid, SHIFT_RANGE)``, ``t_min`` the frame of the
+    smallest ``opening`` [F] in [start + SHIFT_RANGE[0], end + SHIFT_RANGE[1]]; at least MIN_PLATEAU long."""
+    start, end = float(phone.start), float(phone.end)
+    i0, i1 = np.searchsorted(times, start + SHIFT_RANGE[0], "left"), np.searchsorted(times, end + SHIFT_RANGE[1], "right")
+    shift = 0.0
+    if i1 > i0:
+        t_min = times[i0 + int(np.argmin(opening[i0:i1]))]
+        shift = min(max(t_min - 0.5 * (start + end), SHIFT_RANGE[0]), SHIFT_RANGE[1])
+    a, b = start + shift, end + shift
+    if b - a < MIN_PLATEAU:
+        a, b = 0.5 * (a + b) - 0.5 * MIN_PLATEAU, 0.5 * (a + b) + 0.5 * MIN_PLATEAU
+    return a, b
 
-    The plateau is the phone moved by ``clamp(t_min − mid, SHIFT_RANGE)``, ``t_min`` the frame of the
-    smallest ``opening`` [F] in [start + SHIFT_RANGE[0], end + SHIFT_RANGE[1]]; raised-cosine ramps.
-    """
+
+def envelope(times: np.ndarray, phones: Sequence, opening: np.ndarray) -> np.ndarray:
+    """Coarticulation envelope in [0, 1] per frame for ``phones`` (Phone-like: .start, .end): 1 on each
+    :func:`plateau`, raised-cosine ramps of ONSET_RAMP before and RELEASE_RAMP after it."""
     env = np.zeros(len(times))
     for phone in phones:
-        start, end = float(phone.start), float(phone.end)
-        window = np.flatnonzero((times >= start + SHIFT_RANGE[0]) & (times <= end + SHIFT_RANGE[1]))
-        shift = 0.0
-        if len(window):
-            t_min = times[window[np.argmin(opening[window])]]
-            shift = float(np.clip(t_min - 0.5 * (start + end), *SHIFT_RANGE))
-        a, b = start + shift, end + shift
-        if b - a < MIN_PLATEAU:
-            a, b = 0.5 * (a + b) - 0.5 * MIN_PLATEAU, 0.5 * (a + b) + 0.5 * MIN_PLATEAU
-        up = np.clip((times - (a - ONSET_RAMP)) / ONSET_RAMP, 0.0, 1.0)
-        down = np.clip(((b + RELEASE_RAMP) - times) / RELEASE_RAMP, 0.0, 1.0)
-        env = np.maximum(env, (0.5 - 0.5 * np.cos(np.pi * np.minimum(up, down))))
+        a, b = plateau(times, phone, opening)
+        i0, i1 = np.searchsorted(times, a - ONSET_RAMP, "right"), np.searchsorted(times, b + RELEASE_RAMP, "left")
+        t = times[i0:i1]
+        ramp = np.minimum(np.clip((t - (a - ONSET_RAMP)) / ONSET_RAMP, 0.0, 1.0),
+                          np.clip(((b + RELEASE_RAMP) - t) / RELEASE_RAMP, 0.0, 1.0))
+        env[i0:i1] = np.maximum(env[i0:i1], 0.5 - 0.5 * np.cos(np.pi * ramp))
     return env
 
 
@@ -267,28 +275,34 @@ def check_offset(anim: ShapeKeyAnimation, offset) -> Optional[np.ndarray]:
 
 
 def corrections_for(motion: ShapeKeyAnimation, track, fields: Optional[Fields], strength: float = 1.0,
-                    mouth_close: float = 0.0, offset: Optional[np.ndarray] = None) -> Corrections:
-    """The two keys and their weights for ``motion`` (its own weights, no corrections) and ``track``."""
+                    mouth_close: float = 0.0, offset: Optional[np.ndarray] = None,
+                    vectors: Optional[np.ndarray] = None) -> Corrections:
+    """The two keys and their weights for ``motion`` (its own weights, no corrections) and ``track``.
+
+    ``vectors``: :func:`pair_points` of ``motion`` (+ ``offset``) when the caller has them already.
+    """
     line = lip_line(motion.template)
     weights = np.zeros((motion.num_frames, 2), np.float64)
     if fields is None:
         return Corrections(np.zeros((2, motion.num_vertices, 3), np.float32), weights.astype(np.float32),
                            CORRECTION_NAMES)
     times = np.arange(motion.num_frames) / float(motion.fps)
-    r = pair_points(motion, line, offset)                                       # [F, P, 3]
+    r = pair_points(motion, line, offset) if vectors is None else vectors          # [F, P, 3]
     opening = (np.linalg.norm(r, axis=2) - line.rest).mean(axis=1)
     q = fields.at_pairs()                                                       # [2, P, 3]
-    low = lowest(r, line.floor)                                                 # from the uncorrected motion
     for key, labels in enumerate((CLOSURE_PHONES, TUCK_PHONES)):
-        phones = [p for p in track.phones if p.phone in labels]
-        env = envelope(times, phones, opening)
+        env = envelope(times, [p for p in track.phones if p.phone in labels], opening)
+        offset_w = mouth_close if key == 0 else 0.0
+        on = np.flatnonzero(env > 0) if offset_w == 0 else np.arange(len(env))   # frames the key may move
+        if not len(on):
+            continue
+        rk = r[on] + weights[on, :1, None] * q[0][None] if key else r[on]
+        low = lowest(r[on], line.floor)                                         # from the uncorrected motion
         if key == 0:
-            need, cap = solve_weights(r, q[key], line.rest, low)
+            need, cap = solve_weights(rk, q[key], line.rest, low)
         else:
-            need, cap = solve_lift(r, q[key], line.rest_vectors, low)
-        w = strength * env * need + (mouth_close if key == 0 else 0.0)
-        weights[:, key] = np.minimum(w, cap)
-        r = r + weights[:, key, None, None] * q[key][None]
+            need, cap = solve_lift(rk, q[key], line.rest_vectors, low)
+        weights[on, key] = np.minimum(strength * env[on] * need + offset_w, cap)
     return Corrections(fields.basis(motion.num_vertices), weights.astype(np.float32), CORRECTION_NAMES)
 
 
@@ -327,5 +341,6 @@ def add_corrections(anim: ShapeKeyAnimation, track, strength: float = 1.0,
     offset = check_offset(anim, offset)
     if not np.isfinite(strength) or strength < 0:
         raise InputError(f"closure strength must be a finite number ≥ 0, got {strength}.")
-    return anim.with_corrections(corrections_for(anim, track, fields_for(anim, track, offset), strength, 0.0,
-                                                  offset))
+    vectors = pair_points(anim, lip_line(anim.template), offset)
+    fields = fields_for(anim, track, offset, vectors)
+    return anim.with_corrections(corrections_for(anim, track, fields, strength, 0.0, offset, vectors))

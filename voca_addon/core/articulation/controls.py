@@ -22,7 +22,8 @@ from scipy.ndimage import gaussian_filter1d
 from ..animation.shapekeys import ShapeKeyAnimation
 from ..errors import InputError
 from .closures import add_corrections, check_flame, check_offset, check_track, corrections_for, \
-    fields_for
+    fields_for, pair_points
+from .lipline import lip_line
 
 SPEECH_STRENGTH_RANGE = (0.0, 3.0)
 CLOSURE_STRENGTH_RANGE = (0.0, 3.0)
@@ -110,6 +111,7 @@ def apply_controls(anim: ShapeKeyAnimation, track, settings: ArticulationSetting
     check_flame(exact.num_vertices)
     check_track(exact, track)
     offset = check_offset(exact, offset)
-    corrections = corrections_for(motion, track, fields_for(motion, track, offset), settings.closure_strength,
-                                  settings.mouth_close, offset)
+    vectors = pair_points(motion, lip_line(motion.template), offset)
+    corrections = corrections_for(motion, track, fields_for(motion, track, offset, vectors),
+                                  settings.closure_strength, settings.mouth_close, offset, vectors)
     return motion.with_corrections(corrections)
