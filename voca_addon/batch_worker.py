@@ -25,7 +25,8 @@ the add-on's own emotion key.
 
 Lip closures: each clip's phones (its alignment file, else its transcript aligned, else detection) are
 found in a thread of the process that runs the group, beside the group's DeepSpeech; the corrections are
-computed on the motion the clip's outputs show (with its emotion), and kept as separate keys.
+computed on VOCA's motion, as Animate from audio computes them (so every output of a clip holds the same
+ones; its emotion is added on top), and kept as separate keys.
 
 Contract: numpy and :mod:`voca_addon.core`; ``bpy`` only when a Blender format is asked for. Any process;
 one group at a time per process.
@@ -146,10 +147,9 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
                    phones=None) -> List[str]:
     paths = output_paths(task.out_dir, spec.name, task.formats)
     plan, track = phones if phones is not None else (None, None)
+    if plan is not None:             # closures on VOCA's motion, as Animate from audio makes them (every output
+        anim = articulation_cli.articulate(anim, plan, track)    # the same); the emotion is added on top
     core_anim = with_emotion(anim, emotion, spec.strength) if emotion is not None else anim
-    if plan is not None:                                 # closures on the motion the outputs show
-        core_anim = articulation_cli.articulate(core_anim, plan, track)
-        anim = anim.with_corrections(core_anim.corrections)
     solution = None
     if task.character is not None:                       # every output on the character
         core_anim = batch_character.on_character(task.character, core_anim)
