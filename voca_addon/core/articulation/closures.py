@@ -44,6 +44,8 @@ TRACK_END_TOLERANCE = 0.05  # s, a phone may end this far past the animation's e
 MIN_OPENING_SPREAD = 2e-4  # m, below this std of the opening the motion teaches no field
 NEAR_CLOSURE = 0.0005     # m, frames weigh exp(−opening / NEAR_CLOSURE) in the field's regression
 FIT_RIDGE = 3e-3           # ridge of the closure field's fit, relative to the mean prior variance
+UPPER_SHARE = 0.1          # of a closure the upper lip makes (VOCA opens 0.03–0.10 mm upper, 0.75–0.78 lower per mm)
+ANCHOR_WEIGHT = 0.2        # weight of "the pair's anchor point stays" against "the pair closes" in the fit
 TUCK_BACK = 1.0            # the tuck slides the lower lip back (−z) this much per unit of its lift
 TARGET_SHARE = 0.25        # a key closes the pairs it moves at least this share of its most moved pair
 PRESS_KEEP = 0.5           # a pair the motion already holds below its floor keeps this share of its gap
@@ -138,10 +140,12 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     size = np.linalg.norm(excess, axis=1).mean()
     if size < 1e-6 or anim.num_frames < 3:
         return fields_from_motion(anim)
-    delta = (-excess / size * KEY_UNIT).reshape(-1)                              # [3P]
     basis = anim.basis.astype(np.float64)
     d = basis.shape[0]
-    jac = (basis[:, line.pairs[:, 0]] - basis[:, line.pairs[:, 1]]).reshape(d, -1)   # [D, 3P]
+    upper, lower = basis[:, line.pairs[:, 0]], basis[:, line.pairs[:, 1]]
+    anchor = (1.0 - UPPER_SHARE) * upper + UPPER_SHARE * lower                   # stays put
+    jac = np.concatenate([(upper - lower).reshape(d, -1), ANCHOR_WEIGHT * anchor.reshape(d, -1)], axis=1)
+    delta = np.concatenate([(-excess / size * KEY_UNIT).reshape(-1), np.zeros(excess.size)])
     sigma = np.atleast_2d(np.cov(anim.weights.astype(np.float64).T))
     gram = jac.T @ sigma @ jac
     if not np.trace(gram) > 0:
