@@ -1,11 +1,14 @@
 """One real Blender window for the whole GUI suite: started once, its findings shared by every test.
 
-The window is Debian trixie's Blender 4.3 (built with audio) in a chroot under Xvfb, made by
+The window is a Debian Blender (built with audio) in a chroot under Xvfb, made by
 ``../shared/tools/blender-gui/setup.sh`` (root and the Debian package registry; once per machine, then
-reused; the suite adds Debian's ``python3-scipy`` to it) and run by its ``run.sh``. The session fixture builds the extension zip, writes a 41 s speech
-clip (the reference sentence eight times, in the pytest temporary folder: long enough to watch the
-progress and press Esc mid-run), starts Blender with :mod:`gui_driver` and collects ``report.json``,
-the screenshots and Blender's output.
+reused) and run by its ``run.sh``: trixie's 4.3 (Python 3.13) by default, sid's 5.2 LTS (Python 3.14)
+with ``BLENDER_GUI_SUITE=sid`` (:data:`SUITES`). The session fixture builds the extension zip a Linux user
+of that Blender gets (linux-x64, the zip carrying its Python), writes a 41 s speech clip (the reference
+sentence eight times, in the pytest temporary folder: long enough to watch the progress and press Esc
+mid-run), starts Blender with :mod:`gui_driver` and collects ``report.json``, the screenshots and
+Blender's output. When every selected test is marked ``smoke`` (``pytest -m smoke tests/gui``), Blender
+runs only :data:`SMOKE_SCENARIOS`.
 
 Without the tools, root or the registry the tests skip with that reason; ``VOCA_GUI_REQUIRED=1`` (CI)
 turns the skip into a failure. ``VOCA_GUI_SCREENSHOTS=DIR`` copies the pictures meant for the user guide
@@ -16,6 +19,7 @@ Contract: the pytest side; never imports ``bpy``. Blender's files stay in the te
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -36,9 +40,11 @@ DRIVER = Path(__file__).resolve().parent / "gui_driver.py"
 SCREEN = "1400x1600"            # Xvfb screen: tall enough for the VOCA tab with every sub-panel open
 SESSION_LIMIT = 600             # s: Blender is stopped after this (run.sh's timeout)
 SETUP_LIMIT = 1800              # s: making the chroot (download + install, ~1 min on a fast line)
-# Debian's Blender runs the system Python (3.13), for which the extension's bundled wheels (Blender's
-# own Python, 3.11) do not install; its users take scipy from Debian, and so does the suite.
-CHROOT_PACKAGES = (("python3-scipy", "scipy"),)
+SUITE = os.environ.get("BLENDER_GUI_SUITE", "trixie")     # setup.sh / run.sh read the same variable
+SUITES = {"trixie": "4.3", "sid": "5.2"}    # Debian suite → the Blender line it ships (the window tested)
+# The scenarios of the smoke subset (make test runs it on 4.3; the whole suite on 5.2): set-up, the full
+# run compared with the engine, and the Character scenario (Fit with Esc, Fit, Transfer, Guess).
+SMOKE_SCENARIOS = ("window_setup", "install", "preferences", "voca_tab", "settings", "animate", "character")
 CLIP_REPEATS = 8                # the reference sentence (5.1 s) this many times: a 41 s clip
 START_FRAME = 10                # the run's start frame (not the scene's start: the panel's option)
 CONDITION = 5                   # speaking style chosen in the panel
@@ -69,6 +75,15 @@ class GuiSession:
         return entry
 
 
+def pinned(package: str, python: str):
+    """The version vendor_requirements.txt bundles of ``package`` for ``python`` (None: no wheel)."""
+    spec = importlib.util.spec_from_file_location("build_extension", ROOT / "tools" / "build_extension.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    found = [r.split("==")[1] for r, p in tool.vendor_requirements() if p == python and r.startswith(package + "==")]
+    return found[0] if found else None
+
+
 def _unavailable(reason: str):
     if os.environ.get("VOCA_GUI_REQUIRED") == "1":
         pytest.fail(f"GUI suite required (VOCA_GUI_REQUIRED=1) but {reason}")
@@ -86,22 +101,15 @@ def gui_chroot() -> Path:
     if done.returncode != 0 or not done.stdout.strip():
         _unavailable(f"setup.sh could not make the chroot (no Debian package registry?): "
                      f"{(done.stderr or done.stdout).strip()[-500:]}")
-    root = Path(done.stdout.strip().splitlines()[-1])
-    for package, module in CHROOT_PACKAGES:
-        _ensure_package(root, package, module)
-    return root
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
-def _ensure_package(root: Path, package: str, module: str) -> None:
-    """Install a Debian package into the chroot once, unless its Python module already imports."""
-    if subprocess.run(["chroot", str(root), "python3", "-c", f"import {module}"],
-                      capture_output=True).returncode == 0:
-        return
-    done = subprocess.run(["chroot", str(root), "bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-                           f"apt-get install -y -qq --no-install-recommends {package}"],
-                          capture_output=True, text=True, timeout=SETUP_LIMIT)
-    if done.returncode != 0:
-        _unavailable(f"could not install {package} into the chroot: {(done.stderr or done.stdout)[-500:]}")
+def chroot_python(root: Path) -> str:
+    """The chroot's system Python as "X.Y" (Debian's Blender runs it)."""
+    done = subprocess.run(["chroot", str(root), "python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def write_clip(source: Path, target: Path, repeats: int = CLIP_REPEATS) -> Path:
@@ -114,16 +122,16 @@ def write_clip(source: Path, target: Path, repeats: int = CLIP_REPEATS) -> Path:
     return target
 
 
-def build_zip(out: Path) -> Path:
-    """The extension as a Linux user gets it: ``tools/build_extension.py --split-platforms``' linux-x64
-    zip (only that platform's wheels), or the single zip of a build without platforms."""
+def build_zip(out: Path, python: str) -> Path:
+    """The extension as a Linux user of a Blender running ``python`` gets it: the linux-x64 zip that
+    carries that Python's wheels (``tools/build_extension.py --platform linux-x64 --python X.Y``)."""
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "build_extension.py"), "--out", str(out),
-                           "--split-platforms"], capture_output=True, text=True, timeout=600)
+                           "--platform", "linux-x64", "--python", python], capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     archives = sorted(out.glob("voca_addon-*.zip"))
-    linux = [a for a in archives if "linux" in a.name and "x64" in a.name]
-    assert len(linux) == 1 or len(archives) == 1, [a.name for a in archives]
-    return linux[0] if linux else archives[0]
+    assert len(archives) == 1, [a.name for a in archives]
+    return archives[0]
 
 
 def without_wheels(archive: Path, target: Path) -> Path:
@@ -145,7 +153,7 @@ def without_wheels(archive: Path, target: Path) -> Path:
 
 def session_config(out: Path, archive: Path, voca_ckpt, ds_small_pb, shared_data) -> dict:
     return {
-        "out": str(out), "zip": str(archive), "zip_fallback": str(without_wheels(archive, out / "no-wheels.zip")),
+        "suite": SUITE, "blender": SUITES.get(SUITE), "out": str(out), "zip": str(archive), "zip_fallback": str(without_wheels(archive, out / "no-wheels.zip")),
         "voca": str(voca_ckpt), "deepspeech": str(ds_small_pb),
         "template": str(shared_data / "flame" / "FLAME_sample.ply"), "arkit": str(shared_data / "arkit"),
         "audio": str(write_clip(shared_data / "audio" / "test_sentence.wav", out / "speech.wav")),
@@ -155,13 +163,20 @@ def session_config(out: Path, archive: Path, voca_ckpt, ds_small_pb, shared_data
     }
 
 
+def smoke_only(session) -> bool:
+    """Whether every GUI test this run selected is marked ``smoke``."""
+    items = [i for i in session.items if Path(str(i.fspath)).parent == Path(__file__).parent]
+    return bool(items) and all(i.get_closest_marker("smoke") for i in items)
+
+
 @pytest.fixture(scope="session")
-def gui(gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> GuiSession:
-    """Run the whole scenario list in one real Blender window; the findings of every scenario."""
+def gui(request, gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> GuiSession:
+    """Run the scenario list (all, or the smoke subset) in one real Blender window; their findings."""
     out = tmp_path_factory.mktemp("gui")
     archive = Path(os.environ["VOCA_GUI_ZIP"]).resolve() if os.environ.get("VOCA_GUI_ZIP") else \
-        build_zip(out / "dist")
+        build_zip(out / "dist", chroot_python(gui_chroot))
     config = session_config(out, archive, voca_ckpt, ds_small_pb, shared_data)
+    config["scenarios"] = list(SMOKE_SCENARIOS) if smoke_only(request.session) else None
     (out / "config.json").write_text(json.dumps(config, indent=1))
     binds = sorted({str(p) for p in (out, shared_data, archive.parent, Path(voca_ckpt).parent,
                                      Path(ds_small_pb).parent)})
@@ -188,7 +203,8 @@ def gui(gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> Gu
         for name in DOC_PICTURES:
             if (out / name).is_file():
                 shutil.copyfile(out / name, Path(pictures) / name)
-    SESSIONS.append((seconds, out))
+    version = report["scenarios"].get("window_setup", {}).get("version", "?")
+    SESSIONS.append((seconds, out, version, "smoke subset" if config["scenarios"] else "whole suite"))
     return GuiSession(report, output, out, seconds, config)
 
 
@@ -196,6 +212,6 @@ SESSIONS: list = []
 
 
 def pytest_terminal_summary(terminalreporter):
-    for seconds, out in SESSIONS:
-        terminalreporter.write_line(f"GUI suite: one Blender 4.3 window session took {seconds:.1f} s "
-                                    f"(files in {out})")
+    for seconds, out, version, what in SESSIONS:
+        terminalreporter.write_line(f"GUI suite ({what}): one Blender {version} window session took "
+                                    f"{seconds:.1f} s (files in {out})")

@@ -56,6 +56,34 @@ def _status_bar_shot(config, name: str):
     screen.crop(shot, _path(config, name), screen.banner_rect(shot, screen.status_bar_rect()))
 
 
+def _parked(config, name: str = "window-parked.png"):
+    """The pointer parked over the viewport (nothing hovered), then a screenshot (its path)."""
+    screen.xdotool("mousemove", *map(str, screen.centre(screen.rect_of(screen.region("WINDOW")))))
+    yield from redraw(0.4)
+    return screen.screenshot(_path(config, name))
+
+
+def _report_shot(config, name: str, before: str, entry: dict):
+    """The error report as the artist sees it, pictured to ``name``: Blender 5.x opens it as a popup over
+    the window (found as what changed since ``before``, pointer parked again; closed afterwards with Esc, as
+    a person does, so it no longer hides the sidebar), 4.x shows it in the status bar (cropped to its
+    banner). Records ``entry["popup"]`` (its rectangle or None) and ``entry["popup_closed"]``."""
+    after = yield from _parked(config, "window-report-" + name)
+    popup = screen.popup_rect(before, after, screen.rect_of(screen.region("UI")))
+    entry["popup"] = list(popup) if popup else None
+    if popup is None:
+        yield from _status_bar_shot(config, name)
+        return
+    screen.crop(after, _path(config, name), popup)
+    screen.press("Escape", screen.centre(screen.rect_of(screen.region("WINDOW"))))
+    end = time.monotonic() + 10.0                   # it closes within a few redraws (slower under load)
+    while True:
+        now = yield from _parked(config)
+        entry["popup_closed"] = screen.popup_rect(before, now, screen.rect_of(screen.region("UI"))) is None
+        if entry["popup_closed"] or time.monotonic() > end:
+            break
+
+
 def refused_not_flame(config, entry):
     """The default Cube active: the button is greyed, the reason printed under it; a call is refused."""
     _activate("Cube")
@@ -82,8 +110,9 @@ def refused_missing_model(config, entry):
     entry["check"] = [prefs.voca_ok, prefs.voca_status]
     before = gui_scene.snapshot()
     reports = len(gui_runs.info_reports())
+    screen_before = yield from _parked(config, "window-before-" + "gui-error.png")
     entry["clicked"] = yield from gui_runs.click_animate(config["out"])
-    yield from _status_bar_shot(config, "gui-error.png")
+    yield from _report_shot(config, "gui-error.png", screen_before, entry)
     entry["reports"] = gui_runs.info_reports()[reports:]
     entry.update(running=gui_runs.running(), changes=gui_scene.changes(before, gui_scene.snapshot()))
     prefs.voca_path = kept
@@ -100,8 +129,9 @@ def refused_internal_error(config, entry):
     engine.run = broken
     try:
         before = gui_scene.snapshot()
+        screen_before = yield from _parked(config, "window-before-gui-internal-error.png")
         yield from gui_runs.watch_run(entry, config["out"], timeout=30.0, scrub=False)
-        yield from _status_bar_shot(config, "gui-internal-error.png")
+        yield from _report_shot(config, "gui-internal-error.png", screen_before, entry)
         entry["changes"] = gui_scene.changes(before, gui_scene.snapshot())
     finally:
         engine.run = real
@@ -129,6 +159,9 @@ def escape(config, entry):
     yield from wait_until(lambda: len(stops) == 2, 5.0)
     entry["esc"] = pressed.get("sample")
     entry["esc_to_stop"] = {k: round(t - pressed["t"], 3) for k, t in stops.items()} if pressed else None
+    times = [s[0] for s in entry["samples"]]        # the event loop's longest pause from the press on
+    at = times.index(pressed["sample"][0]) if pressed else len(times)
+    entry["stall"] = round(max(np.diff(times[at:] + [entry["seconds"]]), default=0.0), 3)
     entry.update(workers_after=_workers(), changes=gui_scene.changes(before, gui_scene.snapshot()))
 
 

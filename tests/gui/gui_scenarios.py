@@ -53,7 +53,8 @@ def window_setup(config, entry):
 def install(config, entry):
     """Install and enable the built zip as a person does from Preferences › Get Extensions › Install.
     Refused for this Blender's Python version (bundled wheels), the refusal is recorded and the same
-    extension without wheels is installed, so that the other scenarios still run."""
+    extension without wheels is installed, so that the other scenarios still run. Recorded too: where
+    scipy and PocketSphinx come from (the zip's wheels for this Python) and the phoneme detector's verdict."""
     try:
         result = _install(config["zip"])
     except RuntimeError as exc:
@@ -68,6 +69,19 @@ def install(config, entry):
                  operators=[name for name in ("animate_from_audio", "add_flame_head", "remove_animation",
                                               "add_emotions", "mark_emotion", "key_emotion")
                             if hasattr(bpy.ops.voca, name)])
+    entry.update(_dependencies())
+
+
+def _dependencies() -> dict:
+    """This Blender's Python, the scipy it imports (version, file) and the phoneme detector's verdict
+    (available, the one-line reason) with PocketSphinx's file when available."""
+    import sys
+    import scipy
+    import scipy.sparse.linalg   # noqa: F401  (the Character stage's solver: loads scipy's compiled parts)
+    available, reason = importlib.import_module(ADDON + ".core.phonemes.sphinx").detector_available()
+    sphinx = importlib.import_module("pocketsphinx").__file__ if available else None
+    return dict(python="%d.%d" % sys.version_info[:2], scipy=[scipy.__version__, scipy.__file__],
+                detector=[available, reason], pocketsphinx=sphinx)
 
 
 def _install(path: str) -> set:
@@ -124,9 +138,17 @@ def panel_lines(shot: str) -> list:
     return [line for line in screen.text_lines(shot, ui) if line[0] < bottom]
 
 
-def settled_shot(path: str, before: list, timeout: float = 4.0):
+PANEL_ANIMATION = 0.6           # s: longer than Blender's panel open/close animation (time-based)
+
+
+def settled_shot(path: str, before: list, timeout: float = 8.0):
     """Screenshots until the panel's lines differ from ``before`` and hold still (Blender animates a
-    panel opening); returns (path, lines)."""
+    panel opening); returns (path, lines). The animation advances only when the event loop turns: a
+    loaded machine can stall it mid-way for seconds, and two shots of a stalled animation agree — so the
+    first shot waits :data:`PANEL_ANIMATION` and then three more turns of the loop, each redrawing."""
+    yield PANEL_ANIMATION
+    for _ in range(3):
+        yield from redraw(0.05)
     end, last = time.monotonic() + timeout, None
     while True:
         yield from redraw(0.3)

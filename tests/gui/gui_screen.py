@@ -162,5 +162,24 @@ def banner_rect(shot: str, rect: Rect, margin: int = 6) -> Rect:
     return rect[0] + int(left), rect[1], int(right - left), rect[3]
 
 
+def popup_rect(before: str, after: str, sidebar: Rect, margin: int = 2) -> Rect | None:
+    """The block of the window above the status bar that changed between two screenshots and reaches
+    outside the sidebar (whose own rows a run may change): a popup Blender opened, e.g. an error report
+    shown over the window (Blender 5.x) instead of in the status bar (4.x); None when there is none."""
+    win = window()
+    rect = (int(win.x), 0, int(win.width), status_bar_rect()[1])
+    changed = (np.abs(pixels(before, rect).astype(np.int16) - pixels(after, rect)).max(axis=2) > 8)
+    outside = changed.copy()
+    outside[:, max(0, sidebar[0] - rect[0]):sidebar[0] - rect[0] + sidebar[2]] = False
+    found = bands(outside.sum(axis=1) >= 20, min_rows=8, bridge=4)
+    if not found:
+        return None
+    top, height = max(found, key=lambda band: band[1])
+    columns = np.flatnonzero(changed[top:top + height].any(axis=0))
+    left, right = max(0, columns[0] - margin), min(rect[2], columns[-1] + 1 + margin)
+    top, bottom = max(0, top - margin), min(rect[3], top + height + margin)
+    return rect[0] + int(left), int(top), int(right - left), int(bottom - top)
+
+
 def digest(shot: str, rect: Rect) -> str:
     return hashlib.sha1(pixels(shot, rect).tobytes()).hexdigest()
