@@ -1,13 +1,14 @@
 """Corrective lip keys: p/b/m closures (``voca_lips_close``) and f/v tucks (``voca_lips_tuck``).
 
-Each key is one displacement field on FLAME's lips, taken from the animation's own motion: the
-least-squares regression, over the animation's frames, of the lip region's displacement on the mean
-inner-lip opening (mean of the pair gaps along the whole line minus their rest values). VOCA opens the
-line in essentially one mode (98.7 % of the variance of the 15 pair gaps of the official test sentence is
-its first component), so removing that mode closes the line corner to corner at once. The closure key is
-that field reversed, scaled so weight 1 removes :data:`KEY_UNIT` of mean opening, faded out over the lip
-region (:mod:`.lipline`). The tuck key is its lower-lip half plus an equal backward (−z) motion: the
-lower lip rises to the upper lip and slides behind it, under the upper teeth.
+Each key is one displacement field on FLAME's lips made of the animation's own motion (VOCA's basis):
+the closure field is the most probable VOCA motion — Gaussian prior with the covariance of the clip's
+weights — that closes the line's pairs (:mod:`.lipline`) by their excess over the rest gap, averaged
+over the plateaus of the track's p/b/m (emotion offset included), while each pair's anchor point (mostly
+the upper lip: VOCA's own split) stays; scaled so weight 1 closes :data:`KEY_UNIT` of mean opening and
+faded out over the lip region (:func:`fields_for`; without p/b/m, a regression of the motion on its mean
+opening near closure, :func:`fields_from_motion`). The tuck key is the closure field's lower-lip middle
+plus an equal backward (−z) slide: the lower lip rises to the upper lip and goes behind it, under the
+upper teeth. docs/articulation.md argues the choice with measurements.
 
 Weights per frame: around each phone a coarticulation envelope (onset ramp :data:`ONSET_RAMP` before the
 plateau, release ramp :data:`RELEASE_RAMP` after it; the plateau is the phone shifted to where the
@@ -15,9 +16,8 @@ motion's own opening is smallest, within :data:`SHIFT_RANGE`) times the frame's 
 closed form per frame: the smallest weight that brings every pair of the line to its rest gap, capped so
 that no pair comes closer than its floor (``LipLine.floor``: 1.0 mm in the middle of the line, less toward
 the corners with the square of the rest gap); a pair the motion already holds under its floor keeps
-:data:`PRESS_KEEP` of its gap. Keys
-are exactly zero farther than ``ONSET_RAMP − SHIFT_RANGE[0]`` before and ``RELEASE_RAMP + SHIFT_RANGE[1]``
-after every phone (< 150 ms).
+:data:`PRESS_KEEP` of its gap. Keys are exactly zero farther than ``ONSET_RAMP − SHIFT_RANGE[0]`` (140 ms)
+before and ``RELEASE_RAMP + SHIFT_RANGE[1]`` (70 ms) after every phone.
 
 Contract: numpy only; pure functions; units metres and seconds; frame ``i`` is at ``i / fps``.
 """
