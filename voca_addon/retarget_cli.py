@@ -60,9 +60,10 @@ def add_parser(sub) -> None:
     r.add_argument("--curves", metavar="OUT.csv", help="with --target-keys: the key curves as a Live Link "
                    "Face .csv or a .json")
     r.add_argument("--template", metavar="MESH", help="FLAME template (default ~/voca_models/FLAME_sample.ply)")
-    r.add_argument("--audio", metavar="WAV", help="sound to add at the first frame")
+    r.add_argument("--audio", metavar="WAV", help="sound to add at the first frame; the lips close on its "
+                   "p/b/m (see the articulation flags)")
     r.add_argument("--fps", type=float, help="the source's frame rate (default: the .npz's, else 60)")
-    r.add_argument("--overwrite", action="store_true", help="replace existing --out / --curves files")
+    r.add_argument("--overwrite", action="store_true", help="replace existing --out / --curves / --phonemes files")
     from . import articulation_cli      # --transcript, --alignment, --no-closures, --phonemes (with --audio)
     articulation_cli.add_args(r)
 
