@@ -3,8 +3,8 @@
 The two rows are facts of FLAME's topology (valid for every FLAME-topology template): the shortest edge
 paths, weighted by edge length, on ``FLAME_sample.ply`` from the left mouth corner (iBUG 60) through the
 upper inner-lip landmarks 61, 62, 63 to the right corner (64), and through the lower ones 67, 66, 65.
-``tools/inner_lip_rows.py`` derives them from the template's mesh and the test suite checks that it
-still gives these ids. The corners are shared by both rows; the pairs across the line (each interior
+``tests/core/articulation/test_closures.py::test_lipline_rows_are_the_template_geometry`` derives them
+again from the template's mesh. The corners are shared by both rows; the pairs across the line (each interior
 upper vertex with its nearest interior lower vertex at rest and vice versa, the three iBUG pairs
 61–67, 62–66, 63–65 among them) measure the lip gap corner to corner.
 
