@@ -54,20 +54,15 @@ test: venv venv-lts venv-py313
 	@$(MAKE) --no-print-directory test-matrix
 	@$(MAKE) --no-print-directory test-gui
 
-# The Blender layer on the other lines (whole or smoke, as above), each stage timed; a stage whose
-# environment cannot exist here (no Python 3.13) skips with the reason, or fails when CI is set.
+# The Blender layer on the other lines (whole or smoke, as above): tools/blender_matrix.sh runs
+# MATRIX_JOBS stages at a time (2: CI's cores), prints each stage's result and time, the whole output of a
+# failed one; a stage whose environment cannot exist here (no Python 3.13) skips with the reason, or fails
+# when CI is set.
 .PHONY: venv-py313 test-matrix
+MATRIX_JOBS ?= 2
 test-matrix: venv-lts venv-py313
-	@failed=; for v in $(BPY_FULL) $(BPY_SMOKE); do \
-	  case " $(BPY_SMOKE) " in *" $$v "*) what="smoke subset"; sel="-m smoke";; *) what="Blender layer"; sel=;; esac; \
-	  if [ ! -f .venv-bpy$$v/.installed ]; then \
-	    echo "== $$what on bpy $$v: SKIPPED: no environment ($$(tools/py313.sh --check))"; \
-	    [ -z "$$CI" ] || failed="$$failed $$v(required under CI)"; continue; fi; \
-	  case " $(BPY_313) " in *" $$v "*) run=tools/py313.sh;; *) run=;; esac; \
-	  echo "== $$what on bpy $$v"; t0=$$(date +%s); \
-	  $$run .venv-bpy$$v/bin/python -m pytest -q $$sel tests/blender || failed="$$failed $$v"; \
-	  echo "== bpy $$v: $$(( $$(date +%s) - t0 )) s"; \
-	done; [ -z "$$failed" ] || { echo "Blender-layer matrix failed on:$$failed"; exit 1; }
+	@BPY_FULL="$(BPY_FULL)" BPY_SMOKE="$(BPY_SMOKE)" BPY_313="$(BPY_313)" MATRIX_JOBS=$(MATRIX_JOBS) \
+	  tools/blender_matrix.sh
 
 # The Blender-layer tests on one version: make test-blender BPY=5.3.0 (any of $(BPY_311) $(BPY_313);
 # default .venv's 5.0). SMOKE=1 runs the smoke subset only.
