@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import VocaError
 
 FRAME_S = 0.01          # s, PocketSphinx's frame shift (100 frames per second)
-BLOCK_S = 0.05          # s of audio per process_raw call (the GIL is released between calls)
+BLOCK_S = 0.01          # s of audio per process_raw call (the GIL is released between calls)
 RATE = 16000            # Hz, the en-us model's sampling rate
 # The phone recogniser's search: wide beams and a language weight of 2 for the phone bigram (the
 # defaults, tuned for word search, prune most consonants away).
@@ -46,6 +46,10 @@ class PhonemesUnavailable(VocaError):
 
 _lock = threading.Lock()
 _pool: dict = {}                # kind → list of idle decoders
+# One utterance at a time in this process: PocketSphinx makes no thread-safety promise, so two threads
+# never interleave their decoders' blocks (with this lock concurrent calls give exactly the serial
+# results: tests/core/phonemes); other Python threads still run between blocks.
+_utterance_lock = threading.RLock()
 
 
 def module():
@@ -112,6 +116,11 @@ def pcm16(samples: np.ndarray) -> bytes:
 
 
 def _decode(decoder, pcm: bytes, progress=None, span=(0.0, 1.0)) -> None:
+    with _utterance_lock:
+        _decode_blocks(decoder, pcm, progress, span)
+
+
+def _decode_blocks(decoder, pcm: bytes, progress, span) -> None:
     step = int(BLOCK_S * RATE) * 2
     decoder.start_utt()                 # features only: the utterance's cepstral mean (batch CMN) ...
     decoder.process_raw(pcm, no_search=True, full_utt=True)
@@ -127,9 +136,10 @@ def _decode(decoder, pcm: bytes, progress=None, span=(0.0, 1.0)) -> None:
 
 def _decode_whole(decoder, pcm: bytes) -> None:
     """One call, batch CMN (alignment is fast: ~0.03 s per second of audio, the GIL held that long)."""
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
+    with _utterance_lock:
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
 
 
 def _lm_search(decoder) -> None:
