@@ -14,7 +14,7 @@ import pytest
 
 from voca_addon.core.errors import InputError
 from voca_addon.core.phonemes import PhonemesUnavailable, detector_available, phones_for_audio, \
-    read_alignment, transcript_for, write_alignment
+    phones_in_process, read_alignment, transcript_for, write_alignment
 from voca_addon.core.phonemes.scoring import BILABIALS, EMPTY, LABIODENTALS, score
 from voca_addon.core.speech.audio import load_audio
 
@@ -153,3 +153,11 @@ def test_detected_track_written_and_read_back(tracks, tmp_path):
     _, detected = tracks["test_sentence.wav"]
     back = read_alignment(write_alignment(detected, tmp_path / "d.TextGrid"), duration=5.11)
     assert [p.phone for p in back.phones] == [p.phone for p in detected.phones]
+
+
+def test_phones_in_process_equal_and_errors_cross(audio_dir):
+    wav = audio_dir / "test_sentence.wav"
+    assert phones_in_process(wav, method="phones") == phones_for_audio(wav, method="phones")
+    assert phones_in_process(wav, SENTENCE) == phones_for_audio(wav, SENTENCE)
+    with pytest.raises(InputError, match="transcript is empty"):
+        phones_in_process(audio_dir / "test_sentence.wav", " ")
