@@ -46,6 +46,10 @@ NEAR_CLOSURE = 0.0005     # m, frames weigh exp(−opening / NEAR_CLOSURE) in th
 FIT_RIDGE = 3e-3           # ridge of the closure field's fit, relative to the mean prior variance
 UPPER_SHARE = 0.1          # of a closure the upper lip makes (VOCA opens 0.03–0.10 mm upper, 0.75–0.78 lower per mm)
 ANCHOR_WEIGHT = 0.2        # weight of "the pair's anchor point stays" against "the pair closes" in the fit
+REFITS = 3                 # refits of the closure field toward the p/b/m that stay open
+KNOB_REFITS = 0            # the same under the knobs (apply_controls stays < 0.1 s for 60 s)
+REFIT_BELOW = 0.2e-3       # m, no refit once every p/b/m's worst pair is this close to rest
+REFIT_SCALE = 0.1e-3       # m of residual that doubles a p/b/m's weight in the refit
 TUCK_BACK = 1.0            # the tuck slides the lower lip back (−z) this much per unit of its lift
 TARGET_SHARE = 0.25        # a key closes the pairs it moves at least this share of its most moved pair
 PRESS_KEEP = 0.5           # a pair the motion already holds below its floor keeps this share of its gap
@@ -115,7 +119,7 @@ def fields_from_motion(anim: ShapeKeyAnimation) -> Optional[Fields]:
 
 
 def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = None,
-               vectors: Optional[np.ndarray] = None) -> Optional[Fields]:
+               vectors: Optional[np.ndarray] = None, emphasis: Optional[np.ndarray] = None) -> Optional[Fields]:
     """The close and tuck fields for ``anim`` (VOCA's exact motion) and the p/b/m of ``track``.
 
     The closure field is the most probable VOCA motion (Gaussian prior: the covariance ``Σ`` of the
@@ -131,12 +135,12 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     opening = (gaps - line.rest).mean(axis=1)
     times = np.arange(anim.num_frames) / float(anim.fps)
     excess = np.zeros(r.shape[1:])
-    for phone in (p for p in track.phones if p.phone in CLOSURE_PHONES):
+    for k, phone in enumerate(p for p in track.phones if p.phone in CLOSURE_PHONES):
         a, b = plateau(times, phone, opening)
         on = slice(np.searchsorted(times, a - 1e-6), np.searchsorted(times, b + 1e-6))    # on the plateau
         if on.stop > on.start:
             shrink = np.maximum(1.0 - line.rest / np.maximum(gaps[on], 1e-9), 0.0)   # [K, P]
-            excess += (r[on] * shrink[..., None]).mean(axis=0)
+            excess += (1.0 if emphasis is None else emphasis[k]) * (r[on] * shrink[..., None]).mean(axis=0)
     size = np.linalg.norm(excess, axis=1).mean()
     if size < 1e-6 or anim.num_frames < 3:
         return fields_from_motion(anim)
@@ -310,6 +314,44 @@ def corrections_for(motion: ShapeKeyAnimation, track, fields: Optional[Fields], 
     return Corrections(fields.basis(motion.num_vertices), weights.astype(np.float32), CORRECTION_NAMES)
 
 
+def _plateau_residuals(motion: ShapeKeyAnimation, track, corrections: Corrections, vectors: np.ndarray,
+                       line: LipLine) -> np.ndarray:
+    """Per p/b/m, the worst pair's smallest excess over rest (m) around its plateau, after ``corrections``."""
+    basis = corrections.basis[:, line.pairs[:, 0]].astype(np.float64) - corrections.basis[:, line.pairs[:, 1]]
+    times = np.arange(motion.num_frames) / float(motion.fps)
+    opening = (np.linalg.norm(vectors, axis=2) - line.rest).mean(axis=1)
+    out = []
+    for phone in (p for p in track.phones if p.phone in CLOSURE_PHONES):
+        a, b = plateau(times, phone, opening)
+        on = slice(np.searchsorted(times, a - ONSET_RAMP), np.searchsorted(times, b + RELEASE_RAMP))
+        r = vectors[on] + np.einsum("fc,cpk->fpk", corrections.weights[on].astype(np.float64), basis)
+        out.append((np.linalg.norm(r, axis=2) - line.rest).min(axis=0).max() if on.stop > on.start else 0.0)
+    return np.array(out)
+
+
+def fit_and_solve(motion: ShapeKeyAnimation, track, strength: float = 1.0, mouth_close: float = 0.0,
+                  offset: Optional[np.ndarray] = None, refits: int = REFITS) -> Corrections:
+    """Fields fitted to ``motion``'s p/b/m and weights solved; refitted up to ``refits`` times with
+    the p/b/m that stay open weighing more (``× (1 + residual / REFIT_SCALE)``), the best kept. The
+    shapes do not depend on ``strength`` and ``mouth_close``: only the weights do."""
+    line = lip_line(motion.template)
+    vectors = pair_points(motion, line, offset)
+    emphasis, best, best_worst = None, None, np.inf
+    for _ in range(refits + 1):                                 # the key shapes: fitted at the default knobs
+        fields = fields_for(motion, track, offset, vectors, emphasis)
+        corrections = corrections_for(motion, track, fields, 1.0, 0.0, offset, vectors)
+        residual = _plateau_residuals(motion, track, corrections, vectors, line)
+        worst = residual.max(initial=0.0)
+        if worst < best_worst:
+            best, best_worst = (fields, corrections), worst
+        if worst <= REFIT_BELOW or fields is None or not len(residual):
+            break
+        emphasis = (1.0 if emphasis is None else emphasis) * (1.0 + np.maximum(residual, 0.0) / REFIT_SCALE)
+    if strength == 1.0 and mouth_close == 0.0:
+        return best[1]
+    return corrections_for(motion, track, best[0], strength, mouth_close, offset, vectors)
+
+
 def add_corrections(anim: ShapeKeyAnimation, track, strength: float = 1.0,
                     offset: Optional[np.ndarray] = None) -> ShapeKeyAnimation:
     """``anim`` with the lip closure and tuck keys for ``track`` layered over it.
@@ -345,6 +387,4 @@ def add_corrections(anim: ShapeKeyAnimation, track, strength: float = 1.0,
     offset = check_offset(anim, offset)
     if not np.isfinite(strength) or strength < 0:
         raise InputError(f"closure strength must be a finite number ≥ 0, got {strength}.")
-    vectors = pair_points(anim, lip_line(anim.template), offset)
-    fields = fields_for(anim, track, offset, vectors)
-    return anim.with_corrections(corrections_for(anim, track, fields, strength, 0.0, offset, vectors))
+    return anim.with_corrections(fit_and_solve(anim, track, strength, 0.0, offset))

@@ -21,9 +21,8 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..animation.shapekeys import ShapeKeyAnimation
 from ..errors import InputError
-from .closures import add_corrections, check_flame, check_offset, check_track, corrections_for, \
-    fields_for, pair_points
-from .lipline import lip_line
+from .closures import KNOB_REFITS, REFITS, add_corrections, check_flame, check_offset, check_track, \
+    fit_and_solve
 
 SPEECH_STRENGTH_RANGE = (0.0, 3.0)
 CLOSURE_STRENGTH_RANGE = (0.0, 3.0)
@@ -111,7 +110,6 @@ def apply_controls(anim: ShapeKeyAnimation, track, settings: ArticulationSetting
     check_flame(exact.num_vertices)
     check_track(exact, track)
     offset = check_offset(exact, offset)
-    vectors = pair_points(motion, lip_line(motion.template), offset)
-    corrections = corrections_for(motion, track, fields_for(motion, track, offset, vectors),
-                                  settings.closure_strength, settings.mouth_close, offset, vectors)
+    refits = REFITS if motion is exact else KNOB_REFITS
+    corrections = fit_and_solve(motion, track, settings.closure_strength, settings.mouth_close, offset, refits)
     return motion.with_corrections(corrections)
