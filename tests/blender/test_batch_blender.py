@@ -68,8 +68,8 @@ def test_batch_blender_every_format_per_clip(m, shared_data, tmp_path):
     for local in (0, frames // 2, frames - 1):                 # speech + the eased emotion, as in the .npz
         assert np.abs(evaluated_vertices(head, scene, 1 + local) - vertices[local]).max() <= TOLERANCE
     gltf = read_glb(out / "hello.glb", required=False)
-    if gltf is not None:                                        # 50 speech keys, bias, the emotion key
-        assert len(gltf.meshes[0].primitives[0].targets) == 52 and "hello" in [a.name for a in gltf.animations]
+    if gltf is not None:                  # 50 speech keys, bias, the emotion key, the two lip-closure keys
+        assert len(gltf.meshes[0].primitives[0].targets) == 54 and "hello" in [a.name for a in gltf.animations]
     assert all((out / f"hello.{f}").stat().st_size > 10000 for f in ("fbx", "abc", "usd"))
 
 
