@@ -2,11 +2,13 @@
 
 Steps (FLAME's frame, metres; the target may use any units, position and orientation):
 
-1. **Starts** — the target is voxel-sampled (one vertex per cell, so dense regions do not dominate)
-   and each start maps it onto FLAME by a rotation, a scale and the centroids: the 24 axis-aligned
-   rotations (meshes already upright: FLAME/OBJ's +Y up, +Z front; Blender's +Z up, −Y front; …) and,
-   for each of FLAME's whole head and FLAME's face (in front of the jaw-line ends and above the
-   chin), the 24 ways to map the target's principal axes onto its principal axes; the scale makes the
+1. **Canonical frame and starts** — the target's largest part is moved to its centroid, scaled to unit
+   RMS radius and turned onto its principal axes (signs by the third moment), so everything after sees
+   the same numbers up to rounding wherever the mesh sits, whatever its units and orientation; it is
+   voxel-sampled there (one vertex per cell, so dense regions do not dominate). For each of FLAME's
+   whole head and FLAME's face (in front of the jaw-line ends and above the chin) the starts are the 24
+   ways to map the target's principal axes onto that part's, and the same turned 45° in the plane of the
+   target's two largest axes (a nearly round head's may cross over FLAME's); the scale makes the
    target's RMS radius the head's or the face's (so a face mask and a whole head both start at size).
 2. **Similarity ICP** (Besl & McKay 1992 with a scale: Umeyama 1991, rotation by scipy's
    ``Rotation.align_vectors``), the worst ``1 − TRIM`` of pairs dropped each step (hair, shoulders, an
@@ -18,9 +20,14 @@ Steps (FLAME's frame, metres; the target may use any units, position and orienta
    to the target: the second term stops a small target from sliding into one corner of the head.
 3. **Non-rigid refinement** — the fit's optimal-step NICP (:mod:`.nicp`), without landmarks, of FLAME's
    skin onto the target's largest island; then each FLAME landmark takes the nearest vertex of that
-   island (eyeballs, teeth and hair islands are never landmarks). On the ARKit face (eight random
-   orientations) this brings the guess from 5.2 to 4.1 mm mean from the hand-made pairs, 4.2 to 2.7 mm
-   without the jaw line (see docs/character.md).
+   island (eyeballs, teeth and hair islands are never landmarks). On the ARKit face this brings the
+   guess from 5.5 to 4.1 mm mean from the hand-made pairs, 4.4 to 3.0 mm without the jaw line (see
+   docs/character.md).
+
+The guess is the same 68 vertices for the mesh rotated, scaled and moved: the canonical frame removes
+the similarity, NICP's reliability rules do not depend on which of the faces sharing an edge or a vertex
+the closest-point search returns (:mod:`.nicp`), and a nearest-vertex tie within ``TIE_METRES`` goes to
+the lowest index.
 
 A mesh that no start fits (mean landmark distance > ``MAX_LANDMARK_MM`` or surface > ``MAX_SURFACE_MM``
 after the best start: a plane, a box, a body) is refused with a message asking to mark the landmarks.
@@ -51,6 +58,8 @@ FACE_STEPS = 20
 STEP_TOLERANCE = 1e-7        # m²: change of the trimmed mean squared distance that ends the ICP
 MAX_LANDMARK_MM = 6.0        # FLAME's landmarks farther than this from the target (mean): no head
 MAX_SURFACE_MM = 6.0         # target farther than this from FLAME (trimmed mean): no head
+TIE_METRES = 1e-9            # nearest-vertex distances this close (FLAME frame) are a tie: lowest index
+TIE_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,38 @@ class LandmarkGuess:
 
 
 def _voxel_sample(points: np.ndarray, cell: float) -> np.ndarray:
-    """Indices of one point per cubic cell of side ``cell`` (the first in index order)."""
-    keys = np.floor((points - points.min(axis=0)) / cell).astype(np.int64)
+    """Indices of one point per cubic cell of side ``cell`` (the first in index order); the cells' walls
+    lie at (k + ½)·cell, so the same cells for points flipped or permuted along the axes."""
+    keys = np.floor(points / cell + 0.5).astype(np.int64)
     return np.sort(np.unique(keys, axis=0, return_index=True)[1])
+
+
+def _canonical_frame(points: np.ndarray):
+    """The frame the guess runs in: centroid, RMS radius and principal axes (columns, det +1) of the
+    target's largest part, each axis's sign set by the third moment along it (a face's depth and height
+    are skewed; the axis across the face, mirror-symmetric, takes its sign from det +1).
+
+    Returns (centre float [3], radius float, axes float [3, 3]): ``(x − centre) @ axes / radius`` is the
+    same up to rounding for the mesh rotated, scaled and moved."""
+    centre, radius, axes = _rms_frame(points)
+    if not radius > 0:
+        raise MeshError("the target's largest part has no extent; landmarks cannot be guessed on it.")
+    third = (((points - centre) @ axes / radius) ** 3).mean(axis=0)
+    signs = np.where(third < 0.0, -1.0, 1.0)
+    weakest = int(np.argmin(np.abs(third)))
+    signs[weakest] = 1.0
+    axes = axes * signs
+    axes[:, weakest] *= np.linalg.det(axes)
+    return centre, radius, axes
+
+
+def _nearest(tree: cKDTree, points: np.ndarray, tolerance: float) -> np.ndarray:
+    """Index of the tree point nearest each point; among points within ``tolerance`` of the nearest
+    distance the lowest index (coincident vertices, rounding-level ties: the same choice every time)."""
+    dist, ids = tree.query(points, k=min(TIE_CANDIDATES, tree.n))
+    dist, ids = dist.reshape(len(points), -1), ids.reshape(len(points), -1)
+    tied = dist <= dist[:, :1] + tolerance
+    return np.where(tied, ids, tree.n).min(axis=1)
 
 
 def _rms_frame(points: np.ndarray):
@@ -169,17 +207,21 @@ def _flame_parts(template: np.ndarray, template_faces: np.ndarray):
 
 
 PCA_ROTATIONS = _cube_rotations()
+# … and each turned 45° in the plane of the two largest principal axes: on a nearly round head these two
+# are close in size and the target's and FLAME's may cross over (two of the 12 rotated VOCASET heads
+# ended 3.1 / 10.2 mm off with the 24 alone)
+START_ROTATIONS = PCA_ROTATIONS + [p @ Rotation.from_rotvec([0.0, 0.0, np.pi / 4]).as_matrix()
+                                   for p in PCA_ROTATIONS]
 
 
 def _starts(samples: np.ndarray, skin: np.ndarray, face: np.ndarray) -> list:
-    """Rotation × scale × centroid starts mapping the target samples onto FLAME (see step 1)."""
+    """Rotation × scale × centroid starts mapping the (canonical) target samples onto FLAME (step 1)."""
     c_t, r_t, a_t = _rms_frame(samples)
-    cube = _cube_rotations()
     starts = []
     for part in (skin, face):
         c_f, r_f, a_f = _rms_frame(part)
         scale = r_f / max(r_t, 1e-300)
-        for rotation in cube + [a_f @ p @ a_t.T for p in PCA_ROTATIONS]:
+        for rotation in [a_f @ p @ a_t.T for p in START_ROTATIONS]:
             starts.append(_Start(scale, rotation, c_f - scale * rotation @ c_t))
     return starts
 
@@ -212,10 +254,7 @@ def _largest_island(target: np.ndarray, faces: np.ndarray):
 
 def _align(template, skin, skin_faces, face, target, island_faces, island) -> tuple:
     """Steps 1–2: the best start after ICP and its (surface, landmarks) score in metres."""
-    _, radius, _ = _rms_frame(target[island])
-    if not radius > 0:
-        raise MeshError("the target's largest part has no extent; landmarks cannot be guessed on it.")
-    samples = target[island][_voxel_sample(target[island], 2.0 * radius / SAMPLE_CELLS)]
+    samples = target[island][_voxel_sample(target[island], 2.0 / SAMPLE_CELLS)]      # unit RMS radius
     skin_tree, island_tree = cKDTree(skin), cKDTree(target[island])
     marks = template[lm.FLAME_IBUG68]
 
@@ -273,22 +312,25 @@ def guess_landmarks(template: np.ndarray, template_faces: np.ndarray, target: np
         raise MeshError(f"the FLAME template has {len(template)} vertices; FLAME has {lm.FLAME_NUM_VERTICES}.")
     used, local, skin_faces, face_ids = _flame_parts(template, template_faces)
     island_faces, island = _largest_island(target, target_faces)
+    centre, radius, axes = _canonical_frame(target[island])
+    canonical = (target - centre) @ axes / radius
     start, (surface_m, landmark_m), tried = _align(template, template[used], skin_faces, template[face_ids],
-                                                   target, island_faces, island)
+                                                   canonical, island_faces, island)
     if landmark_m * 1e3 > MAX_LANDMARK_MM or surface_m * 1e3 > MAX_SURFACE_MM:
         raise MeshError(
             f"could not guess the landmarks: the best alignment of FLAME's head leaves the mesh "
             f"{surface_m * 1e3:.1f} mm from FLAME and FLAME's landmarks {landmark_m * 1e3:.1f} mm from the "
             f"mesh (a head fits within {MAX_SURFACE_MM:.0f} / {MAX_LANDMARK_MM:.0f} mm). Is it a head? "
             "Mark the 68 landmarks by hand (pairs file or iBUG_<k> empties).")
-    similarity = Similarity(1.0 / start.s, start.r.T, -(start.r.T @ start.t) / start.s)   # FLAME → target
+    rotation = axes @ start.r.T                                          # FLAME → target
+    similarity = Similarity(radius / start.s, rotation, centre - (radius / start.s) * rotation @ start.t)
     unit = check_scale(similarity.scale)
-    target_flame = start.apply(target)
+    target_flame = start.apply(canonical)
     result = nicp.register(template[used], skin_faces, target_flame, island_faces, np.zeros(0, np.int64),
                            np.zeros((0, 3)), MAX_CORRESPONDENCE)                          # step 3
     on_skin = (local[lm.FLAME_IBUG68] >= 0)[:, None]
     registered = np.where(on_skin, result.vertices[local[lm.FLAME_IBUG68]], template[lm.FLAME_IBUG68])
-    target_ids = island[cKDTree(target_flame[island]).query(registered)[1]]
+    target_ids = island[_nearest(cKDTree(target_flame[island]), registered, TIE_METRES)]
     residuals = {"surface": surface_m * 1e3, "landmarks": landmark_m * 1e3, "scale": similarity.scale,
                  "unit": unit, "starts": tried}
     return LandmarkGuess(lm.FLAME_IBUG68.copy(), target_ids.astype(np.int64), similarity, residuals)

@@ -11,7 +11,10 @@ their target positions) is quadratic in X; each inner step solves its normal equ
 LU (``scipy.sparse.linalg.splu``) and repeats closest-point search + solve until X settles
 (‖X_j − X_{j−1}‖ < ε), then α is lowered. A correspondence is dropped (w_i = 0) when it is farther than
 ``max_distance``, lies on the target's boundary, or the normals differ by more than 60° (the paper's
-robustness rules).
+robustness rules). A closest point on an edge or a vertex takes the blend of the target's vertex normals
+there and is on the boundary when that edge or vertex is: which of the faces sharing it the search
+returns (a rounding tie) changes nothing, so the registration moves with its input continuously (a mesh
+rotated or stored as float32 registers the same to 1e-15 / 1e-9 m; the tie once moved it by 3 mm).
 
 Coordinates are normalised internally (template centred, unit RMS radius) so γ = 1 and the α
 schedule are unit-free.
@@ -35,6 +38,7 @@ BETA = 10.0                                  # landmark weight β (per landmark,
 MAX_INNER = 3                                # closest-point + solve steps per α at most
 EPSILON = 1e-4                               # ‖X_j − X_{j−1}‖ (normalised) that ends a step
 NORMAL_COS = 0.5                             # cos 60°
+ON_EDGE = 1e-9                               # a barycentric below this: the closest point is on an edge
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,41 @@ def _d_matrix(vertices: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((values, (np.repeat(np.arange(n), 4), np.arange(4 * n))), shape=(n, 4 * n))
 
 
-def _correspondences(deformed, template_faces, target_surface, target_normals, boundary, max_distance):
-    """U (closest target points) and w (0/1 reliability) for the deformed template."""
-    cp = target_surface.closest(deformed, max_distance=max_distance)
+class _Target:
+    """The target's surface, normals and boundary, built once per registration."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        self.faces = np.asarray(faces, np.int64)
+        self.surface = surface.TriangleSurface(vertices, self.faces)
+        self.face_normals = surface.face_normals(vertices, self.faces)
+        self.vertex_normals = surface.vertex_normals(vertices, self.faces)
+        self.boundary = surface.boundary_edge_mask(self.faces)                      # [S, 3]
+        self.boundary_vertex = np.zeros(len(vertices), bool)
+        for k in range(3):
+            self.boundary_vertex[self.faces[self.boundary[:, k]][:, [(k + 1) % 3, (k + 2) % 3]].ravel()] = True
+
+
+def _correspondences(deformed, template_faces, target: _Target, max_distance):
+    """U (closest target points) and w (0/1 reliability) for the deformed template.
+
+    A closest point on an edge or a vertex is shared by several target faces and the search returns any
+    of them (which one depends on rounding); its normal (the barycentric blend of the target's vertex
+    normals) and whether it is on the boundary (a boundary edge, or a boundary vertex) do not depend on
+    that choice, so neither does w."""
+    cp = target.surface.closest(deformed, max_distance=max_distance)
     found = cp.triangle >= 0
     tri = np.maximum(cp.triangle, 0)
     normals = surface.vertex_normals(deformed, template_faces)
-    compatible = np.abs(np.einsum("ij,ij->i", normals, target_normals[tri])) >= NORMAL_COS
-    on_boundary = (boundary[tri] & (cp.barycentric < 1e-9)).any(axis=1)
+    zero = cp.barycentric < ON_EDGE
+    on_edge = zero.any(axis=1)
+    blend = np.einsum("qk,qkd->qd", np.where(zero, 0.0, cp.barycentric), target.vertex_normals[target.faces[tri]])
+    length = np.linalg.norm(blend, axis=1, keepdims=True)
+    blend = np.divide(blend, length, out=np.zeros_like(blend), where=length > 0)
+    target_normals = np.where(on_edge[:, None], blend, target.face_normals[tri])
+    compatible = np.abs(np.einsum("ij,ij->i", normals, target_normals)) >= NORMAL_COS
+    corner = target.faces[tri, np.argmax(cp.barycentric, axis=1)]
+    on_boundary = np.where(zero.sum(axis=1) >= 2, target.boundary_vertex[corner],
+                           (target.boundary[tri] & zero).any(axis=1))
     return cp.point, found & compatible & ~on_boundary, cp.distance
 
 
@@ -100,17 +131,14 @@ def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarra
     n = len(v)
     mg, d = _stiffness(template_faces, n), _d_matrix(v)
     d_l = d[np.asarray(landmark_ids)]
-    normals_t = surface.face_normals(tgt, target_faces)
-    target_surface = surface.TriangleSurface(tgt, target_faces)
-    boundary = surface.boundary_edge_mask(target_faces)
+    on_target = _Target(tgt, target_faces)
     fixed = (mg.T @ mg).tocsc(), (d_l.T @ d_l).tocsc(), d_l.T @ u_l
     x = np.tile(np.vstack([np.eye(3), np.zeros((1, 3))]), (n, 1))           # X⁰: identity maps
     for a, alpha in enumerate(alphas):
         for inner in range(MAX_INNER):
             if progress is not None:
                 progress((a * MAX_INNER + inner) / (len(alphas) * MAX_INNER))
-            u, w, _ = _correspondences(d @ x, template_faces, target_surface, normals_t, boundary,
-                                       max_distance / radius)
+            u, w, _ = _correspondences(d @ x, template_faces, on_target, max_distance / radius)
             dw = sp.diags(w.astype(np.float64)) @ d
             lhs = alpha ** 2 * fixed[0] + dw.T @ dw + beta ** 2 * fixed[1]
             rhs = dw.T @ u + beta ** 2 * fixed[2]
@@ -120,6 +148,5 @@ def register(template: np.ndarray, template_faces: np.ndarray, target: np.ndarra
             if step < EPSILON:
                 break
     deformed = d @ x
-    _, matched, dist = _correspondences(deformed, template_faces, target_surface, normals_t, boundary,
-                                        max_distance / radius)
+    _, matched, dist = _correspondences(deformed, template_faces, on_target, max_distance / radius)
     return Registration(deformed * radius + centre, matched, dist * radius)
