@@ -1,0 +1,142 @@
+"""Benchmark: what lip closures cost ``animate`` (and ``infer``) on 60 s of speech — extra wall time and
+extra peak memory — and the phoneme pass alone per minute of audio.
+
+Not a test (nothing is asserted): it prints the figures beside the goals of issue 18 (extra wall time
+≤ 15 %, extra peak memory ≤ 100 MB). Each command runs in a fresh process as a user runs it, with and
+without ``--no-closures``, alternating, ``--repeats`` times (the fastest run of each kind is compared:
+on a shared machine the slower runs measure the other load). The phone pass is detection from the audio
+alone (no transcript: the concatenated sentences have none), the default of a user without a ``.txt``.
+
+Development tool: the repository's ``.venv`` (bpy for ``animate``; TensorFlow only to build the
+random-weight models once) and ``../shared/data`` (real VOCASET speech concatenated into one WAV). The
+models are the full-size random-weight DeepSpeech 0.1.0 graph (2048 units) and a random VOCA checkpoint in
+the official formats, from the test fixture cache (as :mod:`tools.bench_memory` builds them).
+
+    nice -n 10 .venv/bin/python tools/bench_articulation.py [--seconds 60] [--commands animate,infer]
+                                                           [--repeats 2] [--json OUT.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from bench_memory import SHARED, command_args, models  # noqa: E402
+
+# The launcher of tools/bench_memory.py, also reporting the command's CPU time (user + system): on a shared
+# machine the wall time measures the other load too; the CPU time says what the closures cost in work.
+LAUNCHER = """
+import json, os, subprocess, sys
+with open(sys.argv[1], "w") as err:
+    child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+print(json.dumps(dict(status=os.waitstatus_to_exitcode(status), maxrss_kb=usage.ru_maxrss,
+                      cpu_s=usage.ru_utime + usage.ru_stime)))
+"""
+
+
+def measure(args: list, env: dict) -> dict:
+    """``python -m voca_addon ARGS`` → wall time, CPU time, peak RSS (MB), exit status, last stderr lines."""
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as err:
+        t0 = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", LAUNCHER, err.name, sys.executable, "-m", "voca_addon",
+                              *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        tail = err.read().strip().splitlines()[-3:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return dict(wall_s=wall, cpu_s=result["cpu_s"], peak_rss_mb=result["maxrss_kb"] / 1024.0,
+                status=result["status"], stderr_tail=tail)
+
+PHONE_PASS = """
+import json, resource, sys, time
+from voca_addon.core.phonemes import phones_for_audio
+t0 = time.perf_counter()
+track = phones_for_audio(sys.argv[1])
+wall = time.perf_counter() - t0
+print(json.dumps(dict(wall_s=wall, phones=len(track.phones),
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+"""
+
+
+def phone_pass(wav: Path, env: dict) -> dict:
+    """The phoneme pass alone (detection) in a fresh process: wall time, phones found, peak memory."""
+    r = subprocess.run([sys.executable, "-c", PHONE_PASS, str(wav)], cwd=ROOT, env=env, capture_output=True,
+                       text=True)
+    if r.returncode:
+        raise SystemExit(f"the phone pass failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--commands", default="animate,infer")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--width", type=int, default=2048, help="DeepSpeech width (default 2048, full size)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    args = parser.parse_args(argv)
+    if not SHARED.is_dir():
+        raise SystemExit(f"the benchmark needs ../shared/data ({SHARED})")
+    pb, prefix = models(ROOT / ".cache" / "test-fixtures", args.width)
+    work = Path(tempfile.mkdtemp(prefix="voca-bench-articulation-"))
+    try:
+        _run(args, pb, prefix, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args, pb: Path, prefix: Path, work: Path) -> None:
+    from voca_addon.bench import _concat_speech
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VOCA_CACHE_DIR=str(work / "model-cache"))
+    wav = _concat_speech(args.seconds, work / "speech.wav")
+    warm = _concat_speech(3.0, work / "warm.wav")
+    cmd, out = command_args("infer", warm, pb, prefix, work)       # parse the models into the cache once
+    measure(cmd + ["--no-closures"], env)
+    out.unlink(missing_ok=True)
+    rows = []
+    alone = min((phone_pass(wav, env) for _ in range(args.repeats)), key=lambda r: r["wall_s"])
+    alone["load"] = os.getloadavg()[0]
+    print(f"phone pass alone (detection): {alone['wall_s']:.1f} s for {args.seconds:g} s of audio "
+          f"({alone['wall_s'] * 60 / args.seconds:.1f} s per minute), {alone['phones']} phones, "
+          f"peak {alone['peak_rss_mb']:.0f} MB (load average {alone['load']:.1f} on {os.cpu_count()} cores)", flush=True)
+    for command in args.commands.split(","):
+        runs = {"exact": [], "closures": []}
+        for _ in range(args.repeats):
+            for kind, extra in (("exact", ["--no-closures"]), ("closures", [])):
+                cmd, out = command_args(command, wav, pb, prefix, work)
+                row = dict(command=command, kind=kind, **measure(cmd + extra, env))
+                out.unlink(missing_ok=True)
+                if row["status"] != 0:
+                    raise SystemExit(f"{command} {kind} failed:\n" + "\n".join(row["stderr_tail"]))
+                runs[kind].append(row)
+                rows.append(row)
+                print(f"{command:<8} {kind:<9} wall {row['wall_s']:7.1f} s  cpu {row['cpu_s']:7.1f} s  "
+                      f"peak {row['peak_rss_mb']:7.0f} MB  load {os.getloadavg()[0]:.1f}", flush=True)
+        exact = min(runs["exact"], key=lambda r: r["wall_s"])
+        closed = min(runs["closures"], key=lambda r: r["wall_s"])
+        extra_wall = closed["wall_s"] / exact["wall_s"] - 1
+        extra_mem = (max(r["peak_rss_mb"] for r in runs["closures"])
+                     - max(r["peak_rss_mb"] for r in runs["exact"]))
+        cpu_exact = min(r["cpu_s"] for r in runs["exact"])
+        cpu_closed = min(r["cpu_s"] for r in runs["closures"])
+        print(f"{command}: closures add {100 * extra_wall:+.1f} % wall time (goal ≤ 15 %: "
+              f"{closed['wall_s']:.1f} s against {exact['wall_s']:.1f} s), {100 * (cpu_closed / cpu_exact - 1):+.1f} % "
+              f"CPU time ({cpu_closed:.1f} s against {cpu_exact:.1f} s) and {extra_mem:+.0f} MB peak memory "
+              f"(goal ≤ 100 MB)", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(phone_pass=alone, seconds=args.seconds, cores=os.cpu_count(),
+                                                   runs=rows, when=time.strftime("%Y-%m-%d %H:%M")), indent=1))
+
+
+if __name__ == "__main__":
+    main()
