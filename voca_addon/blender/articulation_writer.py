@@ -17,7 +17,9 @@ transaction, in ``'shape_keys'`` mode):
 * the correction keys ``voca_lips_close`` / ``voca_lips_tuck`` (relative to the Basis, holding ``basis.co +
   correction basis``), listed in ``Key["voca_correction_keys"]``, keyed in VOCA's owned action (group
   ``VOCA closures``) only around the phones that need them: the frames where the weight is not zero and
-  one zero key on each side; nothing else.
+  one zero key on each side; nothing else. A key's shape is the field the core solved for the phone track
+  (it follows the track, not the knobs) and is rewritten when the track changes (Import alignment), unless the
+  artist sculpted it since (then it is left and named, like an edited curve).
 
 :func:`reapply` rebuilds VOCA's exact animation from the stored arrays (the template: the Key's Basis), runs :func:`voca_addon.core.articulation.apply_controls` with the head's
 knobs (``obj.voca_articulation``) and rewrites the curves whose values changed: VOCA's 50 curves (``weights /
@@ -55,6 +57,7 @@ CORRECTION_KEYS = "voca_correction_keys"   # Key property: the correction keys m
 GROUP = "VOCA closures"                 # F-curve group of the correction curves
 BILABIALS, LABIODENTALS = ("P", "B", "M"), ("F", "V")
 FORMAT = 1                              # version of the stored group
+SHAPE = "shape:"                        # digest name prefix of a correction key's shape
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,9 @@ def reapply(obj, scene=None) -> ReapplyReport:
     rewritten = _write_speech(key, settings, result, store, digests, edited)
     rewritten += _write_corrections(obj, key, result, store, digests, edited)
     store["digests"] = digests
+    if rewritten:                   # foreach_set tags nothing: the evaluated copy of the action would go stale
+        key.animation_data.action.update_tag()
+        key.update_tag()
     return ReapplyReport(rewritten, tuple(edited), result.corrections is not None, line)
 
 
@@ -286,10 +292,28 @@ def _write_corrections(obj, key, result, store, digests, edited) -> int:
             block = _new_correction_key(obj, core_name, corrections.basis[c])
             made[core_name] = block.name
             store["corrections"] = made
+        else:
+            rewritten += _write_shape(key, block, corrections.basis[c], digests, edited)
+        digests.setdefault(SHAPE + block.name, _digest(writer.key_co(block)))
         block.mute = False
         frames, values = support(corrections.weights[:, c].astype(np.float32))
         rewritten += _write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited)
     return rewritten
+
+
+def _write_shape(key, block, shape: np.ndarray, digests: dict, edited: list) -> int:
+    """Give a correction key the field solved for this phone track (it follows the track, not the knobs),
+    unless the artist sculpted the key since: then it is left and named like an edited curve."""
+    current = writer.key_co(block)
+    target = writer.key_co(key.reference_key) + shape.astype(np.float32)
+    if np.array_equal(current, target):
+        return 0
+    if digests.get(SHAPE + block.name, _digest(current)) != _digest(current):
+        edited.append(f"{block.name} (shape)")
+        return 0
+    block.data.foreach_set("co", target.ravel())
+    digests[SHAPE + block.name] = _digest(target)
+    return 1
 
 
 def _new_correction_key(obj, name: str, shape: np.ndarray):
@@ -327,6 +351,8 @@ def _write_curve(key, name: str, frames, values, interpolation: int, group: str,
     fcurve = compat.find_fcurve(anim_data, path)
     new = np.empty((len(frames), 2), np.float32)
     new[:, 0], new[:, 1] = frames, values
+    if fcurve is not None and digests.get(name) == _digest(new):
+        return 0                        # what the add-on last wrote: unchanged (or edited: left) — no read
     if fcurve is not None:
         current = keyframes.curve_points(fcurve)
         if name in digests and digests[name] != _digest(current):
@@ -337,12 +363,14 @@ def _write_curve(key, name: str, frames, values, interpolation: int, group: str,
             return 0
         if len(fcurve.keyframe_points) == len(new) and np.array_equal(current[:, 0], new[:, 0]):
             fcurve.keyframe_points.foreach_set("co", new.ravel())
-            fcurve.update()
-            digests[name] = _digest(keyframes.curve_points(fcurve))
+            fcurve.update()                 # handles only: the keys are sorted, ``co`` stays what was set
+            digests[name] = _digest(new)
             return 1
-        group = fcurve.group.name if fcurve.group is not None else group
-        compat.remove_fcurve(anim_data.action, fcurve)
-    fcurve = compat.new_fcurve(anim_data, path, index=0, group=group)
+        if not len(fcurve.keyframe_points):             # samples (a long clip): back to keys, then none
+            fcurve.convert_to_keyframes(int(current[0, 0]), int(current[-1, 0]) + 1)
+        fcurve.keyframe_points.clear()      # the same curve, emptied: a new one is not evaluated by 4.5's
+    else:                                   # depsgraph until its relations are rebuilt
+        fcurve = compat.new_fcurve(anim_data, path, index=0, group=group)
     keyframes.set_keyframes(fcurve, new[:, 0].astype(np.float64), new[:, 1], interpolation)
     digests[name] = _digest(keyframes.curve_points(fcurve))
     return 1
