@@ -16,6 +16,8 @@ from tests.core.test_batch_recurrence import VERTEX_TOL
 from tests.core.test_cli import assert_user_error, cli
 from voca_addon import retarget_cli
 from voca_addon.core import engine
+from voca_addon.core.articulation import add_corrections
+from voca_addon.core.phonemes import phones_for_audio
 from voca_addon.core.character import arkit, landmarks as lm
 from voca_addon.core.face import meshio
 from voca_addon.core.models import modelfiles
@@ -34,14 +36,17 @@ def rig(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(models, rig):  # noqa: F811
-    """One clip alone, then the retarget command's own fit, transfer and key solve."""
+    """One clip alone, then the retarget command's own fit, transfer and key solve (lip closures included)."""
     ds = modelfiles.load_deepspeech(models["ds"], models["cache"])
     vm = modelfiles.load_voca(models["voca"], models["cache"])
     template = meshio.read_mesh(models["template"]).vertices
     character = retarget_cli.load_character(rig["target"], rig["pairs"], rig["keys"], models["template"])
 
     def one(wav):
-        return retarget_cli.retarget_motion(character, engine.run(str(wav), ds, vm, template))
+        """The clip as the batch makes it: VOCA, the lips closing on the phones PocketSphinx detects in its
+        audio (closures are on by default), then onto the character."""
+        anim = add_corrections(engine.run(str(wav), ds, vm, template), phones_for_audio(str(wav)))
+        return retarget_cli.retarget_motion(character, anim)
     return dict(one=one, character=character)
 
 
@@ -102,8 +107,10 @@ def test_batch_character_transferred_keys_same_weights(models, rig, reference, s
             assert z["basis"].shape == (50, len(z["template"]), 3)
             assert np.abs(z["basis"] - motion.basis).max() <= VERTEX_TOL * scale
             assert np.abs(z["vertices"] - motion.vertices()).max() <= VERTEX_TOL * scale
+            closures = z["correction_weights"]                                    # the lip closures' keys
+            np.testing.assert_allclose(closures, motion.corrections.weights, atol=1e-6)
         table = np.loadtxt(out / f"{name}.csv", delimiter=",", skiprows=1)
-        np.testing.assert_allclose(table[:, 2:], weights, rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(table[:, 2:], np.c_[weights, closures], rtol=1e-7, atol=1e-8)
 
 
 @pytest.mark.parametrize("bad", ["landmarks missing", "target unreadable", "target without landmarks",

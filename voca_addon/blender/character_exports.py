@@ -2,8 +2,8 @@
 
 :func:`write_character_clip` — an empty scene at the clip's rate, the character built from its mesh
 (:func:`.character_writer.build_target`), then either the transferred keys written like any VOCA
-animation (:func:`.writer.write_animation`: 50 keys + bias, plus the clip's emotion shape when it has one)
-or, with the rig's own keys (``--target-keys``), those keys added and driven by the solved weights
+animation (:func:`.writer.write_animation`: 50 keys + bias, plus the clip's emotion shape when it has one;
+its lip closures as keys of their own, :func:`.character_writer.write_corrections`) or, with the rig's own keys (``--target-keys``), those keys added and driven by the solved weights
 (:func:`.character_writer.drive_keys`); the action named after the clip, the clip's sound at frame 1; then
 ``.blend`` / ``.mp4`` / exports (:func:`.exports.export`).
 
@@ -49,6 +49,7 @@ def write_character_clip(motion: ShapeKeyAnimation, solution, ch, audio_path: Op
     exports.select_only(obj)
     if solution is None:
         end = writer.write_animation(obj, motion, scene, 1).frame_end
+        character_writer.write_corrections(obj, motion, scene, 1)         # the clip's lip closures, apart
     else:
         weights = character_writer.resample_weights(np.asarray(solution.weights, np.float32), motion.fps,
                                              writer.scene_fps(scene))
