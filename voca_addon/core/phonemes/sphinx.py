@@ -10,14 +10,14 @@ Three searches, all on 16 kHz int16 mono audio, 10 ms frames:
 - :func:`align_words` — forced alignment of a word sequence, two passes (words, then phones and states);
 - :func:`phone_loop` — the phone recogniser (``allphone`` search with the en-us phone bigram).
 
-Threads and state: one ``Decoder`` is never used by two threads at once. The recognisers' results
-depend on what their decoder decoded before (the live cepstral-mean and search state carry over, even
-when the mean is set), so each recognition gets a fresh decoder (~0.3 s of CPU: the acoustic model is
-loaded); the utterance's cepstral mean is computed first (a features-only pass) and fixed, so block
-decoding gives the same result as one call. Alignment (one call, batch CMN) does not depend on history
-(tested), so its decoders are pooled: a call takes an idle one (or makes one) and puts it back.
-PocketSphinx's binding holds the GIL while it decodes, so the recognisers are fed blocks of
-:data:`BLOCK_S`: between blocks other Python threads (the engine's) run.
+Threads and state: PocketSphinx's results depend on what a decoder decoded before (the live
+cepstral mean and search state carry over, even when the mean is set; seen for the recognisers and,
+after a long history, for alignment), so every call gets a fresh decoder (0.1-0.4 s of CPU: the
+acoustic model is loaded) and one decoder is never shared. The recognisers compute the utterance's
+cepstral mean first (a features-only pass) and fix it, so block decoding gives the same result as one
+call. One utterance decodes at a time per process (a lock). PocketSphinx's binding holds the GIL
+while it decodes, so the recognisers are fed blocks of :data:`BLOCK_S`: between blocks other Python
+threads (the engine's) run; for real parallelism use :mod:`.child`.
 
 Contract: numpy + stdlib (+ pocketsphinx when present); thread-safe.
 """
@@ -86,7 +86,7 @@ def _new_decoder(kind: str):
     return ps.Decoder(loglevel="FATAL")
 
 
-POOLED = ("align",)     # decoder kinds whose results do not depend on earlier utterances
+POOLED = ()             # decoder kinds whose results do not depend on earlier utterances: none found
 
 
 class _Borrowed:
