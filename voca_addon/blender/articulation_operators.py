@@ -22,7 +22,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import VocaError
-from . import articulation_phones, articulation_properties, articulation_writer, reporting, writer
+from . import articulation_phones, articulation_properties, articulation_writer, reporting
 
 WORD_MARKERS = "voca_word_markers"      # scene property: "frame\tname" of each marker made
 
@@ -213,4 +213,4 @@ CLASSES = (VOCA_OT_import_alignment, VOCA_OT_word_markers, VOCA_OT_remove_word_m
            VOCA_OT_reapply_articulation)
 
 __all__ = ["CLASSES", "add_word_markers", "remove_word_markers", "import_alignment", "articulation_reason",
-           "remove_all", "words", "writer"]
+           "remove_all", "words"]
