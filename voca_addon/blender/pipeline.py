@@ -16,7 +16,9 @@ refused is refused before the scene changes.
 
 What :func:`apply` writes: the add-on's sound strip at the start frame, the speech animation
 (:func:`.writer.write_animation`, resampled to the scene's rate, first frame = the strip's first frame), the
-emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps, and the scene's frame range
+emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps, the lip closures
+(:func:`.articulation_writer.write_articulation`: the phone track of ``settings.phones``, found by
+:mod:`.articulation_phones` in a second worker thread while the engine runs), and the scene's frame range
 set to exactly the clip.
 
 Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from, by the rule
