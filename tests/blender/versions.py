@@ -29,4 +29,4 @@ def new_sound_strip(scene, name, path, channel, frame):
 SOUND_STRIPS = 1 if compat.HAS_AUDIO else 0    # sound strips one run adds (none without audio)
 
 needs_audio = pytest.mark.skipif(not compat.HAS_AUDIO, reason="this Blender build has no audio (Audaspace): "
-                                 "the PyPI bpy 4.2 cannot load sounds; covered on 4.5 and 5.0")
+                                 "the PyPI bpy 4.2 cannot load sounds; covered on 4.5 and later")
