@@ -286,8 +286,8 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not 0 < args.fps <= 1000:
-        raise InputError(f"--fps must be above 0 and at most 1000, got {args.fps:g}")
+    from .cli import check_fps
+    check_fps(args.fps)                       # one range and wording for every command's --fps
     needs_blender = [f for f in formats if f in BLENDER_FORMATS and not args.scheduler]
     if args.library:
         needs_blender.append("--library")

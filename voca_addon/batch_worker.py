@@ -275,8 +275,8 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
 def read_speech_animation(path: str) -> ShapeKeyAnimation:
     """A clip's speech animation back from its ``.npz`` (an emotion shape, if any, left out; its lip
     corrections, if any, kept apart: :mod:`voca_addon.core.animation.npzextras`)."""
-    from .core.animation import npzextras
-    with np.load(path, allow_pickle=False) as z:
+    from .core.animation import npzextras, sources
+    with sources.open_npz(path) as z:          # a damaged clip file: InputError naming it
         names = tuple(str(n) for n in z["names"])
         keep = [k for k, n in enumerate(names) if not n.startswith("emotion_")]
         anim = ShapeKeyAnimation(z["basis"][keep], z["bias"], z["weights"][:, keep], float(z["fps"]),
@@ -286,7 +286,8 @@ def read_speech_animation(path: str) -> ShapeKeyAnimation:
 
 def read_key_weights(path: str):
     """(weights float32 [F, J], names) of the rig's keys from a clip's ``.npz`` (``--target-keys``)."""
-    with np.load(path, allow_pickle=False) as z:
+    from .core.animation import sources
+    with sources.open_npz(path) as z:          # a damaged clip file: InputError naming it
         if batch_character.KEY_WEIGHTS not in z.files or batch_character.KEY_NAMES not in z.files:
             raise InputError(f"'{path}' holds no rig key weights (it was made without --target-keys); "
                              "run the batch again without --resume, or into another --out")

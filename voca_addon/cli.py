@@ -22,9 +22,8 @@ from .core.errors import InputError, VocaError
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
-
-
-FPS_MAX = 1000.0           # frames per second: the one upper limit of every command's --fps (above 0)
+FPS_MAX = 1000.0           # frames per second: every --fps's upper limit (above 0); = core.animation.sources'
+                           # FPS_MAX for rates stored in files (kept here for a numpy-free --help; tested equal)
 STYLE_FORMAT = "1:0.5,4:0.5 (condition:weight pairs separated by commas, each condition once)"
 
 
@@ -53,10 +52,11 @@ def parse_style(text: str) -> Dict[int, float]:
 
 
 def check_fps(fps: Optional[float]) -> None:
-    """One frame-rate rule for every command: above 0 and at most :data:`FPS_MAX` (None: not given)."""
-    if fps is not None and not (0 < fps <= FPS_MAX):
-        raise InputError(f"--fps must be a frame rate above 0 and at most {FPS_MAX:g} frames per second, "
-                         f"got {fps:g}.")
+    """One frame-rate rule for every command: above 0 and at most :data:`FPS_MAX` (None: not given);
+    the same rule as a rate stored in a file (:func:`voca_addon.core.animation.sources.check_rate`)."""
+    if fps is not None:
+        from .core.animation.sources import check_rate      # numpy: imported when a rate is checked
+        check_rate(fps, "--fps")
 
 
 def parse_channel(text: str):

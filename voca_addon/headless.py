@@ -375,12 +375,9 @@ def _sequence_fps(source: str) -> Optional[float]:
     """The ``fps`` stored in a ``.npz`` sequence, or None (read without loading the frames)."""
     if not source.lower().endswith(".npz") or not os.path.isfile(source):
         return None
-    import numpy as np
-    try:
-        with np.load(source, allow_pickle=False) as archive:
-            return float(archive["fps"]) if "fps" in archive.files else None
-    except (OSError, ValueError):
-        return None                    # the importer reports the unreadable file
+    from .core.animation.sources import check_rate, open_npz
+    with open_npz(source) as archive:      # a truncated or damaged file: InputError naming it
+        return check_rate(archive["fps"], f"the fps stored in '{source}'") if "fps" in archive else None
 
 
 def cmd_import_sequence(args) -> None:
@@ -410,6 +407,10 @@ def cmd_import_sequence(args) -> None:
     anim = None
     if source.lower().endswith(".npz") and npzextras.is_animation_file(source):
         anim = npzextras.load_animation(source)      # shape-key form: corrections kept apart
+        from .core.animation.sources import check_frames
+        from .core.face.meshio import read_mesh
+        picks = sorted({0, anim.num_frames // 2, anim.num_frames - 1})
+        check_frames(anim.vertices(picks), read_mesh(template).vertices, source, template)   # units, shape
         anim = anim if fps == anim.fps else dataclasses.replace(anim, fps=float(fps))
     already = anim is not None and anim.corrections is not None
     track = None

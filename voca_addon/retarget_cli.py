@@ -120,9 +120,9 @@ def articulation_plan(args):
     --phonemes need --audio; a bad alignment file, an empty transcript… are refused."""
     from . import articulation_cli as artic
     audio = getattr(args, "audio", None)
-    if audio is not None:
-        from .core.speech.audio import check_audio_path
-        check_audio_path(audio)
+    if audio is not None:                 # read whole before the fit: a bad file is refused at once
+        from .core.speech.audio import load_audio
+        load_audio(audio)
     return artic.plan_from_args(args, audio, getattr(args, "overwrite", False))
 
 
@@ -135,20 +135,44 @@ def source_animation(source: str, template_path, fps=None):
 
 def source_with_phones(source: str, template_path, fps=None):
     """(:func:`source_animation`, the phone track the ``.npz`` stores or None)."""
-    from .core.animation import npzextras, sequences
+    from .core.animation import npzextras, sequences, sources
     from .core.animation.shapekeys import ShapeKeyAnimation
     from .core.face import meshio
     if str(source).lower().endswith(".npz"):
-        with np.load(source, allow_pickle=False) as z:
+        with sources.open_npz(source) as z:          # a truncated or damaged file: InputError naming it
             if {"basis", "bias", "weights"} <= set(z.files):
-                template = meshio.read_mesh(template_path).vertices.astype(np.float32)
-                rate = fps or (float(z["fps"]) if "fps" in z.files else DEFAULT_FPS)
-                weights = z["weights"].astype(np.float32)
-                anim = ShapeKeyAnimation(z["basis"].astype(np.float32), z["bias"].astype(np.float32),
-                                         weights, rate, template)
-                return (anim.with_corrections(npzextras.read_corrections(z, len(weights), source)),
+                mesh = meshio.read_mesh(template_path)
+                template = mesh.vertices.astype(np.float32)
+                rate = fps or (sources.check_rate(z["fps"], f"the fps stored in '{source}'") if "fps" in z
+                               else DEFAULT_FPS)
+                anim = _shape_key_source(z, template, rate, source)
+                sources.check_frames(anim.vertices(_sample_frames(anim.num_frames)), template, source,
+                                     mesh.path)
+                return (anim.with_corrections(npzextras.read_corrections(z, anim.num_frames, source)),
                         npzextras.read_phones(z, source))
     return sequences.import_sequence(source, template_path, fps=fps), None
+
+
+def _shape_key_source(z, template, rate, source):
+    """An ``infer`` .npz's shape-key form (basis [K, V, 3], bias [V, 3], weights [F, K]) checked: InputError
+    for shapes that disagree with each other or the template, or values that are not finite."""
+    from .core.animation.shapekeys import ShapeKeyAnimation
+    basis, bias, weights = (np.asarray(z[m]) for m in ("basis", "bias", "weights"))
+    if (basis.ndim != 3 or basis.shape[1:] != template.shape or bias.shape != template.shape
+            or weights.ndim != 2 or weights.shape[1] != basis.shape[0] or not len(weights)):
+        raise InputError(f"'{source}' holds basis {basis.shape}, bias {bias.shape} and weights {weights.shape}; "
+                         f"expected [K, {len(template)}, 3], [{len(template)}, 3] and [frames, K] for the "
+                         "template's mesh. Write it again with infer, or choose the matching --template.")
+    for name, array in (("basis", basis), ("bias", bias), ("weights", weights)):
+        if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+            raise InputError(f"'{source}': its {name} holds non-numeric, NaN or infinite values.")
+    return ShapeKeyAnimation(basis.astype(np.float32), bias.astype(np.float32), weights.astype(np.float32),
+                             rate, template)
+
+
+def _sample_frames(count: int, most: int = 64):
+    """At most ``most`` frame indices spread evenly over ``count`` frames."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
 
 
 @dataclass(frozen=True)
@@ -207,8 +231,8 @@ def compute(args, plan=None) -> Retarget:
     """
     from . import articulation_cli as artic
     from .core.models import modelfiles
-    if args.fps is not None and not (np.isfinite(args.fps) and args.fps > 0):
-        raise InputError(f"--fps must be a positive number, got {args.fps}.")
+    from .cli import check_fps
+    check_fps(args.fps)                              # one range and wording for every command's --fps
     plan = articulation_plan(args) if plan is None else plan
     audio = getattr(args, "audio", None)
     template_path = modelfiles.resolve_template(args.template)
@@ -246,9 +270,10 @@ def _report(result: Retarget) -> str:
             f"after alignment, {r['landmarks_registered']['mean']:.2f} mm after registration (max "
             f"{r['landmarks_registered']['max']:.2f}), surface {r['surface']['mean']:.2f} mm mean")
     if result.solution is not None:
+        from .core.character.keysolve import explained_text
         s, scale = result.solution.report, result.fit.similarity.scale
         text += (f"; keys: {s['mean_error'] / scale * 1e3:.2f} mm mean / {s['p95_error'] / scale * 1e3:.2f} mm "
-                 f"p95 error, {s['explained']:.0%} of the motion explained")
+                 f"p95 error, {explained_text(s, 1e3 / scale)}")
     return text + (f"; {result.articulation}" if result.articulation else "")
 
 

@@ -337,7 +337,7 @@ class VOCA_OT_character_drive(jobs.JobOperator, bpy.types.Operator):
         scale = plan.fit.similarity.scale
         return (f"'{obj.name}': {len(plan.names)} keys driven; error "
                 f"{solution.report['mean_error'] / scale * 1e3:.2f} mm mean, "
-                f"{solution.report['explained']:.0%} of the motion explained")
+                f"{_stage()['keysolve'].explained_text(solution.report, 1e3 / scale)}")
 
 
 CLASSES = (VOCA_OT_character_guess_landmarks, VOCA_OT_character_fit, VOCA_OT_character_transfer,

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from .shapekeys import Corrections, ShapeKeyAnimation
+from .sources import check_rate, open_npz
 
 CORRECTION_MEMBERS = ("correction_basis", "correction_weights", "correction_names")
 PHONE_MEMBERS = ("phones", "phone_times", "phone_words", "phone_source")
@@ -71,7 +72,7 @@ def read_corrections(z, frames: int, path="the file") -> Optional[Corrections]:
 def read_phones(z, path="the file"):
     """The ``PhoneTrack`` stored in an open archive ``z`` (or the ``.npz`` file at path ``z``), or None."""
     if isinstance(z, (str, os.PathLike)):
-        with np.load(z, allow_pickle=False) as archive:
+        with open_npz(z) as archive:
             return read_phones(archive, z)
     if "phones" not in z.files or "phone_times" not in z.files:
         return None
@@ -91,10 +92,11 @@ def load_animation(path) -> ShapeKeyAnimation:
     Raises
     ------
     InputError
-        The file lacks ``weights`` / ``basis`` / ``bias`` / ``template`` / ``fps``, or they disagree.
+        The file is truncated or damaged (:mod:`.sources`), lacks ``weights`` / ``basis`` / ``bias`` /
+        ``template`` / ``fps``, or they disagree.
     """
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             missing = [m for m in ("weights", "basis", "bias", "template", "fps") if m not in z.files]
             if missing:
                 raise InputError(f"'{path}' has no {', '.join(missing)}: not an animation written by infer, "
@@ -102,16 +104,16 @@ def load_animation(path) -> ShapeKeyAnimation:
             names = tuple(str(n) for n in z["names"]) if "names" in z.files else ()
             weights = np.asarray(z["weights"], np.float32)
             anim = ShapeKeyAnimation(np.asarray(z["basis"], np.float32), np.asarray(z["bias"], np.float32),
-                                     weights, float(z["fps"]), np.asarray(z["template"], np.float32), names)
+                                     weights, check_rate(z["fps"], f"the fps stored in '{path}'"),
+                                     np.asarray(z["template"], np.float32), names)
             return anim.with_corrections(read_corrections(z, len(weights), path))
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot read '{path}' ({exc}).") from None
 
 
 def is_animation_file(path) -> bool:
-    """Whether the ``.npz`` at ``path`` holds the shape-key form (``weights``, ``basis``, ``bias``, ``template``)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return all(m in z.files for m in ("weights", "basis", "bias", "template"))
-    except (OSError, ValueError):
-        return False
+    """Whether the ``.npz`` at ``path`` holds the shape-key form (``weights``, ``basis``, ``bias``, ``template``).
+
+    Raises InputError naming the file when it is no complete ``.npz`` (:func:`.sources.open_npz`)."""
+    with open_npz(path) as z:
+        return all(m in z.files for m in ("weights", "basis", "bias", "template"))

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from .shapekeys import DEFAULT_FPS, ShapeKeyAnimation, factorize
+from .sources import check_frames, check_rate, load_npy, open_npz
 from ..errors import InputError, MeshError
 from ..face.meshio import read_mesh
 
@@ -83,30 +83,20 @@ def _read_folder(folder: str) -> np.ndarray:
 
 
 def _read_array(path: str) -> Tuple[np.ndarray, Optional[float]]:
-    """(frames, fps or None) from a .npy or .npz file."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        try:
-            if isinstance(loaded, np.lib.npyio.NpzFile):
-                if "vertices" not in loaded.files:
-                    raise InputError(f"'{path}' has no 'vertices' array (it has "
-                                     f"{', '.join(loaded.files) or 'nothing'}). Save frames as "
-                                     "numpy.savez(path, vertices=[F, V, 3], fps=60).")
-                fps = float(loaded["fps"]) if "fps" in loaded.files else None
-                return np.asarray(loaded["vertices"]), fps
-            return np.asarray(loaded), None
-        finally:
-            if isinstance(loaded, np.lib.npyio.NpzFile):
-                loaded.close()
-    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"cannot read '{path}' ({exc}). Save frames as a float array with numpy.save "
-                         "or numpy.savez.") from None
+    """(frames, fps or None) from a .npy or .npz file (a damaged file: InputError, :mod:`.sources`)."""
+    if not path.lower().endswith(".npz"):
+        return load_npy(path), None
+    with open_npz(path) as loaded:
+        if "vertices" not in loaded:
+            raise InputError(f"'{path}' has no 'vertices' array (it has "
+                             f"{', '.join(loaded.files) or 'nothing'}). Save frames as "
+                             "numpy.savez(path, vertices=[F, V, 3], fps=60).")
+        fps = loaded["fps"] if "fps" in loaded else None
+        return np.asarray(loaded["vertices"]), fps
 
 
 def _check_template(vertices: np.ndarray, path: str, template) -> None:
-    if len(template.vertices) != vertices.shape[1]:
-        raise MeshError(f"the frames of '{path}' have {vertices.shape[1]} vertices but the template "
-                        f"'{template.path}' has {len(template.vertices)}; choose the matching template.")
+    check_frames(vertices, template.vertices, path, template.path)
 
 
 def read_sequence(path, template_path=None) -> Tuple[np.ndarray, Optional[float]]:
@@ -147,8 +137,8 @@ def read_sequence(path, template_path=None) -> Tuple[np.ndarray, Optional[float]
         raise InputError(f"'{path}' holds frames of shape {vertices.shape}; expected [frames, vertices, 3].")
     if not np.issubdtype(vertices.dtype, np.number) or not np.all(np.isfinite(vertices)):
         raise InputError(f"'{path}' has non-numeric, NaN or infinite vertex positions.")
-    if fps is not None and not (np.isfinite(fps) and fps > 0):
-        raise InputError(f"'{path}' stores fps = {fps}; it must be a positive number.")
+    if fps is not None:
+        fps = check_rate(fps, f"the fps stored in '{path}'")
     if template_path is not None:
         _check_template(vertices, path, read_mesh(template_path))
     return vertices.astype(np.float32, copy=False), fps

@@ -108,7 +108,9 @@ def write_live_link_csv(path, weights: np.ndarray, names: Sequence[str], fps: fl
 
 
 def write_curves_json(path, weights: np.ndarray, names: Sequence[str], fps: float, report: dict = None) -> None:
-    """Write ``{"fps", "names", "weights": [frames][keys], "report"}`` as JSON."""
+    """Write ``{"fps", "names", "weights": [frames][keys], "report"}`` as JSON (a report figure that is not
+    finite, e.g. the share explained of a still clip, is written as null: strict JSON has no NaN)."""
+    report = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in (report or {}).items()}
     data = {"fps": float(fps), "names": list(names),
-            "weights": np.round(np.asarray(weights, np.float64), 6).tolist(), "report": report or {}}
+            "weights": np.round(np.asarray(weights, np.float64), 6).tolist(), "report": report}
     _atomic_write(path, json.dumps(data, indent=1))

@@ -74,6 +74,8 @@ RHO_SHARE = 0.1          # ρ relative to the mean eigenvalue of G
 CHUNK_FRAMES = 128
 ERROR_CHUNK = 1024       # frames per block when the errors are measured
 P95_VALUES = 20_000_000  # distances the 95th percentile is taken over at most (every k-th frame beyond)
+VARIANCE_NOISE = 1e-10   # motion variance below this share of Σ position² is rounding (≈ 1 µm at 0.1 m): still
+STILL_MM = 0.01          # mm: motion about the mean pose (RMS per region vertex) below this: no share is given
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ class KeySolution:
     names : tuple of str        the keys, in ``weights``' column order
     region : int64 [R]          vertices the fit was made over
     report : dict               ``mean_error``/``p95_error``/``max_error`` (per region vertex per frame,
-                                target units), ``explained`` (1 − residual energy / motion variance),
+                                target units), ``explained`` (1 − residual energy / motion variance; NaN
+                                for a still clip; :func:`explained_text` says it to the user),
+                                ``motion_rms`` (the motion about its mean pose, RMS per region vertex),
                                 ``opening_error`` (mean over opening pairs and frames, target units),
                                 ``opening_weight`` (κ per pair row), ``iterations``
     openings : int64 [P, 2]     the vertex pairs weighted as openings (see the module docstring)
@@ -190,7 +194,8 @@ def _rows(animation: ShapeKeyAnimation, keys: np.ndarray, vertices: np.ndarray, 
     """
     def rows(field_):                                                     # [..., V, 3] → [..., 3n]
         parts = [field_[..., vertices, :], field_[..., pairs[:, 0], :] - field_[..., pairs[:, 1], :]]
-        return np.concatenate(parts, axis=-2).reshape(*field_.shape[:-2], -1)
+        width = 3 * (len(vertices) + len(pairs))                         # explicit: a still clip has K = 0
+        return np.concatenate(parts, axis=-2).reshape(*field_.shape[:-2], width)
     basis = motion_fields(animation)[0]
     return (rows(keys), rows(basis.astype(np.float64)), rows(animation.bias.astype(np.float64)))
 
@@ -270,6 +275,24 @@ def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=Non
     return KeySolution(weights, tuple(names), region, report, pairs)
 
 
+def explained_text(report: dict, to_mm: float) -> str:
+    """The share of the motion explained, for the user: ``'83% of the motion explained'``, or why no share is
+    given when it means nothing: a clip that (almost) does not move about its mean pose (motion RMS below
+    ``STILL_MM``), or a share below 0 (the keys' error exceeds that motion: a short clip, a pose held).
+
+    ``report``: :attr:`KeySolution.report`; ``to_mm``: millimetres per target unit.
+    """
+    share, motion = report.get("explained", float("nan")), report.get("motion_rms", 0.0) * to_mm
+    if not motion >= STILL_MM or not np.isfinite(share):
+        return (f"no share of the motion explained: the clip barely moves about its mean pose ({motion:.3f} mm "
+                "RMS), so there is no motion to measure it on")
+    if share < 0:
+        return (f"no share of the motion explained: the keys' error ({report['mean_error'] * to_mm:.2f} mm mean) "
+                f"is larger than the clip's motion about its mean pose ({motion:.2f} mm RMS), as in a short "
+                "clip or a held pose; judge the fit by the error")
+    return f"{share:.0%} of the motion explained"
+
+
 def _errors(c, b, w, basis, bias, r) -> dict:
     """Reproduction errors (target units) over the region's rows and the openings' rows, and the share
     of the region's motion explained; frame chunks, so an hour-long clip needs no [F, 3n] array (the 95th
@@ -290,9 +313,12 @@ def _errors(c, b, w, basis, bias, r) -> dict:
         kept.append(dist[(np.arange(lo, hi) % stride) == 0].astype(np.float32))
         motion_sum += motion[:, :n].sum(axis=0)
         motion_sq += (motion[:, :n] ** 2).sum(axis=0)
-        opening = np.linalg.norm(residual[:, n:].reshape(hi - lo, -1, 3), axis=2)
+        opening = np.linalg.norm(residual[:, n:].reshape(hi - lo, (residual.shape[1] - n) // 3, 3), axis=2)
         opening_sum, opening_count = opening_sum + float(opening.sum()), opening_count + opening.size
     variance = float((motion_sq - motion_sum ** 2 / frames).sum())
+    if variance <= VARIANCE_NOISE * float(motion_sq.sum()):              # cancellation noise of a still clip
+        variance = 0.0
     return {"mean_error": dist_sum / (frames * r), "p95_error": float(np.percentile(np.concatenate(kept), 95)),
-            "max_error": dist_max, "explained": float(1.0 - total / variance),
+            "max_error": dist_max, "explained": float(1.0 - total / variance) if variance > 0 else float("nan"),
+            "motion_rms": float(np.sqrt(variance / (frames * r))),
             "opening_error": opening_sum / opening_count if opening_count else 0.0}
