@@ -114,3 +114,30 @@ def test_sources_one_fps_range_for_flags_and_stored_rates(tmp_path, frames):
         with pytest.raises(InputError, match=r"the fps stored in '.*high\.npz' must be a frame rate above 0 "
                                              r"and at most 1000"):
             read(str(high))
+
+
+def _corrupt_deflate(path, member):
+    """Make ``member``'s deflate stream start with the reserved block type 3 (BFINAL 1, BTYPE 11 → byte 0x07):
+    zlib refuses it ("invalid block type") whatever the data."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member)
+    data = bytearray(path.read_bytes())
+    at = info.header_offset
+    name_length, extra_length = np.frombuffer(bytes(data[at + 26:at + 30]), "<u2")      # the local header's
+    data[at + 30 + int(name_length) + int(extra_length)] = 0x07
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_sources_blink_and_emotion_readers_name_a_member_zlib_cannot_inflate(tmp_path, frames, template):
+    from voca_addon.core.face import blink, emotions
+    seq, deltas = tmp_path / "seq.npz", tmp_path / "blink.npz"
+    np.savez_compressed(seq, vertices=frames[:20], fps=60.0)
+    np.savez_compressed(deltas, deltas=frames[100] - template.vertices)
+    _corrupt_deflate(seq, "vertices.npy"), _corrupt_deflate(deltas, "deltas.npy")
+    with pytest.raises(InputError, match=r"seq\.npz' is not a complete \.npz.*invalid block type"):
+        sequences.read_sequence(str(seq))
+    with pytest.raises(InputError, match=r"cannot read blink file '.*blink\.npz'"):
+        blink.load_blink_shape([str(deltas)], template.vertices)
+    with pytest.raises(InputError, match=r"cannot read emotion file '.*blink\.npz'"):
+        emotions.from_delta_file(str(deltas))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -146,7 +147,7 @@ def _read_deltas(path: str) -> np.ndarray:
                                      "'deltas' / 'offsets').")
                 loaded = loaded[key]
             array = np.asarray(loaded, dtype=np.float64)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:   # zlib: a damaged member
         raise InputError(f"cannot read blink file '{path}' ({exc}). Save the deltas as a float array "
                          "with numpy.save.") from None
     array = array.sum(axis=0) if array.ndim == 3 else array

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -231,7 +232,7 @@ def from_delta_file(path, names: Optional[Sequence[str]] = None) -> List[Emotion
         finally:
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 loaded.close()
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:   # zlib: a damaged member
         raise InputError(f"cannot read emotion file '{path}' ({exc}). Save offsets as a plain float "
                          "array with numpy.save / numpy.savez.") from None
     if offsets.ndim == 2:
