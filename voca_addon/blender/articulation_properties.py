@@ -47,7 +47,9 @@ class VOCA_PG_articulation(bpy.types.PropertyGroup):
 
     closures: BoolProperty(name="Lip closures", default=True, update=_update,
                            description="Close the lips on p/b/m and tuck the lower lip on f/v with two corrective "
-                                       "keys (voca_lips_close, voca_lips_tuck). Off: VOCA's exact result")
+                                       "keys (voca_lips_close, voca_lips_tuck), solved with the head's emotion keys at "
+                                       "their strength when applied (change an emotion later: press Re-apply "
+                                       "or move a knob). Off: VOCA's exact result")
     closure_strength: FloatProperty(name="Closure strength", min=0.0, soft_max=2.0, max=3.0, default=1.0,
                                     update=_update,
                                     description="Scales the corrective keys' weights (1: the lips reach the rest "
@@ -102,9 +104,20 @@ def _abspath(path: str) -> Optional[str]:
 
 
 def phone_request(scene, obj) -> Optional[articulation_phones.PhoneRequest]:
-    """The run's :class:`~.articulation_phones.PhoneRequest`, or None when the head's closures are off."""
+    """The run's :class:`~.articulation_phones.PhoneRequest`, also with the head's closures off.
+
+    The phone pass runs on every Animate from audio (the audio is known here), whatever the switch, so that
+    turning *Lip closures* on afterwards closes the lips at once from the stored track (a re-apply, < 0.1 s)
+    instead of finding nothing to work with. Chosen over an on-demand pass when the switch is turned on: that
+    one would need the audio again (moved or deleted since), a job and a wait of seconds after a click the
+    artist expects to act like the other knobs; the pass here runs in its own worker on the second core
+    beside DeepSpeech and VOCA (:func:`.articulation_phones.start`), so its cost is mostly hidden (measured in
+    docs/engine.md), and it never changes the result with the switch off (the track is only stored). None
+    only where the property is not registered. The headless ``--no-closures`` still skips it (no switch to
+    turn later there).
+    """
     props = getattr(obj, "voca_articulation", None)
-    if props is None or not props.closures:
+    if props is None:
         return None
     phones = scene.voca_phones
     return articulation_phones.PhoneRequest(alignment_path=_abspath(phones.alignment_path),

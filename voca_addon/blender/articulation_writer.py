@@ -176,7 +176,8 @@ def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.Writ
     """
     remove_articulation(obj)
     if written.mode != "shape_keys":
-        return ["lip closures and the articulation knobs need 'Shape keys' mode"] if outcome is not None else []
+        asked = outcome is not None and settings_of(obj).closures
+        return ["lip closures and the articulation knobs need 'Shape keys' mode"] if asked else []
     track = outcome.track if outcome is not None else None
     _store(obj, scene, anim, written, track)
     done = reapply(obj, scene)
@@ -214,7 +215,7 @@ def reapply(obj, scene=None) -> ReapplyReport:
     if settings.closures and track is None:
         line = "No phone track: import an alignment file or give a transcript for lip closures."
         settings = _without_closures(settings)
-    result = apply_controls(anim, track, settings)
+    result = apply_controls(anim, track, settings, emotion_offset(obj) if settings.closures else None)
     digests = dict(store.get("digests", {}))
     edited: list = []
     rewritten = _write_speech(key, settings, result, store, digests, edited)
@@ -224,6 +225,33 @@ def reapply(obj, scene=None) -> ReapplyReport:
         key.animation_data.action.update_tag()
         key.update_tag()
     return ReapplyReport(rewritten, tuple(edited), result.corrections is not None, line)
+
+
+def emotion_offset(obj) -> Optional[np.ndarray]:
+    """The static face the emotion keys add (a smile pulls the corners): float32 [V, 3] metres, or None.
+
+    Sum over ``obj``'s emotion keys (:func:`.emotion_writer.emotion_keys`, unmuted) of ``(key − its relative
+    key) · value``, where ``value`` is the key's strength *at the time of this call*: the keyed curve's
+    largest magnitude (Animate keys it 0 → strength → 0: the held strength), else the slider's value. The
+    closures are solved on VOCA's motion plus this offset (:func:`~voca_addon.core.articulation.apply_controls`).
+    An emotion changed later (value, curve or shape) is seen at the next re-apply (any knob, or Re-apply);
+    on the ramps in and out the emotion is partial and the closure was solved for the full strength.
+    """
+    from . import emotion_writer
+    key = _key(obj)
+    offset = None
+    for name in emotion_writer.emotion_keys(obj).values():
+        block = key.key_blocks.get(name)
+        if block is None or block.mute or block.relative_key is None or block == block.relative_key:
+            continue
+        fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(name))
+        points = keyframes.curve_points(fcurve)[:, 1] if fcurve is not None else np.zeros(0, np.float32)
+        value = float(points[np.argmax(np.abs(points))]) if len(points) else float(block.value)
+        if value == 0.0:
+            continue
+        delta = (writer.key_co(block) - writer.key_co(block.relative_key)) * np.float32(value)
+        offset = delta if offset is None else offset + delta
+    return offset
 
 
 def _without_closures(settings):
