@@ -24,7 +24,11 @@ mouthPress close the lips). A SOURCE that already carries corrections (``infer``
 corrected twice: its corrections transfer as they are. ``--no-closures``: VOCA's exact motion, a
 source's corrections dropped.
 Every input is read and checked, and the fit, transfer and solve are computed, before Blender is
-touched: a refused input changes nothing.
+touched: a refused input changes nothing. SOURCE is refused when truncated or damaged, of another shape, not
+finite, or more than 5× larger or smaller than the template (the ratio and likely units said:
+:mod:`.core.animation.sources`); ``--audio`` is decoded and ``--fps`` checked (every command's range) before
+the fit. A still or one-frame SOURCE gives still keys; the share of the motion explained is printed only where
+it means something (:func:`.core.character.keysolve.explained_text`).
 
 Contract: argparse + core at import; ``bpy`` only when writing the .blend.
 """
