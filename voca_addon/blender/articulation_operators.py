@@ -194,7 +194,7 @@ class VOCA_OT_reapply_articulation(bpy.types.Operator):
     @reporting.guarded
     def execute(self, context):
         obj = context.active_object
-        status = articulation_properties.reapply_head(obj, context.scene)
+        status = articulation_properties.reapply_head(obj, context.scene, force=True)
         if status:
             self.report({"WARNING"}, status)
         else:

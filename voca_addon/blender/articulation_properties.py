@@ -25,12 +25,13 @@ from ..core.errors import VocaError
 from . import articulation_phones, articulation_writer
 
 
-def reapply_head(obj, scene=None) -> Optional[str]:
-    """Re-apply ``obj``'s knobs when it carries a VOCA animation; the status line it leaves (or None)."""
+def reapply_head(obj, scene=None, force: bool = False) -> Optional[str]:
+    """Re-apply ``obj``'s knobs when it carries a VOCA animation; the status line it leaves (or None).
+    ``force``: check every curve (:func:`.articulation_writer.reapply`)."""
     if not articulation_writer.has_articulation(obj):
         return None
     try:
-        done = articulation_writer.reapply(obj, scene)
+        done = articulation_writer.reapply(obj, scene, force)
         status = done.edited_line() or done.line or ""
     except VocaError as exc:
         status = str(exc)

@@ -195,8 +195,15 @@ def closure_line(track) -> str:
     return f"lip closures on {closes} p/b/m and {tucks} f/v ({track.source})"
 
 
-def reapply(obj, scene=None) -> ReapplyReport:
+def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     """Re-apply the head's knobs from the stored exact weights and phone track (see the module docstring).
+
+    Speed (issue 18: a knob on 60 s at 60 fps in < 0.1 s; ``tools/bench_articulation_blender.py``): VOCA's 50
+    curves depend only on speech strength and smoothing, so when those equal what the curves were last written
+    with (``store["speech"]``) they are not even computed (a closure knob touches 2 curves and 2 keys); a curve
+    or key shape whose new data hash like what the add-on last wrote is not read; a changed one is read once
+    (the hand-edit check) and written with one ``foreach_set``. ``force`` (the Re-apply button) checks every
+    curve again, e.g. one the artist deleted.
 
     Raises
     ------
@@ -218,8 +225,12 @@ def reapply(obj, scene=None) -> ReapplyReport:
     result = apply_controls(anim, track, settings, emotion_offset(obj) if settings.closures else None)
     digests = dict(store.get("digests", {}))
     edited: list = []
-    rewritten = _write_speech(key, settings, result, store, digests, edited)
-    rewritten += _write_corrections(obj, key, result, store, digests, edited)
+    speech = [float(settings.speech_strength), float(settings.smoothing_ms)]
+    rewritten = 0
+    if force or [float(v) for v in store.get("speech", ())] != speech:
+        rewritten += _write_speech(key, settings, result, store, digests, edited)
+        store["speech"] = speech
+    rewritten += _write_corrections(obj, key, result, store, digests, edited, anim.template)
     store["digests"] = digests
     if rewritten:                   # foreach_set tags nothing: the evaluated copy of the action would go stale
         key.animation_data.action.update_tag()
@@ -260,7 +271,7 @@ def _without_closures(settings):
 
 
 def _digest(points: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(points, np.float32).tobytes(), digest_size=12).hexdigest()
+    return hashlib.blake2b(np.ascontiguousarray(points, np.float32), digest_size=12).hexdigest()
 
 
 def _write_speech(key, settings, result, store, digests, edited) -> int:
@@ -283,8 +294,9 @@ def _write_speech(key, settings, result, store, digests, edited) -> int:
         raise InputError(f"These knobs take a VOCA key to {peak:.1f}, past Blender's limit of "
                          f"{writer.SLIDER_LIMIT:g}; lower the speech strength.")
     rewritten = 0
+    highs, lows = columns.max(axis=0, initial=0.0), columns.min(axis=0, initial=0.0)
     for k, name in enumerate(names[:-1]):
-        _widen(key.key_blocks[name], columns[:, k])
+        _widen(key.key_blocks[name], np.array([highs[k], lows[k]]))
         rewritten += _write_curve(key, name, frames, columns[:, k], LINEAR, "VOCA", digests, edited)
     _widen(key.key_blocks[names[-1]], np.array([bias]))
     return rewritten + _write_curve(key, names[-1], frames[:1], np.array([bias], np.float32), CONSTANT, "VOCA",
@@ -301,7 +313,7 @@ def _widen(block, values: np.ndarray) -> None:
         block.slider_min = low
 
 
-def _write_corrections(obj, key, result, store, digests, edited) -> int:
+def _write_corrections(obj, key, result, store, digests, edited, ref: np.ndarray) -> int:
     """Correction keys (made on first use, muted with the closures off) and their curves around the phones."""
     made = dict(store.get("corrections", {}))
     corrections = result.corrections
@@ -316,38 +328,44 @@ def _write_corrections(obj, key, result, store, digests, edited) -> int:
     for c, core_name in enumerate(corrections.names):
         name = made.get(core_name)
         block = key.key_blocks.get(name) if name else None
+        target = ref + corrections.basis[c].astype(np.float32)        # the key's data: Basis + field
         if block is None:
-            block = _new_correction_key(obj, core_name, corrections.basis[c])
+            block = _new_correction_key(obj, core_name, target)
             made[core_name] = block.name
             store["corrections"] = made
+            digests[SHAPE + block.name] = _digest(writer.key_co(block))
         else:
-            rewritten += _write_shape(key, block, corrections.basis[c], digests, edited)
-        digests.setdefault(SHAPE + block.name, _digest(writer.key_co(block)))
-        block.mute = False
+            rewritten += _write_shape(block, target, digests, edited)
+        if block.mute:
+            block.mute = False
         frames, values = support(corrections.weights[:, c].astype(np.float32))
         rewritten += _write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited)
     return rewritten
 
 
-def _write_shape(key, block, shape: np.ndarray, digests: dict, edited: list) -> int:
-    """Give a correction key the field solved for this phone track (it follows the track, not the knobs),
-    unless the artist sculpted the key since: then it is left and named like an edited curve."""
-    current = writer.key_co(block)
-    target = writer.key_co(key.reference_key) + shape.astype(np.float32)
-    if np.array_equal(current, target):
+def _write_shape(block, target: np.ndarray, digests: dict, edited: list) -> int:
+    """Give a correction key ``target`` (float32 [V, 3]: the Basis + the field solved for this phone track;
+    it follows the track, not the knobs), unless the artist sculpted the key since: then it is left and
+    named like an edited curve. Data hashing like what the add-on last wrote are not read."""
+    name = SHAPE + block.name
+    new = _digest(target)
+    if digests.get(name) == new:
+        return 0                        # unchanged (or sculpted since: left) — no read
+    current = _digest(writer.key_co(block))
+    if current == new:
+        digests[name] = new
         return 0
-    if digests.get(SHAPE + block.name, _digest(current)) != _digest(current):
+    if name in digests and digests[name] != current:
         edited.append(f"{block.name} (shape)")
         return 0
-    block.data.foreach_set("co", target.ravel())
-    digests[SHAPE + block.name] = _digest(target)
+    block.data.foreach_set("co", np.ascontiguousarray(target, np.float32).ravel())
+    digests[name] = new
     return 1
 
 
-def _new_correction_key(obj, name: str, shape: np.ndarray):
+def _new_correction_key(obj, name: str, co: np.ndarray):
     created: list = []
-    ref = writer.key_co(obj.data.shape_keys.reference_key)
-    block = writer.new_key(obj, name, ref + shape.astype(np.float32), created)
+    block = writer.new_key(obj, name, co, created)
     block.slider_min, block.slider_max = -writer.SLIDER_LIMIT, writer.SLIDER_LIMIT
     key = obj.data.shape_keys
     key[CORRECTION_KEYS] = list(key.get(CORRECTION_KEYS, [])) + created
@@ -379,20 +397,22 @@ def _write_curve(key, name: str, frames, values, interpolation: int, group: str,
     fcurve = compat.find_fcurve(anim_data, path)
     new = np.empty((len(frames), 2), np.float32)
     new[:, 0], new[:, 1] = frames, values
-    if fcurve is not None and digests.get(name) == _digest(new):
+    digest = _digest(new)
+    if fcurve is not None and digests.get(name) == digest:
         return 0                        # what the add-on last wrote: unchanged (or edited: left) — no read
     if fcurve is not None:
         current = keyframes.curve_points(fcurve)
-        if name in digests and digests[name] != _digest(current):
+        was = _digest(current)
+        if name in digests and digests[name] != was:
             edited.append(name)
             return 0
-        if current.shape == new.shape and np.array_equal(current, new):
-            digests[name] = _digest(current)
+        if was == digest:
+            digests[name] = digest
             return 0
         if len(fcurve.keyframe_points) == len(new) and np.array_equal(current[:, 0], new[:, 0]):
             fcurve.keyframe_points.foreach_set("co", new.ravel())      # same frames: still sorted; no
             # fcurve.update(): it would only move the handles, which LINEAR / CONSTANT keys do not use (1 ms)
-            digests[name] = _digest(new)
+            digests[name] = digest
             return 1
         if not len(fcurve.keyframe_points):             # samples (a long clip): back to keys, then none
             fcurve.convert_to_keyframes(int(current[0, 0]), int(current[-1, 0]) + 1)
