@@ -111,11 +111,12 @@ def phone_request(scene, obj) -> Optional[articulation_phones.PhoneRequest]:
     turning *Lip closures* on afterwards closes the lips at once from the stored track (a re-apply, < 0.1 s)
     instead of finding nothing to work with. Chosen over an on-demand pass when the switch is turned on: that
     one would need the audio again (moved or deleted since), a job and a wait of seconds after a click the
-    artist expects to act like the other knobs; the pass here runs in its own worker on the second core
-    beside DeepSpeech and VOCA (:func:`.articulation_phones.start`), so its cost is mostly hidden (measured in
-    docs/engine.md), and it never changes the result with the switch off (the track is only stored). None
-    only where the property is not registered. The headless ``--no-closures`` still skips it (no switch to
-    turn later there).
+    artist expects to act like the other knobs. The price: with the switch off a run costs what it costs with
+    it on — the pass runs in its own worker beside DeepSpeech and VOCA (:func:`.articulation_phones.start`),
+    cheap from an alignment file, cheaper with a transcript, but detection on 60 s of audio measured +36 % wall
+    time, +57 s CPU and +220 MB on the loaded 2-core machine (docs/engine.md). The result with the switch off
+    is unchanged (the track is only stored). None only where the property is not registered. The headless
+    ``--no-closures`` still skips the pass (no switch to turn later there).
     """
     props = getattr(obj, "voca_articulation", None)
     if props is None:
