@@ -36,7 +36,6 @@ lazily) and this package's :mod:`.writer`, :mod:`.keyframes`, :mod:`.compat`. Ar
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -46,7 +45,8 @@ import numpy as np
 
 from ..core.animation.shapekeys import ShapeKeyAnimation
 from ..core.errors import InputError
-from . import compat, keyframes, writer
+from . import articulation_curves as curves, compat, keyframes, writer
+from .articulation_curves import support
 from .keyframes import CONSTANT, LINEAR
 
 EXACT = "voca_exact_weights"            # Key property: float32 [F · D], VOCA's exact weights (scene rate)
@@ -57,7 +57,6 @@ CORRECTION_KEYS = "voca_correction_keys"   # Key property: the correction keys m
 GROUP = "VOCA closures"                 # F-curve group of the correction curves
 BILABIALS, LABIODENTALS = ("P", "B", "M"), ("F", "V")
 FORMAT = 1                              # version of the stored group
-SHAPE = "shape:"                        # digest name prefix of a correction key's shape
 
 
 @dataclass(frozen=True)
@@ -270,10 +269,6 @@ def _without_closures(settings):
     return replace(settings, closures=False)
 
 
-def _digest(points: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(points, np.float32), digest_size=12).hexdigest()
-
-
 def _write_speech(key, settings, result, store, digests, edited) -> int:
     """VOCA's curves (``weights / s_k``) and the bias key's value; returns how many curves changed.
 
@@ -297,9 +292,9 @@ def _write_speech(key, settings, result, store, digests, edited) -> int:
     highs, lows = columns.max(axis=0, initial=0.0), columns.min(axis=0, initial=0.0)
     for k, name in enumerate(names[:-1]):
         _widen(key.key_blocks[name], np.array([highs[k], lows[k]]))
-        rewritten += _write_curve(key, name, frames, columns[:, k], LINEAR, "VOCA", digests, edited)
+        rewritten += curves.write_curve(key, name, frames, columns[:, k], LINEAR, "VOCA", digests, edited)
     _widen(key.key_blocks[names[-1]], np.array([bias]))
-    return rewritten + _write_curve(key, names[-1], frames[:1], np.array([bias], np.float32), CONSTANT, "VOCA",
+    return rewritten + curves.write_curve(key, names[-1], frames[:1], np.array([bias], np.float32), CONSTANT, "VOCA",
                                     digests, edited)
 
 
@@ -333,34 +328,14 @@ def _write_corrections(obj, key, result, store, digests, edited, ref: np.ndarray
             block = _new_correction_key(obj, core_name, target)
             made[core_name] = block.name
             store["corrections"] = made
-            digests[SHAPE + block.name] = _digest(writer.key_co(block))
+            digests[curves.SHAPE + block.name] = curves.digest(writer.key_co(block))
         else:
-            rewritten += _write_shape(block, target, digests, edited)
+            rewritten += curves.write_shape(block, target, digests, edited)
         if block.mute:
             block.mute = False
-        frames, values = support(corrections.weights[:, c].astype(np.float32))
-        rewritten += _write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited)
+        frames, values = curves.support(corrections.weights[:, c].astype(np.float32))
+        rewritten += curves.write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited)
     return rewritten
-
-
-def _write_shape(block, target: np.ndarray, digests: dict, edited: list) -> int:
-    """Give a correction key ``target`` (float32 [V, 3]: the Basis + the field solved for this phone track;
-    it follows the track, not the knobs), unless the artist sculpted the key since: then it is left and
-    named like an edited curve. Data hashing like what the add-on last wrote are not read."""
-    name = SHAPE + block.name
-    new = _digest(target)
-    if digests.get(name) == new:
-        return 0                        # unchanged (or sculpted since: left) — no read
-    current = _digest(writer.key_co(block))
-    if current == new:
-        digests[name] = new
-        return 0
-    if name in digests and digests[name] != current:
-        edited.append(f"{block.name} (shape)")
-        return 0
-    block.data.foreach_set("co", np.ascontiguousarray(target, np.float32).ravel())
-    digests[name] = new
-    return 1
 
 
 def _new_correction_key(obj, name: str, co: np.ndarray):
@@ -370,58 +345,6 @@ def _new_correction_key(obj, name: str, co: np.ndarray):
     key = obj.data.shape_keys
     key[CORRECTION_KEYS] = list(key.get(CORRECTION_KEYS, [])) + created
     return block
-
-
-def support(weights: np.ndarray) -> tuple:
-    """(frame offsets float64 [N], values float32 [N]) to key: the non-zero frames and one zero key on each
-    side of every run of them (LINEAR between keys gives the exact zeros elsewhere); one zero key when the
-    curve is zero throughout."""
-    nonzero = weights != 0
-    keep = nonzero.copy()
-    keep[1:] |= nonzero[:-1]
-    keep[:-1] |= nonzero[1:]
-    if not keep.any():
-        keep[0] = True
-    index = np.flatnonzero(keep)
-    return index.astype(np.float64), weights[index]
-
-
-def _write_curve(key, name: str, frames, values, interpolation: int, group: str, digests: dict,
-                 edited: list) -> int:
-    """Key ``name``'s curve to (frames, values) unless the artist edited it since the add-on last wrote it.
-
-    Returns 1 when the curve was (re)written, else 0. The new points' digest is recorded in ``digests``.
-    """
-    anim_data = key.animation_data
-    path = keyframes.value_path(name)
-    fcurve = compat.find_fcurve(anim_data, path)
-    new = np.empty((len(frames), 2), np.float32)
-    new[:, 0], new[:, 1] = frames, values
-    digest = _digest(new)
-    if fcurve is not None and digests.get(name) == digest:
-        return 0                        # what the add-on last wrote: unchanged (or edited: left) — no read
-    if fcurve is not None:
-        current = keyframes.curve_points(fcurve)
-        was = _digest(current)
-        if name in digests and digests[name] != was:
-            edited.append(name)
-            return 0
-        if was == digest:
-            digests[name] = digest
-            return 0
-        if len(fcurve.keyframe_points) == len(new) and np.array_equal(current[:, 0], new[:, 0]):
-            fcurve.keyframe_points.foreach_set("co", new.ravel())      # same frames: still sorted; no
-            # fcurve.update(): it would only move the handles, which LINEAR / CONSTANT keys do not use (1 ms)
-            digests[name] = digest
-            return 1
-        if not len(fcurve.keyframe_points):             # samples (a long clip): back to keys, then none
-            fcurve.convert_to_keyframes(int(current[0, 0]), int(current[-1, 0]) + 1)
-        fcurve.keyframe_points.clear()      # the same curve, emptied: a new one is not evaluated by 4.5's
-    else:                                   # depsgraph until its relations are rebuilt
-        fcurve = compat.new_fcurve(anim_data, path, index=0, group=group)
-    keyframes.set_keyframes(fcurve, new[:, 0].astype(np.float64), new[:, 1], interpolation)
-    digests[name] = _digest(keyframes.curve_points(fcurve))
-    return 1
 
 
 # ---------------------------------------------------------------------------- removal
