@@ -106,8 +106,12 @@ def _transcript(request: PhoneRequest, audio_path: str) -> Optional[str]:
     return phonemes.transcript_for(audio_path)
 
 
-def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Callable] = None) -> PhoneOutcome:
+def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Callable] = None,
+                channel=0) -> PhoneOutcome:
     """The run's phone track from ``request`` (see the module docstring). Any thread; no ``bpy``.
+
+    ``channel``: the run's audio channel (0, 1, … or ``"mix"``), as VOCA hears it: the phones are found on the
+    same channel (a stereo file with channel 0 silent and the speech on 1 is detected on 1).
 
     Raises
     ------
@@ -118,7 +122,7 @@ def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Calla
     if request.alignment_path:
         return PhoneOutcome(phonemes.read_alignment(request.alignment_path), None)
     try:
-        track = phonemes.phones_for_audio(audio_path, _transcript(request, audio_path),
+        track = phonemes.phones_for_audio(_audio(audio_path, channel), _transcript(request, audio_path),
                                           None if progress is None else (lambda f, *a: progress(f, "phonemes")))
     except phonemes.PhonemesUnavailable as exc:
         return PhoneOutcome(None, f"No lip closures: {exc}")
@@ -131,11 +135,19 @@ def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Calla
     return PhoneOutcome(track, "; ".join(warnings) or None)
 
 
-def start(request: Optional[PhoneRequest], audio_path: str) -> Optional[WorkerJob]:
+def _audio(audio_path: str, channel):
+    """The path (channel 0: the phonemes stage reads it), else the chosen channel as a loaded Audio."""
+    if channel == 0:
+        return audio_path
+    from ..core.speech import audio
+    return audio.select_channel(audio.load_audio(audio_path), channel)
+
+
+def start(request: Optional[PhoneRequest], audio_path: str, channel=0) -> Optional[WorkerJob]:
     """:func:`phone_track` in its own worker thread (``voca-phones``), or None without a request."""
     if request is None:
         return None
-    return WorkerJob(lambda progress: phone_track(request, audio_path, progress), "phones").start()
+    return WorkerJob(lambda progress: phone_track(request, audio_path, progress, channel), "phones").start()
 
 
 def finish(job: Optional[WorkerJob], cancel: bool = False) -> Optional[PhoneOutcome]:

@@ -251,7 +251,8 @@ def compute(settings: AnimateSettings, progress: Progress = None) -> ComputeResu
     report(0.1, "speech features")
     clip = (wavstream.open_wav(settings.audio_path, settings.channel)       # a long WAV: read block by block
             or audio.select_channel(audio.load_audio(settings.audio_path), settings.channel))
-    phones = articulation_phones.start(settings.phones, settings.audio_path)   # beside DeepSpeech and VOCA
+    phones = articulation_phones.start(settings.phones, settings.audio_path,   # beside DeepSpeech
+                                      settings.channel)                  # and VOCA, same channel
     try:
         anim = engine.run(clip, ds_model, voca_model, template.vertices, settings.condition,
                           DEFAULT_FPS, lambda f, stage: report(0.1 + 0.9 * f, stage))
