@@ -31,31 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_memory import SHARED, command_args, models  # noqa: E402
-
-# The launcher of tools/bench_memory.py, also reporting the command's CPU time (user + system): on a shared
-# machine the wall time measures the other load too; the CPU time says what the closures cost in work.
-LAUNCHER = """
-import json, os, subprocess, sys
-with open(sys.argv[1], "w") as err:
-    child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
-    _, status, usage = os.wait4(child.pid, 0)
-print(json.dumps(dict(status=os.waitstatus_to_exitcode(status), maxrss_kb=usage.ru_maxrss,
-                      cpu_s=usage.ru_utime + usage.ru_stime)))
-"""
-
-
-def measure(args: list, env: dict) -> dict:
-    """``python -m voca_addon ARGS`` → wall time, CPU time, peak RSS (MB), exit status, last stderr lines."""
-    with tempfile.NamedTemporaryFile("r", suffix=".log") as err:
-        t0 = time.perf_counter()
-        run = subprocess.run([sys.executable, "-c", LAUNCHER, err.name, sys.executable, "-m", "voca_addon",
-                              *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        tail = err.read().strip().splitlines()[-3:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    return dict(wall_s=wall, cpu_s=result["cpu_s"], peak_rss_mb=result["maxrss_kb"] / 1024.0,
-                status=result["status"], stderr_tail=tail)
+from bench_memory import SHARED, command_args, measure, models  # noqa: E402
 
 PHONE_PASS = """
 import json, resource, sys, time

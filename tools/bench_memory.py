@@ -51,12 +51,14 @@ import json, os, subprocess, sys
 with open(sys.argv[1], "w") as err:
     child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
     _, status, usage = os.wait4(child.pid, 0)
-print(json.dumps(dict(status=os.waitstatus_to_exitcode(status), maxrss_kb=usage.ru_maxrss)))
+print(json.dumps(dict(status=os.waitstatus_to_exitcode(status), maxrss_kb=usage.ru_maxrss,
+                      cpu_s=usage.ru_utime + usage.ru_stime)))
 """
 
 
 def measure(args: list, env: dict) -> dict:
-    """Run ``python -m voca_addon ARGS`` → wall time, peak RSS (MB), exit status, last stderr lines."""
+    """``python -m voca_addon ARGS`` → wall time, CPU time (user + system: on a shared machine the wall time
+    measures the other load too), peak RSS (MB), exit status, last stderr lines."""
     with tempfile.NamedTemporaryFile("r", suffix=".log") as err:
         t0 = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", LAUNCHER, err.name, sys.executable, "-m", "voca_addon",
@@ -64,7 +66,8 @@ def measure(args: list, env: dict) -> dict:
         wall = time.perf_counter() - t0
         tail = err.read().strip().splitlines()[-3:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
-    return dict(wall_s=wall, peak_rss_mb=result["maxrss_kb"] / 1024.0, status=result["status"], stderr_tail=tail)
+    return dict(wall_s=wall, cpu_s=result["cpu_s"], peak_rss_mb=result["maxrss_kb"] / 1024.0,
+                status=result["status"], stderr_tail=tail)
 
 
 def command_args(command: str, wav: Path, pb: Path, prefix: Path, out_dir: Path) -> tuple:
