@@ -21,8 +21,11 @@ another extension, and — when PocketSphinx cannot be imported in this Python �
 beside the audio) and no PocketSphinx, one ``warning:`` line says so and the run goes on with the exact
 VOCA result ("never a failed import").
 
-The phone pass runs in a thread beside DeepSpeech (:class:`PhonePass`): PocketSphinx's decoder works in C,
-the engine's matrix products in BLAS, so on two cores they overlap.
+The phone pass runs beside DeepSpeech (:class:`PhonePass`, a thread that waits on a child Python doing the
+decoding: PocketSphinx holds the GIL while it decodes, so in this process it would starve the numpy engine;
+in a thread of this process only when the audio is an ``Audio`` — a channel other than 0 — or
+``sys.executable`` is not a Python that can run the child). Long audio is decoded in pieces of at most
+20 s, so the pass's memory does not grow with the clip (docs/phonemes.md).
 
 Contract: stdlib only at import (``--help`` stays instant); the core (numpy, ``core.phonemes``,
 ``core.articulation``) is imported when a command runs. Any thread.
@@ -209,12 +212,14 @@ def audio_source(audio_path: str, channel=0):
 
 
 def find_phones(plan: Plan, audio):
-    """The phone track of one clip in this thread: the plan's alignment, else detection / alignment of
-    its transcript on ``audio`` (a path or an ``Audio``); None when no phones are wanted."""
+    """The phone track of one clip: the plan's alignment, else detection / alignment of its transcript on
+    ``audio`` (a path or an ``Audio``) — in a child Python when ``audio`` is a path and ``sys.executable`` can
+    run one (:func:`~voca_addon.core.phonemes.phones_beside`), else in this thread; None when no phones are
+    wanted."""
     if not plan.needs_pass:
         return plan.track
-    from .core.phonemes import phones_for_audio
-    return phones_for_audio(audio, plan.transcript)
+    from .core.phonemes import phones_beside
+    return phones_beside(audio, plan.transcript)
 
 
 class PhonePass:

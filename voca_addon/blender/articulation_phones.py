@@ -10,7 +10,10 @@ this order of precedence:
 3. nothing: detection from the audio alone with PocketSphinx.
 
 :func:`start` runs :func:`phone_track` in a :class:`~.worker.WorkerJob` (thread ``voca-phones``) so the
-phoneme pass runs while the Animate worker runs DeepSpeech and VOCA; :func:`finish` joins it and hands back
+phoneme pass runs while the Animate worker runs DeepSpeech and VOCA; the decoding itself runs in a child
+Python (:func:`~voca_addon.core.phonemes.phones_in_process`: PocketSphinx holds the GIL while it decodes)
+when ``sys.executable`` is a Python of this version (Blender's bundled one, or the venv's with the bpy
+module: :func:`~voca_addon.core.phonemes.child_python`), else in that thread; a cancel kills the child; :func:`finish` joins it and hands back
 a :class:`PhoneOutcome`. Without PocketSphinx in this Python (Debian's Blender 5.2 runs CPython 3.14, for
 which there is no wheel) sources 2 and 3 give a track of None and one line saying so
 (:class:`~voca_addon.core.phonemes.PhonemesUnavailable`): the run goes on with VOCA's exact result, and an
@@ -122,8 +125,12 @@ def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Calla
     if request.alignment_path:
         return PhoneOutcome(phonemes.read_alignment(request.alignment_path), None)
     try:
-        track = phonemes.phones_for_audio(_audio(audio_path, channel), _transcript(request, audio_path),
-                                          None if progress is None else (lambda f, *a: progress(f, "phonemes")))
+        report = None if progress is None else (lambda f, *a: progress(f, "phonemes"))
+        if channel == 0 and phonemes.child_python():   # a Python beside Blender's: no GIL shared (the
+            # child reads the file's channel 0; another channel is loaded here and decoded in this thread)
+            track = phonemes.phones_in_process(audio_path, _transcript(request, audio_path), progress=report)
+        else:                               # sys.executable is no Python of this version: this thread
+            track = phonemes.phones_for_audio(_audio(audio_path, channel), _transcript(request, audio_path), report)
     except phonemes.PhonemesUnavailable as exc:
         return PhoneOutcome(None, f"No lip closures: {exc}")
     except VocaError:

@@ -15,15 +15,17 @@ Public API::
     transcript_for(audio_path) -> str | None       # AUDIO.txt beside the audio
     detector_available() -> (ok, reason)
     PhonemesUnavailable                            # a VocaError: no PocketSphinx in this Python
-    phones_in_process(audio_path, transcript=None) -> PhoneTrack   # the same, in a child process (no GIL shared)
+    phones_in_process(audio_path, transcript=None, progress=None) -> PhoneTrack  # the same, in a child process
+    child_python() -> bool                         # can sys.executable run that child (a Python of this version)?
+    phones_beside(audio, transcript=None, progress=None) -> PhoneTrack  # the child when it can, else this thread
 
 Contract: numpy + stdlib (pocketsphinx only inside calls that need it); no bpy; thread-safe.
 """
-from .child import phones_in_process
+from .child import child_python, phones_beside, phones_in_process
 from .files import read_alignment, write_alignment
 from .sphinx import PhonemesUnavailable, detector_available
 from .stage import phones_for_audio, transcript_for
 from .track import Phone, PhoneTrack
 
 __all__ = ["Phone", "PhoneTrack", "phones_for_audio", "read_alignment", "write_alignment", "transcript_for",
-           "detector_available", "PhonemesUnavailable", "phones_in_process"]
+           "detector_available", "PhonemesUnavailable", "phones_in_process", "child_python", "phones_beside"]

@@ -4,7 +4,10 @@ PocketSphinx holds the GIL while it decodes (see :mod:`.sphinx`): in a thread it
 Python thread, most of all numpy code that releases and re-takes the GIL per operation (measured in
 docs/phonemes.md). :func:`phones_in_process` runs :func:`~.stage.phones_for_audio` in a child of this
 Python (``sys.executable``, this process's ``sys.path``), so the two share no GIL. Its result is the same
-PhoneTrack; a user error in the child is raised here as the same class with the same message.
+PhoneTrack; a user error in the child is raised here as the same class with the same message; its
+progress comes back on its stderr, and a progress callback that raises (a cancel) kills it.
+:func:`child_python` says whether ``sys.executable`` can run the child at all (inside Blender's binary it
+may not be a Python); callers fall back to a thread when it cannot.
 
 Contract: stdlib only here (the child imports the package); call from any thread; blocking.
 """
@@ -14,8 +17,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .. import errors
 from .track import Phone, PhoneTrack
@@ -28,13 +32,40 @@ import json, sys, importlib
 request = json.loads(sys.stdin.read())
 stage = importlib.import_module(request["package"] + ".core.phonemes.stage")
 errors = importlib.import_module(request["package"] + ".core.errors")
+last = [-1.0]
+def progress(fraction, *_):
+    if fraction - last[0] >= 0.01:
+        last[0] = fraction
+        sys.stderr.write("%s %.4f\n" % (request["tag"], fraction))
+        sys.stderr.flush()
 try:
-    track = stage.phones_for_audio(request["audio"], request["transcript"], method=request["method"])
+    track = stage.phones_for_audio(request["audio"], request["transcript"], progress, method=request["method"])
     reply = {"phones": [list(p) for p in track.phones], "source": track.source, "warnings": list(track.warnings)}
 except errors.VocaError as exc:
     reply = {"error": type(exc).__name__, "message": str(exc)}
 sys.stdout.write(json.dumps(reply))
 """
+_TAG = "voca-phonemes-progress"
+_PROBE = "import sys; sys.stdout.write(str(sys.hexversion))"
+_python_ok: dict = {}
+
+
+def child_python() -> bool:
+    """True when ``sys.executable`` is a Python interpreter of this very version (so the child can import
+    what this process imports); False otherwise — e.g. inside a Blender whose ``sys.executable`` is the
+    ``blender`` binary, or empty. Checked once per process: by the file's name (``python*``, never another
+    program is started), then by running it (it must print this ``sys.hexversion``)."""
+    exe = sys.executable or ""
+    if exe not in _python_ok:
+        ok = os.path.basename(exe).lower().startswith("python") and os.path.isfile(exe)
+        if ok:
+            try:
+                probe = subprocess.run([exe, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=30)
+                ok = probe.returncode == 0 and probe.stdout.strip() == str(sys.hexversion)
+            except (OSError, subprocess.SubprocessError):
+                ok = False
+        _python_ok[exe] = ok
+    return _python_ok[exe]
 
 
 def _error_class(name: str):
@@ -42,7 +73,8 @@ def _error_class(name: str):
     return getattr(errors, name, None) or getattr(sphinx, name, None) or errors.VocaError
 
 
-def phones_in_process(audio_path, transcript: Optional[str] = None, method: str = "words") -> PhoneTrack:
+def phones_in_process(audio_path, transcript: Optional[str] = None, method: str = "words",
+                      progress: Optional[Callable] = None) -> PhoneTrack:
     """:func:`phones_for_audio` on an audio *file*, computed in a child process.
 
     Parameters
@@ -50,6 +82,9 @@ def phones_in_process(audio_path, transcript: Optional[str] = None, method: str 
     audio_path : str or os.PathLike
     transcript : str, optional
     method : {"words", "phones"}
+    progress : callable(fraction, stage), optional
+        Called with the child's progress (stage "phonemes"); whatever it raises (a cancel) kills the child
+        and is raised here.
 
     Returns
     -------
@@ -65,14 +100,57 @@ def phones_in_process(audio_path, transcript: Optional[str] = None, method: str 
     """
     root = str(PACKAGE_DIR.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in sys.path if p]))
-    request = {"package": PACKAGE_DIR.name, "audio": os.fspath(audio_path), "transcript": transcript, "method": method}
-    done = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(request), capture_output=True,
-                          text=True, env=env)
+    request = {"package": PACKAGE_DIR.name, "audio": os.fspath(audio_path), "transcript": transcript,
+               "method": method, "tag": _TAG}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    out: list = []
+    reader = threading.Thread(target=lambda: out.append(child.stdout.read()), name="voca-phonemes-reader",
+                              daemon=True)
+    reader.start()
+    other = []
     try:
-        reply = json.loads(done.stdout)
+        child.stdin.write(json.dumps(request))
+        child.stdin.close()
+        for line in child.stderr:
+            if line.startswith(_TAG + " "):
+                if progress is not None:
+                    progress(float(line.split()[1]), "phonemes")
+            else:
+                other.append(line)
+        child.wait()
+        reader.join()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    try:
+        reply = json.loads(out[0] if out else "")
     except ValueError:
-        raise RuntimeError(f"the phoneme process failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"the phoneme process failed (exit {child.returncode}): "
+                           f"{''.join(other).strip()[-2000:]}") from None
     if "error" in reply:
         raise _error_class(reply["error"])(reply["message"])
     phones = tuple(Phone(str(p), float(s), float(e), str(w)) for p, s, e, w in reply["phones"])
     return PhoneTrack(phones, reply["source"], tuple(reply["warnings"]))
+
+
+def phones_beside(audio, transcript: Optional[str] = None, progress: Optional[Callable] = None) -> PhoneTrack:
+    """The phone pass to run beside the engine: :func:`phones_in_process` when ``audio`` is a file path and
+    :func:`child_python` holds (no GIL shared with the engine), else ``phones_for_audio`` in this thread.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or Audio
+    transcript : str, optional
+    progress : callable(fraction, stage), optional
+
+    Returns
+    -------
+    PhoneTrack
+        The same track either way (same errors, same classes and messages).
+    """
+    if isinstance(audio, (str, os.PathLike)) and child_python():
+        return phones_in_process(audio, transcript, progress=progress)
+    from .stage import phones_for_audio
+    return phones_for_audio(audio, transcript, progress)

@@ -19,6 +19,7 @@ Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mo
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -29,13 +30,14 @@ import numpy as np
 from ..errors import InputError
 from ..speech.audio import Audio, load_audio, select_channel
 from ..speech.resample import resample
-from . import sphinx
+from . import segments, sphinx
 from .sphinx import UNKNOWN_WORD
 from .track import PhoneTrack, make_track
 
 DEFAULT_METHOD = "words"
 METHODS = ("words", "phones")
 MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
+ALIGN_WHOLE_MAX_S = 30.0   # s: a transcript of a longer clip is aligned piece by piece (bounded memory)
 MATCH_SLACK_S = 0.05    # s, how far apart an aligned and a recognised phone may be and still agree
 
 
@@ -88,17 +90,49 @@ def _phone_items(aligned, duration) -> list:
     return items
 
 
+def _detect_piece(pcm: bytes, duration: float, method: str, progress, span) -> list:
+    """Detection items of one utterance (times from its start, ends within ``duration``)."""
+    if method == "words":
+        words = sphinx.recognise_words(pcm, progress, span)
+        aligned = sphinx.align_words(pcm, [w for w, _, _ in words]) if words else None
+        if aligned is not None:
+            return _phone_items(aligned, duration)
+    loop = sphinx.phone_loop(pcm, progress, span)
+    return [(p, s, min(e, duration), "", "the phone recogniser") for p, s, e in loop]
+
+
+def _pieces(pcm: bytes):
+    """(byte start, byte end, start s) of each piece to decode alone (:mod:`.segments`)."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return [(2 * a, 2 * b, a / sphinx.RATE) for a, b in segments.split_points(samples)]
+
+
+def _in_pieces(pcm: bytes, duration: float, decode, progress, span=(0.0, 0.9)) -> list:
+    """``decode(piece_pcm, piece_duration, progress, span)`` on each piece; items shifted to clip time.
+
+    Every piece gets fresh decoders, so the peak memory is that of one piece (≤ SEGMENT_MAX_S of audio).
+    """
+    pieces = _pieces(pcm)
+    out = []
+    for k, (a, b, t0) in enumerate(pieces):
+        end_s = duration if b >= len(pcm) else min(duration, t0 + (b - a) / 2 / sphinx.RATE)
+        sub = (span[0] + (span[1] - span[0]) * k / len(pieces), span[0] + (span[1] - span[0]) * (k + 1) / len(pieces))
+        for item in decode(pcm[a:b], end_s - t0, progress, sub):
+            label, s, e = item[0], min(item[1] + t0, end_s), min(item[2] + t0, end_s)
+            out.append((label, s, e) + tuple(item[3:]))
+    return out
+
+
 def _detect(pcm: bytes, duration: float, method: str, progress, warnings=()) -> PhoneTrack:
     if method not in METHODS:
         raise InputError(f"unknown detection method {method!r}; use one of {', '.join(METHODS)}.")
-    if method == "words":
-        words = sphinx.recognise_words(pcm, progress, (0.0, 0.9))
-        aligned = sphinx.align_words(pcm, [w for w, _, _ in words]) if words else None
-        if aligned is not None:
-            return make_track(_phone_items(aligned, duration), "detected", "the detector", None, warnings)
-    loop = sphinx.phone_loop(pcm, progress, (0.0, 0.9))
-    items = [(p, s, min(e, duration), "", "the phone recogniser") for p, s, e in loop]
+    items = _in_pieces(pcm, duration, lambda p, d, prog, span: _detect_piece(p, d, method, prog, span), progress)
     return make_track(items, "detected", "the detector", None, warnings)
+
+
+def _phone_loop(pcm: bytes, duration: float, progress, span) -> List[Tuple[str, float, float]]:
+    """The phone recogniser on the whole clip, piece by piece (bounded memory)."""
+    return _in_pieces(pcm, duration, lambda p, d, prog, sp: sphinx.phone_loop(p, prog, sp), progress, span)
 
 
 def _agreement(aligned_items, loop) -> float:
@@ -126,6 +160,62 @@ def _fill_unknown(items, loop) -> list:
     return out
 
 
+def _share(words: Sequence[str], hyps: List[List[str]]) -> List[List[str]]:
+    """The transcript's words shared out to the pieces by their recognised words.
+
+    ``hyps[k]``: piece k's recognised words. Transcript words matched to a recognised word (difflib's
+    longest matching blocks, case-folded) go to its piece; the words between two matches go, in order, to
+    the pieces of the recognised words between them, in proportion to how many each piece holds.
+    """
+    flat = [(w.lower(), k) for k, hyp in enumerate(hyps) for w in hyp]
+    matcher = difflib.SequenceMatcher(None, [w.lower() for w in words], [w for w, _ in flat], autojunk=False)
+    shared: List[List[str]] = [[] for _ in hyps]
+    ti = hi = 0
+    for a, b, size in matcher.get_matching_blocks():    # the last block is (len, len, 0)
+        gap_t, gap_h = words[ti:a], [k for _, k in flat[hi:b]]
+        if gap_t:
+            if not gap_h:       # no recognised word between: the piece of the neighbouring match
+                gap_h = [flat[b][1] if b < len(flat) else (flat[hi - 1][1] if hi else len(hyps) - 1)]
+            for i, w in enumerate(gap_t):
+                shared[gap_h[min(len(gap_h) - 1, i * len(gap_h) // len(gap_t))]].append(w)
+        for i in range(size):
+            shared[flat[b + i][1]].append(words[a + i])
+        ti, hi = a + size, b + size
+    return shared
+
+
+def _align_in_pieces(pcm: bytes, duration: float, align_text: Sequence[str], progress, warnings: list):
+    """Alignment items of a long clip, piece by piece (None when most pieces find no path).
+
+    Each piece is recognised (bounded memory), the transcript is shared out to the pieces by the
+    recognised words (:func:`_share`), and each piece's share is aligned on the piece alone. A piece whose
+    share finds no path keeps the detector's phones (its own hypothesis aligned) and is named in one
+    warning.
+    """
+    pieces = _pieces(pcm)
+    hyps = []
+    for k, (a, b, _) in enumerate(pieces):
+        span = (0.3 * k / len(pieces), 0.3 * (k + 1) / len(pieces))
+        hyps.append([w for w, _, _ in sphinx.recognise_words(pcm[a:b], progress, span)])
+    shares = _share(list(align_text), hyps)
+    out, failed = [], []
+    for (a, b, t0), share, hyp in zip(pieces, shares, hyps):
+        end_s = duration if b >= len(pcm) else min(duration, t0 + (b - a) / 2 / sphinx.RATE)
+        aligned = sphinx.align_words(pcm[a:b], share) if share else None
+        if aligned is None and share:
+            failed.append(t0)
+        if aligned is None:
+            aligned = (sphinx.align_words(pcm[a:b], hyp) if hyp else None) or []
+        for label, s, e, word, where in _phone_items(aligned, end_s - t0):
+            out.append((label, min(s + t0, end_s), min(e + t0, end_s), word, where))
+    if len(failed) * 2 > len(pieces):
+        return None
+    if failed:
+        warnings.append(f"the transcript could not be aligned in {len(failed)} of {len(pieces)} pieces of the audio "
+                        f"(from {', '.join(f'{t:.1f}' for t in failed)} s); the detector's phones are used there.")
+    return out
+
+
 def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAULT_METHOD,
                      progress=None) -> PhoneTrack:
     """Forced alignment of ``text``; on a mismatch, one warning and detection (see module docstring)."""
@@ -139,9 +229,13 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
     align_text = [UNKNOWN_WORD if p is None else w for w, p in zip(words, prons)]
     if progress is not None:
         progress(0.0, "phonemes")
-    aligned = sphinx.align_words(pcm, align_text)
-    loop = sphinx.phone_loop(pcm, progress, (0.3, 0.6))
-    items = _phone_items(aligned, duration) if aligned is not None else []
+    if duration <= ALIGN_WHOLE_MAX_S or len(_pieces(pcm)) == 1:
+        aligned = sphinx.align_words(pcm, align_text)
+        items = _phone_items(aligned, duration) if aligned is not None else []
+    else:
+        aligned = items = _align_in_pieces(pcm, duration, align_text, progress, warnings)
+        items = items or []
+    loop = _phone_loop(pcm, duration, progress, (0.3, 0.6))
     if aligned is None or _agreement(items, loop) < MATCH_MIN:
         warning = ("the transcript does not match the audio (the aligner " +
                    ("found no path through it" if aligned is None else "placed phones the recogniser does not hear")
