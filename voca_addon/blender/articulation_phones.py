@@ -126,6 +126,7 @@ def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Calla
         return PhoneOutcome(phonemes.read_alignment(request.alignment_path), None)
     try:
         report = None if progress is None else (lambda f, *a: progress(f, "phonemes"))
+        phonemes.detector_module()          # PocketSphinx missing here: said here, no child is started
         if channel == 0 and phonemes.child_python():   # a Python beside Blender's: no GIL shared (the
             # child reads the file's channel 0; another channel is loaded here and decoded in this thread)
             track = phonemes.phones_in_process(audio_path, _transcript(request, audio_path), progress=report)

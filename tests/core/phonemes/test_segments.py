@@ -129,3 +129,13 @@ def test_a_long_transcript_is_aligned_piece_by_piece(long_clip, shared_data):
                       for p in phones_for_audio(shared_data / "audio" / rel, CLIPS[rel]).phones]
     s = score(track, reference, BILABIALS)
     assert s.found_rate >= 0.9 and s.false_rate <= 0.1, (s.found, s.reference, s.false, s.detected)
+
+
+def test_phones_beside_says_pocketsphinx_is_missing_before_any_child(monkeypatch, shared_data):
+    import sys
+    import voca_addon.core.phonemes.child as child
+    from voca_addon.core.phonemes import PhonemesUnavailable
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)          # import pocketsphinx → ImportError
+    monkeypatch.setattr(child.subprocess, "Popen", None)             # a child started would fail differently
+    with pytest.raises(PhonemesUnavailable, match="PocketSphinx is not available"):
+        phones_beside(str(shared_data / "audio" / "test_sentence.wav"))

@@ -14,6 +14,7 @@ Public API::
     write_alignment(track, path)                   # .json / .tsv / .TextGrid, through core.outputs
     transcript_for(audio_path) -> str | None       # AUDIO.txt beside the audio
     detector_available() -> (ok, reason)
+    detector_module()                              # the pocketsphinx module, or PhonemesUnavailable (one line)
     PhonemesUnavailable                            # a VocaError: no PocketSphinx in this Python
     phones_in_process(audio_path, transcript=None, progress=None) -> PhoneTrack  # the same, in a child process
     child_python() -> bool                         # can sys.executable run that child (a Python of this version)?
@@ -24,8 +25,9 @@ Contract: numpy + stdlib (pocketsphinx only inside calls that need it); no bpy; 
 from .child import child_python, phones_beside, phones_in_process
 from .files import read_alignment, write_alignment
 from .sphinx import PhonemesUnavailable, detector_available
+from .sphinx import module as detector_module
 from .stage import phones_for_audio, transcript_for
 from .track import Phone, PhoneTrack
 
 __all__ = ["Phone", "PhoneTrack", "phones_for_audio", "read_alignment", "write_alignment", "transcript_for",
-           "detector_available", "PhonemesUnavailable", "phones_in_process", "child_python", "phones_beside"]
+           "detector_available", "PhonemesUnavailable", "phones_in_process", "child_python", "phones_beside", "detector_module"]

@@ -149,7 +149,14 @@ def phones_beside(audio, transcript: Optional[str] = None, progress: Optional[Ca
     -------
     PhoneTrack
         The same track either way (same errors, same classes and messages).
+
+    Raises
+    ------
+    PhonemesUnavailable
+        This Python cannot import PocketSphinx (checked here, before any child is started).
     """
+    from .sphinx import module
+    module()                    # PhonemesUnavailable when this Python cannot import PocketSphinx: the child neither
     if isinstance(audio, (str, os.PathLike)) and child_python():
         return phones_in_process(audio, transcript, progress=progress)
     from .stage import phones_for_audio
