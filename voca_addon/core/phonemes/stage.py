@@ -19,7 +19,6 @@ Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mo
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -37,7 +36,7 @@ from .track import PhoneTrack, make_track
 DEFAULT_METHOD = "words"
 METHODS = ("words", "phones")
 MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
-ALIGN_WHOLE_MAX_S = 30.0   # s: a transcript of a longer clip is aligned piece by piece (bounded memory)
+ALIGN_WHOLE_MAX_S = 30.0   # s: a transcript is aligned on audio up to this long (longer: detection, warned)
 MATCH_SLACK_S = 0.05    # s, how far apart an aligned and a recognised phone may be and still agree
 
 
@@ -160,66 +159,19 @@ def _fill_unknown(items, loop) -> list:
     return out
 
 
-def _share(words: Sequence[str], hyps: List[List[str]]) -> List[List[str]]:
-    """The transcript's words shared out to the pieces by their recognised words.
-
-    ``hyps[k]``: piece k's recognised words. Transcript words matched to a recognised word (difflib's
-    longest matching blocks, case-folded) go to its piece; the words between two matches go, in order, to
-    the pieces of the recognised words between them, in proportion to how many each piece holds.
-    """
-    flat = [(w.lower(), k) for k, hyp in enumerate(hyps) for w in hyp]
-    matcher = difflib.SequenceMatcher(None, [w.lower() for w in words], [w for w, _ in flat], autojunk=False)
-    shared: List[List[str]] = [[] for _ in hyps]
-    ti = hi = 0
-    for a, b, size in matcher.get_matching_blocks():    # the last block is (len, len, 0)
-        gap_t, gap_h = words[ti:a], [k for _, k in flat[hi:b]]
-        if gap_t:
-            if not gap_h:       # no recognised word between: the piece of the neighbouring match
-                gap_h = [flat[b][1] if b < len(flat) else (flat[hi - 1][1] if hi else len(hyps) - 1)]
-            for i, w in enumerate(gap_t):
-                shared[gap_h[min(len(gap_h) - 1, i * len(gap_h) // len(gap_t))]].append(w)
-        for i in range(size):
-            shared[flat[b + i][1]].append(words[a + i])
-        ti, hi = a + size, b + size
-    return shared
-
-
-def _align_in_pieces(pcm: bytes, duration: float, align_text: Sequence[str], progress, warnings: list):
-    """Alignment items of a long clip, piece by piece (None when most pieces find no path).
-
-    Each piece is recognised (bounded memory), the transcript is shared out to the pieces by the
-    recognised words (:func:`_share`), and each piece's share is aligned on the piece alone. A piece whose
-    share finds no path keeps the detector's phones (its own hypothesis aligned) and is named in one
-    warning.
-    """
-    pieces = _pieces(pcm)
-    hyps = []
-    for k, (a, b, _) in enumerate(pieces):
-        span = (0.3 * k / len(pieces), 0.3 * (k + 1) / len(pieces))
-        hyps.append([w for w, _, _ in sphinx.recognise_words(pcm[a:b], progress, span)])
-    shares = _share(list(align_text), hyps)
-    out, failed = [], []
-    for (a, b, t0), share, hyp in zip(pieces, shares, hyps):
-        end_s = duration if b >= len(pcm) else min(duration, t0 + (b - a) / 2 / sphinx.RATE)
-        aligned = sphinx.align_words(pcm[a:b], share) if share else None
-        if aligned is None and share:
-            failed.append(t0)
-        if aligned is None:
-            aligned = (sphinx.align_words(pcm[a:b], hyp) if hyp else None) or []
-        for label, s, e, word, where in _phone_items(aligned, end_s - t0):
-            out.append((label, min(s + t0, end_s), min(e + t0, end_s), word, where))
-    if len(failed) * 2 > len(pieces):
-        return None
-    if failed:
-        warnings.append(f"the transcript could not be aligned in {len(failed)} of {len(pieces)} pieces of the audio "
-                        f"(from {', '.join(f'{t:.1f}' for t in failed)} s); the detector's phones are used there.")
-    return out
-
-
 def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAULT_METHOD,
                      progress=None) -> PhoneTrack:
-    """Forced alignment of ``text``; on a mismatch, one warning and detection (see module docstring)."""
+    """Forced alignment of ``text``; on a mismatch, one warning and detection (see module docstring).
+
+    Audio longer than :data:`ALIGN_WHOLE_MAX_S` is not aligned (one utterance's memory grows with its
+    length): one warning, and detection piece by piece.
+    """
     words = transcript_words(text)
+    if duration > ALIGN_WHOLE_MAX_S:
+        return _detect(pcm, duration, method, progress, [
+            f"the transcript is aligned on audio up to {ALIGN_WHOLE_MAX_S:g} s only (this audio is {duration:.0f} s); "
+            "the phones were detected from the audio instead. For exact phones on long audio, cut it into "
+            "clips with their own transcripts, or give an alignment file (--alignment)."])
     prons = sphinx.dictionary_words(words)
     unknown = [w for w, p in zip(words, prons) if p is None]
     warnings = []
@@ -229,12 +181,8 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
     align_text = [UNKNOWN_WORD if p is None else w for w, p in zip(words, prons)]
     if progress is not None:
         progress(0.0, "phonemes")
-    if duration <= ALIGN_WHOLE_MAX_S or len(_pieces(pcm)) == 1:
-        aligned = sphinx.align_words(pcm, align_text)
-        items = _phone_items(aligned, duration) if aligned is not None else []
-    else:
-        aligned = items = _align_in_pieces(pcm, duration, align_text, progress, warnings)
-        items = items or []
+    aligned = sphinx.align_words(pcm, align_text)
+    items = _phone_items(aligned, duration) if aligned is not None else []
     loop = _phone_loop(pcm, duration, progress, (0.3, 0.6))
     if aligned is None or _agreement(items, loop) < MATCH_MIN:
         warning = ("the transcript does not match the audio (the aligner " +
