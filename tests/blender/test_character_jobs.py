@@ -103,14 +103,17 @@ def test_character_job_target_edited_meanwhile_writes_nothing(face):
     assert obj.data.shape_keys is None
 
 
-def test_character_job_reports_a_workers_error_in_one_line(face, tmp_path):
+def test_character_job_reports_a_workers_error_in_one_line(face, shared_data, tmp_path):
     obj, _ = face
-    pairs = tmp_path / "same.txt"                         # valid ids, but every pair on one target vertex
-    lm.write_pairs(pairs, lm.FLAME_IBUG68[:8], np.full(8, 100))
+    t = np.loadtxt(shared_data / "arkit" / "ARKit_landmarks.txt", dtype=int)
+    mirror = np.r_[t[16::-1], t[26:16:-1], t[27:31], t[35:30:-1], t[45:41:-1], t[47:45:-1], t[39:35:-1],
+                   t[41:39:-1], t[54:47:-1], t[59:54:-1], t[64:59:-1], t[67:64:-1]]
+    pairs = tmp_path / "mirrored.txt"                     # valid, distinct ids: the fit (worker) finds the mirror
+    lm.write_pairs(pairs, lm.FLAME_IBUG68, mirror)
     bpy.context.scene.voca_character.pairs_path = str(pairs)
     status, reports = drive(jobs.JobRun(ops.VOCA_OT_character_fit, bpy.context))
     assert status == "CANCELLED" and len(reports) == 1 and reports[0][0] == {"ERROR"}
-    assert "landmarks are degenerate" in reports[0][1] and character_io.residuals(obj) is None
+    assert "mirrored" in reports[0][1] and character_io.residuals(obj) is None
 
 
 def test_character_job_refusals_come_before_the_worker(face, tmp_path):
