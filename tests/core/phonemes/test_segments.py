@@ -127,3 +127,13 @@ def test_phones_beside_says_pocketsphinx_is_missing_before_any_child(monkeypatch
     monkeypatch.setattr(child.subprocess, "Popen", None)             # a child started would fail differently
     with pytest.raises(PhonemesUnavailable, match="PocketSphinx is not available"):
         phones_beside(str(shared_data / "audio" / "test_sentence.wav"))
+
+
+def test_long_audio_is_resampled_in_blocks_like_one_call(long_clip):
+    from voca_addon.core.phonemes import sphinx, stage
+    audio, _ = long_clip                        # 61 s at 22 kHz
+    whole = sphinx.pcm16(resample(audio.samples, audio.rate, sphinx.RATE))
+    blocks = stage._resample_blocks(audio.samples, audio.rate)
+    a, b = np.frombuffer(whole, "<i2").astype(int), np.frombuffer(blocks, "<i2").astype(int)
+    assert len(a) == len(b)
+    assert np.abs(a - b).max() <= 1             # float round-off may move a rounding by one unit (measured: 0)

@@ -19,6 +19,7 @@ Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mo
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -74,11 +75,39 @@ def transcript_words(text: str) -> List[str]:
     return words
 
 
+RESAMPLE_BLOCK_S = 10.0     # s of input resampled at a time on long audio (the resampler's memory grows with its input)
+RESAMPLE_MARGIN = 2000      # input samples of context on each side of a block (the filter reaches ~70 at 22 kHz → 16 kHz)
+
+
+def _resample_blocks(mono: np.ndarray, rate: int) -> bytes:
+    """16 kHz int16 PCM of ``mono`` resampled block by block (bounded memory).
+
+    Blocks start at multiples of the rational ratio's input period ``q`` (``rate / RATE = q / p`` in lowest
+    terms), so every block's output samples sit at the very times a single call would give; each block is
+    resampled with :data:`RESAMPLE_MARGIN` (rounded up to whole periods) of context on both sides and
+    trimmed. Differences from one call: float round-off only (int16 casts equal up to rare 1-unit steps).
+    """
+    g = math.gcd(int(rate), sphinx.RATE)
+    q, p = int(rate) // g, sphinx.RATE // g
+    margin = -(-RESAMPLE_MARGIN // q) * q
+    block = max(q, int(RESAMPLE_BLOCK_S * rate) // q * q)
+    n_out = int(len(mono) * sphinx.RATE / rate)
+    out = []
+    for start in range(0, len(mono), block):
+        lo = max(0, start - margin)
+        part = resample(mono[lo:min(len(mono), start + block + margin)], rate, sphinx.RATE)
+        skip = (start - lo) // q * p
+        out.append(sphinx.pcm16(part[skip:skip + block // q * p]))
+    return b"".join(out)[:2 * n_out]
+
+
 def _pcm(audio) -> Tuple[bytes, float]:
     if not isinstance(audio, Audio):
         audio = load_audio(audio)
     mono = select_channel(audio, 0).samples
-    return sphinx.pcm16(resample(mono, audio.rate, sphinx.RATE)), audio.duration_s
+    if audio.duration_s <= segments.SEGMENT_MAX_S:         # one piece: one call, as before
+        return sphinx.pcm16(resample(mono, audio.rate, sphinx.RATE)), audio.duration_s
+    return _resample_blocks(mono, audio.rate), audio.duration_s
 
 
 def _phone_items(aligned, duration) -> list:
