@@ -13,7 +13,12 @@
   and the detection result instead.
 
 Audio is decoded with :func:`~voca_addon.core.speech.audio.load_audio`, channel 0 (VOCA's), resampled
-to 16 kHz with the project's resampler and cast to int16.
+to 16 kHz with the project's resampler (in 10 s blocks beyond 20 s) and cast to int16.
+
+Long audio (over :data:`~.segments.SEGMENT_MAX_S`, 20 s) is decoded in pieces cut at pauses
+(:mod:`.segments`), each with fresh decoders, phones shifted by the piece's start: memory per piece,
+not per clip. A transcript is aligned on audio up to :data:`ALIGN_WHOLE_MAX_S` (30 s); longer audio
+gets one warning and piecewise detection (docs/phonemes.md, "Long audio").
 
 Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mod:`.sphinx`).
 """
