@@ -231,10 +231,36 @@ def dask_client(address: str):
         raise InputError("--scheduler needs Dask: pip install 'dask[distributed]' (in the environment that "
                          "runs the batch and on every worker)") from None
     try:
-        return Client(address, timeout=DASK_CONNECT_S)
+        client = Client(address, timeout=DASK_CONNECT_S)
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at '{address}' ({' '.join(str(exc).split())}); "
                          "start it with 'dask scheduler' and check the address") from None
+    try:
+        _check_cluster_imports(client, address)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _check_cluster_imports(client, address: str) -> None:
+    """Refuse a cluster whose scheduler or workers cannot import this package: the scheduler unpickles the
+    task graph and the workers run it (else: "internal error … deserialization of the task graph")."""
+    import importlib.util
+    missing = []
+    if client.run_on_scheduler(importlib.util.find_spec, __package__) is None:
+        missing.append("the scheduler")
+    workers = client.run(importlib.util.find_spec, __package__)
+    lacking = sorted(name for name, spec in workers.items() if spec is None)
+    if lacking:
+        missing.append(f"{len(lacking)} of {len(workers)} workers ({', '.join(lacking[:3])}"
+                       f"{', …' if len(lacking) > 3 else ''})")
+    if missing:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        raise InputError(f"the Dask cluster at '{address}': {' and '.join(missing)} cannot import {__package__} "
+                         f"(the scheduler unpickles the batch's tasks, the workers run them). Start each with the "
+                         f"project on its path: PYTHONPATH={root} dask scheduler / dask worker ADDRESS "
+                         "(see docs/batch.md)")
 
 
 def _dask(tasks: Sequence[GroupTask], client) -> Iterable[List[ClipResult]]:

@@ -182,15 +182,17 @@ def test_batch_workers_give_the_same_results(models, shared_data, tmp_path, one_
         assert_equal_to_one_clip(out, name, row["audio"], one_clip)
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A Dask scheduler and two one-thread workers on 127.0.0.1, started and stopped by the test."""
+def _cluster(tmp_path, scheduler_has_project=True):
+    """A Dask scheduler and two one-thread workers on 127.0.0.1, started and stopped by the caller's test."""
     pytest.importorskip("distributed", reason="dask[distributed] is in requirements-dev.txt")
     bin_dir = os.path.dirname(sys.executable)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(file)], cwd=ROOT, env=env,
+                               "--no-dashboard", "--scheduler-file", str(file)],
+                              cwd=ROOT if scheduler_has_project else tmp_path,
+                              env=env if scheduler_has_project else bare,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         deadline = time.monotonic() + 60
@@ -210,6 +212,22 @@ def dask_cluster(tmp_path):
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    yield from _cluster(tmp_path)
+
+
+def test_batch_dask_scheduler_without_the_project_is_named(models, shared_data, tmp_path):
+    for address in _cluster(tmp_path, scheduler_has_project=False):   # started from another folder, no path
+        out = tmp_path / "out"
+        r = cli("batch", audio_folder(shared_data, tmp_path, count=1), "--out", out, "--scheduler", address,
+                *model_args(models))
+        assert_user_error(r, f"the Dask cluster at '{address}': the scheduler cannot import voca_addon",
+                          f"PYTHONPATH={ROOT}")
+        assert "workers" not in r.stderr.split("cannot import")[0]          # the workers have it
+        assert not out.exists()
 
 
 def test_batch_dask_cluster_gives_the_same_results(models, shared_data, tmp_path, one_clip, dask_cluster):
