@@ -23,10 +23,12 @@ $(VENV)/.installed: requirements-dev.txt
 # fail when CI is set). Each environment is requirements-blender.txt + the bpy pin.
 BPY_311 := 4.2.23 4.5.15
 BPY_313 := 5.1.2 5.2.4 5.3.0
-# The whole Blender layer (tests/blender) runs on 5.0, 4.5, 5.2 and 5.3; the smoke subset (pytest -m smoke:
-# build + install the extension, Animate, render with sound, character Transfer) on 4.2 and 5.1.
-BPY_FULL := 4.5.15 5.2.4 5.3.0
-BPY_SMOKE := 4.2.23 5.1.2
+# The whole Blender layer (tests/blender) runs on 5.0, 5.2 LTS and 5.3; the smoke subset (pytest -m smoke:
+# build + install the extension, Animate, render with sound, character Transfer) on 4.2, 4.5 and 5.1.
+# (4.5 ran whole until the suite outgrew CI's time with lip closures on by default: `make test-blender
+# BPY=4.5.15` runs it whole; put it back in BPY_FULL once the suite is faster.)
+BPY_FULL := 5.2.4 5.3.0
+BPY_SMOKE := 4.2.23 4.5.15 5.1.2
 LTS_VENVS := $(foreach v,$(BPY_311),.venv-bpy$(v))
 PY313_VENVS := $(foreach v,$(BPY_313),.venv-bpy$(v))
 # How to run a command in bpy VERSION's environment (inside the chroot for the CPython 3.13 ones).
