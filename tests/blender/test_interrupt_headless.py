@@ -17,6 +17,11 @@ bpy = pytest.importorskip("bpy")
 from tests.core.test_batch_cli import ROOT, audio_folder, model_args, models  # noqa: E402,F401
 
 
+def _whole(paths):
+    """The outputs under their final names (pathlib's glob also lists hidden temporary files)."""
+    return [p for p in paths if not p.name.startswith(".")]
+
+
 def _background_job():
     os.nice(19)                                   # slow, so that the signal comes before the last clip
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a non-interactive shell does for `command &`
@@ -30,14 +35,14 @@ def test_interrupt_batch_with_blend_outputs_exits_130_and_keeps_only_whole_files
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_background_job)
     deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and not list(out.glob("*.blend")):
-        time.sleep(0.02)                                      # Blender is loaded and writing
+    while proc.poll() is None and time.monotonic() < deadline and not _whole(out.glob("*.blend")):
+        time.sleep(0.02)                     # a first .blend is whole (not its hidden temporary twin)
     assert proc.poll() is None, "the batch ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err, err
-    blends = sorted(out.glob("*.blend"))
+    blends = sorted(_whole(out.glob("*.blend")))
     assert 1 <= len(blends) < 16, blends
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]     # no temporary file, no claim
     for npz in out.glob("*.npz"):                                            # what is there is whole
