@@ -64,6 +64,37 @@ def test_modelfiles_damaged_cache_entry_is_rebuilt(ds_small_pb, tmp_path):
     np.testing.assert_array_equal(again.params["h1"], h1)
 
 
+def test_modelfiles_entry_completed_by_another_process_is_kept(ds_small_pb, tmp_path):
+    """A second process that missed the index converts again, but must not replace the entry the first
+    one wrote (and may be reading): a batch with two workers lost ``008.npy`` that way on CI."""
+    cache = tmp_path / "cache"
+    first = modelfiles.load_deepspeech(ds_small_pb, cache)
+    entry = next(p for p in cache.iterdir() if p.is_dir())
+    inodes = {p.name: p.stat().st_ino for p in entry.iterdir()}
+    (cache / "deepspeech-index.json").unlink()         # as seen by a worker that read the index earlier
+    again = modelfiles.load_deepspeech(ds_small_pb, cache)
+    assert {p.name: p.stat().st_ino for p in entry.iterdir()} == inodes
+    assert sorted(p.name for p in cache.iterdir()) == sorted(["deepspeech-index.json", entry.name])
+    for name, arr in first.params.items():
+        np.testing.assert_array_equal(arr, again.params[name])
+
+
+def test_modelfiles_processes_filling_one_cache_at_once_all_load(ds_small_pb, tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys; from voca_addon.core.models import modelfiles\n"
+            "for _ in range(3):\n"
+            "    m = modelfiles.load_deepspeech(sys.argv[1], sys.argv[2])\n"
+            "    assert all(a.size for a in m.params.values())\n")
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen([sys.executable, "-W", "ignore", "-c", code, str(ds_small_pb), str(cache)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in errors), errors
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+    assert not [p.name for p in cache.iterdir() if p.name.startswith(".")]    # no temporary index left
+
+
 def test_modelfiles_unwritable_cache_still_loads(ds_small_pb, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder would be")

@@ -40,6 +40,7 @@ import numpy as np
 from ..speech import deepspeech
 from ..face import voca
 from ..errors import ModelFileError
+from ..outputs import temp_name
 
 VOCA_PREFIX_NAME = "gstep_52280.model"
 DEEPSPEECH_NAME = "output_graph.pb"
@@ -220,24 +221,28 @@ def _cached(kind: str, sources, convert: Callable[[], Dict[str, np.ndarray]],
     key = _stat_key(sources)
     digest = index.get(key)
     folder = root / f"{kind}-v{CACHE_VERSION}-{size}-{digest}" if digest else None
+    damaged = False
     if folder is not None and (folder / "manifest.json").is_file():
         try:
             return _load_cache(folder)
         except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry is rebuilt below
+            damaged = True  # a damaged cache entry is rebuilt below
     tensors = convert()
     meta = files_digests(sources)
     folder = root / f"{kind}-v{CACHE_VERSION}-{size}-{meta['sha256'][:16]}"
     try:
-        _write_cache(folder, tensors, dict(meta, sources=[str(p) for p in sources]))
+        _write_cache(folder, tensors, dict(meta, sources=[str(p) for p in sources]), damaged)
         index[key] = meta["sha256"][:16]
-        tmp = index_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index, indent=1), "utf-8")
-        os.replace(tmp, index_file)
-    except OSError:
+        tmp = temp_name(index_file)  # one per process: batch workers write the index side by side
+        try:
+            tmp.write_text(json.dumps(index, indent=1), "utf-8")
+            os.replace(tmp, index_file)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _load_cache(folder)
+    except (OSError, ValueError, KeyError):
         # A read-only cache only costs speed; copy out of the source (its views may be unaligned).
         return {n: np.array(a) for n, a in tensors.items()}, meta
-    return _load_cache(folder)
 
 
 def _load_cache(folder: Path) -> Tuple[Dict[str, np.ndarray], dict]:
@@ -247,7 +252,13 @@ def _load_cache(folder: Path) -> Tuple[Dict[str, np.ndarray], dict]:
     return {n: np.load(folder / f"{i:03d}.npy", mmap_mode="r") for i, n in enumerate(names)}, manifest
 
 
-def _write_cache(folder: Path, tensors: Dict[str, np.ndarray], meta: dict) -> None:
+def _write_cache(folder: Path, tensors: Dict[str, np.ndarray], meta: dict, damaged: bool = False) -> None:
+    """Write a cache entry beside ``folder`` and rename it into place.
+
+    The folder is named by the sources' SHA-256, so an entry another process (a batch worker beside
+    this one) has completed meanwhile holds the same tensors: it is kept and may be in use, never
+    replaced. Only a ``damaged`` entry is moved aside before the rename.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     try:
@@ -255,9 +266,17 @@ def _write_cache(folder: Path, tensors: Dict[str, np.ndarray], meta: dict) -> No
         for i, n in enumerate(names):
             np.save(tmp / f"{i:03d}.npy", np.ascontiguousarray(tensors[n]))
         (tmp / "manifest.json").write_text(json.dumps(dict(meta, tensors=names)), "utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        if folder.exists() and damaged:
+            aside = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+            os.replace(folder, aside / "old")
+            shutil.rmtree(aside, ignore_errors=True)
+        elif (folder / "manifest.json").is_file():
+            return
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "manifest.json").is_file():
+                raise  # not a complete entry written beside us
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
