@@ -4,7 +4,8 @@ Each key is one displacement field on FLAME's lips made of the animation's own m
 the closure field is the most probable VOCA motion — Gaussian prior with the covariance of the clip's
 weights — that closes the line's pairs (:mod:`.lipline`) by their excess over the rest gap, averaged
 over the plateaus of the track's p/b/m (emotion offset included), while each pair's anchor point (mostly
-the upper lip: VOCA's own split) stays; scaled so weight 1 closes :data:`KEY_UNIT` of mean opening and
+the upper lip: VOCA's own split) stays — with an emotion on, the emotion's own lip shape is one more
+direction of that motion space (prior: :data:`EMOTION_SHARE` of an average VOCA component's lip motion); scaled so weight 1 closes :data:`KEY_UNIT` of mean opening and
 faded out over the lip region (:func:`fields_for`; without p/b/m, a regression of the motion on its mean
 opening near closure, :func:`fields_from_motion`). The tuck key is the closure field's lower-lip middle
 plus an equal backward (−z) slide: the lower lip rises to the upper lip and goes behind it, under the
@@ -52,6 +53,7 @@ REFIT_BELOW = 0.2e-3       # m, no refit once every p/b/m's worst pair is this c
 REFIT_SCALE = 0.1e-3       # m of residual that doubles a p/b/m's weight in the refit
 TUCK_BACK = 1.0            # the tuck slides the lower lip back (−z) this much per unit of its lift
 TARGET_SHARE = 0.25        # a key closes the pairs it moves at least this share of its most moved pair
+EMOTION_SHARE = 1.0         # prior lip motion of an emotion's own shape in the fit, × an average VOCA component's
 PRESS_KEEP = 0.5           # a pair the motion already holds below its floor keeps this share of its gap
 
 
@@ -127,7 +129,11 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     part beyond its rest length) averaged over the plateau frames of every p/b/m, scaled to
     :data:`KEY_UNIT` of mean closing: ``c = Σ Jᵀ (J Σ Jᵀ + λ I)⁻¹ δ`` with ``J`` the pairs'
     (upper − lower) displacement per weight and ``λ = FIT_RIDGE · tr(J Σ Jᵀ) / 3P``; the field is
-    ``c · basis`` on the lip region, faded out. Without p/b/m, :func:`fields_from_motion`.
+    ``c · basis`` on the lip region, faded out. With an ``offset`` (an emotion's delta, [V, 3]) its lip
+    region is one more basis row, prior variance such that its lip motion equals :data:`EMOTION_SHARE`
+    times an average VOCA component's: an emotion opens the line in a shape VOCA's motion prior cannot
+    close cheaply (frustrated: the right side 1.8–2.5 mm over rest, the middle at rest), so the key may
+    undo part of the emotion's lip shape while the lips meet. Without p/b/m, :func:`fields_from_motion`.
     """
     line = lip_line(anim.template)
     r = pair_points(anim, line, offset) if vectors is None else vectors          # [F, P, 3]
@@ -145,12 +151,19 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     if size < 1e-6 or anim.num_frames < 3:
         return fields_from_motion(anim)
     basis = anim.basis.astype(np.float64)
+    sigma = np.atleast_2d(np.cov(anim.weights.astype(np.float64).T))
+    lips = None if offset is None else offset[line.region]
+    if lips is not None and np.abs(lips).max() > 0:             # the emotion's own lip shape joins the fit
+        region = basis[:, line.region].reshape(len(basis), -1)
+        var = EMOTION_SHARE * np.einsum("ij,ik,jk->", sigma, region, region) / len(sigma) / (lips ** 2).sum()
+        basis = np.concatenate([basis, np.zeros((1,) + basis.shape[1:])])
+        basis[-1, line.region] = lips
+        sigma = np.block([[sigma, np.zeros((len(sigma), 1))], [np.zeros((1, len(sigma))), np.full((1, 1), var)]])
     d = basis.shape[0]
     upper, lower = basis[:, line.pairs[:, 0]], basis[:, line.pairs[:, 1]]
     anchor = (1.0 - UPPER_SHARE) * upper + UPPER_SHARE * lower                   # stays put
     jac = np.concatenate([(upper - lower).reshape(d, -1), ANCHOR_WEIGHT * anchor.reshape(d, -1)], axis=1)
     delta = np.concatenate([(-excess / size * KEY_UNIT).reshape(-1), np.zeros(excess.size)])
-    sigma = np.atleast_2d(np.cov(anim.weights.astype(np.float64).T))
     gram = jac.T @ sigma @ jac
     if not np.trace(gram) > 0:
         return fields_from_motion(anim)
