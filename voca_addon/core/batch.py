@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from . import engine
+from . import engine, faults
 from .animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
 from .errors import InputError, VocaError
 from .face import voca
@@ -129,6 +129,7 @@ def animate_group(requests: Sequence[ClipRequest], ds_model: deepspeech.DeepSpee
             outcomes.append(ClipOutcome(request, error=_message(exc)))
         else:
             outcomes.append(ClipOutcome(request, animation=anim))
+        faults.point("compute")
     return outcomes
 
 

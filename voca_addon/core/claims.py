@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
+from . import faults
 from .errors import InputError
 
 PREFIX = ".voca-claim-"
@@ -151,8 +152,10 @@ def claim(dest: os.PathLike) -> None:
             with os.fdopen(handle, "wb") as out:
                 out.write(mine)
             _active[dest] = path
-            return
-        raise InputError(f"'{dest}' is claimed and released by other runs in turn; try again.")
+            break
+        else:
+            raise InputError(f"'{dest}' is claimed and released by other runs in turn; try again.")
+    faults.point("claim")                                       # taken: the run may be killed from here on
 
 
 def _release_all() -> None:

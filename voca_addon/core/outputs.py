@@ -14,14 +14,18 @@ The rules every command follows (CLI, headless Blender jobs):
 3. **All or nothing.** :class:`Staged` hands out a hidden temporary name next to each destination; the
    caller writes there; :meth:`Staged.commit` renames every one into place only when all are written.
    Any exception (a failed render, Ctrl-C) deletes the temporary files, so no destination is touched.
-4. **Backups like Blender.** Replacing an existing ``.blend`` keeps the old one as ``X.blend1``.
+4. **Backups like Blender.** Replacing an existing ``.blend`` keeps the old one as ``X.blend1`` (a hard link
+   or copy renamed there, so ``X.blend`` holds the old file or the new one at every instant).
 5. **The user's paths in messages**: errors name the destination, never the temporary file.
 6. **Short temporary names, no leftovers.** A temporary name is ``.voca-DIGEST.HOST.PID.RANDOM.part.EXT``
    (:func:`temp_name`, under 60 bytes whatever the destination's name: a legal 255-byte or non-Latin
    name never fails on its temporary twin). ``DIGEST`` comes from the destination's name, so the next
    write to the same destination finds what a killed run (``kill -9``, a power cut) left and removes it
    (:func:`sweep_leftovers`): on this host when that process is gone, from another host (a shared folder)
-   when it is older than :data:`FOREIGN_LEFTOVER_S`.
+   when it is older than :data:`FOREIGN_LEFTOVER_S`. A destination that is itself a temporary name (a
+   writer handed a :class:`Staged` temporary) is written in place, never through a temporary of its own.
+7. **Proven by killing.** :mod:`.faults` points mark the write, the commit and each rename; the kill test
+   (``tests/core/test_fault_injection.py``, ``tools/fault_sweep.py``) stops runs there.
 
 Contract: stdlib only; raises :class:`~voca_addon.core.errors.InputError`; not thread-safe per
 instance (one command, one :class:`Staged`).
@@ -30,12 +34,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence
 
-from . import claims
+from . import claims, faults
 from .errors import InputError, VocaError
 
 BACKUP_SUFFIXES = (".blend",)       # replaced files of these kinds are kept as NAME1 (X.blend1)
@@ -49,6 +54,11 @@ def temp_name(dest: Path) -> Path:
     ext = "".join(c for c in dest.suffix[:12] if c.isascii() and (c.isalnum() or c == "."))
     return dest.with_name(f"{TEMP_PREFIX}{claims.digest(dest.name, 12)}.{claims.HOST_TOKEN}.{os.getpid()}."
                           f"{secrets.token_hex(4)}.part{ext}")
+
+
+def is_temp(path: Path) -> bool:
+    """Whether ``path`` is a temporary name of :func:`temp_name` (a destination's hidden twin)."""
+    return Path(path).name.startswith(TEMP_PREFIX) and ".part" in Path(path).name
 
 
 def _owner_gone(host: str, pid: str, mtime: float) -> bool:
@@ -173,6 +183,22 @@ def backup_path(path: Path) -> Path:
     return path.with_name(path.name + "1")
 
 
+def _keep_backup(dest: Path) -> None:
+    """Copy ``dest`` to its backup name while ``dest`` stays in place (a hard link, else a copy, under a
+    temporary name, then renamed): a run killed between this and the rename of the new file leaves the old
+    file under its own name, never nothing (moving it aside first did)."""
+    keep = temp_name(dest)
+    try:
+        try:
+            os.link(dest, keep)
+        except OSError:                     # no hard links here (FAT, some network shares): a copy
+            shutil.copy2(dest, keep)
+        os.replace(keep, backup_path(dest))
+    finally:
+        if keep.exists():
+            os.remove(keep)
+
+
 class Staged:
     """Temporary files next to each destination, renamed into place together (all or nothing).
 
@@ -189,6 +215,9 @@ class Staged:
         self._temps: Dict[Path, Path] = {}
         for dest in destinations:
             dest = Path(dest)
+            if is_temp(dest):                       # already another Staged's temporary: written in place
+                self._temps[dest] = dest            # (a nested temporary would escape its owner's sweep)
+                continue
             sweep_leftovers(dest)
             self._temps[dest] = temp_name(dest)     # writers create it
 
@@ -199,7 +228,8 @@ class Staged:
         self.discard()
 
     def temp(self, dest: Path) -> Path:
-        """The temporary path to write ``dest``'s content to."""
+        """The temporary path to write ``dest``'s content to (asked for just before writing it)."""
+        faults.point("write")
         return self._temps[Path(dest)]
 
     def user_message(self, text: str) -> str:
@@ -213,16 +243,21 @@ class Staged:
         missing = [dest for dest, temp in self._temps.items() if not temp.is_file()]
         if missing:
             raise InputError(f"'{missing[0]}' was not written; nothing was changed.")
+        faults.point("commit")
         for dest, temp in self._temps.items():
+            if temp == dest:
+                continue                            # written in place (an outer Staged renames it)
             if dest.exists() and _keeps_backup(dest):
-                os.replace(dest, backup_path(dest))
+                _keep_backup(dest)
+            faults.point("rename")
             os.replace(temp, dest)
+            faults.point("renamed")
         self._temps.clear()
 
     def discard(self) -> None:
-        """Delete the temporary files that were not committed."""
+        """Delete the temporary files that were not committed (and Blender's ``@`` / ``1`` twins of them)."""
         for temp in self._temps.values():
-            for leftover in (temp, temp.with_name(temp.name + "1")):
+            for leftover in (temp, temp.with_name(temp.name + "1"), temp.with_name(temp.name + "@")):
                 try:
                     os.remove(leftover)
                 except FileNotFoundError:
@@ -238,6 +273,7 @@ def write_exact(dest: Path, write) -> Path:
     with Staged([dest]) as staged:
         try:
             write(staged.temp(dest))
+            faults.point("written")
         except OSError as exc:
             raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
         except VocaError as exc:

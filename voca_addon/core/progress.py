@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Callable, Optional, TextIO
 
+from . import faults
+
 BAR_WIDTH = 20          # characters of the bar
 LINE_STEP = 0.1         # plain mode: a line per 10 % of the run
 MIN_INTERVAL = 0.1      # s between terminal redraws
@@ -70,6 +72,7 @@ class ProgressPrinter:
         return elapsed * (1 - fraction) / fraction
 
     def __call__(self, fraction: float, stage: str) -> None:
+        faults.point("progress")
         fraction = min(1.0, max(0.0, float(fraction)))
         new_stage = stage != self._stage
         self._stage = stage

@@ -7,8 +7,9 @@ a generator: a [frames, 5023, 3] vertex array of an hour of speech (13 GB) never
 result is an ordinary ``.npz`` (``np.load`` reads it). :func:`iter_rows` reads a member back in blocks.
 
 Writes go to a hidden temporary file beside the destination (:func:`voca_addon.core.outputs.temp_name`;
-what a killed run left there is removed first), renamed over it only when the archive is complete
-(:meth:`NpzWriter.commit`); on any error (a full disk, Ctrl-C) the temporary file is removed, so the
+what a killed run left there is removed first; a destination that is itself such a temporary name, the
+temporary of a :class:`~voca_addon.core.outputs.Staged` write, is written in place), renamed over it only
+when the archive is complete (:meth:`NpzWriter.commit`); on any error (a full disk, Ctrl-C) the temporary file is removed, so the
 destination is either the old file or the whole new one, and the error names the destination. The
 destination gets exactly the name given (``np.savez`` would append ``.npz``).
 
@@ -23,8 +24,9 @@ from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 
+from .. import faults
 from ..errors import InputError
-from ..outputs import sweep_leftovers, temp_name
+from ..outputs import is_temp, sweep_leftovers, temp_name
 
 
 class NpzWriter:
@@ -36,8 +38,11 @@ class NpzWriter:
 
     def __init__(self, path: os.PathLike):
         self.path = Path(path)
-        sweep_leftovers(self.path)
-        self._partial = temp_name(self.path)
+        if is_temp(self.path):     # already a temporary name (a Staged write): written in
+            self._partial = self.path                   # place, so what a kill leaves is what its owner sweeps
+        else:
+            sweep_leftovers(self.path)
+            self._partial = temp_name(self.path)
         try:
             self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED, allowZip64=True)
         except OSError as exc:
@@ -83,16 +88,23 @@ class NpzWriter:
                     raise InputError(f"npz member '{name}': block {block.shape} does not fit {tuple(shape)}")
                 rows += block.shape[0] if len(shape) else 1
                 member.write(block.tobytes())
+                faults.point("npz-block")
         return rows
 
     def commit(self) -> None:
         """Finish the archive and move it over the destination."""
         try:
             self._zip.close()
-            os.replace(self._partial, self.path)
+            if self._partial != self.path:
+                faults.point("rename")
+                os.replace(self._partial, self.path)
+                faults.point("renamed")
         except OSError as exc:
             self.abort()
             raise self._write_error(exc) from None
+        except BaseException:               # Ctrl-C between the close and the rename: no partial file left
+            self.abort()
+            raise
 
     def abort(self) -> None:
         """Drop the partial archive; the destination is untouched (also when closing it fails)."""
