@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import bpy
     import voca_addon
-    from voca_addon.blender import articulation_phones, articulation_writer, pipeline, writer
+    from voca_addon.blender.articulation import phones as articulation_phones, writer as articulation_writer
+    from voca_addon.blender.speech import pipeline, writer
     from voca_addon.core.articulation import apply_controls
     bpy.ops.wm.read_factory_settings(use_empty=True)
     voca_addon.register()

@@ -5,7 +5,7 @@ Python with ``bpy``): fits FLAME to ``arkit/ARKit_blendshapes/Neutral.obj`` with
 transfers VOCA's official output for ``test_sentence.wav`` and also drives the face's own 51 ARKit keys
 (:mod:`voca_addon.retarget_cli`), then renders the frames where FLAME's inner lips are most closed and
 most open: left pair the transferred keys, right pair the ARKit keys. Workbench, through
-:func:`voca_addon.blender.render.render_still`. The picture derives from licensed data: it goes to
+:func:`voca_addon.blender.exports.render.render_still`. The picture derives from licensed data: it goes to
 ``out/`` (git-ignored), never into the repository.
 
 Contract: a tool, not part of the add-on; imports ``bpy`` and the repository's ``voca_addon``.
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     import bpy
     from render_docs import load_png, save_png, side_by_side
     from voca_addon import retarget_cli
-    from voca_addon.blender import render
+    from voca_addon.blender.exports import render
     from voca_addon.core.character import landmarks as lm
     data, out = Path(args.data), Path(args.out)
     seq = np.load(data / "voca_official" / "output_test_sentence_cond3.npz")["vertices"]

@@ -3,20 +3,20 @@
 ``python tools/render_docs.py [--data ../shared/data] [--out docs/images]`` (a Python with the ``bpy``
 module, e.g. ``.venv``) writes small Workbench PNGs (each checked to be ≤ 200 KB):
 
-* ``head-rest.png`` — the FLAME template as :func:`voca_addon.blender.writer.build_head` builds it;
+* ``head-rest.png`` — the FLAME template as :func:`voca_addon.blender.speech.writer.build_head` builds it;
 * ``mouth-closed-open.png`` — VOCA's official output for ``test_sentence.wav`` imported with
-  :func:`voca_addon.blender.sequence_io.import_sequence`, at its most closed and most open mouth (lip
+  :func:`voca_addon.blender.exports.sequences.import_sequence`, at its most closed and most open mouth (lip
   distance measured on FLAME's ``lips`` region);
-* ``emotions.png`` — four of the seed project's emotions as :mod:`voca_addon.blender.emotion_writer` keys at
+* ``emotions.png`` — four of the seed project's emotions as :mod:`voca_addon.blender.emotion.writer` keys at
   full value;
 * ``sequence-strip.png`` — the mouth in six frames of the same official sequence, 0.2 s apart;
 * ``closure-myopia.png`` — the same sequence on the ``m`` of "myopia" (1.11–1.18 s), before / after the lip
-  closures (:mod:`voca_addon.blender.articulation_writer`, the phones of issue 18's forced alignment), at the
+  closures (:mod:`voca_addon.blender.articulation.writer`, the phones of issue 18's forced alignment), at the
   frame of that window where VOCA's own lips are closest.
 
 ``--only NAME.png`` renders one picture.
 
-Renders go through :func:`voca_addon.blender.render.render_still` (its owned camera frames the head); the
+Renders go through :func:`voca_addon.blender.exports.render.render_still` (its owned camera frames the head); the
 pictures are cropped to the face by projecting FLAME's ``face`` region into the camera and put side by side
 with Blender's image API. Input data: the reference data folder (FLAME template, masks, official VOCA
 output, emotion offsets) — never copied, only rendered.
@@ -108,7 +108,7 @@ class Pictures:
 
     def _render(self, scene, obj, frame: int, name: str, box=None, size=SIZE) -> np.ndarray:
         """Render ``frame``; crop to ``box`` (default: the face at that frame; ``False``: no crop)."""
-        from voca_addon.blender import render
+        from voca_addon.blender.exports import render
         path = render.render_still(scene, frame, self.work / f"{name}.png", resolution=size, target=obj)
         image = load_png(path)
         if box is False:
@@ -116,12 +116,12 @@ class Pictures:
         return crop(image, face_box(scene, obj, self.face, [frame]) if box is None else box)
 
     def _imported(self):
-        from voca_addon.blender import sequence_io
+        from voca_addon.blender.exports import sequences as sequence_io
         scene = self._scene()
         return scene, sequence_io.import_sequence(scene, self.sequence, self.template).obj
 
     def head_rest(self) -> np.ndarray:
-        from voca_addon.blender import writer
+        from voca_addon.blender.speech import writer
         scene = self._scene()
         obj = writer.build_head("FLAME head", self.mesh.vertices, self.mesh.faces, scene.collection)
         return self._render(scene, obj, 1, "rest", box=False)
@@ -134,7 +134,8 @@ class Pictures:
         return side_by_side([self._render(scene, obj, f, f"mouth{f}") for f in frames])
 
     def emotions(self) -> np.ndarray:
-        from voca_addon.blender import emotion_writer, writer
+        from voca_addon.blender.emotion import writer as emotion_writer
+        from voca_addon.blender.speech import writer
         from voca_addon.core.face import emotions
         scene = self._scene()
         obj = writer.build_head("FLAME head", self.mesh.vertices, self.mesh.faces, scene.collection)
@@ -156,7 +157,8 @@ class Pictures:
 
     def closure(self) -> np.ndarray:
         """Before / after the lip closures on the ``m`` of "myopia", one crop for both."""
-        from voca_addon.blender import articulation_phones, articulation_writer, writer
+        from voca_addon.blender.articulation import phones as articulation_phones, writer as articulation_writer
+        from voca_addon.blender.speech import writer
         from voca_addon.core.animation.shapekeys import factorize
         from voca_addon.core.phonemes import Phone, PhoneTrack
         import bpy
@@ -195,7 +197,7 @@ def face_box(scene, obj, indices, frames, pad: float = 0.08, size=SIZE) -> tuple
     them, with a margin of ``pad`` × its width."""
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
-    from voca_addon.blender import sequence_io
+    from voca_addon.blender.exports import sequences as sequence_io
     co = sequence_io.evaluated_frames(scene, obj, frames)[:, indices].reshape(-1, 3)
     view = np.array([tuple(world_to_camera_view(scene, scene.camera, obj.matrix_world @ Vector(c.tolist())))
                      for c in co])

@@ -16,7 +16,7 @@ output is a complete one, which ``--resume`` relies on):
   last);
 * ``NAME.phonemes.EXT`` — the phone track (``--phonemes``);
 * ``NAME.blend``, ``.mp4``, ``.glb``, ``.fbx``, ``.abc``, ``.usd`` — through Blender
-  (:mod:`voca_addon.blender.exports`), in the process that runs the group.
+  (:mod:`voca_addon.blender.exports.engines`), in the process that runs the group.
 
 Emotion: a clip's emotion (from ``--emotion-source``) at ``strength`` is keyed 0 → strength → 0 over the
 clip with 12-frame smoothstep ramps, as the Blender operator does. In ``.npz`` / ``.csv`` it is one more
@@ -168,11 +168,11 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
         elif fmt == "csv":
             write_csv(core_anim, path)
     if blender and task.character is not None:
-        from .blender import character_exports           # needs bpy (checked before the batch started)
+        from .blender.exports import character as character_exports  # needs bpy (checked before the batch started)
         character_exports.write_character_clip(core_anim, solution, task.character, spec.audio, dict(blender),
                                                name=spec.name)
     elif blender:
-        from .blender import exports                     # needs bpy (checked before the batch started)
+        from .blender.exports import engines as exports  # needs bpy (checked before the batch started)
         exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
                            strength=spec.strength, name=spec.name,
                            track=track if anim.corrections is not None else None)
@@ -299,7 +299,7 @@ def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path:
 
     With a ``character`` (:class:`~voca_addon.batch_character.BatchCharacter`) every clip goes onto it: its
     transferred keys, or with its own keys those keys' solved weights."""
-    from .blender import exports                         # needs bpy (checked before the batch started)
+    from .blender.exports import engines as exports  # needs bpy (checked before the batch started)
     npz = [os.path.join(out_dir, f"{c.name}.npz") for c in clips]
     # the library holds each clip's exact speech: a clip's correction keys are fields learned from its own
     # motion, not one key the clips could share (they stay in the clip's own files)
@@ -309,7 +309,7 @@ def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path:
     elif character.keys is None:
         exports.build_library(entries, character.character.target, path, head_name=character.name)
     else:
-        from .blender import character_exports
+        from .blender.exports import character as character_exports
         curves = [read_key_weights(p) for p in npz]
         character_exports.build_rig_library(entries, curves, character, path)
     return len(entries)

@@ -31,7 +31,7 @@ def _animation(template, seconds: float):
 
 def _fresh_head(mesh):
     import bpy
-    from .blender import writer
+    from .blender.speech import writer
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = FPS, 1.0
@@ -40,7 +40,7 @@ def _fresh_head(mesh):
 
 def measure(template_path: str) -> dict:
     import bpy
-    from .blender import writer
+    from .blender.speech import writer
     from .core.face import meshio
     mesh = meshio.read_mesh(template_path)
     out, sizes = {}, {}

@@ -14,11 +14,11 @@ Commands:
 
 * ``animate AUDIO`` — open ``--scene IN.blend`` (or the file Blender opened, or an empty scene), pick the
   head (``--object``, else the active or only 5023-vertex mesh, else a new one from ``--template``), run
-  :func:`voca_addon.blender.pipeline.animate`, save ``--out`` atomically, and optionally render
-  ``--render out.mp4`` (:func:`voca_addon.blender.render.render_video`) and write ``--npz out.npz`` (the
+  :func:`voca_addon.blender.speech.pipeline.animate`, save ``--out`` atomically, and optionally render
+  ``--render out.mp4`` (:func:`voca_addon.blender.exports.render.render_video`) and write ``--npz out.npz`` (the
   speech animation in ``infer``'s layout at the scene's rate). A head it creates gets VOCA's texture when
   ``texture_mesh.obj`` / ``.png`` lie next to the template or in the model folder, else a skin material
-  (:mod:`voca_addon.blender.material`); its sound and image are packed into the ``.blend``.
+  (:mod:`voca_addon.blender.speech.material`); its sound and image are packed into the ``.blend``.
 * ``import-sequence SOURCE`` — a folder of per-frame OBJ/PLY, a ``.npy`` or a ``.npz`` → shape keys on a
   new head (+ ``--audio``) in an empty scene at the sequence's rate, saved to ``--out``.
 * ``export-pc2 SCENE.blend`` / ``export-obj SCENE.blend`` — the head's frames over the scene range.
@@ -178,7 +178,7 @@ def _positive_fps(fps: Optional[float]) -> None:
 
 def _check_render_args(args) -> None:
     """Parse --frames / --resolution in place; check --render's folder."""
-    from .blender.render import check_video_settings, parse_frames, parse_resolution   # needs bpy
+    from .blender.exports.render import check_video_settings, parse_frames, parse_resolution  # needs bpy
     args.render = _out_file(args.render, ".mp4", args.overwrite, "--render") if args.render else None
     args.frames = parse_frames(args.frames) if args.frames else None
     args.resolution = parse_resolution(args.resolution)
@@ -233,8 +233,8 @@ def set_scene_fps(scene, fps: float) -> None:
 
 def _save_copy(bpy, temp, shown: str) -> None:
     """Save the open file as a copy at ``temp``; errors name ``shown`` (the user's path). Blender's own line
-    naming the temporary file is dropped (:func:`voca_addon.blender.framewise.silenced`)."""
-    from .blender.framewise import silenced
+    naming the temporary file is dropped (:func:`voca_addon.blender.exports.framewise.silenced`)."""
+    from .blender.exports.framewise import silenced
     with silenced():
         _bpy_call(f"cannot save '{shown}'", bpy.ops.wm.save_as_mainfile, filepath=str(temp), copy=True,
                   check_existing=False)
@@ -272,11 +272,11 @@ def cmd_animate(args) -> None:
     bpy = _import_bpy("animate")
     _check_render_args(args)
     _check_distinct(args, audio, scene_in or bpy.data.filepath or None, plan.phonemes_out)
-    from .blender import pipeline
+    from .blender.speech import pipeline
     scene, new = _open_scene(bpy, scene_in)
     if args.fps or new:
         set_scene_fps(scene, args.fps or DEFAULT_FPS)
-    from .blender import heads
+    from .blender.speech import heads
     head = heads.find_head(bpy.context, scene, args.object)
     settings = pipeline.AnimateSettings(
         audio_path=audio, voca_path=args.voca, deepspeech_path=args.deepspeech, template_path=args.template,
@@ -289,7 +289,7 @@ def cmd_animate(args) -> None:
     if head is None:
         head = pipeline.ensure_head(bpy.context, args.template)
     pipeline.check_target(scene, head, settings)
-    from .blender import material            # a head the add-on made: VOCA's texture, else skin
+    from .blender.speech import material  # a head the add-on made: VOCA's texture, else skin
     warning = material.dress_owned_head(head, args.template)
     if warning:
         print(f"warning: {warning}")
@@ -309,12 +309,12 @@ def cmd_animate(args) -> None:
 
 
 def _phone_request(plan, args):
-    """The pipeline's phone request for ``plan`` (:mod:`voca_addon.blender.articulation_phones`): the
+    """The pipeline's phone request for ``plan`` (:mod:`voca_addon.blender.articulation.phones`): the
     alignment file, else the transcript (given, or AUDIO.txt beside the audio), else detection; None when
     the closures are off or cannot be made (no PocketSphinx: the plan's warning says so)."""
     if not plan.closures:
         return None
-    from .blender.articulation_phones import PhoneRequest
+    from .blender.articulation.phones import PhoneRequest
     alignment = os.path.abspath(args.alignment) if getattr(args, "alignment", None) else None
     return PhoneRequest(alignment_path=alignment, transcript=plan.transcript)
 
@@ -334,7 +334,9 @@ def _write_outputs(bpy, scene, args, head, report, anim, track=None, plan=None, 
     them all only when all are done."""
     from pathlib import Path
     from . import articulation_cli as artic
-    from .blender import framewise, packing, render, writer
+    from .blender.exports import framewise, render
+    from .blender import packing
+    from .blender.speech import writer
     from .core import engine, outputs
     out, video = Path(args.out), Path(args.render) if args.render else None
     npz = Path(args.npz) if args.npz else None
@@ -399,7 +401,7 @@ def cmd_import_sequence(args) -> None:
     outputs.check_distinct({"--out": Path(args.out), "--phonemes": plan.phonemes_out and Path(plan.phonemes_out)},
                            {"SOURCE": source, "--audio": audio, "--alignment": getattr(args, "alignment", None)})
     bpy = _import_bpy("import-sequence")
-    from .blender import sequence_io
+    from .blender.exports import sequences as sequence_io
     from .core.animation import npzextras
     from .core.models import modelfiles
     template = modelfiles.resolve_template(args.template)
@@ -425,7 +427,7 @@ def cmd_import_sequence(args) -> None:
         track = artic.find_phones(plan, artic.audio_source(audio))
     phones = None
     if plan.closures and track is not None:
-        from .blender.articulation_phones import PhoneOutcome
+        from .blender.articulation.phones import PhoneOutcome
         phones = PhoneOutcome(track, "; ".join(track.warnings) or None)
     scene, _ = _open_scene(bpy, None)
     set_scene_fps(scene, fps)
@@ -457,7 +459,7 @@ def cmd_export(args) -> None:
     else:          # a folder: sequence_io refuses to replace an earlier export without --overwrite
         out = str(outputs.check_output(args.out, "--out", overwrite=args.overwrite, folder_output=True))
     bpy = _import_bpy(args.command)
-    from .blender import sequence_io
+    from .blender.exports import sequences as sequence_io
     scene, _ = _open_scene(bpy, blend)
     head = sequence_io.find_head(scene, args.object)
     if args.command == "export-pc2":

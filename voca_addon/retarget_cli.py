@@ -300,7 +300,9 @@ def run(args) -> None:
         print(guess_report(result.guess, guessed))
     from . import headless
     bpy = headless._import_bpy("retarget")
-    from .blender import character_io, character_writer, compat, writer
+    from .blender.character import data as character_io, writer as character_writer
+    from .blender import compat
+    from .blender.speech import writer
     scene, _ = headless._open_scene(bpy, None)
     headless.set_scene_fps(scene, result.motion.fps)
     name = os.path.splitext(os.path.basename(args.target))[0] or "Character"

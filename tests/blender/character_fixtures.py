@@ -9,7 +9,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import voca_addon  # noqa: E402
-from voca_addon.blender import character_writer, preferences  # noqa: E402
+from voca_addon.blender.character import writer as character_writer  # noqa: E402
+from voca_addon.blender import preferences
 from voca_addon.core.character import landmarks as lm  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402
 

@@ -19,8 +19,9 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import voca_addon  # noqa: E402
-from voca_addon.blender import articulation_phones, articulation_writer, compat, keyframes  # noqa: E402
-from voca_addon.blender import pipeline, writer  # noqa: E402
+from voca_addon.blender.articulation import phones as articulation_phones, writer as articulation_writer  # noqa: E402
+from voca_addon.blender import compat, keyframes
+from voca_addon.blender.speech import pipeline, writer  # noqa: E402
 from voca_addon.core.animation.shapekeys import factorize  # noqa: E402
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
 from voca_addon.core.face.meshio import read_mesh  # noqa: E402

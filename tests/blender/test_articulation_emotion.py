@@ -2,7 +2,7 @@
 
 Same clip and phone track as ``test_articulation.py`` (the official VOCA output for ``test_sentence.wav``, issue
 18's force-aligned bilabials). The emotions are the seed project's (``emotions/seed_emotion_offsets.npz``, each
-minus its neutral), written with :mod:`voca_addon.blender.emotion_writer` as Animate writes them. Checked on
+minus its neutral), written with :mod:`voca_addon.blender.emotion.writer` as Animate writes them. Checked on
 Blender's evaluated mesh: every p/b/m's inner-lip gap ≤ rest + 0.3 mm (three iBUG pairs, window [start − 80 ms,
 end + 40 ms]) and never < 1.0 mm with the emotion at strength 1; equal to the core's
 ``apply_controls(…, offset=delta)`` (≤ 1 µm); an emotion changed later is seen at the next re-apply.
@@ -16,8 +16,10 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_articulation import (BILABIALS, CLOSE_MARGIN, FLOOR, TOLERANCE, addon, apply,  # noqa: E402,F401
                                              evaluated_all, gaps, knobs, official, track, window)
-from voca_addon.blender import articulation_phones, articulation_properties, articulation_writer  # noqa: E402
-from voca_addon.blender import emotion_writer, pipeline, writer  # noqa: E402
+from voca_addon.blender.articulation import (phones as articulation_phones, properties as articulation_properties,
+                                             writer as articulation_writer)  # noqa: E402
+from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
+from voca_addon.blender.speech import pipeline, writer
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
 from voca_addon.core.face.emotions import Emotion  # noqa: E402
 

@@ -16,8 +16,10 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_operators import FakeLayout, addon, drive, engine_anim, paths  # noqa: E402,F401
-from voca_addon.blender import (articulation_operators, articulation_panel, articulation_phones,  # noqa: E402
-                                articulation_writer, compat, keyframes, operators, pipeline)
+from voca_addon.blender.articulation import (operators as articulation_operators, panel as articulation_panel,
+                                             phones as articulation_phones, writer as articulation_writer)  # noqa: E402
+from voca_addon.blender import compat, keyframes
+from voca_addon.blender.speech import operators, pipeline
 from voca_addon.core import phonemes  # noqa: E402
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
 from voca_addon.core.phonemes import Phone, PhoneTrack, write_alignment  # noqa: E402

@@ -13,7 +13,8 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_articulation import (TOLERANCE, addon, evaluated_all, head, knobs, official,  # noqa: E402,F401
                                              speech_curves, track)
-from voca_addon.blender import articulation_writer, compat, keyframes  # noqa: E402
+from voca_addon.blender.articulation import writer as articulation_writer  # noqa: E402
+from voca_addon.blender import compat, keyframes
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
 
 

@@ -16,7 +16,8 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_exports import read_glb  # noqa: E402
-from voca_addon.blender import compat, render  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.blender.exports import render
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-6            # metres

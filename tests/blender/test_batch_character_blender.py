@@ -101,7 +101,7 @@ def test_batch_character_video_and_glb_on_own_keys(m, case, tmp_path):  # noqa: 
     """``--format mp4,glb`` on the character: the video with its sound, the glTF's morph targets = the rig's keys
     with the clip's solved weights as the animation."""
     from tests.blender.test_exports import accessor, read_glb
-    from voca_addon.blender import render
+    from voca_addon.blender.exports import render
     (case["folder"] / "sentence02.wav").unlink()
     out = case["out"]
     r = batch(case["folder"], "--out", out, "--format", "npz,mp4,glb", "--fps", "24",    # fewer frames to render

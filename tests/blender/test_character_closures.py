@@ -15,7 +15,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from voca_addon import retarget_cli  # noqa: E402
-from voca_addon.blender import compat, writer  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.blender.speech import writer
 from voca_addon.core.character import landmarks as lm  # noqa: E402
 
 BILABIALS = [("M", 1.11, 1.18, "myopia"), ("P", 1.44, 1.54, "myopia"), ("B", 2.02, 2.06, "contributed"),

@@ -16,8 +16,10 @@ bpy = pytest.importorskip("bpy")
 from tests.blender import versions  # noqa: E402
 
 import voca_addon  # noqa: E402
-from voca_addon.blender import (character_io, character_source, character_writer, compat, keyframes,  # noqa: E402
-                                pipeline, preferences, writer)
+from voca_addon.blender.character import (data as character_io, source as character_source,
+                                          writer as character_writer)  # noqa: E402
+from voca_addon.blender import compat, keyframes, preferences
+from voca_addon.blender.speech import pipeline, writer
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.character import keyfiles, keysolve, landmarks as lm, transfer  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402

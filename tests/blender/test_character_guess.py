@@ -10,8 +10,11 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from mathutils import Vector  # noqa: E402
-from voca_addon.blender import character_io, character_landmarks, character_panel, character_writer  # noqa: E402
-from voca_addon.blender import character_operators as ops, jobs, writer  # noqa: E402
+from voca_addon.blender.character import (data as character_io, landmarks as character_landmarks,
+                                          panel as character_panel, writer as character_writer)  # noqa: E402
+from voca_addon.blender.character import operators as ops  # noqa: E402
+from voca_addon.blender import jobs
+from voca_addon.blender.speech import writer
 from voca_addon.core.character import guess as guessing, landmarks as lm  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402
 

@@ -13,7 +13,7 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_character_from_head import (START, TOLERANCE, addon, animate, assert_plays,  # noqa: E402,F401
                                                     paths, rig)
-from voca_addon.blender import character_source  # noqa: E402
+from voca_addon.blender.character import source as character_source  # noqa: E402
 from voca_addon.core.character import transfer  # noqa: E402
 
 PHONES = [("M", 1.11, 1.18, "myopia"), ("P", 1.44, 1.54, "myopia"), ("B", 2.02, 2.06, "contributed")]

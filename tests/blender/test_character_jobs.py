@@ -12,8 +12,10 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from voca_addon.blender import character_io, character_panel, character_writer, jobs  # noqa: E402
-from voca_addon.blender import character_operators as ops  # noqa: E402
+from voca_addon.blender.character import (data as character_io, panel as character_panel,
+                                          writer as character_writer)  # noqa: E402
+from voca_addon.blender import jobs
+from voca_addon.blender.character import operators as ops  # noqa: E402
 from voca_addon.blender import compat  # noqa: E402
 from voca_addon.core.character import fit as fitting, keyfiles, landmarks as lm  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402

@@ -9,7 +9,9 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from mathutils import Vector  # noqa: E402
-from voca_addon.blender import character_io, character_writer, compat, writer  # noqa: E402
+from voca_addon.blender.character import data as character_io, writer as character_writer  # noqa: E402
+from voca_addon.blender import compat
+from voca_addon.blender.speech import writer
 from voca_addon.core.character import keyfiles, landmarks as lm, transfer  # noqa: E402
 from voca_addon.core.animation import sequences  # noqa: E402
 from voca_addon.core.face import meshio  # noqa: E402

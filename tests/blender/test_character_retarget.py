@@ -11,7 +11,9 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from voca_addon import retarget_cli  # noqa: E402
-from voca_addon.blender import character_writer, compat, writer  # noqa: E402
+from voca_addon.blender.character import writer as character_writer  # noqa: E402
+from voca_addon.blender import compat
+from voca_addon.blender.speech import writer
 from voca_addon.core.character import landmarks as lm  # noqa: E402
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
 

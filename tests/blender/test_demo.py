@@ -15,7 +15,9 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender import versions  # noqa: E402
 from tests.blender.test_render import pixels  # noqa: E402
-from voca_addon.blender import material, packing, render, writer  # noqa: E402
+from voca_addon.blender.speech import material, writer  # noqa: E402
+from voca_addon.blender import packing
+from voca_addon.blender.exports import render
 from voca_addon.core.errors import MeshError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

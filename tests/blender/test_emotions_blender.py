@@ -10,7 +10,8 @@ bpy = pytest.importorskip("bpy")
 from tests.blender import versions  # noqa: E402
 
 import voca_addon  # noqa: E402
-from voca_addon.blender import emotion_writer, writer  # noqa: E402
+from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
+from voca_addon.blender.speech import writer
 from voca_addon.core.face import emotion_sources  # noqa: E402
 from voca_addon.core.face import emotions as core_emotions  # noqa: E402
 from voca_addon.core.face.emotions import Emotion  # noqa: E402

@@ -11,7 +11,9 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from voca_addon.blender import compat, exports, keyframes, writer  # noqa: E402
+from voca_addon.blender import compat, keyframes  # noqa: E402
+from voca_addon.blender.exports import engines as exports
+from voca_addon.blender.speech import writer
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
 from voca_addon.core.models import modelfiles  # noqa: E402
@@ -194,14 +196,14 @@ def test_exports_refusals_write_nothing(scene, flame, speech_anim, tmp_path):
 @pytest.fixture
 def registered(scene):
     """The export operator registered (the whole add-on's registration is tested elsewhere)."""
-    from voca_addon.blender.export_operators import VOCA_OT_export_animation
+    from voca_addon.blender.exports.operators import VOCA_OT_export_animation
     bpy.utils.register_class(VOCA_OT_export_animation)
     yield
     bpy.utils.unregister_class(VOCA_OT_export_animation)
 
 
 def test_exports_operator_writes_the_chosen_format(registered, scene, flame, speech_anim, tmp_path):
-    from voca_addon.blender.export_operators import VOCA_OT_export_animation
+    from voca_addon.blender.exports.operators import VOCA_OT_export_animation
     obj, report = animated_head(scene, flame, speech_anim)
     bpy.context.view_layer.update()
     bpy.context.view_layer.objects.active = obj

@@ -3,7 +3,7 @@ so glTF carries them as morph targets with their weights, FBX as blend shapes wi
 point caches (Alembic, USD) hold the evaluated, closed lips.
 
 The head: VOCA's official output for ``test_sentence.wav`` (factorised into shape keys), its phones aligned
-to the transcript with PocketSphinx, the correction keys written by :mod:`voca_addon.blender.articulation_writer`
+to the transcript with PocketSphinx, the correction keys written by :mod:`voca_addon.blender.articulation.writer`
 as Animate from audio writes them."""
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_exports import CACHE_TOLERANCE, GLTF_FLOAT, TOLERANCE, read_glb, world_vertices  # noqa: E402
 from tests.blender.test_headless_articulation import inner_lip_gap  # noqa: E402
 from tests.core.test_cli_articulation import SENTENCE  # noqa: E402
-from voca_addon.blender import compat, exports, writer  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.blender.exports import engines as exports
+from voca_addon.blender.speech import writer
 
 CORRECTIONS = ("voca_lips_close", "voca_lips_tuck")
 INDEX_TYPES = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32}
@@ -67,8 +69,8 @@ def official(shared_data):
 @pytest.fixture
 def closed_head(scene, flame, official):
     """A head with the official motion and its lip closures at 60 fps; (head, keys written, bilabial frames)."""
-    from voca_addon.blender import articulation_writer
-    from voca_addon.blender.articulation_phones import PhoneOutcome
+    from voca_addon.blender.articulation import writer as articulation_writer
+    from voca_addon.blender.articulation.phones import PhoneOutcome
     anim, track = official
     scene.render.fps, scene.render.fps_base = 60, 1.0
     head = writer.build_head("FLAME head", flame.vertices, flame.faces, scene.collection)

@@ -11,7 +11,9 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_exports import read_glb  # noqa: E402
-from voca_addon.blender import compat, exports, writer  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.blender.exports import engines as exports
+from voca_addon.blender.speech import writer
 from voca_addon.core import batch  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
 from voca_addon.core.models import modelfiles  # noqa: E402

@@ -38,7 +38,7 @@ INSTALL = textwrap.dedent(f"""
     enabled = {MODULE!r} in bpy.context.preferences.addons
     package = importlib.import_module({MODULE!r})
     engine = importlib.import_module({MODULE!r} + '.core.engine')
-    writer = importlib.import_module({MODULE!r} + '.blender.writer')
+    writer = importlib.import_module({MODULE!r} + '.blender.speech.writer')
     sphinx = importlib.import_module({MODULE!r} + '.core.phonemes.sphinx')
     # The wheels' folder: Blender appends it to sys.path on install, and puts it before site-packages at
     # its next start; do the latter here, so this environment's own scipy / pocketsphinx cannot answer.
@@ -115,7 +115,7 @@ def test_extension_build_validates(built):
 def test_extension_build_layout(built):
     archive = built[1]
     names = zipfile.ZipFile(archive).namelist()
-    assert {"blender_manifest.toml", "__init__.py", "core/animation/shapekeys.py", "blender/writer.py",
+    assert {"blender_manifest.toml", "__init__.py", "core/animation/shapekeys.py", "blender/speech/writer.py",
             "blender/__init__.py"} <= set(names)
     assert not [n for n in names if n.startswith("voca_addon/") or "__pycache__" in n
                 or n.endswith(".pyc") or n == "bench.py" or n.startswith("tests/")]

@@ -15,7 +15,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_render import pixels as rgba_pixels  # noqa: E402
-from voca_addon.blender import compat, framewise, render, sequence_io  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.blender.exports import framewise, render, sequences as sequence_io
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (160, 120)

@@ -237,7 +237,7 @@ def test_headless_import_sequence_refuses_bad_inputs(m, tmp_path):
 
 
 def test_headless_animate_chooses_among_several_heads_by_name(m, flame, tmp_path):
-    from voca_addon.blender import writer
+    from voca_addon.blender.speech import writer
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     for name in ("Left", "Right"):

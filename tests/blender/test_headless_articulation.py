@@ -42,7 +42,7 @@ def test_animate_writes_closure_keys_npz_and_phones_that_agree(m, tmp_path):
     scene, head = open_blend(out)
     names = [k.name for k in head.data.shape_keys.key_blocks]
     assert set(CORRECTIONS) <= set(names)
-    from voca_addon.blender import articulation_writer
+    from voca_addon.blender.articulation import writer as articulation_writer
     stored = articulation_writer.stored_track(head)
     with np.load(npz) as z:
         assert tuple(z["correction_names"]) == CORRECTIONS
@@ -103,7 +103,7 @@ def test_import_sequence_audio_closes_every_bilabial_of_the_official_sequence(m,
     end + 40 ms], never < 1.0 mm; without closures the official motion does not (the issue's table)."""
     rest = inner_lip_gap(np.asarray(sequences.read_mesh(m["template"]).vertices))
     scene, head = open_blend(official["closed"])
-    from voca_addon.blender import articulation_writer
+    from voca_addon.blender.articulation import writer as articulation_writer
     track = articulation_writer.stored_track(head)
     bilabials = [p for p in track.phones if p.phone in ("M", "B", "P")]
     assert [p.phone for p in bilabials] == [p[0] for p in ISSUE_BILABIALS]
@@ -132,7 +132,7 @@ def test_import_sequence_of_a_corrected_npz_is_never_corrected_twice(m, official
     from voca_addon.core import engine
     from voca_addon.core.articulation import add_corrections
     from voca_addon.core.phonemes import read_alignment  # noqa: F401 (the stored track is ours)
-    from voca_addon.blender import articulation_writer
+    from voca_addon.blender.articulation import writer as articulation_writer
     track = articulation_writer.stored_track(head)
     corrected = add_corrections(anim, track)
     source = tmp_path / "corrected.npz"

@@ -141,7 +141,7 @@ def test_liveliness_headless_rerun_replaces(m, tmp_path, flame_pkl):
 def test_liveliness_headless_look_at_an_empty_in_the_scene(m, tmp_path):
     from mathutils import Vector
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    from voca_addon.blender import writer
+    from voca_addon.blender.speech import writer
     from voca_addon.core.face.meshio import read_mesh
     flame = read_mesh(m["template"])
     head = writer.build_head("FLAME", flame.vertices, flame.faces, bpy.context.scene.collection)

@@ -9,7 +9,8 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_operators import addon, head, paths, snapshot  # noqa: E402,F401
 from tests.core.face.flame_format import write_flame_format_model  # noqa: E402
-from voca_addon.blender import liveliness_writer, pipeline, rig  # noqa: E402
+from voca_addon.blender.liveliness import writer as liveliness_writer, rig  # noqa: E402
+from voca_addon.blender.speech import pipeline
 from voca_addon.core.face.liveliness import LivelinessSettings  # noqa: E402
 
 

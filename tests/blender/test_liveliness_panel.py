@@ -11,8 +11,10 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_operators import FakeLayout, addon, head, paths, snapshot  # noqa: E402,F401
 from tests.core.face.flame_format import write_flame_format_model  # noqa: E402
-from voca_addon.blender import compat, liveliness_writer as lw, panel, pipeline, properties, rig  # noqa: E402
-from voca_addon.blender import writer  # noqa: E402
+from voca_addon.blender import compat  # noqa: E402
+from voca_addon.blender.liveliness import writer as lw, rig
+from voca_addon.blender.speech import panel, pipeline, properties
+from voca_addon.blender.speech import writer  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
 from voca_addon.core.face import flame_model  # noqa: E402
 from voca_addon.core.face.liveliness import LivelinessSettings, compute_liveliness  # noqa: E402

@@ -17,8 +17,9 @@ bpy = pytest.importorskip("bpy")
 from tests.blender import versions  # noqa: E402
 
 import voca_addon  # noqa: E402
-from voca_addon.blender import (emotion_writer, operators, panel, pipeline, preferences,  # noqa: E402
-                                properties, writer)
+from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
+from voca_addon.blender.speech import operators, panel, pipeline, properties, writer
+from voca_addon.blender import preferences
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.face import meshio
 from voca_addon.core.models import modelfiles

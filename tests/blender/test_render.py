@@ -13,7 +13,7 @@ from tests.blender import versions  # noqa: E402
 
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 
-from voca_addon.blender import render, sequence_io  # noqa: E402
+from voca_addon.blender.exports import render, sequences as sequence_io  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
 from voca_addon.core.models.safepickle import safe_load  # noqa: E402
 
@@ -136,7 +136,7 @@ def test_render_video_muxes_the_sound_strip(scene, head, tmp_path):
 
 
 def test_render_video_without_sound_has_video_only(scene, flame, tmp_path):
-    from voca_addon.blender import writer
+    from voca_addon.blender.speech import writer
     writer.build_head("FLAME", flame.vertices, flame.faces, scene.collection)
     scene.frame_start, scene.frame_end = 1, 3
     report = render.render_video(scene, tmp_path / "silent.mp4", resolution=(64, 48))

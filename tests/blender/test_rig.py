@@ -11,7 +11,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.core.face.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
-from voca_addon.blender import rig, writer  # noqa: E402
+from voca_addon.blender.liveliness import rig  # noqa: E402
+from voca_addon.blender.speech import writer
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
 from voca_addon.core.face import flame_model  # noqa: E402
 

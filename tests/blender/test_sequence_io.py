@@ -11,7 +11,8 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender import versions  # noqa: E402
 
-from voca_addon.blender import sequence_io, writer  # noqa: E402
+from voca_addon.blender.exports import sequences as sequence_io  # noqa: E402
+from voca_addon.blender.speech import writer
 from voca_addon.core.animation import exporters  # noqa: E402
 from voca_addon.core.face import meshio
 from voca_addon.core.errors import AudioError, InputError, MeshError  # noqa: E402

@@ -11,7 +11,9 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.blender import versions  # noqa: E402
-from voca_addon.blender import compat, emotion_writer, keyframes, pipeline, transaction, writer  # noqa: E402
+from voca_addon.blender import compat, keyframes, transaction  # noqa: E402
+from voca_addon.blender.emotion import writer as emotion_writer
+from voca_addon.blender.speech import pipeline, writer
 from voca_addon.core.face.emotions import Emotion  # noqa: E402
 
 

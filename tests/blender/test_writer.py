@@ -11,7 +11,7 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender import versions  # noqa: E402
 
-from voca_addon.blender import writer  # noqa: E402
+from voca_addon.blender.speech import writer  # noqa: E402
 from voca_addon.core.errors import AudioError, InputError, MeshError, VocaError  # noqa: E402
 
 TOLERANCE = 1e-6        # metres: 1 µm

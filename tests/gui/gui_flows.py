@@ -89,7 +89,7 @@ def refused_not_flame(config, entry):
     _activate("Cube")
     yield from redraw(0.4)
     before = gui_scene.snapshot()
-    operators = importlib.import_module(ADDON + ".blender.operators")
+    operators = importlib.import_module(ADDON + ".blender.speech.operators")
     entry["reason"] = operators.VOCA_OT_animate_from_audio.disabled_reason(bpy.context)
     with screen.override("UI"):
         entry["poll"] = bpy.ops.voca.animate_from_audio.poll("INVOKE_DEFAULT")
@@ -168,7 +168,7 @@ def escape(config, entry):
 def _time_stop(stops: dict, limit: float = 10.0) -> None:
     """In a thread (pure Python, no bpy): when the worker thread ends (``worker``) and when the add-on's
     set of running scenes empties (``ui``: the modal operator has closed the run)."""
-    running = importlib.import_module(ADDON + ".blender.properties")._running
+    running = importlib.import_module(ADDON + ".blender.speech.properties")._running
     end = time.monotonic() + limit
     while len(stops) < 2 and time.monotonic() < end:
         now = time.monotonic()
@@ -283,7 +283,7 @@ def emotion_buttons(config, entry):
     Over range (eased); their values come from the panel's fields, set first as an artist would."""
     _activate(HEAD)
     props, head = scene().voca, bpy.data.objects[HEAD]
-    writer = importlib.import_module(ADDON + ".blender.emotion_writer")
+    writer = importlib.import_module(ADDON + ".blender.emotion.writer")
     entry["add"] = yield from _click(config, "add_emotions")
     entry["emotion_keys"] = sorted(writer.emotion_keys(head))
     head.shape_key_add(name="Smirk", from_mix=False)          # an artist's own key, made active

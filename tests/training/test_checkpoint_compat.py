@@ -126,7 +126,8 @@ def test_compat_blender_operator_animates_with_the_trained_checkpoint(release_ru
     condition names in the speaking-style menu and animates exactly like the engine with it."""
     bpy = pytest.importorskip("bpy")
     import voca_addon
-    from voca_addon.blender import pipeline, preferences, properties, writer
+    from voca_addon.blender.speech import pipeline, properties, writer
+    from voca_addon.blender import preferences
     prefix = release_run.result.prefix
     wav = shared_data / "audio" / "test.wav"
     template = shared_data / "flame" / "FLAME_sample.ply"

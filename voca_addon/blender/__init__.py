@@ -8,12 +8,14 @@ To add a class: append it to :data:`CLASSES` in dependency order (a PropertyGrou
 whose properties point to it); it is registered in that order and unregistered in reverse.
 """
 
-from . import emotion_operators, operators, panel, preferences, properties, sequence_io  # these import bpy
-from . import export_operators
-from . import fetch_operator
-from . import liveliness_operators          # Mark as blink (the Living face sub-panel)
-from . import character_panel               # the Character sub-panel (retargeting to any head)
-from . import articulation_operators, articulation_panel, articulation_properties   # lip closures, knobs
+from . import fetch_operator, preferences          # infrastructure: model files (these import bpy)
+from .speech import operators, panel, properties   # Animate from audio, the main panel, scene.voca
+from .articulation import operators as articulation_operators, panel as articulation_panel
+from .articulation import properties as articulation_properties                     # lip closures, knobs
+from .emotion import operators as emotion_operators
+from .liveliness import operators as liveliness_operators   # Mark as blink (the Living face sub-panel)
+from .character import panel as character_panel   # the Character sub-panel (retargeting to any head)
+from .exports import operators as export_operators, sequences as sequence_io
 
 CLASSES: tuple = (      # bpy classes to register, in order
     properties.VOCA_PG_living,                  # scene.voca.living: before the group that points to it

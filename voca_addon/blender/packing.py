@@ -13,7 +13,7 @@ from __future__ import annotations
 import bpy
 
 from ..core.errors import InputError
-from .writer import OWNED
+from .speech.writer import OWNED
 
 
 def pack_owned() -> int:

@@ -1,4 +1,4 @@
-"""The curves and key shapes :mod:`.articulation_writer` rewrites, each only when its data changed and never
+"""The curves and key shapes :mod:`voca_addon.blender.articulation.writer` rewrites, each only when its data changed and never
 over an artist's edit.
 
 A curve (or correction key shape) is written with one ``foreach_set``; its float32 data's digest
@@ -15,7 +15,8 @@ import hashlib
 
 import numpy as np
 
-from . import compat, keyframes, writer
+from .. import compat, keyframes
+from ..speech import writer
 
 SHAPE = "shape:"                        # digest name prefix of a correction key's shape
 

@@ -21,8 +21,9 @@ from typing import Optional
 import bpy
 from bpy.props import StringProperty
 
-from ..core.errors import VocaError
-from . import articulation_phones, articulation_properties, articulation_writer, reporting
+from ...core.errors import VocaError
+from . import phones as articulation_phones, properties as articulation_properties, writer as articulation_writer
+from .. import reporting
 
 WORD_MARKERS = "voca_word_markers"      # scene property: "frame\tname" of each marker made
 

@@ -8,7 +8,7 @@ track in one line, and what the last re-application had to say (a hand-edited cu
 Words as markers / Remove word markers.
 
 Drawing reads properties only; the detector's availability is found once and cached
-(:func:`.articulation_phones.detector_status`).
+(:func:`voca_addon.blender.articulation.phones.detector_status`).
 
 Contract: main thread (``bpy``). Imports ``bpy`` and this package.
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import articulation_phones, articulation_writer
-from .articulation_operators import (VOCA_OT_import_alignment, VOCA_OT_reapply_articulation,
-                                     VOCA_OT_remove_word_markers, VOCA_OT_word_markers, articulation_reason)
-from .panel import _SubPanel, operator_button, wrapped
+from . import phones as articulation_phones, writer as articulation_writer
+from .operators import (VOCA_OT_import_alignment, VOCA_OT_reapply_articulation, VOCA_OT_remove_word_markers,
+                        VOCA_OT_word_markers, articulation_reason)
+from ..speech.panel import _SubPanel, operator_button, wrapped
 
 
 class VOCA_PT_articulation(_SubPanel, bpy.types.Panel):

@@ -31,9 +31,9 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..core import errorlog
-from ..core.errors import InputError, VocaError
-from .worker import WorkerJob
+from ...core import errorlog
+from ...core.errors import InputError, VocaError
+from ..worker import WorkerJob
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def check_request(request: Optional[PhoneRequest]) -> None:
 
 def read_alignment(path: str, duration: Optional[float] = None):
     """:func:`voca_addon.core.phonemes.read_alignment` (imported here, lazily)."""
-    from ..core import phonemes
+    from ...core import phonemes
     return phonemes.read_alignment(path, duration)
 
 
@@ -89,7 +89,7 @@ def detector_status() -> tuple:
     """(ok, one line when not): whether PocketSphinx can be used in this Python (cached after the first call)."""
     if not _DETECTOR:
         try:
-            from ..core import phonemes
+            from ...core import phonemes
             _DETECTOR.append(tuple(phonemes.detector_available()))
         except ImportError as exc:                  # the phonemes package itself is missing: say so
             _DETECTOR.append((False, f"Phoneme detection is not available ({exc})."))
@@ -100,7 +100,7 @@ _DETECTOR: list = []
 
 
 def _transcript(request: PhoneRequest, audio_path: str) -> Optional[str]:
-    from ..core import phonemes
+    from ...core import phonemes
     if (request.transcript or "").strip():
         return request.transcript.strip()
     if request.transcript_path:
@@ -121,7 +121,7 @@ def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Calla
     VocaError
         A bad alignment or transcript file (PocketSphinx missing is not an error: track None and one line).
     """
-    from ..core import phonemes
+    from ...core import phonemes
     if request.alignment_path:
         return PhoneOutcome(phonemes.read_alignment(request.alignment_path), None)
     try:
@@ -147,7 +147,7 @@ def _audio(audio_path: str, channel):
     """The path (channel 0: the phonemes stage reads it), else the chosen channel as a loaded Audio."""
     if channel == 0:
         return audio_path
-    from ..core.speech import audio
+    from ...core.speech import audio
     return audio.select_channel(audio.load_audio(audio_path), channel)
 
 

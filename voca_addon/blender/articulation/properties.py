@@ -3,11 +3,11 @@
 * ``Object.voca_articulation`` (:class:`VOCA_PG_articulation`): the *Lip closures* switch and the four knobs
   (speech strength, mouth-close offset, temporal smoothing, closure strength). They belong to the head whose
   animation they shape (two heads keep their own), are saved with it, and every change re-applies them at
-  once (:func:`.articulation_writer.reapply`: VOCA is not recomputed). The defaults change nothing. Animate
+  once (:func:`voca_addon.blender.articulation.writer.reapply`: VOCA is not recomputed). The defaults change nothing. Animate
   from audio reads the head's switch (closures on by default) and writes with its knobs.
 * ``Scene.voca_phones`` (:class:`VOCA_PG_phones`): where the next run's phone track comes from — an alignment
   file (set by Import alignment, which checks it first), a transcript typed in or a ``.txt`` file; none of
-  them: ``AUDIO.txt`` beside the audio, else detection (:mod:`.articulation_phones`).
+  them: ``AUDIO.txt`` beside the audio, else detection (:mod:`voca_addon.blender.articulation.phones`).
 
 A knob's update callback cannot raise to the artist: what it has to say (a curve edited by hand that it left
 alone, no phone track) goes to ``voca_articulation.status``, which the panel prints.
@@ -21,13 +21,13 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProperty
 
-from ..core.errors import VocaError
-from . import articulation_phones, articulation_writer
+from ...core.errors import VocaError
+from . import phones as articulation_phones, writer as articulation_writer
 
 
 def reapply_head(obj, scene=None, force: bool = False) -> Optional[str]:
     """Re-apply ``obj``'s knobs when it carries a VOCA animation; the status line it leaves (or None).
-    ``force``: check every curve (:func:`.articulation_writer.reapply`)."""
+    ``force``: check every curve (:func:`voca_addon.blender.articulation.writer.reapply`)."""
     if not articulation_writer.has_articulation(obj):
         return None
     try:
@@ -112,7 +112,7 @@ def phone_request(scene, obj) -> Optional[articulation_phones.PhoneRequest]:
     instead of finding nothing to work with. Chosen over an on-demand pass when the switch is turned on: that
     one would need the audio again (moved or deleted since), a job and a wait of seconds after a click the
     artist expects to act like the other knobs. The price: with the switch off a run costs what it costs with
-    it on — the pass runs in its own worker beside DeepSpeech and VOCA (:func:`.articulation_phones.start`),
+    it on — the pass runs in its own worker beside DeepSpeech and VOCA (:func:`voca_addon.blender.articulation.phones.start`),
     cheap from an alignment file, cheaper with a transcript, but detection on 60 s of audio measured +36 % wall
     time, +57 s CPU and +220 MB on the loaded 2-core machine (docs/engine.md). The result with the switch off
     is unchanged (the track is only stored). None only where the property is not registered. The headless

@@ -43,11 +43,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.animation.shapekeys import ShapeKeyAnimation
-from ..core.errors import InputError
-from . import articulation_curves as curves, compat, keyframes, writer
-from .articulation_curves import support
-from .keyframes import CONSTANT, LINEAR
+from ...core.animation.shapekeys import ShapeKeyAnimation
+from ...core.errors import InputError
+from . import curves
+from .. import compat, keyframes
+from ..speech import writer
+from .curves import support
+from ..keyframes import CONSTANT, LINEAR
 
 EXACT = "voca_exact_weights"            # Key property: float32 [F · D], VOCA's exact weights (scene rate)
 EXACT_BASIS = "voca_exact_basis"        # Key property: float32 [D · V · 3], VOCA's exact basis
@@ -101,7 +103,7 @@ def track_from_text(text: str):
     """The phone track stored by :func:`track_to_text`, or None."""
     if not text:
         return None
-    from ..core.phonemes import Phone, PhoneTrack
+    from ...core.phonemes import Phone, PhoneTrack
     data = json.loads(text)
     return PhoneTrack(tuple(Phone(str(p), float(s), float(e), str(w)) for p, s, e, w in data["phones"]),
                       str(data["source"]), tuple(data.get("warnings", ())))
@@ -154,7 +156,7 @@ def _stored_animation(key) -> tuple:
 def settings_of(obj):
     """The head's knobs (``obj.voca_articulation``) as :class:`~voca_addon.core.articulation.ArticulationSettings`
     (the defaults when the property is not registered)."""
-    from ..core.articulation import ArticulationSettings
+    from ...core.articulation import ArticulationSettings
     props = getattr(obj, "voca_articulation", None)
     if props is None:
         return ArticulationSettings()
@@ -170,7 +172,7 @@ def settings_of(obj):
 def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, outcome) -> list:
     """After the speech is written: store VOCA's exact weights and the phone track, write the corrections.
 
-    ``outcome``: the run's :class:`.articulation_phones.PhoneOutcome`, or None (closures not asked for: the
+    ``outcome``: the run's :class:`voca_addon.blender.articulation.phones.PhoneOutcome`, or None (closures not asked for: the
     exact weights are still stored, so the knobs work). Returns one line per thing to tell the artist.
     """
     remove_articulation(obj)
@@ -209,7 +211,7 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     InputError
         No stored animation, or one of VOCA's keys was deleted / renamed.
     """
-    from ..core.articulation import apply_controls
+    from ...core.articulation import apply_controls
     if not has_articulation(obj):
         raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to adjust; run Animate from "
                          "audio on it first.")
@@ -240,14 +242,14 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
 def emotion_offset(obj) -> Optional[np.ndarray]:
     """The static face the emotion keys add (a smile pulls the corners): float32 [V, 3] metres, or None.
 
-    Sum over ``obj``'s emotion keys (:func:`.emotion_writer.emotion_keys`, unmuted) of ``(key − its relative
+    Sum over ``obj``'s emotion keys (:func:`voca_addon.blender.emotion.writer.emotion_keys`, unmuted) of ``(key − its relative
     key) · value``, where ``value`` is the key's strength *at the time of this call*: the keyed curve's
     largest magnitude (Animate keys it 0 → strength → 0: the held strength), else the slider's value. The
     closures are solved on VOCA's motion plus this offset (:func:`~voca_addon.core.articulation.apply_controls`).
     An emotion changed later (value, curve or shape) is seen at the next re-apply (any knob, or Re-apply);
     on the ramps in and out the emotion is partial and the closure was solved for the full strength.
     """
-    from . import emotion_writer
+    from ..emotion import writer as emotion_writer
     key = _key(obj)
     offset = None
     for name in emotion_writer.emotion_keys(obj).values():

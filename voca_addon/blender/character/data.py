@@ -21,10 +21,10 @@ import re
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..core.character import arkit, fit as fitting, landmarks as lm
-from ..core.character.align import Similarity
-from ..core.errors import InputError
-from . import writer
+from ...core.character import arkit, fit as fitting, landmarks as lm
+from ...core.character.align import Similarity
+from ...core.errors import InputError
+from ..speech import writer
 
 FIT_PROPERTY = "voca_fit"
 EMPTY_NAME = re.compile(r"^iBUG[_ .-]?(\d+)(\.\d+)?$", re.I)

@@ -1,6 +1,6 @@
 """Landmark empties the add-on places: an automatic guess as 68 empties ``iBUG_0`` … ``iBUG_67`` on a target.
 
-- :func:`landmark_empties` — the scene's empties that :func:`.character_io.pairs_from_empties` reads (names
+- :func:`landmark_empties` — the scene's empties that :func:`voca_addon.blender.character.data.pairs_from_empties` reads (names
   ``iBUG_<k>``), split into the add-on's own (tagged ``voca_owned``) and the artist's.
 - :func:`check_no_artist_empties` — refuses (InputError) when the artist made any of them: a guess never
   replaces or mixes with hand-placed landmarks.
@@ -20,9 +20,9 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.errors import InputError
-from .character_io import EMPTY_NAME, mesh_arrays
-from .writer import OWNED
+from ...core.errors import InputError
+from .data import EMPTY_NAME, mesh_arrays
+from ..speech.writer import OWNED
 
 COLLECTION_PREFIX = "VOCA landmarks "    # + the target's name
 LANDMARKS_OF = "voca_landmarks_of"      # custom property on each placed empty: the target's name then

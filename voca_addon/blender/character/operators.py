@@ -2,25 +2,25 @@
 
 - ``voca.character_guess_landmarks`` — an automatic first guess of the 68 landmarks
   (:func:`voca_addon.core.character.guess.guess_landmarks`) placed as empties ``iBUG_0`` … ``iBUG_67`` on
-  the target (:mod:`.character_landmarks`), replacing the add-on's earlier ones (never the artist's: refused);
+  the target (:mod:`voca_addon.blender.character.landmarks`), replacing the add-on's earlier ones (never the artist's: refused);
   the Landmarks choice switches to Empties and the report says to check and drag them before Fit;
 - ``voca.character_fit`` — fit FLAME to the target (:func:`voca_addon.core.character.fit.fit_target`),
-  keep the fit on the object (:func:`.character_io.store_fit`), report the residuals (also drawn in the
+  keep the fit on the object (:func:`voca_addon.blender.character.data.store_fit`), report the residuals (also drawn in the
   panel);
 - ``voca.character_transfer`` — the source's motion as shape keys on the target
   (:func:`~voca_addon.core.character.transfer.transfer` → :func:`.writer.write_animation`): Remove,
   re-runs and exports work as on a FLAME head; a re-run replaces the previous transfer;
 - ``voca.character_drive`` — per-frame weights for the target's own keys (ARKit-named ones when present)
-  keyed in an add-on-owned action (:func:`.character_writer.drive_keys`; a re-run replaces those curves);
+  keyed in an add-on-owned action (:func:`voca_addon.blender.character.writer.drive_keys`; a re-run replaces those curves);
   optionally the curves as a Live Link Face CSV / JSON.
 
 The source is a FLAME sequence file (an ``infer`` result or any import-sequence input: its motion starts at
 the scene's start frame, and the scene's range is set to it) or a FLAME head in the scene animated by
-Animate from audio (:mod:`.character_source`: the character is keyed on the head's own frames at the
+Animate from audio (:mod:`voca_addon.blender.character.source`: the character is keyed on the head's own frames at the
 scene's rate; the frame range and the sound strip stay as Animate from audio left them).
 
 Each operator is a :class:`.jobs.JobOperator`: ``prepare`` reads the target, landmarks, fit, source and
-keys from Blender and refuses what it cannot animate safely (:func:`.character_writer.check_target_object`)
+keys from Blender and refuses what it cannot animate safely (:func:`voca_addon.blender.character.writer.check_target_object`)
 before anything changes; ``compute`` runs the core's fit / transfer / key solve (any thread, no bpy);
 ``apply`` checks the target did not change meanwhile and writes inside :func:`.transaction.all_or_nothing`.
 From a button the compute runs in a worker thread (progress bar, Esc cancels with the scene untouched);
@@ -35,8 +35,10 @@ from typing import Optional
 
 import bpy
 
-from ..core.errors import InputError
-from . import character_source, character_writer, jobs, reporting, transaction, writer
+from ...core.errors import InputError
+from . import source as character_source, writer as character_writer
+from .. import jobs, reporting, transaction
+from ..speech import writer
 
 NO_SCIPY = ("the Character tools need scipy, which this Blender's Python lacks: install the extension "
             "zip for your platform (it bundles scipy), or pip install scipy into Blender's Python.")
@@ -45,10 +47,10 @@ NO_SCIPY = ("the Character tools need scipy, which this Blender's Python lacks: 
 def _stage():
     """The Character stage's modules, imported on first use: the add-on registers without scipy."""
     try:
-        from ..core.animation import sequences
-        from ..core.character import arkit, fit as fitting, guess, keysolve, landmarks as lm, transfer
-        from ..core.face import meshio
-        from . import character_io, character_landmarks
+        from ...core.animation import sequences
+        from ...core.character import arkit, fit as fitting, guess, keysolve, landmarks as lm, transfer
+        from ...core.face import meshio
+        from . import data as character_io, landmarks as character_landmarks
     except ImportError as exc:
         if (exc.name or "").split(".")[0] == "scipy" or "scipy" in str(exc):
             raise InputError(NO_SCIPY) from None
@@ -71,8 +73,8 @@ class Target:
 
 
 def _template(context):
-    from . import sequence_io
-    from ..core.models import modelfiles
+    from ..exports import sequences as sequence_io
+    from ...core.models import modelfiles
     return _stage()["meshio"].read_mesh(modelfiles.resolve_template(sequence_io._template_pref(context)))
 
 
@@ -311,7 +313,7 @@ class VOCA_OT_character_drive(jobs.JobOperator, bpy.types.Operator):
         curves = context.scene.voca_character.curves_path
         path = bpy.path.abspath(curves) if curves else None
         if path:                                                  # a bad destination: refused before any work
-            from ..core import outputs
+            from ...core import outputs
             outputs.check_output(path, "Curves", (".csv", ".json"), overwrite=True)
         target = _read_target(context)
         names, deltas = _stage()["io"].rig_keys(bpy.data.objects[target.name])

@@ -4,7 +4,7 @@ Settings live in ``Scene.voca_character`` (:class:`VOCA_PG_character`): the targ
 landmark pairs come from (a pairs file, or empties named ``iBUG_<k>`` on the face, which Guess Landmarks
 places as a first guess), the source of the motion (a FLAME sequence file, or a FLAME head in the scene
 animated by Animate from audio), the curves file, and the progress of a running Guess / Fit / Transfer /
-Drive (:mod:`.character_operators`).
+Drive (:mod:`voca_addon.blender.character.operators`).
 
 Drawing reads properties only (no disk access); a greyed button prints its operator's ``disabled_reason``.
 
@@ -17,10 +17,12 @@ import json
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
 
-from . import character_operators, jobs, writer
-from .character_operators import (VOCA_OT_character_drive, VOCA_OT_character_fit,
-                                  VOCA_OT_character_guess_landmarks, VOCA_OT_character_transfer, residual_text)
-from .panel import _SubPanel, wrapped
+from . import operators as character_operators
+from .. import jobs
+from ..speech import writer
+from .operators import (VOCA_OT_character_drive, VOCA_OT_character_fit, VOCA_OT_character_guess_landmarks,
+                        VOCA_OT_character_transfer, residual_text)
+from ..speech.panel import _SubPanel, wrapped
 
 
 def _mesh_poll(_self, obj) -> bool:

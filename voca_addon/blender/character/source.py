@@ -36,10 +36,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.animation.shapekeys import Corrections, ShapeKeyAnimation
-from ..core.errors import InputError
-from . import compat, keyframes, writer
-from .articulation_writer import CORRECTION_KEYS
+from ...core.animation.shapekeys import Corrections, ShapeKeyAnimation
+from ...core.errors import InputError
+from .. import compat, keyframes
+from ..speech import writer
+from ..articulation.writer import CORRECTION_KEYS
 
 BIAS_NAME = re.compile(r"^(?P<prefix>.+)_bias(\.\d+)?$")       # the writer's bias key (Blender may add .001)
 

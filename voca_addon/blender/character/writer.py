@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.errors import InputError, MeshError
-from . import compat, keyframes, writer
+from ...core.errors import InputError, MeshError
+from .. import compat, keyframes
+from ..speech import writer
 
 
 def build_target(name: str, vertices: np.ndarray, faces: np.ndarray, collection=None):
@@ -102,7 +103,7 @@ def write_corrections(obj, anim, scene, start_frame: int, prefix: str = "VOCA") 
     c = anim.resampled(writer.scene_fps(scene)).corrections
     if c is None or not len(c.names):
         return []
-    from .articulation_writer import support
+    from ..articulation.writer import support
     key = obj.data.shape_keys
     ref = writer.key_co(key.reference_key)
     created, curves = [], []

@@ -18,9 +18,11 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from ..core.face import emotion_sources
-from ..core.errors import VocaError
-from . import emotion_writer, preferences, reporting, writer
+from ...core.face import emotion_sources
+from ...core.errors import VocaError
+from . import writer as emotion_writer
+from .. import preferences, reporting
+from ..speech import writer
 
 
 def _mesh_problem(context) -> Optional[str]:

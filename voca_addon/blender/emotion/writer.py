@@ -31,10 +31,11 @@ from typing import Dict, List, Sequence
 import bpy
 import numpy as np
 
-from ..core.face import emotions as core_emotions
-from ..core.face.emotions import Emotion
-from ..core.errors import InputError, MeshError
-from . import compat, keyframes, writer
+from ...core.face import emotions as core_emotions
+from ...core.face.emotions import Emotion
+from ...core.errors import InputError, MeshError
+from .. import compat, keyframes
+from ..speech import writer
 
 EMOTION_PREFIX = "EMO "                       # shape-key name = prefix + emotion name
 OWNED_EMOTIONS = "voca_emotion_keys"          # Key custom property: the add-on's emotion keys

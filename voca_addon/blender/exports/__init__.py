@@ -4,5 +4,5 @@
 - :mod:`.operators` — the Export sub-panel.
 - :mod:`.character` — a batch's outputs on a character, the dialogue library.
 - :mod:`.sequences` — mesh sequences in (shape keys) and out (PC2, OBJ frames); its menu entries.
-- :mod:`.render`, :mod:`.framewise` — headless MP4 / PNG renders, one frame at a time.
+- :mod:`voca_addon.blender.exports.render`, :mod:`voca_addon.blender.exports.framewise` — headless MP4 / PNG renders, one frame at a time.
 """

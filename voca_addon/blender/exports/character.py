@@ -1,16 +1,16 @@
 """The batch's Blender outputs on a character (``batch --target``): one clip's files, and the dialogue library.
 
 :func:`write_character_clip` — an empty scene at the clip's rate, the character built from its mesh
-(:func:`.character_writer.build_target`), then either the transferred keys written like any VOCA
+(:func:`voca_addon.blender.character.writer.build_target`), then either the transferred keys written like any VOCA
 animation (:func:`.writer.write_animation`: 50 keys + bias, plus the clip's emotion shape when it has one;
-its lip closures as keys of their own, :func:`.character_writer.write_corrections`) or, with the rig's own keys (``--target-keys``), those keys added and driven by the solved weights
-(:func:`.character_writer.drive_keys`); the action named after the clip, the clip's sound at frame 1; then
-``.blend`` / ``.mp4`` / exports (:func:`.exports.export`).
+its lip closures as keys of their own, :func:`voca_addon.blender.character.writer.write_corrections`) or, with the rig's own keys (``--target-keys``), those keys added and driven by the solved weights
+(:func:`voca_addon.blender.character.writer.drive_keys`); the action named after the clip, the clip's sound at frame 1; then
+``.blend`` / ``.mp4`` / exports (:func:`voca_addon.blender.exports.engines.export`).
 
 :func:`build_rig_library` — the dialogue library on the character's own keys: one head with the rig's keys,
 an action per clip keying those keys with the clip's solved weights, laid out by
-:func:`.exports.lay_out_dialogue` exactly as the FLAME library (NLA track per clip, markers, sounds). Without
-the rig's keys the batch calls :func:`.exports.build_library` with the character's mesh.
+:func:`voca_addon.blender.exports.engines.lay_out_dialogue` exactly as the FLAME library (NLA track per clip, markers, sounds). Without
+the rig's keys the batch calls :func:`voca_addon.blender.exports.engines.build_library` with the character's mesh.
 
 Contract: main thread only (``bpy``); version differences only through :mod:`.compat`.
 """
@@ -21,9 +21,12 @@ from typing import Dict, Optional, Sequence
 import bpy
 import numpy as np
 
-from ..core.animation.shapekeys import ShapeKeyAnimation
-from ..core.errors import InputError
-from . import character_writer, compat, exports, writer
+from ...core.animation.shapekeys import ShapeKeyAnimation
+from ...core.errors import InputError
+from ..character import writer as character_writer
+from .. import compat
+from . import engines as exports
+from ..speech import writer
 
 
 def _character(scene, ch):
@@ -43,7 +46,7 @@ def write_character_clip(motion: ShapeKeyAnimation, solution, ch, audio_path: Op
     the rig's key weights (a KeySolution) or None. The open file is replaced by an empty scene.
     """
     from . import render
-    from ..headless import save_blend
+    from ...headless import save_blend
     scene = exports.empty_scene(motion.fps)
     obj = _character(scene, ch)
     exports.select_only(obj)

@@ -42,9 +42,10 @@ from typing import Dict, Optional, Sequence
 import bpy
 import numpy as np
 
-from ..core.animation.shapekeys import ShapeKeyAnimation
-from ..core.errors import InputError
-from . import compat, keyframes, writer
+from ...core.animation.shapekeys import ShapeKeyAnimation
+from ...core.errors import InputError
+from .. import compat, keyframes
+from ..speech import writer
 
 FORMATS = ("glb", "fbx", "abc", "usd")
 HEAD_NAME = "FLAME head"
@@ -163,9 +164,10 @@ def write_clip(anim: ShapeKeyAnimation, template, audio_path: str, outputs: Dict
     ``voca_lips_tuck``, as Animate from audio writes them: every export carries them — glb / fbx as
     morph targets / blend shapes with their curves, abc / usd in the evaluated points), or None.
     """
-    from . import pipeline, render
-    from .articulation_phones import PhoneOutcome
-    from ..headless import save_blend
+    from ..speech import pipeline
+    from . import render
+    from ..articulation.phones import PhoneOutcome
+    from ...headless import save_blend
     scene = empty_scene(anim.fps)
     head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
     select_only(head)
@@ -301,7 +303,7 @@ def lay_out_dialogue(scene, head, placed, path: Optional[str] = None, gap: int =
     One NLA track per clip named after it, its one strip from the clip's start (extrapolation Nothing), a
     timeline marker and the clip's sound at each start; the scene's range covers them all; saved at
     ``path`` when given."""
-    from ..headless import save_blend
+    from ...headless import save_blend
     key = head.data.shape_keys
     start, actions, ranges = 1, [], []
     for index, (clip, action, frames) in enumerate(placed):

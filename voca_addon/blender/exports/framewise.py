@@ -35,8 +35,8 @@ from typing import Callable, List, Optional
 
 import bpy
 
-from ..core.errors import InputError
-from . import compat
+from ...core.errors import InputError
+from .. import compat
 
 FRAME_NAME = "{:07d}.png"              # one file per scene frame in the hidden frames folder
 STRIP_NAME = "VOCA frames (temporary)"
@@ -156,7 +156,7 @@ def render_video_framewise(scene, movie_path: str, first: int, last: int, progre
 def console_progress() -> FrameProgress:
     """``progress(done, total)`` for the headless commands: the CLI's progress bar on a terminal (stderr),
     else a line ``rendering frame n/N`` every 10 % on stdout (Blender's own lines being dropped)."""
-    from ..core.progress import ProgressPrinter
+    from ...core.progress import ProgressPrinter
     printer, step = ProgressPrinter(), {"next": 0.0}
 
     def progress(done: int, total: int) -> None:

@@ -1,7 +1,7 @@
 """Export the animated head for game engines from the VOCA sidebar: glTF/GLB, FBX, Alembic, USD.
 
 :class:`VOCA_OT_export_animation` asks for a file (the extension follows the chosen format) and calls
-:func:`.exports.export` on the active object over the scene's frame range. :class:`VOCA_PT_export` is a
+:func:`voca_addon.blender.exports.engines.export` on the active object over the scene's frame range. :class:`VOCA_PT_export` is a
 sub-panel of the VOCA tab with one button per format, greyed with the reason when the active object
 cannot be exported. A user error is reported with its message, a bug as one line naming its log file
 (:mod:`.reporting`); nothing is written then.
@@ -17,8 +17,9 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from . import exports, reporting
-from .panel import _SubPanel, operator_button
+from . import engines as exports
+from .. import reporting
+from ..speech.panel import _SubPanel, operator_button
 
 FORMAT_ITEMS = (
     ("glb", "glTF Binary (.glb)", "Shape keys as morph targets with a weights animation per action"),

@@ -44,9 +44,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..core.errors import InputError
-from . import compat, framewise, material
-from .writer import FLAME_VERTICES, OWNED
+from ...core.errors import InputError
+from .. import compat
+from . import framewise
+from ..speech import material
+from ..speech.writer import FLAME_VERTICES, OWNED
 
 ENGINES = {"WORKBENCH": "BLENDER_WORKBENCH", "CYCLES": "CYCLES"}
 CAMERA_NAME, LIGHT_NAME, FILL_NAME = "VOCA Camera", "VOCA Light", "VOCA Fill Light"
@@ -322,9 +324,9 @@ def render_video(scene, out_path, frames: Optional[Tuple[int, int]] = None, engi
                  progress=None, quiet: bool = False) -> RenderReport:
     """Render ``frames`` (inclusive; default the scene's range) to an H.264 MP4 with AAC audio.
 
-    Frame by frame (:mod:`.framewise`): Ctrl-C stops it after the frame being rendered and leaves no file.
+    Frame by frame (:mod:`voca_addon.blender.exports.framewise`): Ctrl-C stops it after the frame being rendered and leaves no file.
     ``progress(done, total)`` is called after each frame; ``quiet`` drops Blender's own per-frame lines on
-    standard output (:func:`.framewise.silenced`).
+    standard output (:func:`voca_addon.blender.exports.framewise.silenced`).
 
     Audio is the scene's sound-strip mix over the same frames (no audio track when there is no
     unmuted sound strip). ``target`` is the object to frame (default: the FLAME-sized meshes).

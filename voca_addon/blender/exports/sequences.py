@@ -41,12 +41,13 @@ import numpy as np
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..core.animation import exporters, sequences
-from ..core.face import meshio
-from ..core.speech import audio as core_audio
-from ..core.models import modelfiles
-from ..core.errors import AudioError, InputError, MeshError
-from . import compat, reporting, transaction, writer
+from ...core.animation import exporters, sequences
+from ...core.face import meshio
+from ...core.speech import audio as core_audio
+from ...core.models import modelfiles
+from ...core.errors import AudioError, InputError, MeshError
+from .. import compat, reporting, transaction
+from ..speech import writer
 
 MESH_CACHE_NAME = "VOCA Mesh Cache"
 MUTED_KEYS = "voca_muted_keys"        # custom property on the Key: keys muted for Mesh Cache playback
@@ -100,8 +101,8 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
         The animation already read from ``source`` (``import-sequence`` reads an animation ``.npz`` in its
         shape-key form); ``source`` is then not read. Its corrections, if any, are not written as they are:
     phones : PhoneOutcome, optional
-        The lip closures' phone track (:mod:`.articulation_phones`): VOCA's exact weights and the track are
-        stored and the correction keys written (:func:`.articulation_writer.write_articulation`, inside the
+        The lip closures' phone track (:mod:`voca_addon.blender.articulation.phones`): VOCA's exact weights and the track are
+        stored and the correction keys written (:func:`voca_addon.blender.articulation.writer.write_articulation`, inside the
         same transaction).
 
     Raises
@@ -122,7 +123,7 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
         report = writer.write_animation(obj, anim.exact(), scene, start, mode=mode, name_prefix="SEQ")
         closures = ()
         if phones is not None:
-            from . import articulation_writer
+            from ..articulation import writer as articulation_writer
             closures = tuple(articulation_writer.write_articulation(obj, scene, anim.exact(), report, phones))
         writer.set_frame_range(scene, max(0, report.frame_start), report.frame_end)
         sound = audio_path is not None and compat.HAS_AUDIO
@@ -317,7 +318,7 @@ def export_obj_sequence(scene, obj, folder, overwrite: bool = False) -> list:
 
 def _template_pref(context):
     """The template path set in the add-on preferences, or None (then ``~/voca_models``)."""
-    from . import preferences
+    from .. import preferences
     return preferences.model_paths(preferences.addon_preferences(context))["template"]
 
 

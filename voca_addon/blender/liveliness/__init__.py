@@ -1,1 +1,1 @@
-"""Living face: blinks, head motion and gaze (:mod:`.writer`), the FLAME rig (:mod:`.rig`), Mark as blink (:mod:`.operators`)."""
+"""Living face: blinks, head motion and gaze (:mod:`.writer`), the FLAME rig (:mod:`voca_addon.blender.liveliness.rig`), Mark as blink (:mod:`.operators`)."""

@@ -1,6 +1,6 @@
 """Living-face operators: mark the artist's active shape key as the blink.
 
-* ``voca.mark_blink`` — :func:`.liveliness_writer.mark_as_blink` on the active shape key: a run with
+* ``voca.mark_blink`` — :func:`voca_addon.blender.liveliness.writer.mark_as_blink` on the active shape key: a run with
   blinks on then keys that key's value (it is never deleted) instead of adding ``VOCA blink``.
 
 ``disabled_reason(context)`` reads properties only (``poll`` through :func:`.reporting.poll_by_reason`);
@@ -15,7 +15,9 @@ from typing import Optional
 
 import bpy
 
-from . import compat, keyframes, liveliness_writer, properties, reporting, writer
+from .. import compat, keyframes, reporting
+from . import writer as liveliness_writer
+from ..speech import properties, writer
 
 
 def keyed_blink(obj) -> Optional[str]:

@@ -38,10 +38,11 @@ from typing import List, Optional
 import bpy
 import numpy as np
 
-from ..core.errors import InputError, MeshError
-from ..core.face import flame_model
-from ..core.face.flame_model import FlameModel, JOINT_NAMES
-from . import compat, keyframes, writer
+from ...core.errors import InputError, MeshError
+from ...core.face import flame_model
+from ...core.face.flame_model import FlameModel, JOINT_NAMES
+from .. import compat, keyframes
+from ..speech import writer
 
 RIG_NAME = "VOCA rig"                 # armature object / data / modifier name
 RIG_GROUPS = "voca_rig_groups"        # head object custom property: the vertex groups the rig made

@@ -6,23 +6,23 @@ What :func:`write_liveliness` writes from a :class:`~voca_addon.core.face.liveli
 * **Blink**: a relative shape key ``VOCA blink`` holding ``basis + Δ_blink`` (slider 0 … 1), or the
   artist's key marked as the blink (:func:`mark_as_blink`; never deleted), whose value is keyed in the
   add-on's owned action of the Key (the speech's action, group ``VOCA blink``).
-* **Head motion**: on the ``neck`` bone's quaternion when the head has a FLAME rig (:mod:`.rig`), else
+* **Head motion**: on the ``neck`` bone's quaternion when the head has a FLAME rig (:mod:`voca_addon.blender.liveliness.rig`), else
   on the head object's *delta* rotation (the artist's own rotation channels stay free):
   ``D(t) = R · R_head(t) · R⁻¹`` with ``R`` the object's rotation, so the head turns in its own frame
   about its origin, in an owned action of the object. The delta rotation's earlier value is restored on
   removal. Axis-angle objects are refused (no delta rotation in that mode).
-* **Gaze**: on the eye bones — the FLAME rig's, else an eye-only rig (:func:`.rig.build_eye_rig`) at the
+* **Gaze**: on the eye bones — the FLAME rig's, else an eye-only rig (:func:`voca_addon.blender.liveliness.rig.build_eye_rig`) at the
   eyeballs found in the mesh (FLAME topology).
 * **FLAME rig**: built first when ``live.model`` is set (correctives and face-shape sliders as asked).
 
 Ownership: the Key lists ``voca_liveliness_keys`` (the blink key it made) and ``voca_marked_blink``
 (an artist key marked as blink); the object keeps ``voca_delta_rotation`` (the value to restore) and its
-owned action; the rig is :mod:`.rig`'s. :func:`remove_liveliness` removes exactly that. A re-run
+owned action; the rig is :mod:`voca_addon.blender.liveliness.rig`'s. :func:`remove_liveliness` removes exactly that. A re-run
 replaces it (:func:`write_liveliness` removes first). :func:`check_liveliness` refuses bad inputs before
 anything changes.
 
 Contract: main thread only (``bpy``). Imports ``bpy``, numpy, mathutils, :mod:`voca_addon.core`,
-:mod:`.compat` (every version difference), :mod:`.writer`, :mod:`.rig`.
+:mod:`.compat` (every version difference), :mod:`.writer`, :mod:`voca_addon.blender.liveliness.rig`.
 """
 from __future__ import annotations
 
@@ -31,12 +31,14 @@ from typing import List, Optional
 import bpy
 import numpy as np
 
-from ..core.errors import InputError, MeshError
-from ..core.face import flame_model
-from ..core.face import gaze as core_gaze
-from ..core.face import liveliness as core_liveliness
-from ..core.face.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
-from . import compat, keyframes, rig, writer
+from ...core.errors import InputError, MeshError
+from ...core.face import flame_model
+from ...core.face import gaze as core_gaze
+from ...core.face import liveliness as core_liveliness
+from ...core.face.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
+from .. import compat, keyframes
+from . import rig
+from ..speech import writer
 
 BLINK_KEY = "VOCA blink"
 BLINK_GROUP = "VOCA blink"

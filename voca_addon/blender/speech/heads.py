@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.errors import InputError
+from ...core.errors import InputError
 from . import pipeline
 
 

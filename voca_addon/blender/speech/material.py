@@ -28,9 +28,9 @@ from typing import Optional
 import bpy
 import numpy as np
 
-from ..core.errors import MeshError
-from ..core.face import texture as core_texture
-from . import compat
+from ...core.errors import MeshError
+from ...core.face import texture as core_texture
+from .. import compat
 from .writer import OWNED
 
 UV_NAME = "VOCA UV"
@@ -133,7 +133,7 @@ def dress_owned_head(obj, template_path=None) -> Optional[str]:
     """The headless runs' rule: a head the add-on made (``voca_owned``) gets VOCA's texture, found next to
     ``template_path`` or in the model folder (:func:`voca_addon.core.face.texture.find_texture`), else the
     skin material. Returns a warning line when texture files were found but do not fit (skin used then)."""
-    from ..core.models import modelfiles
+    from ...core.models import modelfiles
     if not obj.get(OWNED):
         return None
     folder = os.path.dirname(os.path.abspath(os.fspath(template_path))) if template_path else None

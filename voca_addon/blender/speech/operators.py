@@ -29,10 +29,13 @@ from typing import Callable, Optional
 
 import bpy
 
-from ..core.errors import VocaError
-from . import emotion_writer, pipeline, preferences, properties, reporting, writer
-from . import jobs, liveliness_writer
-from . import articulation_operators, articulation_properties
+from ...core.errors import VocaError
+from ..emotion import writer as emotion_writer
+from . import pipeline, properties, writer
+from .. import preferences, reporting
+from .. import jobs
+from ..liveliness import writer as liveliness_writer
+from ..articulation import operators as articulation_operators, properties as articulation_properties
 
 
 def prepare(context) -> tuple:

@@ -17,10 +17,12 @@ import textwrap
 
 import bpy
 
-from ..core.models import conditions
-from . import emotion_writer, pipeline, preferences, properties
-from .emotion_operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
-from .liveliness_operators import VOCA_OT_mark_blink
+from ...core.models import conditions
+from ..emotion import writer as emotion_writer
+from . import pipeline, properties
+from .. import preferences
+from ..emotion.operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
+from ..liveliness.operators import VOCA_OT_mark_blink
 from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
 
 WRAP = 30                           # characters per label line: what the default sidebar (291 px) shows

@@ -17,8 +17,8 @@ refused is refused before the scene changes.
 What :func:`apply` writes: the add-on's sound strip at the start frame, the speech animation
 (:func:`.writer.write_animation`, resampled to the scene's rate, first frame = the strip's first frame), the
 emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps, the lip closures
-(:func:`.articulation_writer.write_articulation`: the phone track of ``settings.phones``, found by
-:mod:`.articulation_phones` in a second worker thread while the engine runs), and the scene's frame range
+(:func:`voca_addon.blender.articulation.writer.write_articulation`: the phone track of ``settings.phones``, found by
+:mod:`voca_addon.blender.articulation.phones` in a second worker thread while the engine runs), and the scene's frame range
 set to exactly the clip.
 
 Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from, by the rule
@@ -41,19 +41,21 @@ from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from ..core.speech import audio, wavstream
-from ..core.face import emotion_sources, meshio
-from ..core import engine
-from ..core.models import modelfiles
-from ..core.face import emotions as core_emotions
-from ..core.animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
-from ..core.face.emotions import Emotion
-from ..core.face import liveliness as core_liveliness
-from ..core.errors import AudioError, InputError, MeshError, VocaError
-from . import compat, emotion_writer, transaction, writer
-from . import liveliness_writer
-from . import articulation_phones, articulation_writer
-from .worker import Cancelled, WorkerJob
+from ...core.speech import audio, wavstream
+from ...core.face import emotion_sources, meshio
+from ...core import engine
+from ...core.models import modelfiles
+from ...core.face import emotions as core_emotions
+from ...core.animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
+from ...core.face.emotions import Emotion
+from ...core.face import liveliness as core_liveliness
+from ...core.errors import AudioError, InputError, MeshError, VocaError
+from .. import compat, transaction
+from ..emotion import writer as emotion_writer
+from . import writer
+from ..liveliness import writer as liveliness_writer
+from ..articulation import phones as articulation_phones, writer as articulation_writer
+from ..worker import Cancelled, WorkerJob
 
 PREFIX = "VOCA"                     # key / action / slot name prefix (the writer's)
 MODES = writer.MODES

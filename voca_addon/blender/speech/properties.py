@@ -17,7 +17,7 @@ reopens "running".
 by default. :func:`living_settings` turns it into that dataclass.
 
 Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package's
-:mod:`.pipeline`, :mod:`.preferences`, :mod:`.emotion_writer`.
+:mod:`.pipeline`, :mod:`.preferences`, :mod:`voca_addon.blender.emotion.writer`.
 """
 # No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
 # registered classes, and string annotations would hide names such as module constants from it.
@@ -26,14 +26,17 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from ..core.models import conditions, modelfiles, tfbundle
-from ..core.face import voca
-from ..core.face import head_motion as core_head_motion
-from ..core.face import liveliness as core_liveliness
-from ..core.face.emotions import BUILTIN_PRESETS, NEUTRAL
-from ..core.errors import InputError, VocaError
-from ..core.face.voca import VOCASET_SUBJECTS
-from . import emotion_writer, heads, liveliness_writer, preferences, writer
+from ...core.models import conditions, modelfiles, tfbundle
+from ...core.face import voca
+from ...core.face import head_motion as core_head_motion
+from ...core.face import liveliness as core_liveliness
+from ...core.face.emotions import BUILTIN_PRESETS, NEUTRAL
+from ...core.errors import InputError, VocaError
+from ...core.face.voca import VOCASET_SUBJECTS
+from ..emotion import writer as emotion_writer
+from . import heads, writer
+from ..liveliness import writer as liveliness_writer
+from .. import preferences
 from .pipeline import AnimateSettings
 
 DEFAULT_CONDITION = 3               # run_voca.py's default
@@ -246,7 +249,7 @@ def _decimal(value: float) -> float:
 
 
 def marked_blink(obj):
-    """The name of ``obj``'s shape key marked as the blink (:func:`.liveliness_writer.mark_as_blink`), or None."""
+    """The name of ``obj``'s shape key marked as the blink (:func:`voca_addon.blender.liveliness.writer.mark_as_blink`), or None."""
     key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
     name = key.get(liveliness_writer.MARKED_BLINK) if key is not None else None
     return str(name) if name and key.key_blocks.get(name) is not None else None

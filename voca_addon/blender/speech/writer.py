@@ -39,10 +39,10 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..core.animation.shapekeys import ShapeKeyAnimation
-from ..core.errors import AudioError, InputError, MeshError
-from . import compat
-from .keyframes import CONSTANT, LINEAR, set_keyframes, value_path
+from ...core.animation.shapekeys import ShapeKeyAnimation
+from ...core.errors import AudioError, InputError, MeshError
+from .. import compat
+from ..keyframes import CONSTANT, LINEAR, set_keyframes, value_path
 
 OWNED = "voca_owned"                # custom property: True on every ID / strip the add-on created
 OWNED_KEYS = "voca_owned_keys"      # custom property on the Key datablock: names of the add-on's keys
