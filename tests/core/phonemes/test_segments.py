@@ -108,17 +108,6 @@ def test_phones_beside_takes_the_thread_for_decoded_audio(shared_data):
     assert phones_beside(audio) == phones_for_audio(audio) == phones_beside(str(wav))
 
 
-def test_a_transcript_of_long_audio_warns_once_and_detects(shared_data, monkeypatch):
-    pytest.importorskip("pocketsphinx")
-    from voca_addon.core.phonemes import stage
-    wav = shared_data / "audio" / "test_sentence.wav"          # 5.1 s: "long" for a bound of 3 s
-    monkeypatch.setattr(stage, "ALIGN_WHOLE_MAX_S", 3.0)
-    track = phones_for_audio(wav, CLIPS["test_sentence.wav"])
-    assert track.source == "detected" and len(track.warnings) == 1
-    assert "transcript is aligned on audio up to 3 s only" in track.warnings[0]
-    assert track.phones == phones_for_audio(wav).phones
-
-
 def test_phones_beside_says_pocketsphinx_is_missing_before_any_child(monkeypatch, shared_data):
     import sys
     import voca_addon.core.phonemes.child as child

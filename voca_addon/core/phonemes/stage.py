@@ -17,8 +17,9 @@ to 16 kHz with the project's resampler (in 10 s blocks beyond 20 s) and cast to 
 
 Long audio (over :data:`~.segments.SEGMENT_MAX_S`, 20 s) is decoded in pieces cut at pauses
 (:mod:`.segments`), each with fresh decoders, phones shifted by the piece's start: memory per piece,
-not per clip. A transcript is aligned on audio up to :data:`ALIGN_WHOLE_MAX_S` (30 s); longer audio
-gets one warning and piecewise detection (docs/phonemes.md, "Long audio").
+not per clip. A transcript is aligned whole on audio up to :data:`ALIGN_WHOLE_MAX_S` (30 s); on longer
+audio its words are shared out to the pieces and each piece is aligned alone (:mod:`.longalign`;
+docs/phonemes.md, "Long audio").
 
 Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mod:`.sphinx`).
 """
@@ -35,14 +36,14 @@ import numpy as np
 from ..errors import InputError
 from ..speech.audio import Audio, load_audio, select_channel
 from ..speech.resample import resample
-from . import segments, sphinx
+from . import longalign, segments, sphinx
 from .sphinx import UNKNOWN_WORD
 from .track import PhoneTrack, make_track
 
 DEFAULT_METHOD = "words"
 METHODS = ("words", "phones")
 MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
-ALIGN_WHOLE_MAX_S = 30.0   # s: a transcript is aligned on audio up to this long (longer: detection, warned)
+ALIGN_WHOLE_MAX_S = 30.0   # s: a transcript is aligned whole on audio up to this long (longer: piece by piece)
 MATCH_SLACK_S = 0.05    # s, how far apart an aligned and a recognised phone may be and still agree
 
 
@@ -197,15 +198,10 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
                      progress=None) -> PhoneTrack:
     """Forced alignment of ``text``; on a mismatch, one warning and detection (see module docstring).
 
-    Audio longer than :data:`ALIGN_WHOLE_MAX_S` is not aligned (one utterance's memory grows with its
-    length): one warning, and detection piece by piece.
+    Audio longer than :data:`ALIGN_WHOLE_MAX_S` is aligned piece by piece (one utterance's memory grows
+    with its length): :func:`.longalign.align_long`; no piece aligned → one warning and detection.
     """
     words = transcript_words(text)
-    if duration > ALIGN_WHOLE_MAX_S:
-        return _detect(pcm, duration, method, progress, [
-            f"the transcript is aligned on audio up to {ALIGN_WHOLE_MAX_S:g} s only (this audio is {duration:.0f} s); "
-            "the phones were detected from the audio instead. For exact phones on long audio, cut it into "
-            "clips with their own transcripts, or give an alignment file (--alignment)."])
     prons = sphinx.dictionary_words(words)
     unknown = [w for w, p in zip(words, prons) if p is None]
     warnings = []
@@ -215,6 +211,15 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
     align_text = [UNKNOWN_WORD if p is None else w for w, p in zip(words, prons)]
     if progress is not None:
         progress(0.0, "phonemes")
+    if duration > ALIGN_WHOLE_MAX_S:                    # piece by piece (longalign.py)
+        items, more = longalign.align_long(
+            pcm, duration, align_text, _pieces(pcm), progress, _phone_items, _agreement, _fill_unknown,
+            lambda p, d: _detect_piece(p, d, method, None, (0.0, 1.0)))
+        if items is None:
+            return _detect(pcm, duration, method, progress, [
+                "the transcript does not match the audio (no piece of it could be aligned); the phones were "
+                "detected from the audio instead."])
+        return make_track(items, "aligned", "the aligner", None, warnings + more)
     aligned = sphinx.align_words(pcm, align_text)
     items = _phone_items(aligned, duration) if aligned is not None else []
     loop = _phone_loop(pcm, duration, progress, (0.3, 0.6))
