@@ -72,7 +72,7 @@ def main(argv=None) -> None:
 
 
 def _run(args, pb: Path, prefix: Path, work: Path) -> None:
-    from voca_addon.bench import _concat_speech
+    from tools.bench_engine import _concat_speech
     env = dict(os.environ, PYTHONPATH=str(ROOT), VOCA_CACHE_DIR=str(work / "model-cache"))
     wav = _concat_speech(args.seconds, work / "speech.wav")
     warm = _concat_speech(3.0, work / "warm.wav")

@@ -39,7 +39,7 @@ def models(cache: Path, width: int = 2048) -> tuple:
 
 
 def long_wav(minutes: float, folder: Path) -> Path:
-    from voca_addon.bench import _concat_speech
+    from tools.bench_engine import _concat_speech
     return _concat_speech(minutes * 60.0, folder / f"speech_{minutes:g}min.wav")
 
 

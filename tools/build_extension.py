@@ -13,9 +13,8 @@ the zip(s) that serve them (``--host`` = this interpreter's platform and Python)
   the package ``bl_ext.<repo>.voca_addon``, so ``__init__.py`` must sit next to the manifest, not in a
   ``voca_addon/`` folder. The package imports itself only relatively (``from .core ...``), so it works
   under that name;
-* left out: ``__pycache__``/``*.pyc``, tests (they live outside the package anyway) and ``bench.py`` /
-  ``bench_blender.py``, the development benchmark, which needs the repository checkout, TensorFlow and
-  scipy — none of which exist inside Blender (``python -m voca_addon bench`` says so via its lazy import);
+* left out: ``__pycache__``/``*.pyc`` (tests and the development benchmark live outside the package:
+  ``tools/bench_engine.py``; ``python -m voca_addon bench`` from an installed extension says so);
 * the wheels of the manifest (scipy and PocketSphinx, see ``vendor_requirements.txt``) for that platform
   and those Pythons, unmodified from PyPI (Blender's rule), stored under ``wheels/``. They are taken from
   ``./wheels/`` (git-ignored); missing ones are downloaded first with ``pip download``
@@ -52,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "voca_addon"
 MANIFEST = ROOT / "blender_manifest.toml"
-EXCLUDE_NAMES = {"__pycache__", "bench.py", "bench_blender.py", "tests", ".DS_Store"}
+EXCLUDE_NAMES = {"__pycache__", "tests", ".DS_Store"}
 EXCLUDE_SUFFIXES = (".pyc", ".pyo", ".blend1")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)          # fixed timestamp → byte-identical rebuilds
 WHEELS = ROOT / "wheels"

@@ -3,7 +3,7 @@
 ``python tools/render_character.py [--data ../shared/data] [--out out/character-closed-open.png]`` (a
 Python with ``bpy``): fits FLAME to ``arkit/ARKit_blendshapes/Neutral.obj`` with its 68 landmark pairs,
 transfers VOCA's official output for ``test_sentence.wav`` and also drives the face's own 51 ARKit keys
-(:mod:`voca_addon.retarget_cli`), then renders the frames where FLAME's inner lips are most closed and
+(:mod:`voca_addon.cli.retarget`), then renders the frames where FLAME's inner lips are most closed and
 most open: left pair the transferred keys, right pair the ARKit keys. Workbench, through
 :func:`voca_addon.blender.exports.render.render_still`. The picture derives from licensed data: it goes to
 ``out/`` (git-ignored), never into the repository.
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import bpy
     from render_docs import load_png, save_png, side_by_side
-    from voca_addon import retarget_cli
+    from voca_addon.cli import retarget as retarget_cli
     from voca_addon.blender.exports import render
     from voca_addon.core.character import landmarks as lm
     data, out = Path(args.data), Path(args.out)

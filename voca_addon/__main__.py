@@ -1,7 +1,7 @@
-"""``python -m voca_addon ...``: the command line (see :mod:`voca_addon.cli`)."""
+"""``python -m voca_addon ...``: the command line (see :mod:`voca_addon.cli.main`)."""
 import sys
 
-from .cli import main
+from .cli.main import main
 
 status = main()
 if "bpy" in sys.modules:            # the bpy module's teardown crashes (4.2) or hangs (4.5) after classes were registered

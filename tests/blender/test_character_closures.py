@@ -14,7 +14,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from voca_addon import retarget_cli  # noqa: E402
+from voca_addon.cli import retarget as retarget_cli  # noqa: E402
 from voca_addon.blender import compat  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.character import landmarks as lm  # noqa: E402

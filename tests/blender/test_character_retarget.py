@@ -10,7 +10,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from voca_addon import retarget_cli  # noqa: E402
+from voca_addon.cli import retarget as retarget_cli  # noqa: E402
 from voca_addon.blender.character import writer as character_writer  # noqa: E402
 from voca_addon.blender import compat
 from voca_addon.blender.speech import writer

@@ -115,7 +115,8 @@ def test_extension_build_validates(built):
 def test_extension_build_layout(built):
     archive = built[1]
     names = zipfile.ZipFile(archive).namelist()
-    assert {"blender_manifest.toml", "__init__.py", "core/animation/shapekeys.py", "blender/speech/writer.py",
+    assert {"blender_manifest.toml", "__init__.py", "core/animation/shapekeys.py", "blender/speech/writer.py", "headless.py",
+            "cli/main.py", "cli/batch/worker.py",
             "blender/__init__.py"} <= set(names)
     assert not [n for n in names if n.startswith("voca_addon/") or "__pycache__" in n
                 or n.endswith(".pyc") or n == "bench.py" or n.startswith("tests/")]

@@ -19,7 +19,8 @@ from tests.blender import versions  # noqa: E402
 from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_render import tracks  # noqa: E402
 from tests.core.test_isolation import BLOCKER  # noqa: E402
-from voca_addon import headless  # noqa: E402
+from voca_addon import headless  # noqa: E402  (the script entry)
+from voca_addon.cli import main as cli_main  # noqa: E402
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.animation import exporters
 from voca_addon.core.face import meshio
@@ -176,7 +177,7 @@ def test_headless_script_args_take_what_follows_the_double_dash():
     blender = ["blender", "-b", "in.blend", "-P", "headless.py", "--", "export-pc2", "x.blend", "--out", "a.pc2"]
     assert headless.script_args(blender) == ["export-pc2", "x.blend", "--out", "a.pc2"]
     assert headless.script_args(["headless.py", "animate", "a.wav"]) == ["animate", "a.wav"]
-    args = headless.build_parser().parse_args(headless.script_args(blender))
+    args = cli_main.build_parser(headless.PROG).parse_args(headless.script_args(blender))
     assert (args.command, args.blend, args.out, args.object) == ("export-pc2", "x.blend", "a.pc2", None)
 
 

@@ -179,7 +179,7 @@ def test_batch_without_pocketsphinx_warns_once_and_alignments_still_close(models
 
 def test_batch_npz_read_back_keeps_the_corrections_apart(csv_batch):
     """What batch --library (and import-sequence, retarget) read: VOCA's exact weights, the corrections apart."""
-    from voca_addon.batch_worker import read_speech_animation
+    from voca_addon.cli.batch.worker import read_speech_animation
     path = csv_batch["out"] / "said.npz"
     anim = read_speech_animation(str(path))
     with np.load(path) as z:

@@ -3,7 +3,7 @@
 Real data: the ARKit reference face (../shared/data/arkit: its neutral mesh, its 51 key OBJs and the 68
 landmark pairs) and VOCASET speech; small-width test models. Run as a user runs it (bpy and tensorflow
 blocked). Each clip's outputs are checked against the ``retarget`` command's own path on a one-clip run:
-:func:`voca_addon.retarget_cli.load_character` + :func:`~voca_addon.retarget_cli.retarget_motion`.
+:func:`voca_addon.cli.retarget.load_character` + :func:`~voca_addon.cli.retarget.retarget_motion`.
 """
 import csv
 import json
@@ -14,7 +14,7 @@ import pytest
 from tests.core.test_batch_cli import audio_folder, dask_cluster, model_args, models, summary  # noqa: F401 (fixtures)
 from tests.core.test_batch_recurrence import VERTEX_TOL
 from tests.core.test_cli import assert_user_error, cli
-from voca_addon import retarget_cli
+from voca_addon.core.character import retarget as core_retarget
 from voca_addon.core import engine
 from voca_addon.core.articulation import add_corrections
 from voca_addon.core.phonemes import phones_for_audio
@@ -40,13 +40,13 @@ def reference(models, rig):  # noqa: F811
     ds = modelfiles.load_deepspeech(models["ds"], models["cache"])
     vm = modelfiles.load_voca(models["voca"], models["cache"])
     template = meshio.read_mesh(models["template"]).vertices
-    character = retarget_cli.load_character(rig["target"], rig["pairs"], rig["keys"], models["template"])
+    character = core_retarget.load_character(rig["target"], rig["pairs"], rig["keys"], models["template"])
 
     def one(wav):
         """The clip as the batch makes it: VOCA, the lips closing on the phones PocketSphinx detects in its
         audio (closures are on by default), then onto the character."""
         anim = add_corrections(engine.run(str(wav), ds, vm, template), phones_for_audio(str(wav)))
-        return retarget_cli.retarget_motion(character, anim)
+        return core_retarget.retarget_motion(character, anim)
     return dict(one=one, character=character)
 
 
@@ -244,7 +244,7 @@ def test_batch_resume_refuses_outputs_made_for_another_character(models, rig, sh
 
 def test_batch_library_key_weights_missing_is_one_message(tmp_path):
     """An .npz made without --target-keys read for a rig library: a user error naming the file, not KeyError."""
-    from voca_addon import batch_worker
+    from voca_addon.cli.batch import worker as batch_worker
     from voca_addon.core.errors import InputError
     path = tmp_path / "clip.npz"
     np.savez(path, weights=np.zeros((2, 3), np.float32))

@@ -16,7 +16,7 @@ import pytest
 
 from tests.core.test_batch_recurrence import VERTEX_TOL, vocaset_clips
 from tests.core.test_cli import BLOCKER, ROOT, assert_user_error, cli
-from voca_addon import batch
+from voca_addon.cli.batch import command as batch, inputs as batch_inputs
 from voca_addon.core import engine
 from voca_addon.core.face import emotions, meshio
 from voca_addon.core.models import modelfiles
@@ -272,14 +272,14 @@ def test_batch_refusals_write_nothing(models, shared_data, tmp_path):
 
 
 def test_batch_clip_names_are_file_safe():
-    assert batch.clip_name("FaceTalk 1/sentence:01") == "FaceTalk_1_sentence_01"
-    assert batch.clip_name("...") == "clip"
+    assert batch_inputs.clip_name("FaceTalk 1/sentence:01") == "FaceTalk_1_sentence_01"
+    assert batch_inputs.clip_name("...") == "clip"
 
 
 def test_batch_unwritable_output_fails_that_clip_only(models, shared_data, tmp_path):
     folder = audio_folder(shared_data, tmp_path, count=2)
     out = tmp_path / "out"
-    names = sorted(batch.read_folder(folder, 3), key=lambda c: c.name)
+    names = sorted(batch_inputs.read_folder(folder, 3), key=lambda c: c.name)
     (out / f"{names[0].name}.npz").mkdir(parents=True)        # a folder where the file should go
     r = cli("batch", folder, "--out", out, *model_args(models))
     assert r.returncode == EXIT_SOME_FAILED, r.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from voca_addon import cli
+from voca_addon.cli import common, main as cli
 from voca_addon.core import claims, outputs
 from voca_addon.core.errors import InputError
 
@@ -96,7 +96,7 @@ def test_claims_released_when_a_command_fails_or_is_interrupted(tmp_path):
     def interrupted():
         outputs.check_output(dest)
         raise KeyboardInterrupt
-    assert cli.run_guarded(fails) == 2 and cli.run_guarded(interrupted) == 130
+    assert common.run_guarded(fails) == 2 and common.run_guarded(interrupted) == 130
     assert list(tmp_path.iterdir()) == []
     outputs.check_output(dest)                                            # outside a run: no claim
     assert list(tmp_path.iterdir()) == []

@@ -284,7 +284,7 @@ def test_cli_malformed_style_refused(models, tmp_path, style):
 
 
 def test_cli_parse_style_reads_well_formed_blends():
-    from voca_addon.cli import parse_style
+    from voca_addon.cli.common import parse_style
     assert parse_style("1:0.5,4:0.5") == {1: 0.5, 4: 0.5}
     assert parse_style(" 2 : 1 ") == {2: 1.0}
 

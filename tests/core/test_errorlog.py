@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from voca_addon import cli
+from voca_addon.cli import common, main as cli
 from voca_addon.core import errorlog
 
 
@@ -45,21 +45,21 @@ def test_errorlog_keeps_only_newest_logs(tmp_path, monkeypatch):
 
 def test_errorlog_run_guarded_internal_error_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VOCA_LOG_DIR", str(tmp_path))
-    status = cli.run_guarded(_broken_call, "python -m voca_addon infer")
+    status = common.run_guarded(_broken_call, "python -m voca_addon infer")
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == cli.EXIT_INTERNAL_ERROR == 3
+    assert status == common.EXIT_INTERNAL_ERROR == 3
     assert len(err) == 1 and err[0].startswith("error: internal error (KeyError") and "Traceback" not in err[0]
     (log,) = tmp_path.glob("voca-error-*.log")
     assert str(log) in err[0]
     assert "python -m voca_addon infer" in log.read_text("utf-8")
 
 
-@pytest.mark.parametrize("exc, status", [(cli.InputError("bad --fps"), 2), (KeyboardInterrupt(), 130)])
+@pytest.mark.parametrize("exc, status", [(common.InputError("bad --fps"), 2), (KeyboardInterrupt(), 130)])
 def test_errorlog_run_guarded_user_errors_write_no_log(tmp_path, monkeypatch, capsys, exc, status):
     monkeypatch.setenv("VOCA_LOG_DIR", str(tmp_path))
 
     def call():
         raise exc
-    assert cli.run_guarded(call) == status
+    assert common.run_guarded(call) == status
     assert not list(tmp_path.iterdir())
     assert capsys.readouterr().err.startswith("error: ")

@@ -38,7 +38,7 @@ def test_isolation_every_core_module_imports_without_bpy_or_tensorflow():
         import importlib, sys
         for m in sys.argv[1:]:
             importlib.import_module('voca_addon.core.' + m)
-        importlib.import_module('voca_addon.cli')
+        importlib.import_module('voca_addon.cli.main')
         loaded = [m for m in sys.modules if m.split('.')[0] in ('bpy', 'tensorflow')]
         assert not loaded, loaded
         print('ok', len(sys.argv) - 1)
@@ -55,7 +55,7 @@ def test_isolation_blocker_really_blocks():
 def test_isolation_cli_help_runs_without_bpy_or_tensorflow():
     r = run_blocked("""
         import sys
-        from voca_addon.cli import main
+        from voca_addon.cli.main import main
         sys.argv = ['voca_addon', 'infer', '--help']
         try:
             main(['infer', '--help'])

@@ -129,7 +129,7 @@ def test_outputs_npz_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
     script = (                                 # a file-size limit: the write fails like a full disk
         "import resource, signal, numpy as np\n"
         "from voca_addon.core.animation.npzstream import NpzWriter\n"
-        "from voca_addon.cli import run_guarded\n"
+        "from voca_addon.cli.common import run_guarded\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
         "def write():\n"

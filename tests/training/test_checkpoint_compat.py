@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.training.conftest import engine_windows, piece_names
-from voca_addon import cli
+from voca_addon.cli import main as cli
 from voca_addon.core.models import conditions, modelfiles, tfbundle
 from voca_addon.core import engine
 from voca_addon.core.face import voca

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.training.conftest import TRAIN_FRAMES, cut, write_voca_folder
-from voca_addon import cli
+from voca_addon.cli import common, main as cli
 from voca_addon.core import engine
 from voca_addon.core.models import modelfiles
 from voca_addon.core.errors import ModelFileError, VocaError
@@ -201,7 +201,7 @@ def test_data_cli_prints_one_error_line(tmp_path, tiny_data, tiny_config, ds_sma
     rc = cli.main(["train", "--config", str(tiny_config), "--data", str(root), "--deepspeech", str(ds_small_pb),
                    "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert rc == cli.EXIT_USER_ERROR and err.count("\n") == 1 and err.startswith("error: ")
+    assert rc == common.EXIT_USER_ERROR and err.count("\n") == 1 and err.startswith("error: ")
     assert "lacks data_verts.npy" in err and not (tmp_path / "out").exists()
 
 
@@ -211,7 +211,7 @@ def test_data_cli_without_tensorflow_says_so(tmp_path, tiny_data, ds_small_pb, c
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
     rc = cli.main(["train", "--data", str(tiny_data), "--deepspeech", str(ds_small_pb), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert rc == cli.EXIT_USER_ERROR and err.count("\n") == 1 and "needs TensorFlow 2" in err
+    assert rc == common.EXIT_USER_ERROR and err.count("\n") == 1 and "needs TensorFlow 2" in err
     monkeypatch.setitem(__import__("sys").modules, "voca_training", None)
     rc = cli.main(["train", "--data", str(tiny_data), "--deepspeech", str(ds_small_pb), "--out", str(tmp_path / "o")])
-    assert rc == cli.EXIT_USER_ERROR and "'voca_training' package" in capsys.readouterr().err
+    assert rc == common.EXIT_USER_ERROR and "'voca_training' package" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Log files for unexpected (non-user) errors: the traceback goes to a file, the user sees one line.
 
-Used by the command line (:func:`voca_addon.cli.run_guarded`) and the Blender operators: a
+Used by the command line (:func:`voca_addon.cli.common.run_guarded`) and the Blender operators: a
 :class:`~voca_addon.core.errors.VocaError` is the user's to fix and is printed as is; anything else is a
 bug of the add-on, so its traceback is written here and the user gets the log's path to attach to a report.
 

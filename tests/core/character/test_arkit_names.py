@@ -58,7 +58,7 @@ def test_arkit_files_written_through_the_outputs_writer(tmp_path):
     """Curve files get the usual permissions (umask), not a private temporary file's 0600, and leave no
     temporary file; an interrupted write's temporary name is one the batch's --resume cleanup removes."""
     import os
-    from voca_addon import batch
+    from voca_addon.cli.batch import command as batch
     from voca_addon.core import outputs
     umask = os.umask(0o022)
     os.umask(umask)

@@ -2,10 +2,10 @@
 kept apart, equal to the ``retarget`` path (:func:`voca_addon.core.character.transfer.transfer`)."""
 import numpy as np
 
-from voca_addon.batch_character import BatchCharacter, on_character, solve_keys
+from voca_addon.cli.batch.character import BatchCharacter, on_character, solve_keys
 from voca_addon.core.animation.shapekeys import Corrections
 from voca_addon.core.character import keyfiles, landmarks as lm, transfer
-from voca_addon.retarget_cli import Character
+from voca_addon.core.character.retarget import Character
 
 
 def test_batch_character_transfers_a_clips_corrections(official, arkit, arkit_fit):

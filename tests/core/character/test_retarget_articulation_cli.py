@@ -1,5 +1,5 @@
 """``retarget --audio`` with the articulation flags (issue 18): each bad input → one line, exit 2, nothing
-written, before any fitting. Same flags and messages as ``infer`` / ``animate`` (``voca_addon.articulation_cli``);
+written, before any fitting. Same flags and messages as ``infer`` / ``animate`` (``voca_addon.cli.articulation``);
 run with bpy and tensorflow blocked."""
 import json
 

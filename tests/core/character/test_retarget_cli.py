@@ -87,11 +87,12 @@ def test_retarget_refuses_curves_without_keys_and_a_missing_source(case):
 def test_retarget_reads_an_infer_result_without_vertices(case, tmp_path, official):
     """An ``infer --no-vertices`` .npz (basis, bias, weights) gives the same motion as the frames."""
     import argparse
-    from voca_addon import retarget_cli
+    from voca_addon.cli import retarget as retarget_cli
+    from voca_addon.core.character import retarget as core_retarget
     compact = tmp_path / "infer.npz"
     official.save_npz(compact, with_vertices=False)
-    anim = retarget_cli.source_animation(str(compact), case["template"])
-    frames = retarget_cli.source_animation(str(case["source"]), case["template"])
+    anim = core_retarget.source_animation(str(compact), case["template"])
+    frames = core_retarget.source_animation(str(case["source"]), case["template"])
     np.testing.assert_allclose(anim.vertices(), frames.vertices(), atol=2e-6)
     args = argparse.Namespace(source=str(compact), target=str(case["target"]), landmarks=str(case["pairs"]),
                               target_keys=None, template=str(case["template"]), fps=None)
@@ -124,7 +125,7 @@ def test_retarget_compute_with_auto_landmarks_fits_from_the_guess(case, shared_d
     """``--landmarks auto`` (no bpy needed up to here): the pairs are guessed, the fit runs from them, and
     the line the command prints says they are a guess and how well FLAME fitted."""
     import argparse
-    from voca_addon import retarget_cli
+    from voca_addon.cli import retarget as retarget_cli
     args = argparse.Namespace(source=str(case["source"]), target=str(case["target"]), landmarks="auto",
                               target_keys=None, template=str(case["template"]), fps=None)
     result = retarget_cli.compute(args)

@@ -129,7 +129,7 @@ def test_retarget_compute_with_audio_closes_the_lips(shared_data, tmp_path, offi
     """``retarget --audio`` (the command's core, no Blender): the source corrected from the sound before the
     transfer (same as the core path above); --no-closures gives VOCA's exact motion; a source .npz that
     already carries corrections is not corrected again (its corrections transfer as they are)."""
-    from voca_addon import retarget_cli
+    from voca_addon.cli import retarget as retarget_cli
     from voca_addon.core.character import landmarks as lm
     pairs = tmp_path / "pairs.txt"
     lm.write_pairs(pairs, arkit["flame_ids"], arkit["target_ids"])

@@ -9,7 +9,7 @@ import pytest
 
 from tests.core.character.test_retarget_cli import case, run  # noqa: F401  (the user's fixture)
 from tests.core.test_cli import assert_user_error
-from voca_addon import retarget_cli
+from voca_addon.cli import retarget as retarget_cli
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation
 from voca_addon.core.character import keysolve
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from voca_addon import cli
+from voca_addon.cli import main as cli
 from voca_addon.core.errors import ModelFileError
 from voca_addon.core.models import fetch, status
 

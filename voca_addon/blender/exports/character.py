@@ -42,11 +42,11 @@ def write_character_clip(motion: ShapeKeyAnimation, solution, ch, audio_path: Op
                          outputs: Dict[str, str], name: str = "clip") -> None:
     """One clip's Blender outputs on the character: ``outputs`` maps format (blend, mp4, glb, …) → path.
 
-    ``motion``: the clip on the character (:func:`voca_addon.batch_character.on_character`); ``solution``:
+    ``motion``: the clip on the character (:func:`voca_addon.cli.batch.character.on_character`); ``solution``:
     the rig's key weights (a KeySolution) or None. The open file is replaced by an empty scene.
     """
     from . import render
-    from ...headless import save_blend
+    from ..blendfile import save_blend
     scene = exports.empty_scene(motion.fps)
     obj = _character(scene, ch)
     exports.select_only(obj)

@@ -35,13 +35,14 @@ template's (FLAME: metres); frames are scene frames.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import bpy
 import numpy as np
 
+from ...core import outputs
 from ...core.animation.shapekeys import ShapeKeyAnimation
 from ...core.errors import InputError
 from .. import compat, keyframes
@@ -51,11 +52,6 @@ FORMATS = ("glb", "fbx", "abc", "usd")
 HEAD_NAME = "FLAME head"
 LIBRARY_GAP = 30              # frames between clips on the dialogue track
 PREFIX = "VOCA"
-
-
-def _temp_beside(path: str) -> str:
-    folder, base = os.path.split(path)
-    return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}{os.path.splitext(base)[1]}")
 
 
 def _run(what: str, operator, **kwargs) -> None:
@@ -130,16 +126,13 @@ def export(scene, obj, fmt: str, path) -> str:
         raise InputError(f"cannot write '{path}': the folder '{os.path.dirname(path)}' does not exist.")
     if obj is None or obj.type != "MESH":
         raise InputError("Select the animated head (a mesh) to export.")
-    temp = _temp_beside(path)                   # same suffix: the USD exporter picks text / binary by it
     select_only(obj)
-    try:
-        _EXPORTERS[fmt][0](temp, scene)
+
+    def write(temp):                            # same suffix: the USD exporter picks text / binary by it
+        _EXPORTERS[fmt][0](str(temp), scene)
         if not os.path.isfile(temp):
             raise InputError(f"{fmt} export: Blender wrote no file.")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    outputs.write_exact(Path(path), write)
     return path
 
 
@@ -167,7 +160,7 @@ def write_clip(anim: ShapeKeyAnimation, template, audio_path: str, outputs: Dict
     from ..speech import pipeline
     from . import render
     from ..articulation.phones import PhoneOutcome
-    from ...headless import save_blend
+    from ..blendfile import save_blend
     scene = empty_scene(anim.fps)
     head = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
     select_only(head)
@@ -303,7 +296,7 @@ def lay_out_dialogue(scene, head, placed, path: Optional[str] = None, gap: int =
     One NLA track per clip named after it, its one strip from the clip's start (extrapolation Nothing), a
     timeline marker and the clip's sound at each start; the scene's range covers them all; saved at
     ``path`` when given."""
-    from ...headless import save_blend
+    from ..blendfile import save_blend
     key = head.data.shape_keys
     start, actions, ranges = 1, [], []
     for index, (clip, action, frames) in enumerate(placed):

@@ -35,15 +35,16 @@ import contextlib
 import math
 import os
 import struct
-import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from ...core import outputs
 from ...core.errors import InputError
 from .. import compat
 from . import framewise
@@ -288,30 +289,22 @@ def _configure(scene, engine: str, width: int, height: int, samples: int, target
         scene.cycles.samples, scene.cycles.device = int(samples), "CPU"
 
 
-def _temp_path(out_path: str, suffix: str) -> str:
-    handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(out_path)}.", suffix=suffix,
-                                    dir=os.path.dirname(os.path.abspath(out_path)))
-    os.close(handle)
-    os.remove(temp)                      # Blender creates it; we only reserve a unique name
-    return temp
-
-
-def _render(scene, temp: str, out_path: str, run=None, **kwargs) -> None:
-    """Run Blender's render operator (or ``run(temp)``) into ``temp`` and move the result to ``out_path``."""
-    scene.render.filepath = temp
-    try:
-        if run is None:
-            bpy.ops.render.render(scene=scene.name, **kwargs)
-        else:
-            run(temp)
+def _render(scene, out_path: str, run=None, **kwargs) -> None:
+    """Run Blender's render operator (or ``run(temp)``) into a temporary file beside ``out_path`` and rename
+    it into place (:func:`voca_addon.core.outputs.write_exact`): a failed or interrupted render leaves
+    nothing under ``out_path``."""
+    def write(temp):
+        scene.render.filepath = str(temp)
+        try:
+            if run is None:
+                bpy.ops.render.render(scene=scene.name, **kwargs)
+            else:
+                run(str(temp))
+        except RuntimeError as exc:
+            raise InputError(f"Blender could not render '{out_path}': {str(exc).strip()}") from None
         if not os.path.isfile(temp):
             raise InputError(f"Blender rendered nothing for '{out_path}'; check the scene's camera and range.")
-        os.replace(temp, out_path)
-    except RuntimeError as exc:
-        raise InputError(f"Blender could not render '{out_path}': {str(exc).strip()}") from None
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    outputs.write_exact(Path(out_path), write)
 
 
 def _sound_strips(scene) -> list:
@@ -355,7 +348,7 @@ def render_video(scene, out_path, frames: Optional[Tuple[int, int]] = None, engi
         if audio:
             ffmpeg.audio_channels, ffmpeg.audio_mixrate = "STEREO", 48000
         started = time.perf_counter()
-        _render(scene, _temp_path(out_path, ".mp4"), out_path,        # frame by frame: Ctrl-C within a frame
+        _render(scene, out_path,        # frame by frame: Ctrl-C within a frame
                 run=lambda temp: framewise.render_video_framewise(scene, temp, first, last, progress, quiet))
         seconds = time.perf_counter() - started
     return RenderReport(out_path, (first, last), seconds, os.path.getsize(out_path),
@@ -382,7 +375,7 @@ def render_still(scene, frame: int, out_png, engine: str = "WORKBENCH", resoluti
         compat.set_output_format(settings, "PNG")
         settings.color_mode = "RGBA"
         scene.frame_set(int(frame))
-        _render(scene, _temp_path(out_png, ".png"), out_png, write_still=True)
+        _render(scene, out_png, write_still=True)
     return out_png
 
 

@@ -12,7 +12,7 @@ library and ``--resume``):
   centroid, median over frames): a source in millimetres with a template in metres is refused with the
   ratio and the likely units, instead of a character 146 m wide;
 * :func:`check_rate`: one frame-rate range (above 0, at most ``FPS_MAX``) for a rate a file stores (the
-  CLI's ``--fps`` uses the same limit: :func:`voca_addon.cli.check_fps`).
+  CLI's ``--fps`` uses the same limit: :func:`voca_addon.cli.common.check_fps`).
 
 Contract: stdlib + numpy; pure functions, any thread; reads files, writes nothing. Units: the files'.
 """

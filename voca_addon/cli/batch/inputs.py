@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from .core.errors import InputError, VocaError
+from ...core.errors import InputError, VocaError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".aif", ".aiff")
 CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name", "transcript", "alignment")
@@ -49,7 +49,7 @@ def clip_name(text: str) -> str:
 
 
 def _style(text: str, default):
-    from .cli import parse_style
+    from ..common import parse_style
     text = (text or "").strip()
     if not text:
         return default

@@ -2,7 +2,7 @@
 
 Once per batch, before any clip is computed (:func:`prepare`, in the batch's own process): the target, its
 landmark pairs and its key folder are read and checked and FLAME is fitted to it
-(:func:`voca_addon.retarget_cli.load_character`, the ``retarget`` command's own code), the transfer map T
+(:func:`voca_addon.core.character.retarget.load_character`, as the ``retarget`` command does), the transfer map T
 is built (:func:`~voca_addon.core.character.transfer.transfer_matrix`) and VOCA's 51 fields (50 basis
 rows + bias, the same for every clip: VOCA's decoder) are transferred. A bad input refuses the whole
 batch with one message before any clip runs.
@@ -10,7 +10,7 @@ batch with one message before any clip runs.
 Per clip (:func:`on_character`, in whichever process runs the clip): the character's animation is those
 transferred fields with the clip's own weights (an emotion shape, if the clip has one, is transferred
 too: one more field); with ``--target-keys`` the rig's key weights are solved for it
-(:func:`~voca_addon.retarget_cli.retarget_motion`'s solver, :mod:`~voca_addon.core.character.keysolve`).
+(:func:`~voca_addon.core.character.retarget.retarget_motion`'s solver, :mod:`~voca_addon.core.character.keysolve`).
 
 Contract: numpy + scipy + :mod:`voca_addon.core` (no bpy); :class:`BatchCharacter` is picklable (it
 travels to ``--workers`` processes and Dask workers).
@@ -24,8 +24,8 @@ from typing import Optional
 
 import numpy as np
 
-from .core.animation.shapekeys import ShapeKeyAnimation
-from .core.errors import InputError
+from ...core.animation.shapekeys import ShapeKeyAnimation
+from ...core.errors import InputError
 
 KEY_WEIGHTS, KEY_NAMES = "key_weights", "key_names"   # extra .npz members with --target-keys
 
@@ -35,7 +35,7 @@ class BatchCharacter:
     """A fitted character and VOCA's fields on it (see the module docstring)."""
 
     name: str                   # the object's name (the target file's stem)
-    character: object           # retarget_cli.Character: target mesh, fit, keys (KeySet or None)
+    character: object           # core.character.retarget.Character: target mesh, fit, keys (KeySet or None)
     matrix: object              # scipy CSR T [V_target, 5023]
     source_basis: np.ndarray    # float32 [D, 5023, 3]: VOCA's basis these fields were transferred from
     source_bias: np.ndarray     # float32 [5023, 3]
@@ -56,7 +56,7 @@ def check_flags(args) -> None:
     if target is not None and not pairs:
         raise InputError("--target needs --landmarks PAIRS: lines 'flame_vertex target_vertex' that place "
                          "FLAME on the character (at least 4; the 68 iBUG points are best)")
-    from .retarget_cli import is_auto
+    from ...core.character.retarget import is_auto
     for path, flag in ((target, "--target"), (pairs, "--landmarks"), (keys, "--target-keys")):
         if path is not None and not (flag == "--landmarks" and is_auto(path)) and not os.path.exists(path):
             raise InputError(f"{flag} '{path}' was not found. Check the path.")
@@ -66,8 +66,8 @@ def prepare(args, template_path, voca_model) -> Optional[BatchCharacter]:
     """Fit the character of ``args`` once and transfer VOCA's fields (None without ``--target``)."""
     if getattr(args, "target", None) is None:
         return None
-    from .core.character import transfer
-    from .retarget_cli import load_character
+    from ...core.character import transfer
+    from ...core.character.retarget import load_character
     character = load_character(args.target, args.landmarks, args.target_keys, template_path)
     target = character.target
     matrix = transfer.transfer_matrix(character.fit, target.vertices, target.faces)
@@ -83,7 +83,7 @@ def prepare(args, template_path, voca_model) -> Optional[BatchCharacter]:
 def on_character(ch: BatchCharacter, anim: ShapeKeyAnimation) -> ShapeKeyAnimation:
     """``anim`` (on FLAME) on the character: VOCA's fields transferred once, any extra shape per clip; the
     clip's corrections (lip closures), if any, transferred too and kept apart."""
-    from .core.character import transfer
+    from ...core.character import transfer
     d = len(ch.basis)
     same = (anim.basis.shape[0] >= d and np.array_equal(anim.basis[:d], ch.source_basis)
             and np.array_equal(anim.bias, ch.source_bias))
@@ -104,7 +104,7 @@ def solve_keys(ch: BatchCharacter, motion: ShapeKeyAnimation):
     """The rig's own key weights for ``motion`` (a :class:`KeySolution`), or None without ``--target-keys``."""
     if ch.keys is None:
         return None
-    from .core.character import keysolve
+    from ...core.character import keysolve
     return keysolve.solve_keys(motion, ch.keys.deltas, ch.keys.names)
 
 

@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     s = actions.add_parser("status", help="list the model files: present and valid, damaged, or missing")
     for p in (f, i, s):
         p.add_argument("--folder", metavar="DIR", help="model folder (default: $VOCA_MODEL_DIR or ~/voca_models)")
+    m.set_defaults(run=run)
 
 
 def run(args) -> int:
@@ -35,9 +36,9 @@ def run(args) -> int:
 
     Returns the exit status: 0, or 1 for ``status`` when a file is missing or damaged.
     """
-    from .core.models import fetch, status
+    from ..core.models import fetch, status
     if args.models_command == "fetch":
-        from .core.progress import ProgressPrinter
+        from ..core.progress import ProgressPrinter
         printer = ProgressPrinter()
         try:
             lines = fetch.fetch(args.folder, progress=printer)

@@ -3,10 +3,10 @@
 INPUT is a folder of audio files (searched recursively; a clip's name is its path below the folder without
 the suffix, ``/`` → ``-``) or a CSV with a header: ``audio`` (required; relative paths are relative to the
 CSV's folder) and optionally ``style`` (``3`` or ``1:0.5,4:0.5``), ``emotion``, ``strength``, ``name``,
-``transcript`` and ``alignment`` (:mod:`voca_addon.batch_input`).
+``transcript`` and ``alignment`` (:mod:`voca_addon.cli.batch.inputs`).
 Clips are animated in groups of ``--batch-size`` whose DeepSpeech recurrence runs together (one read of
 the weights per step serves the group: :mod:`voca_addon.core.speech.deepspeech_batch`); each clip's
-outputs are named after it (:mod:`voca_addon.batch_worker`).
+outputs are named after it (:mod:`voca_addon.cli.batch.worker`).
 
 Executors: this process (default); ``--workers N`` local processes; ``--scheduler ADDRESS`` an existing
 Dask distributed cluster (``dask scheduler`` / ``dask worker ADDRESS --nthreads 1 --nworkers N``: one
@@ -19,7 +19,7 @@ Outcome. A clip that fails is reported (progress line and summary) and the other
 batch as a whole is refused (no clips, a missing model file, an unknown format, duplicate names) before
 anything is written. ``--resume`` skips clips whose outputs all exist (outputs are written under a
 temporary name and renamed when complete, so an existing file is a complete one), after checking that they
-were made for this run's settings (``DIR/batch_manifest.json``, :mod:`voca_addon.batch_manifest`:
+were made for this run's settings (``DIR/batch_manifest.json``, :mod:`voca_addon.cli.batch.manifest`:
 character, formats, fps, style, models, closures on/off and each clip's transcript source; refused with
 exit 2 when they differ).
 
@@ -44,13 +44,12 @@ import math
 import os
 import sys
 import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Sequence
 
-from .batch_input import (BLENDER_FORMATS, FORMATS, ClipSpec, clip_name, parse_formats,  # noqa: F401
-                          read_folder, read_input)
-from .core.errors import InputError
+from .. import articulation, common
+from .inputs import BLENDER_FORMATS, FORMATS, ClipSpec, parse_formats, read_input
+from .specs import ClipResult, GroupTask, output_paths, phonemes_format
+from ...core.errors import InputError
 
 EXIT_SOME_FAILED = 4            # some clips failed, the others were written
 SUMMARY = "batch_summary"
@@ -59,62 +58,8 @@ DASK_CONNECT_S = 15             # seconds to wait for a Dask scheduler
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-@dataclass(frozen=True)
-class GroupTask:
-    """Everything a worker needs for one group (plain paths and values: it crosses process boundaries)."""
-    clips: Tuple[ClipSpec, ...]
-    out_dir: str
-    formats: Tuple[str, ...]
-    voca: str
-    deepspeech: str
-    template: str
-    fps: float = 60.0
-    cache: Optional[str] = None
-    emotion_source: Optional[str] = None
-    character: Optional[object] = None      # batch_character.BatchCharacter (--target), fitted once
-    closures: bool = True                   # lip-closure corrections (not --no-closures)
-    detect: bool = True                     # PocketSphinx importable: detection / transcript alignment
-    phonemes: Optional[str] = None          # also NAME.phonemes.EXT (json, tsv, TextGrid)
-
-
-@dataclass
-class ClipResult:
-    """A clip's outcome: ``ok`` / ``failed`` / ``skipped``, seconds spent, frames, outputs, error."""
-    name: str
-    audio: str
-    outcome: str
-    seconds: float = 0.0
-    frames: int = 0
-    outputs: List[str] = field(default_factory=list)
-    error: str = ""
-
-
-PHONEME_EXTS = {"json": "json", "tsv": "tsv", "textgrid": "TextGrid"}
-
-
-def output_paths(out_dir: str, name: str, formats) -> List[str]:
-    """The files a clip named ``name`` gets, in ``formats`` order (``phonemes.EXT``: the phone track)."""
-    return [os.path.join(out_dir, f"{name}.{fmt}") for fmt in formats]
-
-
-def phonemes_format(ext: Optional[str]) -> tuple:
-    """``--phonemes EXT`` as the extra output "format" ``("phonemes.EXT",)`` (or ``()``)."""
-    if ext is None:
-        return ()
-    if ext.strip().lower().lstrip(".") not in PHONEME_EXTS:
-        raise InputError(f"--phonemes '{ext}': choose json, tsv or TextGrid (each clip's phones are written "
-                         "as NAME.phonemes.EXT)")
-    return (f"phonemes.{PHONEME_EXTS[ext.strip().lower().lstrip('.')]}",)
-
-
-def atomic_path(path: str) -> str:
-    """A fresh temporary name beside ``path`` (hidden, same suffix), for write-then-rename; no file is made."""
-    folder, base = os.path.split(path)
-    return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}{os.path.splitext(base)[1]}")
-
-
 def add_parser(sub) -> None:
-    """The ``batch`` subcommand (used by :mod:`voca_addon.cli` and :mod:`voca_addon.headless`)."""
+    """The ``batch`` subcommand on the command line's sub-parsers."""
     b = sub.add_parser("batch", help="many audio files → one output set per clip (models read once)")
     b.add_argument("input", metavar="INPUT", help="folder of audio files, or a CSV (audio[,style,emotion,"
                    "strength,name])")
@@ -145,8 +90,8 @@ def add_parser(sub) -> None:
                    "or 'auto' for an automatic first guess")
     c.add_argument("--target-keys", metavar="FOLDER", help="the rig's own keys as OBJs: drive them (csv = "
                    "Live Link Face CSV per clip)")
-    from . import articulation_cli          # --no-closures, --phonemes EXT (stdlib)
-    articulation_cli.add_args(b, batch=True)
+    articulation.add_args(b, batch=True)     # --no-closures, --phonemes EXT (stdlib)
+    b.set_defaults(run=run)
 
 
 # ---------------------------------------------------------------------------- progress and summary
@@ -176,15 +121,23 @@ def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
                  outputs=r.outputs, error=r.error) for r in results]
     counts = {k: sum(r.outcome == k for r in results) for k in ("ok", "failed", "skipped")}
     paths = [os.path.join(out_dir, SUMMARY + ext) for ext in (".json", ".csv")]
-    temps = [atomic_path(p) for p in paths]
-    with open(temps[0], "w") as f:
-        json.dump(dict(clips=len(rows), **counts, results=rows), f, indent=1)
-    with open(temps[1], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
-        w.writeheader()
-        w.writerows([{**r, "outputs": ";".join(r["outputs"])} for r in rows])
-    for temp, path in zip(temps, paths):
-        os.replace(temp, path)
+    from pathlib import Path
+    from ...core import outputs
+
+    def write_json(temp):
+        with open(temp, "w") as f:
+            json.dump(dict(clips=len(rows), **counts, results=rows), f, indent=1)
+
+    def write_csv(temp):
+        with open(temp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
+            w.writeheader()
+            w.writerows([{**r, "outputs": ";".join(r["outputs"])} for r in rows])
+
+    with outputs.Staged([Path(p) for p in paths]) as staged:      # both or neither
+        write_json(staged.temp(Path(paths[0])))
+        write_csv(staged.temp(Path(paths[1])))
+        staged.commit()
     return paths
 
 
@@ -192,7 +145,7 @@ def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
 
 def _local(tasks: Sequence[GroupTask]) -> Iterable[List[ClipResult]]:
     """The groups in this process, with a line per tenth of each group's speech network."""
-    from .batch_worker import run_group
+    from .worker import run_group
     for index, task in enumerate(tasks, start=1):
         shown = [0]
 
@@ -209,7 +162,7 @@ def _processes(tasks: Sequence[GroupTask], workers: int) -> Iterable[List[ClipRe
     user set the thread variables): N processes × all cores' threads would only fight over the cores."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    from .batch_worker import run_group
+    from .worker import run_group
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     saved = {k: os.environ.get(k) for k in BLAS_THREADS}
     os.environ.update({k: threads for k, v in saved.items() if v is None})   # read by the spawned workers
@@ -265,7 +218,7 @@ def _check_cluster_imports(client, address: str) -> None:
 
 def _dask(tasks: Sequence[GroupTask], client) -> Iterable[List[ClipResult]]:
     from dask.distributed import as_completed
-    from .batch_worker import run_group
+    from .worker import run_group
     with client:
         futures = client.map(run_group, list(tasks), pure=False)
         for future in as_completed(futures):
@@ -273,7 +226,7 @@ def _dask(tasks: Sequence[GroupTask], client) -> Iterable[List[ClipResult]]:
 
 
 def _template(args):
-    from .core.models import modelfiles
+    from ...core.models import modelfiles
     return modelfiles.resolve_template(args.template)
 
 
@@ -281,10 +234,10 @@ def _character(args):
     """The batch's character (:mod:`.batch_character`), fitted and with VOCA's fields transferred; or None."""
     if args.target is None:
         return None
-    from .core.models import modelfiles
+    from ...core.models import modelfiles
     cache = os.path.abspath(args.cache) if args.cache else None
     voca = modelfiles.load_voca(str(modelfiles.resolve_voca(args.voca)), cache)
-    from . import batch_character
+    from . import character as batch_character
     character = batch_character.prepare(args, modelfiles.resolve_template(args.template), voca)
     print(f"batch: {batch_character.report(character)}", file=sys.stderr)
     return character
@@ -292,8 +245,8 @@ def _character(args):
 
 def _tasks(args, clips: List[ClipSpec], formats: tuple, out_dir: str, n_executors: int,
            character=None, articulation=(True, True, None)) -> List[GroupTask]:
-    from .core import batch as core_batch
-    from .core.models import modelfiles
+    from ...core import batch as core_batch
+    from ...core.models import modelfiles
     voca = str(modelfiles.resolve_voca(args.voca))
     ds = str(modelfiles.resolve_deepspeech(args.deepspeech))
     template = str(modelfiles.resolve_template(args.template))
@@ -312,8 +265,7 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    from .cli import check_fps
-    check_fps(args.fps)                       # one range and wording for every command's --fps
+    common.check_fps(args.fps)                       # one range and wording for every command's --fps
     needs_blender = [f for f in formats if f in BLENDER_FORMATS and not args.scheduler]
     if args.library:
         needs_blender.append("--library")
@@ -323,9 +275,8 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         if not os.path.isdir(folder) and folder != os.path.abspath(args.out):
             raise InputError(f"cannot write --library '{args.library}': its folder does not exist")
     if needs_blender:
-        from .headless import _import_bpy
-        _import_bpy("batch " + " ".join(needs_blender))
-    from .batch_character import check_flags                  # numpy: only when a batch runs
+        common.import_bpy("batch " + " ".join(needs_blender))
+    from .character import check_flags  # numpy: only when a batch runs
     check_flags(args)
     if args.emotion_source and not os.path.exists(args.emotion_source):
         raise InputError(f"--emotion-source '{args.emotion_source}' was not found. Check the path.")
@@ -345,7 +296,7 @@ def _articulation(args, clips: Sequence[ClipSpec]) -> tuple:
     wants = closures or bool(phonemes)
     detect = True
     if wants and any(c.alignment is None for c in clips if c.problem is None):
-        from .core.phonemes import detector_available
+        from ...core.phonemes import detector_available
         detect, reason = detector_available()
         if not detect:
             print(f"warning: {' '.join(str(reason).split())} — clips without an alignment file get no lip "
@@ -357,7 +308,7 @@ def _remove_leftovers(out_dir: str, clips: Sequence[ClipSpec], formats: tuple) -
     """Delete temporary files an interrupted run left for ``clips``: the batch's own ``.NAME.FMT.<id>.FMT``
     and those of :mod:`voca_addon.core.outputs` (:func:`~voca_addon.core.outputs.sweep_leftovers`)."""
     from pathlib import Path
-    from .core.outputs import sweep_leftovers
+    from ...core.outputs import sweep_leftovers
     prefixes = tuple(f".{c.name}.{fmt}." for c in clips for fmt in formats)
     for entry in os.scandir(out_dir):
         if entry.name.startswith(prefixes) and entry.is_file():
@@ -381,21 +332,20 @@ def _execute(args, tasks: List[GroupTask], client, clips: List[ClipSpec], result
 
 def run(args) -> int:
     """Run the batch; returns 0, or :data:`EXIT_SOME_FAILED` when some clip failed."""
-    from .cli import parse_style
-    from .core.models import modelfiles
+    from ...core.models import modelfiles
     formats = parse_formats(args.format)
     if args.library and "npz" not in formats:
         formats = ("npz",) + formats                     # the library is built from the clips' .npz
     formats += phonemes_format(args.phonemes)            # NAME.phonemes.EXT: an output like the others
-    default = parse_style(args.style) if args.style else args.condition
+    default = common.parse_style(args.style) if args.style else args.condition
     clips = _check(args, read_input(args.input, default), formats)
     modelfiles.check_model_files(args.voca, args.deepspeech, args.template)
     out_dir = os.path.abspath(args.out)
     if not os.path.isdir(os.path.dirname(out_dir)):
         raise InputError(f"cannot create '{out_dir}': the folder '{os.path.dirname(out_dir)}' does not exist")
-    from .core import claims
+    from ...core import claims
     claims.claim(out_dir)                                # one batch at a time into a folder (its manifest)
-    from . import batch_manifest
+    from . import manifest as batch_manifest
     made_for = batch_manifest.made_for(args, formats, default, clips)
     if args.resume and os.path.isdir(out_dir):            # outputs made for other settings: refused
         batch_manifest.check_resume(out_dir, made_for, any(
@@ -420,7 +370,7 @@ def run(args) -> int:
           f"summary {summary[0]}", file=sys.stderr)
     usable = [c for c in clips if results[c.name].outcome != "failed"]
     if args.library and usable:
-        from .batch_worker import write_library
+        from .worker import write_library
         count = write_library(os.path.abspath(args.library), usable, out_dir, str(_template(args)), character)
         print(f"batch: dialogue library {args.library}: {count} clips", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0

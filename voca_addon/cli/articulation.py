@@ -38,7 +38,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from .core.errors import InputError
+from ..core.errors import InputError
 
 PHONEME_SUFFIXES = (".json", ".tsv", ".textgrid")
 
@@ -121,7 +121,7 @@ def read_transcript(value: str, flag: str = "--transcript") -> Tuple[str, str]:
 
 def audio_duration(path: str) -> float:
     """Seconds of the audio file (a WAV from its header; other formats decoded)."""
-    from .core.speech import audio, wavstream
+    from ..core.speech import audio, wavstream
     stream = wavstream.open_wav(path, 0, min_seconds=0.0)
     return stream.duration_s if stream is not None else audio.load_audio(path).duration_s
 
@@ -130,7 +130,7 @@ def check_phonemes_out(path: Optional[str], overwrite: bool = False) -> Optional
     """``--phonemes OUT`` checked like every destination: extension, folder, not existing (or overwrite)."""
     if path is None:
         return None
-    from .core import outputs
+    from ..core import outputs
     if not str(path).lower().endswith(PHONEME_SUFFIXES):
         raise InputError(f"--phonemes '{path}' must end in .json, .tsv or .TextGrid (the format is chosen "
                          "by the extension).")
@@ -173,14 +173,14 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
         return Plan(closures, track=read_alignment(alignment, audio_path), phonemes_out=out)
     text, source = read_transcript(transcript, flag) if transcript is not None else (None, "none")
     if text is None and beside:
-        from .core.phonemes import transcript_for
+        from ..core.phonemes import transcript_for
         found = transcript_for(audio_path)
         if found and found.strip():
             text, source = " ".join(found.split()), os.path.splitext(os.path.abspath(audio_path))[0] + ".txt"
     result = Plan(closures, text, source, None, out)
     if not result.needs_pass:
         return result
-    from .core.phonemes import detector_available
+    from ..core.phonemes import detector_available
     ok, reason = detector_available()
     if ok:
         return result
@@ -195,7 +195,7 @@ def read_alignment(path: str, audio_path: str):
     """The phones of an ``--alignment`` file, checked against the audio's duration (InputError otherwise)."""
     if not os.path.isfile(path):
         raise InputError(f"--alignment file '{path}' was not found. Check the path.")
-    from .core.phonemes import read_alignment as read
+    from ..core.phonemes import read_alignment as read
     return read(os.path.abspath(path), audio_duration(audio_path))
 
 
@@ -207,7 +207,7 @@ def audio_source(audio_path: str, channel=0):
     """What the phone pass reads: the path (channel 0), else the chosen channel as a loaded Audio."""
     if channel == 0:
         return audio_path
-    from .core.speech import audio
+    from ..core.speech import audio
     return audio.select_channel(audio.load_audio(audio_path), channel)
 
 
@@ -218,7 +218,7 @@ def find_phones(plan: Plan, audio):
     wanted."""
     if not plan.needs_pass:
         return plan.track
-    from .core.phonemes import phones_beside
+    from ..core.phonemes import phones_beside
     return phones_beside(audio, plan.transcript)
 
 
@@ -258,7 +258,7 @@ def articulate(anim, plan: Plan, track):
     """
     if not plan.closures or track is None or anim.corrections is not None:
         return anim
-    from .core.articulation import add_corrections
+    from ..core.articulation import add_corrections
     return add_corrections(anim, track)
 
 
@@ -271,7 +271,7 @@ def warn(lines, stream=None) -> None:
 def write_phonemes(track, path: Optional[str]) -> None:
     """The phone track to ``path`` (its format from the extension), when asked for."""
     if path is not None and track is not None:
-        from .core.phonemes import write_alignment
+        from ..core.phonemes import write_alignment
         write_alignment(track, path)
 
 

@@ -31,7 +31,7 @@ import json
 import os
 from typing import Optional
 
-from .core.errors import InputError
+from ...core.errors import InputError
 
 MANIFEST = "batch_manifest.json"
 VERSION = 1
@@ -52,7 +52,7 @@ def _file(path) -> dict:
 def _character(args) -> Optional[dict]:
     if getattr(args, "target", None) is None:
         return None
-    from .retarget_cli import is_auto
+    from ...core.character.retarget import is_auto
     keys = None
     if args.target_keys:
         folder = os.path.abspath(args.target_keys)
@@ -82,7 +82,7 @@ def _articulation(args, clips) -> dict:
 
 def made_for(args, formats, style, clips=None) -> dict:
     """The settings of ``args`` that decide the outputs' content (see the module docstring)."""
-    from .core.models import modelfiles
+    from ...core.models import modelfiles
     cache = os.path.abspath(args.cache) if args.cache else None
     voca = modelfiles.resolve_voca(args.voca)
     voca_files = [voca.with_name(voca.name + s) for s in (".index", ".data-00000-of-00001")]
@@ -194,7 +194,7 @@ def check_resume(out_dir: str, new: dict, any_output: bool) -> None:
 def write(out_dir: str, new: dict) -> str:
     """``DIR/batch_manifest.json`` (through :func:`voca_addon.core.outputs.write_exact`); returns its path."""
     from pathlib import Path
-    from .core.outputs import write_exact
+    from ...core.outputs import write_exact
     path = os.path.join(out_dir, MANIFEST)
 
     def dump(temp):

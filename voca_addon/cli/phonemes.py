@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .core.errors import InputError
+from ..core.errors import InputError
 
 SUFFIXES = (".json", ".tsv", ".textgrid")
 
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
                    "'phones' (the phone recogniser alone, faster, fewer bilabials found)")
     p.add_argument("--out", required=True, help="output .json, .tsv or .TextGrid (by extension)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(run=run)
 
 
 def _transcript_file(path: str) -> str:
@@ -47,10 +48,10 @@ def _transcript_file(path: str) -> str:
 
 def run(args) -> None:
     """Run the command (errors are raised as InputError / VocaError; the CLI prints them)."""
-    from .core import outputs
-    from .core.phonemes import phones_for_audio, read_alignment, transcript_for, write_alignment
-    from .core.phonemes.stage import transcript_words
-    from .core.speech import audio as audio_mod
+    from ..core import outputs
+    from ..core.phonemes import phones_for_audio, read_alignment, transcript_for, write_alignment
+    from ..core.phonemes.stage import transcript_words
+    from ..core.speech import audio as audio_mod
     out = outputs.check_output(args.out, "--out", SUFFIXES, args.overwrite)
     outputs.check_distinct({"--out": out}, {"AUDIO": args.audio, "--alignment": args.alignment,
                                             "--transcript-file": args.transcript_file})

@@ -16,7 +16,7 @@ Without ``--target-keys`` the target gets the transferred keys (50 + bias, VOCA'
 the rig's own keys driven by solved weights, and ``--curves`` writes them (Live Link Face CSV or JSON).
 
 Lips that close (issue 18): with ``--audio`` the lips close on its p/b/m and tuck on f/v, as in
-``animate`` / ``infer`` (the same flags, :mod:`voca_addon.articulation_cli`): the corrections are made on
+``animate`` / ``infer`` (the same flags, :mod:`voca_addon.cli.articulation`): the corrections are made on
 FLAME (:func:`voca_addon.core.articulation.add_corrections`) and transferred like every other field, kept
 apart as the keys ``voca_lips_close`` / ``voca_lips_tuck`` on the character (VOCA's transferred keys stay
 exact); with ``--target-keys`` the solve reproduces the corrected motion (on an ARKit rig mouthClose /
@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 
-from .core.errors import InputError
+from . import articulation, common
+from ..core.character.retarget import is_auto, load_character, retarget_motion, source_with_phones
+from ..core.errors import InputError
 
-DEFAULT_FPS = 60.0
-AUTO = "auto"            # --landmarks auto: guess the pairs
 
 
 def add_parser(sub) -> None:
@@ -68,8 +67,8 @@ def add_parser(sub) -> None:
                    "p/b/m (see the articulation flags)")
     r.add_argument("--fps", type=float, help="the source's frame rate (default: the .npz's, else 60)")
     r.add_argument("--overwrite", action="store_true", help="replace existing --out / --curves / --phonemes files")
-    from . import articulation_cli      # --transcript, --alignment, --no-closures, --phonemes (with --audio)
-    articulation_cli.add_args(r)
+    articulation.add_args(r)             # --transcript, --alignment, --no-closures, --phonemes (with --audio)
+    r.set_defaults(run=run)
 
 
 @dataclass(frozen=True)
@@ -86,15 +85,10 @@ class Retarget:
     articulation: str = ""          # one line: the phones' source and count, closures on / off
 
 
-def is_auto(landmarks) -> bool:
-    """Whether a --landmarks value asks for the automatic guess."""
-    return str(landmarks).strip().lower() == AUTO
-
-
 def _paths(args):
     """Check the destinations and that every input exists → (out, curves or None, guessed pairs or None,
-    the articulation plan: :func:`voca_addon.articulation_cli.plan_from_args`)."""
-    from .core import outputs
+    the articulation plan: :func:`voca_addon.cli.articulation.plan_from_args`)."""
+    from ..core import outputs
     out = outputs.check_output(args.out, "--out", (".blend",), args.overwrite)
     curves = guessed = None
     if args.curves:
@@ -122,108 +116,11 @@ def _paths(args):
 def articulation_plan(args):
     """The articulation flags checked (InputError before any computing): --transcript / --alignment /
     --phonemes need --audio; a bad alignment file, an empty transcript… are refused."""
-    from . import articulation_cli as artic
     audio = getattr(args, "audio", None)
     if audio is not None:                 # read whole before the fit: a bad file is refused at once
-        from .core.speech.audio import load_audio
+        from ..core.speech.audio import load_audio
         load_audio(audio)
-    return artic.plan_from_args(args, audio, getattr(args, "overwrite", False))
-
-
-def source_animation(source: str, template_path, fps=None):
-    """SOURCE as a ShapeKeyAnimation on FLAME: an ``infer`` .npz's own shape-key form (basis, bias,
-    weights — also when written with --no-vertices — and its corrections, kept apart), else the frames
-    factorised (import-sequence)."""
-    return source_with_phones(source, template_path, fps)[0]
-
-
-def source_with_phones(source: str, template_path, fps=None):
-    """(:func:`source_animation`, the phone track the ``.npz`` stores or None)."""
-    from .core.animation import npzextras, sequences, sources
-    from .core.animation.shapekeys import ShapeKeyAnimation
-    from .core.face import meshio
-    if str(source).lower().endswith(".npz"):
-        with sources.open_npz(source) as z:          # a truncated or damaged file: InputError naming it
-            if {"basis", "bias", "weights"} <= set(z.files):
-                mesh = meshio.read_mesh(template_path)
-                template = mesh.vertices.astype(np.float32)
-                rate = fps or (sources.check_rate(z["fps"], f"the fps stored in '{source}'") if "fps" in z
-                               else DEFAULT_FPS)
-                anim = _shape_key_source(z, template, rate, source)
-                sources.check_frames(anim.vertices(_sample_frames(anim.num_frames)), template, source,
-                                     mesh.path)
-                return (anim.with_corrections(npzextras.read_corrections(z, anim.num_frames, source)),
-                        npzextras.read_phones(z, source))
-    return sequences.import_sequence(source, template_path, fps=fps), None
-
-
-def _shape_key_source(z, template, rate, source):
-    """An ``infer`` .npz's shape-key form (basis [K, V, 3], bias [V, 3], weights [F, K]) checked: InputError
-    for shapes that disagree with each other or the template, or values that are not finite."""
-    from .core.animation.shapekeys import ShapeKeyAnimation
-    basis, bias, weights = (np.asarray(z[m]) for m in ("basis", "bias", "weights"))
-    if (basis.ndim != 3 or basis.shape[1:] != template.shape or bias.shape != template.shape
-            or weights.ndim != 2 or weights.shape[1] != basis.shape[0] or not len(weights)):
-        raise InputError(f"'{source}' holds basis {basis.shape}, bias {bias.shape} and weights {weights.shape}; "
-                         f"expected [K, {len(template)}, 3], [{len(template)}, 3] and [frames, K] for the "
-                         "template's mesh. Write it again with infer, or choose the matching --template.")
-    for name, array in (("basis", basis), ("bias", bias), ("weights", weights)):
-        if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-            raise InputError(f"'{source}': its {name} holds non-numeric, NaN or infinite values.")
-    return ShapeKeyAnimation(basis.astype(np.float32), bias.astype(np.float32), weights.astype(np.float32),
-                             rate, template)
-
-
-def _sample_frames(count: int, most: int = 64):
-    """At most ``most`` frame indices spread evenly over ``count`` frames."""
-    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
-
-
-@dataclass(frozen=True)
-class Character:
-    """A target head fitted once: its mesh, the fit, its own keys (or None). Motion of any clip follows."""
-
-    target: object          # meshio.Mesh
-    fit: object             # character.fit.Fit
-    keys: Optional[object]  # keyfiles.KeySet
-    guess: Optional[object] = None  # guess.LandmarkGuess when the landmarks were guessed
-
-
-def load_character(target_path, landmarks_path, keys_folder, template_path) -> Character:
-    """Read and check the target, its landmark pairs and (optionally) its key folder, then fit. No bpy.
-
-    ``landmarks_path`` ``"auto"`` guesses the pairs (:func:`~voca_addon.core.character.guess.guess_landmarks`).
-    Raises :class:`~voca_addon.core.errors.VocaError` for an unreadable or unusable input, before the fit.
-    """
-    from .core.character import fit as fitting, guess as guessing, keyfiles, landmarks
-    from .core.face import meshio
-    target = meshio.read_mesh(target_path)
-    fitting.check_target(target.vertices, target.faces, f"'{target_path}'")
-    guess = None
-    if not is_auto(landmarks_path):
-        flame_ids, target_ids = landmarks.read_pairs(landmarks_path)
-    keys = keyfiles.read_key_folder(keys_folder, target) if keys_folder else None
-    template = meshio.read_mesh(template_path)
-    if is_auto(landmarks_path):
-        guess = guessing.guess_landmarks(template.vertices, template.faces, target.vertices, target.faces)
-        flame_ids, target_ids = guess.flame_ids, guess.target_ids
-    fit = fitting.fit_target(template.vertices, template.faces, target.vertices, target.faces,
-                             flame_ids, target_ids)
-    return Character(target, fit, keys, guess)
-
-
-def retarget_motion(character: Character, anim, matrix=None):
-    """A FLAME animation on the character: (motion with the same weights, the rig's solved keys or None).
-
-    ``matrix``: the transfer map :func:`~voca_addon.core.character.transfer.transfer_matrix` of this
-    character when already built (a batch builds it once), else built here.
-    """
-    from .core.character import keysolve, transfer
-    motion = transfer.transfer(anim, character.fit, character.target.vertices, character.target.faces,
-                               matrix=matrix)
-    keys = character.keys
-    solution = keysolve.solve_keys(motion, keys.deltas, keys.names) if keys is not None else None
-    return motion, solution
+    return articulation.plan_from_args(args, audio, getattr(args, "overwrite", False))
 
 
 def compute(args, plan=None) -> Retarget:
@@ -233,10 +130,8 @@ def compute(args, plan=None) -> Retarget:
     fit, and the lips' corrections are made on FLAME before the transfer (see the module docstring).
     ``plan``: :func:`articulation_plan` of ``args`` when already checked.
     """
-    from . import articulation_cli as artic
-    from .core.models import modelfiles
-    from .cli import check_fps
-    check_fps(args.fps)                              # one range and wording for every command's --fps
+    from ..core.models import modelfiles
+    common.check_fps(args.fps)                              # one range and wording for every command's --fps
     plan = articulation_plan(args) if plan is None else plan
     audio = getattr(args, "audio", None)
     template_path = modelfiles.resolve_template(args.template)
@@ -246,12 +141,12 @@ def compute(args, plan=None) -> Retarget:
         anim = anim.exact()                              # --no-closures: VOCA's exact motion
     phones = None                                        # the phone pass, in a thread beside the fit
     if audio is not None and plan.wants_phones and not (carried and plan.closures and plan.phonemes_out is None):
-        phones = artic.PhonePass(plan, artic.audio_source(audio))
+        phones = articulation.PhonePass(plan, articulation.audio_source(audio))
     character = load_character(args.target, args.landmarks, args.target_keys, template_path)
     track = phones.result() if phones is not None else (plan.track or stored)
-    anim = artic.articulate(anim, plan, track) if audio is not None else anim
+    anim = articulation.articulate(anim, plan, track) if audio is not None else anim
     motion, solution = retarget_motion(character, anim)
-    line = artic.describe(plan, track, anim) if audio is not None or track is not None else ""
+    line = articulation.describe(plan, track, anim) if audio is not None or track is not None else ""
     if carried and anim.corrections is not None:
         line = (line + "; " if line else "") + "the source's lip corrections transferred (not made again)"
     return Retarget(character.target, character.fit, motion, character.keys, solution, character.guess,
@@ -274,7 +169,7 @@ def _report(result: Retarget) -> str:
             f"after alignment, {r['landmarks_registered']['mean']:.2f} mm after registration (max "
             f"{r['landmarks_registered']['max']:.2f}), surface {r['surface']['mean']:.2f} mm mean")
     if result.solution is not None:
-        from .core.character.keysolve import explained_text
+        from ..core.character.keysolve import explained_text
         s, scale = result.solution.report, result.fit.similarity.scale
         text += (f"; keys: {s['mean_error'] / scale * 1e3:.2f} mm mean / {s['p95_error'] / scale * 1e3:.2f} mm "
                  f"p95 error, {explained_text(s, 1e3 / scale)}")
@@ -282,7 +177,7 @@ def _report(result: Retarget) -> str:
 
 
 def write_curves(path: str, result: Retarget) -> None:
-    from .core.character import arkit
+    from ..core.character import arkit
     sol = result.solution
     if path.lower().endswith(".csv"):
         arkit.write_live_link_csv(path, sol.weights, sol.names, result.motion.fps)
@@ -293,18 +188,17 @@ def write_curves(path: str, result: Retarget) -> None:
 def run(args) -> None:
     """The whole command (user errors raise VocaError for the CLI's guard)."""
     out, curves, guessed, plan = _paths(args)
-    from . import articulation_cli as artic
-    artic.warn(plan.warnings, sys.stdout)
+    articulation.warn(plan.warnings, sys.stdout)
     result = compute(args, plan)
     if result.guess is not None:
         print(guess_report(result.guess, guessed))
-    from . import headless
-    bpy = headless._import_bpy("retarget")
-    from .blender.character import data as character_io, writer as character_writer
-    from .blender import compat
-    from .blender.speech import writer
-    scene, _ = headless._open_scene(bpy, None)
-    headless.set_scene_fps(scene, result.motion.fps)
+    bpy = common.import_bpy("retarget")
+    from ..blender import blendfile
+    from ..blender.character import data as character_io, writer as character_writer
+    from ..blender import compat
+    from ..blender.speech import writer
+    scene, _ = blendfile.open_scene(bpy, None)
+    blendfile.set_scene_fps(scene, result.motion.fps)
     name = os.path.splitext(os.path.basename(args.target))[0] or "Character"
     obj = character_writer.build_target(name, result.target.vertices, result.target.faces, scene.collection)
     start = scene.frame_start
@@ -328,14 +222,14 @@ def run(args) -> None:
     if curves:
         write_curves(curves, result)
     if guessed:
-        from .core.character import landmarks
+        from ..core.character import landmarks
         landmarks.write_pairs(guessed, result.guess.flame_ids, result.guess.target_ids)
     if plan.phonemes_out:
-        artic.write_phonemes(result.phones, plan.phonemes_out)
-    headless.save_blend(bpy, out)
+        articulation.write_phonemes(result.phones, plan.phonemes_out)
+    blendfile.save_blend(bpy, out)
     print(_report(result))
     print(f"wrote {out}: '{obj.name}' ({len(result.target.vertices)} vertices), {what}, frames {start}-{end}"
           + (f"; curves {curves}" if curves else "") + (f"; guessed landmark pairs {guessed}" if guessed else "")
           + (f"; phones {plan.phonemes_out}" if plan.phonemes_out else ""))
     if result.phones is not None:
-        artic.warn(result.phones.warnings, sys.stdout)
+        articulation.warn(result.phones.warnings, sys.stdout)

@@ -31,7 +31,7 @@ GEMV_REPEATS = 100
 
 
 def _fail(msg: str):
-    from .core.errors import VocaError
+    from voca_addon.core.errors import VocaError
     raise VocaError(msg)
 
 
@@ -68,9 +68,9 @@ def _peak_rss_mb() -> float:
 
 def ours(wav: str, pb: str, prefix: str, template: str, cache: str) -> dict:
     """One measurement of our engine (run in a fresh process by :func:`main`)."""
-    from .core import engine
-    from .core.face import meshio
-    from .core.models import modelfiles
+    from voca_addon.core import engine
+    from voca_addon.core.face import meshio
+    from voca_addon.core.models import modelfiles
     t0 = time.perf_counter()
     ds = modelfiles.load_deepspeech(pb, cache)
     vm = modelfiles.load_voca(prefix, cache)
@@ -104,7 +104,7 @@ def tensorflow_reference(wav: str, pb: str, prefix: str, template: str, optimize
     """
     from tests.reference import tf_deepspeech as R
     from tests.reference import tf_voca as V
-    from .core.face import meshio
+    from voca_addon.core.face import meshio
     tmpl = meshio.read_mesh(template).vertices
     t0 = time.perf_counter()
     ds = R.FrozenDeepSpeech(pb, optimize=optimize == "1")
@@ -128,8 +128,8 @@ def _models(work: Path) -> tuple:
         _fail(f"the benchmark needs the repository checkout with ../shared/data beside it ({SHARED})")
     print("building full-size random-weight models in the official formats (cached in "
           f"{work}) ...", flush=True)
-    pb = _run_json(["-m", "voca_addon.bench", "_ensure_pb", str(work)])["path"]
-    prefix = _run_json(["-m", "voca_addon.bench", "_ensure_voca", str(work)])["path"]
+    pb = _run_json(["-m", "tools.bench_engine", "_ensure_pb", str(work)])["path"]
+    prefix = _run_json(["-m", "tools.bench_engine", "_ensure_voca", str(work)])["path"]
     return pb, prefix
 
 
@@ -139,7 +139,7 @@ def _print_row(label: str, value: str, note: str = "") -> None:
 
 def blender_figures() -> None:
     """Writing into Blender, .blend size, playback (bpy module, fresh process)."""
-    r = _run_json(["-m", "voca_addon.bench_blender", str(SHARED / "flame" / "FLAME_sample.ply")])
+    r = _run_json(["-m", "tools.bench_blender_writer", str(SHARED / "flame" / "FLAME_sample.ply")])
     print("\nBlender (bpy 5.0.1 module), 50 keys + bias on FLAME_sample, 60 fps:")
     _print_row("write 60 s of animation", f"{r['write_60s_s']:.3f} s", "target < 0.5 s")
     _print_row(".blend size per minute of animation", f"{r['blend_per_minute_mb']:.2f} MB",
@@ -158,8 +158,8 @@ def main(seconds_list, with_tf: bool = True, work=None, blender: bool = True) ->
     cache = tempfile.mkdtemp(prefix="voca-bench-cache-")
     for seconds in seconds_list:
         wav = str(_concat_speech(seconds, work / f"speech_{seconds:g}s.wav"))
-        first = _run_json(["-m", "voca_addon.bench", "_ours", wav, pb, prefix, template, cache])
-        cached = _run_json(["-m", "voca_addon.bench", "_ours", wav, pb, prefix, template, cache])
+        first = _run_json(["-m", "tools.bench_engine", "_ours", wav, pb, prefix, template, cache])
+        cached = _run_json(["-m", "tools.bench_engine", "_ours", wav, pb, prefix, template, cache])
         print(f"\n{seconds:g} s of speech ({cached['frames']} frames at 60 fps), 2 cores:")
         _print_row("ours: model load, first (parse + cache)", f"{first['load_s']:.2f} s")
         _print_row("ours: model load, cached", f"{cached['load_s']:.2f} s", "target < 2 s")
@@ -173,7 +173,7 @@ def main(seconds_list, with_tf: bool = True, work=None, blender: bool = True) ->
         if with_tf:
             for optimize, label in (("1", "TF default session (as VOCA runs it)"),
                                     ("0", "TF, graph optimiser off (TF's fastest here)")):
-                ref = _run_json(["-m", "voca_addon.bench", "_tf", wav, pb, prefix, template, optimize])
+                ref = _run_json(["-m", "tools.bench_engine", "_tf", wav, pb, prefix, template, optimize])
                 print(f"  {label}:")
                 _print_row("  graph load", f"{ref['load_s']:.2f} s")
                 _print_row("  audio → vertices, first run", f"{ref['first_s']:.2f} s",

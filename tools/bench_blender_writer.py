@@ -21,7 +21,7 @@ PLAYBACK_FRAMES = 600
 
 
 def _animation(template, seconds: float):
-    from .core.animation.shapekeys import ShapeKeyAnimation
+    from voca_addon.core.animation.shapekeys import ShapeKeyAnimation
     rng = np.random.default_rng(0)
     v = template.astype(np.float32)
     basis = rng.standard_normal((CODE_DIM, len(v), 3)).astype(np.float32) * 1e-4
@@ -31,7 +31,7 @@ def _animation(template, seconds: float):
 
 def _fresh_head(mesh):
     import bpy
-    from .blender.speech import writer
+    from voca_addon.blender.speech import writer
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = FPS, 1.0
@@ -40,8 +40,8 @@ def _fresh_head(mesh):
 
 def measure(template_path: str) -> dict:
     import bpy
-    from .blender.speech import writer
-    from .core.face import meshio
+    from voca_addon.blender.speech import writer
+    from voca_addon.core.face import meshio
     mesh = meshio.read_mesh(template_path)
     out, sizes = {}, {}
     folder = Path(tempfile.mkdtemp(prefix="voca-bench-blend-"))

@@ -38,24 +38,23 @@ import dataclasses
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 
-from . import articulation_cli, batch_character
-from .batch import BLENDER_FORMATS, ClipResult, ClipSpec, GroupTask, atomic_path, output_paths
-from .core import batch as core_batch
-from .core.animation.shapekeys import ShapeKeyAnimation
-from .core.errors import InputError, VocaError
-from .core.character import arkit
-from .core.face import emotion_sources, emotions, meshio
-from .core.models import modelfiles
+from .. import articulation as articulation_cli
+from . import character as batch_character
+from .inputs import BLENDER_FORMATS, ClipSpec
+from .specs import ClipResult, GroupTask, output_paths
+from ...core import batch as core_batch
+from ...core.animation.shapekeys import ShapeKeyAnimation
+from ...core.errors import InputError, VocaError
+from ...core.character import arkit
+from ...core.face import emotion_sources, emotions, meshio
+from ...core.models import modelfiles
 
 EASE_FRAMES = 12            # frames of an emotion's rise and fall (the operator's default)
-
-
-def _replace(temp: str, path: str) -> None:
-    os.replace(temp, path)
 
 
 # ---------------------------------------------------------------------------- models, once per process
@@ -97,34 +96,28 @@ def with_emotion(anim: ShapeKeyAnimation, emotion: emotions.Emotion, strength: f
 def write_npz(anim: ShapeKeyAnimation, path: str, solution=None, track=None) -> None:
     """The ``infer`` file (with the phones of ``track``); with a key solution also its ``key_weights`` and
     ``key_names``."""
-    from .core import engine
-    temp = atomic_path(path)
-    try:
+    from ...core import engine, outputs
+
+    def write(temp):
         engine.save_animation_npz(anim, temp, phones=track)
         if solution is not None:
-            batch_character.add_key_weights(temp, solution)
-        _replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+            batch_character.add_key_weights(str(temp), solution)
+    outputs.write_exact(Path(path), write)
 
 
 def write_csv(anim: ShapeKeyAnimation, path: str) -> None:
     """One row per frame: frame (0-based), time in seconds, then the weight of every shape key."""
-    temp = atomic_path(path)
-    try:
+    from ...core import outputs
+    c = anim.corrections
+    frames = np.arange(anim.num_frames)
+    table = np.column_stack([frames, frames / anim.fps, anim.weights] + ([c.weights] if c is not None else []))
+
+    def write(temp):
         with open(temp, "w", newline="") as f:
             out = csv.writer(f)
-            c = anim.corrections
             out.writerow(["frame", "time_s", *anim.names, *(c.names if c is not None else ())])
-            frames = np.arange(anim.num_frames)
-            table = np.column_stack([frames, frames / anim.fps, anim.weights]
-                                    + ([c.weights] if c is not None else []))
             out.writerows([[int(r[0]), f"{r[1]:.6f}", *(f"{v:.9g}" for v in r[2:])] for r in table])
-        _replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    outputs.write_exact(Path(path), write)
 
 
 # ---------------------------------------------------------------------------- one group
@@ -168,11 +161,11 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
         elif fmt == "csv":
             write_csv(core_anim, path)
     if blender and task.character is not None:
-        from .blender.exports import character as character_exports  # needs bpy (checked before the batch started)
+        from ...blender.exports import character as character_exports  # needs bpy (checked before the batch started)
         character_exports.write_character_clip(core_anim, solution, task.character, spec.audio, dict(blender),
                                                name=spec.name)
     elif blender:
-        from .blender.exports import engines as exports  # needs bpy (checked before the batch started)
+        from ...blender.exports import engines as exports  # needs bpy (checked before the batch started)
         exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
                            strength=spec.strength, name=spec.name,
                            track=track if anim.corrections is not None else None)
@@ -180,7 +173,7 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
 
 
 def clip_plan(task: GroupTask, spec: ClipSpec):
-    """The articulation plan of one clip (:func:`voca_addon.articulation_cli.plan`), or None when the batch
+    """The articulation plan of one clip (:func:`voca_addon.cli.articulation.plan`), or None when the batch
     wants neither closures nor phones. Raises InputError for the clip's bad transcript / alignment."""
     phonemes = next((f for f in task.formats if f.startswith("phonemes.")), None)
     if not task.closures and phonemes is None:
@@ -225,7 +218,7 @@ def _failure(exc: BaseException, spec: ClipSpec) -> str:
     """A clip's error message: a user error's own text; for a bug, one line naming its log file."""
     if isinstance(exc, (VocaError, OSError)):
         return " ".join(str(exc).split())
-    from .core import errorlog
+    from ...core import errorlog
     return errorlog.one_line(exc, errorlog.write_error_log(exc, f"batch clip '{spec.name}' ({spec.audio})"))
 
 
@@ -275,7 +268,7 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
 def read_speech_animation(path: str) -> ShapeKeyAnimation:
     """A clip's speech animation back from its ``.npz`` (an emotion shape, if any, left out; its lip
     corrections, if any, kept apart: :mod:`voca_addon.core.animation.npzextras`)."""
-    from .core.animation import npzextras, sources
+    from ...core.animation import npzextras, sources
     with sources.open_npz(path) as z:          # a damaged clip file: InputError naming it
         names = tuple(str(n) for n in z["names"])
         keep = [k for k, n in enumerate(names) if not n.startswith("emotion_")]
@@ -286,7 +279,7 @@ def read_speech_animation(path: str) -> ShapeKeyAnimation:
 
 def read_key_weights(path: str):
     """(weights float32 [F, J], names) of the rig's keys from a clip's ``.npz`` (``--target-keys``)."""
-    from .core.animation import sources
+    from ...core.animation import sources
     with sources.open_npz(path) as z:          # a damaged clip file: InputError naming it
         if batch_character.KEY_WEIGHTS not in z.files or batch_character.KEY_NAMES not in z.files:
             raise InputError(f"'{path}' holds no rig key weights (it was made without --target-keys); "
@@ -297,9 +290,9 @@ def read_key_weights(path: str):
 def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path: str, character=None) -> int:
     """The dialogue library ``path`` (.blend) from the ``.npz`` outputs of ``clips``; returns the clip count.
 
-    With a ``character`` (:class:`~voca_addon.batch_character.BatchCharacter`) every clip goes onto it: its
+    With a ``character`` (:class:`~voca_addon.cli.batch.character.BatchCharacter`) every clip goes onto it: its
     transferred keys, or with its own keys those keys' solved weights."""
-    from .blender.exports import engines as exports  # needs bpy (checked before the batch started)
+    from ...blender.exports import engines as exports  # needs bpy (checked before the batch started)
     npz = [os.path.join(out_dir, f"{c.name}.npz") for c in clips]
     # the library holds each clip's exact speech: a clip's correction keys are fields learned from its own
     # motion, not one key the clips could share (they stay in the clip's own files)
@@ -309,7 +302,7 @@ def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path:
     elif character.keys is None:
         exports.build_library(entries, character.character.target, path, head_name=character.name)
     else:
-        from .blender.exports import character as character_exports
+        from ...blender.exports import character as character_exports
         curves = [read_key_weights(p) for p in npz]
         character_exports.build_rig_library(entries, curves, character, path)
     return len(entries)
