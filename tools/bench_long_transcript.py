@@ -3,7 +3,7 @@
 Not a test (nothing is asserted). For each length, the 16 VOCASET sentences of ``../shared/data/audio``
 are concatenated (repeated as needed, 65 s per round) with their transcripts joined; ``phones_for_audio``
 runs in a fresh process and reports its peak RSS (``ru_maxrss``), CPU and wall time, and how its P/B/M
-and F/V match each sentence force-aligned alone (shifted by its offset; the reference alignments run in
+and F/V and its words' starts match each sentence force-aligned alone (shifted by its offset; the reference alignments run in
 the parent, so they do not count in the child's peak).
 
     nice -n 10 .venv/bin/python tools/bench_long_transcript.py [--rounds 1,5]
@@ -47,6 +47,19 @@ def child(path: str) -> None:
     print(json.dumps(out))
 
 
+def word_starts(phones):
+    """[(word, start s)] of the words' first phones (silences, noises and unnamed phones left out)."""
+    out, previous = [], None
+    for p in phones:
+        if not p.word or p.phone == "SIL" or p.phone.startswith("+"):
+            previous = None
+            continue
+        if p.word != previous:
+            out.append((p.word, p.start))
+        previous = p.word
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", default="1,5", help="how many times the 16 sentences repeat, per run")
@@ -58,8 +71,8 @@ def main() -> None:
         own[rel] = phones_for_audio(audio, CLIPS[rel]).phones
         parts[rel] = select_channel(audio, 0).samples
     print(f"load average {os.getloadavg()[0]:.1f}")
-    print("| length | peak RSS | CPU | wall | P/B/M found, false | F/V found, false | warnings |")
-    print("|---|---|---|---|---|---|---|")
+    print("| length | peak RSS | CPU | wall | P/B/M found, false | F/V found, false | words > 100 ms off | warnings |")
+    print("|---|---|---|---|---|---|---|---|")
     for rounds in [int(r) for r in args.rounds.split(",")]:
         samples, reference, t = [], [], 0.0
         for _ in range(rounds):
@@ -78,9 +91,12 @@ def main() -> None:
         track = [Phone(*p) for p in out["phones"]]
         b, f = score(track, reference, BILABIALS), score(track, reference, LABIODENTALS)
         worst = max(b.errors, default=0.0) * 1e3
+        said, got = word_starts(reference), word_starts(track)
+        off = sum(abs(s1 - s0) > 0.1 for (_, s0), (_, s1) in zip(said, got)) if len(said) == len(got) else None
         print(f"| {t:.0f} s | {out['peak_mb']:.0f} MB | {out['cpu']:.1f} s | {out['wall']:.1f} s | "
               f"{b.found}/{b.reference}, {b.false}/{b.detected} (worst {worst:.0f} ms) | {f.found}/{f.reference}, "
-              f"{f.false}/{f.detected} | {len(out['warnings'])} ({out['source']}) |")
+              f"{f.false}/{f.detected} | {'word count differs' if off is None else f'{off}/{len(said)}'} | "
+              f"{len(out['warnings'])} ({out['source']}) |")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import numpy as np
 
 from . import sphinx
 
-GAP = 1.0               # edit cost of a word left out or added (a substitution costs 0-1)
+GAP = 1.0               # edit cost of a word left out or added
+SUBSTITUTE = 2.0        # cost of a substitution of words that sound nothing alike (alike: 0)
 REPAIR_WORDS = 2       # words moved across a cut when a piece does not align
 WINDOW_SLACK = 10     # transcript words beyond the two pieces' recognised words in one match
 
@@ -59,14 +60,19 @@ def share_words(words: Sequence[str], recognised: Sequence[Sequence[str]],
 
 
 def substitution_cost(a: str, b: str, sounds: Optional[Dict[str, Sequence[str]]] = None) -> float:
-    """0 for the same word; else 1 − the similarity (``difflib`` ratio) of their pronunciations
-    (``sounds``: word → phones) or, for a word without one, of their spellings; in [0, 1]."""
+    """0 for the same word; else :data:`SUBSTITUTE` × (1 − the similarity, ``difflib`` ratio, of their
+    pronunciations (``sounds``: word → phones) or, for a word without one, of their spellings).
+
+    A substitution of words that sound nothing alike costs as much as leaving one out and adding the
+    other (2 × :data:`GAP`), so a word the recogniser missed next to a cut is left out rather than paired
+    with the first word across the cut (measured: "… for yachting | she had a …" heard as "… forgot |
+    should have said …" put "yachting" after the cut with substitutions costing at most 1 × GAP)."""
     if a == b:
         return 0.0
     sa, sb = (sounds or {}).get(a), (sounds or {}).get(b)
     if sa is None or sb is None:
         sa, sb = a, b
-    return 1.0 - difflib.SequenceMatcher(None, list(sa), list(sb), autojunk=False).ratio()
+    return SUBSTITUTE * (1.0 - difflib.SequenceMatcher(None, list(sa), list(sb), autojunk=False).ratio())
 
 
 def match_pieces(words: Sequence[str], recognised: Sequence[Sequence[str]],
