@@ -110,5 +110,5 @@ def model_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def flame_template(shared_data):
-    from voca_addon.core.face import meshio
+    from voca_addon.core.flame import meshio
     return meshio.read_mesh(shared_data / "flame" / "FLAME_sample.ply")

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from voca_addon.core.animation.shapekeys import factorize  # noqa: E402
 from voca_addon.core.articulation import add_corrections, lip_line  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 from voca_addon.core.phonemes import phones_for_audio  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data"

@@ -33,7 +33,7 @@ SETTINGS = (("speech_strength", 0.8, 1.0), ("smoothing_ms", 30.0, 0.0), ("closur
 def build(seconds: float):
     """(anim [60 fps, `seconds` long], phone track) from the official clip repeated."""
     from voca_addon.core.animation.shapekeys import ShapeKeyAnimation, factorize
-    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.flame.meshio import read_mesh
     from voca_addon.core.phonemes import Phone, PhoneTrack
     data = np.load(DATA / "voca_official" / "output_test_sentence_cond3.npz")
     template = read_mesh(DATA / "flame" / "FLAME_sample.ply").vertices

@@ -41,7 +41,7 @@ def _fresh_head(mesh):
 def measure(template_path: str) -> dict:
     import bpy
     from voca_addon.blender.speech import writer
-    from voca_addon.core.face import meshio
+    from voca_addon.core.flame import meshio
     mesh = meshio.read_mesh(template_path)
     out, sizes = {}, {}
     folder = Path(tempfile.mkdtemp(prefix="voca-bench-blend-"))

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation, factorize  # noqa: E402
 from voca_addon.core.character import fit as fitting, keysolve, landmarks as lm, transfer  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data"
 

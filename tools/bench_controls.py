@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation, factorize  # noqa: E402
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 from voca_addon.core.phonemes import Phone, PhoneTrack, phones_for_audio  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data"

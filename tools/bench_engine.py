@@ -69,7 +69,7 @@ def _peak_rss_mb() -> float:
 def ours(wav: str, pb: str, prefix: str, template: str, cache: str) -> dict:
     """One measurement of our engine (run in a fresh process by :func:`main`)."""
     from voca_addon.core import engine
-    from voca_addon.core.face import meshio
+    from voca_addon.core.flame import meshio
     from voca_addon.core.models import modelfiles
     t0 = time.perf_counter()
     ds = modelfiles.load_deepspeech(pb, cache)
@@ -104,7 +104,7 @@ def tensorflow_reference(wav: str, pb: str, prefix: str, template: str, optimize
     """
     from tests.reference import tf_deepspeech as R
     from tests.reference import tf_voca as V
-    from voca_addon.core.face import meshio
+    from voca_addon.core.flame import meshio
     tmpl = meshio.read_mesh(template).vertices
     t0 = time.perf_counter()
     ds = R.FrozenDeepSpeech(pb, optimize=optimize == "1")

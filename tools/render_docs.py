@@ -88,8 +88,8 @@ class Pictures:
     """Each method returns an RGBA float image [H, W, 4], rows bottom-up (Blender's order)."""
 
     def __init__(self, data: Path, work: Path):
-        from voca_addon.core.face import meshio
-        from voca_addon.core.models.safepickle import safe_load
+        from voca_addon.core.flame import meshio
+        from voca_addon.core.formats.safepickle import safe_load
         self.data, self.work = data, work
         self.template = data / "flame" / "FLAME_sample.ply"
         self.mesh = meshio.read_mesh(self.template)
@@ -136,7 +136,7 @@ class Pictures:
     def emotions(self) -> np.ndarray:
         from voca_addon.blender.emotion import writer as emotion_writer
         from voca_addon.blender.speech import writer
-        from voca_addon.core.face import emotions
+        from voca_addon.core.emotion import emotions
         scene = self._scene()
         obj = writer.build_head("FLAME head", self.mesh.vertices, self.mesh.faces, scene.collection)
         found = emotions.from_delta_file(self.data / "emotions" / "seed_emotion_offsets.npz", EMOTIONS)

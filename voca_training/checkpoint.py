@@ -1,7 +1,7 @@
 """Training checkpoints: TF tensor bundles in the release's names, plus their condition names.
 
 A checkpoint is ``<out>/gstep_<step>.model.index`` + ``.data-00000-of-00001`` (written by
-:func:`voca_addon.core.models.tfbundle.write_checkpoint`, byte-compatible with TF's Saver) holding the 18
+:func:`voca_addon.core.formats.tfbundle.write_checkpoint`, byte-compatible with TF's Saver) holding the 18
 weights, Adam's 32 slots, ``VOCA/global_step``, ``VOCA/beta1_power``, ``VOCA/beta2_power`` (see
 :mod:`voca_training.model`), and ``gstep_<step>.model.conditions.json`` (see
 :mod:`voca_addon.core.models.conditions`). ``<out>/checkpoint`` names the newest one in TF's text format, so
@@ -20,7 +20,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from voca_addon.core.models import conditions, tfbundle
+from voca_addon.core.models import conditions
+from voca_addon.core.formats import tfbundle
 from voca_addon.core.face import voca
 from voca_addon.core.errors import ModelFileError
 

@@ -8,7 +8,7 @@ A data folder holds VOCA's four files (``training_data/`` of the VOCA repository
 * ``templates.pkl`` — {subject: float [V, 3]}, each subject's neutral face;
 * ``subj_seq_to_idx.pkl`` — {subject: {sequence: {frame: row of data_verts}}}, frames 0-based.
 
-Pickles are read with :func:`voca_addon.core.models.safepickle.safe_load` (plain containers and numpy arrays
+Pickles are read with :func:`voca_addon.core.formats.safepickle.safe_load` (plain containers and numpy arrays
 only). Sequences are 60 fps (VOCASET's capture rate). A sequence's vertex frames and its audio's frame
 count ``round(seconds · 60)`` may differ by :data:`FRAME_TOLERANCE` frames (the shorter wins, as in VOCA);
 more means the audio and the vertices do not belong together, and is refused.
@@ -33,7 +33,7 @@ import numpy as np
 
 from voca_addon.core.speech import audio as audio_mod
 from voca_addon.core.speech.features import num_output_frames
-from voca_addon.core.models.safepickle import safe_load
+from voca_addon.core.formats.safepickle import safe_load
 
 from .config import ALL_SEQUENCES, TrainingConfig
 from .errors import DataError

@@ -12,7 +12,7 @@ import voca_addon  # noqa: E402
 from voca_addon.blender.character import writer as character_writer  # noqa: E402
 from voca_addon.blender import preferences
 from voca_addon.core.character import landmarks as lm  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 
 
 @pytest.fixture

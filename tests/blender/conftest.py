@@ -24,8 +24,8 @@ def scene():
 
 @pytest.fixture(scope="session")
 def flame(shared_data):
-    """The FLAME template: a :class:`voca_addon.core.face.meshio.Mesh` (5023 vertices, metres, Y up)."""
-    from voca_addon.core.face.meshio import read_mesh
+    """The FLAME template: a :class:`voca_addon.core.flame.meshio.Mesh` (5023 vertices, metres, Y up)."""
+    from voca_addon.core.flame.meshio import read_mesh
     return read_mesh(shared_data.joinpath(*FLAME_PLY))
 
 

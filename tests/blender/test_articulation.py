@@ -24,7 +24,7 @@ from voca_addon.blender import compat, keyframes
 from voca_addon.blender.speech import pipeline, writer  # noqa: E402
 from voca_addon.core.animation.shapekeys import factorize  # noqa: E402
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
-from voca_addon.core.face.meshio import read_mesh  # noqa: E402
+from voca_addon.core.flame.meshio import read_mesh  # noqa: E402
 from voca_addon.core.phonemes import Phone, PhoneTrack  # noqa: E402
 
 TOLERANCE = 1e-6            # metres: Blender's float32 shape-key sums against numpy (measured ≤ 0.3 µm)

@@ -21,7 +21,7 @@ from voca_addon.blender.articulation import (phones as articulation_phones, prop
 from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
 from voca_addon.blender.speech import pipeline, writer
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
-from voca_addon.core.face.emotions import Emotion  # noqa: E402
+from voca_addon.core.emotion.emotions import Emotion  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from voca_addon.blender import compat, keyframes, preferences
 from voca_addon.blender.speech import pipeline, writer
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.character import keyfiles, keysolve, landmarks as lm, transfer  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 from voca_addon.core.models import modelfiles  # noqa: E402
 
 TOLERANCE = 2e-6            # metres: float32 rounding of keys holding ~0.1 m coordinates

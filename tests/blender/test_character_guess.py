@@ -16,7 +16,7 @@ from voca_addon.blender.character import operators as ops  # noqa: E402
 from voca_addon.blender import jobs
 from voca_addon.blender.speech import writer
 from voca_addon.core.character import guess as guessing, landmarks as lm  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 
 from tests.blender.test_character_jobs import drive  # noqa: E402
 from tests.blender.test_operators import draw  # noqa: E402

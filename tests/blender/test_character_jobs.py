@@ -18,7 +18,7 @@ from voca_addon.blender import jobs
 from voca_addon.blender.character import operators as ops  # noqa: E402
 from voca_addon.blender import compat  # noqa: E402
 from voca_addon.core.character import fit as fitting, keyfiles, landmarks as lm  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 
 from tests.blender.test_operators import draw  # noqa: E402  (the recording layout)
 from tests.blender.character_fixtures import addon, face  # noqa: E402,F401  (fixtures)

@@ -14,7 +14,7 @@ from voca_addon.blender import compat
 from voca_addon.blender.speech import writer
 from voca_addon.core.character import keyfiles, landmarks as lm, transfer  # noqa: E402
 from voca_addon.core.animation import sequences  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 from tests.blender.character_fixtures import addon, face  # noqa: E402,F401  (fixtures)
 
 

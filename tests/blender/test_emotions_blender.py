@@ -12,11 +12,11 @@ from tests.blender import versions  # noqa: E402
 import voca_addon  # noqa: E402
 from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
 from voca_addon.blender.speech import writer
-from voca_addon.core.face import emotion_sources  # noqa: E402
-from voca_addon.core.face import emotions as core_emotions  # noqa: E402
-from voca_addon.core.face.emotions import Emotion  # noqa: E402
+from voca_addon.core.emotion import sources as emotion_sources  # noqa: E402
+from voca_addon.core.emotion import emotions as core_emotions  # noqa: E402
+from voca_addon.core.emotion.emotions import Emotion  # noqa: E402
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
-from voca_addon.core.face.meshio import read_mesh  # noqa: E402
+from voca_addon.core.flame.meshio import read_mesh  # noqa: E402
 
 TOLERANCE = 1e-6        # metres: 1 µm
 EMOVOCA = ("emotions", "emovoca_COMA_CH01")

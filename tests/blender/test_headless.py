@@ -23,7 +23,7 @@ from voca_addon import headless  # noqa: E402  (the script entry)
 from voca_addon.cli import main as cli_main  # noqa: E402
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.animation import exporters
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 from voca_addon.core.models import modelfiles
 from tests.core.test_cli import assert_user_error  # noqa: E402  (one line, exit 2, no traceback)
 

@@ -9,7 +9,7 @@ pytest.importorskip("bpy")
 from tests.blender.test_headless import run  # noqa: E402
 from tests.core.test_cli import assert_user_error  # noqa: E402
 from voca_addon.core.animation.shapekeys import factorize  # noqa: E402
-from voca_addon.core.face import meshio  # noqa: E402
+from voca_addon.core.flame import meshio  # noqa: E402
 
 
 def test_headless_import_sequence_refuses_a_truncated_or_millimetre_source(shared_data, tmp_path):

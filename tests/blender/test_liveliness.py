@@ -12,8 +12,8 @@ from tests.core.face.flame_format import reference_lbs, write_flame_format_model
 from voca_addon.blender.liveliness import writer as lw, rig  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
-from voca_addon.core.face import gaze as core_gaze  # noqa: E402
-from voca_addon.core.face.liveliness import Liveliness, LivelinessSettings, compute_liveliness  # noqa: E402
+from voca_addon.core.living import gaze as core_gaze  # noqa: E402
+from voca_addon.core.living.liveliness import Liveliness, LivelinessSettings, compute_liveliness  # noqa: E402
 
 TOLERANCE = 1e-6        # metres: 1 µm
 FRAMES = 120
@@ -181,7 +181,7 @@ def test_liveliness_everything_off_leaves_speech_parity(head, scene, make_anim, 
 
 
 def test_liveliness_bad_inputs_change_nothing(head, scene, live, eyelids, model_file, shared_data, tmp_path):
-    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.flame.meshio import read_mesh
     before = _scene_state(head)
     no_shape = live(blinks=True)
     with pytest.raises(InputError, match="Blinks need a blink shape"):
@@ -211,7 +211,7 @@ def test_liveliness_bad_inputs_change_nothing(head, scene, live, eyelids, model_
 def test_liveliness_gaze_looks_at_an_empty_while_the_head_moves(head, scene, flame, model_file, shared_data,
                                                                with_rig):
     from mathutils import Vector
-    from voca_addon.core.face.liveliness import load_assets
+    from voca_addon.core.living.liveliness import load_assets
     target = bpy.data.objects.new("Target", None)
     scene.collection.objects.link(target)
     bpy.context.view_layer.update()

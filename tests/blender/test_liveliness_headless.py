@@ -69,7 +69,7 @@ def test_liveliness_headless_all_on_matches_flame_skinning(m, tmp_path, flame_pk
 
 def _seed_with_a_blink(m, frames):
     """The first seed whose blink track for the clip (60 fps, the new scene's rate) holds a blink."""
-    from voca_addon.core.face.liveliness import LivelinessSettings, compute_liveliness
+    from voca_addon.core.living.liveliness import LivelinessSettings, compute_liveliness
     for seed in range(20):
         live = compute_liveliness(LivelinessSettings(blinks=True, blink_source=tuple(_eyelids(m).split(",")),
                                                      seed=seed), m["wav"], 60.0, frames, _flame_sample(m))
@@ -79,7 +79,7 @@ def _seed_with_a_blink(m, frames):
 
 
 def _flame_sample(m):
-    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.flame.meshio import read_mesh
     return read_mesh(m["template"]).vertices.astype(np.float64)
 
 
@@ -142,7 +142,7 @@ def test_liveliness_headless_look_at_an_empty_in_the_scene(m, tmp_path):
     from mathutils import Vector
     bpy.ops.wm.read_factory_settings(use_empty=True)
     from voca_addon.blender.speech import writer
-    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.flame.meshio import read_mesh
     flame = read_mesh(m["template"])
     head = writer.build_head("FLAME", flame.vertices, flame.faces, bpy.context.scene.collection)
     target = bpy.data.objects.new("Target", None)

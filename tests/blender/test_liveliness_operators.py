@@ -11,7 +11,7 @@ from tests.blender.test_operators import addon, head, paths, snapshot  # noqa: E
 from tests.core.face.flame_format import write_flame_format_model  # noqa: E402
 from voca_addon.blender.liveliness import writer as liveliness_writer, rig  # noqa: E402
 from voca_addon.blender.speech import pipeline
-from voca_addon.core.face.liveliness import LivelinessSettings  # noqa: E402
+from voca_addon.core.living.liveliness import LivelinessSettings  # noqa: E402
 
 
 @pytest.fixture(scope="module")

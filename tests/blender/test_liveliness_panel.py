@@ -16,8 +16,8 @@ from voca_addon.blender.liveliness import writer as lw, rig
 from voca_addon.blender.speech import panel, pipeline, properties
 from voca_addon.blender.speech import writer  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
-from voca_addon.core.face import flame_model  # noqa: E402
-from voca_addon.core.face.liveliness import LivelinessSettings, compute_liveliness  # noqa: E402
+from voca_addon.core.flame import flame_model  # noqa: E402
+from voca_addon.core.living.liveliness import LivelinessSettings, compute_liveliness  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
 from voca_addon.blender.speech import operators, panel, pipeline, properties, writer
 from voca_addon.blender import preferences
 from voca_addon.core import engine  # noqa: E402
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 from voca_addon.core.models import modelfiles
 
 TOLERANCE = 1e-6            # metres: 1 µm
@@ -637,7 +637,8 @@ def test_panel_key_range_follows_the_scene_until_set(addon):
 def test_operators_style_menu_shows_the_checkpoints_condition_names(addon, head, paths, tmp_path, engine_anim):
     """The release (8 conditions, no names file) shows VOCASET's subjects; a retrained checkpoint with 4
     named conditions shows its names, and its condition 4 animates exactly like the engine's."""
-    from voca_addon.core.models import conditions, tfbundle
+    from voca_addon.core.models import conditions
+    from voca_addon.core.formats import tfbundle
     scene = bpy.context.scene
     assert enum_names(scene)[2] == "3 · VOCASET speaker 00137" and len(enum_names(scene)) == 8
     tips = [item[2] for item in properties._condition_enum_items(scene.voca, bpy.context)]

@@ -15,7 +15,7 @@ from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 
 from voca_addon.blender.exports import render, sequences as sequence_io  # noqa: E402
 from voca_addon.core.errors import InputError  # noqa: E402
-from voca_addon.core.models.safepickle import safe_load  # noqa: E402
+from voca_addon.core.formats.safepickle import safe_load  # noqa: E402
 
 SIZE = (240, 180)           # pixels: small, fast, still ~40 px across the mouth
 MIDLINE = 0.005             # metres: lip vertices this close to the face's symmetry plane

@@ -14,7 +14,7 @@ from tests.core.face.flame_format import reference_lbs, write_flame_format_model
 from voca_addon.blender.liveliness import rig  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402
-from voca_addon.core.face import flame_model  # noqa: E402
+from voca_addon.core.flame import flame_model  # noqa: E402
 
 TOLERANCE = 1e-6        # metres: 1 µm
 
@@ -130,7 +130,7 @@ def test_rig_rebuild_replaces_the_rig(head, model_file):
 
 
 def test_rig_refuses_wrong_heads_and_changes_nothing(scene, model_file, shared_data):
-    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.flame.meshio import read_mesh
     model = flame_model.load_flame_model(model_file[0])
     arkit = read_mesh(sorted((shared_data / "arkit" / "ARKit_blendshapes").glob("*.obj"))[0])
     other = writer.build_head("ARKit", arkit.vertices, arkit.faces, scene.collection)

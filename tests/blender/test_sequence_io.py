@@ -14,7 +14,7 @@ from tests.blender import versions  # noqa: E402
 from voca_addon.blender.exports import sequences as sequence_io  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.animation import exporters  # noqa: E402
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 from voca_addon.core.errors import AudioError, InputError, MeshError  # noqa: E402
 
 TOLERANCE = 1e-6            # metres, per coordinate: the factorization's bound (1 µm)

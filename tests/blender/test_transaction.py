@@ -14,7 +14,7 @@ from tests.blender import versions  # noqa: E402
 from voca_addon.blender import compat, keyframes, transaction  # noqa: E402
 from voca_addon.blender.emotion import writer as emotion_writer
 from voca_addon.blender.speech import pipeline, writer
-from voca_addon.core.face.emotions import Emotion  # noqa: E402
+from voca_addon.core.emotion.emotions import Emotion  # noqa: E402
 
 
 class Injected(RuntimeError):

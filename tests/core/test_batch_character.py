@@ -19,7 +19,7 @@ from voca_addon.core import engine
 from voca_addon.core.articulation import add_corrections
 from voca_addon.core.phonemes import phones_for_audio
 from voca_addon.core.character import arkit, landmarks as lm
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 from voca_addon.core.models import modelfiles
 
 CLIPS = 3
@@ -157,7 +157,7 @@ def test_batch_character_emotion_is_one_more_transferred_field(models, rig, refe
                                                                shared_data, tmp_path):
     """A CSV row's emotion on the character: its FLAME delta transferred like VOCA's fields, eased 0 → 0.8 → 0."""
     from voca_addon.core.character import transfer
-    from voca_addon.core.face import emotions
+    from voca_addon.core.emotion import emotions
     source = shared_data / "emotions" / "seed_emotion_offsets.npz"
     wav = audio_folder(shared_data, tmp_path, count=1)
     (clip,) = [p for p in wav.rglob("*.wav")]

@@ -18,7 +18,8 @@ from tests.core.test_batch_recurrence import VERTEX_TOL, vocaset_clips
 from tests.core.test_cli import BLOCKER, ROOT, assert_user_error, cli
 from voca_addon.cli.batch import command as batch, inputs as batch_inputs
 from voca_addon.core import engine
-from voca_addon.core.face import emotions, meshio
+from voca_addon.core.emotion import emotions
+from voca_addon.core.flame import meshio
 from voca_addon.core.models import modelfiles
 
 EXIT_SOME_FAILED = 4

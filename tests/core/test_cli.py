@@ -7,8 +7,9 @@ import pytest
 
 from tests.core.test_isolation import BLOCKER, ROOT
 from voca_addon.core import engine
-from voca_addon.core.face import meshio
-from voca_addon.core.models import modelfiles, tfbundle
+from voca_addon.core.flame import meshio
+from voca_addon.core.models import modelfiles
+from voca_addon.core.formats import tfbundle
 
 
 def cli(*args, cache=None):

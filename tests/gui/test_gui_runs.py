@@ -74,8 +74,8 @@ def test_gui_animate_progress_advances_while_the_timeline_moves(gui):
 def engine_result(gui, voca_ckpt, ds_small_pb, shared_data):
     """The engine's own output for the same clip, models, style and emotion, at the scene's rate."""
     from voca_addon.core import engine
-    from voca_addon.core.face import meshio
-    from voca_addon.core.face.emotions import ease_curve
+    from voca_addon.core.flame import meshio
+    from voca_addon.core.emotion.emotions import ease_curve
     from voca_addon.core.models import modelfiles
     template = meshio.read_mesh(gui.config["template"]).vertices
     anim = engine.run(gui.config["audio"], modelfiles.load_deepspeech(ds_small_pb),

@@ -7,7 +7,8 @@ import pytest
 
 from tests.training.conftest import engine_windows, piece_names
 from voca_addon.cli import main as cli
-from voca_addon.core.models import conditions, modelfiles, tfbundle
+from voca_addon.core.models import conditions, modelfiles
+from voca_addon.core.formats import tfbundle
 from voca_addon.core import engine
 from voca_addon.core.face import voca
 
@@ -165,5 +166,5 @@ def test_compat_blender_operator_animates_with_the_trained_checkpoint(release_ru
 
 
 def read_template(path):
-    from voca_addon.core.face import meshio
+    from voca_addon.core.flame import meshio
     return meshio.read_mesh(path).vertices

@@ -7,7 +7,8 @@ import pytest
 
 from tests.training.conftest import TRAIN_FRAMES, copy_run, cut, engine_windows, run_training
 from voca_addon.cli import main as cli
-from voca_addon.core.models import conditions, modelfiles, tfbundle
+from voca_addon.core.models import conditions, modelfiles
+from voca_addon.core.formats import tfbundle
 from voca_addon.core import engine
 from voca_addon.core.errors import InputError
 

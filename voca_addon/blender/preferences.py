@@ -24,8 +24,10 @@ from typing import Optional, Tuple
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..core.face import meshio, voca
-from ..core.models import modelfiles, tfbundle
+from ..core.flame import meshio
+from ..core.face import voca
+from ..core.models import modelfiles
+from ..core.formats import tfbundle
 from ..core.errors import VocaError
 from . import reporting
 

@@ -85,9 +85,9 @@ def _add_liveliness_args(p) -> None:
 
 
 def liveliness_settings(args):
-    """The living-face flags as :class:`voca_addon.core.face.liveliness.LivelinessSettings`."""
+    """The living-face flags as :class:`voca_addon.core.living.liveliness.LivelinessSettings`."""
     from ..core.errors import InputError
-    from ..core.face.liveliness import LivelinessSettings, parse_blink_source
+    from ..core.living.liveliness import LivelinessSettings, parse_blink_source
     source = parse_blink_source(args.blink_source)
     if args.blink_source is not None and not source:
         raise InputError("--blink-source is empty: give a FLAME model (.pkl), eyelid deltas (.npy/.npz) or a "

@@ -30,7 +30,7 @@ def run(args) -> None:
     """AUDIO (or --features) → the animation ``.npz``; with AUDIO, the phone pass runs beside DeepSpeech and
     the lip corrections are kept apart from VOCA's exact weights (:mod:`.articulation`)."""
     from ..core import engine, outputs
-    from ..core.face import meshio
+    from ..core.flame import meshio
     from ..core.models import modelfiles
     from ..core.speech import audio
     if bool(args.audio) == bool(args.features):

@@ -75,7 +75,7 @@ def run_import(args) -> None:
     if source.lower().endswith(".npz") and npzextras.is_animation_file(source):
         anim = npzextras.load_animation(source)      # shape-key form: corrections kept apart
         from ..core.animation.sources import check_frames
-        from ..core.face.meshio import read_mesh
+        from ..core.flame.meshio import read_mesh
         picks = sorted({0, anim.num_frames // 2, anim.num_frames - 1})
         check_frames(anim.vertices(picks), read_mesh(template).vertices, source, template)   # units, shape
         anim = anim if fps == anim.fps else dataclasses.replace(anim, fps=float(fps))

@@ -8,7 +8,7 @@ import pytest
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation
 from voca_addon.core.errors import InputError, MeshError
 from voca_addon.core.animation.exporters import CHUNK_FRAMES, read_pc2, write_obj_sequence, write_pc2
-from voca_addon.core.face.meshio import read_mesh
+from voca_addon.core.flame.meshio import read_mesh
 
 PC2_HEADER_BYTES = 32          # char[12] + int32 + int32 + float32 + float32 + int32
 OBJ_ROUNDING = 5e-7            # 6 decimals

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.errors import InputError, MeshError
-from voca_addon.core.face.meshio import read_mesh
+from voca_addon.core.flame.meshio import read_mesh
 from voca_addon.core.animation.sequences import DEFAULT_TOLERANCE, frame_files, import_sequence, read_sequence
 
 OFFICIAL_FRAMES = 306

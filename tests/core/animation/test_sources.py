@@ -9,7 +9,7 @@ from voca_addon.cli.batch import worker as batch_worker
 from voca_addon.cli import common as cli, sequences
 from voca_addon.core.animation import npzextras, sequences, sources
 from voca_addon.core.errors import InputError, MeshError
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,8 @@ def _corrupt_deflate(path, member):
 
 
 def test_sources_blink_and_emotion_readers_name_a_member_zlib_cannot_inflate(tmp_path, frames, template):
-    from voca_addon.core.face import blink, emotions
+    from voca_addon.core.living import blink
+    from voca_addon.core.emotion import emotions
     seq, deltas = tmp_path / "seq.npz", tmp_path / "blink.npz"
     np.savez_compressed(seq, vertices=frames[:20], fps=60.0)
     np.savez_compressed(deltas, deltas=frames[100] - template.vertices)

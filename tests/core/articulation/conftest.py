@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.animation.shapekeys import factorize
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 
 SENTENCE = "Severe myopia contributed to Ron's inferiority complex"
 FPS = 60.0

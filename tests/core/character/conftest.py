@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from voca_addon.core.animation.shapekeys import factorize
 from voca_addon.core.character import fit as fitting
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 
 
 @pytest.fixture(scope="session")

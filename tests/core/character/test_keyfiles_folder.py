@@ -6,7 +6,7 @@ import pytest
 
 from voca_addon.core.character import keyfiles
 from voca_addon.core.errors import InputError, MeshError
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 
 
 def test_keyfiles_reads_the_arkit_folder(shared_data, arkit):

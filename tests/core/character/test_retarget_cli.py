@@ -7,7 +7,7 @@ import pytest
 
 from tests.core.test_cli import assert_user_error, cli
 from voca_addon.core.character import landmarks as lm
-from voca_addon.core.face import meshio
+from voca_addon.core.flame import meshio
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ neck. Blend shapes are random (fixed seed): the tests check formulas, not anatom
 
 :func:`reference_lbs` is the published SMPL / FLAME skinning written out directly (one joint and one
 vertex weight at a time, rotations from ``scipy.spatial.transform``), independent of
-``voca_addon.core.face.flame_model``.
+``voca_addon.core.flame.flame_model``.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def flame_format_arrays(template_vertices, faces, masks, seed=0, shape_std=1e-3,
 
 def write_flame_format_model(path, shared_data, seed=0, **overrides):
     """Pickle a FLAME-format model (protocol 2, like FLAME's own files) and return its arrays."""
-    from voca_addon.core.face.meshio import read_mesh
+    from voca_addon.core.flame.meshio import read_mesh
     mesh = read_mesh(shared_data / "flame" / "FLAME_sample.ply")
     with open(shared_data / "flame" / "FLAME_masks.pkl", "rb") as handle:
         masks = pickle.load(handle, encoding="latin1")                      # real data file, tests only

@@ -5,8 +5,8 @@ import pytest
 
 from tests.core.face.flame_format import reference_lbs
 from voca_addon.core.errors import InputError, MeshError, ModelFileError
-from voca_addon.core.face import blink, prosody
-from voca_addon.core.face.meshio import read_mesh, write_ply
+from voca_addon.core.living import blink, prosody
+from voca_addon.core.flame.meshio import read_mesh, write_ply
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import types
 import numpy as np
 import pytest
 
-from voca_addon.core.face import emotions
-from voca_addon.core.face.emotions import Emotion, ease_curve, validate
+from voca_addon.core.emotion import emotions
+from voca_addon.core.emotion.emotions import Emotion, ease_curve, validate
 from voca_addon.core.errors import InputError, MeshError, ModelFileError
-from voca_addon.core.face.meshio import read_mesh, write_obj
+from voca_addon.core.flame.meshio import read_mesh, write_obj
 
 FLAME_VERTICES = 5023
 FLAME_COMPONENTS = 400          # 300 shape + 100 expression

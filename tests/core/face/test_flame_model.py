@@ -7,8 +7,8 @@ import pytest
 
 from tests.core.face.flame_format import reference_lbs
 from voca_addon.core.errors import MeshError, ModelFileError
-from voca_addon.core.face import flame_model
-from voca_addon.core.face.meshio import read_mesh
+from voca_addon.core.flame import flame_model
+from voca_addon.core.flame.meshio import read_mesh
 
 
 def _random_poses(rng, count, scale=0.3):

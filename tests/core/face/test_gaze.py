@@ -6,8 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from voca_addon.core.errors import InputError, MeshError
-from voca_addon.core.face import gaze
-from voca_addon.core.face.meshio import read_mesh
+from voca_addon.core.living import gaze
+from voca_addon.core.flame.meshio import read_mesh
 
 
 @pytest.fixture(scope="module")

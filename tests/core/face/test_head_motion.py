@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.errors import InputError
-from voca_addon.core.face import head_motion, prosody
+from voca_addon.core.living import head_motion, prosody
 
 FPS = 30
 

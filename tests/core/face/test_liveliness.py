@@ -2,9 +2,9 @@
 import pytest
 
 from voca_addon.core.errors import InputError, MeshError
-from voca_addon.core.face import liveliness
-from voca_addon.core.face.liveliness import LivelinessSettings
-from voca_addon.core.face.meshio import read_mesh
+from voca_addon.core.living import liveliness
+from voca_addon.core.living.liveliness import LivelinessSettings
+from voca_addon.core.flame.meshio import read_mesh
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +69,15 @@ def test_liveliness_runs_without_scipy(shared_data, flame_format):
                 raise ImportError('blocked for this test: ' + name)
             return _real_import(name, *args, **kwargs)
         builtins.__import__ = _blocked
-        from voca_addon.core.face import liveliness, meshio
-        from voca_addon.core.face.liveliness import LivelinessSettings
+        from voca_addon.core.living import liveliness
+        from voca_addon.core.flame import meshio
+        from voca_addon.core.living.liveliness import LivelinessSettings
         template = meshio.read_mesh({str(shared_data / 'flame' / 'FLAME_sample.ply')!r})
         settings = LivelinessSettings(blinks=True, head_motion=1.0, gaze=True, rig=True,
                                       flame_model={str(flame_format[0])!r})
         live = liveliness.compute_liveliness(settings, {str(shared_data / 'audio' / 'test.wav')!r}, 30.0, 144,
                                              template.vertices)
-        from voca_addon.core.face import gaze
+        from voca_addon.core.living import gaze
         left, right = gaze.eyeball_vertices(template.vertices, template.faces)
         print(live.blink.weight.shape, live.head.rotation.shape, live.gaze.rotation.shape, len(left), len(right))
     """)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.errors import MeshError
-from voca_addon.core.face.meshio import read_mesh, write_obj, write_ply
+from voca_addon.core.flame.meshio import read_mesh, write_obj, write_ply
 
 
 @pytest.fixture(scope="module")

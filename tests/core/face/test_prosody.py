@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.errors import InputError
-from voca_addon.core.face import prosody
+from voca_addon.core.living import prosody
 from voca_addon.core.speech.audio import Audio
 from tests.core.face.conftest import GAP_S
 

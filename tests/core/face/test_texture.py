@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.errors import MeshError
-from voca_addon.core.face import meshio, texture
+from voca_addon.core.flame import meshio, texture
 
 
 @pytest.fixture(scope="module")

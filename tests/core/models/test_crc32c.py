@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from voca_addon.core.models.crc32c import crc32c, mask, unmask
+from voca_addon.core.formats.crc32c import crc32c, mask, unmask
 
 CASTAGNOLI_REFLECTED = 0x82F63B78
 

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from voca_addon.core.models import graphdef
+from voca_addon.core.formats import graphdef
 from voca_addon.core.errors import ModelFileError
 
 _RNG = np.random.default_rng(17)

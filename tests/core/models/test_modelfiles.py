@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from voca_addon.core.models import modelfiles, tfbundle
+from voca_addon.core.models import modelfiles
+from voca_addon.core.formats import tfbundle
 from voca_addon.core.errors import ModelFileError
 
 

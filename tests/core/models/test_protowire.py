@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from google.protobuf import descriptor_pb2, wrappers_pb2
 
-from voca_addon.core.models import protowire as pw
+from voca_addon.core.formats import protowire as pw
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**31 - 1, 2**32, 2**63 - 1])

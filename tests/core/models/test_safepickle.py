@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.errors import ModelFileError
-from voca_addon.core.models.safepickle import ChumpyStandIn, SparseStandIn, safe_load, to_array, to_plain
+from voca_addon.core.formats.safepickle import ChumpyStandIn, SparseStandIn, safe_load, to_array, to_plain
 
 FLAME_MASK_REGIONS = 14
 FLAME_VERTICES = 5023

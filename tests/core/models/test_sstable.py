@@ -1,9 +1,9 @@
 """sstable: LevelDB-style tables round trip, across many blocks, and refuse damaged input."""
 import pytest
 
-from voca_addon.core.models import protowire as pw
-from voca_addon.core.models import sstable
-from voca_addon.core.models.crc32c import crc32c, mask
+from voca_addon.core.formats import protowire as pw
+from voca_addon.core.formats import sstable
+from voca_addon.core.formats.crc32c import crc32c, mask
 
 
 def _items(n: int):

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from voca_addon.core.models import protowire as pw
-from voca_addon.core.models import sstable, tfbundle
+from voca_addon.core.formats import protowire as pw
+from voca_addon.core.formats import sstable, tfbundle
 from voca_addon.core.errors import InputError, ModelFileError
 
 OFFICIAL_DATA_BYTES = 9_714_776

@@ -49,7 +49,7 @@ def _stage():
     try:
         from ...core.animation import sequences
         from ...core.character import arkit, fit as fitting, guess, keysolve, landmarks as lm, transfer
-        from ...core.face import meshio
+        from ...core.flame import meshio
         from . import data as character_io, landmarks as character_landmarks
     except ImportError as exc:
         if (exc.name or "").split(".")[0] == "scipy" or "scipy" in str(exc):

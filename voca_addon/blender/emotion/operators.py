@@ -18,7 +18,7 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from ...core.face import emotion_sources
+from ...core.emotion import sources as emotion_sources
 from ...core.errors import VocaError
 from . import writer as emotion_writer
 from .. import preferences, reporting

@@ -1,6 +1,6 @@
 """Emotion shape keys and their F-curves: the emotion half of the Blender writer.
 
-What it writes: one relative shape key per :class:`~voca_addon.core.face.emotions.Emotion`, named
+What it writes: one relative shape key per :class:`~voca_addon.core.emotion.emotions.Emotion`, named
 ``EMO <name>``, holding ``basis.co + strength · delta`` (slider 0 … 2, value 0), so a value of 1 evaluates
 to ``basis + strength · delta`` and a value ``w`` to ``basis + w · strength · delta``. Their values are
 keyed in the add-on's action (the same owned, slotted action :mod:`.writer` writes the speech curves
@@ -31,8 +31,8 @@ from typing import Dict, List, Sequence
 import bpy
 import numpy as np
 
-from ...core.face import emotions as core_emotions
-from ...core.face.emotions import Emotion
+from ...core.emotion import emotions as core_emotions
+from ...core.emotion.emotions import Emotion
 from ...core.errors import InputError, MeshError
 from .. import compat, keyframes
 from ..speech import writer
@@ -248,7 +248,7 @@ def check_keyable(obj, name: str, peak: float = 1.0) -> str:
 def key_emotion(obj, name: str, start: float, end: float, ramp: float, peak: float = 1.0) -> str:
     """Key the emotion's value from 0 at ``start`` up to ``peak`` and back to 0 at ``end``.
 
-    Smoothstep ramps of ``ramp`` frames (:func:`voca_addon.core.face.emotions.ease_curve`, one LINEAR key per
+    Smoothstep ramps of ``ramp`` frames (:func:`voca_addon.core.emotion.emotions.ease_curve`, one LINEAR key per
     ramp frame). Keys the curve already had inside ``[start, end]`` are replaced; keys outside stay, so
     several stretches of one emotion can follow each other.
 
@@ -260,7 +260,7 @@ def key_emotion(obj, name: str, start: float, end: float, ramp: float, peak: flo
     Raises
     ------
     InputError
-        See :func:`check_keyable` and :func:`~voca_addon.core.face.emotions.ease_curve`; nothing changes then.
+        See :func:`check_keyable` and :func:`~voca_addon.core.emotion.emotions.ease_curve`; nothing changes then.
     """
     frames, values = core_emotions.ease_curve(float(start), float(end), float(ramp), float(peak))
     name = check_keyable(obj, name, peak)

@@ -151,8 +151,8 @@ def write_clip(anim: ShapeKeyAnimation, template, audio_path: str, outputs: Dict
     """One clip's Blender outputs: ``outputs`` maps format (blend, mp4, glb, fbx, abc, usd) → path.
 
     The open file is replaced by an empty scene (the batch's own process). ``template`` is the
-    :class:`~voca_addon.core.face.meshio.Mesh` the animation was made for; ``emotion`` an
-    :class:`~voca_addon.core.face.emotions.Emotion` keyed at ``strength``, or None; ``track`` the clip's
+    :class:`~voca_addon.core.flame.meshio.Mesh` the animation was made for; ``emotion`` an
+    :class:`~voca_addon.core.emotion.emotions.Emotion` keyed at ``strength``, or None; ``track`` the clip's
     phone track when its lips close (the head gets the correction keys ``voca_lips_close`` /
     ``voca_lips_tuck``, as Animate from audio writes them: every export carries them — glb / fbx as
     morph targets / blend shapes with their curves, abc / usd in the evaluated points), or None.

@@ -42,7 +42,7 @@ from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ...core.animation import exporters, sequences
-from ...core.face import meshio
+from ...core.flame import meshio
 from ...core.speech import audio as core_audio
 from ...core.models import modelfiles
 from ...core.errors import AudioError, InputError, MeshError

@@ -1,6 +1,6 @@
 """A FLAME rig in Blender: an armature whose deformation of the head is FLAME's linear blend skinning.
 
-What :func:`build_rig` makes from a :class:`~voca_addon.core.face.flame_model.FlameModel`:
+What :func:`build_rig` makes from a :class:`~voca_addon.core.flame.flame_model.FlameModel`:
 
 * an armature object ``VOCA rig`` parented to the head (so it follows the head object), with the bones
   ``root``, ``neck``, ``jaw``, ``eye_left``, ``eye_right`` (FLAME's kinematic tree) whose heads sit at the
@@ -39,8 +39,8 @@ import bpy
 import numpy as np
 
 from ...core.errors import InputError, MeshError
-from ...core.face import flame_model
-from ...core.face.flame_model import FlameModel, JOINT_NAMES
+from ...core.flame import flame_model
+from ...core.flame.flame_model import FlameModel, JOINT_NAMES
 from .. import compat, keyframes
 from ..speech import writer
 

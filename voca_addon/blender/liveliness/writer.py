@@ -1,6 +1,6 @@
 """Blinks, head motion and gaze in Blender: the living-face half of the writer.
 
-What :func:`write_liveliness` writes from a :class:`~voca_addon.core.face.liveliness.Liveliness`
+What :func:`write_liveliness` writes from a :class:`~voca_addon.core.living.liveliness.Liveliness`
 (scene frames ``start … start + F − 1``, one key per frame, LINEAR):
 
 * **Blink**: a relative shape key ``VOCA blink`` holding ``basis + Δ_blink`` (slider 0 … 1), or the
@@ -32,10 +32,10 @@ import bpy
 import numpy as np
 
 from ...core.errors import InputError, MeshError
-from ...core.face import flame_model
-from ...core.face import gaze as core_gaze
-from ...core.face import liveliness as core_liveliness
-from ...core.face.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
+from ...core.flame import flame_model
+from ...core.living import gaze as core_gaze
+from ...core.living import liveliness as core_liveliness
+from ...core.living.liveliness import Liveliness, LivelinessAssets, LivelinessSettings
 from .. import compat, keyframes
 from . import rig
 from ..speech import writer
@@ -93,7 +93,7 @@ def check_target(obj, settings: Optional[LivelinessSettings]) -> None:
     ------
     InputError
         Blinks with no shape to use (no source, no FLAME model, no marked key), or the settings' files /
-        ranges (:func:`voca_addon.core.face.liveliness.check_settings`).
+        ranges (:func:`voca_addon.core.living.liveliness.check_settings`).
     """
     if settings is None or not settings.enabled:
         return

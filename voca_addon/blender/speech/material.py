@@ -4,7 +4,7 @@
 
 * **textured** — with ``texture_mesh.obj`` / ``.png`` (VOCA's ``template/`` files): a UV map
   ``VOCA UV`` whose per-loop UVs come from the OBJ's face texture indices, matched onto the head's own
-  polygons (:func:`voca_addon.core.face.texture.loop_uvs`), and a material ``VOCA Skin (texture)``:
+  polygons (:func:`voca_addon.core.flame.texture.loop_uvs`), and a material ``VOCA Skin (texture)``:
   Image Texture → Principled BSDF, the image node active so Workbench's *Texture* colour shows it;
 * **untextured** — a material ``VOCA Skin``: a Principled BSDF of a light skin tone, the same colour as
   its viewport colour (what Workbench's *Material* colour shows).
@@ -29,7 +29,7 @@ import bpy
 import numpy as np
 
 from ...core.errors import MeshError
-from ...core.face import texture as core_texture
+from ...core.flame import texture as core_texture
 from .. import compat
 from .writer import OWNED
 
@@ -131,7 +131,7 @@ def apply_head_look(obj, texture_files=None) -> Optional[str]:
 
 def dress_owned_head(obj, template_path=None) -> Optional[str]:
     """The headless runs' rule: a head the add-on made (``voca_owned``) gets VOCA's texture, found next to
-    ``template_path`` or in the model folder (:func:`voca_addon.core.face.texture.find_texture`), else the
+    ``template_path`` or in the model folder (:func:`voca_addon.core.flame.texture.find_texture`), else the
     skin material. Returns a warning line when texture files were found but do not fit (skin used then)."""
     from ...core.models import modelfiles
     if not obj.get(OWNED):

@@ -22,7 +22,7 @@ emotion key keyed 0 → strength → 0 over the clip with ``ease_frames`` ramps,
 set to exactly the clip.
 
 Emotions. ``emotion`` names the emotion; ``emotion_source`` says where its delta comes from, by the rule
-of :mod:`voca_addon.core.face.emotion_sources` (FLAME model .pkl, delta .npy/.npz, a folder or one mesh of
+of :mod:`voca_addon.core.emotion.sources` (FLAME model .pkl, delta .npy/.npz, a folder or one mesh of
 targets with ``emotion_neutral``); ``None`` keys the object's own emotion key of that name (made earlier
 by Add emotions, or an artist key marked as an emotion).
 
@@ -42,13 +42,14 @@ from typing import Callable, Mapping, Optional, Union
 import numpy as np
 
 from ...core.speech import audio, wavstream
-from ...core.face import emotion_sources, meshio
+from ...core.emotion import sources as emotion_sources
+from ...core.flame import meshio
 from ...core import engine
 from ...core.models import modelfiles
-from ...core.face import emotions as core_emotions
+from ...core.emotion import emotions as core_emotions
 from ...core.animation.shapekeys import DEFAULT_FPS, ShapeKeyAnimation
-from ...core.face.emotions import Emotion
-from ...core.face import liveliness as core_liveliness
+from ...core.emotion.emotions import Emotion
+from ...core.living import liveliness as core_liveliness
 from ...core.errors import AudioError, InputError, MeshError, VocaError
 from .. import compat, transaction
 from ..emotion import writer as emotion_writer

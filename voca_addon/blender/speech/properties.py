@@ -13,7 +13,7 @@ list changes with the active object; a string keeps the name and is checked when
 reopens "running".
 
 ``scene.voca.living`` (:class:`VOCA_PG_living`, registered before ``VOCA_PG_scene``) mirrors
-:class:`voca_addon.core.face.liveliness.LivelinessSettings`: blinks, head motion, gaze, FLAME rig; all off
+:class:`voca_addon.core.living.liveliness.LivelinessSettings`: blinks, head motion, gaze, FLAME rig; all off
 by default. :func:`living_settings` turns it into that dataclass.
 
 Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package's
@@ -26,11 +26,12 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from ...core.models import conditions, modelfiles, tfbundle
+from ...core.models import conditions, modelfiles
+from ...core.formats import tfbundle
 from ...core.face import voca
-from ...core.face import head_motion as core_head_motion
-from ...core.face import liveliness as core_liveliness
-from ...core.face.emotions import BUILTIN_PRESETS, NEUTRAL
+from ...core.living import head_motion as core_head_motion
+from ...core.living import liveliness as core_liveliness
+from ...core.emotion.emotions import BUILTIN_PRESETS, NEUTRAL
 from ...core.errors import InputError, VocaError
 from ...core.face.voca import VOCASET_SUBJECTS
 from ..emotion import writer as emotion_writer
@@ -287,7 +288,7 @@ def living_problem(living, prefs, obj=None):
 
 
 def living_settings(scene, prefs, obj=None) -> core_liveliness.LivelinessSettings:
-    """``scene.voca.living`` as :class:`~voca_addon.core.face.liveliness.LivelinessSettings`.
+    """``scene.voca.living`` as :class:`~voca_addon.core.living.liveliness.LivelinessSettings`.
 
     Everything off gives the disabled settings, whose run removes an earlier run's living face (as a
     plain command-line re-run does). The FLAME model is passed only where it is used (the rig, or the

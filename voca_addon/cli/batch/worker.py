@@ -51,7 +51,8 @@ from ...core import batch as core_batch
 from ...core.animation.shapekeys import ShapeKeyAnimation
 from ...core.errors import InputError, VocaError
 from ...core.character import arkit
-from ...core.face import emotion_sources, emotions, meshio
+from ...core.emotion import sources as emotion_sources, emotions
+from ...core.flame import meshio
 from ...core.models import modelfiles
 
 EASE_FRAMES = 12            # frames of an emotion's rise and fall (the operator's default)

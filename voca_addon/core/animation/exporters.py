@@ -28,7 +28,7 @@ import numpy as np
 
 from .shapekeys import ShapeKeyAnimation
 from ..errors import InputError, MeshError
-from ..face.meshio import write_obj
+from ..flame.meshio import write_obj
 
 PC2_MAGIC = b"POINTCACHE2\0"
 PC2_VERSION = 1

@@ -28,7 +28,7 @@ import numpy as np
 from .shapekeys import DEFAULT_FPS, ShapeKeyAnimation, factorize
 from .sources import check_frames, check_rate, load_npy, open_npz
 from ..errors import InputError, MeshError
-from ..face.meshio import read_mesh
+from ..flame.meshio import read_mesh
 
 MESH_EXTENSIONS = (".obj", ".ply")
 DEFAULT_TOLERANCE = 1e-6            # metres per coordinate: above the 0.5 µm rounding of 6-decimal OBJs

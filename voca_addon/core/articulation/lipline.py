@@ -21,7 +21,7 @@ import hashlib
 
 import numpy as np
 
-from ..character.landmarks import FLAME_IBUG68, FLAME_NUM_VERTICES
+from ..flame.landmarks import FLAME_IBUG68, FLAME_NUM_VERTICES
 from ..errors import MeshError
 
 # Upper row, left corner (iBUG 60) → 61 → 62 → 63 → right corner (64); lower row 60 → 67 → 66 → 65 → 64.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, MeshError
-from ..face import meshio
+from ..flame import meshio
 
 NEUTRAL = "neutral"
 

@@ -39,7 +39,7 @@ def source_animation(source: str, template_path, fps=None):
 def source_with_phones(source: str, template_path, fps=None):
     """(:func:`source_animation`, the phone track the ``.npz`` stores or None)."""
     from ..animation import npzextras, sequences, sources
-    from ..face import meshio
+    from ..flame import meshio
     if str(source).lower().endswith(".npz"):
         with sources.open_npz(source) as z:          # a truncated or damaged file: InputError naming it
             if {"basis", "bias", "weights"} <= set(z.files):
@@ -94,7 +94,7 @@ def load_character(target_path, landmarks_path, keys_folder, template_path) -> C
     Raises :class:`~voca_addon.core.errors.VocaError` for an unreadable or unusable input, before the fit.
     """
     from . import fit as fitting, guess as guessing, keyfiles, landmarks
-    from ..face import meshio
+    from ..flame import meshio
     target = meshio.read_mesh(target_path)
     fitting.check_target(target.vertices, target.faces, f"'{target_path}'")
     guess = None

@@ -1,5 +1,5 @@
-"""Stage 3, the face model: the VOCA network (speech features → FLAME vertex offsets), FLAME meshes in and
-out (PLY/OBJ), and emotions as per-vertex deltas from FLAME presets, delta files or target meshes.
+"""The face network: VOCA (:mod:`.voca`) — DeepSpeech windows + a speaking style → FLAME vertex offsets, as
+50 linear keys + a bias per frame (the decoder is linear: exact shape keys).
 
-numpy (and the stdlib) only; never ``bpy`` or ``tensorflow``.
+numpy only; never ``bpy`` or ``tensorflow``. Reads no file: :mod:`..models` builds it from the checkpoint.
 """

@@ -1,6 +1,7 @@
-"""Stage 1, model files: read the official VOCA checkpoint (TF tensor bundle) and DeepSpeech's frozen
-graph without TensorFlow, cache them as memory-mapped arrays, read VOCA condition names and FLAME pickles.
+"""The user's model files: the VOCA checkpoint and DeepSpeech's frozen graph found, checked and turned into
+the networks of :mod:`..speech` and :mod:`..face` (:mod:`.modelfiles`, cached as memory-mapped arrays), the
+speaking styles' names (:mod:`.conditions`), the public files fetched (:mod:`.fetch`) and their status
+(:mod:`.status`). The file formats themselves are :mod:`..formats`.
 
-Imports numpy and the stdlib only (and the network definitions of :mod:`..speech` and :mod:`..face` that
-the files are turned into); never ``bpy`` or ``tensorflow``.
+Imports numpy and the stdlib only; never ``bpy`` or ``tensorflow``.
 """

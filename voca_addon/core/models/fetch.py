@@ -344,7 +344,7 @@ def install_voca_zip(zip_path: os.PathLike, folder: Optional[os.PathLike] = None
 
 def _check_checkpoint(prefix: Path, source: Path) -> None:
     """A VOCA model whose every tensor is readable with a matching CRC-32C (ModelFileError naming the zip)."""
-    from . import tfbundle
+    from ..formats import tfbundle
     from ..face import voca
     try:
         entries = tfbundle.read_index(prefix)

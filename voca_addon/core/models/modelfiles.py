@@ -292,7 +292,7 @@ def refuse_non_finite(tensors: Dict[str, np.ndarray], source: str, hint: str) ->
 
 def _read_voca_tensors(prefix: Path) -> Dict[str, np.ndarray]:
     """The inference tensors, each checked against the CRC-32C in the ``.index``, all finite."""
-    from . import tfbundle
+    from ..formats import tfbundle
     entries = tfbundle.read_index(prefix)
     dims = voca.infer_dims({n: e.shape for n, e in entries.items()})
     tensors = tfbundle.read_checkpoint(prefix, names=voca.weight_names(dims.decoder_scope), verify=True)
@@ -302,7 +302,7 @@ def _read_voca_tensors(prefix: Path) -> Dict[str, np.ndarray]:
 
 
 def _read_deepspeech_tensors(pb: Path) -> Dict[str, np.ndarray]:
-    from . import graphdef
+    from ..formats import graphdef
     graph = graphdef.read_graph(pb)
     deepspeech.refuse_newer_graph(graph.nodes.keys(), f"'{pb}'")
     consts = graph.constants()

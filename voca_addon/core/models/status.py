@@ -36,7 +36,7 @@ class FileStatus:
 
 
 def _voca(folder: Path) -> FileStatus:
-    from . import tfbundle
+    from ..formats import tfbundle
     from ..face import voca
     indexes = sorted(folder.glob("*.model.index"))
     prefix = indexes[0].with_suffix("") if indexes else folder / modelfiles.VOCA_PREFIX_NAME

@@ -42,8 +42,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import InputError, MeshError
-from .flame_model import FlameModel, load_flame_model
-from .meshio import read_mesh
+from ..flame.flame_model import FlameModel, load_flame_model
+from ..flame.meshio import read_mesh
 from .prosody import Prosody
 
 # VOCA's blink expression (edit_sequences.py, add_eye_blink: blink_exp_betas), FLAME expression

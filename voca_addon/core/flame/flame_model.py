@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, MeshError, ModelFileError
-from ..models.safepickle import safe_load, to_array
+from ..formats.safepickle import safe_load, to_array
 
 JOINT_NAMES = ("root", "neck", "jaw", "eye_left", "eye_right")    # FLAME's joint order
 NUM_JOINTS = len(JOINT_NAMES)

@@ -33,8 +33,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import InputError, MeshError, ModelFileError
-from .meshio import read_mesh
-from ..models.safepickle import safe_load, to_array
+from ..flame.meshio import read_mesh
+from ..formats.safepickle import safe_load, to_array
 
 NEUTRAL = "neutral"                 # the reference entry of a source (see the module docstring)
 FLAME_VERTICES = 5023

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..speech.audio import load_audio
-from . import blink, flame_model, gaze, prosody
+from . import blink, gaze, prosody
+from ..flame import flame_model
 from . import head_motion as motion
 
 MAX_SHAPE_SLIDERS = 300
