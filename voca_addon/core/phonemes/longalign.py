@@ -30,6 +30,8 @@ SUBSTITUTE = 2.0        # cost of a substitution of words that sound nothing ali
 REPAIR_WORDS = 2       # words moved across a cut when a piece does not align
 WINDOW_SLACK = 10     # transcript words beyond the two pieces' recognised words in one match
 
+MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
+
 
 def share_words(words: Sequence[str], recognised: Sequence[Sequence[str]],
                 sounds: Optional[Dict[str, Sequence[str]]] = None) -> List[List[int]]:
@@ -221,5 +223,4 @@ def align_long(pcm: bytes, duration: float, words: Sequence[str], pieces, progre
 
 
 def _match_min() -> float:
-    from .stage import MATCH_MIN
     return MATCH_MIN

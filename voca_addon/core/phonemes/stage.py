@@ -42,7 +42,7 @@ from .track import PhoneTrack, make_track
 
 DEFAULT_METHOD = "words"
 METHODS = ("words", "phones")
-MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
+MATCH_MIN = longalign.MATCH_MIN   # fraction of aligned phones the phone recogniser also hears (docs)
 ALIGN_WHOLE_MAX_S = 30.0   # s: a transcript is aligned whole on audio up to this long (longer: piece by piece)
 MATCH_SLACK_S = 0.05    # s, how far apart an aligned and a recognised phone may be and still agree
 
