@@ -72,14 +72,15 @@ def main() -> int:
     result.update(per_command=per_command, wall_s=round(time.monotonic() - started, 1),
                   cpu_s=round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1),
                   load=os.getloadavg())
-    print(f"kills {result['kills']} (hit {result['hit']}), runs after SIGKILL {result['recovery_runs']}, "
+    print(f"kills {result['kills']} (hit {result['hit']}, late {result['late']}, .blend saves cut "
+          f"{result['blend_saves_cut']}), runs after SIGKILL {result['recovery_runs']}, "
           f"files checked {result['files_checked']}, problems {len(result['lost'])}; "
           f"{result['wall_s']} s wall, {result['cpu_s']} s CPU, load {result['load'][0]:.2f}")
     for line in result["lost"]:
         print("  LOST " + line)
     if args.json:
         Path(args.json).write_text(json.dumps(dict(result, outcomes=[o.__dict__ for o in outcomes]), indent=1))
-    return 1 if result["lost"] or result["hit"] < result["kills"] else 0
+    return 1 if result["lost"] or result["hit"] + result["late"] < result["kills"] else 0
 
 
 if __name__ == "__main__":
