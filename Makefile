@@ -52,7 +52,7 @@ venv-py313:
 # Every test: core, references, training and the Blender layer on bpy 5.0 (this run also builds the
 # reference models), then the Blender-layer matrix on the other lines, then the real-window GUI suite.
 test: venv venv-lts venv-py313
-	$(PY) -m pytest -q --ignore=tests/gui tests
+	$(PY) -m pytest -q --durations=25 --ignore=tests/gui tests
 	@$(MAKE) --no-print-directory test-matrix
 	@$(MAKE) --no-print-directory test-gui
 

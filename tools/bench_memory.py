@@ -1,4 +1,4 @@
-"""Memory benchmark: peak resident memory and wall time of ``features``, ``infer`` and ``animate``
+"""Memory benchmark: peak resident memory and wall time of ``features``, ``infer``, ``animate`` and ``batch``
 on long speech (default 1, 15 and 60 minutes), each command a fresh process as a user runs it.
 
 Not a test (nothing is asserted): it prints a table and how flat memory is across lengths.
@@ -9,7 +9,11 @@ a temporary WAV of each length). The models are the full-size random-weight Deep
 fixture cache.
 
     nice -n 10 .venv/bin/python tools/bench_memory.py [--minutes 1,15,60] [--commands features,infer,animate]
-                                                     [--width 2048]
+                                                     [--width 2048] [--tree DIR]
+
+``batch`` runs one clip of that length to its ``.npz`` with vertices (``batch-exact``: with
+``--no-closures``); ``--tree`` runs the commands of another checkout (a ``git worktree`` of an earlier
+commit) for before/after figures.
 
 Peak resident memory is the command's ``ru_maxrss`` (``os.wait4`` in a small launcher process), so it
 covers the whole process: Python, numpy and, for ``animate``, Blender.
@@ -56,13 +60,14 @@ print(json.dumps(dict(status=os.waitstatus_to_exitcode(status), maxrss_kb=usage.
 """
 
 
-def measure(args: list, env: dict) -> dict:
+def measure(args: list, env: dict, tree: Path = ROOT) -> dict:
     """``python -m voca_addon ARGS`` → wall time, CPU time (user + system: on a shared machine the wall time
     measures the other load too), peak RSS (MB), exit status, last stderr lines."""
     with tempfile.NamedTemporaryFile("r", suffix=".log") as err:
         t0 = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", LAUNCHER, err.name, sys.executable, "-m", "voca_addon",
-                              *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True)
+                              *map(str, args)], cwd=tree, env=dict(env, PYTHONPATH=str(tree)),
+                             capture_output=True, text=True)
         wall = time.perf_counter() - t0
         tail = err.read().strip().splitlines()[-3:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -78,6 +83,14 @@ def command_args(command: str, wav: Path, pb: Path, prefix: Path, out_dir: Path)
     if command == "infer":
         out = out_dir / "anim.npz"
         return ["infer", wav, "--deepspeech", pb, "--voca", prefix, "--template", template, "--out", out], out
+    if command in ("batch", "batch-exact"):         # one clip, its .npz with vertices (the batch's writer)
+        clips, out = out_dir / "clips", out_dir / "batch-out"
+        clips.mkdir(exist_ok=True)
+        (clips / wav.name).unlink(missing_ok=True)
+        (clips / wav.name).symlink_to(wav)
+        exact = ["--no-closures"] if command == "batch-exact" else []
+        return ["batch", clips, "--out", out, "--format", "npz", "--deepspeech", pb, "--voca", prefix,
+                "--template", template, *exact], out / f"{wav.stem}.npz"
     out = out_dir / "scene.blend"
     return ["animate", wav, "--deepspeech", pb, "--voca", prefix, "--template", template, "--out", out], out
 
@@ -87,6 +100,8 @@ def main(argv=None) -> None:
     parser.add_argument("--minutes", default="1,15,60")
     parser.add_argument("--commands", default="features,infer,animate")
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    parser.add_argument("--tree", metavar="DIR", default=str(ROOT), help="run the commands of this checkout "
+                        "(e.g. a git worktree of an earlier commit, for before/after figures; default: this one)")
     parser.add_argument("--width", type=int, default=2048, help="DeepSpeech width (default 2048, full size; "
                         "64 runs the same code in minutes, to show how memory grows with the length alone)")
     args = parser.parse_args(argv)
@@ -105,13 +120,14 @@ def _run(args, pb: Path, prefix: Path, work: Path) -> None:
     rows = []
     warm = long_wav(0.1, work)                                  # parse the models into the cache once
     cmd, out = command_args("features", warm, pb, prefix, work)
-    measure(cmd, env)
+    tree = Path(args.tree).resolve()
+    measure(cmd, env, tree)
     out.unlink(missing_ok=True)
     for minutes in [float(m) for m in args.minutes.split(",")]:
         wav = long_wav(minutes, work)
         for command in args.commands.split(","):
             cmd, out = command_args(command, wav, pb, prefix, work)
-            row = dict(minutes=minutes, command=command, **measure(cmd, env))
+            row = dict(minutes=minutes, command=command, **measure(cmd, env, tree))
             row["output_mb"] = out.stat().st_size / 2**20 if out.exists() else 0.0
             out.unlink(missing_ok=True)
             rows.append(row)
