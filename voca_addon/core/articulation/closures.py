@@ -342,15 +342,24 @@ def _plateau_residuals(motion: ShapeKeyAnimation, track, corrections: Correction
     return np.array(out)
 
 
-def fit_and_solve(motion: ShapeKeyAnimation, track, strength: float = 1.0, mouth_close: float = 0.0,
-                  offset: Optional[np.ndarray] = None, refits: int = REFITS) -> Corrections:
-    """Fields fitted to ``motion``'s p/b/m and weights solved; refitted up to ``refits`` times with
-    the p/b/m that stay open weighing more (``× (1 + residual / REFIT_SCALE)``), the best kept. The
-    shapes do not depend on ``strength`` and ``mouth_close``: only the weights do."""
+def fit(motion: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = None, refits: int = REFITS,
+        vectors: Optional[np.ndarray] = None) -> tuple:
+    """Fields fitted to ``motion``'s p/b/m, refitted up to ``refits`` times with the p/b/m that stay open
+    weighing more (``× (1 + residual / REFIT_SCALE)``), the best kept.
+
+    Returns
+    -------
+    fields : Fields or None
+        The key shapes (fitted at the default knobs; they do not depend on closure strength or mouth close).
+    corrections : Corrections
+        Their weights at closure strength 1 and mouth close 0.
+    vectors : float64 [F, P, 3]
+        :func:`pair_points` of ``motion`` (+ ``offset``), for :func:`corrections_for` at other knobs.
+    """
     line = lip_line(motion.template)
-    vectors = pair_points(motion, line, offset)
+    vectors = pair_points(motion, line, offset) if vectors is None else vectors
     emphasis, best, best_worst = None, None, np.inf
-    for _ in range(refits + 1):                                 # the key shapes: fitted at the default knobs
+    for _ in range(refits + 1):
         fields = fields_for(motion, track, offset, vectors, emphasis)
         corrections = corrections_for(motion, track, fields, 1.0, 0.0, offset, vectors)
         residual = _plateau_residuals(motion, track, corrections, vectors, line)
@@ -360,9 +369,17 @@ def fit_and_solve(motion: ShapeKeyAnimation, track, strength: float = 1.0, mouth
         if worst <= REFIT_BELOW or fields is None or not len(residual):
             break
         emphasis = (1.0 if emphasis is None else emphasis) * (1.0 + np.maximum(residual, 0.0) / REFIT_SCALE)
+    return best[0], best[1], vectors
+
+
+def fit_and_solve(motion: ShapeKeyAnimation, track, strength: float = 1.0, mouth_close: float = 0.0,
+                  offset: Optional[np.ndarray] = None, refits: int = REFITS) -> Corrections:
+    """:func:`fit`, then the weights solved at ``strength`` and ``mouth_close`` (only the weights depend
+    on them)."""
+    fields, corrections, vectors = fit(motion, track, offset, refits)
     if strength == 1.0 and mouth_close == 0.0:
-        return best[1]
-    return corrections_for(motion, track, best[0], strength, mouth_close, offset, vectors)
+        return corrections
+    return corrections_for(motion, track, fields, strength, mouth_close, offset, vectors)
 
 
 def add_corrections(anim: ShapeKeyAnimation, track, strength: float = 1.0,

@@ -7,27 +7,38 @@ on the weights, and the corrective keys are solved again on that motion (their f
 VOCA's exact motion, so the key shapes do not change with the knobs), scaled by ``closure_strength``,
 with ``mouth_close`` added to the closure key's weight (negative opens; never past the floor).
 
-Contract: numpy + scipy.ndimage; pure; the defaults return exactly ``add_corrections(anim, track)``
-(``anim.exact()`` with closures off).
+**Speed** (issue 18: a knob on 60 s at 60 fps in < 0.1 s). The key shapes depend only on the motion (VOCA's
+exact weights under speech strength and smoothing), the phone track and the offset, not on closure strength or
+mouth close: the last :data:`FIT_CACHE` fits are kept, keyed by a BLAKE2b digest of everything they depend on
+(weights, bias, basis, template, rate, phones, offset, refits), so a closure knob only solves the weights again
+(the same arithmetic on the same inputs: results equal bit for bit to a fresh fit). Returned arrays are copies.
+
+Contract: numpy + scipy.ndimage; pure (a cache of results only); the defaults return exactly
+``add_corrections(anim, track)`` (``anim.exact()`` with closures off).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+import hashlib
 import math
+import threading
 from typing import Optional
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..animation.shapekeys import ShapeKeyAnimation
+from ..animation.shapekeys import Corrections, ShapeKeyAnimation
 from ..errors import InputError
-from .closures import KNOB_REFITS, REFITS, add_corrections, check_flame, check_offset, check_track, \
-    fit_and_solve
+from .closures import KNOB_REFITS, REFITS, check_flame, check_offset, check_track, corrections_for, fit
 
 SPEECH_STRENGTH_RANGE = (0.0, 3.0)
 CLOSURE_STRENGTH_RANGE = (0.0, 3.0)
 MOUTH_CLOSE_RANGE = (-2.0, 2.0)       # added to the closure key's weight (1 = 10 mm of mean opening)
 SMOOTHING_RANGE_MS = (0.0, 500.0)
+FIT_CACHE = 4                         # fits kept (two heads, or a head's last speech settings)
+_FITS: "OrderedDict[str, tuple]" = OrderedDict()
+_FITS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -102,8 +113,6 @@ def apply_controls(anim: ShapeKeyAnimation, track, settings: ArticulationSetting
         With knob-modified ``bias``/``weights`` and (closures on, a track given) the corrections.
     """
     exact = anim.exact()
-    if settings.is_default and settings.closures and track is not None:
-        return add_corrections(exact, track, 1.0, offset)
     motion = _motion(exact, settings)
     if not settings.closures or track is None:
         return motion
@@ -111,5 +120,46 @@ def apply_controls(anim: ShapeKeyAnimation, track, settings: ArticulationSetting
     check_track(exact, track)
     offset = check_offset(exact, offset)
     refits = REFITS if motion is exact else KNOB_REFITS
-    corrections = fit_and_solve(motion, track, settings.closure_strength, settings.mouth_close, offset, refits)
+    fields, corrections, vectors = _fit(motion, track, offset, refits)
+    if settings.closure_strength != 1.0 or settings.mouth_close != 0.0:
+        corrections = corrections_for(motion, track, fields, settings.closure_strength, settings.mouth_close,
+                                      offset, vectors)
+    else:
+        corrections = Corrections(corrections.basis.copy(), corrections.weights.copy(), corrections.names)
     return motion.with_corrections(corrections)
+
+
+def _digest(motion: ShapeKeyAnimation, track, offset: Optional[np.ndarray], refits: int) -> str:
+    """BLAKE2b of everything :func:`~.closures.fit` depends on (≈ 4 MB for VOCA's 50 keys: a few ms)."""
+    h = hashlib.blake2b(digest_size=16)
+    for array in (motion.weights, motion.bias, motion.basis, motion.template):
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(array)
+    if offset is not None:
+        h.update(b"offset")
+        h.update(np.ascontiguousarray(offset, np.float64))
+    h.update(repr((float(motion.fps), int(refits),
+                   [(p.phone, float(p.start), float(p.end)) for p in track.phones])).encode())
+    return h.hexdigest()
+
+
+def _fit(motion: ShapeKeyAnimation, track, offset: Optional[np.ndarray], refits: int) -> tuple:
+    """:func:`~.closures.fit` of ``motion``, from the cache when the same inputs were fitted lately."""
+    digest = _digest(motion, track, offset, refits)
+    with _FITS_LOCK:
+        if digest in _FITS:
+            _FITS.move_to_end(digest)
+            return _FITS[digest]
+    result = fit(motion, track, offset, refits)
+    with _FITS_LOCK:
+        _FITS[digest] = result
+        while len(_FITS) > FIT_CACHE:
+            _FITS.popitem(last=False)
+    return result
+
+
+def clear_fit_cache() -> None:
+    """Forget the kept fits (tests; memory: ≈ 1.5 MB per fit of 60 s)."""
+    with _FITS_LOCK:
+        _FITS.clear()
