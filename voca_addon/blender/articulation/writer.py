@@ -2,7 +2,7 @@
 exact weights, non-destructively.
 
 What :func:`write_articulation` stores and writes (after :func:`.writer.write_animation`, inside the run's
-transaction, in ``'shape_keys'`` mode):
+transaction, in either mode):
 
 * ``Key["voca_exact_weights"]``, ``["voca_exact_basis"]``, ``["voca_exact_bias"]``: VOCA's exact weights at
   the scene's rate, float32 ``[F · D]``, and its basis ``[D · V · 3]`` and bias ``[V · 3]`` (ID property
@@ -11,8 +11,8 @@ transaction, in ``'shape_keys'`` mode):
   a key holds ``Basis + basis[k]`` in float32, and ``co − Basis`` differs from ``basis[k]`` in the last bits,
   which the closure solve can turn into a visibly different weight (48 µm on one frame of the official
   clip); 3 MB for 50 keys;
-* ``Key["voca_articulation"]``: a group with the clip's frames, rate and first frame, the VOCA key names in
-  curve order (bias last), the phone track (JSON text), the correction keys made (``{core name: key
+* ``Key["voca_articulation"]``: a group with the write mode, the clip's frames, rate and first frame, the VOCA
+  key names in curve order (bias last; none in ``'per_frame'`` mode), the phone track (JSON text), the correction keys made (``{core name: key
   name}``) and a digest of every curve as the add-on last wrote it;
 * the correction keys ``voca_lips_close`` / ``voca_lips_tuck`` (relative to the Basis, holding ``basis.co +
   correction basis``), listed in ``Key["voca_correction_keys"]``, keyed in VOCA's owned action (group
@@ -27,6 +27,13 @@ s_k``), the bias key's one value (the speech strength scales it), the correction
 switch off the correction keys are muted (the evaluated mesh is VOCA's exact result) and their curves kept.
 A curve whose points no longer match the digest of what the add-on wrote was edited by hand: it is left as
 it is and named in one line. At the knobs' defaults the VOCA curves hold the stored weights bit for bit.
+
+**Per-frame mode** (one key per frame holding VOCA's whole frame): the closures are the same two corrective keys
+*beside* the frame keys, solved on VOCA's exact motion, keyed only around the phones; the frame keys are never
+touched, so the switch off (the keys muted) or ``--no-closures`` (no keys) gives VOCA's exact frames, and
+closure strength / mouth close re-apply in milliseconds. Speech strength and smoothing would mean rewriting every
+frame key (the whole mesh per frame): in this mode they are not applied and the status line says so
+(docs/articulation.md argues the choice).
 
 :func:`remove_articulation` removes the correction keys, their curves and both properties (Remove VOCA
 animation and every re-run call it first).
@@ -120,9 +127,9 @@ def _store(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, tra
     key[EXACT] = weights.ravel()
     key[EXACT_BASIS] = np.ascontiguousarray(anim.basis, np.float32).ravel()
     key[EXACT_BIAS] = np.ascontiguousarray(anim.bias, np.float32).ravel()
-    key[STORE] = {"format": FORMAT, "frames": int(weights.shape[0]), "dims": int(weights.shape[1]),
-                  "fps": float(written.fps), "start": int(written.frame_start),
-                  "keys": list(written.key_names), "names": list(anim.names), "phones": track_to_text(track),
+    key[STORE] = {"format": FORMAT, "mode": written.mode, "frames": int(weights.shape[0]),
+                  "dims": int(weights.shape[1]), "fps": float(written.fps), "start": int(written.frame_start),
+                  "keys": list(written.key_names) if written.mode == "shape_keys" else [], "names": list(anim.names), "phones": track_to_text(track),
                   "corrections": {}, "digests": {}}
 
 
@@ -176,9 +183,8 @@ def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.Writ
     exact weights are still stored, so the knobs work). Returns one line per thing to tell the artist.
     """
     remove_articulation(obj)
-    if written.mode != "shape_keys":
-        asked = outcome is not None and settings_of(obj).closures
-        return ["lip closures and the articulation knobs need 'Shape keys' mode"] if asked else []
+    if written.mode not in writer.MODES:
+        raise InputError(f"Unknown write mode '{written.mode}'.")
     track = outcome.track if outcome is not None else None
     _store(obj, scene, anim, written, track)
     done = reapply(obj, scene)
@@ -219,16 +225,22 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     anim, store = _stored_animation(key)
     track = track_from_text(str(store.get("phones", "")))
     settings = settings_of(obj)
-    line = None
+    lines = []
+    per_frame = str(store.get("mode", "shape_keys")) == "per_frame"
+    if per_frame and (settings.speech_strength != 1.0 or settings.smoothing_ms != 0.0):
+        lines.append("Speech strength and smoothing act in 'Shape keys' mode only (the per-frame keys hold "
+                     "VOCA's frames); the closure knobs still work.")
+        settings = _with(settings, speech_strength=1.0, smoothing_ms=0.0)
     if settings.closures and track is None:
-        line = "No phone track: import an alignment file or give a transcript for lip closures."
-        settings = _without_closures(settings)
+        lines.append("No phone track: import an alignment file or give a transcript for lip closures.")
+        settings = _with(settings, closures=False)
+    line = " ".join(lines) or None
     result = apply_controls(anim, track, settings, emotion_offset(obj) if settings.closures else None)
     digests = dict(store.get("digests", {}))
     edited: list = []
     speech = [float(settings.speech_strength), float(settings.smoothing_ms)]
     rewritten = 0
-    if force or [float(v) for v in store.get("speech", ())] != speech:
+    if not per_frame and (force or [float(v) for v in store.get("speech", ())] != speech):
         rewritten += _write_speech(key, settings, result, store, digests, edited)
         store["speech"] = speech
     rewritten += _write_corrections(obj, key, result, store, digests, edited, anim.template)
@@ -266,9 +278,9 @@ def emotion_offset(obj) -> Optional[np.ndarray]:
     return offset
 
 
-def _without_closures(settings):
+def _with(settings, **values):
     from dataclasses import replace
-    return replace(settings, closures=False)
+    return replace(settings, **values)
 
 
 def _write_speech(key, settings, result, store, digests, edited) -> int:
