@@ -5,15 +5,19 @@ repeated to 60 s at 60 fps (3600 frames), with its five bilabials (issue 18's ta
 a FLAME head as Animate from audio writes it (speech keys, stored exact weights, correction keys). Then each knob
 change is timed as the panel makes it (setting the property; its update callback runs
 ``articulation_writer.reapply`` = ``core.articulation.apply_controls`` + the curves rewritten), alternating with
-the default so that every timed change rewrites the curves.
+the default so that every timed change rewrites the curves. Every timed change sets a value not set before
+(``value + i · step``), so no kept fit (``core.articulation.controls``) serves a speech knob: each one fits the
+key shapes again, as an artist dragging the slider makes it.
 
-Run: ``.venv/bin/python tools/bench_articulation_blender.py [--seconds 60] [--repeat 5]`` (any bpy venv).
-Prints one line per knob setting: median and worst wall time of the whole re-application and of its Blender
-side (the whole minus the core call inside it, timed in the same call, so machine load hits both alike).
+Run: ``nice -n 10 .venv/bin/python tools/bench_articulation_blender.py [--seconds 60] [--repeat 20]`` (any bpy
+venv). Prints the load average, then one line per knob: median and worst over ``--repeat`` changes of the whole
+re-application's wall and CPU time (``time.process_time``: this process, all threads), and of its Blender side
+(the whole minus the core call inside it, timed in the same call, so machine load hits both alike).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -26,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 BILABIALS = (("M", 1.11, 1.18, "myopia"), ("P", 1.44, 1.54, "myopia"), ("B", 2.02, 2.06, "contributed"),
              ("M", 3.71, 3.77, "complex"), ("P", 3.77, 3.83, "complex"))
-SETTINGS = (("speech_strength", 0.8, 1.0), ("smoothing_ms", 30.0, 0.0), ("closure_strength", 0.6, 1.0),
-            ("mouth_close", 0.2, 0.0), ("closures", False, True))   # (knob, value, default)
+SETTINGS = (("speech_strength", 0.8, 1.0, 0.002), ("smoothing_ms", 30.0, 0.0, 0.5),
+            ("closure_strength", 0.6, 1.0, 0.005), ("mouth_close", 0.2, 0.0, 0.002),
+            ("closures", False, True, None))   # (knob, first value, default, step between timed changes)
 
 
 def build(seconds: float):
@@ -51,7 +56,7 @@ def build(seconds: float):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
     import bpy
     import voca_addon
@@ -80,19 +85,23 @@ def main(argv=None) -> int:
         return out
 
     core_module.apply_controls = timed              # reapply imports it at each call
-    for name, value, default in SETTINGS:
-        whole, blender = [], []
-        for _ in range(args.repeat):
+    print("load average (1, 5, 15 min): %.1f %.1f %.1f on %d CPUs" % (os.getloadavg() + (os.cpu_count(),)))
+    for name, value, default, step in SETTINGS:
+        whole, blender, cpu = [], [], []
+        for i in range(args.repeat):
             inner.clear()
-            t0 = time.perf_counter()
-            setattr(props, name, value)             # the update callback re-applies, as in the panel
+            new = value if step is None else value + i * step
+            t0, c0 = time.perf_counter(), time.process_time()
+            setattr(props, name, new)               # the update callback re-applies, as in the panel
             whole.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             blender.append(whole[-1] - sum(inner))
             assert not props.status, props.status
             setattr(props, name, default)
-        print(f"{name} = {value}: re-apply median {statistics.median(whole) * 1e3:.1f} ms "
-              f"(worst {max(whole) * 1e3:.1f}); Blender side (re-apply minus its core call) median "
-              f"{statistics.median(blender) * 1e3:.1f} ms (worst {max(blender) * 1e3:.1f})")
+        ms = lambda xs: f"{statistics.median(xs) * 1e3:.1f} / {max(xs) * 1e3:.1f}"   # noqa: E731
+        print(f"{name} = {value}{'' if step is None else f' + i·{step}'}: re-apply wall {ms(whole)} ms, "
+              f"CPU {ms(cpu)} ms; Blender side wall {ms(blender)} ms  (median / worst of {args.repeat})")
+    print("load average after: %.1f %.1f %.1f" % os.getloadavg())
     core_module.apply_controls = apply_controls
     return 0
 

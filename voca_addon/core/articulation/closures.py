@@ -362,6 +362,8 @@ def fit(motion: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = None, r
     for _ in range(refits + 1):
         fields = fields_for(motion, track, offset, vectors, emphasis)
         corrections = corrections_for(motion, track, fields, 1.0, 0.0, offset, vectors)
+        if refits == 0:                                         # nothing to compare: no residuals
+            return fields, corrections, vectors
         residual = _plateau_residuals(motion, track, corrections, vectors, line)
         worst = residual.max(initial=0.0)
         if worst < best_worst:
