@@ -6,21 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from voca_addon.core.animation.shapekeys import factorize
 from voca_addon.core.character import fit as fitting
 from voca_addon.core.flame import meshio
-
-
-@pytest.fixture(scope="session")
-def flame(shared_data):
-    return meshio.read_mesh(shared_data / "flame" / "FLAME_sample.ply")
-
-
-@pytest.fixture(scope="session")
-def official(shared_data, flame):
-    """The official VOCA output (306 frames, condition 3) as a ShapeKeyAnimation on FLAME."""
-    vertices = np.load(shared_data / "voca_official" / "output_test_sentence_cond3.npz")["vertices"]
-    return factorize(vertices, flame.vertices, fps=60.0)
 
 
 @pytest.fixture(scope="session")

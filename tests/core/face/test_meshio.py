@@ -7,11 +7,6 @@ from voca_addon.core.flame.meshio import read_mesh, write_obj, write_ply
 
 
 @pytest.fixture(scope="module")
-def flame(shared_data):
-    return read_mesh(shared_data / "flame" / "FLAME_sample.ply")
-
-
-@pytest.fixture(scope="module")
 def emovoca(shared_data):
     return read_mesh(shared_data / "emotions" / "emovoca_COMA_CH01" / "Smile2_30.ply")
 
