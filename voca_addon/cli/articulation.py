@@ -38,7 +38,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from ..core.errors import InputError
+from ..core.errors import InputError, missing_file
 
 PHONEME_SUFFIXES = (".json", ".tsv", ".textgrid")
 
@@ -102,8 +102,7 @@ def read_transcript(value: str, flag: str = "--transcript") -> Tuple[str, str]:
     if value.lower().endswith(".txt") or os.path.isfile(value):
         path = os.path.abspath(value)
         if not os.path.isfile(path):
-            raise InputError(f"{flag} file '{value}' was not found. Check the path, or give the words "
-                             "themselves in quotes.")
+            raise missing_file(f"{flag} file", value, ", or give the words themselves in quotes")
         try:
             with open(path, encoding="utf-8-sig") as f:
                 text = f.read()
@@ -194,7 +193,7 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
 def read_alignment(path: str, audio_path: str):
     """The phones of an ``--alignment`` file, checked against the audio's duration (InputError otherwise)."""
     if not os.path.isfile(path):
-        raise InputError(f"--alignment file '{path}' was not found. Check the path.")
+        raise missing_file("--alignment file", path)
     from ..core.phonemes import read_alignment as read
     return read(os.path.abspath(path), audio_duration(audio_path))
 

@@ -6,6 +6,7 @@ functions that need them. Imports nothing else of :mod:`voca_addon.cli`.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import signal
@@ -155,6 +156,19 @@ def interruptible() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _raise_disk_full(e: OSError, destinations) -> None:
+    """An OSError of a full disk (or quota, or file size limit) that names no file (a write's error never
+    does) as an InputError naming the run's destinations; any other OSError is left to the caller."""
+    if e.errno not in DISK_FULL or e.filename or not destinations:
+        return
+    names = ", ".join(f"'{d}'" for d in destinations)
+    raise InputError(f"cannot write {names}: {e.strerror or 'the disk is full'}. No partial file was left; "
+                     "free some space there or choose another folder.") from None
+
+
 def run_guarded(call: Callable[[], None], context: str = "") -> int:
     """Run ``call`` and turn what it raises into one line on stderr and an exit status.
 
@@ -169,7 +183,11 @@ def run_guarded(call: Callable[[], None], context: str = "") -> int:
     try:
         with warnings.catch_warnings(), claims.claiming():   # outputs claimed for this run, released after
             warnings.showwarning = show_warning     # the add-on's warnings as one line each
-            status = call()
+            try:
+                status = call()
+            except OSError as e:
+                _raise_disk_full(e, claims.held())
+                raise
     except (VocaError, OSError) as e:   # OSError: unwritable output, unreadable input no reader classified
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -15,6 +15,8 @@ Contract: argparse at import (stdlib); the core is imported when a command runs.
 """
 from __future__ import annotations
 
+import os
+
 
 def add_parser(sub) -> None:
     """Add ``models`` and its three subcommands to an ``add_subparsers`` object."""
@@ -49,6 +51,10 @@ def run(args) -> int:
         for path in fetch.install_voca_zip(args.zip, args.folder, args.overwrite):
             print(f"installed {path}")
     else:
+        if args.folder is not None and os.path.lexists(args.folder) and not os.path.isdir(args.folder):
+            from ..core.errors import InputError
+            kind = "a link to nothing (or a loop of links)" if os.path.islink(args.folder) else "a file"
+            raise InputError(f"--folder '{args.folder}' is {kind}, not a folder; give the model folder.")
         rows = status.status(args.folder)
         print(status.report(args.folder, rows))
         return 0 if status.usable(rows) else 1

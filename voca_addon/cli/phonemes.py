@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..core.errors import InputError
+from ..core.errors import InputError, missing_file
 
 SUFFIXES = (".json", ".tsv", ".textgrid")
 
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 def _transcript_file(path: str) -> str:
     if not os.path.isfile(path):
-        raise InputError(f"--transcript-file '{path}' was not found. Check the path.")
+        raise missing_file("--transcript-file", path)
     try:
         with open(path, encoding="utf-8-sig") as handle:
             return handle.read()

@@ -149,13 +149,25 @@ def claim(dest: os.PathLike) -> None:
                 continue
             except OSError as exc:
                 raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
-            with os.fdopen(handle, "wb") as out:
-                out.write(mine)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(mine)
+            except OSError as exc:                              # a full disk: no half-written claim left
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise InputError(f"cannot write '{dest}': {exc.strerror or exc} in '{dest.parent}'. Free some "
+                                 "space there or choose another folder.") from None
             _active[dest] = path
             break
         else:
             raise InputError(f"'{dest}' is claimed and released by other runs in turn; try again.")
     faults.point("claim")                                       # taken: the run may be killed from here on
+
+
+def held() -> list:
+    """The destinations this run has claimed so far (absolute paths, in claim order; empty outside a run)."""
+    with _lock:
+        return list(_active or ())
 
 
 def _release_all() -> None:

@@ -24,3 +24,14 @@ class MeshError(VocaError):
 
 class InputError(VocaError):
     """An option or argument is out of range or inconsistent."""
+
+
+def missing_file(what: str, path, hint: str = "") -> InputError:
+    """The error for a ``path`` that should be a file and is not: a folder, a link to nothing (or a loop
+    of links), or nothing at all — each said as it is (a folder is never "not found")."""
+    import os
+    if os.path.isdir(path):
+        return InputError(f"{what} '{path}' is a folder, not a file. Give the file inside it{hint}.")
+    if os.path.islink(path):
+        return InputError(f"{what} '{path}' is a link to nothing (or a loop of links). Give the file itself{hint}.")
+    return InputError(f"{what} '{path}' was not found. Check the path{hint}.")

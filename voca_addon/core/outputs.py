@@ -45,6 +45,7 @@ from .errors import InputError, VocaError
 
 BACKUP_SUFFIXES = (".blend",)       # replaced files of these kinds are kept as NAME1 (X.blend1)
 TEMP_PREFIX = ".voca-"
+NAME_MAX = 255                      # bytes of one file name where the file system cannot say
 FOREIGN_LEFTOVER_S = 24 * 3600.0    # another host's temporary file older than this is a leftover
 
 
@@ -97,6 +98,21 @@ def _probe_writable(folder: Path, shown: Path) -> None:
                          f"({exc.strerror or exc}). Choose another folder or fix its permissions.") from None
 
 
+def _check_name_length(out: Path, flag: str) -> None:
+    """InputError when ``out``'s name is longer than its folder's file system allows (bytes, UTF-8; a
+    ``.blend`` counts one more, for the ``X.blend1`` it may keep). The temporary names never grow with it."""
+    size = len(out.name.encode("utf-8", "surrogateescape"))
+    backup = " (with the 1 of its backup X.blend1)" if _keeps_backup(out) else ""
+    size += 1 if backup else 0
+    try:
+        limit = os.pathconf(out.parent, "PC_NAME_MAX") if out.parent.is_dir() else NAME_MAX
+    except (OSError, ValueError):
+        limit = NAME_MAX
+    if size > limit:
+        raise InputError(f"{flag} '{out}': the file name is {size} bytes long in UTF-8{backup}; this file system "
+                         f"allows at most {limit}. Choose a shorter name.")
+
+
 def check_output(path, flag: str = "--out", suffixes: Sequence[str] = (), overwrite: bool = False,
                  folder_output: bool = False) -> Path:
     """Check one destination before anything is computed.
@@ -130,6 +146,7 @@ def check_output(path, flag: str = "--out", suffixes: Sequence[str] = (), overwr
         raise InputError(f"{flag} '{out}' must end in {' or '.join(suffixes)} (the file is written with "
                          "exactly the name given).")
     folder = out if folder_output and out.is_dir() else out.parent
+    _check_name_length(out, flag)
     if not folder.is_dir():
         raise InputError(f"cannot write '{out}': the folder '{folder}' does not exist. Create it first.")
     if not folder_output and out.is_dir():

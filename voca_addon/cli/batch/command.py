@@ -285,8 +285,23 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         if c.problem is None and c.emotion and not args.emotion_source:
             c = dataclasses.replace(c, problem=f"emotion '{c.emotion}' needs --emotion-source (where the "
                                     "emotion shapes come from)")
+        if c.problem is None:
+            c = _check_name_length(c, formats)
         out.append(c)
     return out
+
+
+def _check_name_length(clip: ClipSpec, formats: tuple) -> ClipSpec:
+    """The clip with a ``problem`` when one of its file names (``NAME.FMT``; a ``.blend`` one byte more, for
+    its ``.blend1``) is longer than file systems allow — found before any work, not by a failed write."""
+    from ...core.outputs import NAME_MAX
+    for fmt in formats:
+        size = len(f"{clip.name}.{fmt}".encode("utf-8", "surrogateescape")) + (fmt == "blend")
+        if size > NAME_MAX:
+            return dataclasses.replace(clip, problem=f"the clip name is too long: '{clip.name}.{fmt}' would be "
+                                       f"{size} bytes in UTF-8, file systems allow at most {NAME_MAX}; give it a "
+                                       "shorter name (CSV column 'name')")
+    return clip
 
 
 def _articulation(args, clips: Sequence[ClipSpec]) -> tuple:

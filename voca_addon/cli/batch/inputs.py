@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from ...core.errors import InputError, VocaError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".aif", ".aiff")
 CSV_COLUMNS = ("audio", "style", "emotion", "strength", "name", "transcript", "alignment")
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+SAFE_NAME = re.compile(r"[^\w.-]+")          # \w: letters and digits of every script, and _
 CORE_FORMATS = ("npz", "csv")
 BLENDER_FORMATS = ("blend", "mp4", "glb", "fbx", "abc", "usd")
 FORMATS = CORE_FORMATS + BLENDER_FORMATS
@@ -44,7 +45,8 @@ class ClipSpec:
 
 
 def clip_name(text: str) -> str:
-    """A file-name-safe clip name (letters, digits, ``._-``; anything else → ``_``)."""
+    """A file-name-safe clip name (letters and digits of any script — 台词, Müller — and ``._-``; anything
+    else → ``_``)."""
     return SAFE_NAME.sub("_", text).strip("._") or "clip"
 
 
@@ -64,9 +66,18 @@ def read_folder(folder: Path, default_condition) -> List[ClipSpec]:
                      default_condition) for p in files]
 
 
+def _resolve(path: Path) -> Path:
+    """``path`` made absolute, links followed where they lead somewhere (a loop of links stays as given:
+    the clip's reader then says what it is, for that clip alone)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):         # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        return Path(os.path.abspath(path))
+
+
 def _csv_row(row: dict, line: int, base: Path, default_condition) -> ClipSpec:
     audio = (row.get("audio") or "").strip()
-    path = (base / audio).resolve() if audio else base
+    path = _resolve(base / audio) if audio else base
     name = clip_name((row.get("name") or "").strip() or Path(audio).stem or f"row{line}")
     spec = dict(name=name, audio=str(path))
     try:
@@ -80,11 +91,11 @@ def _csv_row(row: dict, line: int, base: Path, default_condition) -> ClipSpec:
         spec["emotion"] = (row.get("emotion") or "").strip() or None
         transcript = (row.get("transcript") or "").strip()
         if transcript:
-            spec["transcript"] = (str((base / transcript).resolve()) if transcript.lower().endswith(".txt")
+            spec["transcript"] = (str(_resolve(base / transcript)) if transcript.lower().endswith(".txt")
                                   else transcript)
         alignment = (row.get("alignment") or "").strip()
         if alignment:
-            spec["alignment"] = str((base / alignment).resolve())
+            spec["alignment"] = str(_resolve(base / alignment))
         if transcript and alignment:
             raise InputError(f"line {line} has a transcript and an alignment; give one (the alignment file "
                              "already holds the phones)")

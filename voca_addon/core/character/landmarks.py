@@ -38,18 +38,21 @@ def read_pairs(path) -> Tuple[np.ndarray, np.ndarray]:
         raise InputError(f"Landmark pairs file '{path}' was not found. Write one 'flame_vertex "
                          "target_vertex' pair per line.")
     pairs = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            words = line.split("#", 1)[0].replace(",", " ").split()
-            if not words:
-                continue
-            try:
-                if len(words) != 2:
-                    raise ValueError
-                pairs.append((int(words[0]), int(words[1])))
-            except ValueError:
-                raise InputError(f"'{path}' line {number}: '{line.strip()}' is not a pair "
-                                 "'flame_vertex target_vertex' of two integers.") from None
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    # Windows editors save "Unicode" as UTF-16 with a byte-order mark: read it, as UTF-8 otherwise
+    text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].replace(",", " ").split()
+        if not words:
+            continue
+        try:
+            if len(words) != 2:
+                raise ValueError
+            pairs.append((int(words[0]), int(words[1])))
+        except ValueError:
+            raise InputError(f"'{path}' line {number}: '{line.strip()}' is not a pair "
+                             "'flame_vertex target_vertex' of two integers.") from None
     array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     targets, counts = np.unique(array[:, 1], return_counts=True)
     if np.any(counts > 1):                  # two FLAME points pulled to one vertex distort the fit

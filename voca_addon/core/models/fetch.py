@@ -317,6 +317,10 @@ def install_voca_zip(zip_path: os.PathLike, folder: Optional[os.PathLike] = None
         Not a zip, no VOCA checkpoint inside, a damaged checkpoint, existing files without ``overwrite``.
     """
     source, target = Path(zip_path).expanduser(), Path(folder).expanduser() if folder else modelfiles.model_dir()
+    if source.is_dir():
+        raise ModelFileError(f"'{source}' is a folder; give the VOCA trained-model zip file itself.")
+    if target.exists() and not target.is_dir():
+        raise ModelFileError(f"--folder '{target}' is a file, not a folder; give the model folder.")
     try:
         archive = zipfile.ZipFile(source)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -334,8 +338,12 @@ def install_voca_zip(zip_path: os.PathLike, folder: Optional[os.PathLike] = None
         staging = Path(tempfile.mkdtemp(prefix=".voca-install-", dir=target))
         try:
             for name in names:
-                with archive.open(members[name]) as src, open(staging / name, "wb") as out:
-                    shutil.copyfileobj(src, out, BLOCK)
+                try:
+                    with archive.open(members[name]) as src, open(staging / name, "wb") as out:
+                        shutil.copyfileobj(src, out, BLOCK)
+                except OSError as exc:          # a full disk: the staging folder is removed below
+                    raise ModelFileError(f"cannot install into '{target}': {exc.strerror or exc}. Nothing was "
+                                         "installed; free some space there or choose another --folder.") from None
             _check_checkpoint(staging / prefix, source)
             return _move_into_place(staging, names, target, overwrite)
         finally:

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError
+from ..errors import InputError, missing_file
 from ..outputs import write_exact
 from .textgrid import format_textgrid, read_textgrid
 from .track import PhoneTrack, make_track
@@ -87,7 +87,7 @@ def read_alignment(path, duration: Optional[float] = None) -> PhoneTrack:
     """
     suffix = _suffix(path)
     if not os.path.isfile(path):
-        raise InputError(f"alignment file '{path}' was not found. Check the path.")
+        raise missing_file("alignment file", path)
     if suffix == ".textgrid":
         return read_textgrid(path, duration)
     text = _read_text(path)
