@@ -3,12 +3,14 @@
 Audio over :data:`~.stage.ALIGN_WHOLE_MAX_S` is cut at pauses into pieces of at most 20 s
 (:mod:`.segments`, as detection is). The transcript's words are shared out to the pieces by the
 full-vocabulary recogniser's pass on each piece: the transcript and the recognised words (each labelled
-with its piece) are matched by a word-level edit distance (:func:`share_words`); each transcript word goes
-to the piece of the recognised word it is matched or substituted with, and a word the recogniser missed
-goes with its neighbours. Each piece is then force-aligned with its words (fresh decoders per piece: the
-memory of one piece), checked against the phone recogniser like a whole alignment, and its phones shifted
-by the piece's start. A piece whose alignment fails falls back to that piece's detection (one warning
-naming its time span); if every piece fails, the caller's "does not match" path runs.
+with its piece) are matched by a word-level edit distance on their pronunciations (:func:`share_words`,
+two pieces at a time); each transcript word goes to the piece of the recognised word it is matched or
+substituted with, and a word the recogniser missed goes with the word before it. Each piece is then
+force-aligned with its words (fresh decoders per piece: the memory of one piece), checked against the
+phone recogniser like a whole alignment (:data:`MATCH_MIN`), and its phones shifted by the piece's start.
+A piece that does not align is retried with up to :data:`REPAIR_WORDS` words moved across its cuts, then
+keeps that piece's detection (one warning naming the words and the time span); if no piece aligns, the
+caller's "does not match" path runs.
 
 Why the recogniser: the cuts fall in pauses, so only the words next to a cut are in doubt, and the
 recogniser places most words within their own piece (it reads the VOCASET prompts nearly word for word).
@@ -160,7 +162,6 @@ def align_long(pcm: bytes, duration: float, words: Sequence[str], pieces, progre
     sounds = {w: p.split() for w, p in zip(vocabulary, sphinx.dictionary_words(vocabulary)) if p}
     shares = share_words(words, recognised, sounds)
     loops: dict = {}
-    match_min = _match_min()
 
     def attempt(k: int, share: List[int]):
         """Piece k aligned with ``share`` (its items, piece time) or None."""
@@ -173,7 +174,7 @@ def align_long(pcm: bytes, duration: float, words: Sequence[str], pieces, progre
         got = phone_items(aligned, spans[k][1] - spans[k][0])
         if k not in loops:
             loops[k] = sphinx.phone_loop(pcm[a:b])
-        return fill_unknown(got, loops[k]) if agreement(got, loops[k]) >= match_min else None
+        return fill_unknown(got, loops[k]) if agreement(got, loops[k]) >= MATCH_MIN else None
 
     def repair(k: int, results: list):
         """Move up to REPAIR_WORDS words across piece k's cuts until it (and a changed neighbour) aligns."""
@@ -220,7 +221,3 @@ def align_long(pcm: bytes, duration: float, words: Sequence[str], pieces, progre
         for item in got:
             items.append((item[0], min(item[1] + t0, end_s), min(item[2] + t0, end_s)) + tuple(item[3:]))
     return items, warnings
-
-
-def _match_min() -> float:
-    return MATCH_MIN
