@@ -71,9 +71,10 @@ def add_word_markers(scene, obj) -> int:
         raise VocaError("The phone track names no words (an alignment without a word tier); import one with "
                         "words to mark them.")
     remove_word_markers(scene)
-    for frame, word in items:
-        scene.timeline_markers.new(word, frame=frame)
-    scene[WORD_MARKERS] = [f"{frame}\t{word}" for frame, word in items]
+    # the names as Blender keeps them (a marker name holds 63 bytes: a longer word is cut), so that Remove
+    # word markers finds every one
+    made = [scene.timeline_markers.new(word, frame=frame) for frame, word in items]
+    scene[WORD_MARKERS] = [f"{marker.frame}\t{marker.name}" for marker in made]
     return len(items)
 
 

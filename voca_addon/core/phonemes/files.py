@@ -85,9 +85,9 @@ def read_alignment(path, duration: Optional[float] = None) -> PhoneTrack:
         Unknown extension, unreadable or malformed file, no phone tier, unsorted or overlapping
         intervals, times past the audio's end, labels that are not phones — one message each.
     """
-    suffix = _suffix(path)
-    if not os.path.isfile(path):
+    if not os.path.isfile(path):                    # before the extension: a folder is said as such
         raise missing_file("alignment file", path)
+    suffix = _suffix(path)
     if suffix == ".textgrid":
         return read_textgrid(path, duration)
     text = _read_text(path)
