@@ -1,5 +1,6 @@
 """The Blender commands of the kill test (:mod:`tests.core.fault_harness`): animate (the ``.blend``, its
-``--npz`` and ``--phonemes`` committed together), import-sequence (the ``.blend`` and the phone track) and
+``--npz`` and ``--phonemes`` committed together), animate ``--render`` (the ``.blend`` and a 3-frame 64×64
+video, frame by frame then encoded), import-sequence (the ``.blend`` and the phone track) and
 retarget (the character's ``.blend``), run with the bpy module of this Python."""
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def blender_commands(m: dict, shared_data: Path, work: Path) -> List[Command]:
                                         "--template", m["template"], "--alignment", m["align"],
                                         "--out", out / "anim.blend", "--npz", out / "anim.npz",
                                         "--phonemes", out / "anim.json"], blocked=False, env=env),
+        Command("render", lambda out: ["animate", short, "--voca", m["voca"], "--deepspeech", m["ds"],
+                                       "--template", m["template"], "--no-closures", "--out", out / "video.blend",
+                                       "--render", out / "video.mp4", "--frames", "1-3", "--resolution", "64x64"],
+                blocked=False, env=env),
         Command("import-sequence", lambda out: ["import-sequence", source, "--template", m["template"],
                                                 "--audio", m["wav"], "--alignment", m["align"],
                                                 "--out", out / "seq.blend", "--phonemes", out / "seq.json"],

@@ -1,5 +1,5 @@
 """Nothing lost when a Blender command is killed (issue 19): animate (``.blend`` + ``--npz`` + ``--phonemes``
-committed together), import-sequence (``.blend`` + phone track) and retarget (the character's ``.blend``),
+committed together), animate ``--render`` (``.blend`` + a 3-frame video), import-sequence (``.blend`` + phone track) and retarget (the character's ``.blend``),
 each killed at every stage it passes — the claims, each progress step, each write, a partly written
 ``.npz``, the ``.blend`` save (a SIGKILL 0.1 s into it), the commit, before and after each rename. The checks
 are those of :mod:`tests.core.fault_harness` (every final name holds the previous file byte for byte, a
@@ -7,8 +7,8 @@ complete new one, or nothing where there was nothing; SIGINT: exit 130, one line
 SIGKILL the next run into the same place succeeds and leaves no leftover).
 
 animate: SIGKILL at each stage's last hit over a previous output and SIGINT at its middle hit into an empty
-folder. import-sequence and retarget (11 s and 16 s a run here) take one kill per stage, the signal and
-the case alternating. The full sweep is ``tools/fault_sweep.py --blender``.
+folder. render, import-sequence and retarget take one kill per stage, the signal and the case
+alternating. The full sweep is ``tools/fault_sweep.py --blender``.
 """
 import pytest
 
@@ -19,6 +19,7 @@ from tests.core import fault_harness as fh  # noqa: E402
 
 STAGES = {
     "animate": {"claim", "progress", "write", "npz-block", "written", "commit", "rename", "renamed"},
+    "render": {"claim", "progress", "write", "commit", "rename", "renamed"},
     "import-sequence": {"claim", "write", "written", "commit", "rename", "renamed"},
     "retarget": {"claim", "write", "written", "commit", "rename", "renamed"},
 }

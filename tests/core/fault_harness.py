@@ -162,6 +162,13 @@ def _blend_whole(path: Path) -> Optional[str]:
     return None
 
 
+def _mp4_whole(path: Path) -> Optional[str]:
+    data = path.read_bytes()
+    if data[4:8] != b"ftyp":
+        return "no ftyp box"
+    return None if b"moov" in data else "no moov box (cut short)"
+
+
 def complete(path: Path, ref: Path) -> Optional[str]:
     """None when ``path`` is a whole file like ``ref`` (an uninterrupted run's); else what is wrong."""
     try:
@@ -170,6 +177,8 @@ def complete(path: Path, ref: Path) -> Optional[str]:
             return _npz_equal(path, ref)
         if suffix == ".blend":
             return _blend_whole(path)
+        if suffix == ".mp4":
+            return _mp4_whole(path)
         if suffix == ".json":
             a, b = json.loads(path.read_text("utf-8")), json.loads(ref.read_text("utf-8"))
             return None if type(a) is type(b) and (not isinstance(a, dict) or a.keys() == b.keys()) \
