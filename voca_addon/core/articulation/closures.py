@@ -150,17 +150,21 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
     size = np.linalg.norm(excess, axis=1).mean()
     if size < 1e-6 or anim.num_frames < 3:
         return fields_from_motion(anim)
-    basis = anim.basis.astype(np.float64)
+    # only the rows the fit reads (the lip region and the pairs), in float64: not the whole basis (6 MB per call)
+    region = anim.basis[:, line.region].astype(np.float64)                     # [D, R, 3]
+    upper = anim.basis[:, line.pairs[:, 0]].astype(np.float64)                  # [D, P, 3]
+    lower = anim.basis[:, line.pairs[:, 1]].astype(np.float64)
     sigma = np.atleast_2d(np.cov(anim.weights.astype(np.float64).T))
     lips = None if offset is None else offset[line.region]
     if lips is not None and np.abs(lips).max() > 0:             # the emotion's own lip shape joins the fit
-        region = basis[:, line.region].reshape(len(basis), -1)
-        var = EMOTION_SHARE * np.einsum("ij,ik,jk->", sigma, region, region) / len(sigma) / (lips ** 2).sum()
-        basis = np.concatenate([basis, np.zeros((1,) + basis.shape[1:])])
-        basis[-1, line.region] = lips
+        flat = region.reshape(len(region), -1)
+        var = EMOTION_SHARE * np.einsum("ij,ik,jk->", sigma, flat, flat) / len(sigma) / (lips ** 2).sum()
+        row = np.zeros((anim.num_vertices, 3))                  # the emotion's row: its lip region, else zero
+        row[line.region] = lips
+        region, upper, lower = (np.concatenate([m, row[ids][None]]) for m, ids in
+                                ((region, line.region), (upper, line.pairs[:, 0]), (lower, line.pairs[:, 1])))
         sigma = np.block([[sigma, np.zeros((len(sigma), 1))], [np.zeros((1, len(sigma))), np.full((1, 1), var)]])
-    d = basis.shape[0]
-    upper, lower = basis[:, line.pairs[:, 0]], basis[:, line.pairs[:, 1]]
+    d = region.shape[0]
     anchor = (1.0 - UPPER_SHARE) * upper + UPPER_SHARE * lower                   # stays put
     jac = np.concatenate([(upper - lower).reshape(d, -1), ANCHOR_WEIGHT * anchor.reshape(d, -1)], axis=1)
     delta = np.concatenate([(-excess / size * KEY_UNIT).reshape(-1), np.zeros(excess.size)])
@@ -169,7 +173,7 @@ def fields_for(anim: ShapeKeyAnimation, track, offset: Optional[np.ndarray] = No
         return fields_from_motion(anim)
     ridge = FIT_RIDGE * np.trace(gram) / len(gram)
     code = sigma @ jac @ np.linalg.solve(gram + ridge * np.eye(len(gram)), delta)     # [D]
-    close = (code @ basis[:, line.region].reshape(d, -1)).reshape(-1, 3) * line.falloff[:, None]
+    close = (code @ region.reshape(d, -1)).reshape(-1, 3) * line.falloff[:, None]
     return _with_tuck(close, line)
 
 
