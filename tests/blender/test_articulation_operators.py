@@ -18,7 +18,7 @@ bpy = pytest.importorskip("bpy")
 from tests.blender.test_operators import FakeLayout, addon, drive, engine_anim, paths  # noqa: E402,F401
 from voca_addon.blender.articulation import (operators as articulation_operators, panel as articulation_panel,
                                              phones as articulation_phones, writer as articulation_writer)  # noqa: E402
-from voca_addon.blender import compat, keyframes
+from voca_addon.blender import compat, jobs, keyframes
 from voca_addon.blender.speech import operators, pipeline
 from voca_addon.core import phonemes  # noqa: E402
 from voca_addon.core.articulation import ArticulationSettings, apply_controls  # noqa: E402
@@ -87,7 +87,7 @@ def test_animate_detects_the_phones_in_a_worker_beside_deepspeech(head, paths, m
         threads.append((threading.current_thread().name, transcript))
         return real(audio, transcript, *args, **kw)
     monkeypatch.setattr(phonemes, name, spy)
-    run = operators.AnimateRun.start(bpy.context)
+    run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
     status, reports = drive(run, timeout=300)
     assert status == "FINISHED", reports
     assert threads == [("voca-phones", None)]
@@ -118,7 +118,7 @@ def test_without_pocketsphinx_the_run_is_exact_and_alignment_files_work(head, pa
     lines = [entry[1] for entry in log if entry[0] == "label"]
     assert any("PocketSphinx" in line for line in lines)
     reports = []
-    run = operators.AnimateRun.start(bpy.context)
+    run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
     status, reports = drive(run, timeout=300)
     assert status == "FINISHED", reports
     assert any("No lip closures" in text and "PocketSphinx" in text for _, text in reports)

@@ -19,7 +19,7 @@ from tests.blender import versions  # noqa: E402
 import voca_addon  # noqa: E402
 from voca_addon.blender.emotion import writer as emotion_writer  # noqa: E402
 from voca_addon.blender.speech import operators, panel, pipeline, properties, writer
-from voca_addon.blender import preferences
+from voca_addon.blender import jobs, preferences
 from voca_addon.core import engine  # noqa: E402
 from voca_addon.core.flame import meshio
 from voca_addon.core.models import modelfiles
@@ -265,7 +265,7 @@ def test_animate_save_and_reopen(addon, head, paths, engine_anim, evaluated, tmp
 # ---------------------------------------------------------------------------- the modal's job path
 
 def drive(run, timeout=60.0):
-    """Step an AnimateRun like the modal's timer does, collecting reports."""
+    """Step a JobRun like the modal's timer does, collecting reports."""
     reports, deadline = [], time.monotonic() + timeout
     while True:
         status = run.step(bpy.context, lambda kind, text: reports.append((set(kind), text)))
@@ -278,14 +278,14 @@ def drive(run, timeout=60.0):
 def test_modal_job_applies_like_execute(addon, head, paths, engine_anim, evaluated):
     scene = bpy.context.scene
     set_fps(scene, 25)
-    run = operators.AnimateRun.start(bpy.context)
+    run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
     assert scene.voca.is_running and operators.VOCA_OT_animate_from_audio.disabled_reason(bpy.context)
     status, reports = drive(run)
     assert status == "FINISHED" and {"INFO"} in [kind for kind, _ in reports]
     assert {"ERROR"} not in [kind for kind, _ in reports]
     assert not scene.voca.is_running and scene.voca.progress == pytest.approx(1.0)
     assert_matches(head, scene, engine_anim(paths), 1, evaluated)
-    assert len(owned_strips(scene)) == versions.SOUND_STRIPS and run.report.write.frames == scene.frame_end
+    assert len(owned_strips(scene)) == versions.SOUND_STRIPS and run.outcome.write.frames == scene.frame_end
 
 
 def test_invoke_without_event_loop_runs_synchronously(addon, head, paths, engine_anim, evaluated):
@@ -296,7 +296,7 @@ def test_invoke_without_event_loop_runs_synchronously(addon, head, paths, engine
 
 def test_modal_job_cancel_changes_nothing(addon, head):
     before = snapshot()
-    run = operators.AnimateRun.start(bpy.context)
+    run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
     run.cancel()
     status, reports = drive(run)
     assert status == "CANCELLED" and reports == [({"WARNING"}, "VOCA: cancelled; nothing was changed.")]
@@ -316,7 +316,7 @@ def test_modal_job_reports_worker_errors(addon, head, tmp_path):
     bad.write_bytes(b"RIFF" + bytes(range(256)) * 4)
     bpy.context.scene.voca.audio_path = str(bad)
     before = snapshot()
-    status, reports = drive(operators.AnimateRun.start(bpy.context))
+    status, reports = drive(jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context))
     assert status == "CANCELLED" and reports[0][0] == {"ERROR"} and "noise.wav" in reports[0][1]
     assert snapshot() == before
 
@@ -589,12 +589,13 @@ def test_panels_draw_every_state(addon, paths):
     assert ("operator", "voca.key_emotion", True) in log
     assert any(entry[0] == "label" and "happy" in entry[1] for entry in log)
     assert ("label", "VOCA") in draw(panel.VOCA_PT_models)
-    properties.set_running(bpy.context.scene, True)
+    from types import SimpleNamespace
+    jobs._running[bpy.context.scene.session_uid] = SimpleNamespace(op=operators.VOCA_OT_animate_from_audio)
     try:
         assert ("progress", 0.0) in draw(panel.VIEW3D_PT_voca)
-        assert "already animating" in run_op()
+        assert "animating this scene" in run_op()
     finally:
-        properties.set_running(bpy.context.scene, False)
+        del jobs._running[bpy.context.scene.session_uid]
 
 
 def enum_names(scene):
@@ -703,7 +704,7 @@ def test_modal_job_survives_renaming_the_scene_and_the_head(addon, head, paths, 
     """Renaming the scene or the head while the worker runs: the run still applies, and the scene is not
     left 'running' (found by session_uid, not by name)."""
     scene = bpy.context.scene
-    run = operators.AnimateRun.start(bpy.context)
+    run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
     scene.name, head.name = "Renamed scene", "Renamed head"
     status, reports = drive(run)
     assert status == "FINISHED" and not scene.voca.is_running, reports
@@ -716,7 +717,7 @@ def test_modal_error_closes_the_runs_own_scene(addon, head, monkeypatch, tmp_pat
     from types import SimpleNamespace
     monkeypatch.setenv("VOCA_LOG_DIR", str(tmp_path / "logs"))
     scene = bpy.context.scene
-    run = operators.AnimateRun.start(bpy.context)
+    run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
     assert scene.voca.is_running
 
     def broken(*_):

@@ -168,7 +168,7 @@ def escape(config, entry):
 def _time_stop(stops: dict, limit: float = 10.0) -> None:
     """In a thread (pure Python, no bpy): when the worker thread ends (``worker``) and when the add-on's
     set of running scenes empties (``ui``: the modal operator has closed the run)."""
-    running = importlib.import_module(ADDON + ".blender.speech.properties")._running
+    running = importlib.import_module(ADDON + ".blender.jobs")._running    # the one running registry
     end = time.monotonic() + limit
     while len(stops) < 2 and time.monotonic() < end:
         now = time.monotonic()

@@ -8,7 +8,7 @@ To add a class: append it to :data:`CLASSES` in dependency order (a PropertyGrou
 whose properties point to it); it is registered in that order and unregistered in reverse.
 """
 
-from . import fetch_operator, preferences          # infrastructure: model files (these import bpy)
+from . import fetch_operator, jobs, preferences    # infrastructure: model files, the job runner (import bpy)
 from .speech import operators, panel, properties   # Animate from audio, the main panel, scene.voca
 from .articulation import operators as articulation_operators, panel as articulation_panel
 from .articulation import properties as articulation_properties                     # lip closures, knobs
@@ -50,11 +50,13 @@ def register() -> None:
         raise
     bpy.types.TOPBAR_MT_file_import.append(sequence_io.menu_import)
     bpy.types.TOPBAR_MT_file_export.append(sequence_io.menu_export)
+    jobs.register()                             # live jobs cancelled when the file is closed
 
 
 def unregister() -> None:
     """Unregister :data:`CLASSES` in reverse order (those not registered are skipped)."""
     import bpy
+    jobs.unregister()                           # cancel live jobs before their operators go away
     bpy.types.TOPBAR_MT_file_import.remove(sequence_io.menu_import)
     bpy.types.TOPBAR_MT_file_export.remove(sequence_io.menu_export)
     for cls in reversed(CLASSES):

@@ -25,18 +25,37 @@ def poll_by_reason(cls, context) -> bool:
     return reason is None
 
 
-def run_action(operator, action: Callable[[], str]) -> set:
-    """Run ``action()`` (returns the INFO line); a user error or an OS error is reported, not raised."""
+def run_action(operator, action: Callable[[], object]) -> set:
+    """Run ``action()`` (returns what :func:`report_done` reports); a user error or an OS error is
+    reported, not raised."""
     try:
-        message = action()
+        outcome = action()
     except VocaError as exc:
         operator.report({"ERROR"}, str(exc))
         return {"CANCELLED"}
     except OSError as exc:
-        operator.report({"ERROR"}, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "))
+        operator.report({"ERROR"}, os_error_text(exc))
         return {"CANCELLED"}
-    operator.report({"INFO"}, message)
+    report_done(operator.report, outcome)
     return {"FINISHED"}
+
+
+def report_done(report: Callable, outcome) -> str:
+    """Report a finished action: ``outcome`` is the INFO line, or an object with ``summary()`` (the INFO
+    line) and ``warning`` (a WARNING line or None). Returns the INFO line."""
+    if isinstance(outcome, str):
+        report({"INFO"}, outcome)
+        return outcome
+    line = outcome.summary()
+    report({"INFO"}, line)
+    if getattr(outcome, "warning", None):
+        report({"WARNING"}, outcome.warning)
+    return line
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OS error as the artist reads it: what failed and the file."""
+    return f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
 
 
 def report_error(report: Callable, exc: BaseException, what: str) -> None:

@@ -23,7 +23,7 @@ from bpy.props import StringProperty
 
 from ...core.errors import VocaError
 from . import phones as articulation_phones, properties as articulation_properties, writer as articulation_writer
-from .. import reporting
+from .. import jobs, reporting
 
 WORD_MARKERS = "voca_word_markers"      # scene property: "frame\tname" of each marker made
 
@@ -35,8 +35,9 @@ def _head_reason(context) -> Optional[str]:
     if obj.mode == "EDIT":
         return f"'{obj.name}' is in Edit Mode; switch to Object Mode."
     scene = context.scene
-    if scene is not None and hasattr(scene, "voca") and scene.voca.is_running:
-        return "VOCA is animating this scene; wait or press Esc."
+    busy = jobs.busy_reason(scene) if scene is not None else None
+    if busy:
+        return busy
     return None
 
 
@@ -123,8 +124,9 @@ class VOCA_OT_import_alignment(bpy.types.Operator):
         scene = context.scene
         if scene is None or not hasattr(scene, "voca_phones"):
             return "No scene."
-        if hasattr(scene, "voca") and scene.voca.is_running:
-            return "VOCA is animating this scene; wait or press Esc."
+        busy = jobs.busy_reason(scene)
+        if busy:
+            return busy
         return None
 
     poll = classmethod(reporting.poll_by_reason)

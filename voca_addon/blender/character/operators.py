@@ -147,12 +147,15 @@ def _compute_motion(plan: MotionPlan, progress):
 
 # ---------------------------------------------------------------------------- operators
 
+CHARACTER_BUSY = "VOCA is working on the character (Esc cancels)."     # jobs.busy_reason while one runs
+
 def _base_reason(context) -> Optional[str]:
     settings = getattr(context.scene, "voca_character", None) if context.scene is not None else None
     if settings is None:
         return "No scene."
-    if jobs.is_running(context.scene):
-        return "VOCA is working on the character (Esc cancels)."
+    busy = jobs.busy_reason(context.scene)          # Animate or another Character job on this scene
+    if busy:
+        return busy
     if settings.target is None:
         return "Pick the target head mesh."
     return None
@@ -165,8 +168,6 @@ def _source_reason(context) -> Optional[str]:
     settings = context.scene.voca_character
     if settings.source == "FILE":
         return None if settings.source_path else "Choose the FLAME sequence file."
-    if context.scene.voca.is_running:
-        return "Animate from audio is still running; wait for it (or press Esc)."
     problem = character_source.head_problem(settings.source_head)
     return problem[0].upper() + problem[1:] if problem else None
 
@@ -190,6 +191,7 @@ class VOCA_OT_character_guess_landmarks(jobs.JobOperator, bpy.types.Operator):
     bl_label = "Guess Landmarks"
     bl_options = {"REGISTER", "UNDO"}
     PROGRESS_GROUP = "voca_character"
+    BUSY = CHARACTER_BUSY
 
     disabled_reason = staticmethod(_base_reason)
 
@@ -228,6 +230,7 @@ class VOCA_OT_character_fit(jobs.JobOperator, bpy.types.Operator):
     bl_label = "Fit"
     bl_options = {"REGISTER", "UNDO"}
     PROGRESS_GROUP = "voca_character"
+    BUSY = CHARACTER_BUSY
 
     disabled_reason = staticmethod(_base_reason)
 
@@ -270,6 +273,7 @@ class VOCA_OT_character_transfer(jobs.JobOperator, bpy.types.Operator):
     bl_label = "Transfer"
     bl_options = {"REGISTER", "UNDO"}
     PROGRESS_GROUP = "voca_character"
+    BUSY = CHARACTER_BUSY
 
     disabled_reason = staticmethod(_source_reason)
 
@@ -303,6 +307,7 @@ class VOCA_OT_character_drive(jobs.JobOperator, bpy.types.Operator):
     bl_label = "Drive Its Keys"
     bl_options = {"REGISTER", "UNDO"}
     PROGRESS_GROUP = "voca_character"
+    BUSY = CHARACTER_BUSY
 
     disabled_reason = staticmethod(_source_reason)
 

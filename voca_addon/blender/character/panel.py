@@ -81,7 +81,7 @@ class VOCA_PT_character(_SubPanel, bpy.types.Panel):
         layout.prop(settings, "landmarks", expand=True)
         if settings.landmarks == "FILE":
             layout.prop(settings, "pairs_path")
-        if settings.is_running:
+        if jobs.progress_group(context.scene) == "voca_character":    # a Character job runs on this scene
             layout.progress(factor=settings.progress, type="BAR",
                             text=f"{settings.progress:.0%} {settings.progress_stage}")
             layout.label(text="Esc cancels", icon="CANCEL")

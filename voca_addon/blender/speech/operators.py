@@ -2,12 +2,14 @@
 
 ``voca.animate_from_audio``:
 
-* ``invoke`` (a button in the UI): validates on the main thread, then :class:`AnimateRun` starts a
-  :class:`.pipeline.AnimateJob` (a worker thread that never touches bpy and only fills a queue); the
+* a :class:`.jobs.JobOperator` (the add-on's one job runner): ``invoke`` (a button in the UI) validates on
+  the main thread (:func:`prepare`), then a :class:`.jobs.JobRun` starts a :class:`.pipeline.AnimateJob`
+  (a worker thread that never touches bpy and only fills a queue, with the phone pass beside it); the
   modal handler drains the queue on a 0.1 s timer, shows progress (``window_manager.progress_update``
   and ``scene.voca.progress``), Esc cancels (the worker's next progress call raises), and the result is
   written in the modal's final call, which returns FINISHED — so Blender pushes exactly ONE undo step for
-  the whole run. Without a window (``blender -b``, the bpy module) ``invoke`` runs ``execute``.
+  the whole run. Without a window (``blender -b``, the bpy module) ``invoke`` runs ``execute``. It is
+  refused while any job (a Character one too) runs on the scene.
 * ``execute`` (Python, headless, the redo panel): the same pipeline, synchronously.
 
 Undo in background Blender / the bpy module: the undo stack exists only after a first
@@ -25,7 +27,7 @@ Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and thi
 # registered classes, and string annotations would hide names such as module constants from it.
 
 import dataclasses
-from typing import Callable, Optional
+from typing import NamedTuple, Optional
 
 import bpy
 
@@ -51,77 +53,10 @@ def prepare(context) -> tuple:
     return scene, obj, settings
 
 
-class AnimateRun:
-    """One run driven from the main thread: worker job → :meth:`step` on each timer tick → apply.
-
-    Used by the modal operator, and by tests without a window (call :meth:`step` until it is not
-    ``'RUNNING_MODAL'``). ``report(kind_set, message)`` is the operator's ``self.report``.
-    """
-
-    def __init__(self, scene, obj, settings: pipeline.AnimateSettings):
-        self.scene_uid, self.object_uid, self.settings = scene.session_uid, obj.session_uid, settings
-        self.job = pipeline.AnimateJob(settings)
-        self.report: Optional[pipeline.ApplyReport] = None
-        self.error: Optional[BaseException] = None
-        properties.set_running(scene, True)
-        scene.voca.progress, scene.voca.progress_stage = 0.0, "starting"
-        self.job.start()
-
-    @classmethod
-    def start(cls, context) -> "AnimateRun":
-        return cls(*prepare(context))
-
-    def cancel(self) -> None:
-        self.job.cancel()
-
-    def abort(self) -> None:
-        """Close the run as cancelled after an unexpected error in the modal loop (its own scene)."""
-        self._close(_by_uid(bpy.data.scenes, self.scene_uid), "CANCELLED")
-
-    def step(self, context, report: Callable) -> str:
-        """Drain the queue; returns 'RUNNING_MODAL', 'FINISHED' (applied) or 'CANCELLED'."""
-        scene = _by_uid(bpy.data.scenes, self.scene_uid)        # by identity: renaming it meanwhile is fine
-        for message in self.job.drain():
-            if message[0] == "PROGRESS" and scene is not None:
-                scene.voca.progress, scene.voca.progress_stage = message[1], message[2]
-                context.window_manager.progress_update(message[1])
-            elif message[0] == "ERROR":
-                return self._close(scene, self._failed(message[1], report))
-            elif message[0] == "DONE":
-                return self._close(scene, self._apply(scene, message[1], report))
-        if self.job.cancelled:
-            return self._close(scene, self._failed(pipeline.Cancelled("cancelled"), report))
-        return "RUNNING_MODAL"
-
-    def _failed(self, exc: BaseException, report: Callable) -> str:
-        self.error = exc
-        if isinstance(exc, pipeline.Cancelled):
-            report({"WARNING"}, "VOCA: cancelled; nothing was changed.")
-        else:
-            reporting.report_error(report, exc, "Animate from audio")
-        return "CANCELLED"
-
-    def _apply(self, scene, result: pipeline.ComputeResult, report: Callable) -> str:
-        if self.job.cancelled:
-            return self._failed(pipeline.Cancelled("cancelled"), report)
-        obj = _by_uid(bpy.data.objects, self.object_uid)
-        if scene is None or obj is None:
-            return self._failed(VocaError("The scene or the head was deleted while VOCA was running; "
-                                          "nothing was written."), report)
-        try:
-            self.report = pipeline.apply(scene, obj, result, self.settings)
-        except Exception as exc:             # noqa: BLE001 — the scene was restored; say why in one line
-            return self._failed(exc, report)
-        report({"INFO"}, self.report.summary())
-        if self.report.warning:
-            report({"WARNING"}, self.report.warning)
-        return "FINISHED"
-
-    def _close(self, scene, status: str) -> str:
-        if scene is not None:
-            properties.set_running(scene, False)
-            scene.voca.progress_stage = "" if status == "FINISHED" else "cancelled"
-        return status
+class AnimatePlan(NamedTuple):
+    """What a run needs from the scene: the head (by session_uid: renaming it meanwhile is fine), settings."""
+    object_uid: int
+    settings: pipeline.AnimateSettings
 
 
 def _by_uid(collection, uid: int):
@@ -129,55 +64,50 @@ def _by_uid(collection, uid: int):
     return next((item for item in collection if item.session_uid == uid), None)
 
 
-class VOCA_OT_animate_from_audio(jobs.ModalRunOperator, bpy.types.Operator):
+class VOCA_OT_animate_from_audio(jobs.JobOperator, bpy.types.Operator):
     """Animate the active FLAME head from the audio file with VOCA (Esc cancels)"""
 
     bl_idname = "voca.animate_from_audio"
     bl_label = "Animate from audio"
     bl_options = {"REGISTER", "UNDO"}
 
+    PROGRESS_GROUP = "voca"
+    BUSY = "VOCA is animating this scene (Esc cancels)."
+    CANCELLED = "VOCA: cancelled; nothing was changed."
+
     @classmethod
     def disabled_reason(cls, context) -> Optional[str]:
         scene = context.scene
         if scene is None or not hasattr(scene, "voca"):
             return "No scene."
-        if scene.voca.is_running:
-            return "VOCA is already animating this scene (Esc cancels)."
+        busy = jobs.busy_reason(scene)
+        if busy:
+            return busy
         if not scene.voca.audio_path:
             return "Choose an audio file."
         return pipeline.target_problem(context.active_object)
 
     poll = classmethod(reporting.poll_by_reason)
 
-    @reporting.guarded
-    def execute(self, context):
-        wm = context.window_manager
-        try:
-            scene, obj, settings = prepare(context)
-            wm.progress_begin(0.0, 1.0)
-            try:
-                result = pipeline.compute(settings, lambda f, _stage: wm.progress_update(f))
-            finally:
-                wm.progress_end()
-            done = pipeline.apply(scene, obj, result, settings)
-        except VocaError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, done.summary())
-        if done.warning:
-            self.report({"WARNING"}, done.warning)
-        return {"FINISHED"}
+    @classmethod
+    def prepare(cls, context) -> AnimatePlan:
+        _scene, obj, settings = prepare(context)
+        return AnimatePlan(obj.session_uid, settings)
 
-    @reporting.guarded
-    def invoke(self, context, event):
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        try:
-            run = AnimateRun.start(context)
-        except VocaError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return self.run_modal(context, run)
+    @classmethod
+    def worker(cls, plan: AnimatePlan) -> pipeline.AnimateJob:
+        return pipeline.AnimateJob(plan.settings)          # thread 'voca-animate', with its phone pass
+
+    @staticmethod
+    def compute(plan: AnimatePlan, progress) -> pipeline.ComputeResult:
+        return pipeline.compute(plan.settings, progress)
+
+    @classmethod
+    def apply(cls, scene, plan: AnimatePlan, result: pipeline.ComputeResult) -> pipeline.ApplyReport:
+        obj = _by_uid(bpy.data.objects, plan.object_uid)
+        if obj is None:
+            raise VocaError("The head was deleted while VOCA was running; nothing was written.")
+        return pipeline.apply(scene, obj, result, plan.settings)
 
 
 class VOCA_OT_add_flame_head(bpy.types.Operator):
@@ -245,8 +175,9 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
             return "Select the animated head."
         if obj.mode == "EDIT":
             return f"'{obj.name}' is in Edit Mode; switch to Object Mode."
-        if context.scene is not None and context.scene.voca.is_running:
-            return "VOCA is animating this scene; wait or press Esc."
+        busy = jobs.busy_reason(context.scene) if context.scene is not None else None
+        if busy:
+            return busy
         if not has_voca_data(obj):
             return f"'{obj.name}' has no VOCA animation."
         return None

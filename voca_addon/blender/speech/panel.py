@@ -20,7 +20,7 @@ import bpy
 from ...core.models import conditions
 from ..emotion import writer as emotion_writer
 from . import pipeline, properties
-from .. import preferences
+from .. import jobs, preferences
 from ..emotion.operators import VOCA_OT_add_emotions, VOCA_OT_key_emotion, VOCA_OT_mark_emotion
 from ..liveliness.operators import VOCA_OT_mark_blink
 from .operators import VOCA_OT_add_flame_head, VOCA_OT_animate_from_audio, VOCA_OT_remove_animation
@@ -82,7 +82,7 @@ class VIEW3D_PT_voca(_Sidebar, bpy.types.Panel):
         sub.prop(props, "start_frame")
         layout.label(text="Write the motion as:")
         layout.row().prop(props, "mode", expand=True)
-        if props.is_running:
+        if jobs.progress_group(context.scene) == "voca":      # Animate runs here (another job: a grey button)
             layout.progress(factor=props.progress, type="BAR", text=f"{props.progress:.0%} {props.progress_stage}")
             layout.label(text="Esc cancels", icon="CANCEL")
         else:

@@ -9,8 +9,8 @@ settings (a frozen dataclass; the core never sees RNA).
 rather than an enum: a dynamic enum stores an index, so its choice would silently change whenever the
 list changes with the active object; a string keeps the name and is checked when animating.
 
-``is_running`` is computed (read-only) from the operators' live jobs, so a file saved during a run never
-reopens "running".
+``is_running`` is computed (read-only) from the one running registry (:mod:`..jobs`: any job on the
+scene), so a file saved during a run never reopens "running".
 
 ``scene.voca.living`` (:class:`VOCA_PG_living`, registered before ``VOCA_PG_scene``) mirrors
 :class:`voca_addon.core.living.liveliness.LivelinessSettings`: blinks, head motion, gaze, FLAME rig; all off
@@ -37,7 +37,7 @@ from ...core.face.voca import VOCASET_SUBJECTS
 from ..emotion import writer as emotion_writer
 from . import heads, writer
 from ..liveliness import writer as liveliness_writer
-from .. import preferences
+from .. import jobs, preferences
 from .pipeline import AnimateSettings
 
 DEFAULT_CONDITION = 3               # run_voca.py's default
@@ -58,8 +58,6 @@ STYLE_ITEMS = [
     ("BLEND", "Blend", "Blend the speaking styles of several subjects"),
 ]
 BUILTIN_EMOTIONS = tuple(name for name in BUILTIN_PRESETS if name != NEUTRAL)
-
-_running: set = set()               # session_uid of scenes with a live job (see operators.AnimateRun)
 
 
 def _mtime(path) -> int:
@@ -105,12 +103,8 @@ def _range_set(props, which: str, value: int) -> None:
     props[f"key_frame_{which}_set"] = int(value)
 
 
-def set_running(scene, running: bool) -> None:
-    (_running.add if running else _running.discard)(scene.session_uid)
-
-
 def _get_running(self) -> bool:
-    return self.id_data.session_uid in _running
+    return jobs.is_running(self.id_data)         # the one running registry (any job on this scene)
 
 
 def emotion_suggestions(obj) -> list:
@@ -341,5 +335,4 @@ def settings_from_scene(scene, prefs, obj=None) -> AnimateSettings:
 
 
 __all__ = ["VOCA_PG_living", "VOCA_PG_scene", "settings_from_scene", "living_settings", "blink_shape_of",
-           "flame_model_of", "marked_blink", "living_problem", "condition_of", "condition_names", "emotion_suggestions",
-           "set_running"]
+           "flame_model_of", "marked_blink", "living_problem", "condition_of", "condition_names", "emotion_suggestions"]
