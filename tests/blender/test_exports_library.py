@@ -57,6 +57,25 @@ def test_exports_library_an_action_per_clip_on_the_nla_with_markers(clips, flame
             assert np.abs(got - clip.animation.vertices([local])[0]).max() <= TOLERANCE, (clip.name, local)
 
 
+@pytest.mark.skipif(not compat.HAS_AUDIO, reason="this bpy build has no audio (bpy 4.2 from PyPI)")
+def test_exports_library_sound_strips_are_owned_and_removable(clips, flame, shared_data):
+    """The dialogue's sounds come from the one sound-strip writer: each strip and its sound are the add-on's
+    (``voca_owned``), one per clip, none overlapping another on its channel; Remove takes them all and
+    their sounds, the artist's own strip stays."""
+    exports.build_library(clips, flame)
+    scene = bpy.context.scene
+    editor = scene.sequence_editor
+    strips = list(compat.sequencer_strips(editor))
+    assert len(strips) == len(clips) and all(s.get(writer.OWNED) and s.sound.get(writer.OWNED) for s in strips)
+    assert all(s.sound.samplerate > 0 for s in strips)                    # readable, checked
+    spans = sorted((s.channel, s.frame_final_start, s.frame_final_end) for s in strips)
+    assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(spans, spans[1:]))
+    mine = compat.sequencer_strips(editor).new_sound("artist", str(shared_data / "audio" / "test.wav"), 5, 1)
+    assert writer.remove_sound_strips(scene) == len(clips)
+    assert [s.name for s in compat.sequencer_strips(editor)] == [mine.name]
+    assert [s.filepath for s in bpy.data.sounds] == [mine.sound.filepath]  # the clips' sounds went with them
+
+
 def test_exports_library_each_action_plays_its_clip_alone(clips, flame, tmp_path):
     report = exports.build_library(clips, flame)
     scene = bpy.context.scene

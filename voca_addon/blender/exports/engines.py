@@ -247,14 +247,6 @@ def clip_action(key, name: str, weights: np.ndarray, key_names: Sequence[str], h
     return action
 
 
-def _add_sound(scene, path: str, name: str, start: int, channel: int) -> None:
-    if not compat.HAS_AUDIO or not path:
-        return
-    editor = scene.sequence_editor or scene.sequence_editor_create()
-    strip = compat.sequencer_strips(editor).new_sound(name, os.path.abspath(path), channel, start)
-    strip[writer.OWNED] = True
-
-
 def build_library(clips: Sequence[LibraryClip], template, path: Optional[str] = None,
                   gap: int = LIBRARY_GAP, head_name: str = HEAD_NAME) -> LibraryReport:
     """Every clip onto one new head in an empty scene: an action per clip, NLA strips, markers, sounds.
@@ -299,14 +291,15 @@ def lay_out_dialogue(scene, head, placed, path: Optional[str] = None, gap: int =
     from ..blendfile import save_blend
     key = head.data.shape_keys
     start, actions, ranges = 1, [], []
-    for index, (clip, action, frames) in enumerate(placed):
+    for clip, action, frames in placed:
         track = key.animation_data.nla_tracks.new()
         track.name = clip.name
         strip = compat.new_nla_strip(track, clip.name, start, action)
         strip.blend_type, strip.extrapolation = "REPLACE", "NOTHING"     # acts on its own frames only
         end = start + frames - 1
         scene.timeline_markers.new(clip.name, frame=start)
-        _add_sound(scene, clip.audio_path, clip.name, start, 1 + index % 2)
+        if clip.audio_path and compat.HAS_AUDIO:     # the one sound-strip writer: checked, owned, removable
+            writer.add_sound_strip(scene, clip.audio_path, start, clip.name, replace=False)
         actions.append(action)
         ranges.append((start, end))
         start = end + 1 + gap

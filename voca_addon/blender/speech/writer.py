@@ -387,11 +387,13 @@ def _remove_owned_curves(action, paths: set) -> int:
     return foreign
 
 
-def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio"):
+def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio", replace: bool = True):
     """Put ``audio_path`` in the sequencer at ``start_frame``, replacing the add-on's previous strip.
 
-    The strip goes on the lowest channel free over its length; only strips tagged ``voca_owned`` are
-    ever removed (with their sound datablock when the add-on created it).
+    The add-on's one sound-strip writer (Animate, the exports, the dialogue library). The strip goes on the
+    lowest channel free over its length; only strips tagged ``voca_owned`` are ever removed (with their
+    sound datablock when the add-on created it). ``replace=False`` keeps the add-on's other strips (a
+    dialogue: one strip per clip) and places the new one clear of them too.
 
     Returns
     -------
@@ -415,7 +417,7 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
     strip[OWNED] = True
     if strip.sound is not None and strip.sound not in sounds_before:
         strip.sound[OWNED] = True
-    channel = _free_channel(editor, strip)
+    channel = _free_channel(editor, strip, replace)
     readable = strip.sound is not None and strip.sound.samplerate > 0
     if not readable or channel is None:
         _remove_strips(editor, [strip])
@@ -425,17 +427,19 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
             raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
         raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
                          f"{strip.frame_final_end}; free a channel and run again.")
-    _remove_strips(editor, [s for s in compat.sequencer_strips(editor) if s.get(OWNED) and s != strip])
+    if replace:
+        _remove_strips(editor, [s for s in compat.sequencer_strips(editor) if s.get(OWNED) and s != strip])
     strip.name = name                   # the replaced strip had it: a re-run keeps the name, not name.001
-    strip.channel = _free_channel(editor, strip)
+    strip.channel = _free_channel(editor, strip, replace)
     return strip
 
 
-def _free_channel(editor, strip):
-    """Lowest channel where no other top-level strip overlaps ``strip``'s frames, or None."""
+def _free_channel(editor, strip, replace: bool = True):
+    """Lowest channel where no other top-level strip overlaps ``strip``'s frames (the add-on's own ones
+    count only when they stay: ``replace=False``), or None."""
     lo, hi = strip.frame_final_start, strip.frame_final_end
     busy = {s.channel for s in compat.sequencer_strips(editor)
-            if s != strip and not s.get(OWNED) and s.frame_final_start < hi and lo < s.frame_final_end}
+            if s != strip and not (replace and s.get(OWNED)) and s.frame_final_start < hi and lo < s.frame_final_end}
     return next((c for c in range(1, MAX_CHANNEL + 1) if c not in busy), None)
 
 
