@@ -7,7 +7,12 @@ found within 100 ms of an aligned one, the timing error (median, worst), false b
 F/V; the CPU and wall time per minute of audio of each pass; and how much a pure-Python thread keeps
 running while the detector works in another thread (the GIL check).
 
-Usage: ``python tools/bench_phonemes.py [--methods words,phones] [--no-gil]``
+Each ``--config LABEL:option=value,…`` adds a "words" detection run whose full-vocabulary recogniser gets
+those PocketSphinx options instead of the default ones (:data:`~voca_addon.core.phonemes.sphinx.RECOGNISER_CONFIG`;
+``option=`` with nothing after it drops a default), e.g. ``--config fast:ds=2,fwdflat=no``: how each candidate
+setting was measured (docs/phonemes.md, "Cost").
+
+Usage: ``python tools/bench_phonemes.py [--methods words,phones] [--config LABEL:opt=val,…]… [--no-gil]``
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voca_addon.core.phonemes import phones_for_audio            # noqa: E402
+from voca_addon.core.phonemes import phones_for_audio, sphinx    # noqa: E402
 from voca_addon.core.phonemes.scoring import BILABIALS, EMPTY, LABIODENTALS, score  # noqa: E402
 from voca_addon.core.speech.audio import load_audio              # noqa: E402
 
@@ -68,13 +73,58 @@ def gil_check(path: Path, method: str, numpy_work: bool) -> float:
     return beside / alone
 
 
+def _value(text: str):
+    low = text.lower()
+    if low in ("yes", "true", "no", "false"):
+        return low in ("yes", "true")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_config(text: str):
+    """"LABEL:opt=val,…" → (LABEL, the recogniser config: the default one updated; an empty value drops
+    the option)."""
+    label, _, opts = text.partition(":")
+    config = dict(sphinx.RECOGNISER_CONFIG)
+    for item in filter(None, opts.split(",")):
+        key, _, val = item.partition("=")
+        if val:
+            config[key.strip()] = _value(val.strip())
+        else:
+            config.pop(key.strip(), None)
+    return label, config
+
+
+def _detect(clip, method: str, configs: dict):
+    """Detection by ``method`` (a method name, or a --config label: "words" with that recogniser config)."""
+    if method not in configs:
+        return phones_for_audio(clip, method=method)
+    saved = dict(sphinx.RECOGNISER_CONFIG)
+    sphinx.RECOGNISER_CONFIG.clear()
+    sphinx.RECOGNISER_CONFIG.update(configs[method])
+    try:
+        return phones_for_audio(clip, method="words")
+    finally:
+        sphinx.RECOGNISER_CONFIG.clear()
+        sphinx.RECOGNISER_CONFIG.update(saved)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="words,phones")
+    ap.add_argument("--config", action="append", default=[], metavar="LABEL:opt=val,…",
+                    help="a 'words' run with these recogniser options (repeatable)")
     ap.add_argument("--no-gil", action="store_true")
     ap.add_argument("--gil-only", action="store_true")
     args = ap.parse_args(argv)
-    methods = args.methods.split(",")
+    configs = dict(parse_config(c) for c in args.config)
+    methods = [m for m in args.methods.split(",") if m] + list(configs)
+    for label, config in configs.items():
+        print(f"config {label}: {config}")
     clips = {} if args.gil_only else json.loads(TRANSCRIPTS.read_text())["clips"]
     phones_for_audio(load_audio(DATA / "test_sentence.wav"), "severe")     # load the models once (not timed)
     pooled = {(m, c): EMPTY for m in methods for c in ("PBM", "FV")}
@@ -89,13 +139,13 @@ def main(argv=None) -> None:
         note = f" [{'; '.join(ref.warnings)}]" if ref.warnings else ""
         print(f"{rel} ({clip.duration_s:.2f} s, reference {ref.source}){note}")
         for m in methods:
-            det, w, c = _timed(lambda: phones_for_audio(clip, method=m))
+            det, w, c = _timed(lambda: _detect(clip, m, configs))
             times[m][0] += w
             times[m][1] += c
             for name, labels in (("PBM", BILABIALS), ("FV", LABIODENTALS)):
                 s = score(det, ref, labels)
                 pooled[m, name] = pooled[m, name].merged(s)
-                print(f"  {m:6s} {name:3s} {_fmt(s)}")
+                print(f"  {m:6s} {name:3s} {_fmt(s)}", flush=True)
     if clips:
         print(f"\nall {len(clips)} clips, {total_s:.1f} s of audio:")
         for m in methods:
@@ -104,7 +154,7 @@ def main(argv=None) -> None:
         for m, (w, c) in times.items():
             print(f"  time {m:7s}: {60 * w / total_s:.1f} s wall, {60 * c / total_s:.1f} s CPU per minute of audio")
     if not args.no_gil:
-        for m in methods:
+        for m in [m for m in methods if m not in configs]:
             for kind, numpy_work in (("a pure-Python loop", False), ("a numpy (256x256 matmul) loop", True)):
                 keep = gil_check(DATA / "test_sentence.wav", m, numpy_work)
                 print(f"  GIL: {kind} keeps {100 * keep:.0f} % of its speed while '{m}' detection runs in "
