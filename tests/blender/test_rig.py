@@ -1,5 +1,5 @@
 """The FLAME rig in Blender: the EVALUATED mesh under random neck, jaw and eye poses equals FLAME's skinning
-from an independent numpy reference (tests/core/face/flame_format.py), correctives and speech keys too;
+from an independent numpy reference (tests/core/flame/flame_format.py), correctives and speech keys too;
 removal leaves the head as it was; bad inputs change nothing."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from tests.core.face.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
+from tests.core.flame.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
 from voca_addon.blender.liveliness import rig  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402

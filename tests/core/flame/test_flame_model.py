@@ -1,11 +1,11 @@
 """flame_model: a FLAME-format pickle is read with the restricted unpickler and skins exactly like the
-published formulas (an independent numpy reference in tests/core/face/flame_format.py)."""
+published formulas (an independent numpy reference in tests/core/flame/flame_format.py)."""
 import pickle
 
 import numpy as np
 import pytest
 
-from tests.core.face.flame_format import reference_lbs
+from tests.core.flame.flame_format import reference_lbs
 from voca_addon.core.errors import MeshError, ModelFileError
 from voca_addon.core.flame import flame_model
 from voca_addon.core.flame.meshio import read_mesh
@@ -109,7 +109,7 @@ def test_flame_model_check_topology_refuses_other_vertex_counts(flame_format):
 def test_flame_model_reads_a_flame_2020_layout_with_chumpy_arrays(tmp_path, monkeypatch, flame_format):
     """FLAME 2020's generic_model.pkl keeps v_template, shapedirs and weights as chumpy ``Ch`` objects and
     J_regressor as a scipy CSC matrix, pickled with protocol 2: all read without chumpy."""
-    from tests.core.models.test_safepickle import _fake_chumpy, _forget_chumpy
+    from tests.core.formats.test_safepickle import _fake_chumpy, _forget_chumpy
     _, arrays = flame_format
     Ch, _, _ = _fake_chumpy(monkeypatch)
     layout = {**arrays, **{k: Ch(x=arrays[k]) for k in ("v_template", "shapedirs", "weights")},

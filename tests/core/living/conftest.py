@@ -1,4 +1,4 @@
-"""Fixtures for the living-face tests: a minute of real speech and a FLAME-format model."""
+"""Fixtures for the living-face tests: a minute of real speech."""
 import numpy as np
 import pytest
 
@@ -21,11 +21,3 @@ def speech_minute(shared_data):
         parts += [to_mono(clip), gap]
         t += clip.duration_s + GAP_S
     return Audio(np.concatenate(parts), 22000, "vocaset (16 recordings)"), np.array(starts)
-
-
-@pytest.fixture(scope="session")
-def flame_format(shared_data, tmp_path_factory):
-    """(path, arrays) of a FLAME-format model pickle built for the tests (tests/core/face/flame_format.py)."""
-    from tests.core.face.flame_format import write_flame_format_model
-    path = tmp_path_factory.mktemp("flame") / "generic_model.pkl"
-    return path, write_flame_format_model(path, shared_data)

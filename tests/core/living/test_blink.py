@@ -3,7 +3,7 @@ over a minute of real speech."""
 import numpy as np
 import pytest
 
-from tests.core.face.flame_format import reference_lbs
+from tests.core.flame.flame_format import reference_lbs
 from voca_addon.core.errors import InputError, MeshError, ModelFileError
 from voca_addon.core.living import blink, prosody
 from voca_addon.core.flame.meshio import read_mesh, write_ply

@@ -5,7 +5,7 @@ import pytest
 from voca_addon.core.errors import InputError
 from voca_addon.core.living import prosody
 from voca_addon.core.speech.audio import Audio
-from tests.core.face.conftest import GAP_S
+from tests.core.living.conftest import GAP_S
 
 
 @pytest.mark.parametrize("f0", [90.0, 150.0, 240.0])
