@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 bpy = pytest.importorskip("bpy")
 
-from tests.core.face.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
+from tests.core.flame.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
 from voca_addon.blender.liveliness import writer as lw, rig  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.errors import InputError, MeshError  # noqa: E402

@@ -12,7 +12,7 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender.conftest import evaluated_vertices  # noqa: E402
 from tests.blender.test_headless import animate_args, engine_output, m, open_blend, run  # noqa: E402,F401
-from tests.core.face.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
+from tests.core.flame.flame_format import reference_lbs, write_flame_format_model  # noqa: E402
 from tests.core.test_cli import assert_user_error  # noqa: E402
 
 TOLERANCE = 1e-6            # metres: 1 µm

@@ -8,7 +8,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_operators import addon, head, paths, snapshot  # noqa: E402,F401
-from tests.core.face.flame_format import write_flame_format_model  # noqa: E402
+from tests.core.flame.flame_format import write_flame_format_model  # noqa: E402
 from voca_addon.blender.liveliness import writer as liveliness_writer, rig  # noqa: E402
 from voca_addon.blender.speech import pipeline
 from voca_addon.core.living.liveliness import LivelinessSettings  # noqa: E402

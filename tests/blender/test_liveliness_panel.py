@@ -10,7 +10,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from tests.blender.test_operators import FakeLayout, addon, head, paths, snapshot  # noqa: E402,F401
-from tests.core.face.flame_format import write_flame_format_model  # noqa: E402
+from tests.core.flame.flame_format import write_flame_format_model  # noqa: E402
 from voca_addon.blender import compat  # noqa: E402
 from voca_addon.blender.liveliness import writer as lw, rig
 from voca_addon.blender.speech import panel, pipeline, properties
