@@ -257,3 +257,14 @@ def test_sweep2_landmark_pairs_saved_as_utf16_are_read(tmp_path):
     for a, b in zip(read_pairs(utf8), read_pairs(utf16)):
         assert a.tolist() == b.tolist()
     assert read_pairs(utf16)[0].tolist() == [3572, 3555, 2800, 1700]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".TextGrid"])
+def test_sweep2_alignment_past_the_audio_names_the_file_once(tmp_path, suffix):
+    """Before: "'a.json': 'a.json', entry 1 ends at 5.6 s, past the audio's end" (the file named twice)."""
+    from voca_addon.core.phonemes import Phone, PhoneTrack, read_alignment, write_alignment
+    path = write_alignment(PhoneTrack((Phone("M", 5.0, 5.6, "me"),), "json"), tmp_path / ("a" + suffix),
+                           duration=6.0)
+    with pytest.raises(InputError) as e:
+        read_alignment(str(path), 5.095)
+    assert str(e.value).count(path.name) == 1 and "ends at 5.6 s, past the audio's end (5.095 s)" in str(e.value)

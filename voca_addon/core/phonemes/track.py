@@ -157,8 +157,8 @@ def make_track(items: Iterable[Tuple[str, float, float, str, str]], source: str,
             kind = "unsorted" if start < prev_end and end <= prev_end else "overlapping"
             raise InputError(f"{name}: intervals are {kind}: {where} starts at {start} s, before {prev_where} "
                              f"ends ({prev_end} s). Phones must be in time order without overlaps.")
-        if duration is not None and end > duration + END_TOLERANCE_S:
-            raise InputError(f"{name}: {where} ends at {end} s, past the audio's end ({duration:.3f} s). "
+        if duration is not None and end > duration + END_TOLERANCE_S:     # ``where`` names the file
+            raise InputError(f"{where} ends at {end} s, past the audio's end ({duration:.3f} s). "
                              "Is this the alignment of another recording?")
         prev_end, prev_where = max(prev_end, end), where
         code = arpabet(str(label), where)
