@@ -99,10 +99,11 @@ def _probe_writable(folder: Path, shown: Path) -> None:
 
 
 def _check_name_length(out: Path, flag: str) -> None:
-    """InputError when ``out``'s name is longer than its folder's file system allows (bytes, UTF-8; a
-    ``.blend`` counts one more, for the ``X.blend1`` it may keep). The temporary names never grow with it."""
+    """InputError when ``out``'s name is longer than its folder's file system allows (bytes, UTF-8; an
+    existing ``.blend`` to replace counts one more, for the ``X.blend1`` it keeps). The temporary names
+    never grow with it."""
     size = len(out.name.encode("utf-8", "surrogateescape"))
-    backup = " (with the 1 of its backup X.blend1)" if _keeps_backup(out) else ""
+    backup = " (with the 1 of its backup X.blend1)" if _keeps_backup(out) and out.is_file() else ""
     size += 1 if backup else 0
     try:
         limit = os.pathconf(out.parent, "PC_NAME_MAX") if out.parent.is_dir() else NAME_MAX
