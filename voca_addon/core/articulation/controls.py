@@ -3,9 +3,10 @@
 ``apply_controls(anim, track, settings)`` starts from ``anim.exact()`` every time: speech strength
 ``s`` scales the motion about the rest face (bias and weights × s; the Blender layer keeps the bias
 key's data and keys its value to ``s``), temporal smoothing is a centred Gaussian (σ = ``smoothing_ms``)
-on the weights, and the corrective keys are solved again on that motion (their fields always come from
-VOCA's exact motion, so the key shapes do not change with the knobs), scaled by ``closure_strength``,
-with ``mouth_close`` added to the closure key's weight (negative opens; never past the floor).
+on the weights, and the corrective keys are fitted again on that motion (speech strength and smoothing
+change the key shapes; closure strength and mouth close change only their weights), scaled by
+``closure_strength``, with ``mouth_close`` added to the closure key's weight (negative opens; never past the
+floor).
 
 **Speed** (issue 18: a knob on 60 s at 60 fps in < 0.1 s). The key shapes depend only on the motion (VOCA's
 exact weights under speech strength and smoothing), the phone track and the offset, not on closure strength or
