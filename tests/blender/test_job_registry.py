@@ -42,6 +42,7 @@ def both(addon, head, shared_data, tmp_path):
     return head, character_on(bpy.context.scene, shared_data, tmp_path)
 
 
+@pytest.mark.smoke
 def test_animate_is_refused_while_a_character_job_runs_on_the_scene(both):
     head, face = both
     before, face_before = snapshot(), state(face)

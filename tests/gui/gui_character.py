@@ -56,8 +56,8 @@ def _workers() -> list:
 
 def _build_face(config):
     folder = config["arkit"]
-    mesh = _module("core.face.meshio").read_mesh(os.path.join(folder, "ARKit_blendshapes", "Neutral.obj"))
-    face = _module("blender.character_writer").build_target(FACE, mesh.vertices, mesh.faces, scene().collection)
+    mesh = _module("core.flame.meshio").read_mesh(os.path.join(folder, "ARKit_blendshapes", "Neutral.obj"))
+    face = _module("blender.character.writer").build_target(FACE, mesh.vertices, mesh.faces, scene().collection)
     pairs = os.path.join(config["out"], "arkit-pairs.txt")
     _module("core.character.landmarks").write_pairs(
         pairs, np.loadtxt(os.path.join(folder, "FLAME_landmarks.txt"), dtype=int),
@@ -110,7 +110,7 @@ def character(config, entry):
     yield from _finish(fit, "character_fit", settings)
     fit["fit_kept"] = "voca_fit" in face
     head = bpy.data.objects[HEAD]
-    source = _module("blender.character_source").head_animation(head, scene())
+    source = _module("blender.character.source").head_animation(head, scene())
     before = gui_scene.snapshot()
     moved = entry.setdefault("transfer", {})
     yield from _finish(moved, "character_transfer", settings)
@@ -118,9 +118,9 @@ def character(config, entry):
     moved.update(strips_same=before["strips"] == after["strips"], scene_same=before["scene"] == after["scene"],
                  head_same=before["objects"][HEAD] == after["objects"][HEAD],
                  head_frames=[source.start_frame, source.end_frame])
-    io, transfer = _module("blender.character_io"), _module("core.character.transfer")
+    io, transfer = _module("blender.character.data"), _module("core.character.transfer")
     vertices, faces = io.mesh_arrays(face)
-    template = _module("core.face.meshio").read_mesh(config["template"])
+    template = _module("core.flame.meshio").read_mesh(config["template"])
     expected = transfer.transfer(source.animation, io.load_fit(face, vertices, template.faces), vertices, faces)
     errors = {}
     for i in (0, source.animation.num_frames // 2, source.animation.num_frames - 1):
@@ -129,5 +129,5 @@ def character(config, entry):
     moved["errors"] = errors
     guessed = entry.setdefault("guess", {})
     yield from _finish(guessed, "character_guess_landmarks", settings)
-    owned, artists = _module("blender.character_landmarks").landmark_empties(scene())
+    owned, artists = _module("blender.character.landmarks").landmark_empties(scene())
     guessed.update(empties=sorted(o.name for o in owned), artists=len(artists), landmarks=settings.landmarks)

@@ -191,9 +191,14 @@ def animate(config, entry):
     grabbed = {}
 
     def grab_progress(sample) -> bool:
-        """A picture at the first tick of the run, replaced by one once past ``picture_after``."""
+        """A picture at the first tick of the run, replaced by one once past ``picture_after``; a copy of
+        the file saved mid-run (as Ctrl-S or an autosave would, from the event loop while the job runs)."""
         if sample[2] in ("", "cancelled"):
             return False
+        if "saved_mid_run" not in entry and sample[1] > 0.0:
+            path = _path(config, "mid-run.blend")
+            bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
+            entry["saved_mid_run"] = dict(path=path, sample=sample, running=running_now())
         late = sample[1] >= config["picture_after"]
         if late or "shot" not in grabbed:
             if "shot" in grabbed:
@@ -212,6 +217,15 @@ def animate(config, entry):
     yield from _status_bar_shot(config, "gui-done.png")
     entry.update(_result(config), changes=gui_scene.changes(SHARED["before"], gui_scene.snapshot()))
     SHARED["after"] = gui_scene.snapshot()
+    saved = entry.get("saved_mid_run")
+    if saved is not None:                   # what the mid-run copy holds (names only: nothing is loaded)
+        with bpy.data.libraries.load(saved["path"]) as (data_from, _data_to):
+            saved.update(actions=list(data_from.actions), sounds=list(data_from.sounds),
+                         objects=list(data_from.objects))
+
+
+def running_now() -> bool:
+    return bool(importlib.import_module(ADDON + ".blender.jobs")._running)
 
 
 def _result(config) -> dict:

@@ -70,6 +70,18 @@ def test_gui_animate_progress_advances_while_the_timeline_moves(gui):
     assert entry.get("picture_at"), "no screenshot of the progress bar was taken"
 
 
+@pytest.mark.smoke
+def test_gui_a_file_saved_mid_run_holds_the_scene_before_the_run(gui):
+    """Saving while Animate runs (issue 19): the run goes on to its result, the saved file holds the head as
+    it was before the run — no action, no sound, never half a run."""
+    entry = gui.scenario("animate")
+    saved = entry.get("saved_mid_run")
+    assert saved is not None and saved["running"] and 0.0 < saved["sample"][1] < 1.0, entry
+    assert saved["actions"] == [] and saved["sounds"] == [], saved
+    assert "FLAME head" in saved["objects"], saved
+    assert entry["ended"] and entry["keys"] > 0, entry                    # the run still finished here
+
+
 @pytest.fixture(scope="module")
 def engine_result(gui, voca_ckpt, ds_small_pb, shared_data):
     """The engine's own output for the same clip, models, style and emotion, at the scene's rate."""

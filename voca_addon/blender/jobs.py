@@ -33,7 +33,7 @@ quitting, the add-on being disabled (:func:`cancel_all`) — nothing is applied 
 worker stops at its next progress call; a core step without one finishes in the background and its result
 is dropped). Saving the file while a job runs saves the scene as it was before the job: the result is
 written in one main-thread call, never between two (a file reopened is never "running": the registry
-lives in memory only).
+lives in memory only); Blender puts an autosave off while a modal operator runs.
 
 Contract: main thread (``bpy``); the worker (:mod:`.worker`) never touches bpy.
 """
