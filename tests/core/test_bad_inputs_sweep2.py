@@ -26,10 +26,18 @@ LIMIT = "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN);
         "resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0}))\n"
 
 
-def cli(*args, fsize=None, cwd_home=None):
-    code = BLOCKER + (LIMIT.format(fsize) if fsize is not None else "") + \
-        "import runpy, sys; sys.argv = ['voca_addon'] + sys.argv[1:]; runpy.run_module('voca_addon', run_name='__main__')"
-    env = dict(os.environ, HOME=str(cwd_home or ROOT), VOCA_LOG_DIR=str(cwd_home or ROOT))
+RUN = "import runpy, sys; sys.argv = ['voca_addon'] + sys.argv[1:]; runpy.run_module('voca_addon', run_name='__main__')"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """HOME, the model cache and the error logs of the runs: apart from the folders the tests list."""
+    return tmp_path_factory.mktemp("home")
+
+
+def cli(*args, home, fsize=None):
+    code = BLOCKER + (LIMIT.format(fsize) if fsize is not None else "") + RUN
+    env = dict(os.environ, HOME=str(home), VOCA_LOG_DIR=str(home), VOCA_CACHE_DIR=str(home / "cache"))
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env=env)
 
@@ -59,7 +67,7 @@ def alignment(path, n=2):
 
 # ---------------------------------------------------------------- a full disk
 @pytest.mark.parametrize("fsize,small", [(0, True), (16384, False)], ids=["full-to-the-last-byte", "nearly-full"])
-def test_sweep2_phonemes_on_a_full_disk_names_the_file_and_leaves_nothing(wav, tmp_path, fsize, small):
+def test_sweep2_phonemes_on_a_full_disk_names_the_file_and_leaves_nothing(wav, tmp_path, fsize, small, home):
     """Before: ``error: [Errno 28] No space left on device`` and the run's claim left on the full disk
     (fsize 0: the claim's own write failed); after: the destination named, nothing left, the next run
     (with space) succeeds."""
@@ -67,10 +75,10 @@ def test_sweep2_phonemes_on_a_full_disk_names_the_file_and_leaves_nothing(wav, t
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "p.json"
-    r = cli("phonemes", wav, "--alignment", src, "--out", out, fsize=fsize)
+    r = cli("phonemes", wav, "--alignment", src, "--out", out, fsize=fsize, home=home)
     one_error(r, f"'{out}'", "File too large")
     assert list(out_dir.iterdir()) == []                     # no claim, no temporary, no partial file
-    r = cli("phonemes", wav, "--alignment", src, "--out", out)
+    r = cli("phonemes", wav, "--alignment", src, "--out", out, home=home)
     assert r.returncode == 0, r.stderr
     assert [p.name for p in out_dir.iterdir()] == ["p.json"]
 
@@ -122,7 +130,7 @@ def test_sweep2_claim_on_a_full_disk_is_removed(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sweep2_models_install_on_a_full_disk(voca_ckpt, tmp_path):
+def test_sweep2_models_install_on_a_full_disk(voca_ckpt, tmp_path, home):
     """Before: ``error: [Errno 28] No space left on device`` (the checkpoint copy into the staging folder)."""
     archive = tmp_path / "voca.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -130,28 +138,28 @@ def test_sweep2_models_install_on_a_full_disk(voca_ckpt, tmp_path):
             z.write(p, "trained_model/" + p.name)
     folder = tmp_path / "models"
     folder.mkdir()
-    r = cli("models", "install", archive, "--folder", folder, fsize=65536)
+    r = cli("models", "install", archive, "--folder", folder, fsize=65536, home=home)
     one_error(r, f"'{folder}'", "Nothing was installed", "free some space")
     assert list(folder.iterdir()) == []                       # the staging folder removed
-    r = cli("models", "install", archive, "--folder", folder)
+    r = cli("models", "install", archive, "--folder", folder, home=home)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in voca_ckpt.parent.iterdir())
 
 
 # ---------------------------------------------------------------- names
-def test_sweep2_name_of_255_bytes_works_and_256_is_refused_before_anything(wav, tmp_path):
+def test_sweep2_name_of_255_bytes_works_and_256_is_refused_before_anything(wav, tmp_path, home):
     """Before: a 256-byte ``--out`` name failed with ``[Errno 36] File name too long: '…'`` after the
     audio was read; now it is refused up front saying the limit. 255 bytes (82 CJK characters +
     ``abcd.json``) is legal and written under that exact name (the temporary name is short)."""
     src = alignment(tmp_path / "a.json")
     ok = tmp_path / ("語" * 82 + "abcd.json")
     assert len(ok.name.encode()) == 255
-    r = cli("phonemes", wav, "--alignment", src, "--out", ok)
+    r = cli("phonemes", wav, "--alignment", src, "--out", ok, home=home)
     assert r.returncode == 0, r.stderr
     assert ok.is_file() and json.loads(ok.read_text())[1]["phone"] == "M"
     long = tmp_path / ("語" * 82 + "abcde.json")
     before = sorted(tmp_path.iterdir())
-    one_error(cli("phonemes", wav, "--alignment", src, "--out", long), "256 bytes", "at most 255")
+    one_error(cli("phonemes", wav, "--alignment", src, "--out", long, home=home), "256 bytes", "at most 255")
     assert sorted(tmp_path.iterdir()) == before
 
 
@@ -170,7 +178,7 @@ def test_sweep2_blend_name_counts_the_byte_of_its_backup_when_replacing(tmp_path
 # ---------------------------------------------------------------- a folder or a link where a file is expected
 @pytest.mark.parametrize("flag,kind", [("--alignment", "folder"), ("--alignment", "loop"),
                                        ("--transcript-file", "folder"), ("--transcript-file", "loop")])
-def test_sweep2_phonemes_folder_or_link_loop_is_said_as_such(wav, tmp_path, flag, kind):
+def test_sweep2_phonemes_folder_or_link_loop_is_said_as_such(wav, tmp_path, flag, kind, home):
     """Before: a folder (or a loop of links) given as the file was "not found. Check the path."."""
     path = tmp_path / ("a.json" if flag == "--alignment" else "t.txt")
     if kind == "folder":
@@ -180,7 +188,7 @@ def test_sweep2_phonemes_folder_or_link_loop_is_said_as_such(wav, tmp_path, flag
         os.symlink(path, tmp_path / "b")
     before = sorted(tmp_path.iterdir())
     expected = "is a folder, not a file" if kind == "folder" else "a loop of links"
-    one_error(cli("phonemes", wav, flag, path, "--out", tmp_path / "o.json"), str(path), expected)
+    one_error(cli("phonemes", wav, flag, path, "--out", tmp_path / "o.json", home=home), str(path), expected)
     assert sorted(tmp_path.iterdir()) == before
 
 
@@ -197,7 +205,7 @@ def test_sweep2_articulation_flags_folder_is_said_as_such(wav, tmp_path, flag):
 
 # ---------------------------------------------------------------- models status / install
 @pytest.mark.parametrize("kind", ["file", "loop"])
-def test_sweep2_models_status_folder_that_is_not_a_folder(tmp_path, kind):
+def test_sweep2_models_status_folder_that_is_not_a_folder(tmp_path, kind, home):
     """Before: ``models status --folder FILE`` listed all five files as missing (exit 1) as for an empty
     folder; now the folder flag itself is refused."""
     folder = tmp_path / "f"
@@ -206,20 +214,20 @@ def test_sweep2_models_status_folder_that_is_not_a_folder(tmp_path, kind):
     else:
         os.symlink(tmp_path / "g", folder)
         os.symlink(folder, tmp_path / "g")
-    one_error(cli("models", "status", "--folder", folder), f"'{folder}'", "not a folder")
+    one_error(cli("models", "status", "--folder", folder, home=home), f"'{folder}'", "not a folder")
 
 
-def test_sweep2_models_install_zip_that_is_a_folder(tmp_path):
+def test_sweep2_models_install_zip_that_is_a_folder(tmp_path, home):
     """Before: "not a readable zip archive ([Errno 21] Is a directory …); download … again"."""
     (tmp_path / "v.zip").mkdir()
-    one_error(cli("models", "install", tmp_path / "v.zip", "--folder", tmp_path / "m"), "is a folder",
+    one_error(cli("models", "install", tmp_path / "v.zip", "--folder", tmp_path / "m", home=home), "is a folder",
               "zip file itself")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zip"]
 
 
 # ---------------------------------------------------------------- batch
 def test_sweep2_batch_names_in_any_script_link_loops_and_names_too_long(voca_ckpt, ds_small_pb, shared_data,
-                                                                         tmp_path):
+                                                                         tmp_path, home):
     """One batch, four rows. Before: a CSV ``alignment`` that is a loop of links stopped the whole batch with
     exit 3 (``internal error (RuntimeError: Symlink loop …)``); a name in Chinese became ``clip`` (two such
     rows: refused as duplicates); a name whose ``NAME.phonemes.TextGrid`` is over 255 bytes was computed,
@@ -236,7 +244,7 @@ def test_sweep2_batch_names_in_any_script_link_loops_and_names_too_long(voca_ckp
                                                 (long, good.name))), encoding="utf-8")
     out = tmp_path / "out"
     r = cli("batch", tmp_path / "in.csv", "--out", out, "--deepspeech", ds_small_pb, "--voca", voca_ckpt,
-            "--template", shared_data / "flame" / "FLAME_sample.ply", "--phonemes", "textgrid", cwd_home=tmp_path)
+            "--template", shared_data / "flame" / "FLAME_sample.ply", "--phonemes", "textgrid", home=home)
     assert r.returncode == 4, r.stderr                   # some clips failed (documented status)
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
     summary = {c["name"]: c for c in json.loads((out / "batch_summary.json").read_text())["results"]}
