@@ -279,3 +279,18 @@ def test_sweep2_alignment_past_the_audio_names_the_file_once(tmp_path, suffix):
     with pytest.raises(InputError) as e:
         read_alignment(str(path), 5.095)
     assert str(e.value).count(path.name) == 1 and "ends at 5.6 s, past the audio's end (5.095 s)" in str(e.value)
+
+
+def test_sweep2_ctrl_c_while_the_command_line_loads(tmp_path, home):
+    """Ctrl-C in the first second, while ``python -m voca_addon`` still imports its modules (here: the
+    import of ``csv`` by the batch command, where a sweep's SIGINT 0.6 s into ``models install`` landed).
+    Before: a ``KeyboardInterrupt`` traceback and exit -2; after: ``error: interrupted``, exit 130."""
+    hook = ("import builtins\n_imp = builtins.__import__\n"
+            "def _ctrl_c(name, *a, **k):\n"
+            "    if name == 'csv':\n        raise KeyboardInterrupt\n"
+            "    return _imp(name, *a, **k)\n"
+            "builtins.__import__ = _ctrl_c\n")
+    r = subprocess.run([sys.executable, "-c", BLOCKER + hook + RUN, "models", "status", "--folder", tmp_path],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HOME=str(home), VOCA_LOG_DIR=str(home)))
+    assert (r.returncode, r.stderr) == (130, "error: interrupted\n")
