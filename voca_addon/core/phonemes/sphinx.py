@@ -6,14 +6,19 @@ one line when this Python cannot import it, and nothing else in the package impo
 
 Three searches, all on 16 kHz int16 mono audio, 10 ms frames:
 
-- :func:`recognise_words` — the full-vocabulary recogniser (en-us trigram LM, 134k-word dictionary);
-- :func:`align_words` — forced alignment of a word sequence, two passes (words, then phones and states);
+- :func:`recognise_words` — the full-vocabulary recogniser (en-us trigram LM, 134k-word dictionary),
+  with :data:`RECOGNISER_CONFIG`: at most 2000 active HMMs per frame (PocketSphinx's default 30000) —
+  the same bilabials found on the 18 test clips for ~60 % of the CPU (docs/phonemes.md, "Cost");
+- :func:`align_words` — forced alignment of a word sequence, two passes (words, then phones and states),
+  by a decoder that holds only those words' pronunciations (:func:`lexicon_of`, or the recogniser's
+  lexicon) and no language model: ~0.02 s and a few MB to create instead of ~0.4 s and ~90 MB;
 - :func:`phone_loop` — the phone recogniser (``allphone`` search with the en-us phone bigram).
 
 Threads and state: PocketSphinx's results depend on what a decoder decoded before (the live
 cepstral mean and search state carry over, even when the mean is set; seen for the recognisers and,
-after a long history, for alignment), so every call gets a fresh decoder (0.1-0.4 s of CPU: the
-acoustic model is loaded) and one decoder is never shared. The recognisers compute the utterance's
+after a long history, for alignment), so every call gets a fresh decoder (0.3-0.4 s of CPU for the
+recogniser: acoustic model, dictionary and language model are loaded; ~0.05 s for the aligner) and one
+decoder is never shared. The recognisers compute the utterance's
 cepstral mean first (a features-only pass) and fix it, so block decoding gives the same result as one
 call. One utterance decodes at a time per process (a lock). PocketSphinx's binding holds the GIL
 while it decodes, so the recognisers are fed blocks of :data:`BLOCK_S`: between blocks other Python
@@ -23,6 +28,7 @@ Contract: numpy + stdlib (+ pocketsphinx when present); thread-safe.
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import List, Optional, Sequence, Tuple
 
@@ -36,6 +42,10 @@ RATE = 16000            # Hz, the en-us model's sampling rate
 # The phone recogniser's search: wide beams and a language weight of 2 for the phone bigram (the
 # defaults, tuned for word search, prune most consonants away).
 PHONE_LOOP_CONFIG = dict(beam=1e-20, pbeam=1e-20, lw=2.0)
+# The full-vocabulary recogniser's search settings (PocketSphinx options). maxhmmpf 2000 (default 30000):
+# on the 18 test clips P/B/M 28/32 found, 5/33 false — as with the defaults — for 31 s of CPU per minute of
+# audio against 52 s (measured side by side, docs/phonemes.md "Cost"); 1500 lost one and added two false.
+RECOGNISER_CONFIG: dict = dict(maxhmmpf=2000)
 UNKNOWN_WORD = "voca_unknown_word"     # in every alignment decoder's dictionary: stands for words it lacks
 UNKNOWN_PRONUNCIATION = "SIL"           # a silence model absorbs any length (3 states with self-loops)
 
@@ -74,16 +84,35 @@ def detector_available() -> Tuple[bool, str]:
     return True, ""
 
 
-def _new_decoder(kind: str):
+def _lexicon_file(lexicon) -> str:
+    """A temporary dictionary file holding ``lexicon`` ({word: [pronunciation, …]}, alternates as word(2)…)
+    and :data:`UNKNOWN_WORD`; the caller removes it."""
+    import tempfile
+    lines = [f"{UNKNOWN_WORD} {UNKNOWN_PRONUNCIATION}"]
+    for word, prons in lexicon.items():
+        lines += [f"{word if k == 0 else f'{word}({k + 1})'} {pron}" for k, pron in enumerate(prons)]
+    fd, path = tempfile.mkstemp(prefix="voca-lexicon-", suffix=".dict")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _new_decoder(kind: str, lexicon=None):
     ps = module()
     if kind == "phones":
         return ps.Decoder(loglevel="FATAL", lm=None, allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"),
                           **PHONE_LOOP_CONFIG)
+    if kind == "dict":      # the pronouncing dictionary alone (no language model: 60 MB and 0.3 s less)
+        return ps.Decoder(loglevel="FATAL", lm=None)
     if kind == "align":     # bestpath off: its lattice rescoring can give a phone 1 frame, which fails pass 2
-        decoder = ps.Decoder(loglevel="FATAL", bestpath=False)
-        decoder.add_word(UNKNOWN_WORD, UNKNOWN_PRONUNCIATION, True)
-        return decoder
-    return ps.Decoder(loglevel="FATAL")
+        # Only the words to align in its dictionary, no language model: ~0.02 s and ~6 MB instead of the
+        # 134k-word dictionary + trigram model (0.37 s, ~90 MB) the alignment never uses.
+        path = _lexicon_file(lexicon or {})
+        try:
+            return ps.Decoder(loglevel="FATAL", lm=None, dict=path, bestpath=False)
+        finally:
+            os.unlink(path)
+    return ps.Decoder(loglevel="FATAL", **RECOGNISER_CONFIG)
 
 
 POOLED = ()             # decoder kinds whose results do not depend on earlier utterances: none found
@@ -93,15 +122,15 @@ class _Borrowed:
     """Context manager: a decoder of ``kind``: for a pooled kind an idle one from the pool (or a new one),
     returned afterwards; otherwise a new one, dropped afterwards."""
 
-    def __init__(self, kind: str):
-        self.kind, self.decoder, self.broken = kind, None, False
+    def __init__(self, kind: str, lexicon=None):
+        self.kind, self.lexicon, self.decoder, self.broken = kind, lexicon, None, False
 
     def __enter__(self):
         with _lock:
             idle = _pool.setdefault(self.kind, [])
             self.decoder = idle.pop() if idle and self.kind in POOLED else None
         if self.decoder is None:
-            self.decoder = _new_decoder(self.kind)
+            self.decoder = _new_decoder(self.kind, self.lexicon)
         return self.decoder
 
     def __exit__(self, exc_type, *rest):
@@ -152,37 +181,67 @@ def _lm_search(decoder) -> None:
             continue
 
 
-def recognise_words(pcm: bytes, progress=None, span=(0.0, 1.0)) -> List[Tuple[str, float, float]]:
-    """Full-vocabulary recognition: [(word, start s, end s)], fillers and silences left out."""
+def _pronunciations(decoder, word: str) -> List[str]:
+    """Every pronunciation of ``word`` in ``decoder``'s dictionary (``word``, ``word(2)``, …)."""
+    out, k = [], 1
+    while True:
+        pron = decoder.lookup_word(word if k == 1 else f"{word}({k})")
+        if pron is None:
+            return out
+        out.append(pron)
+        k += 1
+
+
+def recognise_words(pcm: bytes, progress=None, span=(0.0, 1.0), lexicon: Optional[dict] = None
+                    ) -> List[Tuple[str, float, float]]:
+    """Full-vocabulary recognition: [(word, start s, end s)], fillers and silences left out.
+
+    ``lexicon``, when given, receives {word: [every dictionary pronunciation]} of the recognised words
+    (what :func:`align_words` needs to align them without the whole dictionary).
+    """
     with _Borrowed("words") as decoder:
         _decode(decoder, pcm, progress, span)
         hyp = decoder.hyp()
         segs = list(decoder.seg()) if hyp is not None else []
-    out = []
-    for s in segs:
-        word = s.word.split("(")[0]
-        if word.startswith(("<", "[", "+")) or not word:
-            continue
-        out.append((word, s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S))
+        out = []
+        for s in segs:
+            word = s.word.split("(")[0]
+            if word.startswith(("<", "[", "+")) or not word:
+                continue
+            out.append((word, s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S))
+            if lexicon is not None and word not in lexicon:
+                lexicon[word] = _pronunciations(decoder, word)
     return out
 
 
 def dictionary_words(words: Sequence[str]) -> List[Optional[str]]:
     """Each word's dictionary pronunciation (space-separated ARPAbet) or None when not in the dictionary."""
-    with _Borrowed("align") as decoder:
+    with _Borrowed("dict") as decoder:
         return [decoder.lookup_word(w) for w in words]
 
 
-def align_words(pcm: bytes, words: Sequence[str]
+def lexicon_of(words: Sequence[str]) -> dict:
+    """{word: [every dictionary pronunciation]} of the words the dictionary holds (the others left out)."""
+    with _Borrowed("dict") as decoder:
+        found = {w: _pronunciations(decoder, w) for w in dict.fromkeys(words)}
+    return {w: p for w, p in found.items() if p}
+
+
+def align_words(pcm: bytes, words: Sequence[str], lexicon: Optional[dict] = None
                 ) -> Optional[List[Tuple[str, float, float, List[Tuple[str, float, float]]]]]:
     """Forced alignment of ``words`` (all in the dictionary, or :data:`UNKNOWN_WORD`).
+
+    ``lexicon`` ({word: [pronunciations]}, from :func:`recognise_words` or :func:`lexicon_of`) gives the
+    words' pronunciations; without it they are looked up in the dictionary first.
 
     Returns
     -------
     list of (word, start s, end s, [(phone, start s, end s)]) or None
         None when the words cannot be aligned to the audio (the search found no path: wrong text).
     """
-    borrowed = _Borrowed("align")
+    if lexicon is None:
+        lexicon = lexicon_of([w for w in words if w != UNKNOWN_WORD])
+    borrowed = _Borrowed("align", {w: lexicon[w] for w in dict.fromkeys(words) if w in lexicon})
     with borrowed as decoder:
         try:
             decoder.set_align_text(" ".join(words))

@@ -127,8 +127,9 @@ def _phone_items(aligned, duration) -> list:
 def _detect_piece(pcm: bytes, duration: float, method: str, progress, span) -> list:
     """Detection items of one utterance (times from its start, ends within ``duration``)."""
     if method == "words":
-        words = sphinx.recognise_words(pcm, progress, span)
-        aligned = sphinx.align_words(pcm, [w for w, _, _ in words]) if words else None
+        lexicon: dict = {}
+        words = sphinx.recognise_words(pcm, progress, span, lexicon)
+        aligned = sphinx.align_words(pcm, [w for w, _, _ in words], lexicon) if words else None
         if aligned is not None:
             return _phone_items(aligned, duration)
     loop = sphinx.phone_loop(pcm, progress, span)
@@ -202,13 +203,13 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
     with its length): :func:`.longalign.align_long`; no piece aligned → one warning and detection.
     """
     words = transcript_words(text)
-    prons = sphinx.dictionary_words(words)
-    unknown = [w for w, p in zip(words, prons) if p is None]
+    lexicon = sphinx.lexicon_of(words)
+    unknown = [w for w in words if w not in lexicon]
     warnings = []
     if unknown:
         names = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
         warnings.append(f"not in the pronouncing dictionary: {names}; the detector's phones are used there.")
-    align_text = [UNKNOWN_WORD if p is None else w for w, p in zip(words, prons)]
+    align_text = [w if w in lexicon else UNKNOWN_WORD for w in words]
     if progress is not None:
         progress(0.0, "phonemes")
     if duration > ALIGN_WHOLE_MAX_S:                    # piece by piece (longalign.py)
@@ -220,7 +221,7 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
                 "the transcript does not match the audio (no piece of it could be aligned); the phones were "
                 "detected from the audio instead."])
         return make_track(items, "aligned", "the aligner", None, warnings + more)
-    aligned = sphinx.align_words(pcm, align_text)
+    aligned = sphinx.align_words(pcm, align_text, lexicon)
     items = _phone_items(aligned, duration) if aligned is not None else []
     loop = _phone_loop(pcm, duration, progress, (0.3, 0.6))
     if aligned is None or _agreement(items, loop) < MATCH_MIN:
