@@ -1,5 +1,8 @@
 """Shared pytest fixtures: where the reference data is, and a cache for generated TF fixtures."""
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,12 @@ def pytest_runtest_makereport(item, call):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     _fail_required_skip((yield).get_result())
+# The add-on's own caches (converted models, phone tracks: voca_addon.core.caches) live in a folder of this
+# test session: no test reads what an earlier run or the user left there, and the tests of one session share
+# what they found (a clip detected once). Commands the tests start inherit it.
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="voca-test-cache-"))
+os.environ["VOCA_CACHE_DIR"] = str(SESSION_CACHE)
+atexit.register(shutil.rmtree, SESSION_CACHE, True)
 # Generated reference models (random weights in the official formats) are cached here between runs.
 FIXTURE_CACHE = Path(os.environ.get("VOCA_TEST_CACHE", ROOT / ".cache" / "test-fixtures"))
 

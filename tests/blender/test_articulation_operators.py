@@ -78,6 +78,7 @@ def test_animate_with_an_alignment_file_closes_like_core(head, paths, engine_ani
 
 def test_animate_detects_the_phones_in_a_worker_beside_deepspeech(head, paths, monkeypatch, shared_data):
     bpy.context.scene.voca.audio_path = str(shared_data / "audio" / "test_sentence.wav")
+    monkeypatch.setenv("VOCA_PHONE_CACHE", "0")      # the pass itself, not a track kept from an earlier test
     # the pass runs from the worker thread: in a child Python when sys.executable is one (the venv's, with
     # the bpy module), else in the thread itself
     name = "phones_in_process" if phonemes.child_python() else "phones_for_audio"

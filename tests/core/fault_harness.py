@@ -82,6 +82,7 @@ def run(cmd: Command, out: Path, fault: Optional[str] = None, log: Optional[Path
     """Run ``cmd`` into ``out`` (``fault``: ``VOCA_FAULT``; ``log``: ``VOCA_FAULT_LOG``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOCA_FAULT")}
     env["PYTHONPATH"] = str(ROOT)
+    env["VOCA_PHONE_CACHE"] = "0"           # every run passes the same stages: no phone track read back
     env.update(cmd.env)
     if fault:
         env["VOCA_FAULT"] = fault

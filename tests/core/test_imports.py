@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "voca_addon"
 LAYERS = ("core", "blender", "cli")
 # core's stages in pipeline order; a stage may import itself and those listed before it.
-CORE_ORDER = ("errors", "faults", "errorlog", "progress", "claims", "outputs", "formats", "flame", "speech",
+CORE_ORDER = ("errors", "faults", "errorlog", "progress", "claims", "outputs", "caches", "formats", "flame", "speech",
               "face", "models", "emotion", "phonemes", "animation", "articulation", "character", "living",
               "engine", "batch")
 

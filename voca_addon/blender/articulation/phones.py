@@ -127,11 +127,15 @@ def phone_track(request: PhoneRequest, audio_path: str, progress: Optional[Calla
     try:
         report = None if progress is None else (lambda f, *a: progress(f, "phonemes"))
         phonemes.detector_module()          # PocketSphinx missing here: said here, no child is started
+        transcript = _transcript(request, audio_path)
         if channel == 0 and phonemes.child_python():   # a Python beside Blender's: no GIL shared (the
             # child reads the file's channel 0; another channel is loaded here and decoded in this thread)
-            track = phonemes.phones_in_process(audio_path, _transcript(request, audio_path), progress=report)
+            def compute():
+                return phonemes.phones_in_process(audio_path, transcript, progress=report)
         else:                               # sys.executable is no Python of this version: this thread
-            track = phonemes.phones_for_audio(_audio(audio_path, channel), _transcript(request, audio_path), report)
+            def compute():
+                return phonemes.phones_for_audio(_audio(audio_path, channel), transcript, report)
+        track = phonemes.cached_track(audio_path, transcript, compute, channel=channel)   # kept by content
     except phonemes.PhonemesUnavailable as exc:
         return PhoneOutcome(None, f"No lip closures: {exc}")
     except VocaError:

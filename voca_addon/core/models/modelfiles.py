@@ -39,6 +39,7 @@ import numpy as np
 
 from ..speech import deepspeech
 from ..face import voca
+from ..caches import cache_dir
 from ..errors import ModelFileError
 from ..outputs import temp_name
 
@@ -58,14 +59,6 @@ def model_dir() -> Path:
     """The documented default folder for model files: ``$VOCA_MODEL_DIR`` or ``~/voca_models``."""
     env = os.environ.get("VOCA_MODEL_DIR")
     return Path(env).expanduser() if env else Path.home() / "voca_models"
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("VOCA_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "voca_addon"
 
 
 class MissingModelFiles(ModelFileError):

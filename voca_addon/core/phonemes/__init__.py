@@ -18,10 +18,13 @@ Public API::
     PhonemesUnavailable                            # a VocaError: no PocketSphinx in this Python
     phones_in_process(audio_path, transcript=None, progress=None) -> PhoneTrack  # the same, in a child process
     child_python() -> bool                         # can sys.executable run that child (a Python of this version)?
-    phones_beside(audio, transcript=None, progress=None) -> PhoneTrack  # the child when it can, else this thread
+    phones_beside(audio, transcript=None, progress=None) -> PhoneTrack  # the child when it can, else this thread;
+                                                   # an audio file's track kept by its content (cache.py)
+    cached_track(audio_path, transcript, compute, method="words", channel=0) -> PhoneTrack  # that cache
 
 Contract: numpy + stdlib (pocketsphinx only inside calls that need it); no bpy; thread-safe.
 """
+from .cache import cached as cached_track
 from .child import child_python, phones_beside, phones_in_process
 from .files import read_alignment, write_alignment
 from .sphinx import PhonemesUnavailable, detector_available
@@ -30,4 +33,4 @@ from .stage import phones_for_audio, transcript_for
 from .track import Phone, PhoneTrack
 
 __all__ = ["Phone", "PhoneTrack", "phones_for_audio", "read_alignment", "write_alignment", "transcript_for",
-           "detector_available", "PhonemesUnavailable", "phones_in_process", "child_python", "phones_beside", "detector_module"]
+           "detector_available", "PhonemesUnavailable", "phones_in_process", "child_python", "phones_beside", "detector_module", "cached_track"]

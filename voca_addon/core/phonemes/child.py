@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import errors
+from .cache import cached
 from .track import Phone, PhoneTrack
 
 # The child imports the package by its folder's name from the folder above it (inside Blender the
@@ -148,7 +149,8 @@ def phones_beside(audio, transcript: Optional[str] = None, progress: Optional[Ca
     Returns
     -------
     PhoneTrack
-        The same track either way (same errors, same classes and messages).
+        The same track either way (same errors, same classes and messages); an audio file's track is kept
+        by its content (:mod:`.cache`) and read back the next time.
 
     Raises
     ------
@@ -156,8 +158,10 @@ def phones_beside(audio, transcript: Optional[str] = None, progress: Optional[Ca
         This Python cannot import PocketSphinx (checked here, before any child is started).
     """
     from .sphinx import module
-    module()                    # PhonemesUnavailable when this Python cannot import PocketSphinx: the child neither
-    if isinstance(audio, (str, os.PathLike)) and child_python():
-        return phones_in_process(audio, transcript, progress=progress)
     from .stage import phones_for_audio
-    return phones_for_audio(audio, transcript, progress)
+    module()                    # PhonemesUnavailable when this Python cannot import PocketSphinx: the child neither
+    if not isinstance(audio, (str, os.PathLike)):
+        return phones_for_audio(audio, transcript, progress)
+    if child_python():
+        return cached(audio, transcript, lambda: phones_in_process(audio, transcript, progress=progress))
+    return cached(audio, transcript, lambda: phones_for_audio(audio, transcript, progress))
