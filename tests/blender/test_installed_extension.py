@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(f"""
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.voca_path, prefs.deepspeech_path, prefs.template_path = voca, ds, template
     core = {{name.rpartition('.')[2]: importlib.import_module(MODULE + '.core.' + name)
-             for name in ('engine', 'models.modelfiles', 'face.meshio')}}
+             for name in ('engine', 'models.modelfiles', 'flame.meshio')}}
     compat = importlib.import_module(MODULE + '.blender.compat')
     anim = core['engine'].run(wav, core['modelfiles'].load_deepspeech(ds), core['modelfiles'].load_voca(voca),
                               core['meshio'].read_mesh(template).vertices, 3)
