@@ -100,6 +100,7 @@ def test_fetch_job_stops_on_esc_and_the_next_run_resumes(addon, server, graph, t
     part = models / ".deepspeech-0.1.0-models.tar.gz.part"
     kept = part.stat().st_size
     assert 0 < kept < len(server.files["/release/deepspeech-0.1.0-models.tar.gz"])
+    assert not (models / "output_graph.pb").exists()                   # no final name touched by the cancel
     monkeypatch.setattr(fetch, "fetch", real)
     status, reports = drive(jobs.JobRun(op, bpy.context))
     assert status == "FINISHED" and [kind for kind, _ in reports] == [{"INFO"}], reports
