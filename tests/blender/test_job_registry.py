@@ -144,3 +144,48 @@ def test_closing_the_file_or_disabling_the_add_on_cancels_live_jobs(both, tmp_pa
         jobs.register()
     run.job.join(120)
     assert character_io_fit(bpy.context.scene.voca_character.target) is None
+
+
+QUIT_SCRIPT = r"""
+import sys, time
+import bpy
+import voca_addon
+from voca_addon.blender import jobs, preferences
+from voca_addon.blender.speech import operators, pipeline
+voca, ds, template, wav, saved = sys.argv[1:6]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+voca_addon.register()
+prefs = bpy.context.preferences.addons.new()
+prefs.module = preferences.ADDON_ID
+prefs.preferences.voca_path, prefs.preferences.deepspeech_path = voca, ds
+prefs.preferences.template_path = template
+bpy.context.scene.voca.audio_path = wav
+head = pipeline.ensure_head(bpy.context, template)
+head.voca_articulation.closures = False
+bpy.ops.wm.save_as_mainfile(filepath=saved)
+run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
+while not run.job.messages.qsize():
+    time.sleep(0.01)
+print("QUITTING", flush=True)
+sys.exit(0)         # the bpy module's quit (its wm.quit_blender does not end the process): atexit runs WM_exit
+"""
+
+
+def test_quitting_mid_job_loses_nothing(voca_ckpt, ds_small_pb, model_cache, shared_data, tmp_path):
+    """The process quits while Animate's worker computes: it ends (the worker is a daemon thread and writes
+    nothing; a hang would hit the 120 s limit), no traceback, no temporary file, and the file saved before
+    the run reopens whole."""
+    import os
+    import subprocess
+    import sys
+    saved = tmp_path / "before.blend"
+    env = dict(os.environ, VOCA_CACHE_DIR=str(model_cache), VOCA_MODEL_DIR=str(tmp_path / "no-models"))
+    args = [str(voca_ckpt), str(ds_small_pb), str(shared_data / "flame" / "FLAME_sample.ply"),
+            str(shared_data / "audio" / "test.wav"), str(saved)]
+    run = subprocess.run([sys.executable, "-c", QUIT_SCRIPT, *args], capture_output=True, text=True, timeout=120,
+                         env=env, cwd=os.getcwd())
+    assert "QUITTING" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0 and "Traceback" not in run.stderr + run.stdout, run.stdout + run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["before.blend"]      # no temporary left beside it
+    bpy.ops.wm.open_mainfile(filepath=str(saved))
+    assert bpy.data.objects["FLAME head"].data.shape_keys is None
