@@ -200,17 +200,18 @@ def _check_cluster_imports(client, address: str) -> None:
     """Refuse a cluster whose scheduler or workers cannot import this package: the scheduler unpickles the
     task graph and the workers run it (else: "internal error … deserialization of the task graph")."""
     import importlib.util
+    package = __package__.split(".")[0]          # the top-level package: what a task's pickle names first
     missing = []
-    if client.run_on_scheduler(importlib.util.find_spec, __package__) is None:
+    if client.run_on_scheduler(importlib.util.find_spec, package) is None:
         missing.append("the scheduler")
-    workers = client.run(importlib.util.find_spec, __package__)
+    workers = client.run(importlib.util.find_spec, package)
     lacking = sorted(name for name, spec in workers.items() if spec is None)
     if lacking:
         missing.append(f"{len(lacking)} of {len(workers)} workers ({', '.join(lacking[:3])}"
                        f"{', …' if len(lacking) > 3 else ''})")
     if missing:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        raise InputError(f"the Dask cluster at '{address}': {' and '.join(missing)} cannot import {__package__} "
+        root = os.path.abspath(__file__).rsplit(os.sep, 4)[0]     # the folder that holds the package
+        raise InputError(f"the Dask cluster at '{address}': {' and '.join(missing)} cannot import {package} "
                          f"(the scheduler unpickles the batch's tasks, the workers run them). Start each with the "
                          f"project on its path: PYTHONPATH={root} dask scheduler / dask worker ADDRESS "
                          "(see docs/batch.md)")
