@@ -23,12 +23,11 @@ $(VENV)/.installed: requirements-dev.txt
 # fail when CI is set). Each environment is requirements-blender.txt + the bpy pin.
 BPY_311 := 4.2.23 4.5.15
 BPY_313 := 5.1.2 5.2.4 5.3.0
-# The whole Blender layer (tests/blender) runs on 5.0, 5.2 LTS and 5.3; the smoke subset (pytest -m smoke:
-# build + install the extension, Animate, render with sound, character Transfer) on 4.2, 4.5 and 5.1.
-# (4.5 ran whole until the suite outgrew CI's time with lip closures on by default: `make test-blender
-# BPY=4.5.15` runs it whole; put it back in BPY_FULL once the suite is faster.)
-BPY_FULL := 5.2.4 5.3.0
-BPY_SMOKE := 4.2.23 4.5.15 5.1.2
+# The whole Blender layer (tests/blender) runs on 5.0 (the main stage), 4.5 LTS, 5.2 LTS and 5.3; the smoke
+# subset (pytest -m smoke: build + install the extension, Animate, render with sound, character Transfer) on
+# 4.2 and 5.1.
+BPY_FULL := 5.2.4 5.3.0 4.5.15
+BPY_SMOKE := 4.2.23 5.1.2
 LTS_VENVS := $(foreach v,$(BPY_311),.venv-bpy$(v))
 PY313_VENVS := $(foreach v,$(BPY_313),.venv-bpy$(v))
 # How to run a command in bpy VERSION's environment (inside the chroot for the CPython 3.13 ones).
@@ -49,22 +48,25 @@ venv-py313:
 	@if reason=$$(tools/py313.sh --check); then $(MAKE) --no-print-directory $(foreach v,$(PY313_VENVS),$(v)/.installed); \
 	else echo "bpy $(BPY_313): no Python 3.13 environment: $$reason"; fi
 
-# Every test: core, references, training and the Blender layer on bpy 5.0 (this run also builds the
-# reference models), then the Blender-layer matrix on the other lines, then the real-window GUI suite.
+# Every test: the reference models built once (tools/test_fixtures.py), then side by side on CI's two cores
+# the main stage (core, references, training and the Blender layer on bpy 5.0) and the Blender-layer matrix
+# on the other lines (tools/blender_matrix.sh), then the real-window GUI suite.
+MAIN_STAGE := $(PY) -m pytest -q --durations=25 --ignore=tests/gui tests
 test: venv venv-lts venv-py313
-	$(PY) -m pytest -q --durations=25 --ignore=tests/gui tests
-	@$(MAKE) --no-print-directory test-matrix
+	$(PY) tools/test_fixtures.py
+	@$(MAKE) --no-print-directory test-matrix MAIN_STAGE="$(MAIN_STAGE)"
 	@$(MAKE) --no-print-directory test-gui
 
-# The Blender layer on the other lines (whole or smoke, as above): tools/blender_matrix.sh runs
-# MATRIX_JOBS stages at a time (2: CI's cores), prints each stage's result and time, the whole output of a
-# failed one; a stage whose environment cannot exist here (no Python 3.13) skips with the reason, or fails
-# when CI is set.
+# The Blender layer on the other lines (whole or smoke, as above), and with MAIN_STAGE=COMMAND on make's
+# command line (as `make test` does) that stage too: tools/blender_matrix.sh runs MATRIX_JOBS stages at a
+# time (2: CI's cores), prints each stage's result and time, the whole output of a failed one; a stage
+# whose environment cannot exist here (no Python 3.13) skips with the reason, or fails when CI is set.
 .PHONY: venv-py313 test-matrix
 MATRIX_JOBS ?= 2
+MAIN_STAGE_RUN = $(if $(filter command line,$(origin MAIN_STAGE)),$(MAIN_STAGE))
 test-matrix: venv-lts venv-py313
 	@BPY_FULL="$(BPY_FULL)" BPY_SMOKE="$(BPY_SMOKE)" BPY_313="$(BPY_313)" MATRIX_JOBS=$(MATRIX_JOBS) \
-	  tools/blender_matrix.sh
+	  MAIN_STAGE="$(MAIN_STAGE_RUN)" tools/blender_matrix.sh
 
 # The Blender-layer tests on one version: make test-blender BPY=5.3.0 (any of $(BPY_311) $(BPY_313);
 # default .venv's 5.0). SMOKE=1 runs the smoke subset only.
