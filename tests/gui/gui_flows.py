@@ -183,6 +183,10 @@ def _workers() -> list:
     return [t.name for t in threading.enumerate() if t.name == "voca-animate" and t.is_alive()]
 
 
+SAVE_AT_TICK = 2            # the mid-run save: at the second running tick (two progress samples taken; a
+#                             fast run, 5.2 without PocketSphinx, has only two or three)
+
+
 def animate(config, entry):
     """The full run: progress over time with the timeline scrubbed meanwhile, a progress-bar picture,
     then the result (vertices at five frames, sound strip, frame range) and a snapshot."""
@@ -195,17 +199,20 @@ def animate(config, entry):
         the file saved mid-run (as Ctrl-S or an autosave would, from the event loop while the job runs)."""
         if sample[2] in ("", "cancelled"):
             return False
-        if "saved_mid_run" not in entry and sample[1] > 0.0:
-            path = _path(config, "mid-run.blend")
+        grabbed["ticks"] = grabbed.get("ticks", 0) + 1
+        if "saved_mid_run" not in entry and grabbed["ticks"] == SAVE_AT_TICK:   # the save stalls the loop
+            path = _path(config, "mid-run.blend")                            # (seconds): after some samples
             bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
             entry["saved_mid_run"] = dict(path=path, sample=sample, running=running_now())
-        late = sample[1] >= config["picture_after"]
-        if late or "shot" not in grabbed:
-            if "shot" in grabbed:
-                grabbed["shot"].wait(10)
-            grabbed["shot"] = screen.screenshot_async(_path(config, "window-progress.png"))
-            grabbed["sample"] = sample
-        return late
+        if not grabbed.get("late"):
+            late = sample[1] >= config["picture_after"]
+            if late or "shot" not in grabbed:
+                if "shot" in grabbed:
+                    grabbed["shot"].wait(10)
+                grabbed["shot"] = screen.screenshot_async(_path(config, "window-progress.png"))
+                grabbed["sample"] = sample
+            grabbed["late"] = late
+        return bool(grabbed.get("late")) and "saved_mid_run" in entry
 
     yield from gui_runs.watch_run(entry, config["out"], timeout=120.0, on_tick=grab_progress)
     if "shot" in grabbed:
