@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from voca_addon.cli.batch import worker as batch_worker
-from voca_addon.cli import common as cli, sequences
+from voca_addon.cli import common as cli, sequences as sequence_commands
 from voca_addon.core.animation import npzextras, sequences, sources
 from voca_addon.core.errors import InputError, MeshError
 from voca_addon.core.flame import meshio
@@ -43,7 +43,7 @@ def _damaged_member(tmp_path, frames):
 def test_sources_every_npz_reader_names_a_truncated_file(shared_data, tmp_path, frames):
     cut = _truncated(shared_data / "voca_official" / "output_test_sentence_cond3.npz", tmp_path / "t.npz")
     readers = (sequences.read_sequence, npzextras.load_animation, npzextras.is_animation_file,
-               npzextras.read_phones, sequences._sequence_fps, batch_worker.read_speech_animation,
+               npzextras.read_phones, sequence_commands._sequence_fps, batch_worker.read_speech_animation,
                batch_worker.read_key_weights)
     for read in readers:
         with pytest.raises(InputError, match=r"t\.npz' is not a complete \.npz \(truncated or damaged\)"):
@@ -111,7 +111,7 @@ def test_sources_one_fps_range_for_flags_and_stored_rates(tmp_path, frames):
     cli.check_fps(1000.0)
     high = tmp_path / "high.npz"
     np.savez(high, vertices=frames[:3], fps=100000.0)
-    for read in (sequences.read_sequence, sequences._sequence_fps):
+    for read in (sequences.read_sequence, sequence_commands._sequence_fps):
         with pytest.raises(InputError, match=r"the fps stored in '.*high\.npz' must be a frame rate above 0 "
                                              r"and at most 1000"):
             read(str(high))
