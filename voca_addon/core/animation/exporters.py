@@ -22,11 +22,13 @@ import re
 import shutil
 import struct
 import tempfile
+from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from .shapekeys import ShapeKeyAnimation
+from .. import outputs
 from ..errors import InputError, MeshError
 from ..flame.meshio import write_obj
 
@@ -65,13 +67,10 @@ def iter_chunks(frames: Frames, chunk: int = CHUNK_FRAMES) -> Iterator[np.ndarra
             yield np.asarray(frames[first:stop], dtype=np.float32)
 
 
-def _temp_beside(path: str, suffix: str) -> str:
+def _check_folder(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"cannot write '{path}': folder '{folder}' does not exist. Create it first.")
-    handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder)
-    os.close(handle)
-    return temp
 
 
 # ---------------------------------------------------------------------------- PC2
@@ -99,18 +98,15 @@ def write_pc2(path, frames: Frames, start_frame: float = 0.0, sample_rate: float
     if not (np.isfinite(start_frame) and np.isfinite(sample_rate) and sample_rate > 0):
         raise InputError(f"PC2 needs a finite start frame and a positive sample rate "
                          f"(got {start_frame}, {sample_rate}).")
-    temp = _temp_beside(path, ".tmp")
-    try:
+    _check_folder(path)
+
+    def write(temp):
         with open(temp, "wb") as handle:
             handle.write(PC2_HEADER.pack(PC2_MAGIC, PC2_VERSION, points, float(start_frame),
                                          float(sample_rate), count))
             for block in iter_chunks(frames):
                 handle.write(block.astype("<f4", copy=False).tobytes())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    outputs.write_exact(Path(path), write)                  # temporary + rename: never a partial .pc2
 
 
 def read_pc2(path) -> Tuple[np.ndarray, float, float]:

@@ -21,7 +21,6 @@ Contract
 import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple, Union
@@ -332,15 +331,14 @@ def _tensor_bytes(name: str, value) -> Tuple[int, Tuple[int, ...], bytes, int]:
 
 
 def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tempstate", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    """``chunks`` into ``path`` through :func:`voca_addon.core.outputs.write_exact` (temporary + rename)."""
+    from .. import outputs
+
+    def write(temp):
+        with open(temp, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    outputs.write_exact(Path(path), write)
 
 
 def write_checkpoint(prefix: PathLike, tensors: Dict[str, np.ndarray]) -> Path:

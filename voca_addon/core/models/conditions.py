@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -131,12 +130,6 @@ def write_conditions(prefix: os.PathLike, names: Sequence[str], condition_by: st
     path = conditions_path(prefix)
     text = json.dumps({"format": FORMAT, "version": VERSION, "condition_by": condition_by,
                        "conditions": names}, indent=1, ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from .. import outputs
+    outputs.write_exact(path, lambda temp: Path(temp).write_text(text + "\n", "utf-8"))   # temporary + rename
     return path
