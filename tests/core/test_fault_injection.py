@@ -99,3 +99,14 @@ def test_faults_parse_refuses_a_malformed_plan(text):
 def test_faults_parse_reads_name_hit_signal_and_delay():
     assert faults.parse("npz-block:3:KILL") == faults.Plan("npz-block", 3, signal.SIGKILL, 0.0)
     assert faults.parse("write:1:SIGINT:0.5") == faults.Plan("write", 1, signal.SIGINT, 0.5)
+
+
+def test_faults_a_malformed_plan_is_said_and_ignored(capsys, monkeypatch):
+    """A stray VOCA_FAULT never stops the add-on or a command: one warning line, no fault."""
+    from voca_addon.core import faults
+    monkeypatch.setattr(faults, "_plan", None)
+    monkeypatch.setattr(faults, "_log", None)
+    env = {faults.ENV: "write:zero:KILL"}
+    faults._configure(env)
+    assert faults._plan is None and env == {}
+    assert "no fault is injected" in capsys.readouterr().err

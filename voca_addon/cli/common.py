@@ -69,7 +69,7 @@ def parse_channel(text: str):
 
 
 def add_audio_args(p: argparse.ArgumentParser) -> None:
-    """--channel and --fps, shared by every command that reads speech (here and in headless.py)."""
+    """--channel, shared by every command that reads speech."""
     p.add_argument("--channel", type=parse_channel, default=0, metavar="N|mix",
                    help="audio channel to use: 0 (VOCA's choice, default), 1, ... or 'mix' (mean of all)")
 

@@ -9,7 +9,7 @@
 ``.npz``/``.npy`` with ``vertices`` [frames, 5023, 3] (or a folder of per-frame meshes). MESH: ``.obj`` /
 ``.ply`` of any topology. PAIRS: lines ``flame_vertex target_vertex``. FOLDER: OBJs with the target's
 topology, one per shape key named by its stem (``Neutral.obj`` = rest shape). ``--landmarks auto``
-guesses the pairs (:func:`.core.character.guess.guess_landmarks`), says that they are a guess and prints
+guesses the pairs (:func:`..core.character.guess.guess_landmarks`), says that they are a guess and prints
 the fit's residual; ``--guess-landmarks`` also writes them for the user to check, edit and pass back.
 
 Without ``--target-keys`` the target gets the transferred keys (50 + bias, VOCA's weights); with it,
@@ -26,9 +26,9 @@ source's corrections dropped.
 Every input is read and checked, and the fit, transfer and solve are computed, before Blender is
 touched: a refused input changes nothing. SOURCE is refused when truncated or damaged, of another shape, not
 finite, or more than 5× larger or smaller than the template (the ratio and likely units said:
-:mod:`.core.animation.sources`); ``--audio`` is decoded and ``--fps`` checked (every command's range) before
+:mod:`..core.animation.sources`); ``--audio`` is decoded and ``--fps`` checked (every command's range) before
 the fit. A still or one-frame SOURCE gives still keys; the share of the motion explained is printed only where
-it means something (:func:`.core.character.keysolve.explained_text`).
+it means something (:func:`..core.character.keysolve.explained_text`).
 
 Contract: argparse + core at import; ``bpy`` only when writing the .blend.
 """

@@ -33,6 +33,7 @@ Contract: stdlib only; any thread (a signal is delivered to the whole process; S
 from __future__ import annotations
 
 import os
+import sys
 import signal
 import threading
 from typing import Dict, NamedTuple, Optional
@@ -72,9 +73,15 @@ _lock = threading.Lock()
 
 
 def _configure(environ=os.environ) -> None:
+    """Read (and remove) the two variables. A malformed plan is said in one line and ignored: a stray
+    variable must never stop the add-on or a command (``parse`` itself raises, for the tests)."""
     global _plan, _log
     text, log = environ.pop(ENV, None), environ.pop(LOG_ENV, None)
-    _plan = parse(text) if text else None
+    try:
+        _plan = parse(text) if text else None
+    except ValueError as exc:
+        _plan = None
+        print(f"warning: {exc}; no fault is injected", file=sys.stderr)
     _log = log or None
 
 

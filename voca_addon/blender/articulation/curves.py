@@ -6,7 +6,7 @@ A curve (or correction key shape) is written with one ``foreach_set``; its float
 digest equals the recorded one is not even read; otherwise the current data are read once: a digest that
 differs from the recorded one means the artist edited it, and it is left (and named by the caller).
 
-Contract: main thread only (``bpy``). Imports ``bpy`` (through :mod:`.compat`, :mod:`.keyframes`), numpy and
+Contract: main thread only (``bpy``). Imports ``bpy`` (through :mod:`..compat`, :mod:`..keyframes`), numpy and
 :mod:`.writer`. Arrays: float32.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@
   properties): ``voca.remove_word_markers`` (and Remove VOCA animation) remove exactly those still in place.
 * ``voca.reapply_articulation``: apply the knobs again (after an edit elsewhere, e.g. a restored curve).
 
-``disabled_reason(context)`` reads properties only; ``poll`` passes it on (:func:`.reporting.poll_by_reason`).
+``disabled_reason(context)`` reads properties only; ``poll`` passes it on (:func:`..reporting.poll_by_reason`).
 
 Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package.
 """

@@ -9,7 +9,7 @@ this order of precedence:
    (:func:`~voca_addon.core.phonemes.transcript_for`): forced alignment with PocketSphinx;
 3. nothing: detection from the audio alone with PocketSphinx.
 
-:func:`start` runs :func:`phone_track` in a :class:`~.worker.WorkerJob` (thread ``voca-phones``) so the
+:func:`start` runs :func:`phone_track` in a :class:`~..worker.WorkerJob` (thread ``voca-phones``) so the
 phoneme pass runs while the Animate worker runs DeepSpeech and VOCA; the decoding itself runs in a child
 Python (:func:`~voca_addon.core.phonemes.phones_in_process`: PocketSphinx holds the GIL while it decodes)
 when ``sys.executable`` is a Python of this version (Blender's bundled one, or the venv's with the bpy
@@ -23,7 +23,7 @@ user's and stops the run before anything is written; an unexpected failure of th
 saying so.
 
 Contract: no ``bpy``; any thread. Imports :mod:`voca_addon.core` (the phonemes package lazily: the add-on
-registers even while it is missing) and :mod:`.worker`.
+registers even while it is missing) and :mod:`..worker`.
 """
 from __future__ import annotations
 

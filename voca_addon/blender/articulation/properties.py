@@ -105,7 +105,7 @@ def _abspath(path: str) -> Optional[str]:
 
 
 def phone_request(scene, obj) -> Optional[articulation_phones.PhoneRequest]:
-    """The run's :class:`~.articulation_phones.PhoneRequest`, also with the head's closures off.
+    """The run's :class:`~.phones.PhoneRequest`, also with the head's closures off.
 
     The phone pass runs on every Animate from audio (the audio is known here), whatever the switch, so that
     turning *Lip closures* on afterwards closes the lips at once from the stored track (a re-apply, < 0.1 s)

@@ -1,13 +1,13 @@
 """Lip closures and the articulation knobs on the head: corrective keys and curves re-applied from VOCA's
 exact weights, non-destructively.
 
-What :func:`write_articulation` stores and writes (after :func:`.writer.write_animation`, inside the run's
+What :func:`write_articulation` stores and writes (after :func:`..speech.writer.write_animation`, inside the run's
 transaction, in either mode):
 
 * ``Key["voca_exact_weights"]``, ``["voca_exact_basis"]``, ``["voca_exact_bias"]``: VOCA's exact weights at
   the scene's rate, float32 ``[F · D]``, and its basis ``[D · V · 3]`` and bias ``[V · 3]`` (ID property
   arrays: saved in the .blend, restored by undo, copied and deleted with the Key, and snapshot by
-  :mod:`.transaction` like the Key's other custom properties). The basis is kept although the keys hold it:
+  :mod:`..transaction` like the Key's other custom properties). The basis is kept although the keys hold it:
   a key holds ``Basis + basis[k]`` in float32, and ``co − Basis`` differs from ``basis[k]`` in the last bits,
   which the closure solve can turn into a visibly different weight (48 µm on one frame of the official
   clip); 3 MB for 50 keys;
@@ -39,7 +39,7 @@ frame key (the whole mesh per frame): in this mode they are not applied and the 
 animation and every re-run call it first).
 
 Contract: main thread only (``bpy``). Imports ``bpy``, numpy, :mod:`voca_addon.core` (``core.articulation``
-lazily) and this package's :mod:`.writer`, :mod:`.keyframes`, :mod:`.compat`. Arrays: float32.
+lazily) and this package's :mod:`.writer`, :mod:`..keyframes`, :mod:`..compat`. Arrays: float32.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@
 The empties are plain, unparented objects at world positions: dragging one and clicking Fit pairs FLAME's
 landmark k with the target vertex nearest to where it now is.
 
-Contract: main thread only (``bpy``); call :func:`place_empties` inside :func:`.transaction.all_or_nothing`
+Contract: main thread only (``bpy``); call :func:`place_empties` inside :func:`..transaction.all_or_nothing`
 (created objects and collections are removed again on failure).
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@
   keep the fit on the object (:func:`voca_addon.blender.character.data.store_fit`), report the residuals (also drawn in the
   panel);
 - ``voca.character_transfer`` — the source's motion as shape keys on the target
-  (:func:`~voca_addon.core.character.transfer.transfer` → :func:`.writer.write_animation`): Remove,
+  (:func:`~voca_addon.core.character.transfer.transfer` → :func:`..speech.writer.write_animation`): Remove,
   re-runs and exports work as on a FLAME head; a re-run replaces the previous transfer;
 - ``voca.character_drive`` — per-frame weights for the target's own keys (ARKit-named ones when present)
   keyed in an add-on-owned action (:func:`voca_addon.blender.character.writer.drive_keys`; a re-run replaces those curves);
@@ -19,10 +19,10 @@ the scene's start frame, and the scene's range is set to it) or a FLAME head in 
 Animate from audio (:mod:`voca_addon.blender.character.source`: the character is keyed on the head's own frames at the
 scene's rate; the frame range and the sound strip stay as Animate from audio left them).
 
-Each operator is a :class:`.jobs.JobOperator`: ``prepare`` reads the target, landmarks, fit, source and
+Each operator is a :class:`..jobs.JobOperator`: ``prepare`` reads the target, landmarks, fit, source and
 keys from Blender and refuses what it cannot animate safely (:func:`voca_addon.blender.character.writer.check_target_object`)
 before anything changes; ``compute`` runs the core's fit / transfer / key solve (any thread, no bpy);
-``apply`` checks the target did not change meanwhile and writes inside :func:`.transaction.all_or_nothing`.
+``apply`` checks the target did not change meanwhile and writes inside :func:`..transaction.all_or_nothing`.
 From a button the compute runs in a worker thread (progress bar, Esc cancels with the scene untouched);
 from Python or headless it runs synchronously.
 

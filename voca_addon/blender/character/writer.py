@@ -5,13 +5,13 @@
 - :func:`add_rig_keys` adds the rig's keys (from its key OBJs) with their own names; they are the
   rig's, not the add-on's: Remove never deletes them.
 - :func:`drive_keys` keys per-frame weights of existing keys as LINEAR F-curves in ONE add-on-owned
-  action (through :mod:`.writer`'s action code and :mod:`.compat`), resampled to the scene's rate; it
+  action (through :mod:`.writer`'s action code and :mod:`..compat`), resampled to the scene's rate; it
   refuses an action the add-on did not create.
 - :func:`check_target_object` refuses a target object retargeting cannot animate safely: not a mesh,
   no faces, modifiers, an armature parent, or keys animated by the artist's own action.
 
 The transferred motion itself (a :class:`ShapeKeyAnimation` on the target) is written by
-:func:`.writer.write_animation`, like any VOCA animation; its corrections (the lip closures transferred
+:func:`..speech.writer.write_animation`, like any VOCA animation; its corrections (the lip closures transferred
 from FLAME) by :func:`write_corrections`: keys of their own beside VOCA's, owned, in the same action.
 
 Contract: main thread only (``bpy``); bulk ``foreach_set``; user errors raise VocaError subclasses
@@ -92,7 +92,7 @@ def drive_keys(obj, names, weights: np.ndarray, fps: float, scene, start_frame: 
 
 
 def write_corrections(obj, anim, scene, start_frame: int, prefix: str = "VOCA") -> list:
-    """After :func:`.writer.write_animation` wrote ``anim`` on ``obj``: its corrections as their own keys.
+    """After :func:`..speech.writer.write_animation` wrote ``anim`` on ``obj``: its corrections as their own keys.
 
     Each correction (``voca_lips_close``, ``voca_lips_tuck``: transferred from FLAME) becomes a key relative
     to the Basis holding ``Basis + its basis``, keyed LINEAR at the scene's rate only where its weight is

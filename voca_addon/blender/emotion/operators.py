@@ -1,6 +1,6 @@
 """Emotion operators: add emotion keys from a source, mark an artist's key as an emotion, key an emotion.
 
-* ``voca.add_emotions`` — emotion keys from a source (rule in :mod:`.pipeline`: FLAME model ``.pkl`` →
+* ``voca.add_emotions`` — emotion keys from a source (rule in :mod:`..speech.pipeline`: FLAME model ``.pkl`` →
   built-in presets, ``.npy`` / ``.npz`` offsets, a folder of target meshes + neutral, or one target +
   neutral). Empty source: ``scene.voca.emotion_source``, then the preferences' FLAME model.
 * ``voca.mark_emotion`` — marks (or unmarks) the active shape key as an emotion.

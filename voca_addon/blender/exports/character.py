@@ -2,7 +2,7 @@
 
 :func:`write_character_clip` — an empty scene at the clip's rate, the character built from its mesh
 (:func:`voca_addon.blender.character.writer.build_target`), then either the transferred keys written like any VOCA
-animation (:func:`.writer.write_animation`: 50 keys + bias, plus the clip's emotion shape when it has one;
+animation (:func:`..speech.writer.write_animation`: 50 keys + bias, plus the clip's emotion shape when it has one;
 its lip closures as keys of their own, :func:`voca_addon.blender.character.writer.write_corrections`) or, with the rig's own keys (``--target-keys``), those keys added and driven by the solved weights
 (:func:`voca_addon.blender.character.writer.drive_keys`); the action named after the clip, the clip's sound at frame 1; then
 ``.blend`` / ``.mp4`` / exports (:func:`voca_addon.blender.exports.engines.export`).
@@ -12,7 +12,7 @@ an action per clip keying those keys with the clip's solved weights, laid out by
 :func:`voca_addon.blender.exports.engines.lay_out_dialogue` exactly as the FLAME library (NLA track per clip, markers, sounds). Without
 the rig's keys the batch calls :func:`voca_addon.blender.exports.engines.build_library` with the character's mesh.
 
-Contract: main thread only (``bpy``); version differences only through :mod:`.compat`.
+Contract: main thread only (``bpy``); version differences only through :mod:`..compat`.
 """
 from __future__ import annotations
 

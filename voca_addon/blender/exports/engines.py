@@ -18,7 +18,7 @@ Every file is written under a temporary name beside the target and renamed when 
 export raises :class:`~voca_addon.core.errors.InputError` and leaves no file.
 
 :func:`write_clip` is the batch's per-clip Blender step: an empty scene at the animation's rate, a FLAME
-head from the template, the animation applied by :func:`.pipeline.apply` (sound strip, speech keys, the
+head from the template, the animation applied by :func:`..speech.pipeline.apply` (sound strip, speech keys, the
 emotion key), the action named after the clip; then ``.blend`` / ``.mp4`` / exports.
 
 :func:`build_library` is the *dialogue library*: every clip on ONE head in one ``.blend``. The head gets
@@ -29,7 +29,7 @@ Nothing); one strip per track is also what Blender's glTF exporter needs to expo
 own animation — with a timeline marker and its sound strip at each clip's start. No action is left
 active, so the NLA plays the dialogue in order and an animator can pick, move or blend clips.
 
-Contract: main thread only (``bpy``); version differences only through :mod:`.compat`. Units: the
+Contract: main thread only (``bpy``); version differences only through :mod:`..compat`. Units: the
 template's (FLAME: metres); frames are scene frames.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
 :func:`voca_addon.blender.exports.engines.export` on the active object over the scene's frame range. :class:`VOCA_PT_export` is a
 sub-panel of the VOCA tab with one button per format, greyed with the reason when the active object
 cannot be exported. A user error is reported with its message, a bug as one line naming its log file
-(:mod:`.reporting`); nothing is written then.
+(:mod:`..reporting`); nothing is written then.
 
 Contract: main thread (``bpy``). Imports ``bpy`` and this package.
 """

@@ -17,7 +17,7 @@ PNG. Both:
   into place; a failed render leaves no file.
 
 Engines: ``WORKBENCH`` (fast; studio lighting, the head's texture when it has one
-(:func:`.material.is_textured`), else its material colour; measured 0.35 s per frame at the default 640×480
+(:func:`..speech.material.is_textured`), else its material colour; measured 0.35 s per frame at the default 640×480
 on 2 shared cores, rendering and encoding, in ``make demo``) and ``CYCLES`` (CPU, ``samples`` per pixel;
 the key and fill lights matter there). EEVEE works in Blender but is not offered: it needs a GPU context and
 is ~40 s per frame in software.

@@ -3,7 +3,7 @@
 * :func:`import_sequence` — a folder of per-frame ``.obj`` / ``.ply`` (numeric frame order, voca#131), a
   ``.npy`` [F, V, 3] or a ``.npz`` with ``vertices`` (+ ``fps``) → the smallest shape-key animation that
   reproduces every frame within 1 µm per coordinate (:func:`voca_addon.core.animation.sequences.import_sequence`),
-  written by :func:`~.writer.write_animation` onto a new head built from the template (or a given head),
+  written by :func:`~..speech.writer.write_animation` onto a new head built from the template (or a given head),
   with an optional sound strip; the scene's frame range is set to the animation.
 * :func:`evaluated_frames` — the head's vertices after its shape keys at given scene frames (mesh-local
   coordinates, modifiers left out: what a point cache must hold so that a Mesh Cache modifier at the top of

@@ -3,7 +3,7 @@
 * ``voca.mark_blink`` — :func:`voca_addon.blender.liveliness.writer.mark_as_blink` on the active shape key: a run with
   blinks on then keys that key's value (it is never deleted) instead of adding ``VOCA blink``.
 
-``disabled_reason(context)`` reads properties only (``poll`` through :func:`.reporting.poll_by_reason`);
+``disabled_reason(context)`` reads properties only (``poll`` through :func:`..reporting.poll_by_reason`);
 a refused key is reported and changes nothing. The mark cannot move while a blink is keyed on the head
 (Remove VOCA animation first): the curve would stay behind on the key that had it.
 

@@ -28,7 +28,7 @@ Not modelled: joints stay where they were regressed when an artist changes the f
 afterwards (FLAME would re-regress them); VOCA's speech offsets are applied before skinning, as in VOCA's
 ``edit_sequences.py`` but with the joints of the neutral head rather than of each speech frame.
 
-Contract: main thread only (``bpy``). Imports ``bpy``, numpy, :mod:`voca_addon.core` and :mod:`.compat`
+Contract: main thread only (``bpy``). Imports ``bpy``, numpy, :mod:`voca_addon.core` and :mod:`..compat`
 (version differences) / :mod:`.writer` (ownership tags, bulk keyframes). Coordinates in mesh-local units.
 """
 from __future__ import annotations

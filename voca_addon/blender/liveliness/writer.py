@@ -22,7 +22,7 @@ replaces it (:func:`write_liveliness` removes first). :func:`check_liveliness` r
 anything changes.
 
 Contract: main thread only (``bpy``). Imports ``bpy``, numpy, mathutils, :mod:`voca_addon.core`,
-:mod:`.compat` (every version difference), :mod:`.writer`, :mod:`voca_addon.blender.liveliness.rig`.
+:mod:`..compat` (every version difference), :mod:`.writer`, :mod:`voca_addon.blender.liveliness.rig`.
 """
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ Ownership (as :mod:`.writer`): the material and the image carry ``voca_owned``; 
 never replaced (a head that has a material not owned by the add-on is left as it is). They have no fake
 user, so deleting the head leaves them unused: Blender drops the material at the next save and the image
 at the save after (its orphan rule); :func:`purge_unused` removes both at once, :func:`remove_head_look`
-takes them off a head that stays. The image is loaded from the file; :mod:`.packing` packs it
+takes them off a head that stays. The image is loaded from the file; :mod:`..packing` packs it
 into the ``.blend``.
 
-Contract: main thread only (``bpy``); version differences through :mod:`.compat`. UV arrays float32, bulk
+Contract: main thread only (``bpy``); version differences through :mod:`..compat`. UV arrays float32, bulk
 ``foreach_set``. A texture that does not fit the head raises :class:`~voca_addon.core.errors.MeshError`
 before anything is created.
 """

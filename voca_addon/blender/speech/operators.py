@@ -2,8 +2,8 @@
 
 ``voca.animate_from_audio``:
 
-* a :class:`.jobs.JobOperator` (the add-on's one job runner): ``invoke`` (a button in the UI) validates on
-  the main thread (:func:`prepare`), then a :class:`.jobs.JobRun` starts a :class:`.pipeline.AnimateJob`
+* a :class:`..jobs.JobOperator` (the add-on's one job runner): ``invoke`` (a button in the UI) validates on
+  the main thread (:func:`prepare`), then a :class:`..jobs.JobRun` starts a :class:`.pipeline.AnimateJob`
   (a worker thread that never touches bpy and only fills a queue, with the phone pass beside it); the
   modal handler drains the queue on a 0.1 s timer, shows progress (``window_manager.progress_update``
   and ``scene.voca.progress``), Esc cancels (the worker's next progress call raises), and the result is

@@ -17,7 +17,7 @@ scene), so a file saved during a run never reopens "running".
 by default. :func:`living_settings` turns it into that dataclass.
 
 Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package's
-:mod:`.pipeline`, :mod:`.preferences`, :mod:`voca_addon.blender.emotion.writer`.
+:mod:`.pipeline`, :mod:`..preferences`, :mod:`voca_addon.blender.emotion.writer`.
 """
 # No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
 # registered classes, and string annotations would hide names such as module constants from it.

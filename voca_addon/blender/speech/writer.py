@@ -1,13 +1,13 @@
 """The one place that turns a :class:`~voca_addon.core.animation.shapekeys.ShapeKeyAnimation` into Blender data.
 
 Everything that differs between Blender versions (legacy or slotted actions, F-curve groups, the
-sequencer's ``sequences`` / ``strips``) goes through :mod:`.compat`.
+sequencer's ``sequences`` / ``strips``) goes through :mod:`..compat`.
 
 What it writes (mode ``'shape_keys'``, the default): on the mesh's Key datablock, ``D`` shape keys (one
 per basis shape) plus one *bias* key, relative to the mesh's reference key ("Basis"), and ONE action with
 one slot whose F-curves key the ``D`` values per frame (LINEAR; past 18,000 frames, 5 minutes at 60 fps,
 the curves are stored as Blender's samples, which evaluate identically in a fifth of the memory, see
-:mod:`.keyframes`) and hold the bias key at 1. Blender evaluates a relative key ``k`` of value ``w`` as ``w · (key_k.co − basis.co)``; so key ``k`` holds
+:mod:`..keyframes`) and hold the bias key at 1. Blender evaluates a relative key ``k`` of value ``w`` as ``w · (key_k.co − basis.co)``; so key ``k`` holds
 ``basis.co + s_k · basis[k]`` and its curve ``weights[:, k] / s_k``, the bias key holds ``basis.co + bias``,
 and every frame evaluates to ``basis.co + bias + weights[f] · basis``: exactly ``anim.vertices()`` when the
 Basis equals ``anim.template`` (float32 rounding, < 1 µm). When the Basis is another head (other

@@ -232,7 +232,7 @@ def _template(args):
 
 
 def _character(args):
-    """The batch's character (:mod:`.batch_character`), fitted and with VOCA's fields transferred; or None."""
+    """The batch's character (:mod:`.character`), fitted and with VOCA's fields transferred; or None."""
     if args.target is None:
         return None
     from ...core.models import modelfiles

@@ -3,7 +3,7 @@
 Each ``<name>.obj`` is the whole mesh with key ``name`` at 1; ``Neutral.obj`` (any case), when present,
 is the rest shape, else the target mesh is. Keys are the differences ``key − rest``.
 
-Contract: numpy only (reads through :mod:`..face.meshio`); user errors raise MeshError / InputError.
+Contract: numpy only (reads through :mod:`..flame.meshio`); user errors raise MeshError / InputError.
 """
 from __future__ import annotations
 

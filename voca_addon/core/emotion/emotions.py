@@ -5,7 +5,7 @@ face on top of the speech animation. Sources (a new one is a function here retur
 with float32 deltas, applying the neutral rule below):
 
 * :func:`from_flame_presets` — FLAME expression coefficients (built-in presets or a user JSON) times the
-  expression basis of a FLAME model pickle the user supplies (read with :mod:`.safepickle`);
+  expression basis of a FLAME model pickle the user supplies (read with :mod:`..formats.safepickle`);
 * :func:`from_delta_file` — ``.npy`` / ``.npz`` arrays of deltas;
 * :func:`from_target_meshes` — sculpted OBJ / PLY targets minus their neutral mesh.
 
@@ -16,7 +16,7 @@ is exact too, as FLAME is linear in its coefficients, and an all-zero neutral ch
 
 :func:`ease_curve` gives the keyframe points of an emotion's weight over a frame range.
 
-Contract: stdlib + numpy (+ :mod:`.meshio`, :mod:`.safepickle`); pure functions, any thread; reads files,
+Contract: stdlib + numpy (+ :mod:`..flame.meshio`, :mod:`..formats.safepickle`); pure functions, any thread; reads files,
 writes nothing.
 """
 from __future__ import annotations
@@ -168,7 +168,7 @@ def from_flame_presets(flame_model_path, presets=None,
     Parameters
     ----------
     flame_model_path : path
-        A FLAME model pickle (chumpy objects inside are fine, see :mod:`.safepickle`).
+        A FLAME model pickle (chumpy objects inside are fine, see :mod:`..formats.safepickle`).
     presets : None, dict or path
         See :func:`load_presets`. A ``'neutral'`` preset is the reference (module docstring).
     names : sequence of str, optional

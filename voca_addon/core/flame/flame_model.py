@@ -16,12 +16,12 @@ SIGGRAPH Asia 2017) is SMPL's formulation (Loper et al. 2015) for a head with ``
 ``v_template`` T̄ [V, 3], ``shapedirs`` [V, 3, 300 + E] (identity components first, then expression),
 ``posedirs`` [V, 3, 9 (K − 1)], ``J_regressor`` 𝒥 [K, V] (scipy sparse), ``weights`` W [V, K],
 ``kintree_table`` [2, K] (row 0: parent ids, root's is 2³² − 1), ``f`` [T, 3]; FLAME 2020 / 2023 store
-some of them as chumpy objects, which :mod:`..models.safepickle` reads without chumpy.
+some of them as chumpy objects, which :mod:`..formats.safepickle` reads without chumpy.
 
 Units: FLAME's (metres, Y up, the face looking along +Z). Poses are rotation vectors in radians, one
 row per joint in the joint order above (``pose[..., 1, :]`` is the neck, FLAME's ``pose[3:6]``).
 
-Contract: numpy + stdlib (+ :mod:`..models.safepickle`); pure functions, any thread; reads files, writes
+Contract: numpy + stdlib (+ :mod:`..formats.safepickle`); pure functions, any thread; reads files, writes
 nothing. Errors a user can cause (not a FLAME model, a corrupt one) raise ``ModelFileError``.
 """
 from __future__ import annotations

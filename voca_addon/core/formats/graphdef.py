@@ -20,7 +20,7 @@ Contract
   such dtype), ``list`` -> list of those, ``func`` -> its name (str).
 - Constant arrays are read-only views of the mapped file and may be unaligned; copy them once
   (``np.array(arr)``) before heavy math: numpy copies unaligned operands on every matmul.
-- Bad files raise :class:`~.errors.ModelFileError` naming the file. Thread-safe (no shared state).
+- Bad files raise :class:`~..errors.ModelFileError` naming the file. Thread-safe (no shared state).
 """
 import mmap
 import os

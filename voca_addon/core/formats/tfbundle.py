@@ -12,8 +12,8 @@ release (``gstep_52280.model.*``) uses it.
 Contract
 --------
 - Imports only the standard library, numpy and this package; never ``bpy`` or ``tensorflow``.
-- Problems with the files raise :class:`~.errors.ModelFileError` naming the file and what to do;
-  bad arguments to :func:`write_checkpoint` raise :class:`~.errors.InputError`.
+- Problems with the files raise :class:`~..errors.ModelFileError` naming the file and what to do;
+  bad arguments to :func:`write_checkpoint` raise :class:`~..errors.InputError`.
 - Thread-safe: no shared mutable state. Arrays returned are writable copies owned by the caller.
 - Not supported (clear errors): snappy-compressed index blocks, partitioned (sliced) variables,
   dtypes without a numpy equivalent (bfloat16, resource, variant).

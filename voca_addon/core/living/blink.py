@@ -28,7 +28,7 @@ few per cent of blinks; during speech blinks gather at pauses. During conversati
 higher rates than at rest (Bentivoglio et al. 1997); the ``rate_speaking`` default follows this
 project's brief (fewer while speaking) and is a parameter.
 
-Contract: numpy + stdlib (+ :mod:`.flame_model`, :mod:`.meshio`); pure functions, any thread.
+Contract: numpy + stdlib (+ :mod:`..flame.flame_model`, :mod:`..flame.meshio`); pure functions, any thread.
 """
 from __future__ import annotations
 

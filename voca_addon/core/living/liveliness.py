@@ -4,7 +4,7 @@ computed from the clip's audio at the scene's frame rate.
 :class:`LivelinessSettings` crosses from the UI / command line (a frozen dataclass, no RNA);
 :func:`check_settings` checks it cheaply on the main thread (paths, ranges); :func:`compute_liveliness`
 does the work (audio → :mod:`.prosody` → :mod:`.blink` / :mod:`.head_motion` / :mod:`.gaze`, the FLAME
-model → :mod:`.flame_model`) and returns a :class:`Liveliness` of plain arrays that the Blender layer
+model → :mod:`..flame.flame_model`) and returns a :class:`Liveliness` of plain arrays that the Blender layer
 (``blender/liveliness/writer.py``) writes. Everything off gives ``Liveliness.empty`` and changes nothing.
 
 The Blink shape comes from ``blink_source`` (files, see :func:`.blink.load_blink_shape`), else from

@@ -7,8 +7,9 @@ meets the same files. The track of an audio *file* is therefore kept under
 
 - the file's bytes (its content, not its name or time),
 - the transcript (or none: detection), the method and the audio channel,
-- the detector's fingerprint: the phoneme stage's own source files and PocketSphinx's version — a
-  changed detector never serves a track an older one found.
+- the detector's fingerprint: the phoneme stage's own source files, the audio reading and resampling it
+  uses (``core/speech/audio.py``, ``resample.py``) and PocketSphinx's version — a changed detector never
+  serves a track an older one found.
 
 A hit returns a track equal to the one computed (phones, source, warnings); a missing, unreadable or
 damaged entry is computed again and rewritten (through :mod:`voca_addon.core.outputs`: temporary + rename,
@@ -39,10 +40,13 @@ def enabled() -> bool:
 
 
 def fingerprint() -> str:
-    """SHA-256 of the phoneme stage's source files and PocketSphinx's version (once per process)."""
+    """SHA-256 of the phoneme stage's source files, the audio reading and resampling it uses, and PocketSphinx's
+    version (once per process)."""
     if not _FINGERPRINT:
         h = hashlib.sha256()
-        for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        here = Path(__file__).resolve().parent
+        speech = here.parent / "speech"
+        for path in sorted(here.glob("*.py")) + [speech / "audio.py", speech / "resample.py"]:
             h.update(path.name.encode() + b"\0" + path.read_bytes())
         try:
             from importlib.metadata import version
