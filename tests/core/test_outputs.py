@@ -1,5 +1,6 @@
 """Output safety: destinations checked before work, exact names, all-or-nothing commits, .blend1 backups."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,16 @@ def test_outputs_npz_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"error: cannot write '{dest}': File too large.") and "Exception" not in r.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["anim.npz"] and dest.read_bytes() == b"the previous complete file"
+
+
+def test_a_users_file_named_like_ours_is_not_taken_for_a_temporary(tmp_path):
+    """Only temp_name's own shape is written in place (a Staged write into another's temporary); a user's
+    '.voca-….part' file is a destination like any other: written beside and renamed."""
+    from voca_addon.core import outputs
+    dest = tmp_path / ".voca-notes.part.txt"
+    assert not outputs.is_temp(dest)
+    assert outputs.is_temp(outputs.temp_name(dest)) and outputs.is_temp(outputs.temp_name(tmp_path / "a b.npz"))
+    dest.write_text("old")
+    seen = []
+    outputs.write_exact(dest, lambda temp: (seen.append(temp), Path(temp).write_text("new")))
+    assert dest.read_text() == "new" and seen[0] != dest and outputs.is_temp(seen[0])

@@ -33,6 +33,7 @@ instance (one command, one :class:`Staged`).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -57,9 +58,13 @@ def temp_name(dest: Path) -> Path:
                           f"{secrets.token_hex(4)}.part{ext}")
 
 
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{12}\.[0-9a-f]{6}\.[0-9]+\.[0-9a-f]{8}\.part[A-Za-z0-9.]*")
+
+
 def is_temp(path: Path) -> bool:
-    """Whether ``path`` is a temporary name of :func:`temp_name` (a destination's hidden twin)."""
-    return Path(path).name.startswith(TEMP_PREFIX) and ".part" in Path(path).name
+    """Whether ``path`` is a temporary name made by :func:`temp_name` (a destination's hidden twin), to the
+    letter: a user's own file that merely starts with ``.voca-`` is never taken for one."""
+    return _TEMP_NAME.fullmatch(Path(path).name) is not None
 
 
 def _owner_gone(host: str, pid: str, mtime: float) -> bool:
