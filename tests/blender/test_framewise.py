@@ -62,7 +62,7 @@ def test_framewise_video_equals_blenders_animation_render_and_gives_the_scene_ba
 
 def _frames_rendered(folder: Path) -> int:
     return sum(len([f for f in d.iterdir() if f.suffix == ".png"])
-               for d in folder.glob(".*.frames.*") if d.is_dir()) if folder.is_dir() else 0
+               for d in folder.glob(".voca-*.frames") if d.is_dir()) if folder.is_dir() else 0
 
 
 def test_framewise_ctrl_c_stops_within_a_frame_and_writes_nothing(voca_ckpt, ds_small_pb, shared_data, tmp_path):

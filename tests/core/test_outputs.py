@@ -156,3 +156,21 @@ def test_a_users_file_named_like_ours_is_not_taken_for_a_temporary(tmp_path):
     seen = []
     outputs.write_exact(dest, lambda temp: (seen.append(temp), Path(temp).write_text("new")))
     assert dest.read_text() == "new" and seen[0] != dest and outputs.is_temp(seen[0])
+
+
+def test_a_killed_renders_frames_folder_is_swept_by_the_next_run(tmp_path):
+    """framewise renders into TEMP.frames beside the movie; a kill -9 leaves it; the next run removes it."""
+    import subprocess
+    import sys
+    from voca_addon.core import outputs
+    dest = tmp_path / "shot.mp4"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    temp = outputs.temp_name(dest)
+    frames = temp.with_name(temp.name.replace(f".{os.getpid()}.", f".{gone.pid}.") + ".frames")
+    frames.mkdir()
+    (frames / "frame_0001.png").write_bytes(b"png")
+    mine = Path(str(outputs.temp_name(dest)) + ".frames")           # a live run's frames: kept
+    mine.mkdir()
+    assert outputs.sweep_leftovers(dest) == 1
+    assert not frames.exists() and mine.is_dir()

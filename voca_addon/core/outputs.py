@@ -74,7 +74,8 @@ def _owner_gone(host: str, pid: str, mtime: float) -> bool:
 
 
 def sweep_leftovers(dest: Path) -> int:
-    """Remove temporary files of ``dest`` left by runs that are gone; returns how many were removed."""
+    """Remove temporary files of ``dest`` left by runs that are gone (and the frames folder ``TEMP.frames`` of a
+    render, :mod:`voca_addon.blender.exports.framewise`); returns how many were removed."""
     dest = Path(dest)
     removed = 0
     try:
@@ -85,7 +86,10 @@ def sweep_leftovers(dest: Path) -> int:
         parts = path.name[len(TEMP_PREFIX):].split(".")
         try:
             if len(parts) >= 5 and _owner_gone(parts[1], parts[2], path.stat().st_mtime):
-                path.unlink()
+                if path.is_dir() and not path.is_symlink():     # a render's frames folder (TEMP.frames)
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
                 removed += 1
         except OSError:
             pass                            # gone already, or not ours to remove

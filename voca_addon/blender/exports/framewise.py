@@ -29,7 +29,6 @@ import os
 import sys
 import shutil
 import signal
-import tempfile
 import threading
 from typing import Callable, List, Optional
 
@@ -129,6 +128,17 @@ def _frames_strip(scene, frames: List[str], first: int):
             scene.sequence_editor_clear()
 
 
+def frames_folder(movie_path: str) -> str:
+    """A new folder for the frames beside ``movie_path``, named after its temporary (``TEMP.frames``), so the
+    next run into the same movie removes it when a killed run left it (:func:`~voca_addon.core.outputs.sweep_leftovers`)."""
+    from pathlib import Path
+    from ...core import outputs
+    temp = movie_path if outputs.is_temp(Path(movie_path)) else str(outputs.temp_name(Path(movie_path)))
+    folder = temp + ".frames"
+    os.mkdir(folder)
+    return folder
+
+
 def render_video_framewise(scene, movie_path: str, first: int, last: int, progress: FrameProgress = None,
                            quiet: bool = False) -> None:
     """Render ``first`` … ``last`` frame by frame, then encode them (and the sound strips) to ``movie_path``.
@@ -139,7 +149,7 @@ def render_video_framewise(scene, movie_path: str, first: int, last: int, progre
     standard-output lines (:func:`silenced`).
     """
     settings = scene.render.image_settings
-    folder = tempfile.mkdtemp(prefix=f".{os.path.basename(movie_path)}.frames.", dir=os.path.dirname(movie_path))
+    folder = frames_folder(movie_path)
     try:
         with interruptible():
             frames = render_frames(scene, folder, first, last, progress, quiet)
