@@ -167,7 +167,10 @@ run = jobs.JobRun(operators.VOCA_OT_animate_from_audio, bpy.context)
 while not run.job.messages.qsize():
     time.sleep(0.01)
 print("QUITTING", flush=True)
-sys.exit(0)         # the bpy module's quit (its wm.quit_blender does not end the process): atexit runs WM_exit
+voca_addon.unregister()     # what Blender's quit does to an add-on (WM_exit): live jobs cancelled
+from voca_addon.blender import compat
+compat.exit_now(0)          # then leave as the add-on's own commands do (the bpy module's teardown hangs on 4.5)
+sys.exit(0)
 """
 
 
