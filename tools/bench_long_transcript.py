@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from voca_addon.core.phonemes import Phone, phones_for_audio  # noqa: E402
-from voca_addon.core.phonemes.scoring import BILABIALS, LABIODENTALS, score  # noqa: E402
+from voca_addon.core.phonemes.scoring import BILABIALS, LABIODENTALS, score, word_starts  # noqa: E402
 from voca_addon.core.speech.audio import Audio, load_audio, select_channel  # noqa: E402
 
 AUDIO = ROOT / ".." / "shared" / "data" / "audio"
@@ -45,19 +45,6 @@ def child(path: str) -> None:
                peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, source=track.source,
                warnings=list(track.warnings), phones=[(p.phone, p.start, p.end, p.word) for p in track.phones])
     print(json.dumps(out))
-
-
-def word_starts(phones):
-    """[(word, start s)] of the words' first phones (silences, noises and unnamed phones left out)."""
-    out, previous = [], None
-    for p in phones:
-        if not p.word or p.phone == "SIL" or p.phone.startswith("+"):
-            previous = None
-            continue
-        if p.word != previous:
-            out.append((p.word, p.start))
-        previous = p.word
-    return out
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from voca_addon.core.phonemes import Phone, phones_for_audio
 from voca_addon.core.phonemes import longalign, segments, stage
-from voca_addon.core.phonemes.scoring import BILABIALS, LABIODENTALS, score
+from voca_addon.core.phonemes.scoring import BILABIALS, LABIODENTALS, score, word_starts
 from voca_addon.core.speech.audio import Audio, load_audio, select_channel
 from voca_addon.core.speech.resample import resample
 
@@ -60,23 +60,10 @@ def test_every_word_starts_where_its_sentence_alone_puts_it(long_aligned):
     """Every transcript word, in order, starts within 100 ms of its start in its sentence's own alignment
     (a word shared out to the wrong piece would be squeezed in at the piece's edge and fail this)."""
     _, track, reference = long_aligned
-    said, got = _word_starts(reference), _word_starts(track.phones)
+    said, got = word_starts(reference), word_starts(track.phones)
     assert len(said) > 50 and [w for w, _ in got] == [w for w, _ in said]
     late = [(w, round(s1 - s0, 3)) for (w, s0), (_, s1) in zip(said, got) if abs(s1 - s0) > 0.1]
     assert not late, late
-
-
-def _word_starts(phones):
-    """[(word, start s)] of the words' first phones (silences, noises and unnamed phones left out)."""
-    out, previous = [], None
-    for p in phones:
-        if not p.word or p.phone == "SIL" or p.phone.startswith("+"):
-            previous = None
-            continue
-        if p.word != previous:
-            out.append((p.word, p.start))
-        previous = p.word
-    return out
 
 
 def test_share_words_follows_the_recogniser_and_keeps_missed_words_with_their_neighbours():

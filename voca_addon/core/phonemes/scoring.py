@@ -62,3 +62,17 @@ def score(detected, reference, labels: Sequence[str] = BILABIALS, window: float 
             errors.append(best)
     false = sum(1 for d in det if not any(abs(d - r) <= window + 1e-9 for r in ref))
     return ClassScore(len(ref), len(errors), len(det), false, tuple(errors))
+
+
+def word_starts(phones):
+    """[(word, start s)] of the words' first phones, in order (silences, noises and unnamed phones left out):
+    what the long-transcript test and benchmark compare against each sentence's own alignment."""
+    out, previous = [], None
+    for p in phones:
+        if not p.word or p.phone == "SIL" or p.phone.startswith("+"):
+            previous = None
+            continue
+        if p.word != previous:
+            out.append((p.word, p.start))
+        previous = p.word
+    return out
