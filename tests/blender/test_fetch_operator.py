@@ -2,7 +2,6 @@
 local server (no internet) in a worker thread or synchronously, Esc stops and the next run resumes."""
 import dataclasses
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ bpy = pytest.importorskip("bpy")
 
 import voca_addon  # noqa: E402
 from tests.core.models.test_fetch import Server, local_specs, release_archive  # noqa: E402
+from tests.blender.test_operators import drive  # noqa: E402  (a JobRun stepped like the modal's timer)
 from voca_addon.blender import fetch_operator, jobs, preferences  # noqa: E402
 from voca_addon.core.errors import VocaError  # noqa: E402
 from voca_addon.core.models import fetch  # noqa: E402
@@ -65,17 +65,6 @@ def test_fetch_operator_downloads_and_refreshes_the_checks(addon, server, graph,
     assert all(fetch.verified(spec, models) for spec in fetch_operator.FILES)
     assert addon.template_ok and "5023 vertices" in addon.template_status      # the checks ran again
     assert str(models / "output_graph.pb") in addon.deepspeech_status          # (random bytes: not a graph)
-
-
-def drive(run, timeout=60.0):
-    """Step a JobRun like the modal's timer does; (status, reports)."""
-    reports, deadline = [], time.monotonic() + timeout
-    while True:
-        status = run.step(bpy.context, lambda kind, text: reports.append((set(kind), text)))
-        if status != "RUNNING_MODAL":
-            return status, reports
-        assert time.monotonic() < deadline, "the download did not finish"
-        time.sleep(0.02)
 
 
 def test_fetch_job_stops_on_esc_and_the_next_run_resumes(addon, server, graph, tmp_path, monkeypatch):
