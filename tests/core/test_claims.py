@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from voca_addon.cli import common, main as cli
+from voca_addon.cli import common
 from voca_addon.core import claims, outputs
 from voca_addon.core.errors import InputError
 
@@ -114,3 +114,14 @@ def test_claims_are_renewed_while_the_run_lasts(tmp_path, monkeypatch):
         while path.stat().st_mtime < time.time() - 50 and time.time() < deadline:
             time.sleep(0.05)
         assert path.stat().st_mtime > time.time() - 50
+
+
+def test_claims_release_gives_one_destination_back_before_the_run_ends(tmp_path):
+    dest, other = tmp_path / "models", tmp_path / "kept.npz"
+    with claims.claiming():
+        claims.claim(dest)
+        outputs.check_output(other)
+        claims.release(dest)
+        assert not claims.claim_path(dest).exists() and claims.held() == [other]
+        claims.release(tmp_path / "never-claimed")                      # nothing to give back
+        assert claims.claim_path(other).is_file()

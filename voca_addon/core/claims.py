@@ -170,15 +170,29 @@ def held() -> list:
         return list(_active or ())
 
 
+def _unlink_if_mine(path: Path) -> None:
+    owner = _read(path)
+    if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def release(dest: os.PathLike) -> None:
+    """Give ``dest`` back before the run ends (no-op when this run does not hold it): a run that made the
+    folder holding the claim file can then remove that folder again."""
+    dest = Path(os.path.abspath(os.fspath(dest)))
+    with _lock:
+        path = _active.pop(dest, None) if _active is not None else None
+    if path is not None:
+        _unlink_if_mine(path)
+
+
 def _release_all() -> None:
     global _active
     with _lock:
         held, _active = _active or {}, None
     for path in held.values():
-        owner = _read(path)
-        if owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-            with contextlib.suppress(OSError):
-                path.unlink()
+        _unlink_if_mine(path)
 
 
 def _renew(stop: threading.Event) -> None:
