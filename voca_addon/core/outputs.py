@@ -25,10 +25,20 @@ The rules every command follows (CLI, headless Blender jobs):
    when it is older than :data:`FOREIGN_LEFTOVER_S`. A destination that is itself a temporary name (a
    writer handed a :class:`Staged` temporary) is written in place, never through a temporary of its own.
 7. **Proven by killing.** :mod:`.faults` points mark the write, the commit and each rename; the kill test
-   (``tests/core/test_fault_injection.py``, ``tools/fault_sweep.py``) stops runs there.
+   (``tests/core/test_fault_injection.py``, ``tools/fault_sweep.py``) stops runs there. Caches (the model
+   cache, the phone tracks) write with ``fault_points=False``: they are not the user's files, and their
+   writes happen only on a cold cache, so their hits would make a run's count depend on what ran before.
+8. **Folders too.** :class:`StagedFolder` is the same for a folder of files (an OBJ sequence, a model-cache
+   entry, an installed checkpoint): written under ``temp_name(dest)``, then renamed into place in one step
+   when ``dest`` is absent or empty, or its files moved in one by one (each the old file or the new one at
+   every instant) when ``dest`` already holds files, staged inside it then (same file system).
+
+Every file the project writes goes through here, with one exception: the resumable model download
+(:mod:`voca_addon.core.models.fetch`) grows a ``.NAME.part`` file that must survive a kill (the next run
+resumes it with an HTTP ``Range``), renamed to its name once its checksum is verified.
 
 Contract: stdlib only; raises :class:`~voca_addon.core.errors.InputError`; not thread-safe per
-instance (one command, one :class:`Staged`).
+instance (one command, one :class:`Staged` / :class:`StagedFolder`).
 """
 from __future__ import annotations
 
@@ -39,7 +49,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from . import claims, faults
 from .errors import InputError, VocaError
@@ -74,19 +84,23 @@ def _owner_gone(host: str, pid: str, mtime: float) -> bool:
 
 
 def sweep_leftovers(dest: Path) -> int:
-    """Remove temporary files of ``dest`` left by runs that are gone (and the frames folder ``TEMP.frames`` of a
-    render, :mod:`voca_addon.blender.exports.framewise`); returns how many were removed."""
+    """Remove temporary files of ``dest`` left by runs that are gone, and temporary folders: a
+    :class:`StagedFolder` beside ``dest`` or inside it (``dest`` a folder), a render's frames folder
+    ``TEMP.frames`` (:mod:`voca_addon.blender.exports.framewise`); returns how many were removed."""
     dest = Path(dest)
     removed = 0
+    pattern = f"{TEMP_PREFIX}{claims.digest(dest.name, 12)}.*.part*"
     try:
-        candidates = list(dest.parent.glob(f"{TEMP_PREFIX}{claims.digest(dest.name, 12)}.*.part*"))
+        candidates = list(dest.parent.glob(pattern))
+        if dest.is_dir() and not dest.is_symlink():
+            candidates += dest.glob(pattern)
     except OSError:
         return 0
     for path in candidates:
         parts = path.name[len(TEMP_PREFIX):].split(".")
         try:
             if len(parts) >= 5 and _owner_gone(parts[1], parts[2], path.stat().st_mtime):
-                if path.is_dir() and not path.is_symlink():     # a render's frames folder (TEMP.frames)
+                if path.is_dir() and not path.is_symlink():     # a StagedFolder, a render's TEMP.frames
                     shutil.rmtree(path)
                 else:
                     path.unlink()
@@ -201,6 +215,10 @@ def check_distinct(outputs: Dict[str, Optional[Path]], inputs: Dict[str, Optiona
                 raise InputError(f"{flag} '{path}' is also the {in_flag} input; to write over it{hint}.")
 
 
+def _no_point(name: str) -> None:
+    """A fault point that is not one (a cache's write, module rule 7)."""
+
+
 def _keeps_backup(path: Path) -> bool:
     return path.name.lower().endswith(BACKUP_SUFFIXES)
 
@@ -238,8 +256,9 @@ class Staged:
     Leaving the block without :meth:`commit` (an exception, Ctrl-C) deletes every temporary file.
     """
 
-    def __init__(self, destinations: Iterable[Path]):
+    def __init__(self, destinations: Iterable[Path], fault_points: bool = True):
         self._temps: Dict[Path, Path] = {}
+        self._point = faults.point if fault_points else _no_point
         for dest in destinations:
             dest = Path(dest)
             if is_temp(dest):                       # already another Staged's temporary: written in place
@@ -256,7 +275,7 @@ class Staged:
 
     def temp(self, dest: Path) -> Path:
         """The temporary path to write ``dest``'s content to (asked for just before writing it)."""
-        faults.point("write")
+        self._point("write")
         return self._temps[Path(dest)]
 
     def user_message(self, text: str) -> str:
@@ -270,15 +289,15 @@ class Staged:
         missing = [dest for dest, temp in self._temps.items() if not temp.is_file()]
         if missing:
             raise InputError(f"'{missing[0]}' was not written; nothing was changed.")
-        faults.point("commit")
+        self._point("commit")
         for dest, temp in self._temps.items():
             if temp == dest:
                 continue                            # written in place (an outer Staged renames it)
             if dest.exists() and _keeps_backup(dest):
                 _keep_backup(dest)
-            faults.point("rename")
+            self._point("rename")
             os.replace(temp, dest)
-            faults.point("renamed")
+            self._point("renamed")
         self._temps.clear()
 
     def discard(self) -> None:
@@ -292,18 +311,126 @@ class Staged:
         self._temps.clear()
 
 
-def write_exact(dest: Path, write) -> Path:
+def write_exact(dest: Path, write, fault_points: bool = True) -> Path:
     """Write one file through :class:`Staged`: ``write(temp_path)`` then rename to ``dest``.
 
     OSError while writing becomes an InputError naming ``dest`` (never the temporary file).
+    ``fault_points=False`` for a cache's file (module rule 7).
     """
-    with Staged([dest]) as staged:
+    with Staged([dest], fault_points) as staged:
         try:
             write(staged.temp(dest))
-            faults.point("written")
+            staged._point("written")
         except OSError as exc:
             raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
         except VocaError as exc:
             raise type(exc)(staged.user_message(str(exc))) from None
         staged.commit()
     return dest
+
+
+def _holds_files(folder: Path) -> bool:
+    """``folder`` is a folder with anything in it but temporaries (a live run's staging, a leftover)."""
+    return folder.is_dir() and any(not is_temp(p) for p in folder.iterdir())
+
+
+class StagedFolder:
+    """A folder of files written under a temporary name and put at ``dest`` by :meth:`commit` (module rule 8).
+
+    Use as a context manager::
+
+        with StagedFolder(folder) as staged:
+            for i, frame in enumerate(frames): write_obj(staged.temp() / f"f_{i}.obj", frame)
+            staged.commit(remove=lambda name: name.endswith(".obj"))   # only now does ``folder`` change
+
+    It is staged beside ``dest`` (``temp_name(dest)``) when ``dest`` is absent or empty, so that the commit
+    is one rename; inside ``dest`` (same name) when it already holds files, so that they move in on the
+    same file system. Leaving the block without :meth:`commit` (an exception, Ctrl-C) removes the
+    temporary folder; an ``OSError`` there becomes an :class:`InputError` naming ``dest``, never the
+    temporary. What a killed run left is removed by the next one (:func:`sweep_leftovers`). Flat folders
+    only: files, no subfolders.
+    """
+
+    def __init__(self, dest: Path, fault_points: bool = True):
+        self.dest = Path(dest)
+        self._point = faults.point if fault_points else _no_point
+        try:
+            sweep_leftovers(self.dest)
+            temp = temp_name(self.dest)
+            self._temp = self.dest / temp.name if _holds_files(self.dest) else temp
+            os.mkdir(self._temp)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def __enter__(self) -> "StagedFolder":
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        self.discard()
+        if isinstance(value, OSError):
+            raise self._error(value) from None
+        if isinstance(value, VocaError) and str(self._temp) in str(value):
+            raise type(value)(self._message(str(value))) from None
+
+    def temp(self) -> Path:
+        """The temporary folder to write the files in (asked for just before writing them)."""
+        self._point("write")
+        return self._temp
+
+    def _message(self, text: str) -> str:
+        return text.replace(str(self._temp), str(self.dest))
+
+    def _error(self, exc: OSError) -> InputError:
+        return InputError(f"cannot write '{self.dest}': {self._message(exc.strerror or str(exc))}. Nothing was "
+                          "changed there; free some space or fix the folder's permissions, or choose another.")
+
+    def commit(self, replace: Callable[[str], bool] = lambda name: True,
+               remove: Callable[[str], bool] = lambda name: False) -> None:
+        """Put the written files at ``dest``.
+
+        ``dest`` absent or empty: the temporary folder is renamed to it, one step (a reader finds no folder
+        or the whole new one). ``dest`` holding files (also when another writer filled it meanwhile): each
+        new file is renamed into it, in name order, over an existing one only where ``replace(name)``;
+        then the old files that ``remove(name)`` selects and the new folder lacks are deleted. Every file
+        is the old one or the new one at every instant; files neither replaced nor removed are untouched.
+        """
+        self._point("commit")
+        try:
+            if self._temp.parent == self.dest or not self._rename_whole():
+                self._merge(replace, remove)
+        except OSError as exc:
+            raise self._error(exc) from None
+        self.discard()
+
+    def _rename_whole(self) -> bool:
+        """Rename the staged folder to ``dest``; False when ``dest`` holds files (then merged)."""
+        self._point("rename")
+        try:
+            os.replace(self._temp, self.dest)        # POSIX: over an absent or empty folder, atomically
+        except OSError:
+            if _holds_files(self.dest):
+                return False
+            if not self.dest.is_dir():
+                raise
+            os.rmdir(self.dest)                      # Windows renames no folder over another, empty or not
+            os.rename(self._temp, self.dest)
+        self._point("renamed")
+        return True
+
+    def _merge(self, replace: Callable[[str], bool], remove: Callable[[str], bool]) -> None:
+        names = sorted(p.name for p in self._temp.iterdir())
+        for name in names:
+            if os.path.lexists(self.dest / name) and not replace(name):
+                continue                             # the caller's rule keeps the existing file
+            self._point("rename")
+            os.replace(self._temp / name, self.dest / name)
+            self._point("renamed")
+        new = set(names)
+        for old in sorted(os.listdir(self.dest)):
+            if old not in new and not is_temp(Path(old)) and remove(old):
+                os.remove(self.dest / old)
+
+    def discard(self) -> None:
+        """Remove the temporary folder (all of it after a commit that kept some files, nothing once renamed)."""
+        if os.path.isdir(self._temp) and not os.path.islink(self._temp):
+            shutil.rmtree(self._temp, ignore_errors=True)
