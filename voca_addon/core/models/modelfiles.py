@@ -29,8 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -40,8 +38,8 @@ import numpy as np
 from ..speech import deepspeech
 from ..face import voca
 from ..caches import cache_dir
-from ..errors import ModelFileError
-from ..outputs import temp_name
+from .. import outputs
+from ..errors import InputError, ModelFileError
 
 VOCA_PREFIX_NAME = "gstep_52280.model"
 DEEPSPEECH_NAME = "output_graph.pb"
@@ -226,14 +224,10 @@ def _cached(kind: str, sources, convert: Callable[[], Dict[str, np.ndarray]],
     try:
         _write_cache(folder, tensors, dict(meta, sources=[str(p) for p in sources]), damaged)
         index[key] = meta["sha256"][:16]
-        tmp = temp_name(index_file)  # one per process: batch workers write the index side by side
-        try:
-            tmp.write_text(json.dumps(index, indent=1), "utf-8")
-            os.replace(tmp, index_file)
-        finally:
-            tmp.unlink(missing_ok=True)
+        text = json.dumps(index, indent=1)   # one temporary per process: batch workers write it side by side
+        outputs.write_exact(index_file, lambda temp: temp.write_text(text, "utf-8"), fault_points=False)
         return _load_cache(folder)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, InputError):
         # A read-only cache only costs speed; copy out of the source (its views may be unaligned).
         return {n: np.array(a) for n, a in tensors.items()}, meta
 
@@ -246,33 +240,22 @@ def _load_cache(folder: Path) -> Tuple[Dict[str, np.ndarray], dict]:
 
 
 def _write_cache(folder: Path, tensors: Dict[str, np.ndarray], meta: dict, damaged: bool = False) -> None:
-    """Write a cache entry beside ``folder`` and rename it into place.
+    """Write a cache entry through :class:`~voca_addon.core.outputs.StagedFolder` (renamed into place).
 
     The folder is named by the sources' SHA-256, so an entry another process (a batch worker beside
-    this one) has completed meanwhile holds the same tensors: it is kept and may be in use, never
-    replaced. Only a ``damaged`` entry is moved aside before the rename.
+    this one) has completed, before or meanwhile, holds the same tensors: it is kept and may be in use,
+    never replaced (its files are not renamed over). Only the files of a ``damaged`` entry, or of one
+    without its manifest (not a complete entry), are replaced.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        names = list(tensors)
+    if (folder / "manifest.json").is_file() and not damaged:
+        return
+    with outputs.StagedFolder(folder, fault_points=False) as staged:
+        tmp, names = staged.temp(), list(tensors)
         for i, n in enumerate(names):
             np.save(tmp / f"{i:03d}.npy", np.ascontiguousarray(tensors[n]))
         (tmp / "manifest.json").write_text(json.dumps(dict(meta, tensors=names)), "utf-8")
-        if folder.exists() and damaged:
-            aside = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-            os.replace(folder, aside / "old")
-            shutil.rmtree(aside, ignore_errors=True)
-        elif (folder / "manifest.json").is_file():
-            return
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "manifest.json").is_file():
-                raise  # not a complete entry written beside us
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        staged.commit(replace=lambda name: damaged or not (folder / "manifest.json").is_file())
 
 
 def refuse_non_finite(tensors: Dict[str, np.ndarray], source: str, hint: str) -> None:

@@ -82,17 +82,14 @@ def _read(path: Path) -> Optional[PhoneTrack]:
 
 
 def _write(path: Path, track: PhoneTrack) -> None:
-    from ..outputs import temp_name
-    data = {"phones": [list(p) for p in track.phones], "source": track.source, "warnings": list(track.warnings)}
+    from ..errors import VocaError
+    from ..outputs import write_exact
+    text = json.dumps({"phones": [list(p) for p in track.phones], "source": track.source,
+                       "warnings": list(track.warnings)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_name(path)
-        try:
-            temp.write_text(json.dumps(data), "utf-8")
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
-    except OSError:
+        write_exact(path, lambda temp: temp.write_text(text, "utf-8"), fault_points=False)
+    except (OSError, VocaError):
         pass                        # a read-only or full cache only costs the next run's time
 
 
