@@ -7,11 +7,12 @@ so memory stays bounded for long clips) or a float array [F, V, 3]. Vertex order
 ``char[12] 'POINTCACHE2\\0'``, ``int32 version = 1``, ``int32 num_points``, ``float32 start_frame``,
 ``float32 sample_rate``, ``int32 num_samples`` — then ``num_samples × num_points × 3`` float32.
 
-**Atomic writes.** Every file is written under a temporary name in the destination's folder and renamed
-into place, so a failure leaves no partial file; an OBJ sequence is written into a temporary folder that
-replaces the destination at the end. An existing non-empty destination folder is refused unless
-``overwrite=True`` (then only files with the sequence's own names, ``<basename>_<number>.obj``, are
-replaced or removed; other files stay). Inputs are validated before anything is written.
+**Atomic writes** (:mod:`voca_addon.core.outputs`). Every file is written under a temporary name in the
+destination's folder and renamed into place, so a failure leaves no partial file; an OBJ sequence is
+written into a temporary folder (:class:`~voca_addon.core.outputs.StagedFolder`) renamed to the
+destination at the end. An existing non-empty destination folder is refused unless ``overwrite=True``
+(then only files with the sequence's own names, ``<basename>_<number>.obj``, are replaced or removed,
+each file whole; other files stay). Inputs are validated before anything is written.
 
 Contract: stdlib + numpy (+ :mod:`.meshio`, :mod:`.animation`); pure functions, any thread.
 """
@@ -19,9 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
@@ -200,31 +199,12 @@ def write_obj_sequence(folder, frames: Frames, faces: Optional[np.ndarray], base
         raise InputError(f"digits must be 1..12, got {digits}.")
     _prepare_folder(folder, overwrite)
     names = [f"{basename}_{index:0{int(digits)}d}.obj" for index in range(count)]
-    temp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=os.path.dirname(folder))
-    try:
-        index = 0
+    pattern = re.compile(re.escape(basename) + r"_\d+\.obj")
+    with outputs.StagedFolder(Path(folder)) as staged:
+        temp, index = staged.temp(), 0
         for block in iter_chunks(frames):
             for vertices in block:
-                write_obj(os.path.join(temp, names[index]), vertices, faces)
+                write_obj(temp / names[index], vertices, faces)
                 index += 1
-        _move_into(temp, folder, names, basename)
-    finally:
-        if os.path.isdir(temp):
-            shutil.rmtree(temp)
+        staged.commit(remove=pattern.fullmatch)           # an earlier export's extra frames go
     return [os.path.join(folder, name) for name in names]
-
-
-def _move_into(temp: str, folder: str, names: List[str], basename: str) -> None:
-    """Put the finished files at ``folder``: rename the temp folder, or replace this pattern's files."""
-    if os.path.isdir(folder) and not os.listdir(folder):
-        os.rmdir(folder)                                  # an empty destination is simply replaced
-    if not os.path.isdir(folder):
-        os.rename(temp, folder)
-        return
-    pattern = re.compile(re.escape(basename) + r"_\d+\.obj")
-    keep = set(names)
-    for stale in os.listdir(folder):
-        if pattern.fullmatch(stale) and stale not in keep:
-            os.remove(os.path.join(folder, stale))
-    for name in names:
-        os.replace(os.path.join(temp, name), os.path.join(folder, name))
