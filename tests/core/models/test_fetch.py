@@ -253,6 +253,33 @@ def test_install_refuses_other_archives_and_keeps_existing_files(voca_ckpt, shar
     assert status.status(models)[0].state == status.OK
 
 
+@pytest.mark.parametrize("stage", ["write", "commit", "rename"])
+def test_install_killed_leaves_nothing_the_next_install_does_not_sweep(voca_ckpt, shared_data, tmp_path, stage):
+    """A kill -9 during an install (staging the files inside the model folder, beside the user's other model
+    files) leaves its staging folder; the next install removes it and installs whole files."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[3]
+    archive = voca_zip(voca_ckpt, shared_data, tmp_path / "voca_model.zip")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "output_graph.pb").write_bytes(b"the user's graph")
+    code = "import sys; from voca_addon.core.models import fetch; fetch.install_voca_zip(sys.argv[1], sys.argv[2])"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOCA_FAULT")}
+    env.update(PYTHONPATH=str(root), VOCA_FAULT=f"{stage}:1:KILL")
+    r = subprocess.run([sys.executable, "-c", code, str(archive), str(models)], env=env, cwd=root,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert [p.name for p in models.iterdir() if p.is_dir()] != []          # what the kill left: a staging folder
+    installed = fetch.install_voca_zip(archive, models)
+    assert sorted(p.name for p in models.iterdir()) == sorted(["output_graph.pb"] + [p.name for p in installed])
+    assert list(tmp_path.glob(".voca-*")) == []
+    assert status.status(models)[0].state == status.OK
+
+
 def test_status_and_install_from_the_command_line(voca_ckpt, shared_data, tmp_path, capsys):
     models = tmp_path / "models"
     models.mkdir()

@@ -9,7 +9,9 @@
 * Every download goes to a hidden ``.<name>.part`` file. If the connection breaks, the part is kept
   and the next run resumes it with an HTTP ``Range`` request (a server that ignores ``Range`` is read
   from the start again). A file whose checksum is wrong is deleted and refused; nothing unverified ever
-  takes a model file's name.
+  takes a model file's name. That part file is the one write outside :mod:`voca_addon.core.outputs`
+  (it must outlive a kill to be resumed); a member extracted from an archive and the installed
+  checkpoint go through it (``Staged``, ``StagedFolder``).
 * :func:`install_voca_zip` unpacks the VOCA trained-model archive the user downloaded after registering
   at https://voca.is.tue.mpg.de ("Trained Model", 12 MB, holding ``gstep_52280.model.data-00000-of-00001``,
   ``.index`` and ``.meta``; found by name wherever they sit in the zip), checks every tensor's CRC-32C,
@@ -28,7 +30,6 @@ import io
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+from .. import outputs
 from ..errors import ModelFileError
 from . import modelfiles
 
@@ -211,26 +213,32 @@ def _damaged(spec: RemoteFile, detail: str) -> ModelFileError:
 
 def _fetch_member(reader: _ResumingReader, spec: RemoteFile, dest: Path) -> None:
     """Stream the tar.gz and write only ``spec.member``; stop reading once it is verified."""
-    temp = dest.with_name(f".{dest.name}.tmp")
     try:
         with tarfile.open(fileobj=io.BufferedReader(reader, BLOCK), mode="r|gz") as archive:
             for entry in archive:
                 if entry.isfile() and Path(entry.name).name == spec.member:
-                    hashes = _Hashes()
-                    with archive.extractfile(entry) as source, open(temp, "wb") as out:
-                        for block in iter(lambda: source.read(BLOCK), b""):
-                            hashes.update(block)
-                            out.write(block)
-                    bad = hashes.mismatch(spec)
-                    if bad:
-                        raise _damaged(spec, bad)
-                    os.replace(temp, dest)
-                    return
+                    return _extract(archive, entry, spec, dest)
     except (tarfile.TarError, zlib.error, EOFError) as exc:
         raise _damaged(spec, f"not a readable .tar.gz: {exc}") from None
-    finally:
-        temp.unlink(missing_ok=True)
     raise _damaged(spec, f"the archive holds no '{spec.member}'")
+
+
+def _extract(archive: tarfile.TarFile, entry: tarfile.TarInfo, spec: RemoteFile, dest: Path) -> None:
+    """Write ``entry`` to ``dest`` through :class:`outputs.Staged`: renamed there only once verified."""
+    with outputs.Staged([dest]) as staged:
+        hashes = _Hashes()
+        try:
+            with archive.extractfile(entry) as source, open(staged.temp(dest), "wb") as out:
+                for block in iter(lambda: source.read(BLOCK), b""):
+                    hashes.update(block)
+                    out.write(block)
+        except OSError as exc:                  # a full disk (the network's errors are ModelFileError)
+            raise ModelFileError(f"cannot write '{dest}': {exc.strerror or exc}. Nothing was written there; "
+                                 "free some space or choose another folder.") from None
+        bad = hashes.mismatch(spec)
+        if bad:
+            raise _damaged(spec, bad)
+        staged.commit()
 
 
 def _fetch_one(spec: RemoteFile, folder: Path, progress: Progress, timeout: float) -> Path:
@@ -335,19 +343,19 @@ def install_voca_zip(zip_path: os.PathLike, folder: Optional[os.PathLike] = None
                                  f"{modelfiles.VOCA_URL}?")
         names = [prefix + s for s in VOCA_CKPT_FILES if prefix + s in members]
         target.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".voca-install-", dir=target))
-        try:
+        with outputs.StagedFolder(target) as staged:     # inside or beside target; swept if a kill leaves it
+            staging = staged.temp()
             for name in names:
                 try:
                     with archive.open(members[name]) as src, open(staging / name, "wb") as out:
                         shutil.copyfileobj(src, out, BLOCK)
-                except OSError as exc:          # a full disk: the staging folder is removed below
+                except OSError as exc:          # a full disk: the staging folder is removed on the way out
                     raise ModelFileError(f"cannot install into '{target}': {exc.strerror or exc}. Nothing was "
                                          "installed; free some space there or choose another --folder.") from None
             _check_checkpoint(staging / prefix, source)
-            return _move_into_place(staging, names, target, overwrite)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _refuse_differing(staging, names, target, overwrite)
+            staged.commit()
+    return [target / n for n in names]
 
 
 def _check_checkpoint(prefix: Path, source: Path) -> None:
@@ -362,12 +370,9 @@ def _check_checkpoint(prefix: Path, source: Path) -> None:
         raise ModelFileError(f"the VOCA checkpoint in '{source}' is not usable: {exc}") from None
 
 
-def _move_into_place(staging: Path, names: List[str], target: Path, overwrite: bool) -> List[Path]:
+def _refuse_differing(staging: Path, names: List[str], target: Path, overwrite: bool) -> None:
     differing = [target / n for n in names if (target / n).exists() and
                  file_hashes(target / n).sha256.hexdigest() != file_hashes(staging / n).sha256.hexdigest()]
     if differing and not overwrite:
         raise ModelFileError(f"'{differing[0]}' already exists and differs from the archive's; add --overwrite "
                              "to replace it, or install into another folder with --folder")
-    for name in names:
-        os.replace(staging / name, target / name)
-    return [target / n for n in names]
