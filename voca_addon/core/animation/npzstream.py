@@ -6,10 +6,10 @@ then the raw C-order data). :class:`NpzWriter` writes such an archive with the s
 a generator: a [frames, 5023, 3] vertex array of an hour of speech (13 GB) never exists in memory. The
 result is an ordinary ``.npz`` (``np.load`` reads it). :func:`iter_rows` reads a member back in blocks.
 
-Writes go to a hidden temporary file beside the destination (:func:`voca_addon.core.outputs.temp_name`;
-what a killed run left there is removed first; a destination that is itself such a temporary name, the
-temporary of a :class:`~voca_addon.core.outputs.Staged` write, is written in place), renamed over it only
-when the archive is complete (:meth:`NpzWriter.commit`); on any error (a full disk, Ctrl-C) the temporary file is removed, so the
+Writes go through a :class:`~voca_addon.core.outputs.Staged` of the destination: a hidden temporary file
+beside it (what a killed run left there is removed first; a destination that is itself such a temporary
+name, the temporary of an outer ``Staged`` write, is written in place), renamed over it only when the
+archive is complete (:meth:`NpzWriter.commit`); on any error (a full disk, Ctrl-C) the temporary file is removed, so the
 destination is either the old file or the whole new one, and the error names the destination. The
 destination gets exactly the name given (``np.savez`` would append ``.npz``).
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import faults
 from ..errors import InputError
-from ..outputs import is_temp, sweep_leftovers, temp_name
+from ..outputs import Staged
 
 
 class NpzWriter:
@@ -38,14 +38,11 @@ class NpzWriter:
 
     def __init__(self, path: os.PathLike):
         self.path = Path(path)
-        if is_temp(self.path):     # already a temporary name (a Staged write): written in
-            self._partial = self.path                   # place, so what a kill leaves is what its owner sweeps
-        else:
-            sweep_leftovers(self.path)
-            self._partial = temp_name(self.path)
+        self._staged = Staged([self.path])   # a Staged write's temporary is written in place (its owner sweeps it)
         try:
-            self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED, allowZip64=True)
+            self._zip = zipfile.ZipFile(self._staged.temp(self.path), "w", zipfile.ZIP_STORED, allowZip64=True)
         except OSError as exc:
+            self._staged.discard()
             raise self._write_error(exc) from None
 
     def _write_error(self, exc: OSError) -> InputError:
@@ -95,10 +92,7 @@ class NpzWriter:
         """Finish the archive and move it over the destination."""
         try:
             self._zip.close()
-            if self._partial != self.path:
-                faults.point("rename")
-                os.replace(self._partial, self.path)
-                faults.point("renamed")
+            self._staged.commit()
         except OSError as exc:
             self.abort()
             raise self._write_error(exc) from None
@@ -119,7 +113,7 @@ class NpzWriter:
                     handle.close()
                 except OSError:
                     pass
-        self._partial.unlink(missing_ok=True)
+        self._staged.discard()
 
     def __enter__(self) -> "NpzWriter":
         return self
