@@ -170,18 +170,19 @@ def smoke_only(session) -> bool:
 
 
 @pytest.fixture(scope="session")
-def gui(request, gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> GuiSession:
-    """Run the scenario list (all, or the smoke subset) in one real Blender window; their findings."""
-    out = tmp_path_factory.mktemp("gui")
-    archive = Path(os.environ["VOCA_GUI_ZIP"]).resolve() if os.environ.get("VOCA_GUI_ZIP") else \
-        build_zip(out / "dist", chroot_python(gui_chroot))
-    config = session_config(out, archive, voca_ckpt, ds_small_pb, shared_data)
-    config["scenarios"] = list(SMOKE_SCENARIOS) if smoke_only(request.session) else None
+def gui_zip(gui_chroot, tmp_path_factory) -> Path:
+    """The extension zip every window session of this run installs (built once)."""
+    if os.environ.get("VOCA_GUI_ZIP"):
+        return Path(os.environ["VOCA_GUI_ZIP"]).resolve()
+    return build_zip(tmp_path_factory.mktemp("gui-dist"), chroot_python(gui_chroot))
+
+
+def run_window(out: Path, config: dict, binds) -> tuple:
+    """Start Blender's window with :mod:`gui_driver` on ``config`` (written to ``out/config.json``) and wait
+    for it to end; returns (Blender's exit status, its stdout + stderr, seconds, the time.time() it ended)."""
     (out / "config.json").write_text(json.dumps(config, indent=1))
-    binds = sorted({str(p) for p in (out, shared_data, archive.parent, Path(voca_ckpt).parent,
-                                     Path(ds_small_pb).parent)})
     command = [str(TOOLS / "run.sh"), "-t", str(SESSION_LIMIT), "-s", SCREEN]
-    for path in binds:
+    for path in sorted({str(p) for p in binds}):
         command += ["-b", path]
     command += ["--", "--factory-startup", "--python", str(DRIVER), "--", str(out / "config.json")]
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(out / "user"), VOCA_CACHE_DIR=str(out / "cache"),
@@ -189,13 +190,29 @@ def gui(request, gui_chroot, voca_ckpt, ds_small_pb, shared_data, tmp_path_facto
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=SESSION_LIMIT + 120)
-    seconds = time.monotonic() - started
+    ended = time.time()
     output = done.stdout + done.stderr
     (out / "blender-output.txt").write_text(output)
+    return done.returncode, output, time.monotonic() - started, ended
+
+
+def read_report(out: Path, status: int, output: str) -> dict:
     report_path = out / "report.json"
-    assert report_path.is_file(), f"Blender wrote no report (exit {done.returncode}):\n{output[-4000:]}"
-    report = json.loads(report_path.read_text())
-    assert report.get("finished"), f"Blender stopped before the last scenario (exit {done.returncode}):\n" \
+    assert report_path.is_file(), f"Blender wrote no report (exit {status}):\n{output[-4000:]}"
+    return json.loads(report_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def gui(request, gui_zip, voca_ckpt, ds_small_pb, shared_data, tmp_path_factory) -> GuiSession:
+    """Run the scenario list (all, or the smoke subset) in one real Blender window; their findings."""
+    out = tmp_path_factory.mktemp("gui")
+    archive = gui_zip
+    config = session_config(out, archive, voca_ckpt, ds_small_pb, shared_data)
+    config["scenarios"] = list(SMOKE_SCENARIOS) if smoke_only(request.session) else None
+    binds = (out, shared_data, archive.parent, Path(voca_ckpt).parent, Path(ds_small_pb).parent)
+    status, output, seconds, _ = run_window(out, config, binds)
+    report = read_report(out, status, output)
+    assert report.get("finished"), f"Blender stopped before the last scenario (exit {status}):\n" \
                                     f"{output[-4000:]}"
     pictures = os.environ.get("VOCA_GUI_SCREENSHOTS")
     if pictures:

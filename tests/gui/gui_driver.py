@@ -8,7 +8,8 @@ using the window. Scenarios (:mod:`gui_scenarios`) run in order; each one's find
 what was found), and its stdout is framed by ``@@gui begin NAME`` / ``@@gui end NAME`` lines so the
 pytest side can read the reports Blender printed during it. An exception in a scenario is recorded
 (``error``: its traceback) and the next scenario runs; a scenario that overruns its time limit is
-abandoned. Blender quits after the last one.
+abandoned. Blender quits after the last one. Scenarios in ``gui_scenarios.ON_REQUEST`` run only when the
+configuration names them (a window session of their own: quitting Blender mid-job ends it).
 
 Contract: runs in Blender's Python (``bpy``); the pytest side (``conftest.py``) starts it and reads
 ``report.json``, the screenshots and stdout.
@@ -36,8 +37,9 @@ class Runner:
 
     def __init__(self, config: dict):
         self.config, self.report = config, {"scenarios": {}, "order": []}
-        wanted = config.get("scenarios")            # None: all; else the smoke subset's names
-        self.queue = [s for s in gui_scenarios.SCENARIOS if wanted is None or s[0] in wanted]
+        wanted = config.get("scenarios")            # None: all; else these (the smoke subset, or a session
+        self.queue = [s for s in gui_scenarios.SCENARIOS if wanted is None or s[0] in wanted] + \
+            [s for s in gui_scenarios.ON_REQUEST if wanted is not None and s[0] in wanted]   # of its own)
         self.current, self.started, self.entry = None, 0.0, None
 
     def _begin(self) -> bool:

@@ -21,6 +21,7 @@ import time
 import bpy
 
 import gui_flows
+import gui_quit
 import gui_runs
 import gui_scene
 import gui_screen as screen
@@ -219,3 +220,7 @@ SCENARIOS = [
     ("refused_not_flame", gui_flows.refused_not_flame),      # while the sub-panels are still closed
     ("panel_pictures", panel_pictures),
 ] + gui_flows.SCENARIOS
+
+ON_REQUEST = [                                               # only when named (a window session of its own)
+    ("quit_mid_job", gui_quit.quit_mid_job),
+]
