@@ -1,4 +1,5 @@
-# All set-up happens here: `make test` and `make demo` work on a fresh machine with Python 3.11.
+# All set-up happens here: `make test` and `make demo` work on a fresh machine with Python 3.11 (the shared
+# libraries the bpy module loads come from apt when missing: tools/bpy_libs.sh).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,6 +15,7 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	tools/bpy_libs.sh $(PY)
 	touch $@
 
 # The other Blender lines the add-on is tested on besides 5.0 (.venv's bpy), the newest patch of each on
@@ -38,6 +40,7 @@ env_python = $(call in_env,$(1)).venv-bpy$(1)/bin/python
 	$(if $(filter $*,$(BPY_313)),tools/py313.sh python3.13,$(PYTHON)) -m venv .venv-bpy$*
 	$(call env_python,$*) -m pip install -q --upgrade pip
 	$(call env_python,$*) -m pip install -q -r requirements-blender.txt bpy==$*
+	$(if $(filter $*,$(BPY_313)),,tools/bpy_libs.sh .venv-bpy$*/bin/python)
 	touch $@
 
 venv-lts: $(foreach v,$(LTS_VENVS),$(v)/.installed)

@@ -15,9 +15,7 @@ set -euo pipefail
 ROOT=${VOCA_PY313_ROOT:-/var/tmp/voca-py313-root}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 SHARED=$(cd "$REPO/.." && pwd -P)/shared
-PACKAGES="python3.13 python3.13-venv libegl1 libgl1 libx11-6 libxrender1 libxxf86vm1 libxfixes3 libxi6 \
-libxkbcommon0 libsm6 libice6 libxext6 libxcursor1 libxinerama1 libxrandr2 libwayland-client0 libwayland-cursor0 \
-libwayland-egl1 libdbus-1-3 libgomp1 ca-certificates"
+PACKAGES="python3.13 python3.13-venv $("$REPO/tools/bpy_libs.sh" --packages) ca-certificates"
 
 ready() { [ -x "$ROOT/usr/bin/python3.13" ] && [ -f "$ROOT/.voca-py313-ready" ] \
   && [ "$(cat "$ROOT/.voca-py313-ready")" = "$PACKAGES" ]; }
