@@ -72,7 +72,8 @@ def test_switched_off_errors_and_an_unwritable_folder_keep_nothing(counted, shar
     monkeypatch.setenv("VOCA_PHONE_CACHE", "0")
     cache.cached(wav, None, compute(wav))
     cache.cached(wav, None, compute(wav))
-    assert len(runs) == 2 and not (tmp_path / "cache").exists()
+    # no track kept (the recogniser's cut dictionary, core/phonemes/lmdict.py, is no track: kept regardless)
+    assert len(runs) == 2 and not list((tmp_path / "cache").rglob("*.json"))
     monkeypatch.delenv("VOCA_PHONE_CACHE")
 
     def failing():

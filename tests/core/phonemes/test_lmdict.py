@@ -27,7 +27,7 @@ def _entries(path) -> list:
 
 def test_cut_dictionary_keeps_the_lms_words_with_every_alternate_in_order(cache):
     path = lmdict.recogniser_dictionary(ps)
-    assert path is not None and Path(path).parent == cache / "phones"
+    assert path is not None and Path(path).parent == cache / "recogniser"
     full, cut = _entries(FULL), _entries(path)
     assert 0.4 * len(full) < len(cut) < 0.8 * len(full)
     position = {w: i for i, w in enumerate(full)}
@@ -47,7 +47,7 @@ def test_cut_dictionary_is_built_once_and_read_again(cache):
     stamp = Path(first).stat().st_mtime_ns
     assert lmdict.recogniser_dictionary(ps) == first
     assert Path(first).stat().st_mtime_ns == stamp
-    assert [p.name for p in (cache / "phones").iterdir()] == [Path(first).name]     # no temporary left
+    assert [p.name for p in (cache / "recogniser").iterdir()] == [Path(first).name]     # no temporary left
 
 
 def test_recogniser_uses_the_cut_dictionary_and_the_full_one_when_the_cache_is_unwritable(tmp_path, monkeypatch):

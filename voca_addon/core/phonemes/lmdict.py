@@ -9,7 +9,8 @@ the same search, the same results (tracks equal on the 18 test clips; docs/phone
 less.
 
 It is built once per PocketSphinx installation (0.5 s of CPU: the LM is loaded to ask it each word)
-into the cache folder (:func:`~voca_addon.core.caches.cache_dir` ``/phones/``), named by a hash of the
+into the cache folder (:func:`~voca_addon.core.caches.cache_dir` ``/recogniser/``; kept whether or not
+phone tracks are, ``VOCA_PHONE_CACHE``: it is no track), named by a hash of the
 dictionary and LM files' paths, sizes and dates and PocketSphinx's version, written through
 :mod:`voca_addon.core.outputs` (a temporary renamed into place: concurrent builders are harmless).
 When it cannot be written (a read-only cache), the full dictionary is used: the same results, more
@@ -70,7 +71,7 @@ def recogniser_dictionary(ps) -> Optional[str]:
         key = _key(ps, dictionary, lm)
     except OSError:
         return None
-    path = cache_dir() / "phones" / f"recogniser-{key}.dict"
+    path = cache_dir() / "recogniser" / f"cmudict-{key}.dict"
     with _lock:
         if not path.is_file():
             try:
