@@ -126,3 +126,38 @@ def test_long_audio_is_resampled_in_blocks_like_one_call(long_clip):
     a, b = np.frombuffer(whole, "<i2").astype(int), np.frombuffer(blocks, "<i2").astype(int)
     assert len(a) == len(b)
     assert np.abs(a - b).max() <= 1             # float round-off may move a rounding by one unit (measured: 0)
+
+
+def test_the_child_decodes_long_audio_in_pieces_like_this_process(long_clip, tmp_path):
+    pytest.importorskip("pocketsphinx")
+    import wave
+    audio, _ = long_clip
+    wav = tmp_path / "long.wav"
+    with wave.open(str(wav), "wb") as f:        # the sentences' own int16 samples, unchanged
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(audio.rate)
+        f.writeframes(np.round(audio.samples).astype("<i2").tobytes())
+    assert phones_in_process(wav) == phones_for_audio(audio)
+
+
+def test_the_child_imports_no_numpy(shared_data):
+    """The child's own script (child._CHILD) on the PCM this process makes: the same track, and neither
+    numpy nor scipy in the child's modules (its memory: docs/phonemes.md, "Cost")."""
+    pytest.importorskip("pocketsphinx")
+    import os
+    import subprocess
+    import sys
+    from voca_addon.core.phonemes import child, stage
+    wav = shared_data / "audio" / "test_sentence.wav"
+    pcm, duration, pieces = stage.pcm_pieces(wav)
+    request = {"package": child.PACKAGE_DIR.name, "duration": duration, "pieces": pieces, "transcript": None,
+               "method": "words", "tag": "t"}
+    script = child._CHILD + "\nsys.stderr.write('imported: %s\\n' % [m for m in ('numpy', 'scipy') if m in sys.modules])"
+    env = dict(os.environ, PYTHONPATH=str(child.PACKAGE_DIR.parent))
+    run = subprocess.run([sys.executable, "-c", script], input=json.dumps(request).encode() + b"\n" + pcm,
+                         capture_output=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    assert "imported: []" in run.stderr.decode()
+    reply = json.loads(run.stdout)
+    assert [tuple(p) for p in reply["phones"]] == [tuple(p) for p in phones_for_audio(wav).phones]

@@ -2,9 +2,12 @@
 
 PocketSphinx holds the GIL while it decodes (see :mod:`.sphinx`): in a thread it slows every other
 Python thread, most of all numpy code that releases and re-takes the GIL per operation (measured in
-docs/phonemes.md). :func:`phones_in_process` runs :func:`~.stage.phones_for_audio` in a child of this
-Python (``sys.executable``, this process's ``sys.path``), so the two share no GIL. Its result is the same
-PhoneTrack; a user error in the child is raised here as the same class with the same message; its
+docs/phonemes.md). :func:`phones_in_process` runs :func:`~.stage.phones_for_audio` in two children of this
+Python (``sys.executable``, this process's ``sys.path``), one after the other, so they share no GIL with
+this process: the first reads the audio and makes its 16 kHz PCM and pieces (:func:`~.stage.pcm_pieces`,
+numpy; about a second) and exits; the second decodes them (:func:`~.stage.phones_for_pcm`) without ever
+importing numpy (its peak memory: docs/phonemes.md, "Cost"). Each gets one JSON line, then bytes, on its
+stdin and answers on its stdout. Its result is the same PhoneTrack; a user error in the child is raised here as the same class with the same message; its
 progress comes back on its stderr, and a progress callback that raises (a cancel) kills it.
 :func:`child_python` says whether ``sys.executable`` can run the child at all (inside Blender's binary it
 may not be a Python); callers fall back to a thread when it cannot.
@@ -28,9 +31,24 @@ from .track import Phone, PhoneTrack
 # The child imports the package by its folder's name from the folder above it (inside Blender the
 # extension is bl_ext.REPO.voca_addon, a name only Blender can import).
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
+# The first child: the audio read and made 16 kHz PCM and pieces (numpy, a second or so), written to stdout as
+# one JSON line and the PCM bytes; it exits before the decoder starts, so its memory never adds to the decoder's.
+_PCM_CHILD = r"""
+import json, sys, importlib
+request = json.loads(sys.stdin.buffer.readline())
+stage = importlib.import_module(request["package"] + ".core.phonemes.stage")
+errors = importlib.import_module(request["package"] + ".core.errors")
+try:
+    pcm, duration, pieces = stage.pcm_pieces(request["audio"])
+    sys.stdout.buffer.write(json.dumps({"duration": duration, "pieces": pieces}).encode() + b"\n" + pcm)
+except errors.VocaError as exc:
+    sys.stdout.buffer.write(json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode() + b"\n")
+"""
+# The decoding child: that PCM in on stdin (after one JSON line), the track out; it never imports numpy.
 _CHILD = r"""
 import json, sys, importlib
-request = json.loads(sys.stdin.read())
+request = json.loads(sys.stdin.buffer.readline())
+pcm = sys.stdin.buffer.read()
 stage = importlib.import_module(request["package"] + ".core.phonemes.stage")
 errors = importlib.import_module(request["package"] + ".core.errors")
 last = [-1.0]
@@ -40,7 +58,8 @@ def progress(fraction, *_):
         sys.stderr.write("%s %.4f\n" % (request["tag"], fraction))
         sys.stderr.flush()
 try:
-    track = stage.phones_for_audio(request["audio"], request["transcript"], progress, method=request["method"])
+    track = stage.phones_for_pcm(pcm, request["duration"], [tuple(p) for p in request["pieces"]],
+                                 request["transcript"], progress, method=request["method"])
     reply = {"phones": [list(p) for p in track.phones], "source": track.source, "warnings": list(track.warnings)}
 except errors.VocaError as exc:
     reply = {"error": type(exc).__name__, "message": str(exc)}
@@ -99,21 +118,42 @@ def phones_in_process(audio_path, transcript: Optional[str] = None, method: str 
     RuntimeError
         The child failed otherwise (a bug; its stderr is in the message).
     """
+    from .sphinx import module
+    from .stage import transcript_words
+    if transcript is not None:
+        transcript_words(transcript)           # an empty transcript is refused before any work
+    module()
+    package = PACKAGE_DIR.name
+    head, pcm = _run(_PCM_CHILD, {"package": package, "audio": os.fspath(audio_path)}, b"", None)
+    request = {"package": package, "duration": head["duration"], "pieces": head["pieces"],
+               "transcript": transcript, "method": method, "tag": _TAG}
+    reply, _ = _run(_CHILD, request, pcm, progress)
+    phones = tuple(Phone(str(p), float(s), float(e), str(w)) for p, s, e, w in reply["phones"])
+    return PhoneTrack(phones, reply["source"], tuple(reply["warnings"]))
+
+
+def _run(script: str, request: dict, data: bytes, progress):
+    """Run ``script`` in a child of this Python with ``request`` (one JSON line) and ``data`` on its stdin →
+    (its stdout's first line as JSON, the bytes after it). Progress lines on its stderr go to ``progress``;
+    whatever that raises kills the child. A user error the child reports is raised here (same class and
+    message); a child that fails otherwise → RuntimeError with its stderr."""
     root = str(PACKAGE_DIR.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in sys.path if p]))
-    request = {"package": PACKAGE_DIR.name, "audio": os.fspath(audio_path), "transcript": transcript,
-               "method": method, "tag": _TAG}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
     out: list = []
     reader = threading.Thread(target=lambda: out.append(child.stdout.read()), name="voca-phonemes-reader",
                               daemon=True)
     reader.start()
     other = []
     try:
-        child.stdin.write(json.dumps(request))
-        child.stdin.close()
-        for line in child.stderr:
+        try:
+            child.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+            child.stdin.write(data)
+            child.stdin.close()
+        except BrokenPipeError:             # the child died before reading: its stderr says why (below)
+            pass
+        for line in map(lambda b: b.decode("utf-8", "replace"), child.stderr):
             if line.startswith(_TAG + " "):
                 if progress is not None:
                     progress(float(line.split()[1]), "phonemes")
@@ -125,15 +165,15 @@ def phones_in_process(audio_path, transcript: Optional[str] = None, method: str 
         child.kill()
         child.wait()
         raise
+    head, _, rest = (out[0] if out else b"").partition(b"\n")
     try:
-        reply = json.loads(out[0] if out else "")
+        reply = json.loads(head.decode("utf-8"))
     except ValueError:
         raise RuntimeError(f"the phoneme process failed (exit {child.returncode}): "
                            f"{''.join(other).strip()[-2000:]}") from None
     if "error" in reply:
         raise _error_class(reply["error"])(reply["message"])
-    phones = tuple(Phone(str(p), float(s), float(e), str(w)) for p, s, e, w in reply["phones"])
-    return PhoneTrack(phones, reply["source"], tuple(reply["warnings"]))
+    return reply, rest
 
 
 def phones_beside(audio, transcript: Optional[str] = None, progress: Optional[Callable] = None) -> PhoneTrack:

@@ -16,14 +16,13 @@ Why the recogniser: the cuts fall in pauses, so only the words next to a cut are
 recogniser places most words within their own piece (it reads the VOCASET prompts nearly word for word).
 Its pass costs what detection costs (docs/phonemes.md), the price of bounded memory on long audio.
 
-Contract: numpy + stdlib (+ pocketsphinx through :mod:`.sphinx`); pure functions but for decoding.
+Contract: numpy (imported inside the one function using it: the phoneme child runs numpy-free) + stdlib
+(+ pocketsphinx through :mod:`.sphinx`); pure functions but for decoding.
 """
 from __future__ import annotations
 
 import difflib
 from typing import Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
 
 from . import sphinx
 
@@ -102,6 +101,7 @@ def match_pieces(words: Sequence[str], recognised: Sequence[Sequence[str]],
         of the recognised word it is matched or substituted with; one the recogniser missed goes with the
         word before it (the first ones: with the first matched).
     """
+    import numpy as np      # here, not at the top: the phoneme child imports this module without numpy
     hyp = [(w, k) for k, piece in enumerate(recognised) for w in piece]
     n, m = len(words), len(hyp)
     pairs: dict = {} if cache is None else cache

@@ -25,15 +25,13 @@ call. One utterance decodes at a time per process (a lock). PocketSphinx's bindi
 while it decodes, so the recognisers are fed blocks of :data:`BLOCK_S`: between blocks other Python
 threads (the engine's) run; for real parallelism use :mod:`.child`.
 
-Contract: numpy + stdlib (+ pocketsphinx when present); thread-safe.
+Contract: stdlib (+ pocketsphinx when present; numpy inside :func:`pcm16` only); thread-safe.
 """
 from __future__ import annotations
 
 import os
 import threading
 from typing import List, Optional, Sequence, Tuple
-
-import numpy as np
 
 from ..errors import VocaError
 from . import lmdict
@@ -143,8 +141,9 @@ class _Borrowed:
                 _pool[self.kind].append(self.decoder)
 
 
-def pcm16(samples: np.ndarray) -> bytes:
-    """float int16-scale samples [n] → little-endian int16 bytes (rounded, clipped)."""
+def pcm16(samples) -> bytes:
+    """float int16-scale samples [n] (ndarray) → little-endian int16 bytes (rounded, clipped)."""
+    import numpy as np      # here: the phoneme child decodes PCM it is given, without numpy (.child)
     return np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
 
 

@@ -13,7 +13,11 @@
   and the detection result instead.
 
 Audio is decoded with :func:`~voca_addon.core.speech.audio.load_audio`, channel 0 (VOCA's), resampled
-to 16 kHz with the project's resampler (in 10 s blocks beyond 20 s) and cast to int16.
+to 16 kHz with the project's resampler (in 10 s blocks beyond 20 s) and cast to int16 (:func:`pcm_pieces`);
+:func:`phones_for_pcm` decodes that PCM. The two halves can run in two processes: :mod:`.child` makes the
+PCM here and decodes it in a child Python that never imports numpy (25 MB and the resampling's heap less
+in the child, docs/phonemes.md "Cost"), which is why numpy and the audio modules are imported inside the
+functions that need them.
 
 Long audio (over :data:`~.segments.SEGMENT_MAX_S`, 20 s) is decoded in pieces cut at pauses
 (:mod:`.segments`), each with fresh decoders, phones shifted by the piece's start: memory per piece,
@@ -21,7 +25,8 @@ not per clip. A transcript is aligned whole on audio up to :data:`ALIGN_WHOLE_MA
 audio its words are shared out to the pieces and each piece is aligned alone (:mod:`.longalign`;
 docs/phonemes.md, "Long audio").
 
-Contract: numpy + stdlib (+ pocketsphinx, imported lazily); thread-safe (see :mod:`.sphinx`).
+Contract: numpy (inside the PCM functions) + stdlib (+ pocketsphinx, imported lazily); thread-safe (see
+:mod:`.sphinx`).
 """
 from __future__ import annotations
 
@@ -29,14 +34,10 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import List, Optional, Tuple
 
 from ..errors import InputError
-from ..speech.audio import Audio, load_audio, select_channel
-from ..speech.resample import resample
-from . import longalign, segments, sphinx
+from . import longalign, sphinx
 from .sphinx import UNKNOWN_WORD
 from .track import PhoneTrack, make_track
 
@@ -85,7 +86,7 @@ RESAMPLE_BLOCK_S = 10.0     # s of input resampled at a time on long audio (the 
 RESAMPLE_MARGIN = 2000      # input samples of context on each side of a block (the filter reaches ~70 at 22 kHz → 16 kHz)
 
 
-def _resample_blocks(mono: np.ndarray, rate: int) -> bytes:
+def _resample_blocks(mono, rate: int) -> bytes:
     """16 kHz int16 PCM of ``mono`` resampled block by block (bounded memory).
 
     Blocks start at multiples of the rational ratio's input period ``q`` (``rate / RATE = q / p`` in lowest
@@ -93,6 +94,7 @@ def _resample_blocks(mono: np.ndarray, rate: int) -> bytes:
     resampled with :data:`RESAMPLE_MARGIN` (rounded up to whole periods) of context on both sides and
     trimmed. Differences from one call: float round-off only (int16 casts equal up to rare 1-unit steps).
     """
+    from ..speech.resample import resample
     g = math.gcd(int(rate), sphinx.RATE)
     q, p = int(rate) // g, sphinx.RATE // g
     margin = -(-RESAMPLE_MARGIN // q) * q
@@ -108,6 +110,9 @@ def _resample_blocks(mono: np.ndarray, rate: int) -> bytes:
 
 
 def _pcm(audio) -> Tuple[bytes, float]:
+    from ..speech.audio import Audio, load_audio, select_channel
+    from ..speech.resample import resample
+    from . import segments
     if not isinstance(audio, Audio):
         audio = load_audio(audio)
     mono = select_channel(audio, 0).samples
@@ -138,16 +143,29 @@ def _detect_piece(pcm: bytes, duration: float, method: str, progress, span) -> l
 
 def _pieces(pcm: bytes):
     """(byte start, byte end, start s) of each piece to decode alone (:mod:`.segments`)."""
+    import numpy as np
+    from . import segments
     samples = np.frombuffer(pcm, dtype="<i2")
     return [(2 * a, 2 * b, a / sphinx.RATE) for a, b in segments.split_points(samples)]
 
 
-def _in_pieces(pcm: bytes, duration: float, decode, progress, span=(0.0, 0.9)) -> list:
+def pcm_pieces(audio) -> Tuple[bytes, float, list]:
+    """The detector's input: (16 kHz int16 PCM of channel 0, duration s, the pieces to decode alone).
+
+    Raises
+    ------
+    AudioError
+        The audio cannot be read.
+    """
+    pcm, duration = _pcm(audio)
+    return pcm, duration, _pieces(pcm)
+
+
+def _in_pieces(pcm: bytes, duration: float, decode, progress, pieces, span=(0.0, 0.9)) -> list:
     """``decode(piece_pcm, piece_duration, progress, span)`` on each piece; items shifted to clip time.
 
     Every piece gets fresh decoders, so the peak memory is that of one piece (≤ SEGMENT_MAX_S of audio).
     """
-    pieces = _pieces(pcm)
     out = []
     for k, (a, b, t0) in enumerate(pieces):
         end_s = duration if b >= len(pcm) else min(duration, t0 + (b - a) / 2 / sphinx.RATE)
@@ -158,16 +176,17 @@ def _in_pieces(pcm: bytes, duration: float, decode, progress, span=(0.0, 0.9)) -
     return out
 
 
-def _detect(pcm: bytes, duration: float, method: str, progress, warnings=()) -> PhoneTrack:
+def _detect(pcm: bytes, duration: float, method: str, progress, pieces, warnings=()) -> PhoneTrack:
     if method not in METHODS:
         raise InputError(f"unknown detection method {method!r}; use one of {', '.join(METHODS)}.")
-    items = _in_pieces(pcm, duration, lambda p, d, prog, span: _detect_piece(p, d, method, prog, span), progress)
+    items = _in_pieces(pcm, duration, lambda p, d, prog, span: _detect_piece(p, d, method, prog, span), progress,
+                       pieces)
     return make_track(items, "detected", "the detector", None, warnings)
 
 
-def _phone_loop(pcm: bytes, duration: float, progress, span) -> List[Tuple[str, float, float]]:
+def _phone_loop(pcm: bytes, duration: float, progress, pieces, span) -> List[Tuple[str, float, float]]:
     """The phone recogniser on the whole clip, piece by piece (bounded memory)."""
-    return _in_pieces(pcm, duration, lambda p, d, prog, sp: sphinx.phone_loop(p, prog, sp), progress, span)
+    return _in_pieces(pcm, duration, lambda p, d, prog, sp: sphinx.phone_loop(p, prog, sp), progress, pieces, span)
 
 
 def _agreement(aligned_items, loop) -> float:
@@ -196,12 +215,14 @@ def _fill_unknown(items, loop) -> list:
 
 
 def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAULT_METHOD,
-                     progress=None) -> PhoneTrack:
+                     progress=None, pieces=None) -> PhoneTrack:
     """Forced alignment of ``text``; on a mismatch, one warning and detection (see module docstring).
 
     Audio longer than :data:`ALIGN_WHOLE_MAX_S` is aligned piece by piece (one utterance's memory grows
     with its length): :func:`.longalign.align_long`; no piece aligned → one warning and detection.
+    ``pieces``: :func:`pcm_pieces`'s (computed from ``pcm`` when None).
     """
+    pieces = _pieces(pcm) if pieces is None else pieces
     words = transcript_words(text)
     lexicon = sphinx.lexicon_of(words)
     unknown = [w for w in words if w not in lexicon]
@@ -214,21 +235,21 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
         progress(0.0, "phonemes")
     if duration > ALIGN_WHOLE_MAX_S:                    # piece by piece (longalign.py)
         items, more = longalign.align_long(
-            pcm, duration, align_text, _pieces(pcm), progress, _phone_items, _agreement, _fill_unknown,
+            pcm, duration, align_text, pieces, progress, _phone_items, _agreement, _fill_unknown,
             lambda p, d: _detect_piece(p, d, method, None, (0.0, 1.0)))
         if items is None:
-            return _detect(pcm, duration, method, progress, [
+            return _detect(pcm, duration, method, progress, pieces, [
                 "the transcript does not match the audio (no piece of it could be aligned); the phones were "
                 "detected from the audio instead."])
         return make_track(items, "aligned", "the aligner", None, warnings + more)
     aligned = sphinx.align_words(pcm, align_text, lexicon)
     items = _phone_items(aligned, duration) if aligned is not None else []
-    loop = _phone_loop(pcm, duration, progress, (0.3, 0.6))
+    loop = _phone_loop(pcm, duration, progress, pieces, (0.3, 0.6))
     if aligned is None or _agreement(items, loop) < MATCH_MIN:
         warning = ("the transcript does not match the audio (the aligner " +
                    ("found no path through it" if aligned is None else "placed phones the recogniser does not hear")
                    + "); the phones were detected from the audio instead.")
-        return _detect(pcm, duration, method, progress, [warning])
+        return _detect(pcm, duration, method, progress, pieces, [warning])
     track = make_track(_fill_unknown(items, loop), "aligned", "the aligner", None, warnings)
     if progress is not None:
         progress(1.0, "phonemes")
@@ -266,10 +287,16 @@ def phones_for_audio(audio, transcript: Optional[str] = None, progress=None,
     if transcript is not None:
         transcript_words(transcript)           # an empty transcript is refused before any work
     sphinx.module()
-    pcm, duration = _pcm(audio)
+    return phones_for_pcm(*pcm_pieces(audio), transcript, progress, method)
+
+
+def phones_for_pcm(pcm: bytes, duration: float, pieces: list, transcript: Optional[str] = None, progress=None,
+                   method: str = DEFAULT_METHOD) -> PhoneTrack:
+    """:func:`phones_for_audio` on :func:`pcm_pieces`'s output (numpy-free but for transcripts of audio
+    longer than :data:`ALIGN_WHOLE_MAX_S`: the child process's part)."""
     if transcript is not None:
-        return align_transcript(pcm, duration, transcript, method, progress)
-    track = _detect(pcm, duration, method, progress)
+        return align_transcript(pcm, duration, transcript, method, progress, pieces)
+    track = _detect(pcm, duration, method, progress, pieces)
     if progress is not None:
         progress(1.0, "phonemes")
     return track
