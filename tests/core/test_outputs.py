@@ -1,11 +1,16 @@
 """Output safety: destinations checked before work, exact names, all-or-nothing commits, .blend1 backups."""
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from voca_addon.core import outputs
 from voca_addon.core.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_outputs_check_refuses_suffix_folder_missing_and_existing(tmp_path):
@@ -174,3 +179,42 @@ def test_a_killed_renders_frames_folder_is_swept_by_the_next_run(tmp_path):
     mine.mkdir()
     assert outputs.sweep_leftovers(dest) == 1
     assert not frames.exists() and mine.is_dir()
+
+
+_PROMOTE = "import sys; from pathlib import Path; from voca_addon.core import outputs; " \
+           "outputs.promote(Path(sys.argv[1]), Path(sys.argv[2]))"
+
+
+def test_promote_puts_a_kept_file_at_its_name_in_one_step(tmp_path):
+    """A resumable download's .part, grown under its own name, replaces the destination whole."""
+    dest, part = tmp_path / "output_graph.pb", tmp_path / ".output_graph.pb.part"
+    dest.write_bytes(b"old graph")
+    part.write_bytes(b"new graph, verified")
+    assert outputs.promote(part, dest) == dest
+    assert dest.read_bytes() == b"new graph, verified" and not part.exists()
+
+
+def test_promote_failing_names_the_destination(tmp_path):
+    dest = tmp_path / "output_graph.pb"
+    dest.mkdir()                                    # a folder where the file goes: the rename fails
+    (dest / "inside").write_bytes(b"x")
+    part = tmp_path / ".output_graph.pb.part"
+    part.write_bytes(b"new")
+    with pytest.raises(InputError) as err:
+        outputs.promote(part, dest)
+    assert str(dest) in str(err.value) and ".part" not in str(err.value)
+    assert part.read_bytes() == b"new"              # kept: the next run resumes or renames it
+
+
+@pytest.mark.parametrize("fault", ["rename:1", "renamed:1"])
+def test_fault_injection_killed_promoting_leaves_the_old_file_or_the_new_one(tmp_path, fault):
+    dest, part = tmp_path / "output_graph.pb", tmp_path / ".output_graph.pb.part"
+    dest.write_bytes(b"old graph")
+    part.write_bytes(b"new graph")
+    r = subprocess.run([sys.executable, "-c", _PROMOTE, str(part), str(dest)], cwd=ROOT, capture_output=True,
+                       env=dict(os.environ, VOCA_FAULT=f"{fault}:KILL", PYTHONPATH=str(ROOT)), timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    if fault == "rename:1":                         # killed before the rename: both as they were
+        assert dest.read_bytes() == b"old graph" and part.read_bytes() == b"new graph"
+    else:
+        assert dest.read_bytes() == b"new graph" and not part.exists()

@@ -33,9 +33,9 @@ The rules every command follows (CLI, headless Blender jobs):
    when ``dest`` is absent or empty, or its files moved in one by one (each the old file or the new one at
    every instant) when ``dest`` already holds files, staged inside it then (same file system).
 
-Every file the project writes goes through here, with one exception: the resumable model download
-(:mod:`voca_addon.core.models.fetch`) grows a ``.NAME.part`` file that must survive a kill (the next run
-resumes it with an HTTP ``Range``), renamed to its name once its checksum is verified.
+Every file the project writes goes through here. A file that must outlive a kill under a name of its own
+(the resumable model download's ``.NAME.part``, :mod:`voca_addon.core.models.fetch`: the next run resumes it
+with an HTTP ``Range``) is put at its name by :func:`promote` once it is verified.
 
 Contract: stdlib only; raises :class:`~voca_addon.core.errors.InputError`; not thread-safe per
 instance (one command, one :class:`Staged` / :class:`StagedFolder`).
@@ -326,6 +326,20 @@ def write_exact(dest: Path, write, fault_points: bool = True) -> Path:
         except VocaError as exc:
             raise type(exc)(staged.user_message(str(exc))) from None
         staged.commit()
+    return dest
+
+
+def promote(kept: Path, dest: Path) -> Path:
+    """Rename a finished file the caller grew under a name of its own (``kept``: a resumable download's
+    ``.NAME.part``, which a :class:`Staged` temporary could not be, since a killed run's must stay for the
+    next run to resume) to ``dest`` in one step: ``dest`` holds the old file or the new one at every
+    instant. Fault points ``rename`` / ``renamed``; an OSError becomes an InputError naming ``dest``."""
+    faults.point("rename")
+    try:
+        os.replace(kept, dest)
+    except OSError as exc:
+        raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
+    faults.point("renamed")
     return dest
 
 

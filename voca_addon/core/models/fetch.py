@@ -254,7 +254,7 @@ def _fetch_one(spec: RemoteFile, folder: Path, progress: Progress, timeout: floa
             bad = file_hashes(part).mismatch(spec)
             if bad:
                 raise _damaged(spec, bad)
-            os.replace(part, dest)
+            outputs.promote(part, dest)
     except DamagedDownload:
         reader.close()
         part.unlink(missing_ok=True)                 # a resumed download would stay damaged
