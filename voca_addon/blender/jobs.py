@@ -33,7 +33,9 @@ quitting, the add-on being disabled (:func:`cancel_all`) — nothing is applied 
 worker stops at its next progress call; a core step without one finishes in the background and its result
 is dropped). Saving the file while a job runs saves the scene as it was before the job: the result is
 written in one main-thread call, never between two (a file reopened is never "running": the registry
-lives in memory only); Blender puts an autosave off while a modal operator runs.
+lives in memory only). An autosave never catches a job half-applied: Blender's autosave timer
+(``wm_autosave_timer`` in ``wm_files.cc``) tries again 10 ms later while any window has a modal operator
+handler, and a job is one (``modal_handler_add``) until its last ``modal`` call has applied the result.
 
 Contract: main thread (``bpy``); the worker (:mod:`.worker`) never touches bpy.
 """
