@@ -94,3 +94,32 @@ def test_framewise_ctrl_c_stops_within_a_frame_and_writes_nothing(voca_ckpt, ds_
     print(f"frames on disk at SIGINT: {at_signal}, at most afterwards: {most} (of 300)")
     assert most <= at_signal + 2, (at_signal, most)          # the frame in flight (and one racing the poll)
     assert list(out_dir.iterdir()) == []                      # no .blend, no video, no frames, no temporary
+
+
+_C_PRINT = r"""
+import ctypes, sys
+sys.path.insert(0, sys.argv[1])
+from voca_addon.blender.exports import framewise
+libc = ctypes.CDLL(None)
+libc.printf(b"before, shown\n")
+print("before, shown (Python)")
+with framewise.silenced():
+    libc.printf(b"C: Saved copy as .voca-TEMP.part.blend\n")                    # Blender's C code
+    sys.stdout.write("Info: Saved copy as .voca-TEMP.part.blend\n")           # its operator reports
+libc.printf(b"after, shown\n")
+print("after, shown (Python)")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="libc printf through ctypes.CDLL(None) is POSIX")
+def test_silenced_drops_what_c_printed_inside_even_when_its_stdout_is_buffered():
+    """On a pipe standard output is fully buffered (Python's and C's): a line printed while silenced must not
+    come out after it (Blender's "Info: Saved copy as TEMP" did on a fresh machine, where the buffer filled
+    at another moment), and lines before and after must."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}      # as in a user's shell
+    done = subprocess.run([sys.executable, "-c", _C_PRINT, str(ROOT)], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    for line in ("before, shown\n", "before, shown (Python)", "after, shown\n", "after, shown (Python)"):
+        assert line in done.stdout, done.stdout
+    assert "Saved copy" not in done.stdout, done.stdout

@@ -53,14 +53,33 @@ def silenced(active: bool = True):
         return
     with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stdout.flush()
+    _flush_c_stdout()                   # what C printed before goes where it was meant to
     saved, null = os.dup(STDOUT_FD), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, STDOUT_FD)
     try:
         yield
     finally:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stdout.flush()          # Blender's operator reports ("Info: Saved copy as TEMP") are written
+        _flush_c_stdout()               # to sys.stdout (PySys_WriteStdout): both buffers empty into the null
         os.dup2(saved, STDOUT_FD)
         os.close(saved)
         os.close(null)
+
+
+def _flush_c_stdout() -> None:
+    """``fflush(NULL)`` of the C runtime Blender prints with. On a pipe (a batch, a test, CI) standard output is
+    fully buffered, Python's ``sys.stdout`` and C's ``stdout`` alike: a line printed while silenced stayed in
+    a buffer and came out after the descriptor was restored, or not, depending on how full the buffer was
+    (Blender's "Info: Saved copy as TEMP" on a fresh machine, whose earlier output differed)."""
+    import ctypes
+    import ctypes.util
+    with contextlib.suppress(AttributeError, OSError, TypeError):
+        if os.name == "nt":
+            runtime = ctypes.CDLL(ctypes.util.find_library("ucrtbase") or "ucrtbase")
+        else:
+            runtime = ctypes.CDLL(None)
+        runtime.fflush(None)
 
 
 @contextlib.contextmanager
