@@ -170,3 +170,35 @@ def test_a_download_bug_is_one_line_and_a_log_and_leaves_no_temporary_file(addon
     models = tmp_path / "models"
     assert [n for n in _no_temporary(models) if not n.endswith(".part")] == []
     assert not jobs.busy_reason()
+
+
+_HOLD = r"""
+import sys
+from voca_addon.core import claims
+with claims.claiming():
+    claims.claim(sys.argv[1])
+    print("held", flush=True)
+    sys.stdin.read()                                    # until the test closes our stdin
+"""
+
+
+def test_a_download_into_a_folder_another_process_writes_is_refused_naming_it(addon, server, tmp_path):
+    """A terminal's `models fetch`/`install` (here: a process holding the folder's claim as they do) and the
+    button at once: the button's run is one user error naming the other process, and nothing is written."""
+    import subprocess
+    import sys
+    bpy.context.preferences.system.use_online_access = True
+    models = tmp_path / "models"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(models)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        status, reports = drive(jobs.JobRun(fetch_operator.VOCA_OT_fetch_models, bpy.context))
+        assert status == "CANCELLED" and len(reports) == 1 and reports[0][0] == {"ERROR"}
+        assert "is being written by" in reports[0][1] and str(holder.pid) in reports[0][1]
+        assert server.requests == [] and not models.exists()          # nothing connected, nothing written
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert drive(jobs.JobRun(fetch_operator.VOCA_OT_fetch_models, bpy.context))[0] == "FINISHED"   # then it runs
+    assert (models / "output_graph.pb").is_file()

@@ -7,7 +7,9 @@ the ``network`` permission.
 A :class:`.jobs.JobOperator` of app-wide scope (the add-on's one job runner: :mod:`.jobs`): ``invoke`` starts
 the download in a worker thread that never touches ``bpy``, the modal timer shows its progress in the status
 bar, Esc stops it at the next block (the partial ``.part`` file is kept and the next run resumes it); a second
-download is refused while one runs. ``execute`` (scripts, background mode) runs the same download
+download is refused while one runs, and so is one into a model folder another process is writing (a second
+Blender, ``models fetch`` or ``install`` in a terminal: the folder is claimed, :mod:`voca_addon.core.claims`).
+``execute`` (scripts, background mode) runs the same download
 synchronously. Errors go the one way (:mod:`.reporting`): a user error (server unreachable, bad checksum: the
 damaged part is deleted) as its message, a bug as one line + a log file. After every run, whatever its
 outcome, the preferences' file checks run again, so the status lines show the new files.
@@ -16,6 +18,8 @@ Contract: main thread for everything but ``compute``.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Optional
 
 import bpy
@@ -54,7 +58,15 @@ class VOCA_OT_fetch_models(jobs.JobOperator, bpy.types.Operator):
 
     @staticmethod
     def compute(folder, progress) -> list:
-        return fetch.fetch(folder, FILES, progress)
+        """The download, with the model folder claimed as ``models fetch`` / ``install`` claim it: another
+        Blender or a terminal writing there at the same time is named and this run refused, never mixed."""
+        from ..core import claims
+        from ..core.models import modelfiles
+        target = Path(os.path.abspath(os.path.expanduser(folder) if folder else modelfiles.model_dir()))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with claims.claiming():
+            claims.claim(target)
+            return fetch.fetch(folder, FILES, progress)
 
     @classmethod
     def apply(cls, _scene, _folder, lines: list) -> str:
