@@ -125,3 +125,15 @@ def test_claims_release_gives_one_destination_back_before_the_run_ends(tmp_path)
         assert not claims.claim_path(dest).exists() and claims.held() == [other]
         claims.release(tmp_path / "never-claimed")                      # nothing to give back
         assert claims.claim_path(other).is_file()
+
+
+def test_process_gone_never_signals_a_process_on_windows(monkeypatch):
+    """On Windows os.kill(pid, 0) is TerminateProcess: asking whether a claim's owner lives must not kill it."""
+    def no_kill(*args):
+        raise AssertionError(f"os.kill{args} called")
+    asked = []
+    monkeypatch.setattr(claims.os, "name", "nt")
+    monkeypatch.setattr(claims.os, "kill", no_kill)
+    monkeypatch.setattr(claims, "_windows_process_gone", lambda pid: asked.append(pid) or False)
+    assert claims.process_gone(os.getpid()) is False and asked == [os.getpid()]
+    assert claims.process_gone("not a pid") is False and asked == [os.getpid()]

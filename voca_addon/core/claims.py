@@ -78,14 +78,37 @@ def process_gone(pid, start: Optional[str] = None) -> bool:
     another time than ``start``). Unknown (not a pid, another user's process): not gone."""
     try:
         pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if os.name == "nt":                 # os.kill(pid, 0) would *terminate* it there (TerminateProcess)
+        return _windows_process_gone(pid)
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, TypeError, ValueError):
+    except (PermissionError, OSError):
         return False
     started = _start_time(pid)
     return start is not None and started is not None and started != start
 
+
+
+def _windows_process_gone(pid: int) -> bool:
+    """Windows: ``OpenProcess`` + ``GetExitCodeProcess`` (never a signal). A process id no process has → gone;
+    one still running (exit code STILL_ACTIVE) or not ours to ask → not gone."""
+    import ctypes
+    query, still_active, invalid_parameter = 0x1000, 259, 87     # PROCESS_QUERY_LIMITED_INFORMATION, …
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(query, False, pid)
+    if not handle:
+        return ctypes.get_last_error() == invalid_parameter       # no such process (access denied: alive)
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return False
+        return code.value != still_active
+    finally:
+        kernel32.CloseHandle(handle)
 
 def _alive(owner: dict) -> bool:
     """Whether the run that wrote ``owner`` may still be running (module docstring)."""
