@@ -137,3 +137,26 @@ def test_process_gone_never_signals_a_process_on_windows(monkeypatch):
     monkeypatch.setattr(claims, "_windows_process_gone", lambda pid: asked.append(pid) or False)
     assert claims.process_gone(os.getpid()) is False and asked == [os.getpid()]
     assert claims.process_gone("not a pid") is False and asked == [os.getpid()]
+
+
+def test_holding_claims_one_destination_alone_and_releases_it(tmp_path):
+    """A job in a long-lived process (Blender's download): its folder claimed, refused while another run holds
+    it, released on every exit path — and claiming stays off for the rest of the process."""
+    folder = tmp_path / "voca_models"
+    first = _holder(folder)
+    try:
+        with pytest.raises(InputError, match=rf"is being written by another run: .*process {first.pid}"):
+            with claims.holding(folder):
+                pass
+    finally:
+        first.terminate()
+        first.wait()
+    with claims.holding(folder) as held:
+        assert held == folder and claims.claim_path(folder).is_file()
+        claims.claim(tmp_path / "elsewhere.csv")                         # the process is not claiming
+        assert claims.held() == [] and not claims.claim_path(tmp_path / "elsewhere.csv").exists()
+    assert not claims.claim_path(folder).exists()
+    with pytest.raises(ZeroDivisionError):
+        with claims.holding(folder):
+            1 / 0
+    assert not claims.claim_path(folder).exists()                         # released on an error too

@@ -24,6 +24,7 @@ from typing import Optional
 
 import bpy
 
+from ..core.errors import ModelFileError
 from ..core.models import fetch
 from . import jobs, preferences, reporting
 
@@ -63,9 +64,12 @@ class VOCA_OT_fetch_models(jobs.JobOperator, bpy.types.Operator):
         from ..core import claims
         from ..core.models import modelfiles
         target = Path(os.path.abspath(os.path.expanduser(folder) if folder else modelfiles.model_dir()))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with claims.claiming():
-            claims.claim(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelFileError(f"cannot create the model folder '{target}' ({exc.strerror or exc}); choose "
+                                 "another in the add-on's preferences or set VOCA_MODEL_DIR") from None
+        with claims.holding(target):
             return fetch.fetch(folder, FILES, progress)
 
     @classmethod

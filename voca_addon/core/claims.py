@@ -15,7 +15,9 @@ claims every :data:`RENEW_S` by touching them). Leaving :func:`claiming` release
 took, on every exit path; a ``kill -9`` leaves its claim for the next run to clear.
 
 Outside :func:`claiming` (Blender's operators, library use) :func:`claim` does nothing: Blender's own
-undo and the add-on's transactions protect a scene, and one window runs one job per scene.
+undo and the add-on's transactions protect a scene, and one window runs one job per scene. A job inside
+a long-lived process that writes shared files (Blender's model download) claims its folder alone with
+:func:`holding`, which turns nothing on for the rest of the process.
 
 Contract: stdlib only; thread-safe; raises :class:`~voca_addon.core.errors.InputError`.
 """
@@ -157,35 +159,61 @@ def claim(dest: os.PathLike) -> None:
     with _lock:
         if _active is None or dest in _active:
             return
-        path = claim_path(dest)
-        mine = json.dumps(_me()).encode("utf-8")
-        for _ in range(3):
-            try:
-                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                owner = _read(path)
-                if not _stale(path, owner):
-                    raise InputError(f"'{dest}' is being written by {_describe(owner, path)}. Wait for it to "
-                                     "finish, or choose another name.") from None
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()                               # a killed run's claim: cleared
-                continue
-            except OSError as exc:
-                raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    out.write(mine)
-            except OSError as exc:                              # a full disk: no half-written claim left
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                raise InputError(f"cannot write '{dest}': {exc.strerror or exc} in '{dest.parent}'. Free some "
-                                 "space there or choose another folder.") from None
-            _active[dest] = path
-            break
-        else:
-            raise InputError(f"'{dest}' is claimed and released by other runs in turn; try again.")
+        _active[dest] = _take(dest)
     faults.point("claim")                                       # taken: the run may be killed from here on
 
+
+def _take(dest: Path) -> Path:
+    """Create ``dest``'s claim file exclusively (a stale one cleared first) → its path; InputError when a live
+    run holds it. Called with ``_lock`` held."""
+    path = claim_path(dest)
+    mine = json.dumps(_me()).encode("utf-8")
+    for _ in range(3):
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _read(path)
+            if not _stale(path, owner):
+                raise InputError(f"'{dest}' is being written by {_describe(owner, path)}. Wait for it to "
+                                 "finish, or choose another name.") from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()                                   # a killed run's claim: cleared
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(mine)
+        except OSError as exc:                                  # a full disk: no half-written claim left
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise InputError(f"cannot write '{dest}': {exc.strerror or exc} in '{dest.parent}'. Free some "
+                             "space there or choose another folder.") from None
+        return path
+    raise InputError(f"'{dest}' is claimed and released by other runs in turn; try again.")
+
+
+@contextlib.contextmanager
+def holding(dest: os.PathLike) -> Iterator[Path]:
+    """``dest`` claimed on its own for the block, in any process and thread (a job inside Blender, which must
+    not turn :func:`claiming` on for the whole process): refused like :func:`claim` when another live run
+    holds it, renewed every :data:`RENEW_S`, released on every exit path."""
+    dest = Path(os.path.abspath(os.fspath(dest)))
+    with _lock:
+        path = _take(dest)
+    faults.point("claim")
+    stop = threading.Event()
+
+    def renew():
+        while not stop.wait(RENEW_S):
+            with contextlib.suppress(OSError):
+                os.utime(path)
+    threading.Thread(target=renew, name="voca-claim", daemon=True).start()
+    try:
+        yield dest
+    finally:
+        stop.set()
+        _unlink_if_mine(path)
 
 def held() -> list:
     """The destinations this run has claimed so far (absolute paths, in claim order; empty outside a run)."""
