@@ -227,3 +227,22 @@ def test_fault_injection_killed_filling_a_folder_leaves_each_file_old_or_new(tmp
     assert _commit(dest).returncode == 0
     assert _tree(tmp_path) == {"seq": None, "seq/notes.txt": b"the user's",
                                **{f"seq/{n}": d for n, d in NEW.items()}}
+
+
+def test_staged_folder_an_unreadable_destination_is_a_user_error_naming_it(tmp_path, monkeypatch):
+    """Listing the destination fails (no read permission; root reads anything, so the failure is injected at
+    Path.iterdir): one InputError naming the destination, not an AttributeError from the half-made object."""
+    dest = tmp_path / "seq"
+    dest.mkdir()
+    (dest / "f_0.obj").write_bytes(b"old")
+    real = Path.iterdir
+
+    def denied(self):
+        if self == dest:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(InputError, match=rf"cannot write '{dest}': Permission denied"):
+        outputs.StagedFolder(dest)
+    monkeypatch.undo()
+    assert _tree(tmp_path) == {"seq": None, "seq/f_0.obj": b"old"}

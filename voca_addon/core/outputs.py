@@ -368,6 +368,7 @@ class StagedFolder:
     def __init__(self, dest: Path, fault_points: bool = True):
         self.dest = Path(dest)
         self._point = faults.point if fault_points else _no_point
+        self._temp: Optional[Path] = None           # (an error before it is chosen names only dest)
         try:
             sweep_leftovers(self.dest)
             temp = temp_name(self.dest)
@@ -392,7 +393,7 @@ class StagedFolder:
         return self._temp
 
     def _message(self, text: str) -> str:
-        return text.replace(str(self._temp), str(self.dest))
+        return text.replace(str(self._temp), str(self.dest)) if self._temp is not None else text
 
     def _error(self, exc: OSError) -> InputError:
         return InputError(f"cannot write '{self.dest}': {self._message(exc.strerror or str(exc))}. Nothing was "
