@@ -16,6 +16,8 @@ Contract: stdlib only here (the child imports the package); call from any thread
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import subprocess
@@ -44,7 +46,9 @@ try:
 except errors.VocaError as exc:
     sys.stdout.buffer.write(json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode() + b"\n")
 """
-# The decoding child: that PCM in on stdin (after one JSON line), the track out; it never imports numpy.
+# The decoding child: that PCM in on stdin (after one JSON line), the track out; it never imports numpy. It reads
+# all of stdin before it writes anything (the parent writes stdin first, then reads stderr): keep it so, or a
+# child filling its stderr pipe while the parent still writes would wait on each other.
 _CHILD = r"""
 import json, sys, importlib
 request = json.loads(sys.stdin.buffer.readline())
@@ -151,8 +155,11 @@ def _run(script: str, request: dict, data: bytes, progress):
             child.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
             child.stdin.write(data)
             child.stdin.close()
-        except BrokenPipeError:             # the child died before reading: its stderr says why (below)
-            pass
+        except OSError as exc:              # the child died before reading: its stderr says why (below)
+            if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EINVAL:     # (Windows: EINVAL)
+                raise
+            with contextlib.suppress(OSError):
+                child.stdin.close()
         for line in map(lambda b: b.decode("utf-8", "replace"), child.stderr):
             if line.startswith(_TAG + " "):
                 if progress is not None:
@@ -165,7 +172,10 @@ def _run(script: str, request: dict, data: bytes, progress):
         child.kill()
         child.wait()
         raise
-    head, _, rest = (out[0] if out else b"").partition(b"\n")
+    whole = out[0] if out else b""
+    end = whole.find(b"\n")
+    end = len(whole) if end < 0 else end
+    head, rest = whole[:end], memoryview(whole)[end + 1:]   # the PCM after the line, not copied (an hour: 115 MB)
     try:
         reply = json.loads(head.decode("utf-8"))
     except ValueError:
