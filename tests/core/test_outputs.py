@@ -218,3 +218,15 @@ def test_fault_injection_killed_promoting_leaves_the_old_file_or_the_new_one(tmp
         assert dest.read_bytes() == b"old graph" and part.read_bytes() == b"new graph"
     else:
         assert dest.read_bytes() == b"new graph" and not part.exists()
+
+
+def test_write_exact_a_failing_rename_is_a_user_error_naming_the_destination(tmp_path):
+    """The rename itself fails (here a folder holding files sits at the destination's name): one InputError
+    naming the destination — never a raw OSError (exit 3) or the temporary's name — and no temporary left."""
+    dest = tmp_path / "anim.npz"
+    dest.mkdir()
+    (dest / "keep").write_bytes(b"x")
+    with pytest.raises(InputError) as err:
+        outputs.write_exact(dest, lambda temp: temp.write_bytes(b"new"))
+    assert str(dest) in str(err.value) and ".voca-" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.npz"] and (dest / "keep").read_bytes() == b"x"

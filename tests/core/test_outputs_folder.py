@@ -246,3 +246,21 @@ def test_staged_folder_an_unreadable_destination_is_a_user_error_naming_it(tmp_p
         outputs.StagedFolder(dest)
     monkeypatch.undo()
     assert _tree(tmp_path) == {"seq": None, "seq/f_0.obj": b"old"}
+
+
+def test_staged_folder_a_merge_failing_half_way_says_the_folder_may_be_mixed(tmp_path):
+    """Files moved in one by one: when one cannot be (a folder holding files sits at its name), the message
+    says some files may be new and the others old, each whole — not 'nothing was changed'."""
+    dest = tmp_path / "seq"
+    dest.mkdir()
+    (dest / "f_0.obj").write_bytes(b"old 0")
+    (dest / "f_1.obj").mkdir()
+    (dest / "f_1.obj" / "inside").write_bytes(b"x")
+    with pytest.raises(InputError) as err:
+        with outputs.StagedFolder(dest) as staged:
+            _write_three(staged)
+            staged.commit()
+    assert f"cannot write '{dest}'" in str(err.value) and "may be new" in str(err.value)
+    assert "Nothing was changed" not in str(err.value) and ".voca-" not in str(err.value)
+    assert (dest / "f_0.obj").read_bytes() == NEW["f_0.obj"]                      # moved before the failure
+    assert not [p for p in dest.iterdir() if outputs.is_temp(p)]                   # the staging folder removed

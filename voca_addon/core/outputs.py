@@ -325,7 +325,10 @@ def write_exact(dest: Path, write, fault_points: bool = True) -> Path:
             raise InputError(f"cannot write '{dest}': {exc.strerror or exc}.") from None
         except VocaError as exc:
             raise type(exc)(staged.user_message(str(exc))) from None
-        staged.commit()
+        try:
+            staged.commit()
+        except OSError as exc:              # the rename itself (a folder in the way, a full disk's backup copy)
+            raise InputError(f"cannot write '{dest}': {staged.user_message(exc.strerror or str(exc))}.") from None
     return dest
 
 
@@ -410,11 +413,17 @@ class StagedFolder:
         is the old one or the new one at every instant; files neither replaced nor removed are untouched.
         """
         self._point("commit")
+        merging = self._temp.parent == self.dest
         try:
-            if self._temp.parent == self.dest or not self._rename_whole():
+            if merging or not self._rename_whole():
+                merging = True
                 self._merge(replace, remove)
         except OSError as exc:
-            raise self._error(exc) from None
+            if not merging:
+                raise self._error(exc) from None
+            raise InputError(f"cannot write '{self.dest}': {self._message(exc.strerror or str(exc))}. Some of its "
+                             "files may be new and the others old (each is whole); run again to complete it, "
+                             "after freeing some space or fixing the folder's permissions.") from None
         self.discard()
 
     def _rename_whole(self) -> bool:
