@@ -17,6 +17,7 @@ Contract: main thread (``bpy``). The ``check_*`` functions are plain (no ``bpy``
 # No ``from __future__ import annotations`` here: Blender evaluates the property annotations of
 # registered classes, and string annotations would hide names such as module constants from it.
 
+import os
 import textwrap
 from pathlib import Path
 from typing import Optional, Tuple
@@ -89,7 +90,7 @@ def check_flame_model(path: str) -> Status:
     """Optional: a FLAME model pickle for the built-in emotion presets."""
     if not path:
         return True, f"Not set: only needed for the built-in emotion presets ({FLAME_MODEL_URL})."
-    p = Path(path).expanduser()
+    p = Path(os.path.expanduser(path))
     if not p.is_file():
         return False, f"FLAME model '{p}' was not found. Download it from {FLAME_MODEL_URL}."
     try:

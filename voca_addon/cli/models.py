@@ -71,7 +71,7 @@ def _folder_claimed(folder):
     from ..core import claims
     from ..core.errors import ModelFileError
     from ..core.models import modelfiles
-    target = Path(os.path.abspath(Path(folder).expanduser() if folder else modelfiles.model_dir()))
+    target = Path(os.path.abspath(os.path.expanduser(folder) if folder else modelfiles.model_dir()))
     parents = [p for p in target.parents if not os.path.lexists(p)]         # deepest first
     made = [target] if not os.path.lexists(target) else []
     try:

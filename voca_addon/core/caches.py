@@ -15,6 +15,6 @@ def cache_dir() -> Path:
     """The cache folder (not created here)."""
     env = os.environ.get("VOCA_CACHE_DIR")
     if env:
-        return Path(env).expanduser()
+        return Path(os.path.expanduser(env))
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "voca_addon"

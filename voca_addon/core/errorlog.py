@@ -33,7 +33,7 @@ def log_dir() -> Path:
     """The per-user folder for error logs (see the module docstring; not created here)."""
     env = os.environ.get("VOCA_LOG_DIR")
     if env:
-        return Path(env).expanduser()
+        return Path(os.path.expanduser(env))
     if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
         return Path(os.environ["LOCALAPPDATA"]) / "voca_addon" / "logs"
     if sys.platform == "darwin":

@@ -93,3 +93,13 @@ def test_models_install_bad_input_writes_nothing(voca_ckpt, shared_data, tmp_pat
     r = cli("models", "fetch", "--folder", tmp_path / "a-file" / "deep" / "models")
     assert_user_error(r, "cannot create the model folder")
     assert _tree(tmp_path) == before                            # no folder made, no claim left
+
+
+def test_a_model_folder_under_an_unknown_users_home_is_taken_as_written(tmp_path):
+    """'~nosuchuser/…' (a typo, a user not on this machine): the path as written, as the shell leaves it —
+    never the RuntimeError (exit 3) Path.expanduser raises for it."""
+    env = dict(os.environ, VOCA_MODEL_DIR="~voca-no-such-user/models", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "voca_addon", "models", "status"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr                # missing files: status says so, exit 1
+    assert "~voca-no-such-user/models" in done.stdout and "Traceback" not in done.stderr

@@ -60,7 +60,7 @@ def find_texture(folders: Iterable[Optional[os.PathLike]]) -> Optional[Tuple[Pat
     for folder in folders:
         if folder is None:
             continue
-        obj, png = Path(folder).expanduser() / TEXTURE_OBJ, Path(folder).expanduser() / TEXTURE_PNG
+        obj, png = Path(os.path.expanduser(folder)) / TEXTURE_OBJ, Path(os.path.expanduser(folder)) / TEXTURE_PNG
         if obj.is_file() and png.is_file():
             return obj, png
     return None

@@ -295,7 +295,7 @@ def fetch(folder: Optional[os.PathLike] = None, files: Sequence[RemoteFile] = PU
         Server unreachable or answering an error, a broken connection (the part is kept: run again to
         resume), a damaged download (deleted), or a folder that cannot be written.
     """
-    target = Path(folder).expanduser() if folder else modelfiles.model_dir()
+    target = Path(os.path.expanduser(folder)) if folder else modelfiles.model_dir()
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -324,7 +324,7 @@ def install_voca_zip(zip_path: os.PathLike, folder: Optional[os.PathLike] = None
     ModelFileError
         Not a zip, no VOCA checkpoint inside, a damaged checkpoint, existing files without ``overwrite``.
     """
-    source, target = Path(zip_path).expanduser(), Path(folder).expanduser() if folder else modelfiles.model_dir()
+    source, target = Path(os.path.expanduser(zip_path)), Path(os.path.expanduser(folder)) if folder else modelfiles.model_dir()
     if source.is_dir():
         raise ModelFileError(f"'{source}' is a folder; give the VOCA trained-model zip file itself.")
     if target.exists() and not target.is_dir():

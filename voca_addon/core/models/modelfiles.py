@@ -56,7 +56,7 @@ HASH_CHUNK = 16 << 20      # bytes read per hashing step
 def model_dir() -> Path:
     """The documented default folder for model files: ``$VOCA_MODEL_DIR`` or ``~/voca_models``."""
     env = os.environ.get("VOCA_MODEL_DIR")
-    return Path(env).expanduser() if env else Path.home() / "voca_models"
+    return Path(os.path.expanduser(env)) if env else Path.home() / "voca_models"
 
 
 class MissingModelFiles(ModelFileError):
@@ -95,7 +95,7 @@ def _missing(what: str, expected: Path, url: str, hint: str) -> MissingModelFile
 
 def resolve_voca(path: Optional[os.PathLike] = None) -> Path:
     """The checkpoint prefix (``.../gstep_52280.model``) from a prefix, a file of it, or a folder."""
-    p = Path(path).expanduser() if path else model_dir()
+    p = Path(os.path.expanduser(path)) if path else model_dir()
     if p.is_dir() or not path:
         indexes = (sorted(p.glob("*.model.index")) or sorted(p.glob("*.index"))) if p.is_dir() else []
         p = indexes[0] if indexes else p / VOCA_PREFIX_NAME
@@ -114,7 +114,7 @@ def resolve_voca(path: Optional[os.PathLike] = None) -> Path:
 
 
 def resolve_deepspeech(path: Optional[os.PathLike] = None) -> Path:
-    p = Path(path).expanduser() if path else model_dir() / DEEPSPEECH_NAME
+    p = Path(os.path.expanduser(path)) if path else model_dir() / DEEPSPEECH_NAME
     if p.is_dir():
         p = p / DEEPSPEECH_NAME
     if not p.is_file():
@@ -124,7 +124,7 @@ def resolve_deepspeech(path: Optional[os.PathLike] = None) -> Path:
 
 
 def resolve_template(path: Optional[os.PathLike] = None) -> Path:
-    p = Path(path).expanduser() if path else model_dir() / TEMPLATE_NAME
+    p = Path(os.path.expanduser(path)) if path else model_dir() / TEMPLATE_NAME
     if not p.is_file():
         raise _missing("FLAME template mesh", p, TEMPLATE_URL, "(pass it with --template)")
     return p

@@ -65,7 +65,7 @@ def _public(spec: "fetch.RemoteFile", folder: Path) -> FileStatus:
 
 def status(folder: Optional[os.PathLike] = None) -> List[FileStatus]:
     """The state of every model file in ``folder`` (default :func:`modelfiles.model_dir`)."""
-    target = Path(folder).expanduser() if folder else modelfiles.model_dir()
+    target = Path(os.path.expanduser(folder)) if folder else modelfiles.model_dir()
     return [_voca(target)] + [_public(spec, target) for spec in fetch.PUBLIC_FILES]
 
 
@@ -76,7 +76,7 @@ def usable(rows: List[FileStatus]) -> bool:
 
 def report(folder: Optional[os.PathLike] = None, rows: Optional[List[FileStatus]] = None) -> str:
     """:func:`status` (or the ``rows`` it gave) as text, one line per file, with the folder named first."""
-    target = Path(folder).expanduser() if folder else modelfiles.model_dir()
+    target = Path(os.path.expanduser(folder)) if folder else modelfiles.model_dir()
     rows = status(target) if rows is None else rows
     lines = [f"model folder: {target}"]
     lines += [f"  {row.state:<9} {row.name}: {row.detail}" for row in rows]
