@@ -27,6 +27,7 @@ esac
 PY=$1
 why=$(missing "$PY")
 [ -n "$why" ] || exit 0
+case "$why" in *.so*) ;; *) echo "bpy cannot load in $PY: $why" >&2; exit 3 ;; esac   # not a missing library
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "bpy cannot load ($why): installing the libraries it needs with apt-get"
   # shellcheck disable=SC2086

@@ -18,7 +18,8 @@ MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2
 [ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$MIRROR" ] || { echo "no Debian mirror found in this machine's apt sources" >&2; exit 3; }
 [ "$(id -u)" = 0 ] || { echo "a fresh chroot needs root (debootstrap, mounts)" >&2; exit 3; }
-rm -rf "$R"
+case "$R" in /|/bin|/usr|/etc|/var|/tmp|/root|/home|"") echo "refusing to use '$R' as the chroot" >&2; exit 2 ;; esac
+rm -rf --one-file-system "$R"
 debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,make,git,debootstrap,util-linux \
   bookworm "$R" "$MIRROR" >/dev/null
 cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true

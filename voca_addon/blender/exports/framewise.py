@@ -25,6 +25,7 @@ Units: scene frames.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import shutil
@@ -72,14 +73,19 @@ def _flush_c_stdout() -> None:
     fully buffered, Python's ``sys.stdout`` and C's ``stdout`` alike: a line printed while silenced stayed in
     a buffer and came out after the descriptor was restored, or not, depending on how full the buffer was
     (Blender's "Info: Saved copy as TEMP" on a fresh machine, whose earlier output differed)."""
+    with contextlib.suppress(AttributeError, OSError, TypeError):
+        _c_runtime().fflush(None)
+
+
+@functools.lru_cache(maxsize=1)
+def _c_runtime():
+    """The C runtime Blender prints with: this process's symbols (Linux, macOS), the UCRT on Windows (looked up
+    once: ``find_library`` walks the PATH)."""
     import ctypes
     import ctypes.util
-    with contextlib.suppress(AttributeError, OSError, TypeError):
-        if os.name == "nt":
-            runtime = ctypes.CDLL(ctypes.util.find_library("ucrtbase") or "ucrtbase")
-        else:
-            runtime = ctypes.CDLL(None)
-        runtime.fflush(None)
+    if os.name == "nt":
+        return ctypes.CDLL(ctypes.util.find_library("ucrtbase") or "ucrtbase")
+    return ctypes.CDLL(None)
 
 
 @contextlib.contextmanager
