@@ -264,3 +264,15 @@ def test_staged_folder_a_merge_failing_half_way_says_the_folder_may_be_mixed(tmp
     assert "Nothing was changed" not in str(err.value) and ".voca-" not in str(err.value)
     assert (dest / "f_0.obj").read_bytes() == NEW["f_0.obj"]                      # moved before the failure
     assert not [p for p in dest.iterdir() if outputs.is_temp(p)]                   # the staging folder removed
+
+
+def test_staged_folder_an_inputs_read_error_is_not_called_a_write_error(tmp_path):
+    """An input that cannot be read while the folder is written (here a missing file) passes as it is, naming
+    the input — not 'cannot write DEST'; the destination is untouched and no temporary is left."""
+    dest, source = tmp_path / "seq", tmp_path / "gone.npz"
+    with pytest.raises(FileNotFoundError) as err:
+        with outputs.StagedFolder(dest) as staged:
+            _write_three(staged)
+            source.read_bytes()
+    assert str(source) in str(err.value)
+    assert _tree(tmp_path) == {}

@@ -385,8 +385,8 @@ class StagedFolder:
 
     def __exit__(self, kind, value, trace) -> None:
         self.discard()
-        if isinstance(value, OSError):
-            raise self._error(value) from None
+        if isinstance(value, OSError) and self._about_output(value):
+            raise self._error(value) from None          # (an input's read error passes as it is: it names it)
         if isinstance(value, VocaError) and str(self._temp) in str(value):
             raise type(value)(self._message(str(value))) from None
 
@@ -394,6 +394,13 @@ class StagedFolder:
         """The temporary folder to write the files in (asked for just before writing them)."""
         self._point("write")
         return self._temp
+
+    def _about_output(self, exc: OSError) -> bool:
+        """Whether ``exc`` is about what is written here: it names no file (a write's error: a full disk) or a
+        file in the temporary folder or the destination."""
+        names = [n for n in (exc.filename, exc.filename2) if n is not None]
+        places = [str(p) for p in (self._temp, self.dest) if p is not None]
+        return not names or any(os.fspath(n).startswith(tuple(places)) for n in names)
 
     def _message(self, text: str) -> str:
         return text.replace(str(self._temp), str(self.dest)) if self._temp is not None else text
