@@ -25,6 +25,8 @@ debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,mak
 cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true
 [ ! -f /etc/pip.conf ] || cp /etc/pip.conf "$R/etc/pip.conf"
 chroot "$R" update-ca-certificates >/dev/null
+ln -sf ../proc/self/mounts "$R/etc/mtab"   # as on any installed Debian (systemd-tmpfiles) or container; a bare
+#                                            debootstrap lacks it, and Blender 4.5 then prints a line on stderr
 cp -L /etc/resolv.conf "$R/etc/resolv.conf"
 mkdir -p "$R/work/ci/shared"
 git clone -q "$REPO" "$R/work/ci/main"

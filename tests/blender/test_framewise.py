@@ -108,6 +108,10 @@ with framewise.silenced():
     sys.stdout.write("Info: Saved copy as .voca-TEMP.part.blend\n")           # its operator reports
 libc.printf(b"after, shown\n")
 print("after, shown (Python)")
+sys.stdout.flush()
+libc.fflush(None)
+import os
+os._exit(0)                     # not the interpreter's teardown: the PyPI bpy 4.5 module hangs in it
 """
 
 
