@@ -24,7 +24,6 @@ from typing import Optional
 
 import bpy
 
-from ..core.errors import ModelFileError
 from ..core.models import fetch
 from . import jobs, preferences, reporting
 
@@ -64,11 +63,7 @@ class VOCA_OT_fetch_models(jobs.JobOperator, bpy.types.Operator):
         from ..core import claims
         from ..core.models import modelfiles
         target = Path(os.path.abspath(os.path.expanduser(folder) if folder else modelfiles.model_dir()))
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ModelFileError(f"cannot create the model folder '{target}' ({exc.strerror or exc}); choose "
-                                 "another in the add-on's preferences or set VOCA_MODEL_DIR") from None
+        modelfiles.make_folder(target.parent, target, "in the add-on's preferences or set VOCA_MODEL_DIR")
         with claims.holding(target):
             return fetch.fetch(folder, FILES, progress)
 

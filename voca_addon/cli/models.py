@@ -69,16 +69,11 @@ def _folder_claimed(folder):
     it), the parents always (another run's claim file or folder keeps them).
     """
     from ..core import claims
-    from ..core.errors import ModelFileError
     from ..core.models import modelfiles
     target = Path(os.path.abspath(os.path.expanduser(folder) if folder else modelfiles.model_dir()))
     parents = [p for p in target.parents if not os.path.lexists(p)]         # deepest first
     made = [target] if not os.path.lexists(target) else []
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelFileError(f"cannot create the model folder '{target}' ({exc.strerror or exc}); choose "
-                             "another folder with --folder or VOCA_MODEL_DIR") from None
+    modelfiles.make_folder(target.parent, target)
     try:
         claims.claim(target)
     except BaseException:

@@ -296,11 +296,7 @@ def fetch(folder: Optional[os.PathLike] = None, files: Sequence[RemoteFile] = PU
         resume), a damaged download (deleted), or a folder that cannot be written.
     """
     target = Path(os.path.expanduser(folder)) if folder else modelfiles.model_dir()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelFileError(f"cannot create the model folder '{target}' ({exc.strerror}); choose another "
-                             "folder with --folder or VOCA_MODEL_DIR") from None
+    modelfiles.make_folder(target, target)
     lines = []
     for spec in files:
         _report(progress, 0.0, f"verifying {spec.name}")

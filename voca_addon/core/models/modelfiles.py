@@ -59,6 +59,16 @@ def model_dir() -> Path:
     return Path(os.path.expanduser(env)) if env else Path.home() / "voca_models"
 
 
+def make_folder(path: Path, shown: Path, hint: str = "folder with --folder or VOCA_MODEL_DIR") -> None:
+    """Create ``path`` (the model folder ``shown``, or its parent for the claim file beside it) and its parents;
+    ModelFileError naming ``shown`` and where to choose another (``hint``) when it cannot be made."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelFileError(f"cannot create the model folder '{shown}' ({exc.strerror or exc}); choose "
+                             f"another {hint}") from None
+
+
 class MissingModelFiles(ModelFileError):
     """One or more model files are not where they were looked for.
 
