@@ -183,8 +183,9 @@ def _workers() -> list:
     return [t.name for t in threading.enumerate() if t.name == "voca-animate" and t.is_alive()]
 
 
-SAVE_AT_TICK = 2            # the mid-run save: at the second running tick (two progress samples taken; a
-#                             fast run, 5.2 without PocketSphinx, has only two or three)
+SAVE_AT_TICK = 2            # the mid-run save: from the second running tick on (two progress samples taken; a
+#                             fast run, 5.2 without PocketSphinx, has only two or three), at the first whose
+#                             progress is under way (a slow start, 4.3 on a loaded machine, ticks at 0 twice)
 
 
 def animate(config, entry):
@@ -200,7 +201,8 @@ def animate(config, entry):
         if sample[2] in ("", "cancelled"):
             return False
         grabbed["ticks"] = grabbed.get("ticks", 0) + 1
-        if "saved_mid_run" not in entry and grabbed["ticks"] == SAVE_AT_TICK:   # the save stalls the loop
+        if ("saved_mid_run" not in entry and grabbed["ticks"] >= SAVE_AT_TICK   # the save stalls the loop
+                and 0.0 < sample[1] < 1.0):
             path = _path(config, "mid-run.blend")                            # (seconds): after some samples
             bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
             entry["saved_mid_run"] = dict(path=path, sample=sample, running=running_now())
