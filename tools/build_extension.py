@@ -22,8 +22,8 @@ the zip(s) that serve them (``--host`` = this interpreter's platform and Python)
 
 Why one zip per platform *and Python line* (Blender's own ``--split-platforms`` splits by platform only):
 three scipy wheels (cp311, cp313, cp314) and two PocketSphinx wheels (cp311, cp313; each carries its
-29 MB English model) make 131 – 182 MB per platform, over the 120 MB a zip may weigh (:data:`MAX_ZIP_MB`);
-grouped as :data:`ZIP_PYTHONS` each zip stays under it. Blender installs, from a zip's wheels, only those
+29 MB English model) make 147 – 182 MB per platform with the add-on (the five wheels alone 140 – 174 MB),
+over the 120 MB a zip may weigh (:data:`MAX_ZIP_MB`); grouped as :data:`ZIP_PYTHONS` each zip stays under it. Blender installs, from a zip's wheels, only those
 whose tags match its own Python and platform (the others are skipped), and a repository may list several
 files of one extension that differ in platform or Python (``blender_ext.py server-generate`` refuses only
 overlaps). A Python without a wheel of a dependency (PocketSphinx has none for 3.14) still accepts the zip:
