@@ -41,6 +41,22 @@ def test_phonemes_with_transcript_writes_textgrid(wav, tmp_path):
     assert 'name = "phones"' in out.read_text() and '"myopia"' in out.read_text()
 
 
+def test_phonemes_transcript_that_does_not_match_warns_once_and_detects(wav, tmp_path):
+    """Issue 18: a transcript the audio does not match is one warning line, then detection, exit 0 — the
+    same phones as detection without a transcript."""
+    pytest.importorskip("pocketsphinx")
+    out, detected = tmp_path / "p.json", tmp_path / "d.json"
+    r = cli("phonemes", wav, "--transcript", "The quick brown fox jumps over the lazy dog.", "--out", out)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: the transcript does not match the audio"), r.stderr
+    assert "(detected)" in r.stdout
+    assert cli("phonemes", wav, "--out", detected).returncode == 0
+    phones = json.loads(out.read_text())
+    assert phones == json.loads(detected.read_text())
+    assert [p["phone"] for p in phones if p["phone"] in ("P", "B", "M")] == ["M", "P", "B", "M", "P"]
+
+
 def test_phonemes_alignment_file_converts_without_pocketsphinx(wav, tmp_path):
     src = tmp_path / "in.tsv"
     src.write_text("0.00\tX\n1.11\tA\n1.18\tC\n1.44\tA\n1.54\tX\n")           # Rhubarb TSV
