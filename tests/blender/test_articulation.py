@@ -203,6 +203,34 @@ def test_hand_edited_curve_survives_a_knob(head, official, track):
     np.testing.assert_array_equal(speech_curves(head)[other], other_before)
 
 
+def test_hand_edited_correction_curve_and_sculpted_correction_key_are_left(head, official, track):
+    """The closure key's own curve edited by hand survives the closure-strength knob; the key sculpted by hand
+    survives a new phone track (its shape follows the track); each is named, nothing else is held back."""
+    key = head.data.shape_keys
+    close = key.key_blocks["voca_lips_close"]
+    fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path("voca_lips_close"))
+    peak = int(np.argmax(keyframes.curve_points(fcurve)[:, 1]))
+    fcurve.keyframe_points[peak].co.y = 0.25
+    fcurve.update()
+    mine = keyframes.curve_points(fcurve).copy()
+    speech_before = speech_curves(head)
+    knobs(head, closure_strength=0.5, speech_strength=0.8)
+    np.testing.assert_array_equal(keyframes.curve_points(fcurve), mine)
+    status = head.voca_articulation.status
+    assert "'voca_lips_close'" in status and "1 curve" in status, status
+    assert all(not np.array_equal(speech_curves(head)[n], speech_before[n]) for n in list(speech_before)[:3])
+
+    co = writer.key_co(close).copy()
+    co[np.argmax(np.abs(co - writer.key_co(key.key_blocks[0])).sum(axis=1))] += (0.0, 0.002, 0.0)   # a sculpt
+    close.data.foreach_set("co", co.ravel())
+    shorter = PhoneTrack(track.phones[:3], "textgrid")
+    report = articulation_writer.set_track(head, bpy.context.scene, shorter)
+    assert "voca_lips_close (shape)" in report.edited, report
+    np.testing.assert_array_equal(writer.key_co(close), co)
+    np.testing.assert_array_equal(keyframes.curve_points(fcurve), mine)
+    assert articulation_writer.stored_track(head) == shorter
+
+
 def test_save_and_reload_keep_the_knobs_working(head, official, track, tmp_path):
     knobs(head, speech_strength=0.8)
     path = tmp_path / "articulation.blend"
