@@ -50,7 +50,8 @@ def add_args(p, batch: bool = False) -> None:
     g = p.add_argument_group("articulation (lips that close on p/b/m, tuck on f/v)")
     if not batch:
         g.add_argument("--transcript", metavar="TEXT|FILE.txt", help="what is said (text, or a .txt file): "
-                       "forced alignment instead of detection; default: AUDIO.txt beside the audio, if any")
+                       "forced alignment instead of detection; default: AUDIO.txt beside the audio, if any. Detection "
+                       "and alignment are US English: for another language give --alignment")
         g.add_argument("--alignment", metavar="FILE", help="phones from a TextGrid (MFA), a Rhubarb .tsv/.json "
                        "or our .json instead of detecting them")
     g.add_argument("--no-closures", action="store_true", help="the exact VOCA result: no lip-closure keys")
@@ -278,7 +279,7 @@ def describe(plan: Plan, track, anim=None) -> str:
     """One line for the run's report: the phones' source and count, closures on/off."""
     if track is None:
         return "no lip closures" if not plan.closures else "no phones"
-    text = f"{len(track.phones)} phones ({track.source})"
+    text = f"{len(track.phones)} phones ({track.label})"
     if anim is not None and anim.corrections is not None:
         return text + ", lip closures on"
     return text + (", lip closures off" if not plan.closures else "")

@@ -1,5 +1,10 @@
-"""``python -m voca_addon phonemes AUDIO [--transcript TEXT | --transcript-file F.txt | --alignment FILE]
+"""``python -m voca_addon phonemes AUDIO [--transcript TEXT|FILE.txt | --transcript-file F.txt | --alignment FILE]
 --out OUT.json|.tsv|.TextGrid``: the phone track of one clip, for other tools.
+
+``--transcript`` reads like the other commands' (:func:`.articulation.read_transcript`: a value ending in
+``.txt``, or naming an existing file, is read as a UTF-8 file); ``--transcript-file`` is always a file.
+Detection and alignment are US English (PocketSphinx's model and dictionary): for another language give an
+``--alignment`` file (e.g. Montreal Forced Aligner's TextGrid); a detected track says so where it is reported.
 
 Without ``--transcript``/``--transcript-file``/``--alignment``, ``AUDIO.txt`` beside the audio is the
 transcript when present (one line says so); otherwise the phones are detected from the audio alone.
@@ -24,12 +29,14 @@ def add_parser(sub) -> None:
     p = sub.add_parser("phonemes", help="audio (+ transcript) → phone track (.json / .tsv / .TextGrid)")
     p.add_argument("audio", metavar="AUDIO")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--transcript", metavar="TEXT", help="the words spoken (forced alignment)")
+    g.add_argument("--transcript", metavar="TEXT|FILE.txt", help="the words spoken, or a .txt file holding "
+                   "them (forced alignment; US English)")
     g.add_argument("--transcript-file", metavar="F.txt", help="a UTF-8 text file with the words spoken")
     g.add_argument("--alignment", metavar="FILE", help="read the phones from a Praat .TextGrid, a Rhubarb "
                    "Lip Sync .tsv/.json or this add-on's .json/.tsv instead of detecting them")
     p.add_argument("--method", choices=("words", "phones"), default="words",
-                   help="detection without a transcript: 'words' (recogniser + alignment, default) or "
+                   help="detection without a transcript (PocketSphinx's US-English model: for another "
+                   "language give --alignment): 'words' (recogniser + alignment, default) or "
                    "'phones' (the phone recogniser alone, faster, fewer bilabials found)")
     p.add_argument("--out", required=True, help="output .json, .tsv or .TextGrid (by extension)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -57,6 +64,9 @@ def run(args) -> None:
                                             "--transcript-file": args.transcript_file})
     audio_mod.check_audio_path(args.audio)
     transcript = args.transcript
+    if transcript is not None:                  # text, or a .txt file as the other commands read it
+        from .articulation import read_transcript
+        transcript, _ = read_transcript(transcript)
     if args.transcript_file is not None:
         transcript = _transcript_file(args.transcript_file)
     if transcript is not None:
@@ -73,4 +83,4 @@ def run(args) -> None:
     for line in track.warnings:
         print(f"warning: {line}", file=sys.stderr)
     write_alignment(track, out, clip.duration_s)
-    print(f"wrote {out}: {len(track.phones)} phones ({track.source})")
+    print(f"wrote {out}: {len(track.phones)} phones ({track.label})")

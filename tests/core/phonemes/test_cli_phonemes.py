@@ -50,11 +50,27 @@ def test_phonemes_transcript_that_does_not_match_warns_once_and_detects(wav, tmp
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: the transcript does not match the audio"), r.stderr
-    assert "(detected)" in r.stdout
+    assert "(detected by the US-English recogniser; for another language import an alignment file)" in r.stdout
     assert cli("phonemes", wav, "--out", detected).returncode == 0
     phones = json.loads(out.read_text())
     assert phones == json.loads(detected.read_text())
     assert [p["phone"] for p in phones if p["phone"] in ("P", "B", "M")] == ["M", "P", "B", "M", "P"]
+
+
+def test_phonemes_transcript_txt_is_read_as_the_other_commands_read_it(wav, tmp_path):
+    """``--transcript words.txt`` is the file's text (as animate / infer / retarget read it), not the name."""
+    pytest.importorskip("pocketsphinx")
+    text = tmp_path / "words.txt"
+    text.write_text("Severe myopia contributed\nto Ron's inferiority complex.\n", encoding="utf-8")
+    out = tmp_path / "p.json"
+    r = cli("phonemes", wav, "--transcript", text, "--out", out)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "(aligned)" in r.stdout
+    words = [p["word"] for p in json.loads(out.read_text())]
+    assert "myopia" in words and "complex" in words
+    missing = tmp_path / "absent.txt"
+    assert_refused(cli("phonemes", wav, "--transcript", missing, "--out", out.with_suffix(".tsv")),
+                   out.with_suffix(".tsv"), "absent.txt")
 
 
 def test_phonemes_alignment_file_converts_without_pocketsphinx(wav, tmp_path):

@@ -100,7 +100,7 @@ def import_alignment(context, path: str) -> str:
         duration = int(store["frames"]) / float(store["fps"])
     track = articulation_phones.read_alignment(path, duration)        # raises before anything changes
     context.scene.voca_phones.alignment_path = path
-    line = f"{len(track.phones)} phones from '{bpy.path.basename(path)}' ({track.source})"
+    line = f"{len(track.phones)} phones from '{bpy.path.basename(path)}' ({track.label})"
     if not articulated:
         return line + "; Animate from audio uses them."
     done = articulation_writer.set_track(obj, context.scene, track)

@@ -83,7 +83,8 @@ class VOCA_PG_phones(bpy.types.PropertyGroup):
     alignment_path: StringProperty(name="Alignment", subtype="FILE_PATH",
                                    description="Phones already aligned to the audio: Praat TextGrid (Montreal "
                                                "Forced Aligner), Rhubarb Lip Sync TSV / JSON, or VOCA's JSON. "
-                                               "Empty: transcript or detection")
+                                               "Empty: transcript or detection (both US English: for another "
+                                               "language, align it with MFA and give its TextGrid here)")
     transcript: StringProperty(name="Transcript",
                                description="What is said in the audio (English): the phones are aligned to it, "
                                            "more exactly than detection")

@@ -195,11 +195,11 @@ def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.Writ
 
 
 def closure_line(track) -> str:
-    """``lip closures on 5 p/b/m and 3 f/v (detected)``."""
+    """``lip closures on 5 p/b/m and 3 f/v (aligned)`` (a detected track says it was heard as US English)."""
     phones = [p.phone for p in track.phones]
     closes = sum(p in BILABIALS for p in phones)
     tucks = sum(p in LABIODENTALS for p in phones)
-    return f"lip closures on {closes} p/b/m and {tucks} f/v ({track.source})"
+    return f"lip closures on {closes} p/b/m and {tucks} f/v ({track.label})"
 
 
 def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:

@@ -17,6 +17,9 @@ from typing import Iterable, NamedTuple, Optional, Tuple
 from ..errors import InputError
 
 SOURCES = ("detected", "aligned", "textgrid", "rhubarb", "json")
+# What the detector can and cannot do, said wherever a detected track is reported (issue 18: non-English audio):
+# PocketSphinx's model and dictionary are US English; speech in another language is heard as English words.
+DETECTED_LABEL = "detected by the US-English recogniser; for another language import an alignment file"
 END_TOLERANCE_S = 0.02       # s, a time may pass the audio's end by this much (rounding of 10 ms frames)
 OVERLAP_TOLERANCE_S = 1e-6   # s, rounding in text files (Praat writes 17 digits, we write 1e-6 s)
 
@@ -76,6 +79,11 @@ class PhoneTrack:
 
     def __post_init__(self):
         assert self.source in SOURCES, self.source
+
+    @property
+    def label(self) -> str:
+        """The source as the user reads it: a detected track also says it was heard as US English."""
+        return DETECTED_LABEL if self.source == "detected" else self.source
 
     def of(self, *labels: str) -> Tuple[Phone, ...]:
         """The phones whose label is one of ``labels`` (e.g. ``track.of("P", "B", "M")``)."""
