@@ -1,5 +1,6 @@
 """``python -m voca_addon phonemes AUDIO [--transcript TEXT|FILE.txt | --transcript-file F.txt | --alignment FILE]
---out OUT.json|.tsv|.TextGrid``: the phone track of one clip, for other tools.
+--out OUT.json|.tsv|.TextGrid [--rhubarb]``: the phone track of one clip, for other tools (``--rhubarb``:
+as Rhubarb Lip Sync's mouth cues, .tsv or .json, :func:`core.phonemes.files.rhubarb_cues`).
 
 ``--transcript`` reads like the other commands' (:func:`.articulation.read_transcript`: a value ending in
 ``.txt``, or naming an existing file, is read as a UTF-8 file); ``--transcript-file`` is always a file.
@@ -39,6 +40,8 @@ def add_parser(sub) -> None:
                    "language give --alignment): 'words' (recogniser + alignment, default) or "
                    "'phones' (the phone recogniser alone, faster, fewer bilabials found)")
     p.add_argument("--out", required=True, help="output .json, .tsv or .TextGrid (by extension)")
+    p.add_argument("--rhubarb", action="store_true", help="write Rhubarb Lip Sync's mouth cues (A–H, X: "
+                   "P/B/M → A, F/V → G, …) instead of phones, as its .tsv or .json, for tools that read them")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(run=run)
 
@@ -62,6 +65,9 @@ def run(args) -> None:
     out = outputs.check_output(args.out, "--out", SUFFIXES, args.overwrite)
     outputs.check_distinct({"--out": out}, {"AUDIO": args.audio, "--alignment": args.alignment,
                                             "--transcript-file": args.transcript_file})
+    if args.rhubarb:
+        from ..core.phonemes.files import check_rhubarb_path
+        check_rhubarb_path(out)
     audio_mod.check_audio_path(args.audio)
     transcript = args.transcript
     if transcript is not None:                  # text, or a .txt file as the other commands read it
@@ -82,5 +88,6 @@ def run(args) -> None:
         track = phones_for_audio(clip, transcript, method=args.method)
     for line in track.warnings:
         print(f"warning: {line}", file=sys.stderr)
-    write_alignment(track, out, clip.duration_s)
-    print(f"wrote {out}: {len(track.phones)} phones ({track.label})")
+    write_alignment(track, out, clip.duration_s, rhubarb=args.rhubarb)
+    what = "Rhubarb mouth cues of " if args.rhubarb else ""
+    print(f"wrote {out}: {what}{len(track.phones)} phones ({track.label})")

@@ -82,6 +82,23 @@ def test_phonemes_alignment_file_converts_without_pocketsphinx(wav, tmp_path):
     assert [p["phone"] for p in json.loads(out.read_text())] == ["M", "EH", "M"]
 
 
+def test_phonemes_rhubarb_writes_mouth_cues_and_refuses_a_textgrid(wav, tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([{"phone": "M", "start": 1.11, "end": 1.18, "word": "myopia"},
+                               {"phone": "AY", "start": 1.18, "end": 1.3, "word": "myopia"},
+                               {"phone": "F", "start": 2.5, "end": 2.6, "word": "inferiority"}]))
+    out = tmp_path / "cues.json"
+    r = cli("phonemes", wav, "--alignment", src, "--out", out, "--rhubarb", block_sphinx=True)
+    assert r.returncode == 0, r.stderr
+    assert "Rhubarb mouth cues of 3 phones" in r.stdout
+    cues = [(c["start"], c["end"], c["value"]) for c in json.loads(out.read_text())["mouthCues"]]
+    assert cues[:4] == [(0.0, 1.11, "X"), (1.11, 1.18, "A"), (1.18, 1.3, "D"), (1.3, 2.5, "X")]
+    assert cues[4] == (2.5, 2.6, "G") and cues[-1][2] == "X" and cues[-1][1] == pytest.approx(5.095045, abs=1e-6)   # the audio's end
+    grid = tmp_path / "cues.TextGrid"
+    assert_refused(cli("phonemes", wav, "--alignment", src, "--out", grid, "--rhubarb", block_sphinx=True),
+                   grid, "written as .tsv or .json, not as a TextGrid")
+
+
 def test_phonemes_without_pocketsphinx_is_one_line(wav, tmp_path):
     out = tmp_path / "p.json"
     assert_refused(cli("phonemes", wav, "--out", out, block_sphinx=True), out, "PocketSphinx is not available")

@@ -200,6 +200,48 @@ def test_rhubarb_json_maps_shapes_to_phone_classes(tmp_path):
     assert [p.phone for p in track.phones] == ["M", "AA", "F"] and track.source == "rhubarb"
 
 
+@pytest.mark.parametrize("suffix", [".tsv", ".json"])
+def test_rhubarb_file_round_trip_gives_the_same_cues(tmp_path, suffix):
+    """Rhubarb's cues read (shape → its class's phone) and written back as Rhubarb: the same cues."""
+    cues = [(0.0, 0.2, "X"), (0.2, 0.35, "A"), (0.35, 0.5, "C"), (0.5, 0.6, "B"), (0.6, 0.72, "G"),
+            (0.72, 0.8, "D"), (0.8, 0.9, "E"), (0.9, 1.05, "F"), (1.05, 1.2, "H"), (1.2, 1.4, "X"),
+            (1.4, 1.5, "A"), (1.5, 2.0, "X")]
+    if suffix == ".tsv":
+        text = "".join(f"{s:.2f}\t{v}\n" for s, _e, v in cues)
+    else:
+        text = json.dumps({"metadata": {"soundFile": "a.wav", "duration": 2.0},
+                           "mouthCues": [{"start": s, "end": e, "value": v} for s, e, v in cues]})
+    track = read_alignment(write(tmp_path, "in" + suffix, text), duration=2.0)
+    out = write_alignment(track, tmp_path / ("out" + suffix), duration=2.0, rhubarb=True)
+    if suffix == ".tsv":
+        lines = [line.split("\t") for line in out.read_text().splitlines()]
+        assert [(float(t), v) for t, v in lines] == [(s, v) for s, _e, v in cues]
+    else:
+        written = json.loads(out.read_text())
+        assert [(c["start"], c["end"], c["value"]) for c in written["mouthCues"]] == cues
+        assert written["metadata"]["duration"] == 2.0
+    assert read_alignment(out, duration=2.0) == track
+
+
+def test_phones_written_as_rhubarb_cues_keep_the_closures(tmp_path):
+    """Every ARPAbet phone has a shape; P/B/M → A and F/V → G at their times; same-shape neighbours merge."""
+    from voca_addon.core.phonemes.files import PHONE_SHAPES
+    from voca_addon.core.phonemes.track import ARPABET
+    assert set(PHONE_SHAPES) == ARPABET
+    track = PhoneTrack((Phone("M", 0.1, 0.2, "me"), Phone("IY", 0.2, 0.3, "me"), Phone("F", 0.5, 0.6, "feet"),
+                        Phone("IY", 0.6, 0.7, "feet"), Phone("T", 0.7, 0.8, "feet"), Phone("B", 0.8, 0.9, "be")),
+                       "aligned")
+    out = write_alignment(track, tmp_path / "cues.tsv", duration=1.0, rhubarb=True)
+    assert out.read_text() == ("0.000\tX\n0.100\tA\n0.200\tB\n0.300\tX\n0.500\tG\n0.600\tB\n"
+                               "0.800\tA\n0.900\tX\n")
+    back = read_alignment(out, duration=1.0)
+    assert [(p.phone, p.start, p.end) for p in back.of("M", "F")] == [("M", 0.1, 0.2), ("F", 0.5, 0.6),
+                                                                      ("M", 0.8, 0.9)]
+    with pytest.raises(InputError, match="written as .tsv or .json, not as a TextGrid"):
+        write_alignment(track, tmp_path / "cues.TextGrid", rhubarb=True)
+    assert not (tmp_path / "cues.TextGrid").exists()
+
+
 @pytest.mark.parametrize("suffix", [".json", ".tsv", ".TextGrid"])
 def test_written_files_read_back(tmp_path, suffix):
     track = PhoneTrack(EXPECTED, "aligned")

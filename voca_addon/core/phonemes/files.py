@@ -13,6 +13,11 @@ Formats (chosen by extension):
 Rhubarb gives mouth shapes, not phones; each shape becomes one representative ARPAbet phone
 (:data:`RHUBARB_SHAPES`): A (closed lips) → M, G (upper teeth on the lower lip) → F, X (idle) → silence.
 
+Written the other way (``rhubarb=True``, for tools that take Rhubarb Lip Sync's output: .tsv or .json), each
+phone becomes the mouth shape Rhubarb's documentation gives its class (:data:`PHONE_SHAPES`: P/B/M → A, F/V
+→ G, …), neighbours with the same shape merge into one cue, and the gaps are X (idle). A Rhubarb file read
+and written again gives the same cues: each shape's representative phone maps back to it.
+
 Contract: stdlib only; raises InputError; writes through :func:`voca_addon.core.outputs.write_exact`;
 thread-safe.
 """
@@ -42,6 +47,21 @@ RHUBARB_SHAPES = {
     "H": "L",    # tongue raised: L
     "X": "SIL",  # idle / rest (silence)
 }
+# ARPAbet → the Rhubarb mouth shape of its class (Rhubarb Lip Sync's README: A closed lips for P/B/M; B
+# slightly open, teeth together, for most consonants and the "EE" of "bee"; C open for EH/AE; D wide open for
+# AA; E slightly rounded for AO/ER; F puckered for UW/OW/W; G teeth on the lower lip for F/V; H the raised
+# tongue of L). Diphthongs take the shape they open with (AY, AW → D; EY → C; OY → E).
+PHONE_SHAPES = {
+    **dict.fromkeys(("P", "B", "M"), "A"),
+    **dict.fromkeys(("K", "G", "NG", "S", "Z", "T", "D", "N", "TH", "DH", "SH", "ZH", "CH", "JH", "HH", "R",
+                     "Y", "IY", "IH"), "B"),
+    **dict.fromkeys(("EH", "AE", "AH", "EY"), "C"),
+    **dict.fromkeys(("AA", "AY", "AW"), "D"),
+    **dict.fromkeys(("AO", "ER", "OY"), "E"),
+    **dict.fromkeys(("UW", "OW", "UH", "W"), "F"),
+    "F": "G", "V": "G", "L": "H",
+}
+RHUBARB_SUFFIXES = (".json", ".tsv")
 RHUBARB_LAST_CUE_S = 0.1     # s, length given to a last non-X Rhubarb TSV cue when the audio's length is unknown
 
 
@@ -188,7 +208,52 @@ def format_tsv(track: PhoneTrack) -> str:
     return "\n".join(rows) + "\n"
 
 
-def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None) -> Path:
+def check_rhubarb_path(path) -> None:
+    """InputError unless ``path`` can hold Rhubarb mouth cues (.tsv or .json)."""
+    if _suffix(path) not in RHUBARB_SUFFIXES:
+        raise InputError(f"'{os.fspath(path)}': Rhubarb Lip Sync's mouth cues are written as .tsv or .json, "
+                         "not as a TextGrid.")
+
+
+def rhubarb_cues(track: PhoneTrack, duration: Optional[float] = None) -> list:
+    """Rhubarb mouth cues of ``track``: [(start, end, shape)], contiguous from 0 to the end (``duration`` or
+    the last phone's end), X where no phone is, neighbours of one shape merged."""
+    cues: list = []
+
+    def add(start: float, end: float, shape: str) -> None:
+        if end <= start:
+            return
+        if cues and cues[-1][2] == shape and abs(cues[-1][1] - start) <= 1e-9:
+            cues[-1] = (cues[-1][0], end, shape)
+        else:
+            cues.append((start, end, shape))
+    at = 0.0
+    for p in track.phones:
+        add(at, p.start, "X")
+        add(p.start, p.end, PHONE_SHAPES[p.phone])
+        at = max(at, p.end)
+    add(at, max(at, duration or 0.0), "X")
+    return cues
+
+
+def format_rhubarb_tsv(track: PhoneTrack, duration: Optional[float] = None) -> str:
+    """Rhubarb Lip Sync's TSV: ``time<TAB>shape`` per cue (each holds until the next), ending with X."""
+    cues = rhubarb_cues(track, duration)
+    lines = [f"{start:.3f}\t{shape}" for start, _end, shape in cues]
+    if not cues or cues[-1][2] != "X":
+        lines.append(f"{cues[-1][1] if cues else 0.0:.3f}\tX")
+    return "\n".join(lines) + "\n"
+
+
+def format_rhubarb_json(track: PhoneTrack, duration: Optional[float] = None) -> str:
+    """Rhubarb Lip Sync's JSON: ``{"metadata": {"duration": …}, "mouthCues": [{start, end, value}, …]}``."""
+    cues = rhubarb_cues(track, duration)
+    return json.dumps({"metadata": {"duration": round(cues[-1][1] if cues else 0.0, 6)},
+                       "mouthCues": [{"start": round(s, 6), "end": round(e, 6), "value": v} for s, e, v in cues]},
+                      indent=1) + "\n"
+
+
+def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None, rhubarb: bool = False) -> Path:
     """Write ``track`` to ``path`` (.json / .tsv / .TextGrid by extension), all or nothing.
 
     Parameters
@@ -196,18 +261,24 @@ def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None) -
     track : PhoneTrack
     path : str or os.PathLike
     duration : float, optional
-        The audio's length (the TextGrid's xmax); default the last phone's end.
+        The audio's length (the TextGrid's xmax, Rhubarb's last X); default the last phone's end.
+    rhubarb : bool
+        Rhubarb Lip Sync's mouth cues instead of phones (.tsv or .json).
 
     Raises
     ------
     InputError
-        Unknown extension; the folder missing or not writable.
+        Unknown extension (or .TextGrid with ``rhubarb``); the folder missing or not writable.
     """
     suffix = _suffix(path)
+    if rhubarb:
+        check_rhubarb_path(path)
     dest = Path(os.path.abspath(os.fspath(path)))
     if not dest.parent.is_dir():
         raise InputError(f"cannot write '{dest}': the folder '{dest.parent}' does not exist. Create it first.")
-    if suffix == ".json":
+    if rhubarb:
+        text = (format_rhubarb_json if suffix == ".json" else format_rhubarb_tsv)(track, duration)
+    elif suffix == ".json":
         text = format_json(track)
     elif suffix == ".tsv":
         text = format_tsv(track)
