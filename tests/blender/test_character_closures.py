@@ -7,6 +7,7 @@ alignment file: the p/b/m of "myopia", "contributed" and "complex"."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 
 import numpy as np
@@ -18,6 +19,7 @@ from voca_addon.cli import retarget as retarget_cli  # noqa: E402
 from voca_addon.blender import compat  # noqa: E402
 from voca_addon.blender.speech import writer
 from voca_addon.core.character import landmarks as lm  # noqa: E402
+from voca_addon.core.character.arkit import canonical_name  # noqa: E402
 
 BILABIALS = [("M", 1.11, 1.18, "myopia"), ("P", 1.44, 1.54, "myopia"), ("B", 2.02, 2.06, "contributed"),
              ("M", 3.71, 3.77, "complex"), ("P", 3.77, 3.83, "complex")]
@@ -101,3 +103,15 @@ def test_retarget_audio_drives_its_own_keys_to_closed_lips(scene, args, evaluate
     f = 67
     expected = result.keys.rest + np.einsum("k,kvd->vd", w[f].astype(np.float64), result.keys.deltas)
     np.testing.assert_allclose(evaluated(obj, scene, scene.frame_start + f), expected, atol=2e-6)
+    # the Live Link CSV (--curves) holds the very weights that close the lips above, frame for frame
+    with open(args.curves, newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, table = rows[0], np.array([[float(v) for v in row[2:]] for row in rows[1:]])
+    assert len(table) == len(w)
+    columns = 0
+    for k, name in enumerate(result.keys.names):
+        arkit = canonical_name(name)
+        if arkit is not None:
+            np.testing.assert_allclose(table[:, header.index(arkit[0].upper() + arkit[1:]) - 2], w[:, k], atol=1e-6)
+            columns += 1
+    assert columns == len(result.keys.names)
