@@ -91,6 +91,18 @@ class Plan:
         return self.track is not None or self.needs_pass
 
 
+def read_text_file(path, what: str, hint: str = "") -> str:
+    """The UTF-8 text of the file ``path`` (a BOM dropped); InputError naming it as ``what`` when it is no file
+    (with ``hint``) or not UTF-8."""
+    if not os.path.isfile(path):
+        raise missing_file(what, path, hint)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except UnicodeDecodeError:
+        raise InputError(f"{what} '{path}' is not UTF-8 text; save it as UTF-8.") from None
+
+
 def read_transcript(value: str, flag: str = "--transcript") -> Tuple[str, str]:
     """(text, source) of a ``--transcript`` value: a ``.txt`` / existing file is read, else the text itself.
 
@@ -102,13 +114,7 @@ def read_transcript(value: str, flag: str = "--transcript") -> Tuple[str, str]:
     value = str(value)
     if value.lower().endswith(".txt") or os.path.isfile(value):
         path = os.path.abspath(value)
-        if not os.path.isfile(path):
-            raise missing_file(f"{flag} file", value, ", or give the words themselves in quotes")
-        try:
-            with open(path, encoding="utf-8-sig") as f:
-                text = f.read()
-        except UnicodeDecodeError:
-            raise InputError(f"{flag} file '{value}' is not UTF-8 text; save it as UTF-8.") from None
+        text = read_text_file(value, f"{flag} file", ", or give the words themselves in quotes")
         if not text.strip():
             raise InputError(f"{flag} file '{value}' is empty; write what is said into it, or leave "
                              f"{flag} out to detect the phones from the audio.")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import sys
 
-from ..core.errors import InputError, missing_file
 
 SUFFIXES = (".json", ".tsv", ".textgrid")
 
@@ -46,16 +45,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _transcript_file(path: str) -> str:
-    if not os.path.isfile(path):
-        raise missing_file("--transcript-file", path)
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
-    except UnicodeDecodeError:
-        raise InputError(f"--transcript-file '{path}' is not UTF-8 text; save it as UTF-8.") from None
-
-
 def run(args) -> None:
     """Run the command (errors are raised as InputError / VocaError; the CLI prints them)."""
     from ..core import outputs
@@ -69,12 +58,12 @@ def run(args) -> None:
         from ..core.phonemes.files import check_rhubarb_path
         check_rhubarb_path(out)
     audio_mod.check_audio_path(args.audio)
+    from .articulation import read_text_file, read_transcript
     transcript = args.transcript
     if transcript is not None:                  # text, or a .txt file as the other commands read it
-        from .articulation import read_transcript
         transcript, _ = read_transcript(transcript)
     if args.transcript_file is not None:
-        transcript = _transcript_file(args.transcript_file)
+        transcript = read_text_file(args.transcript_file, "--transcript-file")
     if transcript is not None:
         transcript_words(transcript)                 # empty: refused before the audio is decoded
     clip = audio_mod.load_audio(args.audio)
