@@ -84,13 +84,19 @@ def test_long_detection_finds_the_sentences_bilabials(long_clip, shared_data):
     assert s.found_rate >= 0.75 and s.false_rate <= 0.30, (s.found, s.reference, s.false, s.detected)
 
 
-def test_the_child_reports_progress_and_a_cancel_kills_it(shared_data):
+def test_the_child_reports_progress_lends_a_core_and_a_cancel_kills_it(shared_data):
     pytest.importorskip("pocketsphinx")
     assert child_python()                       # the venv's python runs the child
+    from voca_addon.core.speech.blas import cores_lent
     wav = shared_data / "audio" / "test_sentence.wav"
-    seen = []
-    assert phones_in_process(wav, progress=lambda f, stage: seen.append((f, stage))) == phones_for_audio(wav)
+    seen, lent = [], set()
+
+    def progress(fraction, stage):
+        seen.append((fraction, stage))
+        lent.add(cores_lent())
+    assert phones_in_process(wav, progress=progress) == phones_for_audio(wav)
     assert seen and all(stage == "phonemes" for _, stage in seen) and seen[-1][0] == 1.0
+    assert lent == {1} and cores_lent() == 0        # the engine's recurrence left the child a core meanwhile
 
     class Stop(Exception):
         pass
@@ -99,6 +105,7 @@ def test_the_child_reports_progress_and_a_cancel_kills_it(shared_data):
         raise Stop()
     with pytest.raises(Stop):
         phones_in_process(wav, progress=cancel)
+    assert cores_lent() == 0                        # given back by a cancel too
 
 
 def test_phones_beside_takes_the_thread_for_decoded_audio(shared_data):

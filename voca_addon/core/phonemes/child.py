@@ -12,7 +12,8 @@ progress comes back on its stderr, and a progress callback that raises (a cancel
 :func:`child_python` says whether ``sys.executable`` can run the child at all (inside Blender's binary it
 may not be a Python); callers fall back to a thread when it cannot.
 
-Contract: stdlib only here (the child imports the package); call from any thread; blocking.
+Contract: stdlib only at import (the child imports the package; the call lends the engine's recurrence a core
+while its children run, :func:`..speech.blas.core_lent`); call from any thread; blocking.
 """
 from __future__ import annotations
 
@@ -126,12 +127,14 @@ def phones_in_process(audio_path, transcript: Optional[str] = None, method: str 
     from .stage import transcript_words
     if transcript is not None:
         transcript_words(transcript)           # an empty transcript is refused before any work
+    from ..speech.blas import core_lent     # here: the decoding child imports this module, never numpy
     module()
     package = PACKAGE_DIR.name
-    head, pcm = _run(_PCM_CHILD, {"package": package, "audio": os.fspath(audio_path)}, b"", None)
-    request = {"package": package, "duration": head["duration"], "pieces": head["pieces"],
-               "transcript": transcript, "method": method, "tag": _TAG}
-    reply, _ = _run(_CHILD, request, pcm, progress)
+    with core_lent():                       # the engine's recurrence leaves the child a core (speech/blas.py)
+        head, pcm = _run(_PCM_CHILD, {"package": package, "audio": os.fspath(audio_path)}, b"", None)
+        request = {"package": package, "duration": head["duration"], "pieces": head["pieces"],
+                   "transcript": transcript, "method": method, "tag": _TAG}
+        reply, _ = _run(_CHILD, request, pcm, progress)
     phones = tuple(Phone(str(p), float(s), float(e), str(w)) for p, s, e, w in reply["phones"])
     return PhoneTrack(phones, reply["source"], tuple(reply["warnings"]))
 

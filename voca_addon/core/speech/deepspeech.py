@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from ..errors import InputError, ModelFileError
+from .blas import StepThreads
 
 NUM_INPUT = 494            # 26 MFCC × (1 + 2·9 context frames)
 NUM_CLASSES = 29           # space, a–z, apostrophe, CTC blank
@@ -39,6 +40,7 @@ RELEASE_URL = "https://github.com/mozilla/DeepSpeech/releases/tag/v0.1.0"
 # Tensor names that only newer DeepSpeech graphs (0.2 and later) contain.
 NEWER_MARKERS = ("lstm_fused_cell", "cudnn_lstm", "previous_state_c", "input_samples")
 CHUNK_STEPS = 1024         # steps per block in logits_streamed (20 s of speech)
+THREAD_CHECK_STEPS = 25    # the recurrence looks whether a core is lent every 25 steps (0.5 s of speech)
 
 
 def tensor_names() -> list:
@@ -135,15 +137,21 @@ def _lstm_block(kh: np.ndarray, z_in: np.ndarray, state: tuple, reverse: bool,
     out = np.empty((len(z_in), n), np.float32)
     z = np.empty(4 * n, np.float32)
     steps = range(len(z_in) - 1, -1, -1) if reverse else range(len(z_in))
-    for k, t in enumerate(steps):
-        np.dot(h, kh, out=z)                                                # the sequential floor
-        z += z_in[t]
-        i, j, f, o = z[:n], z[n:2 * n], z[2 * n:3 * n], z[3 * n:]
-        c = c * _sigmoid(f) + _sigmoid(i) * np.tanh(j)
-        h = np.tanh(c) * _sigmoid(o)
-        out[t] = h
-        if progress is not None:
-            progress(k)
+    threads = StepThreads(kh)                     # a core lent to the phone child: one BLAS thread fewer
+    try:
+        for k, t in enumerate(steps):
+            if k % THREAD_CHECK_STEPS == 0:
+                threads.check()
+            np.dot(h, kh, out=z)                                            # the sequential floor
+            z += z_in[t]
+            i, j, f, o = z[:n], z[n:2 * n], z[2 * n:3 * n], z[3 * n:]
+            c = c * _sigmoid(f) + _sigmoid(i) * np.tanh(j)
+            h = np.tanh(c) * _sigmoid(o)
+            out[t] = h
+            if progress is not None:
+                progress(k)
+    finally:
+        threads.close()
     return out, (h, c)
 
 

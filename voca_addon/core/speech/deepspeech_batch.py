@@ -52,7 +52,7 @@ per step each).
 Contract: numpy (+ ``threadpoolctl`` where installed, imported lazily); float32 arithmetic like
 :mod:`.deepspeech`, whose model type it takes. Any thread. While one call's recurrence runs its two
 directions at once, numpy's BLAS is single-threaded process-wide (other threads' BLAS calls too); one call
-at a time does so (:data:`_BLAS_LIMIT`): a concurrent call runs its directions in turn and leaves the
+at a time does so (:data:`.blas.LIMIT`, shared with the one-clip recurrence's lent core): a concurrent call runs its directions in turn and leaves the
 limit alone, so the count is restored exactly when the limiting call ends.
 """
 from __future__ import annotations
@@ -64,6 +64,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
+from . import blas as blas_threads
 from .deepspeech import (FORGET_BIAS, NUM_INPUT, DeepSpeechModel, _dense_123, _output_layers,
                          _sigmoid)
 
@@ -72,11 +73,6 @@ DIRECTIONS = ("fw", "bw")
 # OpenBLAS's GEMM costs a fixed ≈ 4–7 ms for a [m × 2048]·[2048 × 8192] product with small m, 3–5 products'
 # worth (measured on the project's 2-core machine: docs/batch.md).
 GEMM_MIN_CLIPS = 5
-# Held by the one call whose recurrence has set the process-wide BLAS limit. The limit is the process's, not
-# the thread's: a second call that set it too would save "1" as the original while the first holds it and
-# restore that after the first had restored the real count, leaving the process single-threaded. A call
-# that cannot take it at once runs its directions one after the other, the BLAS's threads untouched.
-_BLAS_LIMIT = threading.Lock()
 
 
 def _check_inputs(inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
@@ -202,8 +198,8 @@ def logits_batch(model: DeepSpeechModel, inputs: Sequence[np.ndarray],
     def direction(name: str) -> list:
         return np.split(_recurrence(model, name, z_in.pop(name), plan, hook.step), plan.starts[1:])
 
-    blas = _blas_controller() if len(clips) > 1 else None
-    if blas is None or not _BLAS_LIMIT.acquire(blocking=False):
+    blas = blas_threads.controller() if len(clips) > 1 else None
+    if blas is None or not blas_threads.LIMIT.acquire(blocking=False):
         # one clip, the BLAS's threads cannot be set, or another call holds the process-wide limit
         states = {d: direction(d) for d in DIRECTIONS}
     else:                                            # both directions at once, one BLAS thread each
@@ -211,19 +207,8 @@ def logits_batch(model: DeepSpeechModel, inputs: Sequence[np.ndarray],
             with blas.limit(limits=1), ThreadPoolExecutor(len(DIRECTIONS), thread_name_prefix="voca-lstm") as pool:
                 states = dict(zip(DIRECTIONS, pool.map(direction, DIRECTIONS)))
         finally:
-            _BLAS_LIMIT.release()
+            blas_threads.LIMIT.release()
     return [_output_layers(model, h_fw, h_bw) for h_fw, h_bw in zip(states["fw"], states["bw"])]
-
-
-def _blas_controller():
-    """threadpoolctl's controller of the process's BLAS libraries, or None: threadpoolctl not installed
-    (Blender's Python), or no BLAS whose threads it can set."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    blas = ThreadpoolController().select(user_api="blas")
-    return blas if blas.lib_controllers else None
 
 
 class _Progress:
