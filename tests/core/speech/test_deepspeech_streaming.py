@@ -80,3 +80,23 @@ def test_deepspeech_streamed_refuses_wrong_rows(ds_model):
         deepspeech.logits_streamed(ds_model, lambda a, b: np.zeros((b - a, 26), np.float32), 10)
     with pytest.raises(InputError, match="at least one step"):
         deepspeech.logits_streamed(ds_model, lambda a, b: np.zeros((b - a, 494), np.float32), 0)
+
+
+def test_release_pages_hands_a_mapped_array_back_and_reads_the_same_bytes(tmp_path):
+    """The forward kernel's pages after the forward pass: a memory-mapped array's resident pages leave the
+    process (Linux ``/proc/self/statm``) and reading it again gives the same values; an array in RAM is not
+    touched."""
+    from voca_addon.core.speech.deepspeech import release_pages
+    values = np.random.default_rng(3).standard_normal(16 * 2 ** 20).astype(np.float32)     # 64 MiB
+    np.save(tmp_path / "k.npy", values)
+    mapped = np.ascontiguousarray(np.load(tmp_path / "k.npy", mmap_mode="r"), np.float32)  # as the model holds it
+
+    def resident_mb():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2 ** 20
+    total = float(mapped.sum(dtype=np.float64))                     # every page read: resident
+    before = resident_mb()
+    assert release_pages(mapped)
+    assert before - resident_mb() > 0.9 * 64
+    assert float(mapped.sum(dtype=np.float64)) == total and np.array_equal(mapped, values)
+    in_ram = values.copy()
+    assert not release_pages(in_ram) and np.array_equal(in_ram, values)

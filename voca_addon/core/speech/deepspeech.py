@@ -250,6 +250,7 @@ def logits_streamed(model: DeepSpeechModel, rows: Callable[[int, int], np.ndarra
             l3 = _dense_123(model, _checked_rows(rows(a, b), b - a))
             h_fw, state = _lstm_block(kh_fw, _lstm_inputs(model, "fw", l3), state, False, hook)
             parked.put(key, h_fw)
+        release_pages(model.params[LSTM.format("fw", "kernel")])    # not read again in this call
         state = zeros
         for key in range(len(bounds) - 1, -1, -1):                         # backward: last → first
             a, b = bounds[key]
@@ -260,6 +261,30 @@ def logits_streamed(model: DeepSpeechModel, rows: Callable[[int, int], np.ndarra
     finally:
         parked.close()
     return out
+
+
+def release_pages(array: np.ndarray) -> bool:
+    """Hand the resident pages of a memory-mapped, read-only ``array`` back to the OS (``MADV_DONTNEED``); the
+    next read of it faults them in again from the file (the page cache: the same bytes). True when released;
+    False for an array that is not file-mapped or an OS without ``madvise`` (then nothing changes).
+
+    The model cache maps each tensor's ``.npy`` file (:mod:`voca_addon.core.models.modelfiles`): the forward
+    direction's kernel (128 MB at full size) stays resident after the forward pass, during the backward
+    pass that is the engine's peak (measured: docs/phonemes.md, "Measured whole")."""
+    import mmap
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or not hasattr(base, "madvise") or not hasattr(mmap, "MADV_DONTNEED") or base.closed:
+        return False
+    start = np.frombuffer(base, np.uint8).ctypes.data
+    first = array.ctypes.data - start
+    last = first + array.nbytes
+    page = mmap.PAGESIZE
+    lo, hi = -(-first // page) * page, (last // page) * page           # whole pages inside the array only
+    if hi > lo:
+        base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    return True
 
 
 def _checked_rows(x, count: int) -> np.ndarray:
