@@ -127,7 +127,7 @@ def phones_in_process(audio_path, transcript: Optional[str] = None, method: str 
     from .stage import transcript_words
     if transcript is not None:
         transcript_words(transcript)           # an empty transcript is refused before any work
-    from ..speech.blas import core_lent     # here: the decoding child imports this module, never numpy
+    from ..speech.blas import core_lent     # not at the top: the decoding child imports this module, and no numpy
     module()
     package = PACKAGE_DIR.name
     with core_lent():                       # the engine's recurrence leaves the child a core (speech/blas.py)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+
 import numpy as np
 
 # Held by the one caller whose limit is set. The limit is the process's, not the thread's: a second
@@ -139,4 +140,3 @@ class StepThreads:
         finally:
             self.blas, self.full, self.now = None, None, None
             LIMIT.release()
-

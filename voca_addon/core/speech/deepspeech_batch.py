@@ -52,8 +52,9 @@ per step each).
 Contract: numpy (+ ``threadpoolctl`` where installed, imported lazily); float32 arithmetic like
 :mod:`.deepspeech`, whose model type it takes. Any thread. While one call's recurrence runs its two
 directions at once, numpy's BLAS is single-threaded process-wide (other threads' BLAS calls too); one call
-at a time does so (:data:`.blas.LIMIT`, shared with the one-clip recurrence's lent core): a concurrent call runs its directions in turn and leaves the
-limit alone, so the count is restored exactly when the limiting call ends.
+at a time does so (:data:`.blas.LIMIT`, shared with the one-clip recurrence's lent core): a concurrent call
+runs its directions in turn and leaves the limit alone, so the count is restored exactly when the limiting
+call ends.
 """
 from __future__ import annotations
 
