@@ -10,10 +10,11 @@ assert the same logits bit for bit.
 import numpy as np
 import pytest
 
+from threadpoolctl import threadpool_limits
+
+from tests.core.test_batch_recurrence import blas_threads as blas_thread_counts
 from voca_addon.core.models import modelfiles
 from voca_addon.core.speech import audio, blas, deepspeech, features
-
-from threadpoolctl import threadpool_info, threadpool_limits
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def limited(ds_full):
 
 
 def blas_threads():
-    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    return set(blas_thread_counts())
 
 
 def run(model, inputs, hook=None):

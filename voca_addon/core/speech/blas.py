@@ -81,26 +81,16 @@ def threads(blas) -> int:
     return max(lib.get_num_threads() for lib in blas.lib_controllers)
 
 
-def set_threads(blas, count: int) -> None:
-    for lib in blas.lib_controllers:
-        lib.set_num_threads(count)
-
-
 def same_result(blas, kernel: np.ndarray, full: int, limited: int) -> bool:
-    """Whether ``h · kernel`` is bit-identical with ``full`` and ``limited`` BLAS threads (three random
-    states; the BLAS left at ``full`` threads). Checked once per process, kernel shape and thread counts."""
+    """Whether ``h · kernel`` is bit-identical with ``full`` (the count now) and ``limited`` BLAS threads (three
+    random states; the count restored after). Checked once per process, kernel shape and thread counts."""
     key = (kernel.shape, kernel.dtype.str, full, limited)
     if key not in _same:
-        rng = np.random.default_rng(0)
-        states = rng.standard_normal((3, kernel.shape[0])).astype(kernel.dtype)
-        out = {}
-        try:
-            for count in (limited, full):
-                set_threads(blas, count)
-                out[count] = [np.dot(h, kernel) for h in states]
-        finally:
-            set_threads(blas, full)
-        _same[key] = all(np.array_equal(a, b) for a, b in zip(out[limited], out[full]))
+        states = np.random.default_rng(0).standard_normal((3, kernel.shape[0])).astype(kernel.dtype)
+        out_full = [np.dot(h, kernel) for h in states]
+        with blas.limit(limits=limited):
+            out_limited = [np.dot(h, kernel) for h in states]
+        _same[key] = all(np.array_equal(a, b) for a, b in zip(out_limited, out_full))
     return _same[key]
 
 
@@ -111,13 +101,13 @@ class StepThreads:
 
     def __init__(self, kernel: np.ndarray):
         self.kernel = kernel
-        self.blas, self.full, self.now = None, None, None
+        self.limiter = None           # threadpoolctl's limiter while the count is lowered
 
     def check(self) -> None:
         lent = _lent
-        if lent and self.now is None:
+        if lent and self.limiter is None:
             self._lower(lent)
-        elif not lent and self.now is not None:
+        elif not lent and self.limiter is not None:
             self.close()
 
     def _lower(self, lent: int) -> None:
@@ -129,14 +119,13 @@ class StepThreads:
         if limited == full or not same_result(blas, self.kernel, full, limited):
             LIMIT.release()
             return
-        set_threads(blas, limited)
-        self.blas, self.full, self.now = blas, full, limited
+        self.limiter = blas.limit(limits=limited)
 
     def close(self) -> None:
-        if self.now is None:
+        if self.limiter is None:
             return
         try:
-            set_threads(self.blas, self.full)
+            self.limiter.restore_original_limits()
         finally:
-            self.blas, self.full, self.now = None, None, None
+            self.limiter = None
             LIMIT.release()
