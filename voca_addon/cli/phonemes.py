@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import sys
 
-
 SUFFIXES = (".json", ".tsv", ".textgrid")
 
 
