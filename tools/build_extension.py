@@ -15,8 +15,9 @@ the zip(s) that serve them (``--host`` = this interpreter's platform and Python)
   under that name;
 * left out: ``__pycache__``/``*.pyc`` (tests and the development benchmark live outside the package:
   ``tools/bench_engine.py``; ``python -m voca_addon bench`` from an installed extension says so);
-* the wheels of the manifest (scipy and PocketSphinx, see ``vendor_requirements.txt``) for that platform
-  and those Pythons, unmodified from PyPI (Blender's rule), stored under ``wheels/``. They are taken from
+* the wheels of the manifest (scipy, PocketSphinx and threadpoolctl, see ``vendor_requirements.txt``) for
+  that platform and those Pythons (a pure-Python ``py3-none-any`` wheel: in every zip), unmodified from
+  PyPI (Blender's rule), stored under ``wheels/``. They are taken from
   ``./wheels/`` (git-ignored); missing ones are downloaded first with ``pip download``
   (``--fetch-wheels`` forces it).
 
@@ -97,19 +98,26 @@ def manifest_wheels() -> list:
 
 
 def wheel_platforms(name: str) -> tuple:
-    """The Blender platforms a wheel file serves (a macOS ``universal2`` wheel: both)."""
+    """The Blender platforms a wheel file serves (a macOS ``universal2`` wheel: both; a pure-Python
+    ``any`` wheel: all)."""
     tag = Path(name).name[:-len(".whl")].split("-")[-1]
+    if tag == "any":
+        return tuple(sorted({p for platforms in WHEEL_PLATFORMS.values() for p in platforms}))
     for pattern, platforms in WHEEL_PLATFORMS.items():
         if re.search(pattern, tag):
             return platforms
     sys.exit(f"wheel {name}: unknown platform; add it to WHEEL_PLATFORMS in tools/build_extension.py")
 
 
-def wheel_python(name: str) -> str:
-    """The CPython version of a wheel file (``cp313`` → ``"3.13"``)."""
-    found = re.fullmatch(r"cp3(\d+)", Path(name).name.split("-")[-3])
+def wheel_python(name: str) -> str | None:
+    """The CPython version of a wheel file (``cp313`` → ``"3.13"``); None for a pure-Python ``py3-none-any``
+    wheel, which serves every Python (it goes into every zip)."""
+    python, abi, platform = Path(name).name[:-len(".whl")].split("-")[-3:]
+    if (python, abi, platform) == ("py3", "none", "any"):
+        return None
+    found = re.fullmatch(r"cp3(\d+)", python)
     if not found:
-        sys.exit(f"wheel {name}: not a CPython 3 wheel (its interpreter tag is read to pick its zip)")
+        sys.exit(f"wheel {name}: neither a CPython 3 wheel nor py3-none-any (its interpreter tag picks its zip)")
     return f"3.{found.group(1)}"
 
 
@@ -157,7 +165,7 @@ def fetch_wheels(force: bool = False) -> None:
 def zip_wheels(platform: str | None, pythons: tuple | None) -> list:
     """The manifest's wheels that serve ``platform`` and one of ``pythons`` (None: any)."""
     return [w for w in manifest_wheels() if (platform is None or platform in wheel_platforms(w))
-            and (pythons is None or wheel_python(w) in pythons)]
+            and (pythons is None or wheel_python(w) in (None, *pythons))]
 
 
 def narrowed_manifest(platform: str, pythons: tuple) -> bytes:

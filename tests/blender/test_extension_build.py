@@ -1,8 +1,9 @@
 """The extension zips: built by tools/build_extension.py (one per platform and Python line), accepted by
-Blender's validator, each at most 120 MB, together carrying scipy for CPython 3.11, 3.13 and 3.14 and
-PocketSphinx for 3.11 and 3.13 on every platform; and this interpreter's zip installed and enabled by
-Blender itself (in a subprocess with its own user-resources folder, so this process's Blender state and
-the developer's real preferences are never touched), importing the bundled wheels."""
+Blender's validator, each at most 120 MB, together carrying scipy for CPython 3.11, 3.13 and 3.14,
+PocketSphinx for 3.11 and 3.13 and threadpoolctl for all on every platform; and this interpreter's zip
+installed and enabled by Blender itself (in a subprocess with its own user-resources folder, so this
+process's Blender state and the developer's real preferences are never touched), importing the bundled
+wheels."""
 from __future__ import annotations
 
 import importlib.util
@@ -40,6 +41,7 @@ INSTALL = textwrap.dedent(f"""
     engine = importlib.import_module({MODULE!r} + '.core.engine')
     writer = importlib.import_module({MODULE!r} + '.blender.speech.writer')
     sphinx = importlib.import_module({MODULE!r} + '.core.phonemes.sphinx')
+    blas = importlib.import_module({MODULE!r} + '.core.speech.blas')
     # The wheels' folder: Blender appends it to sys.path on install, and puts it before site-packages at
     # its next start; do the latter here, so this environment's own scipy / pocketsphinx cannot answer.
     wheels = [p for p in sys.path if p.replace(chr(92), '/').endswith('/extensions/.local/lib/python'
@@ -48,6 +50,9 @@ INSTALL = textwrap.dedent(f"""
         sys.path.remove(path)
     sys.path[:0] = wheels
     import scipy, scipy.sparse.linalg, scipy.spatial
+    import threadpoolctl
+    controller = blas.controller()      # Blender's numpy's BLAS, whose threads the engine can lend
+    limits = controller and [blas.threads(controller), [c.internal_api for c in controller.lib_controllers]]
     detector = sphinx.detector_available()
     pocketsphinx = importlib.import_module('pocketsphinx') if detector[0] else None
     model = pocketsphinx and pocketsphinx.get_model_path('en-us/en-us.lm.bin')
@@ -62,6 +67,7 @@ INSTALL = textwrap.dedent(f"""
                           engine=engine.__file__, writer=writer.__file__, repo_visible=repo_visible,
                           scipy=[scipy.__version__, scipy.__file__], detector=detector,
                           pocketsphinx=pocketsphinx and pocketsphinx.__file__, model=model,
+                          threadpoolctl=threadpoolctl.__file__, limits=limits,
                           disabled={MODULE!r} not in bpy.context.preferences.addons)))
     importlib.import_module({MODULE!r} + '.blender.compat').exit_now(0)   # the bpy module: no unsafe teardown
 """)
@@ -136,7 +142,7 @@ def test_extension_build_is_reproducible(built, tmp_path):
 def test_extension_zips_every_platform_and_python(tmp_path):
     """All zips (8: four platforms × two Python lines) pass Blender's validator, weigh ≤ 120 MB each, and
     the Pythons Blender derives from each zip's wheels (its own code) cover 3.11, 3.13 and 3.14 on every
-    platform with scipy, PocketSphinx for 3.11 and 3.13."""
+    platform with scipy, PocketSphinx for 3.11 and 3.13, threadpoolctl for all."""
     run, _ = build(tmp_path, every=True)
     assert run.returncode == 0 and "validation passed" in run.stdout, run.stdout + run.stderr
     blender_ext = blender_validator()
@@ -152,12 +158,12 @@ def test_extension_zips_every_platform_and_python(tmp_path):
         for version in derived:
             python = ".".join(map(str, version))
             assert (platform, python) not in served, f"two zips for {platform} on Python {python}"
-            served[platform, python] = [w for w in wheel_names(archive) if TOOL.wheel_python(w) == python]
+            served[platform, python] = [w for w in wheel_names(archive) if TOOL.wheel_python(w) in (python, None)]
             assert all(platform in TOOL.wheel_platforms(w) for w in served[platform, python])
     assert set(served) == {(p, v) for p in PLATFORMS for v in PYTHONS}
     for (platform, python), wheels in served.items():
         names = sorted(w.split("-")[0] + "-" + w.split("-")[1] for w in wheels)
-        expected = [f"scipy-{pinned('scipy', python)}"]
+        expected = [f"scipy-{pinned('scipy', python)}", f"threadpoolctl-{pinned('threadpoolctl', python)}"]
         if python in SPHINX_PYTHONS:
             expected.insert(0, f"pocketsphinx-{pinned('pocketsphinx', python)}")
         assert names == expected, (platform, python, names)
@@ -184,3 +190,7 @@ def test_extension_build_installs_and_enables(built, tmp_path):
     assert report["detector"] == [True, ""]
     assert Path(report["pocketsphinx"]).is_relative_to(wheels)
     assert Path(report["model"][0]).is_relative_to(wheels) and report["model"][1]    # the model came along
+    # threadpoolctl from the zip finds numpy's OpenBLAS inside Blender: the engine can lend the phone pass
+    # a core there too (core/speech/blas.py).
+    assert Path(report["threadpoolctl"]).is_relative_to(wheels)
+    assert report["limits"] and report["limits"][0] >= 1 and "openblas" in report["limits"][1], report["limits"]

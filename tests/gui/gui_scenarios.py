@@ -74,15 +74,19 @@ def install(config, entry):
 
 
 def _dependencies() -> dict:
-    """This Blender's Python, the scipy it imports (version, file) and the phoneme detector's verdict
-    (available, the one-line reason) with PocketSphinx's file when available."""
+    """This Blender's Python, the scipy it imports (version, file), the phoneme detector's verdict
+    (available, the one-line reason) with PocketSphinx's file when available, and threadpoolctl's file
+    with the BLAS libraries the engine can set the threads of ([internal API, threads] each)."""
     import sys
     import scipy
     import scipy.sparse.linalg   # noqa: F401  (the Character stage's solver: loads scipy's compiled parts)
+    import threadpoolctl
     available, reason = importlib.import_module(ADDON + ".core.phonemes.sphinx").detector_available()
     sphinx = importlib.import_module("pocketsphinx").__file__ if available else None
+    blas = importlib.import_module(ADDON + ".core.speech.blas").controller()
     return dict(python="%d.%d" % sys.version_info[:2], scipy=[scipy.__version__, scipy.__file__],
-                detector=[available, reason], pocketsphinx=sphinx)
+                detector=[available, reason], pocketsphinx=sphinx, threadpoolctl=threadpoolctl.__file__,
+                blas=[[c.internal_api, c.num_threads] for c in blas.lib_controllers] if blas else [])
 
 
 def _install(path: str) -> set:

@@ -71,10 +71,12 @@ def test_gui_install_enables_the_built_zip(gui):
 def test_gui_bundled_wheels_serve_this_blenders_python(gui):
     """scipy comes from the zip's wheel for this Blender's Python (Debian's Blenders run their system
     Python: 3.13 in trixie, 3.14 in sid); PocketSphinx too where a wheel exists (3.13), and where none does
-    (3.14) the phoneme detector says so in one line while the rest of the add-on works."""
+    (3.14) the phoneme detector says so in one line while the rest of the add-on works. threadpoolctl
+    (every Python) comes from the zip too: the engine sets this Blender's BLAS threads through it."""
     entry = gui.scenario("install")
     python, (version, path) = entry["python"], entry["scipy"]
     assert version == pinned("scipy", python) and "/extensions/.local/lib/python" in path, entry
+    assert pinned("threadpoolctl", python) and "/extensions/.local/lib/python" in entry["threadpoolctl"], entry
     available, reason = entry["detector"]
     if pinned("pocketsphinx", python):
         assert available and reason == "" and "/extensions/.local/lib/python" in entry["pocketsphinx"], entry

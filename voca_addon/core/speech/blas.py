@@ -19,8 +19,8 @@ with closures stay those of the same run without them, bit for bit ("the exact r
 The limit is process-wide (every thread's BLAS calls), so one holder at a time (:data:`LIMIT`): a call
 that cannot take it at once leaves the threads alone.
 
-Contract: numpy + stdlib; ``threadpoolctl`` where installed (imported lazily; Blender's Python has none:
-then nothing is limited). Any thread.
+Contract: numpy + stdlib; ``threadpoolctl`` where installed (imported lazily; the extension zips bundle it
+for Blender's Python, requirements-dev.txt for the command line; without it nothing is limited). Any thread.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def cores_lent() -> int:
 
 def controller():
     """threadpoolctl's controller of the process's BLAS libraries, or None: threadpoolctl not installed
-    (Blender's Python), or no BLAS whose threads it can set. Found once per process."""
+    (a Python without the extension's wheels), or no BLAS whose threads it can set. Found once per process."""
     with _state:
         if not _controller:
             _controller.append(_find_controller())
