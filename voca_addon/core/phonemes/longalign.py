@@ -7,7 +7,7 @@ with its piece) are matched by a word-level edit distance on their pronunciation
 two pieces at a time); each transcript word goes to the piece of the recognised word it is matched or
 substituted with, and a word the recogniser missed goes with the word before it. Each piece is then
 force-aligned with its words (fresh decoders per piece: the memory of one piece), checked against the
-phone recogniser like a whole alignment (:data:`MATCH_MIN`), and its phones shifted by the piece's start.
+phone recogniser like a whole alignment (:func:`.stage.fits`), and its phones shifted by the piece's start.
 A piece that does not align is retried with up to :data:`REPAIR_WORDS` words moved across its cuts, then
 keeps that piece's detection (one warning naming the words and the time span); if no piece aligns, the
 caller's "does not match" path runs.
@@ -30,8 +30,6 @@ GAP = 1.0               # edit cost of a word left out or added
 SUBSTITUTE = 2.0        # cost of a substitution of words that sound nothing alike (alike: 0)
 REPAIR_WORDS = 2       # words moved across a cut when a piece does not align
 WINDOW_SLACK = 10     # transcript words beyond the two pieces' recognised words in one match
-
-MATCH_MIN = 0.21        # fraction of aligned phones the phone recogniser also hears: correct transcripts ≥ 0.22, wrong ≤ 0.20 (docs)
 
 
 def share_words(words: Sequence[str], recognised: Sequence[Sequence[str]],
@@ -142,11 +140,11 @@ def match_pieces(words: Sequence[str], recognised: Sequence[Sequence[str]],
 
 
 def align_long(pcm: bytes, duration: float, words: Sequence[str], pieces, progress,
-               phone_items, agreement, fill_unknown, detect_piece) -> Tuple[Optional[list], List[str]]:
+               phone_items, fits, fill_unknown, detect_piece) -> Tuple[Optional[list], List[str]]:
     """Phone items of the transcript aligned piece by piece, and warnings (None if no piece aligned).
 
     ``pieces``: [(byte start, byte end, start s)] (:func:`.stage._pieces`); ``words`` may hold
-    :data:`~.sphinx.UNKNOWN_WORD`; the callables are the stage's own (items, agreement, unknown words,
+    :data:`~.sphinx.UNKNOWN_WORD`; the callables are the stage's own (items, acoustic fit, unknown words,
     one piece's detection) so the pieces are judged exactly like a whole alignment. A piece whose share
     does not align is tried again with up to :data:`REPAIR_WORDS` words moved across each of its cuts
     (the recogniser can misplace the words next to a cut); still failing, it keeps the detector's phones.
@@ -168,13 +166,16 @@ def align_long(pcm: bytes, duration: float, words: Sequence[str], pieces, progre
         if not share:
             return None
         a, b, _ = pieces[k]
-        aligned = sphinx.align_words(pcm[a:b], [words[t] for t in share])
+        aligned_fit: dict = {}
+        aligned = sphinx.align_words(pcm[a:b], [words[t] for t in share], None, aligned_fit)
         if aligned is None:
             return None
         got = phone_items(aligned, spans[k][1] - spans[k][0])
         if k not in loops:
-            loops[k] = sphinx.phone_loop(pcm[a:b])
-        return fill_unknown(got, loops[k]) if agreement(got, loops[k]) >= MATCH_MIN else None
+            loop_fit: dict = {}
+            loops[k] = sphinx.phone_loop(pcm[a:b], fit=loop_fit), loop_fit
+        loop, loop_fit = loops[k]
+        return fill_unknown(got, loop) if fits(aligned_fit, loop_fit) else None
 
     def repair(k: int, results: list):
         """Move up to REPAIR_WORDS words across piece k's cuts until it (and a changed neighbour) aligns."""

@@ -29,6 +29,7 @@ Contract: stdlib (+ pocketsphinx when present; numpy inside :func:`pcm16` only);
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from typing import List, Optional, Sequence, Tuple
@@ -48,6 +49,7 @@ PHONE_LOOP_CONFIG = dict(beam=1e-20, pbeam=1e-20, lw=2.0)
 RECOGNISER_CONFIG: dict = dict(maxhmmpf=2000)
 UNKNOWN_WORD = "voca_unknown_word"     # in every alignment decoder's dictionary: stands for words it lacks
 UNKNOWN_PRONUNCIATION = "SIL"           # a silence model absorbs any length (3 states with self-loops)
+_SMALLEST = 1e-300                      # an acoustic probability that underflowed to 0 (its log: -690)
 
 
 class PhonemesUnavailable(VocaError):
@@ -230,12 +232,27 @@ def lexicon_of(words: Sequence[str]) -> dict:
     return {w: p for w, p in found.items() if p}
 
 
-def align_words(pcm: bytes, words: Sequence[str], lexicon: Optional[dict] = None
+def acoustic_fit(decoder, fit: Optional[dict]) -> None:
+    """Add the decoded utterance's acoustic log-likelihood and frame count to ``fit`` ({"log", "frames"}).
+
+    The log is the sum over the hypothesis' segments of the natural log of PocketSphinx's acoustic
+    probability (``Segment.ascore``: its score, normalised per frame by the best active senone, as a
+    probability), so only differences between two searches of the same audio mean anything: what the
+    phone recogniser's free search reaches against what a forced alignment reaches (:func:`..stage.fits`).
+    """
+    if fit is None:
+        return
+    fit["log"] = fit.get("log", 0.0) + sum(math.log(max(s.ascore, _SMALLEST)) for s in decoder.seg())
+    fit["frames"] = fit.get("frames", 0) + decoder.n_frames()
+
+
+def align_words(pcm: bytes, words: Sequence[str], lexicon: Optional[dict] = None, fit: Optional[dict] = None
                 ) -> Optional[List[Tuple[str, float, float, List[Tuple[str, float, float]]]]]:
     """Forced alignment of ``words`` (all in the dictionary, or :data:`UNKNOWN_WORD`).
 
     ``lexicon`` ({word: [pronunciations]}, from :func:`recognise_words` or :func:`lexicon_of`) gives the
-    words' pronunciations; without it they are looked up in the dictionary first.
+    words' pronunciations; without it they are looked up in the dictionary first. ``fit``, when given,
+    receives the word pass's acoustic log-likelihood and frames (:func:`acoustic_fit`).
 
     Returns
     -------
@@ -251,6 +268,7 @@ def align_words(pcm: bytes, words: Sequence[str], lexicon: Optional[dict] = None
             _decode_whole(decoder, pcm)
             if decoder.hyp() is None:
                 return None
+            acoustic_fit(decoder, fit)
             decoder.set_alignment()
             _decode_whole(decoder, pcm)
             alignment = decoder.get_alignment()
@@ -268,9 +286,13 @@ def align_words(pcm: bytes, words: Sequence[str], lexicon: Optional[dict] = None
             _lm_search(decoder)
 
 
-def phone_loop(pcm: bytes, progress=None, span=(0.0, 1.0)) -> List[Tuple[str, float, float]]:
-    """Phone recognition (allphone search): [(phone, start s, end s)], silences and noise included."""
+def phone_loop(pcm: bytes, progress=None, span=(0.0, 1.0), fit: Optional[dict] = None
+               ) -> List[Tuple[str, float, float]]:
+    """Phone recognition (allphone search): [(phone, start s, end s)], silences and noise included.
+    ``fit``, when given, receives its acoustic log-likelihood and frames (:func:`acoustic_fit`)."""
     with _Borrowed("phones") as decoder:
         _decode(decoder, pcm, progress, span)
         segs = list(decoder.seg()) if decoder.hyp() is not None else []
+        if segs:
+            acoustic_fit(decoder, fit)
     return [(s.word, s.start_frame * FRAME_S, (s.end_frame + 1) * FRAME_S) for s in segs]
