@@ -111,6 +111,23 @@ def test_a_transcript_beside_the_audio_is_aligned(head, paths, tmp_path, monkeyp
                          ("P", "complex")]
 
 
+@pytest.mark.parametrize("content", ["", "  \n", " ... !\n"])
+def test_a_txt_beside_the_audio_without_words_is_refused_before_the_run(head, tmp_path, shared_data, content):
+    """Found by a trial run: the commands treated an empty AUDIO.txt differently (one refused, one detected).
+    The panel refuses it up front with one message naming the file; the head is left as it was."""
+    audio = tmp_path / "sentence.wav"
+    shutil.copy(shared_data / "audio" / "test_sentence.wav", audio)
+    audio.with_suffix(".txt").write_text(content, "utf-8")
+    bpy.context.scene.voca.audio_path = str(audio)
+    def keys():
+        shape_keys = head.data.shape_keys
+        return None if shape_keys is None else [k.name for k in shape_keys.key_blocks]
+    before, track = keys(), articulation_writer.stored_track(head)
+    with pytest.raises(RuntimeError, match="sentence.txt' beside the audio holds no words"):
+        bpy.ops.voca.animate_from_audio()
+    assert keys() == before and articulation_writer.stored_track(head) == track      # the head as it was
+
+
 def test_without_pocketsphinx_the_run_is_exact_and_alignment_files_work(head, paths, engine_anim, alignment,
                                                                          track, monkeypatch):
     monkeypatch.setitem(sys.modules, "pocketsphinx", None)          # `import pocketsphinx` fails, as on 3.14

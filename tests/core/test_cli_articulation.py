@@ -130,6 +130,35 @@ def test_infer_txt_beside_the_audio_is_the_transcript_unless_given(models, exact
         assert list(z["phones"]) == [p[0] for p in ISSUE_BILABIALS] != beside
 
 
+@pytest.mark.parametrize("command", ["infer", "phonemes"])
+def test_a_txt_beside_the_audio_without_words_is_refused_alike(models, tmp_path, command):
+    """Found by a trial run: `phonemes` refused an empty AUDIO.txt while `infer` detected instead. Both
+    refuse it now: one line naming the file, exit 2, nothing written."""
+    wav = tmp_path / "speech.wav"
+    shutil.copy(models["wav"], wav)
+    (tmp_path / "speech.txt").write_text("  \n")
+    out = tmp_path / ("out.npz" if command == "infer" else "out.json")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    args = infer_args(dict(models, wav=wav), out) if command == "infer" else ["phonemes", wav, "--out", out]
+    r = cli(*args, cache=models["cache"])
+    assert_user_error(r, "speech.txt", "beside the audio holds no words")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_infer_no_closures_with_a_transcript_says_it_is_not_used(models, exact, tmp_path):
+    """Found by a trial run: --transcript with --no-closures was checked, then dropped without a word. It
+    still makes no phones (nothing asks for them), and one warning says so; the result is VOCA's exact."""
+    out = tmp_path / "exact.npz"
+    r = cli(*infer_args(models, out, "--no-closures", "--transcript", SENTENCE), cache=models["cache"])
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: --transcript")]
+    assert warnings == ["warning: --transcript is not used: with --no-closures the phones are only made for "
+                        "--phonemes"], r.stderr
+    with np.load(out) as z:
+        assert "phones" not in z.files and "correction_weights" not in z.files
+        np.testing.assert_array_equal(z["vertices"], exact["vertices"])
+
+
 def test_infer_no_closures_with_alignment_keeps_the_phones_only(models, exact, tmp_path):
     """Decision: --no-closures with --alignment is allowed; the exact result, the phones still stored."""
     given = alignment_json(tmp_path / "given.json", ISSUE_BILABIALS)

@@ -50,8 +50,8 @@ def add_parser(sub) -> None:
                    "opened scene's, else 60)")
     a.add_argument("--channel", type=common.parse_channel, default=0, metavar="N|mix",
                    help="audio channel to use: 0 (VOCA's choice, default), 1, ... or 'mix' (mean of all)")
-    a.add_argument("--overwrite", action="store_true", help="replace existing --out / --render files "
-                   "(an old .blend is kept as .blend1); also allows --out to be the --scene file")
+    a.add_argument("--overwrite", action="store_true", help="replace existing --out / --render / --npz / "
+                   "--phonemes files (an old .blend is kept as .blend1); also allows --out to be the --scene file")
     a.add_argument("--start-frame", type=int, help="first frame of the animation (default: scene start)")
     a.add_argument("--mode", choices=("shape_keys", "per_frame"), default="shape_keys")
     a.add_argument("--scene", metavar="IN.blend", help="scene to open (default: an empty scene)")

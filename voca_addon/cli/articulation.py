@@ -180,11 +180,14 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
     text, source = read_transcript(transcript, flag) if transcript is not None else (None, "none")
     if text is None and beside:
         from ..core.phonemes import transcript_for
-        found = transcript_for(audio_path)
-        if found and found.strip():
+        found = transcript_for(audio_path)             # one that holds no words is refused there
+        if found is not None:
             text, source = " ".join(found.split()), os.path.splitext(os.path.abspath(audio_path))[0] + ".txt"
     result = Plan(closures, text, source, None, out)
     if not result.needs_pass:
+        if transcript is not None:      # read and checked, then unused: say so rather than drop it silently
+            return Plan(closures, text, source, None, out, (
+                f"{flag} is not used: with --no-closures the phones are only made for --phonemes",))
         return result
     from ..core.phonemes import detector_available
     ok, reason = detector_available()

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("audio", metavar="AUDIO")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--transcript", metavar="TEXT|FILE.txt", help="the words spoken, or a .txt file holding "
-                   "them (forced alignment; US English)")
+                   "them (forced alignment; US English). Default: AUDIO.txt beside the audio when there is one")
     g.add_argument("--transcript-file", metavar="F.txt", help="a UTF-8 text file with the words spoken")
     g.add_argument("--alignment", metavar="FILE", help="read the phones from a Praat .TextGrid, a Rhubarb "
                    "Lip Sync .tsv/.json or this add-on's .json/.tsv instead of detecting them")

@@ -160,6 +160,23 @@ def test_times_past_the_audio_end_are_refused(tmp_path):
         read_alignment(write(tmp_path, "a.TextGrid", LONG), duration=1.2)
 
 
+def test_a_last_silence_past_the_audio_end_is_left_out(tmp_path):
+    """Found by a trial run: an aligner's file whose last *silence* runs past the audio (its xmax padded)
+    was refused like a phone would be. Its phones all lie within the audio: read, the silence left out."""
+    track = read_alignment(write(tmp_path, "a.TextGrid", LONG), duration=1.31)   # "" runs 1.3 → 1.5 s
+    assert track.phones == read_alignment(tmp_path / "a.TextGrid").phones and track.warnings == ()
+    with pytest.raises(InputError, match="'V'|past the audio's end"):              # a phone past the end: no
+        read_alignment(tmp_path / "a.TextGrid", duration=1.2)
+
+
+def test_the_overlap_message_names_the_file_once(tmp_path):
+    rows = [{"phone": "M", "start": 0.1, "end": 0.3}, {"phone": "AA", "start": 0.25, "end": 0.4}]
+    path = write(tmp_path, "a.json", json.dumps(rows))
+    with pytest.raises(InputError) as caught:
+        read_alignment(path)
+    assert str(caught.value).count(str(path)) == 1, caught.value
+
+
 def test_malformed_json_and_tsv_are_refused(tmp_path):
     with pytest.raises(InputError, match="not valid JSON"):
         read_alignment(write(tmp_path, "a.json", '[{"phone": "M", "start": 0.1,'))
@@ -173,6 +190,24 @@ def test_malformed_json_and_tsv_are_refused(tmp_path):
         read_alignment(write(tmp_path, "e.tsv", "0.00\tX\n0.10\tQ\n"))
     with pytest.raises(InputError, match="empty"):
         read_alignment(write(tmp_path, "f.tsv", "\n"))
+
+
+@pytest.mark.parametrize("name,text", [
+    ("a.json", "[]"),
+    ("b.tsv", "start\tend\tphone\tword\n"),                        # this add-on's TSV, its header only
+    ("c.tsv", "0.00\tX\n"),                                          # Rhubarb: one rest cue
+    ("d.json", '{"mouthCues": []}'),
+    ("e.TextGrid", LONG.replace('"M"', '"sil"').replace('"AA1"', '""').replace('"P"', '"sp"')
+     .replace('"F"', '""').replace('"AY1"', '""').replace('"V"', '""').replace('"sil"', '""')),
+])
+def test_a_well_formed_file_without_phones_is_an_empty_track_with_one_warning(tmp_path, name, text):
+    """Found by a trial run: `[]` and a header-only TSV were read as 0 phones silently while a blank .tsv was
+    refused. Every format alike now: a well-formed file without a phone is an empty track and one warning
+    (a blank file is no alignment in any format: refused, above)."""
+    path = write(tmp_path, name, text)
+    track = read_alignment(path)
+    assert track.phones == () and len(track.warnings) == 1, track
+    assert name in track.warnings[0] and "holds no phones" in track.warnings[0]
 
 
 def test_unknown_extension_is_refused(tmp_path):
@@ -251,6 +286,16 @@ def test_written_files_read_back(tmp_path, suffix):
     for a, b in zip(back.phones, EXPECTED):
         assert abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6
     assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]       # no temporary file left
+
+
+def test_textgrid_times_are_written_to_the_microsecond_like_json_and_tsv(tmp_path):
+    """Found by a trial run: the TextGrid writer printed float noise (xmax = 0.6900000000000001)."""
+    phones = (Phone("M", 0.1, 0.6900000000000001, "me"), Phone("IY", 0.6900000000000001, 0.8, "me"))
+    text = write_alignment(PhoneTrack(phones, "aligned"), tmp_path / "t.TextGrid").read_text()
+    times = [line.split("=")[1].strip() for line in text.splitlines() if line.strip().startswith(("xmin", "xmax"))]
+    assert "0.69" in times and all(len(t) <= 8 for t in times), times
+    back = read_alignment(tmp_path / "t.TextGrid")
+    assert [(p.phone, p.start, p.end) for p in back.phones] == [("M", 0.1, 0.69), ("IY", 0.69, 0.8)]
 
 
 def test_our_json_is_the_documented_list(tmp_path):

@@ -53,17 +53,22 @@ class PhoneOutcome:
     message: Optional[str] = None
 
 
-def check_request(request: Optional[PhoneRequest]) -> None:
+def check_request(request: Optional[PhoneRequest], audio_path: Optional[str] = None) -> None:
     """Cheap checks before a run (main thread, before the worker): the named files exist, the transcript file
-    is not empty. The alignment file's content is checked by :func:`read_alignment` (it is small).
+    is not empty, and with neither an alignment nor a transcript, the ``AUDIO.txt`` beside ``audio_path``
+    (used on its own) is readable and holds words. The alignment file's content is checked by
+    :func:`read_alignment` (it is small).
 
     Raises
     ------
     InputError
-        A missing alignment / transcript file, or an empty transcript file.
+        A missing alignment / transcript file, or an empty transcript file (given, or beside the audio).
     """
     if request is None:
         return
+    if audio_path and not (request.alignment_path or (request.transcript or "").strip() or request.transcript_path):
+        from ...core import phonemes
+        phonemes.transcript_for(audio_path)
     if request.alignment_path:
         if not os.path.isfile(request.alignment_path):
             raise InputError(f"The alignment file '{request.alignment_path}' was not found; choose another one "

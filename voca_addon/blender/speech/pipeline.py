@@ -158,7 +158,7 @@ def validate_settings(settings: AnimateSettings) -> None:
         _check_emotion(settings)
     if settings.liveliness is not None:
         core_liveliness.check_settings(settings.liveliness)
-    articulation_phones.check_request(settings.phones)
+    articulation_phones.check_request(settings.phones, settings.audio_path)
 
 
 def _check_audio(path) -> None:

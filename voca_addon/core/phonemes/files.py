@@ -97,23 +97,28 @@ def read_alignment(path, duration: Optional[float] = None) -> PhoneTrack:
     Returns
     -------
     PhoneTrack
-        source "textgrid", "rhubarb" or "json".
+        source "textgrid", "rhubarb" or "json". A well-formed file without one phone (an empty list, a
+        header only, silences only) gives an empty track with one warning, in every format alike.
 
     Raises
     ------
     InputError
-        Unknown extension, unreadable or malformed file, no phone tier, unsorted or overlapping
-        intervals, times past the audio's end, labels that are not phones — one message each.
+        Unknown extension, unreadable or malformed file (an empty or blank file is no alignment in any
+        format), no phone tier, unsorted or overlapping intervals, times past the audio's end, labels that
+        are not phones — one message each.
     """
     if not os.path.isfile(path):                    # before the extension: a folder is said as such
         raise missing_file("alignment file", path)
     suffix = _suffix(path)
     if suffix == ".textgrid":
-        return read_textgrid(path, duration)
-    text = _read_text(path)
-    if suffix == ".json":
-        return _read_json(text, str(path), duration)
-    return _read_tsv(text, str(path), duration)
+        track = read_textgrid(path, duration)
+    else:
+        text = _read_text(path)
+        track = _read_json(text, str(path), duration) if suffix == ".json" else _read_tsv(text, str(path), duration)
+    if track.phones:
+        return track
+    return PhoneTrack((), track.source, track.warnings + (
+        f"'{path}' holds no phones (only silences, or none at all): no lip closures come from it.",))
 
 
 def _read_json(text: str, name: str, duration) -> PhoneTrack:

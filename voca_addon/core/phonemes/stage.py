@@ -57,15 +57,23 @@ def transcript_for(audio_path) -> Optional[str]:
     Raises
     ------
     InputError
-        The .txt exists but cannot be read as UTF-8 text.
+        The .txt exists but cannot be read as UTF-8 text, or holds no words (empty, white space or
+        punctuation only): every command and the panel refuse it alike, rather than some detecting and
+        others failing.
     """
     txt = Path(os.fspath(audio_path)).with_suffix(".txt")
     if not txt.is_file():
         return None
     try:
-        return txt.read_text(encoding="utf-8-sig").strip()
+        text = txt.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the transcript '{txt}': {exc}. Save it as UTF-8 text.") from None
+    try:
+        transcript_words(text)
+    except InputError:
+        raise InputError(f"the transcript '{txt}' beside the audio holds no words; write what is said in it, "
+                         "or move it away to detect the phones from the audio.") from None
+    return text
 
 
 def transcript_words(text: str) -> List[str]:

@@ -171,7 +171,10 @@ def word_spans(phones) -> List[Tuple[float, float, str]]:
 
 
 def format_textgrid(phones: Tuple[Phone, ...], xmax: float) -> str:
-    """A long-format TextGrid with tiers "words" and "phones" (MFA's layout), times in seconds."""
+    """A long-format TextGrid with tiers "words" and "phones" (MFA's layout), times in seconds to 1 µs like
+    the JSON and TSV (no float noise such as 0.6900000000000001; rounding keeps the order)."""
+    phones = tuple(p._replace(start=round(p.start, 6), end=round(p.end, 6)) for p in phones)
+    xmax = max(round(xmax, 6), phones[-1].end if phones else 0.0)
     tiers = [("words", _filled(word_spans(phones), xmax)),
              ("phones", _filled([(p.start, p.end, p.phone) for p in phones], xmax))]
     lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax!r}",

@@ -146,7 +146,8 @@ def make_track(items: Iterable[Tuple[str, float, float, str, str]], source: str,
     name : str
         The file (or "the detector"), for messages.
     duration : float, optional
-        The audio's length in seconds: times past it (+ :data:`END_TOLERANCE_S`) are refused.
+        The audio's length in seconds: a phone past it (+ :data:`END_TOLERANCE_S`) is refused; a silence
+        past it is left out (aligners pad a file's last silence to their own idea of its length).
     warnings : iterable of str
 
     Raises
@@ -163,13 +164,16 @@ def make_track(items: Iterable[Tuple[str, float, float, str, str]], source: str,
             raise InputError(f"{where}: the interval ends ({end} s) before it starts ({start} s). Fix the file.")
         if start < prev_end - OVERLAP_TOLERANCE_S:
             kind = "unsorted" if start < prev_end and end <= prev_end else "overlapping"
-            raise InputError(f"{name}: intervals are {kind}: {where} starts at {start} s, before {prev_where} "
+            before = prev_where[len(name) + 2:] if prev_where.startswith(name + ", ") else prev_where
+            raise InputError(f"intervals are {kind}: {where} starts at {start} s, before {before} "
                              f"ends ({prev_end} s). Phones must be in time order without overlaps.")
-        if duration is not None and end > duration + END_TOLERANCE_S:     # ``where`` names the file
-            raise InputError(f"{where} ends at {end} s, past the audio's end ({duration:.3f} s). "
-                             "Is this the alignment of another recording?")
         prev_end, prev_where = max(prev_end, end), where
         code = arpabet(str(label), where)
+        if duration is not None and end > duration + END_TOLERANCE_S:     # ``where`` names the file
+            if code is None:
+                continue                    # a silence running past the end: nothing to key there
+            raise InputError(f"{where} ends at {end} s, past the audio's end ({duration:.3f} s). "
+                             "Is this the alignment of another recording?")
         if code is not None and end > start:
             phones.append(Phone(code, start, max(start, min(end, duration) if duration else end), word))
     return PhoneTrack(tuple(phones), source, tuple(warnings))
