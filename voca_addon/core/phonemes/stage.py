@@ -207,8 +207,8 @@ def fits(aligned_fit: dict, loop_fit: dict) -> bool:
     """Does a transcript fit the audio? Its forced alignment's acoustic log-likelihood per frame falls
     short of the phone recogniser's free search of the same audio by at most :data:`FIT_MAX`.
 
-    The free search takes the best phones frame by frame, so it bounds any alignment from above; the
-    words actually said come close to it (slightly above or below: the phone recogniser's own pruning),
+    The free search picks the best-scoring phones as it goes, so it scores about as well as any alignment
+    can; the words actually said come close to it (a little above or below: its pruning and phone bigram),
     words that were not said must put wrong phones on the audio and fall well short (measured:
     docs/phonemes.md). No fit at all (no frames decoded) is no match."""
     frames = loop_fit.get("frames", 0)
