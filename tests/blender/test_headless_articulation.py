@@ -137,8 +137,13 @@ def test_import_sequence_of_a_corrected_npz_is_never_corrected_twice(m, official
     corrected = add_corrections(anim, track)
     source = tmp_path / "corrected.npz"
     engine.save_animation_npz(corrected, source, phones=track)
+    # Found by a trial run: an explicit --transcript / --alignment for such a source was dropped silently.
+    refused = run("import-sequence", source, "--out", out, "--template", m["template"], "--audio", official["wav"],
+                  "--transcript", SENTENCE, cache=m["cache"])
+    assert refused.returncode == 2 and "--transcript would not be used" in refused.stderr, refused.stderr
+    assert not out.exists()
     r = run("import-sequence", source, "--out", out, "--template", m["template"], "--audio", official["wav"],
-            "--transcript", SENTENCE, cache=m["cache"])
+            cache=m["cache"])
     assert r.returncode == 0, r.stderr
     assert "already carries lip corrections" in r.stdout and "not corrected again" in r.stdout
     scene, head = open_blend(out)

@@ -260,6 +260,27 @@ class PhonePass:
         return self._track
 
 
+def refuse_new_phones_for_corrected(source: str, args) -> None:
+    """A SOURCE that already carries lip corrections is never corrected twice (its corrections are kept, made
+    from its own phones): an explicit ``--alignment`` / ``--transcript`` could not be used, so it is refused
+    rather than dropped while ``--phonemes`` wrote phones the corrections were not made from. With
+    ``--no-closures`` (VOCA's exact motion) the flag's phones are used as usual.
+
+    Raises
+    ------
+    InputError
+        ``--alignment`` or ``--transcript`` given for such a source without ``--no-closures``.
+    """
+    if getattr(args, "no_closures", False):
+        return
+    given = [f for f, v in (("--alignment", getattr(args, "alignment", None)),
+                            ("--transcript", getattr(args, "transcript", None))) if v is not None]
+    if given:
+        raise InputError(f"'{source}' already carries lip corrections made from its own phones, and a source is "
+                         f"never corrected twice: {given[0]} would not be used. Leave it out to keep them, or add "
+                         "--no-closures for VOCA's exact motion with these phones stored.")
+
+
 def articulate(anim, plan: Plan, track):
     """``anim`` with the correction keys of ``track`` when the plan wants closures, else ``anim`` itself.
 

@@ -21,8 +21,9 @@ FLAME (:func:`voca_addon.core.articulation.add_corrections`) and transferred lik
 apart as the keys ``voca_lips_close`` / ``voca_lips_tuck`` on the character (VOCA's transferred keys stay
 exact); with ``--target-keys`` the solve reproduces the corrected motion (on an ARKit rig mouthClose /
 mouthPress close the lips). A SOURCE that already carries corrections (``infer``'s ``.npz``) is never
-corrected twice: its corrections transfer as they are. ``--no-closures``: VOCA's exact motion, a
-source's corrections dropped.
+corrected twice: its corrections transfer as they are, ``--phonemes`` writes its own phones, and an
+explicit ``--alignment`` / ``--transcript`` is refused (it could not be used). ``--no-closures``: VOCA's
+exact motion, a source's corrections dropped.
 Every input is read and checked, and the fit, transfer and solve are computed, before Blender is
 touched: a refused input changes nothing. SOURCE is refused when truncated or damaged, of another shape, not
 finite, or more than 5× larger or smaller than the template (the ratio and likely units said:
@@ -137,13 +138,15 @@ def compute(args, plan=None) -> Retarget:
     template_path = modelfiles.resolve_template(args.template)
     anim, stored = source_with_phones(args.source, template_path, args.fps)
     carried = anim.corrections is not None
+    if carried:
+        articulation.refuse_new_phones_for_corrected(args.source, args)
     if not plan.closures and getattr(args, "no_closures", False):
         anim = anim.exact()                              # --no-closures: VOCA's exact motion
     phones = None                                        # the phone pass, in a thread beside the fit
-    if audio is not None and plan.wants_phones and not (carried and plan.closures and plan.phonemes_out is None):
+    if audio is not None and plan.wants_phones and not (carried and plan.closures):   # carried: its own phones
         phones = articulation.PhonePass(plan, articulation.audio_source(audio))
     character = load_character(args.target, args.landmarks, args.target_keys, template_path)
-    track = phones.result() if phones is not None else (plan.track or stored)
+    track = phones.result() if phones is not None else (stored if carried and plan.closures else plan.track or stored)
     anim = articulation.articulate(anim, plan, track) if audio is not None else anim
     motion, solution = retarget_motion(character, anim)
     line = articulation.describe(plan, track, anim) if audio is not None or track is not None else ""

@@ -80,6 +80,8 @@ def run_import(args) -> None:
         check_frames(anim.vertices(picks), read_mesh(template).vertices, source, template)   # units, shape
         anim = anim if fps == anim.fps else dataclasses.replace(anim, fps=float(fps))
     already = anim is not None and anim.corrections is not None
+    if already:
+        articulation.refuse_new_phones_for_corrected(source, args)
     track = None
     if already and not args.no_closures:             # never corrected twice: re-made from the file's phones
         track = npzextras.read_phones(source)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from voca_addon.core.articulation import add_corrections
+from voca_addon.core.errors import InputError
 from voca_addon.core.character import keysolve, transfer
 from voca_addon.core.phonemes import phones_for_audio
 
@@ -160,3 +161,21 @@ def test_retarget_compute_with_audio_closes_the_lips(shared_data, tmp_path, offi
     dropped = retarget_cli.compute(argparse.Namespace(**{**base, "source": str(stored), "transcript": None,
                                                          "audio": None, "no_closures": True}))
     assert dropped.motion.corrections is None
+
+    # Found by a trial run: an explicit --transcript / --alignment for such a source was dropped while
+    # --phonemes wrote its phones, which the transferred corrections were not made from. Now: refused, and
+    # --phonemes gives the source's own phones (those its corrections came from).
+    from voca_addon.core import engine
+    from voca_addon.core.animation import npzextras
+    with_phones = tmp_path / "infer-phones.npz"
+    engine.save_animation_npz(add_corrections(official, result.phones), with_phones, phones=result.phones)
+    from voca_addon.core.phonemes import write_alignment
+    alignment = str(write_alignment(result.phones, tmp_path / "artist.json"))
+    for flag, value in (("transcript", str(text)), ("alignment", alignment)):
+        with pytest.raises(InputError, match=f"already carries lip corrections.*--{flag} would not be used"):
+            retarget_cli.compute(argparse.Namespace(**{**base, "source": str(with_phones), "transcript": None,
+                                                       flag: value}))
+    kept = retarget_cli.compute(argparse.Namespace(**{**base, "source": str(with_phones), "transcript": None,
+                                                      "phonemes": str(tmp_path / "kept.json")}))
+    assert "not made again" in kept.articulation
+    assert kept.phones.phones == npzextras.read_phones(str(with_phones)).phones
