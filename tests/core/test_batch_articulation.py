@@ -152,6 +152,21 @@ def test_batch_txt_beside_the_audio_and_a_bad_transcript_fail_only_their_clip(mo
     made = json.loads((out / "batch_manifest.json").read_text())["made_for"]["articulation"]
     assert made["transcripts"]["said"]["transcript"]["path"] == str(folder / "said.txt")
 
+    # Found by a trial run: fixing the failed clips' files and resuming was refused ("phones from alignment
+    # broken.json, not alignment broken.json"), though those clips had no outputs. Now they are made again.
+    said = (out / "said.npz").stat().st_mtime_ns
+    (folder / "nope.txt").write_text(SENTENCE)
+    (folder / "broken.json").write_text(json.dumps([{"phone": "M", "start": 1.11, "end": 1.18, "word": "myopia"}]))
+    r = cli("batch", folder / "clips.csv", "--out", out, "--resume", *model_args(models), cache=models["cache"])
+    assert r.returncode == 0, r.stderr
+    assert "2 written, 1 skipped, 0 failed" in r.stderr, r.stderr
+    assert (out / "said.npz").stat().st_mtime_ns == said                    # kept as it was
+    assert sorted(p.name for p in out.glob("*.npz")) == ["broken.npz", "missing.npz", "said.npz"]
+    # a finished clip's changed transcript is still refused, and says what changed
+    (folder / "said.txt").write_text("Severe myopia")
+    r = cli("batch", folder / "clips.csv", "--out", out, "--resume", *model_args(models), cache=models["cache"])
+    assert_user_error(r, f"clip said's phones from transcript {folder / 'said.txt'} (other file contents), not")
+
 
 def test_batch_bad_phonemes_extension_is_refused_before_anything(models, shared_data, tmp_path):
     out = tmp_path / "out"

@@ -363,16 +363,16 @@ def run(args) -> int:
     claims.claim(out_dir)                                # one batch at a time into a folder (its manifest)
     from . import manifest as batch_manifest
     made_for = batch_manifest.made_for(args, formats, default, clips)
+    done = {c.name for c in clips
+            if args.resume and all(map(os.path.isfile, output_paths(out_dir, c.name, formats)))}
     if args.resume and os.path.isdir(out_dir):            # outputs made for other settings: refused
         batch_manifest.check_resume(out_dir, made_for, any(
-            os.path.isfile(p) for c in clips for p in output_paths(out_dir, c.name, formats)))
+            os.path.isfile(p) for c in clips for p in output_paths(out_dir, c.name, formats)), done)
     articulation = _articulation(args, clips)
     character = _character(args)                         # fitted once, before any clip (or None)
     client = dask_client(args.scheduler) if args.scheduler else None
     os.makedirs(out_dir, exist_ok=True)
     batch_manifest.write(out_dir, made_for)              # what the outputs in out_dir are made for
-    done = {c.name for c in clips
-            if args.resume and all(map(os.path.isfile, output_paths(out_dir, c.name, formats)))}
     results = {c.name: ClipResult(c.name, c.audio, "skipped", outputs=output_paths(out_dir, c.name, formats))
                for c in clips if c.name in done}
     todo = [c for c in clips if c.name not in done]

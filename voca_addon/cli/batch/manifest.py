@@ -15,7 +15,8 @@ character (or the FLAME head), formats, frame rate or models made them. So every
 * ``articulation``: ``closures`` (true unless ``--no-closures``) and ``transcripts``, each clip's phone
   source: ``"detected"``, ``{"transcript": file + SHA-256}`` (a ``.txt``: the CSV's, or ``AUDIO.txt`` beside
   the audio), ``{"transcript_text": SHA-256 of the CSV's text}`` or ``{"alignment": file + SHA-256}``.
-  A resume compares the transcripts of the clips both runs have (a clip added to the CSV is no conflict).
+  A resume compares the transcripts of the clips whose outputs it keeps (a clip added to the CSV, or one
+  that failed or was left unfinished and is made again, is no conflict: its phones may have been fixed).
 
 ``--resume`` compares the folder's manifest with the run's and refuses (InputError: exit 2, nothing
 written) when they differ, or when the folder holds outputs of these clips but no manifest (what they
@@ -134,13 +135,14 @@ def _source_text(value) -> str:
     return f"{kind} {what['path'] if isinstance(what, dict) else (what[:12] if kind.endswith('text') else what)}"
 
 
-def _common_clips(old: dict, new: dict) -> tuple:
-    """``old`` and ``new`` with their per-clip transcript sources restricted to the clips both have."""
+def _common_clips(old: dict, new: dict, kept=None) -> tuple:
+    """``old`` and ``new`` with their per-clip transcript sources restricted to the clips both have (and, when
+    ``kept`` is given, to those clips: the ones whose outputs the resume keeps)."""
     a, b = old.get("articulation"), new.get("articulation")
     if not (isinstance(a, dict) and isinstance(b, dict)):
         return old, new
     ta, tb = a.get("transcripts", {}), b.get("transcripts", {})
-    both = set(ta) & set(tb)
+    both = set(ta) & set(tb) & (set(kept) if kept is not None else set(tb))
     keep = lambda t: {k: v for k, v in t.items() if k in both}          # noqa: E731
     return ({**old, "articulation": {**a, "transcripts": keep(ta)}},
             {**new, "articulation": {**b, "transcripts": keep(tb)}})
@@ -151,8 +153,13 @@ def _articulation_differences(old: dict, new: dict) -> str:
         on = lambda v: "on" if v else "off"                                  # noqa: E731
         return f"lip closures {on(old.get('closures'))}, not {on(new.get('closures'))}"
     ta, tb = old.get("transcripts", {}), new.get("transcripts", {})
-    return "; ".join(f"clip {k}'s phones from {_source_text(ta.get(k))}, not {_source_text(tb.get(k))}"
-                     for k in sorted(tb) if ta.get(k) != tb.get(k))
+    parts = []
+    for k in sorted(tb):
+        if ta.get(k) != tb.get(k):
+            was, now = _source_text(ta.get(k)), _source_text(tb.get(k))
+            parts.append(f"clip {k}'s phones from {was}" + (" (other file contents)" if was == now else "")
+                         + f", not {now}")
+    return "; ".join(parts)
 
 
 def differences(old: dict, new: dict) -> str:
@@ -169,8 +176,9 @@ def differences(old: dict, new: dict) -> str:
     return "; ".join(parts)
 
 
-def check_resume(out_dir: str, new: dict, any_output: bool) -> None:
-    """InputError when the outputs in ``out_dir`` were made for other settings than ``new``."""
+def check_resume(out_dir: str, new: dict, any_output: bool, kept=None) -> None:
+    """InputError when the outputs in ``out_dir`` were made for other settings than ``new``; ``kept``: the
+    clips whose outputs the resume keeps (their phone sources must not have changed; None: every clip)."""
     path = os.path.join(out_dir, MANIFEST)
     hint = "; use another --out or run without --resume (which writes every clip again)"
     try:
@@ -185,7 +193,7 @@ def check_resume(out_dir: str, new: dict, any_output: bool) -> None:
         raise InputError(f"cannot read {path} ({exc}){hint}") from None
     made = old.get("made_for") if isinstance(old, dict) and old.get("version") == VERSION else None
     if isinstance(made, dict):
-        made, new = _common_clips(made, new)
+        made, new = _common_clips(made, new, kept)
     if made != new:
         what = differences(made, new) if isinstance(made, dict) else f"a manifest of another version ({path})"
         raise InputError(f"the outputs in {out_dir} were made for {what}{hint}")
