@@ -14,6 +14,7 @@ from tests.core.test_batch_cli import EXIT_SOME_FAILED, model_args, models, summ
 from tests.core.test_cli import assert_user_error
 from tests.core.test_cli_articulation import ISSUE_BILABIALS, SENTENCE, alignment_json, cli, own_lines
 from voca_addon.core.animation import npzextras
+from voca_addon.core.errors import InputError
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation
 from voca_addon.core.articulation import add_corrections
 
@@ -166,6 +167,22 @@ def test_batch_txt_beside_the_audio_and_a_bad_transcript_fail_only_their_clip(mo
     (folder / "said.txt").write_text("Severe myopia")
     r = cli("batch", folder / "clips.csv", "--out", out, "--resume", *model_args(models), cache=models["cache"])
     assert_user_error(r, f"clip said's phones from transcript {folder / 'said.txt'} (other file contents), not")
+
+
+def test_batch_csv_row_messages_name_the_line_once_and_the_column_not_a_flag(shared_data, tmp_path):
+    """Found by a trial run: "line 7 of the CSV: line 7 has …", and a missing file of the CSV's alignment
+    column reported as an "--alignment file" though no such flag was given."""
+    from voca_addon.cli import articulation as articulation_cli
+    from voca_addon.cli.batch.inputs import read_csv
+    wav = shared_data / "audio" / "test_sentence.wav"
+    table = tmp_path / "clips.csv"
+    table.write_text(f"audio,name,transcript,alignment\n{wav},both,said.txt,said.json\n{wav},gone,,gone.json\n")
+    both, gone = read_csv(table, 3)
+    assert both.problem == ("line 2 of the CSV: it has a transcript and an alignment; give one (the alignment "
+                            "file already holds the phones)")
+    with pytest.raises(InputError) as caught:
+        articulation_cli.plan(gone.audio, alignment=gone.alignment, flag="the CSV's transcript")
+    assert str(caught.value).startswith("alignment file '") and "--alignment" not in str(caught.value), caught.value
 
 
 def test_batch_bad_phonemes_extension_is_refused_before_anything(models, shared_data, tmp_path):

@@ -250,7 +250,9 @@ def test_batch_refusals_write_nothing(models, shared_data, tmp_path):
     wav = vocaset_clips(shared_data)[0]
     out = tmp_path / "out"
     assert_user_error(cli("batch", tmp_path, "--out", out, *model_args(models)), "holds no clips")
-    assert_user_error(cli("batch", wav, "--out", out, *model_args(models)), "folder of audio files or a .csv")
+    assert_user_error(cli("batch", wav, "--out", out, *model_args(models)), "folder of audio files or a .csv",
+                      "it is a file but not a .csv")
+    assert_user_error(cli("batch", tmp_path / "nowhere", "--out", out, *model_args(models)), "it was not found")
     listing = tmp_path / "dup.csv"
     listing.write_text(f"audio,name\n{wav},x\n{wav},x\n")
     assert_user_error(cli("batch", listing, "--out", out, *model_args(models)), "two clips are named 'x'")

@@ -172,6 +172,11 @@ def test_infer_no_closures_with_alignment_keeps_the_phones_only(models, exact, t
         assert list(z["phones"]) == [p[0] for p in ISSUE_BILABIALS]
         np.testing.assert_allclose(z["phone_times"], [p[1:3] for p in ISSUE_BILABIALS])
     assert "File type" in phonemes.read_text() and '"M"' in phonemes.read_text()
+    # the TextGrid spans the whole recording, as aligners write it (found by a trial run: it ended at the
+    # last phone, 3.83 s, of a 5.1 s clip)
+    from voca_addon.core.speech.audio import load_audio
+    duration = load_audio(models["wav"]).duration_s
+    assert f"xmax = {round(duration, 6)!r}" in phonemes.read_text().splitlines()[4], phonemes.read_text()[:200]
 
 
 def _bad_inputs(tmp_path):

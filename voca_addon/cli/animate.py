@@ -216,7 +216,7 @@ def _write_outputs(bpy, scene, args, head, report, anim, track=None, plan=None, 
                 print(f"writing {npz}", flush=True)
                 engine.save_animation_npz(anim.resampled(writer.scene_fps(scene)), staged.temp(npz), phones=track)
             if phonemes:
-                articulation.write_phonemes(track, str(staged.temp(phonemes)))
+                articulation.write_phonemes(track, str(staged.temp(phonemes)), args.audio)
             result = video and render.render_video(scene, staged.temp(video), frames=args.frames,
                                                    engine=args.engine, resolution=args.resolution, target=head,
                                                    progress=framewise.console_progress(), quiet=True)

@@ -176,7 +176,8 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
     if transcript is not None and alignment is not None:
         raise InputError(f"give {flag} or --alignment, not both (an alignment file already holds the phones).")
     if alignment is not None:
-        return Plan(closures, track=read_alignment(alignment, audio_path), phonemes_out=out)
+        what = "--alignment file" if flag == "--transcript" else "alignment file"   # the batch's CSV column
+        return Plan(closures, track=read_alignment(alignment, audio_path, what), phonemes_out=out)
     text, source = read_transcript(transcript, flag) if transcript is not None else (None, "none")
     if text is None and beside:
         from ..core.phonemes import transcript_for
@@ -200,10 +201,11 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
                 (f"no lip closures: {_one_line(reason)} (give --alignment FILE to close the lips without it)",))
 
 
-def read_alignment(path: str, audio_path: str):
-    """The phones of an ``--alignment`` file, checked against the audio's duration (InputError otherwise)."""
+def read_alignment(path: str, audio_path: str, what: str = "--alignment file"):
+    """The phones of an ``--alignment`` file (``what`` names it in messages), checked against the audio's
+    duration (InputError otherwise)."""
     if not os.path.isfile(path):
-        raise missing_file("--alignment file", path)
+        raise missing_file(what, path)
     from ..core.phonemes import read_alignment as read
     return read(os.path.abspath(path), audio_duration(audio_path))
 
@@ -298,11 +300,12 @@ def warn(lines, stream=None) -> None:
         print(f"warning: {_one_line(line)}", file=stream or sys.stderr)
 
 
-def write_phonemes(track, path: Optional[str]) -> None:
-    """The phone track to ``path`` (its format from the extension), when asked for."""
+def write_phonemes(track, path: Optional[str], audio: Optional[str] = None) -> None:
+    """The phone track to ``path`` (its format from the extension), when asked for; with the ``audio`` file
+    the TextGrid spans the whole recording (its xmax) and Rhubarb's cues run to its end, as aligners write them."""
     if path is not None and track is not None:
         from ..core.phonemes import write_alignment
-        write_alignment(track, path)
+        write_alignment(track, path, audio_duration(audio) if audio else None)
 
 
 def describe(plan: Plan, track, anim=None) -> str:

@@ -68,7 +68,7 @@ def run(args) -> None:
                 engine.save_animation_npz(anim, staged.temp(out), with_vertices=not args.no_vertices,
                                           progress=common.part(progress, 0.95, 1.0), phones=track)
                 if phonemes:
-                    articulation.write_phonemes(track, str(staged.temp(phonemes)))
+                    articulation.write_phonemes(track, str(staged.temp(phonemes)), args.audio)
             except OSError as exc:
                 raise InputError(f"cannot write '{out}': {exc.strerror or exc}.") from None
             except VocaError as exc:

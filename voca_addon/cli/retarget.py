@@ -228,7 +228,7 @@ def run(args) -> None:
         from ..core.character import landmarks
         landmarks.write_pairs(guessed, result.guess.flame_ids, result.guess.target_ids)
     if plan.phonemes_out:
-        articulation.write_phonemes(result.phones, plan.phonemes_out)
+        articulation.write_phonemes(result.phones, plan.phonemes_out, getattr(args, "audio", None))
     blendfile.save_blend(bpy, out)
     print(_report(result))
     print(f"wrote {out}: '{obj.name}' ({len(result.target.vertices)} vertices), {what}, frames {start}-{end}"

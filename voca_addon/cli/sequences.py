@@ -102,7 +102,7 @@ def run_import(args) -> None:
     if plan.phonemes_out:
         with outputs.Staged([Path(args.out), Path(plan.phonemes_out)]) as staged:
             blendfile.save_copy(bpy, staged.temp(Path(args.out)), args.out)
-            articulation.write_phonemes(track, str(staged.temp(Path(plan.phonemes_out))))
+            articulation.write_phonemes(track, str(staged.temp(Path(plan.phonemes_out))), audio)
             staged.commit()
     else:
         blendfile.save_blend(bpy, args.out)

@@ -97,8 +97,8 @@ def _csv_row(row: dict, line: int, base: Path, default_condition) -> ClipSpec:
         if alignment:
             spec["alignment"] = str(_resolve(base / alignment))
         if transcript and alignment:
-            raise InputError(f"line {line} has a transcript and an alignment; give one (the alignment file "
-                             "already holds the phones)")
+            raise InputError("it has a transcript and an alignment; give one (the alignment file already "
+                             "holds the phones)")
     except (VocaError, ValueError) as exc:
         spec["problem"] = f"line {line} of the CSV: {' '.join(str(exc).split())}"
     return ClipSpec(**spec)
@@ -126,8 +126,8 @@ def read_input(text: str, default_condition=3) -> List[ClipSpec]:
     elif path.is_file() and path.suffix.lower() == ".csv":
         clips = read_csv(path, default_condition)
     else:
-        raise InputError(f"INPUT '{text}' must be a folder of audio files or a .csv file; it was not found "
-                         "or is neither")
+        what = "it is a file but not a .csv" if path.is_file() else "it was not found"
+        raise InputError(f"INPUT '{text}' must be a folder of audio files or a .csv file; {what}")
     if not clips:
         raise InputError(f"'{text}' holds no clips (audio files: {', '.join(AUDIO_SUFFIXES)})")
     seen = {}

@@ -156,7 +156,7 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
             if track is None:                            # no PocketSphinx and no alignment file
                 raise InputError("no phones to write for --phonemes: PocketSphinx is not available here; give "
                                  "the clip an alignment file (CSV column 'alignment')")
-            articulation_cli.write_phonemes(track, path)
+            articulation_cli.write_phonemes(track, path, spec.audio)
         elif fmt == "csv" and solution is not None:
             arkit.write_live_link_csv(path, solution.weights, solution.names, core_anim.fps)
         elif fmt == "csv":
