@@ -203,6 +203,44 @@ def test_hand_edited_curve_survives_a_knob(head, official, track):
     np.testing.assert_array_equal(speech_curves(head)[other], other_before)
 
 
+def test_a_curve_turned_bezier_by_hand_is_left_with_its_handles(head, official, track):
+    """Found by a trial run: a curve whose keys the artist set to Bezier (values untouched) was rewritten
+    without a word, its handles left where the old values had them (wrong between the frames). The
+    interpolation is part of the edit check: left and named."""
+    key = head.data.shape_keys
+    edited = str(key[articulation_writer.STORE]["keys"][2])
+    fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(edited))
+    for point in fcurve.keyframe_points:
+        point.interpolation = "BEZIER"
+    fcurve.update()
+    mine = keyframes.curve_points(fcurve).copy()
+    handles = [tuple(p.handle_right) for p in fcurve.keyframe_points]
+    knobs(head, speech_strength=2.0)
+    np.testing.assert_array_equal(keyframes.curve_points(fcurve), mine)
+    assert [tuple(p.handle_right) for p in fcurve.keyframe_points] == handles
+    assert f"'{edited}'" in head.voca_articulation.status and "1 curve" in head.voca_articulation.status
+
+
+def test_a_linked_duplicate_refuses_the_knobs_and_changes_nothing(head, official, track):
+    """Found by a trial run: Alt+D shares the mesh, hence the shape keys and their curves; a knob on the copy
+    moved the original's curves under the original's own knobs. Refused (the status says why and what to do)."""
+    before = speech_curves(head)
+    twin = head.copy()                                   # a linked duplicate: the same mesh data
+    bpy.context.scene.collection.objects.link(twin)
+    assert twin.data == head.data
+    knobs(twin, speech_strength=0.3)
+    status = twin.voca_articulation.status
+    assert "shares its mesh and shape keys with" in status and repr(head.name) in status and "Single User" in status
+    for name, points in speech_curves(head).items():
+        np.testing.assert_array_equal(points, before[name])
+    twin.data = head.data.copy()                         # Make Single User: each head its own curves again
+    twin.data.shape_keys.animation_data.action = head.data.shape_keys.animation_data.action.copy()
+    knobs(twin, speech_strength=0.31)
+    assert twin.voca_articulation.status == ""
+    for name, points in speech_curves(head).items():
+        np.testing.assert_array_equal(points, before[name])
+
+
 def test_hand_edited_correction_curve_and_sculpted_correction_key_are_left(head, official, track):
     """The closure key's own curve edited by hand survives the closure-strength knob; the key sculpted by hand
     survives a new phone track (its shape follows the track); each is named, nothing else is held back."""

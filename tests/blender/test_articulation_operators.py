@@ -243,6 +243,22 @@ def test_words_as_markers_are_owned_and_removable(head, alignment):
     assert bpy.ops.voca.remove_word_markers.poll() is False
 
 
+def test_an_artists_marker_like_a_word_marker_stays_and_an_import_remarks_the_words(head, alignment, tmp_path):
+    """Found by a trial run: Remove took an artist's marker that had a word's name and frame (markers carry
+    no owner); and Import alignment left the old track's words on the timeline."""
+    scene = bpy.context.scene
+    scene.voca_phones.alignment_path = str(alignment)
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+    assert bpy.ops.voca.word_markers() == {"FINISHED"}
+    frame = next(m.frame for m in scene.timeline_markers if m.name == "paper")
+    scene.timeline_markers.new("paper", frame=frame)                   # the artist's own, same name and frame
+    other = PhoneTrack((Phone("HH", 0.2, 0.3, "hello"), Phone("M", 0.5, 0.6, "mama")), "json")
+    assert bpy.ops.voca.import_alignment(filepath=str(write_alignment(other, tmp_path / "other.json"))) == {"FINISHED"}
+    assert sorted(m.name for m in scene.timeline_markers) == ["hello", "mama", "paper"]   # the new words + mine
+    assert bpy.ops.voca.remove_word_markers() == {"FINISHED"}
+    assert [(m.name, m.frame) for m in scene.timeline_markers] == [("paper", frame)]
+
+
 def draw():
     log = []
     articulation_panel.VOCA_PT_articulation.draw(type("P", (), {"layout": FakeLayout(log)})(), bpy.context)

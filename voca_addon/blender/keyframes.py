@@ -75,6 +75,17 @@ def _every_frame(frames: np.ndarray) -> bool:
             and bool(np.all(np.diff(frames) == 1.0)))
 
 
+def interpolations_other_than(fcurve, interpolation: int) -> bool:
+    """Whether any keyframe of ``fcurve`` has another interpolation than ``interpolation`` (an artist set
+    Bezier, say; samples have none)."""
+    points = fcurve.keyframe_points
+    if not len(points):
+        return False
+    kinds = np.empty(len(points), np.int32)
+    points.foreach_get("interpolation", kinds)
+    return bool((kinds != interpolation).any())
+
+
 def curve_points(fcurve) -> np.ndarray:
     """(frame, value) of a curve's keyframes or samples, float32 [N, 2]."""
     points = fcurve.keyframe_points if len(fcurve.keyframe_points) else fcurve.sampled_points

@@ -4,7 +4,9 @@ over an artist's edit.
 A curve (or correction key shape) is written with one ``foreach_set``; its float32 data's digest
 (``digests[name]``, BLAKE2b, kept in the Key's stored group) records what the add-on last wrote. New data whose
 digest equals the recorded one is not even read; otherwise the current data are read once: a digest that
-differs from the recorded one means the artist edited it, and it is left (and named by the caller).
+differs from the recorded one means the artist edited it, and it is left (and named by the caller). So does a
+keyframe whose interpolation is no longer the one the add-on wrote (an artist's Bezier, whose handles a
+rewrite of the values alone would leave stale between the frames).
 
 Contract: main thread only (``bpy``). Imports ``bpy`` (through :mod:`..compat`, :mod:`..keyframes`), numpy and
 :mod:`.writer`. Arrays: float32.
@@ -77,7 +79,7 @@ def write_curve(key, name: str, frames, values, interpolation: int, group: str, 
     if fcurve is not None:
         current = keyframes.curve_points(fcurve)
         was = digest(current)
-        if name in digests and digests[name] != was:
+        if name in digests and (digests[name] != was or keyframes.interpolations_other_than(fcurve, interpolation)):
             edited.append(name)
             return 0
         if was == new_digest:

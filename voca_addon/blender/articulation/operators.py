@@ -80,9 +80,19 @@ def add_word_markers(scene, obj) -> int:
 
 
 def remove_word_markers(scene) -> int:
-    """Remove the word markers the add-on made that are still in place; returns how many."""
-    made = {str(item) for item in scene.get(WORD_MARKERS, [])}
-    gone = [m for m in scene.timeline_markers if f"{m.frame}\t{m.name}" in made]
+    """Remove the word markers the add-on made that are still in place; returns how many.
+
+    Markers carry no owner, so one is the add-on's by its frame and name; an artist's marker of the same name
+    on the same frame is kept: no more markers go per (frame, name) than the add-on made, and markers bound
+    to a camera (never the add-on's) go last."""
+    from collections import Counter
+    made = Counter(str(item) for item in scene.get(WORD_MARKERS, []))
+    gone = []
+    for marker in sorted(scene.timeline_markers, key=lambda m: m.camera is not None):
+        entry = f"{marker.frame}\t{marker.name}"
+        if made[entry] > 0:
+            made[entry] -= 1
+            gone.append(marker)
     for marker in gone:
         scene.timeline_markers.remove(marker)
     if WORD_MARKERS in scene:
@@ -100,11 +110,17 @@ def import_alignment(context, path: str) -> str:
         duration = int(store["frames"]) / float(store["fps"])
     track = articulation_phones.read_alignment(path, duration)        # raises before anything changes
     context.scene.voca_phones.alignment_path = path
-    line = f"{len(track.phones)} phones from '{bpy.path.basename(path)}' ({track.label})"
+    line = f"{len(track.phones)} phones from '{bpy.path.basename(path)}' ({track.label})" + "".join(
+        f"; {w}" for w in track.warnings)          # e.g. a file that holds no phones
     if not articulated:
         return line + "; Animate from audio uses them."
     done = articulation_writer.set_track(obj, context.scene, track)
     obj.voca_articulation.status = done.edited_line() or done.line or ""
+    if context.scene.get(WORD_MARKERS):         # the old track's words on the timeline: the new ones instead
+        remove_word_markers(context.scene)
+        store = obj.data.shape_keys[articulation_writer.STORE]
+        if words(track, float(store["fps"]), int(store["start"])):
+            add_word_markers(context.scene, obj)
     return f"{line} on '{obj.name}': " + (articulation_writer.closure_line(track) if done.closures
                                           else "lip closures are off")
 

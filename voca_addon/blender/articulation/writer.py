@@ -48,6 +48,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import bpy
 import numpy as np
 
 from ...core.animation.shapekeys import ShapeKeyAnimation
@@ -215,12 +216,19 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     Raises
     ------
     InputError
-        No stored animation, or one of VOCA's keys was deleted / renamed.
+        No stored animation, one of VOCA's keys was deleted / renamed, or the head shares its mesh (and so its
+        shape keys and their curves) with another object, a linked duplicate: its knobs would move the other
+        head's curves under that head's own knobs.
     """
     from ...core.articulation import apply_controls
     if not has_articulation(obj):
         raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to adjust; run Animate from "
                          "audio on it first.")
+    sharing = sorted(o.name for o in bpy.data.objects if o.data is not None and o.data == obj.data and o != obj)
+    if sharing:
+        raise InputError(f"'{obj.name}' shares its mesh and shape keys with {', '.join(repr(n) for n in sharing[:3])}"
+                         f"{' …' if len(sharing) > 3 else ''} (a linked duplicate): its knobs would change that head "
+                         "too. Make it single-user first (Object › Relations › Make Single User › Object & Data).")
     key = obj.data.shape_keys
     anim, store = _stored_animation(key)
     track = track_from_text(str(store.get("phones", "")))
