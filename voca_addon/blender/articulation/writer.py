@@ -224,7 +224,8 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     if not has_articulation(obj):
         raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to adjust; run Animate from "
                          "audio on it first.")
-    sharing = sorted(o.name for o in bpy.data.objects if o.data is not None and o.data == obj.data and o != obj)
+    sharing = sorted(o.name for o in bpy.data.objects                 # orphans (no users) share nothing
+                     if o.users and o.data is not None and o.data == obj.data and o != obj)
     if sharing:
         raise InputError(f"'{obj.name}' shares its mesh and shape keys with {', '.join(repr(n) for n in sharing[:3])}"
                          f"{' …' if len(sharing) > 3 else ''} (a linked duplicate): its knobs would change that head "
