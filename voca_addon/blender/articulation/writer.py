@@ -254,10 +254,31 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
         store["speech"] = speech
     rewritten += _write_corrections(obj, key, result, store, digests, edited, anim.template)
     store["digests"] = digests
+    # The edits left earlier stay named while they stand (a pass whose new data equal what the add-on last
+    # wrote does not read a curve, so it would not see them again): only those few are read here.
+    keys = [str(n) for n in store.get("keys", ())]
+    bias = keys[-1] if keys else None                   # VOCA's bias curve: one CONSTANT key
+    edited = sorted(n for n in set(edited) | {str(n) for n in store.get("edited", ())}
+                    if _still_edited(key, n, digests, CONSTANT if n == bias else LINEAR))
+    store["edited"] = edited
     if rewritten:                   # foreach_set tags nothing: the evaluated copy of the action would go stale
         key.animation_data.action.update_tag()
         key.update_tag()
     return ReapplyReport(rewritten, tuple(edited), result.corrections is not None, line)
+
+
+def _still_edited(key, name: str, digests: dict, interpolation: int) -> bool:
+    """Whether the curve (or ``"NAME (shape)"``: the correction key's shape) ``name`` still differs from what the
+    add-on last wrote there (:mod:`.curves`: its points, or a key of another ``interpolation``)."""
+    if name.endswith(" (shape)"):
+        block = key.key_blocks.get(name[:-len(" (shape)")])
+        recorded = digests.get(curves.SHAPE + name[:-len(" (shape)")])
+        return block is not None and recorded is not None and curves.digest(writer.key_co(block)) != recorded
+    fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(name))
+    if fcurve is None or name not in digests:
+        return False
+    return (curves.digest(keyframes.curve_points(fcurve)) != digests[name]
+            or keyframes.interpolations_other_than(fcurve, interpolation))
 
 
 def emotion_offset(obj) -> Optional[np.ndarray]:
