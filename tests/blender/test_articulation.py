@@ -209,6 +209,20 @@ def test_hand_edited_curve_survives_a_knob(head, official, track):
     assert f"'{edited}'" in head.voca_articulation.status, head.voca_articulation.status
 
 
+def test_a_knob_set_to_nan_goes_back_to_its_default(head, official, track):
+    """Found by a trial run: NaN from a script was refused but stayed in the knob, and every later knob was
+    refused with it. It goes back to the default (which re-applies) and the status says so."""
+    before = speech_curves(head)
+    knobs(head, speech_strength=0.5)
+    knobs(head, speech_strength=float("nan"))
+    assert head.voca_articulation.speech_strength == 1.0
+    assert "Speech strength: not a number, set back to the default" in head.voca_articulation.status
+    for name, points in speech_curves(head).items():                 # the defaults: VOCA's curves again
+        np.testing.assert_array_equal(points, before[name])
+    knobs(head, closure_strength=0.5)                                # the next knob works
+    assert head.voca_articulation.status == ""
+
+
 def test_a_curve_turned_bezier_by_hand_is_left_with_its_handles(head, official, track):
     """Found by a trial run: a curve whose keys the artist set to Bezier (values untouched) was rewritten
     without a word, its handles left where the old values had them (wrong between the frames). The

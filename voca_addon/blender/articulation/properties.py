@@ -16,6 +16,7 @@ Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and thi
 """
 # No ``from __future__ import annotations``: Blender evaluates the annotations of registered classes.
 
+import math
 from typing import Optional
 
 import bpy
@@ -39,7 +40,19 @@ def reapply_head(obj, scene=None, force: bool = False) -> Optional[str]:
     return status or None
 
 
+KNOBS = ("closure_strength", "speech_strength", "mouth_close", "smoothing_ms")
+
+
 def _update(self, context) -> None:
+    # A value that is not a number (NaN from a script: Blender's min / max let it through) goes back to the
+    # knob's default, which re-applies; left in place it would make every later knob refuse.
+    bad = [name for name in KNOBS if not math.isfinite(getattr(self, name))]
+    for name in bad:
+        setattr(self, name, self.bl_rna.properties[name].default)
+    if bad:
+        labels = ", ".join(self.bl_rna.properties[name].name for name in bad)
+        self.status = (f"{labels}: not a number, set back to the default. " + self.status).strip()
+        return
     reapply_head(self.id_data, getattr(context, "scene", None))
 
 
