@@ -28,6 +28,22 @@ def digest(points: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(points, np.float32), digest_size=12).hexdigest()
 
 
+def shape_edited(block, digests: dict, current: "str | None" = None) -> bool:
+    """Whether the add-on wrote ``block``'s shape and it was sculpted since (``current``: its digest, when
+    already computed)."""
+    recorded = digests.get(SHAPE + block.name)
+    return recorded is not None and (current or digest(writer.key_co(block))) != recorded
+
+
+def curve_edited(fcurve, name: str, digests: dict, interpolation: int, current: "str | None" = None) -> bool:
+    """Whether the add-on wrote ``name``'s curve and it was edited since: other points (``current``: their
+    digest, when already computed), or a key of another interpolation than the add-on's."""
+    if name not in digests:
+        return False
+    points = current or digest(keyframes.curve_points(fcurve))
+    return points != digests[name] or keyframes.interpolations_other_than(fcurve, interpolation)
+
+
 def write_shape(block, target: np.ndarray, digests: dict, edited: list) -> int:
     """Give a correction key ``target`` (float32 [V, 3]: the Basis + the field solved for this phone track;
     it follows the track, not the knobs), unless the artist sculpted the key since: then it is left and
@@ -40,7 +56,7 @@ def write_shape(block, target: np.ndarray, digests: dict, edited: list) -> int:
     if current == new:
         digests[name] = new
         return 0
-    if name in digests and digests[name] != current:
+    if shape_edited(block, digests, current):
         edited.append(f"{block.name} (shape)")
         return 0
     block.data.foreach_set("co", np.ascontiguousarray(target, np.float32).ravel())
@@ -79,7 +95,7 @@ def write_curve(key, name: str, frames, values, interpolation: int, group: str, 
     if fcurve is not None:
         current = keyframes.curve_points(fcurve)
         was = digest(current)
-        if name in digests and (digests[name] != was or keyframes.interpolations_other_than(fcurve, interpolation)):
+        if curve_edited(fcurve, name, digests, interpolation, was):
             edited.append(name)
             return 0
         if was == new_digest:
@@ -100,4 +116,4 @@ def write_curve(key, name: str, frames, values, interpolation: int, group: str, 
     return 1
 
 
-__all__ = ["SHAPE", "support", "write_curve", "write_shape", "digest"]
+__all__ = ["SHAPE", "support", "write_curve", "write_shape", "digest", "curve_edited", "shape_edited"]

@@ -224,8 +224,8 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     if not has_articulation(obj):
         raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to adjust; run Animate from "
                          "audio on it first.")
-    sharing = sorted(o.name for o in bpy.data.objects                 # orphans (no users) share nothing
-                     if o.users and o.data is not None and o.data == obj.data and o != obj)
+    sharing = [] if obj.data.users < 2 else sorted(     # the scan only when another user of the mesh exists
+        o.name for o in bpy.data.objects if o.users and o.data is not None and o.data == obj.data and o != obj)
     if sharing:
         raise InputError(f"'{obj.name}' shares its mesh and shape keys with {', '.join(repr(n) for n in sharing[:3])}"
                          f"{' …' if len(sharing) > 3 else ''} (a linked duplicate): its knobs would change that head "
@@ -272,13 +272,9 @@ def _still_edited(key, name: str, digests: dict, interpolation: int) -> bool:
     add-on last wrote there (:mod:`.curves`: its points, or a key of another ``interpolation``)."""
     if name.endswith(" (shape)"):
         block = key.key_blocks.get(name[:-len(" (shape)")])
-        recorded = digests.get(curves.SHAPE + name[:-len(" (shape)")])
-        return block is not None and recorded is not None and curves.digest(writer.key_co(block)) != recorded
+        return block is not None and curves.shape_edited(block, digests)
     fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(name))
-    if fcurve is None or name not in digests:
-        return False
-    return (curves.digest(keyframes.curve_points(fcurve)) != digests[name]
-            or keyframes.interpolations_other_than(fcurve, interpolation))
+    return fcurve is not None and curves.curve_edited(fcurve, name, digests, interpolation)
 
 
 def emotion_offset(obj) -> Optional[np.ndarray]:
