@@ -282,6 +282,9 @@ def test_written_files_read_back(tmp_path, suffix):
     track = PhoneTrack(EXPECTED, "aligned")
     out = write_alignment(track, tmp_path / f"out{suffix}")
     back = read_alignment(out, duration=1.5)
+    # the source names the format read (a trial run saw this add-on's .tsv labelled "(json)")
+    assert back.source == {".json": "json", ".tsv": "tsv", ".TextGrid": "textgrid"}[suffix]
+    assert back.label == back.source
     assert [(p.phone, p.word) for p in back.phones] == [(p.phone, p.word) for p in EXPECTED]
     for a, b in zip(back.phones, EXPECTED):
         assert abs(a.start - b.start) < 1e-6 and abs(a.end - b.end) < 1e-6

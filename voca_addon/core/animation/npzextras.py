@@ -9,7 +9,7 @@ An animation file (``infer``, ``animate --npz``, the batch) always holds VOCA's 
   ``correction_weights @ correction_basis`` gives the vertices;
 * phones: ``phones`` str [P] (ARPAbet, upper case, no stress digits), ``phone_times`` float64 [P, 2]
   (start, end in seconds from the audio's start), ``phone_words`` str [P] (the word each phone belongs
-  to, '' if none) and ``phone_source`` str [] (``detected`` / ``aligned`` / ``textgrid`` / ``rhubarb`` /
+  to, '' if none) and ``phone_source`` str [] (``detected`` / ``aligned`` / ``textgrid`` / ``rhubarb`` / ``tsv`` /
   ``json``).
 
 Strings are numpy unicode arrays (``np.load(..., allow_pickle=False)`` reads them).

@@ -97,7 +97,7 @@ def read_alignment(path, duration: Optional[float] = None) -> PhoneTrack:
     Returns
     -------
     PhoneTrack
-        source "textgrid", "rhubarb" or "json". A well-formed file without one phone (an empty list, a
+        source "textgrid", "rhubarb", "json" or "tsv". A well-formed file without one phone (an empty list, a
         header only, silences only) gives an empty track with one warning, in every format alike.
 
     Raises
@@ -180,7 +180,7 @@ def _read_tsv(text: str, name: str, duration) -> PhoneTrack:
                                  "column(s).")
             items.append((cells[2], _number(cells[0], where), _number(cells[1], where),
                           cells[3].strip() if len(cells) == 4 else "", where))
-        return make_track(items, "json", f"'{name}'", duration)
+        return make_track(items, "tsv", f"'{name}'", duration)
     cues = []
     for number, line in lines:
         cells = line.split("\t")

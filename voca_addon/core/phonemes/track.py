@@ -16,7 +16,7 @@ from typing import Iterable, NamedTuple, Optional, Tuple
 
 from ..errors import InputError
 
-SOURCES = ("detected", "aligned", "textgrid", "rhubarb", "json")
+SOURCES = ("detected", "aligned", "textgrid", "rhubarb", "json", "tsv")
 # What the detector can and cannot do, said wherever a detected track is reported (issue 18: non-English audio):
 # PocketSphinx's model and dictionary are US English; speech in another language is heard as English words.
 DETECTED_LABEL = "detected by the US-English recogniser; for another language import an alignment file"
@@ -68,7 +68,8 @@ class PhoneTrack:
     phones : tuple of Phone
         Sorted by start, non-overlapping; silences are not listed.
     source : str
-        "detected" | "aligned" | "textgrid" | "rhubarb" | "json".
+        "detected" | "aligned" | "textgrid" | "rhubarb" | "json" | "tsv" (the last two: this
+        add-on's own formats).
     warnings : tuple of str
         One line each, for the user (unknown words, a transcript that did not match the audio).
     """
