@@ -12,7 +12,7 @@ import pytest
 
 from tests.core.test_batch_cli import EXIT_SOME_FAILED, model_args, models, summary  # noqa: F401 (fixture)
 from tests.core.test_cli import assert_user_error
-from tests.core.test_cli_articulation import ISSUE_BILABIALS, SENTENCE, alignment_json, cli, own_lines
+from tests.core.test_cli_articulation import NON_RELEASE, ISSUE_BILABIALS, SENTENCE, alignment_json, cli, own_lines
 from voca_addon.core.animation import npzextras
 from voca_addon.core.errors import InputError
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation
@@ -33,6 +33,11 @@ def clips_csv(shared_data, tmp_path, rows):
                 shutil.copy(wav, folder / wav.name)
             w.writerow([wav.name, name, transcript, alignment])
     return folder / "clips.csv"
+
+
+def console(stderr):
+    """The batch's lines on stderr but the random-weight graph's non-release warning."""
+    return [line for line in stderr.splitlines() if NON_RELEASE not in line]
 
 
 def exact_of(z):
@@ -97,6 +102,22 @@ def test_batch_clips_get_their_own_phones_and_corrections(csv_batch):
         assert summary(out)[name]["outputs"][-1].endswith(f"{name}.phonemes.json")
 
 
+def test_batch_says_where_each_clips_phones_came_from(csv_batch):
+    """Each clip's progress line and its summary row give its phones' count and source; the line saying the
+    detector is the US-English recogniser comes once, as animate gives it."""
+    lines = console(csv_batch["stderr"])
+    rows = summary(csv_batch["out"])
+    for name, source in (("said", "aligned"), ("aligned", "json"), ("detected", "detected")):
+        line = next(line for line in lines if f" {name}: ok (" in line)
+        count = int(line.rsplit("; ", 1)[1].split()[0])
+        assert line.endswith(f"; {count} phones {source})") and count > 0, line
+        assert rows[name]["phones"] == f"{count} phones {source}" and rows[name]["warnings"] == []
+    with np.load(csv_batch["out"] / "said.npz") as z:
+        assert rows["said"]["phones"] == f"{len(z['phones'])} phones aligned"
+    assert sum("detected by the US-English recogniser" in line for line in lines) == 1, lines
+    assert not any(line.startswith("warning:") for line in lines), lines
+
+
 def test_batch_manifest_records_closures_and_transcript_sources(csv_batch):
     made = json.loads((csv_batch["out"] / "batch_manifest.json").read_text())["made_for"]
     art = made["articulation"]
@@ -156,13 +177,28 @@ def test_batch_txt_beside_the_audio_and_a_bad_transcript_fail_only_their_clip(mo
     # Found by a trial run: fixing the failed clips' files and resuming was refused ("phones from alignment
     # broken.json, not alignment broken.json"), though those clips had no outputs. Now they are made again.
     said = (out / "said.npz").stat().st_mtime_ns
-    (folder / "nope.txt").write_text(SENTENCE)
+    (folder / "nope.txt").write_text("Don't ask me to carry an oily rag like that")    # another clip's sentence
     (folder / "broken.json").write_text(json.dumps([{"phone": "M", "start": 1.11, "end": 1.18, "word": "myopia"}]))
     r = cli("batch", folder / "clips.csv", "--out", out, "--resume", *model_args(models), cache=models["cache"])
     assert r.returncode == 0, r.stderr
     assert "2 written, 1 skipped, 0 failed" in r.stderr, r.stderr
     assert (out / "said.npz").stat().st_mtime_ns == said                    # kept as it was
     assert sorted(p.name for p in out.glob("*.npz")) == ["broken.npz", "missing.npz", "said.npz"]
+    # Found by a trial run: a batch kept its clips' phone warnings to itself (a transcript that does not match
+    # became detection in silence). Now the warning is printed under the clip's line and kept in the summary.
+    mismatch = "the transcript does not match the audio"
+    lines = console(r.stderr)
+    said_line = next(k for k, line in enumerate(lines) if " missing: ok (" in line)
+    assert " phones detected)" in lines[said_line], lines
+    assert lines[said_line + 1].startswith(f"warning: missing: {mismatch}"), lines
+    assert sum(mismatch in line for line in lines) == 1, lines
+    assert sum("detected by the US-English recogniser" in line for line in lines) == 1, lines
+    rows = summary(out)
+    assert rows["missing"]["phones"].endswith(" phones detected") and rows["missing"]["warnings"][0].startswith(mismatch)
+    assert rows["broken"]["phones"] == "1 phone json" and rows["broken"]["warnings"] == []
+    with open(out / "batch_summary.csv", newline="") as f:
+        table = {row["name"]: row for row in csv.DictReader(f)}
+    assert table["missing"]["warnings"].startswith(mismatch) and table["broken"]["phones"] == "1 phone json"
     # a finished clip's changed transcript is still refused, and says what changed
     (folder / "said.txt").write_text("Severe myopia")
     r = cli("batch", folder / "clips.csv", "--out", out, "--resume", *model_args(models), cache=models["cache"])

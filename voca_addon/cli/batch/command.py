@@ -28,7 +28,8 @@ file, else its transcript (CSV ``transcript``, else ``AUDIO.txt`` beside the aud
 else detection; the phone pass runs inside the process that animates the group (a ``--workers`` / Dask
 worker), in a thread beside the group's DeepSpeech. ``--phonemes EXT`` also writes ``NAME.phonemes.EXT``.
 Without PocketSphinx, one warning line and clips without an alignment file get the exact VOCA result. The summary,
-``DIR/batch_summary.json`` and ``.csv``, lists every clip: outcome, seconds, frames, outputs, error; it is
+``DIR/batch_summary.json`` and ``.csv``, lists every clip: outcome, seconds, frames, outputs, error, its
+phones' count and source and the phone pass's warnings (also printed under the clip's progress line); it is
 rewritten after every group, so an interrupted batch leaves one too.
 
 Contract: importing this module imports only the stdlib (``--help`` stays instant); running a batch uses
@@ -103,22 +104,35 @@ class Progress:
         self.total, self.done, self.failed = total, 0, 0
         self.stream = stream or sys.stderr
         self.started = time.perf_counter()
+        self.told_detected = False
 
     def clip(self, result: ClipResult) -> None:
+        """The clip's line (outcome, seconds, its phones' count and source), then its phone pass's warnings,
+        and the first time a clip's phones were detected, one line saying by what (as ``animate`` says)."""
         self.done += 1
         self.failed += result.outcome == "failed"
         elapsed = time.perf_counter() - self.started
         eta = elapsed / self.done * (self.total - self.done)
         bar = "#" * round(20 * self.done / self.total)
         what = result.outcome if result.outcome != "failed" else f"FAILED: {result.error}"
+        phones = f"; {result.phones} {result.source}" if result.phones else ""
         print(f"[{bar:<20}] {self.done}/{self.total} ETA {eta:5.0f} s  {result.name}: {what} "
-              f"({result.seconds:.1f} s)", file=self.stream, flush=True)
+              f"({result.seconds:.1f} s{phones})", file=self.stream, flush=True)
+        for line in result.warnings:
+            print(f"warning: {result.name}: {' '.join(line.split())}", file=self.stream, flush=True)
+        if result.source == "detected" and not self.told_detected:
+            from ...core.phonemes.track import DETECTED_LABEL
+            self.told_detected = True
+            told = DETECTED_LABEL.replace("import an alignment file", "give the clip an alignment file in the CSV's "
+                                                                  "'alignment' column")
+            print(f"  ({told})", file=self.stream, flush=True)
 
 
 def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
     """``batch_summary.json`` and ``.csv`` in ``out_dir`` (written atomically); returns their paths."""
     rows = [dict(name=r.name, audio=r.audio, outcome=r.outcome, seconds=round(r.seconds, 3), frames=r.frames,
-                 outputs=r.outputs, error=r.error) for r in results]
+                 outputs=r.outputs, error=r.error, phones=f"{r.phones} {r.source}".strip(), warnings=r.warnings)
+            for r in results]
     counts = {k: sum(r.outcome == k for r in results) for k in ("ok", "failed", "skipped")}
     paths = [os.path.join(out_dir, SUMMARY + ext) for ext in (".json", ".csv")]
     from pathlib import Path
@@ -132,7 +146,8 @@ def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
         with open(temp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["name"])
             w.writeheader()
-            w.writerows([{**r, "outputs": ";".join(r["outputs"])} for r in rows])
+            w.writerows([{**r, "outputs": ";".join(r["outputs"]), "warnings": " | ".join(r["warnings"])}
+                         for r in rows])
 
     with outputs.Staged([Path(p) for p in paths]) as staged:      # both or neither
         write_json(staged.temp(Path(paths[0])))

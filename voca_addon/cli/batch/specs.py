@@ -32,7 +32,9 @@ class GroupTask:
 
 @dataclass
 class ClipResult:
-    """A clip's outcome: ``ok`` / ``failed`` / ``skipped``, seconds spent, frames, outputs, error."""
+    """A clip's outcome: ``ok`` / ``failed`` / ``skipped``, seconds spent, frames, outputs, error; where its
+    phones came from (``phones``: count and source, '' without a phone pass) and that pass's ``warnings`` (a
+    transcript that did not match, unknown words: one line each)."""
     name: str
     audio: str
     outcome: str
@@ -40,6 +42,9 @@ class ClipResult:
     frames: int = 0
     outputs: List[str] = field(default_factory=list)
     error: str = ""
+    phones: str = ""
+    source: str = ""            # the PhoneTrack's source ("detected", "aligned", "textgrid", …) or ''
+    warnings: List[str] = field(default_factory=list)
 
 
 PHONEME_EXTS = {"json": "json", "tsv": "tsv", "textgrid": "TextGrid"}

@@ -253,9 +253,13 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
         elif isinstance(found.get(spec.name), str):
             result.error = found[spec.name]
         else:
+            phones = found.get(spec.name)
+            if phones is not None and phones[1] is not None:     # what the user reads of the phone pass
+                count = len(phones[1].phones)
+                result.phones = f"{count} phone{'' if count == 1 else 's'}"
+                result.source, result.warnings = phones[1].source, list(phones[1].warnings)
             try:
-                result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion,
-                                                found.get(spec.name))
+                result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion, phones)
                 result.outcome, result.frames = "ok", outcome.animation.num_frames
             except Exception as exc:            # noqa: BLE001 — one clip's failure never stops the others
                 result.error = _failure(exc, spec)
