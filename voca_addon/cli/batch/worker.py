@@ -161,15 +161,19 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
             arkit.write_live_link_csv(path, solution.weights, solution.names, core_anim.fps)
         elif fmt == "csv":
             write_csv(core_anim, path)
-    if blender and task.character is not None:
-        from ...blender.exports import character as character_exports  # needs bpy (checked before the batch started)
-        character_exports.write_character_clip(core_anim, solution, task.character, spec.audio, dict(blender),
-                                               name=spec.name)
-    elif blender:
-        from ...blender.exports import engines as exports  # needs bpy (checked before the batch started)
-        exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
-                           strength=spec.strength, name=spec.name,
-                           track=track if anim.corrections is not None else None)
+    if not blender:
+        return paths
+    from ...blender.exports.framewise import silenced   # needs bpy (checked before the batch started)
+    with silenced():        # Blender's exporters and renderer print to stdout per file (temporary names included)
+        if task.character is not None:
+            from ...blender.exports import character as character_exports
+            character_exports.write_character_clip(core_anim, solution, task.character, spec.audio, dict(blender),
+                                                   name=spec.name)
+        else:
+            from ...blender.exports import engines as exports
+            exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
+                               strength=spec.strength, name=spec.name,
+                               track=track if anim.corrections is not None else None)
     return paths
 
 
@@ -298,6 +302,12 @@ def write_library(path: str, clips: List[ClipSpec], out_dir: str, template_path:
     With a ``character`` (:class:`~voca_addon.cli.batch.character.BatchCharacter`) every clip goes onto it: its
     transferred keys, or with its own keys those keys' solved weights."""
     from ...blender.exports import engines as exports  # needs bpy (checked before the batch started)
+    from ...blender.exports.framewise import silenced
+    with silenced():                # Blender's own lines on stdout (its save report)
+        return _write_library(path, clips, out_dir, template_path, character, exports)
+
+
+def _write_library(path, clips, out_dir, template_path, character, exports) -> int:
     npz = [os.path.join(out_dir, f"{c.name}.npz") for c in clips]
     # the library holds each clip's exact speech: a clip's correction keys are fields learned from its own
     # motion, not one key the clips could share (they stay in the clip's own files)
