@@ -49,11 +49,12 @@ def _anim(idblock):
 def scene_state(scene) -> dict:
     """Everything a run may touch, comparable with ==."""
     return dict(
-        objects={o.name: (o.type, transaction._transform(o), _key_state(o), _anim(o))
+        objects={o.name: (o.type, transaction._transform(o), _key_state(o), _anim(o), transaction._active_key(o))
                  for o in bpy.data.objects},
         counts={k: len(getattr(bpy.data, k)) for k in transaction.ID_COLLECTIONS if hasattr(bpy.data, k)},
         actions=sorted((a.name, transaction.action_digest(a)) for a in bpy.data.actions),
-        strips=sorted((s.name, s.type, s.channel, s.frame_start, transaction._props(s).get(writer.OWNED, False))
+        strips=sorted((s.name, s.type, s.channel, s.frame_start, transaction._props(s).get(writer.OWNED, False),
+                       tuple(getattr(s, a, None) for a in transaction._STRIP_FIELDS))
                       for s in versions.strips_all(scene)),
         editor=scene.sequence_editor is not None,
         frame_range=(scene.frame_start, scene.frame_end))
@@ -163,3 +164,26 @@ def test_transaction_commits_without_failure(scene, flame):
         obj.shape_key_add(name="Basis", from_mix=False)
     assert [kb.name for kb in obj.data.shape_keys.key_blocks] == ["Basis"]
     assert len(bpy.data.actions) == actions                  # no snapshot copy left behind
+
+
+@versions.needs_audio
+def test_transaction_gives_back_a_replaced_strips_settings_and_the_active_key(run, scene, monkeypatch):
+    """Found by a trial run: a failed re-run put the add-on's earlier sound strip back without the artist's
+    volume and trim, and left one of the add-on's keys active instead of the artist's."""
+    obj, apply = run
+    apply(seed=1)
+    (strip,) = [s for s in versions.strips_all(scene) if s.get(writer.OWNED)]
+    strip.volume, strip.frame_offset_start, strip.mute = 0.5, 5, True
+    smile = obj.shape_key_add(name="Smile", from_mix=False)
+    obj.active_shape_key_index = obj.data.shape_keys.key_blocks.find(smile.name)
+    before = scene_state(scene)
+    _fail_on_call(monkeypatch, writer, "set_frame_range", 1, True)     # the last write step
+    with pytest.raises(Injected):
+        apply(seed=2)
+    assert scene_state(scene) == before
+    (back,) = [s for s in versions.strips_all(scene) if s.get(writer.OWNED)]
+    assert (back.volume, back.frame_offset_start, back.mute) == (0.5, 5, True)
+    assert obj.active_shape_key.name == "Smile"
+    monkeypatch.undo()
+    apply(seed=2)                                   # a run that succeeds keeps the artist's active key too
+    assert obj.active_shape_key.name == "Smile"

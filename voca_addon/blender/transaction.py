@@ -11,7 +11,10 @@ exception (a bug, a Blender error, Esc, ``KeyboardInterrupt``) restores:
   the assigned slot, by identifier;
 * the objects' transforms;
 * the sequencer's top-level strips (new ones removed, removed sound strips re-created on their channel
-  and frame, with their custom properties), and no sequence editor when there was none;
+  and frame, with their trims, volume, pan, mute and custom properties), and no sequence editor when
+  there was none;
+* the objects' active shape key (by name) — kept on success too: the add-on's new keys never become the
+  active one;
 * the frame range;
 * and removes every data-block created inside the block (objects, meshes, actions, sounds, cameras,
   lights, armatures, materials, images, collections).
@@ -38,6 +41,9 @@ from .keyframes import curve_points
 ID_COLLECTIONS = ("objects", "meshes", "actions", "sounds", "cameras", "lights", "armatures", "materials",
                   "images", "collections")
 _BLOCK_FIELDS = ("value", "mute", "vertex_group", "interpolation")
+#: A removed sound strip's settings put back with it (those a version lacks are skipped); the trims first.
+_STRIP_FIELDS = ("frame_offset_start", "frame_offset_end", "volume", "pan", "pitch", "mute", "show_waveform",
+                 "color_tag", "lock")
 
 
 def _plain(value):
@@ -181,6 +187,12 @@ class _KeyState:
             key.animation_data_clear()
 
 
+def _active_key(obj) -> Optional[str]:
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    block = obj.active_shape_key if key is not None else None
+    return block.name if block is not None else None
+
+
 def _reorder(obj, blocks: list) -> None:
     """Move the key blocks of ``obj`` into the order of ``blocks`` (shape_key_move, rarely needed)."""
     key_blocks = obj.data.shape_keys.key_blocks
@@ -209,6 +221,16 @@ class _ObjectState:
     key: Optional[_KeyState]
     anim: Optional[_AnimState]
     transform: dict = field(default_factory=dict)
+    active_key: Optional[str] = None       # the active shape key's name (the artist's choice in the list)
+
+    def keep_active_key(self) -> None:
+        """Make the key that was active before the block active again, if it is still there."""
+        key = self.obj.data.shape_keys if self.obj.type == "MESH" else None
+        if self.active_key is None or key is None or self.active_key not in key.key_blocks:
+            return
+        index = key.key_blocks.find(self.active_key)
+        if self.obj.active_shape_key_index != index:
+            self.obj.active_shape_key_index = index
 
     def restore(self) -> None:
         obj = self.obj
@@ -224,6 +246,7 @@ class _ObjectState:
         for name, value in self.transform.items():        # as stored: no matrix round trip
             if tuple(getattr(obj, name)) != value if name != "rotation_mode" else obj.rotation_mode != value:
                 setattr(obj, name, value)
+        self.keep_active_key()
 
     def copies(self) -> list:
         return [s for s in (self.anim, self.key.anim if self.key else None) if s is not None]
@@ -245,11 +268,12 @@ class Snapshot:
     @classmethod
     def take(cls, scene, objects: Iterable = ()) -> "Snapshot":
         ids = {name: _pointers(getattr(bpy.data, name)) for name in ID_COLLECTIONS if hasattr(bpy.data, name)}
-        states = [_ObjectState(obj, _KeyState.take(obj), _AnimState.take(obj), _transform(obj))
+        states = [_ObjectState(obj, _KeyState.take(obj), _AnimState.take(obj), _transform(obj), _active_key(obj))
                   for obj in dict.fromkeys(o for o in objects if o is not None)]
         editor = scene.sequence_editor
         strips = [dict(pointer=s.as_pointer(), name=s.name, type=s.type, channel=s.channel,
                        frame_start=s.frame_start, props=_props(s),
+                       settings={a: getattr(s, a) for a in _STRIP_FIELDS if hasattr(s, a)},
                        filepath=s.sound.filepath if s.type == "SOUND" and s.sound else None)
                   for s in (compat.sequencer_strips(editor) if editor else ())]
         return cls(scene, states, ids, (scene.frame_start, scene.frame_end), editor is not None, strips)
@@ -260,6 +284,9 @@ class Snapshot:
     def commit(self) -> None:
         for state in self._copies():
             state.drop_copy()
+        for state in self.objects:
+            if state.obj.as_pointer() in self.ids["objects"]:
+                state.keep_active_key()
 
     def rollback(self) -> None:
         editor = self.scene.sequence_editor
@@ -291,6 +318,12 @@ class Snapshot:
             strip = strips.new_sound(state["name"], bpy.path.abspath(state["filepath"]), state["channel"],
                                      int(state["frame_start"]))
             strip.name, strip.channel = state["name"], state["channel"]
+            settings = dict(state["settings"])
+            lock = settings.pop("lock", False)
+            for name, value in settings.items():            # the artist's trims, volume, mute, …
+                setattr(strip, name, value)
+            strip.channel = state["channel"]                 # where it was, then locked if it was
+            strip.lock = lock
             _set_props(strip, state["props"])
 
     def _remove_new_ids(self, keep: set) -> None:
