@@ -49,8 +49,8 @@ def _anim(idblock):
 def scene_state(scene) -> dict:
     """Everything a run may touch, comparable with ==."""
     return dict(
-        objects={o.name: (o.type, transaction._transform(o), _key_state(o), _anim(o), transaction._active_key(o))
-                 for o in bpy.data.objects},
+        objects={o.name: (o.type, transaction._transform(o), _key_state(o), _anim(o), transaction._active_key(o),
+                          transaction._custom_props(o)) for o in bpy.data.objects},
         counts={k: len(getattr(bpy.data, k)) for k in transaction.ID_COLLECTIONS if hasattr(bpy.data, k)},
         actions=sorted((a.name, transaction.action_digest(a)) for a in bpy.data.actions),
         strips=sorted((s.name, s.type, s.channel, s.frame_start, transaction._props(s).get(writer.OWNED, False),

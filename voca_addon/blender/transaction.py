@@ -9,7 +9,7 @@ exception (a bug, a Blender error, Esc, ``KeyboardInterrupt``) restores:
 * the animation data of those Keys and objects: the assigned action with its exact F-curves (a copy is
   kept for the duration of the block and swapped back in when the action was changed or deleted) and
   the assigned slot, by identifier;
-* the objects' transforms;
+* the objects' transforms and custom properties;
 * the sequencer's top-level strips (new ones removed, removed sound strips re-created on their channel
   and frame, with their trims, volume, pan, mute and custom properties), and no sequence editor when
   there was none;
@@ -187,6 +187,12 @@ class _KeyState:
             key.animation_data_clear()
 
 
+def _custom_props(obj) -> dict:
+    """The object's own custom properties (not the storage of properties registered on the type)."""
+    registered = obj.bl_rna.properties
+    return {name: _plain(obj[name]) for name in obj.keys() if name not in registered}
+
+
 def _active_key(obj) -> Optional[str]:
     key = obj.data.shape_keys if obj.type == "MESH" else None
     block = obj.active_shape_key if key is not None else None
@@ -222,6 +228,7 @@ class _ObjectState:
     anim: Optional[_AnimState]
     transform: dict = field(default_factory=dict)
     active_key: Optional[str] = None       # the active shape key's name (the artist's choice in the list)
+    props: dict = field(default_factory=dict)   # the object's own custom properties (the add-on's records)
 
     def keep_active_key(self) -> None:
         """Make the key that was active before the block active again, if it is still there."""
@@ -247,6 +254,12 @@ class _ObjectState:
             if tuple(getattr(obj, name)) != value if name != "rotation_mode" else obj.rotation_mode != value:
                 setattr(obj, name, value)
         self.keep_active_key()
+        now = _custom_props(obj)
+        for name in [n for n in now if n not in self.props]:
+            del obj[name]
+        for name, value in self.props.items():
+            if now.get(name) != value:
+                obj[name] = value
 
     def copies(self) -> list:
         return [s for s in (self.anim, self.key.anim if self.key else None) if s is not None]
@@ -268,7 +281,8 @@ class Snapshot:
     @classmethod
     def take(cls, scene, objects: Iterable = ()) -> "Snapshot":
         ids = {name: _pointers(getattr(bpy.data, name)) for name in ID_COLLECTIONS if hasattr(bpy.data, name)}
-        states = [_ObjectState(obj, _KeyState.take(obj), _AnimState.take(obj), _transform(obj), _active_key(obj))
+        states = [_ObjectState(obj, _KeyState.take(obj), _AnimState.take(obj), _transform(obj), _active_key(obj),
+                               _custom_props(obj))
                   for obj in dict.fromkeys(o for o in objects if o is not None)]
         editor = scene.sequence_editor
         strips = [dict(pointer=s.as_pointer(), name=s.name, type=s.type, channel=s.channel,
@@ -331,6 +345,22 @@ class Snapshot:
             collection = getattr(bpy.data, name)
             for item in [i for i in collection if i.as_pointer() not in before | keep]:
                 collection.remove(item)
+
+
+def linked_problem(obj) -> Optional[str]:
+    """Why ``obj``'s shape keys cannot be written here, or None: the object, its mesh or its Key come from a
+    linked library file (edits there are not saved: the file reads the library's data back on open), or the
+    mesh is a library override (an override cannot take new shape keys)."""
+    data = obj.data if obj is not None else None
+    for what, block in (("object", obj), ("mesh", data), ("shape keys", getattr(data, "shape_keys", None))):
+        if block is not None and getattr(block, "library", None) is not None:
+            return (f"'{obj.name}' uses the {what} '{block.name}' linked from '{block.library.filepath}': linked data "
+                    "is read back from that file on open, so nothing written here would stay. Make it local "
+                    "(Object › Relations › Make Local › All) or animate it in its own file.")
+    if data is not None and getattr(data, "override_library", None) is not None:
+        return (f"'{obj.name}''s mesh '{data.name}' is a library override, which cannot take new shape keys. "
+                "Make it local (Object › Relations › Make Local › All) or animate it in its own file.")
+    return None
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ import bpy
 from ...core.errors import VocaError
 from ..emotion import writer as emotion_writer
 from . import pipeline, properties, writer
-from .. import preferences, reporting
+from .. import preferences, reporting, transaction
 from .. import jobs
 from ..liveliness import writer as liveliness_writer
 from ..articulation import operators as articulation_operators, properties as articulation_properties
@@ -180,18 +180,19 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
             return busy
         if not has_voca_data(obj):
             return f"'{obj.name}' has no VOCA animation."
-        return None
+        return transaction.linked_problem(obj)
 
     poll = classmethod(reporting.poll_by_reason)
 
     @reporting.guarded
     def execute(self, context):
         obj = context.active_object
-        removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
-        removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
-        removed += articulation_operators.remove_all(context.scene, obj)   # corrections, word markers
-        removed += writer.remove_animation(obj)
-        strips = writer.remove_sound_strips(context.scene) if self.sound else 0
+        with transaction.all_or_nothing(context.scene, [obj]):      # a failure half-way changes nothing
+            removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
+            removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
+            removed += articulation_operators.remove_all(context.scene, obj)   # corrections, word markers
+            removed += writer.remove_animation(obj)
+            strips = writer.remove_sound_strips(context.scene, obj) if self.sound else 0
         self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")
         return {"FINISHED"}
 

@@ -334,7 +334,7 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
                                   end - start + 1, result.template.vertices)   # checked: nothing written yet
     emotion_key = None
     with transaction.all_or_nothing(scene, [obj]):     # any failure below restores the scene exactly
-        strip = writer.add_sound_strip(scene, settings.audio_path, start) if compat.HAS_AUDIO else None
+        strip = writer.add_sound_strip(scene, settings.audio_path, start, head=obj) if compat.HAS_AUDIO else None
         if settings.emotion:            # before the speech keys: a re-run then keeps every key's place
             if result.emotion is not None:
                 emotion_writer.add_emotion_keys(obj, [result.emotion])
@@ -366,7 +366,7 @@ def target_problem(obj) -> Optional[str]:
                 "(a FLAME head in FLAME's vertex order) — use Add FLAME head.")
     if obj.mode == "EDIT":
         return f"'{obj.name}' is in Edit Mode; switch to Object Mode."
-    return None
+    return transaction.linked_problem(obj)
 
 
 def ensure_head(context_or_scene, template_path: Optional[str] = None):

@@ -46,6 +46,8 @@ from ..keyframes import CONSTANT, LINEAR, set_keyframes, value_path
 
 OWNED = "voca_owned"                # custom property: True on every ID / strip the add-on created
 OWNED_KEYS = "voca_owned_keys"      # custom property on the Key datablock: names of the add-on's keys
+STRIP_HEAD = "voca_head"            # custom property on the add-on's sound strip: the head it was made for
+HEAD_STRIP = "voca_sound_strip"     # custom property on a head: the name of its sound strip
 KEY_SCALES = "voca_key_scales"      # custom property on the Key: {key name: s_k} for rescaled keys
 MODES = ("shape_keys", "per_frame")
 FLAME_VERTICES = 5023               # vertices of a FLAME head (VOCA's topology)
@@ -387,13 +389,30 @@ def _remove_owned_curves(action, paths: set) -> int:
     return foreign
 
 
-def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio", replace: bool = True):
+def strip_of(strip, head) -> bool:
+    """Is the add-on's ``strip`` the one of ``head`` (or of no head in particular: ``head`` None)?
+
+    A strip made for a head carries its name (:data:`STRIP_HEAD`) and the head the strip's name
+    (:data:`HEAD_STRIP`): the strip is the head's when it names the head, or names no object any more (the head
+    was renamed) and is the strip the head names. Strips made before heads were recorded, or for no head (the
+    exports, a sequence import), count as any head's, as they did then."""
+    if not strip.get(OWNED):
+        return False
+    owner = strip.get(STRIP_HEAD)
+    if head is None or owner is None or owner == head.name:
+        return True
+    return owner not in bpy.data.objects and strip.name == head.get(HEAD_STRIP)
+
+
+def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio", replace: bool = True,
+                    head=None):
     """Put ``audio_path`` in the sequencer at ``start_frame``, replacing the add-on's previous strip.
 
     The add-on's one sound-strip writer (Animate, the exports, the dialogue library). The strip goes on the
     lowest channel free over its length; only strips tagged ``voca_owned`` are ever removed (with their
     sound datablock when the add-on created it). ``replace=False`` keeps the add-on's other strips (a
-    dialogue: one strip per clip) and places the new one clear of them too.
+    dialogue: one strip per clip) and places the new one clear of them too. With a ``head`` only that
+    head's strip is replaced (:func:`strip_of`): animating a second head keeps the first one's sound.
 
     Returns
     -------
@@ -415,9 +434,12 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
     editor = scene.sequence_editor or scene.sequence_editor_create()
     strip = compat.sequencer_strips(editor).new_sound(name, path, 1, int(start_frame))
     strip[OWNED] = True
+    if head is not None:
+        strip[STRIP_HEAD] = head.name
     if strip.sound is not None and strip.sound not in sounds_before:
         strip.sound[OWNED] = True
-    channel = _free_channel(editor, strip, replace)
+    mine = [s for s in compat.sequencer_strips(editor) if s != strip and strip_of(s, head)] if replace else []
+    channel = _free_channel(editor, strip, mine)
     readable = strip.sound is not None and strip.sound.samplerate > 0
     if not readable or channel is None:
         _remove_strips(editor, [strip])
@@ -427,28 +449,34 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
             raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
         raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
                          f"{strip.frame_final_end}; free a channel and run again.")
-    if replace:
-        _remove_strips(editor, [s for s in compat.sequencer_strips(editor) if s.get(OWNED) and s != strip])
+    if mine:
+        _remove_strips(editor, mine)
     strip.name = name                   # the replaced strip had it: a re-run keeps the name, not name.001
-    strip.channel = _free_channel(editor, strip, replace)
+    strip.channel = _free_channel(editor, strip, ())
+    if head is not None:
+        head[HEAD_STRIP] = strip.name   # (another head's strip may hold the name: this one is name.001 then)
     return strip
 
 
-def _free_channel(editor, strip, replace: bool = True):
-    """Lowest channel where no other top-level strip overlaps ``strip``'s frames (the add-on's own ones
-    count only when they stay: ``replace=False``), or None."""
+def _free_channel(editor, strip, leaving=()):
+    """Lowest channel where no other top-level strip overlaps ``strip``'s frames (but those ``leaving``: the
+    strips it replaces), or None."""
     lo, hi = strip.frame_final_start, strip.frame_final_end
+    gone = {s.as_pointer() for s in leaving}
     busy = {s.channel for s in compat.sequencer_strips(editor)
-            if s != strip and not (replace and s.get(OWNED)) and s.frame_final_start < hi and lo < s.frame_final_end}
+            if s != strip and s.as_pointer() not in gone and s.frame_final_start < hi and lo < s.frame_final_end}
     return next((c for c in range(1, MAX_CHANNEL + 1) if c not in busy), None)
 
 
-def remove_sound_strips(scene) -> int:
-    """Remove the add-on's sound strips (and their owned, now unused sounds); return how many."""
+def remove_sound_strips(scene, head=None) -> int:
+    """Remove the add-on's sound strips — with a ``head``, that head's only (:func:`strip_of`) — and their owned,
+    now unused sounds; return how many."""
     editor = scene.sequence_editor
-    owned = [s for s in compat.sequencer_strips(editor) if s.get(OWNED)] if editor is not None else []
+    owned = [s for s in compat.sequencer_strips(editor) if strip_of(s, head)] if editor is not None else []
     if owned:
         _remove_strips(editor, owned)
+    if head is not None and HEAD_STRIP in head:
+        del head[HEAD_STRIP]
     return len(owned)
 
 
