@@ -152,15 +152,19 @@ def test_mark_an_artist_key_and_key_it(head, scene, flame, evaluated):
     smile.data.foreach_set("co", (flame.vertices.astype(np.float32) + delta).ravel())
     with pytest.raises(InputError, match="has no emotion key 'Smile'"):
         emotion_writer.key_emotion(head, "Smile", 1, 20, 4)
+    smile.value = 0.3                                       # the artist's own setting of the slider
     emotion_writer.mark_as_emotion(head, "Smile")
     emotion_writer.mark_as_emotion(head, "Smile")          # twice is once
     assert emotion_writer.emotion_keys(head) == {"Smile": "Smile"}
     emotion_writer.key_emotion(head, "Smile", 1, 20, 4, peak=1.0)
+    emotion_writer.key_emotion(head, "Smile", 30, 50, 4, peak=1.0)     # a second stretch: the 0.3 stays recorded
     assert np.abs(evaluated(head, scene, 10) - (flame.vertices + delta)).max() <= TOLERANCE
     with pytest.raises(InputError, match="Basis"):
         emotion_writer.mark_as_emotion(head, "Basis")
     assert emotion_writer.remove_emotion_keys(head) == 0    # the artist's key stays, our curve goes
     key = head.data.shape_keys
+    # found by a trial run: the key stayed at the value it had when the curve went (1.0 mid-stretch)
+    assert key.key_blocks["Smile"].value == pytest.approx(0.3) and "voca_marked_values" not in key
     assert [kb.name for kb in key.key_blocks] == ["Basis", "Smile"] and key.animation_data.action is None
     assert not len(bpy.data.actions) and emotion_writer.unmark_emotion(head, "Smile")
     assert emotion_writer.emotion_keys(head) == {}

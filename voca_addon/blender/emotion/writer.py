@@ -40,6 +40,7 @@ from ..speech import writer
 EMOTION_PREFIX = "EMO "                       # shape-key name = prefix + emotion name
 OWNED_EMOTIONS = "voca_emotion_keys"          # Key custom property: the add-on's emotion keys
 MARKED_EMOTIONS = "voca_marked_emotions"      # Key custom property: artist keys marked as emotions
+MARKED_VALUES = "voca_marked_values"          # Key custom property: {marked key: its value before the add-on keyed it}
 GROUP = "VOCA emotions"                       # F-curve group of emotion curves in the add-on's action
 ACTION_PREFIX = "VOCA"                        # action "VOCA_<object>" and slot "VOCA", like the writer
 SLIDER_MIN, SLIDER_MAX = 0.0, 2.0             # range of the add-on's emotion keys
@@ -289,6 +290,10 @@ def _ensure_curve(obj, name: str):
     fcurve = _find_curve(key, name)
     if fcurve is not None:
         return fcurve
+    if name in _listed(key, MARKED_EMOTIONS):       # the artist's slider value, given back on removal
+        values = dict(key.get(MARKED_VALUES, {}))
+        values.setdefault(name, float(key.key_blocks[name].value))
+        key[MARKED_VALUES] = values
     writer.write_action(key, [], f"{ACTION_PREFIX}_{obj.name}", ACTION_PREFIX)
     return compat.new_fcurve(key.animation_data, keyframes.value_path(name), index=0, group=GROUP)
 
@@ -326,7 +331,8 @@ def _remove_curve(key, name: str) -> bool:
 
 
 def remove_emotion_keys(obj) -> int:
-    """Remove the add-on's emotion keys and every emotion curve it keyed (marked keys keep their mark).
+    """Remove the add-on's emotion keys and every emotion curve it keyed (marked keys keep their mark and get
+    back the value they had before the add-on keyed them).
 
     An owned action left without curves is deleted. Returns the number of keys removed.
     """
@@ -336,6 +342,13 @@ def remove_emotion_keys(obj) -> int:
     owned = _listed(key, OWNED_EMOTIONS)
     for name in owned + _listed(key, MARKED_EMOTIONS):
         _remove_curve(key, name)
+    values = dict(key.get(MARKED_VALUES, {}))
+    for name, value in values.items():              # a marked key holds its last keyed value without the curve
+        block = key.key_blocks.get(name)
+        if block is not None and _find_curve(key, name) is None:
+            block.value = value
+    if MARKED_VALUES in key:
+        del key[MARKED_VALUES]
     removed = writer.remove_key_blocks(obj, owned)
     if OWNED_EMOTIONS in key:
         del key[OWNED_EMOTIONS]
