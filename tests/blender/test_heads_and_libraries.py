@@ -114,3 +114,23 @@ def test_a_library_override_is_refused_and_a_local_copy_is_not(scene, library):
     override.data.shape_keys.make_local() if override.data.shape_keys.library is not None else None
     assert transaction.linked_problem(override) is None
     assert pipeline.target_problem(override) is None
+
+
+def test_remove_gives_back_the_artists_frame_range_unless_they_changed_it(scene, flame, animate):
+    """Found by a trial run: after Remove the shot kept the clip's range (1001–1120), not the artist's 1001–1240."""
+    head = writer.build_head("Hero", flame.vertices, flame.faces, scene.collection)
+    scene.frame_start, scene.frame_end = 1001, 1240
+    animate(head, start=1001)
+    clip = (scene.frame_start, scene.frame_end)
+    assert clip[0] == 1001 and 1001 < clip[1] < 1240
+    animate(head, start=1001, seed=2)                   # a re-run keeps the artist's range on record
+    assert (scene.frame_start, scene.frame_end) == clip
+    with bpy.context.temp_override(object=head, active_object=head, selected_objects=[head]):
+        assert bpy.ops.voca.remove_animation() == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end) == (1001, 1240) and writer.FRAME_RANGE not in scene
+
+    animate(head, start=1)
+    scene.frame_end = 500                               # the artist's own range after Animate: theirs to keep
+    with bpy.context.temp_override(object=head, active_object=head, selected_objects=[head]):
+        assert bpy.ops.voca.remove_animation() == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end) == (1, 500)

@@ -57,7 +57,8 @@ def scene_state(scene) -> dict:
                        tuple(getattr(s, a, None) for a in transaction._STRIP_FIELDS))
                       for s in versions.strips_all(scene)),
         editor=scene.sequence_editor is not None,
-        frame_range=(scene.frame_start, scene.frame_end))
+        frame_range=(scene.frame_start, scene.frame_end),
+        scene_props=transaction._custom_props(scene))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ exception (a bug, a Blender error, Esc, ``KeyboardInterrupt``) restores:
   there was none;
 * the objects' active shape key (by name) — kept on success too: the add-on's new keys never become the
   active one;
-* the frame range;
+* the frame range and the scene's own custom properties;
 * and removes every data-block created inside the block (objects, meshes, actions, sounds, cameras,
   lights, armatures, materials, images, collections).
 
@@ -193,6 +193,15 @@ def _custom_props(obj) -> dict:
     return {name: _plain(obj[name]) for name in obj.keys() if name not in registered}
 
 
+def _set_custom_props(idblock, props: dict) -> None:
+    now = _custom_props(idblock)
+    for name in [n for n in now if n not in props]:
+        del idblock[name]
+    for name, value in props.items():
+        if now.get(name) != value:
+            idblock[name] = value
+
+
 def _active_key(obj) -> Optional[str]:
     key = obj.data.shape_keys if obj.type == "MESH" else None
     block = obj.active_shape_key if key is not None else None
@@ -254,12 +263,7 @@ class _ObjectState:
             if tuple(getattr(obj, name)) != value if name != "rotation_mode" else obj.rotation_mode != value:
                 setattr(obj, name, value)
         self.keep_active_key()
-        now = _custom_props(obj)
-        for name in [n for n in now if n not in self.props]:
-            del obj[name]
-        for name, value in self.props.items():
-            if now.get(name) != value:
-                obj[name] = value
+        _set_custom_props(obj, self.props)
 
     def copies(self) -> list:
         return [s for s in (self.anim, self.key.anim if self.key else None) if s is not None]
@@ -277,6 +281,7 @@ class Snapshot:
     frame_range: tuple
     had_editor: bool
     strip_states: List[dict] = field(default_factory=list)
+    scene_props: dict = field(default_factory=dict)
 
     @classmethod
     def take(cls, scene, objects: Iterable = ()) -> "Snapshot":
@@ -290,7 +295,8 @@ class Snapshot:
                        settings={a: getattr(s, a) for a in _STRIP_FIELDS if hasattr(s, a)},
                        filepath=s.sound.filepath if s.type == "SOUND" and s.sound else None)
                   for s in (compat.sequencer_strips(editor) if editor else ())]
-        return cls(scene, states, ids, (scene.frame_start, scene.frame_end), editor is not None, strips)
+        return cls(scene, states, ids, (scene.frame_start, scene.frame_end), editor is not None, strips,
+                   _custom_props(scene))
 
     def _copies(self) -> list:
         return [s for state in self.objects for s in state.copies()]
@@ -315,7 +321,9 @@ class Snapshot:
                 state.restore()
         self._restore_strips()
         self.commit()                                        # copies not swapped back in
+        self.scene.frame_start, self.scene.frame_end = 0, 1048574      # any valid order of the two ends
         self.scene.frame_start, self.scene.frame_end = self.frame_range
+        _set_custom_props(self.scene, self.scene_props)
         editor = self.scene.sequence_editor
         if not self.had_editor and editor is not None and not len(compat.sequencer_strips(editor)):
             self.scene.sequence_editor_clear()

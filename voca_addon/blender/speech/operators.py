@@ -193,6 +193,7 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
             removed += articulation_operators.remove_all(context.scene, obj)   # corrections, word markers
             removed += writer.remove_animation(obj)
             strips = writer.remove_sound_strips(context.scene, obj) if self.sound else 0
+            writer.give_back_frame_range(context.scene)        # the artist's range, if Animate's still stands
         self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")
         return {"FINISHED"}
 

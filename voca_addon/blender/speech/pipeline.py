@@ -343,7 +343,7 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
         written = writer.write_animation(obj, result.animation, scene, start, settings.mode, PREFIX)
         lively = liveliness_writer.write_liveliness(obj, scene, live, start) if live is not None else []
         closures = articulation_writer.write_articulation(obj, scene, result.animation, written, result.phones)
-        writer.set_frame_range(scene, start, end)
+        writer.set_clip_range(scene, start, end)
     return ApplyReport(written, strip.name if strip else None, emotion_key, tuple(lively), tuple(closures))
 
 

@@ -48,6 +48,7 @@ OWNED = "voca_owned"                # custom property: True on every ID / strip 
 OWNED_KEYS = "voca_owned_keys"      # custom property on the Key datablock: names of the add-on's keys
 STRIP_HEAD = "voca_head"            # custom property on the add-on's sound strip: the head it was made for
 HEAD_STRIP = "voca_sound_strip"     # custom property on a head: the name of its sound strip
+FRAME_RANGE = "voca_frame_range"    # scene custom property: the artist's range before Animate, and Animate's
 KEY_SCALES = "voca_key_scales"      # custom property on the Key: {key name: s_k} for rescaled keys
 MODES = ("shape_keys", "per_frame")
 FLAME_VERTICES = 5023               # vertices of a FLAME head (VOCA's topology)
@@ -487,6 +488,33 @@ def _remove_strips(editor, strips: list) -> None:
     for sound in sounds:
         if sound.get(OWNED) and sound.users == 0:
             bpy.data.sounds.remove(sound)
+
+
+def set_clip_range(scene, start: int, end: int) -> None:
+    """Animate's frame range: :func:`set_frame_range`, remembering the range the artist had before
+    (:data:`FRAME_RANGE`) so that :func:`give_back_frame_range` can put it back. A re-run keeps the first
+    record while the range is still the one the add-on set; a range the artist set since is recorded anew."""
+    record = scene.get(FRAME_RANGE)
+    record = {name: list(record[name]) for name in ("artist", "set")} if record is not None else None
+    now = [scene.frame_start, scene.frame_end]
+    artist = list(record["artist"]) if record is not None and list(record["set"]) == now else now
+    set_frame_range(scene, start, end)
+    scene[FRAME_RANGE] = {"artist": artist, "set": [scene.frame_start, scene.frame_end]}
+
+
+def give_back_frame_range(scene) -> bool:
+    """Remove's frame range: the artist's range from before Animate, when the scene still has the range Animate
+    set (a range changed since is the artist's and stays). True if the range was given back."""
+    record = scene.get(FRAME_RANGE)
+    if record is None:
+        return False
+    record = {name: list(record[name]) for name in ("artist", "set")}    # a copy: deleting frees the group
+    del scene[FRAME_RANGE]
+    if [scene.frame_start, scene.frame_end] != list(record["set"]):
+        return False
+    scene.frame_start, scene.frame_end = 0, MAX_FRAME           # any order of the two ends is valid then
+    scene.frame_start, scene.frame_end = record["artist"]
+    return True
 
 
 def set_frame_range(scene, start: int, end: int) -> None:
