@@ -4,6 +4,7 @@ The files are written here by hand in each tool's documented layout, with values
 input is refused with one InputError that names the problem.
 """
 import json
+import re
 
 import pytest
 
@@ -304,3 +305,120 @@ def test_textgrid_times_are_written_to_the_microsecond_like_json_and_tsv(tmp_pat
 def test_our_json_is_the_documented_list(tmp_path):
     out = write_alignment(PhoneTrack(EXPECTED[:1], "aligned"), tmp_path / "p.json")
     assert json.loads(out.read_text()) == [{"phone": "M", "start": 0.2, "end": 0.35, "word": "mop"}]
+
+
+def short_textgrid(tiers, xmax):
+    """A short-format TextGrid of interval tiers [(name, [(xmin, xmax, text), …])] (contiguous as given)."""
+    out = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "0", str(xmax), "<exists>", str(len(tiers))]
+    for name, spans in tiers:
+        out += ['"IntervalTier"', f'"{name}"', "0", str(xmax), str(len(spans))]
+        out += [f'{a}\n{b}\n"{text}"' for a, b, text in spans]
+    return "\n".join(out) + "\n"
+
+
+TWO_SPEAKERS = [
+    ("Alice - words", [(0, 0.2, ""), (0.2, 0.5, "mop"), (0.5, 2.0, "")]),
+    ("Alice - phones", [(0, 0.2, ""), (0.2, 0.3, "M"), (0.3, 0.4, "AA1"), (0.4, 0.5, "P"), (0.5, 2.0, "")]),
+    ("Bob - words", [(0, 1.0, ""), (1.0, 1.3, "five"), (1.3, 2.0, "")]),
+    ("Bob - phones", [(0, 1.0, "sil"), (1.0, 1.1, "F"), (1.1, 1.2, "AY1"), (1.2, 1.3, "V"), (1.3, 2.0, "")]),
+]
+
+
+def test_textgrid_merges_every_speakers_phone_tier_each_with_its_own_words(tmp_path):
+    """Found by a new-user trial: of MFA's multi-speaker tiers only the first speaker's phones were read,
+    silently. VOCA animates one face from all the audio: every speaker's phones, in time order."""
+    path = write(tmp_path, "two.TextGrid", short_textgrid(TWO_SPEAKERS, 2.0))
+    track = read_alignment(path, duration=2.0)
+    assert track.phones == (Phone("M", 0.2, 0.3, "mop"), Phone("AA", 0.3, 0.4, "mop"), Phone("P", 0.4, 0.5, "mop"),
+                            Phone("F", 1.0, 1.1, "five"), Phone("AY", 1.1, 1.2, "five"), Phone("V", 1.2, 1.3, "five"))
+    bob_first = [TWO_SPEAKERS[2], TWO_SPEAKERS[3], TWO_SPEAKERS[0], TWO_SPEAKERS[1]]   # tier order does not matter
+    assert read_alignment(write(tmp_path, "b.TextGrid", short_textgrid(bob_first, 2.0))).phones == track.phones
+
+
+def test_overlapping_speakers_are_refused_naming_both_tiers(tmp_path):
+    tiers = list(TWO_SPEAKERS)
+    tiers[3] = ("Bob - phones", [(0, 0.45, ""), (0.45, 0.6, "B"), (0.6, 2.0, "")])     # Bob's b during Alice's p
+    with pytest.raises(InputError, match=r"two tiers are overlapping: tier 'Bob - phones' has B from 0\.45 s, "
+                                         r"before P of tier 'Alice - phones' ends \(0\.5 s\).*one face"):
+        read_alignment(write(tmp_path, "a.TextGrid", short_textgrid(tiers, 2.0)))
+
+
+def test_an_empty_phone_tier_before_a_full_one_does_not_hide_it(tmp_path):
+    """Found by a new-user trial: an empty 'phones' tier before the full one gave 0 phones."""
+    tiers = [("phones", [(0, 1.5, "")]), ("words", [(0, 0.2, ""), (0.2, 0.8, "mop"), (0.8, 1.5, "")]),
+             ("phones", [(0, 0.2, "sil"), (0.2, 0.35, "M"), (0.35, 0.6, "AA1"), (0.6, 0.8, "P"), (0.8, 1.5, "")])]
+    track = read_alignment(write(tmp_path, "a.TextGrid", short_textgrid(tiers, 1.5)), duration=1.5)
+    assert track.phones == EXPECTED[:3] and track.warnings == ()
+
+
+def test_a_phone_with_no_length_left_at_the_audio_end_is_dropped(tmp_path):
+    """Found by a new-user trial: M at 5.10–5.11 s for a 5.095 s clip (within the 20 ms tolerance) was kept as
+    a zero-length M at 5.1 and written as an interval with xmax past the audio."""
+    tiers = [("phones", [(0, 4.9, ""), (4.9, 5.105, "AA1"), (5.105, 5.11, "M")])]
+    path = write(tmp_path, "a.TextGrid", short_textgrid(tiers, 5.11))
+    track = read_alignment(path, duration=5.095)
+    assert track.phones == (Phone("AA", 4.9, 5.095, ""),)
+    out = write_alignment(track, tmp_path / "out.TextGrid", duration=5.095)
+    assert "xmax = 5.11" not in out.read_text() and "xmax = 5.105" not in out.read_text()
+    assert read_alignment(out, duration=5.095).phones == track.phones
+
+
+@pytest.mark.parametrize("name,rhubarb", [("o.TextGrid", False), ("o.json", False), ("o.tsv", False),
+                                          ("r.json", True), ("r.tsv", True)])
+def test_writers_never_write_past_the_audio_duration_they_are_given(tmp_path, name, rhubarb):
+    track = PhoneTrack((Phone("M", 1.0, 1.2, "me"), Phone("IY", 1.2, 1.31, "me"), Phone("P", 1.305, 1.32, "")),
+                       "detected")
+    out = write_alignment(track, tmp_path / name, duration=1.3, rhubarb=rhubarb)
+    times = [float(t) for t in re.findall(r"\d+\.\d+", out.read_text())]
+    assert max(times) <= 1.3, (name, out.read_text())
+    back = read_alignment(out, duration=1.3)
+    assert back.phones[-1].end == 1.3 and back.phones[0].start == 1.0
+    if name.endswith(".TextGrid"):
+        assert "xmax = 1.3\n" in out.read_text()
+
+
+def test_rhubarb_tsv_times_going_backwards_name_the_line(tmp_path):
+    """The message said 'the interval ends (1.0 s) before it starts (2.0 s)' about a file of cue times."""
+    with pytest.raises(InputError, match=r"cue times go backwards at line 3 \(1\.0 s after 2\.0 s at line 2\)"):
+        read_alignment(write(tmp_path, "r.tsv", "0.00\tX\n2.00\tA\n1.00\tB\n2.50\tX\n"))
+
+
+def test_rhubarb_json_cue_without_end_is_named(tmp_path):
+    """The message said 'the time None is not a finite number'."""
+    data = {"mouthCues": [{"start": 0.0, "end": 0.2, "value": "X"}, {"start": 0.2, "value": "A"}]}
+    with pytest.raises(InputError, match="mouth cue 2 has no 'end'"):
+        read_alignment(write(tmp_path, "r.json", json.dumps(data)))
+
+
+def test_binary_textgrid_says_save_it_as_text(tmp_path):
+    """The message said the file 'ends early … not a complete Praat TextGrid'."""
+    path = tmp_path / "b.TextGrid"
+    path.write_bytes(b"ooBinaryFile\x08TextGrid" + bytes(range(40)))
+    with pytest.raises(InputError, match=r"Praat's binary format.*save it as text \(Save as text file"):
+        read_alignment(path)
+
+
+def test_old_short_textgrid_header_reads_like_the_short_format(tmp_path):
+    old = SHORT.replace('File type = "ooTextFile"\nObject class = "TextGrid"',
+                        'File type = "ooTextFile short"\n"TextGrid"')
+    assert read_alignment(write(tmp_path, "old.TextGrid", old)).phones == \
+        read_alignment(write(tmp_path, "new.TextGrid", SHORT)).phones
+
+
+def test_rhubarb_json_made_for_another_audio_length_warns_once(tmp_path):
+    data = {"metadata": {"soundFile": "a.wav", "duration": 12.37},
+            "mouthCues": [{"start": 0.0, "end": 0.2, "value": "X"}, {"start": 0.2, "end": 0.35, "value": "A"},
+                          {"start": 0.35, "end": 5.1, "value": "X"}]}
+    path = write(tmp_path, "r.json", json.dumps(data))
+    track = read_alignment(path, duration=5.1)
+    assert track.phones == (Phone("M", 0.2, 0.35, ""),)
+    assert len(track.warnings) == 1 and "made for 12.37 s of audio, this audio is 5.10 s" in track.warnings[0]
+    assert read_alignment(path).warnings == ()                     # the audio's length unknown: nothing to compare
+    data["metadata"]["duration"] = 5.15
+    assert read_alignment(write(tmp_path, "s.json", json.dumps(data)), duration=5.1).warnings == ()
+
+
+def test_a_last_rhubarb_tsv_cue_starting_at_the_audio_end_has_no_length_left(tmp_path):
+    """Like a TextGrid phone cut to nothing at the audio's end: left out, not stretched 0.1 s past it."""
+    track = read_alignment(write(tmp_path, "r.tsv", "0.00\tX\n4.90\tA\n5.10\tB\n"), duration=5.095)
+    assert track.phones == (Phone("M", 4.9, 5.095, ""),) and track.warnings == ()

@@ -2,8 +2,9 @@
 
 Formats (chosen by extension):
 
-- ``.TextGrid`` — Praat, long or short text format (Montreal Forced Aligner's "words"/"phones" tiers),
-  see :mod:`.textgrid`. Written in the long format with tiers "words" and "phones".
+- ``.TextGrid`` — Praat, long or short text format (Montreal Forced Aligner's "words"/"phones" tiers, every
+  speaker's; ARPAbet or IPA labels), see :mod:`.textgrid`. Written in the long format with tiers "words" and
+  "phones".
 - ``.json`` — ours: a list of ``{"phone": "M", "start": 1.11, "end": 1.18, "word": "myopia"}``
   (seconds, ARPAbet without stress, word '' if none). Rhubarb Lip Sync's JSON (an object with
   ``mouthCues``) is recognised and read too.
@@ -24,6 +25,7 @@ thread-safe.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Optional
@@ -31,7 +33,7 @@ from typing import Optional
 from ..errors import InputError, missing_file
 from ..outputs import write_exact
 from .textgrid import format_textgrid, read_textgrid
-from .track import PhoneTrack, make_track
+from .track import PhoneTrack, alphabet_of, make_track
 
 SUFFIXES = (".json", ".tsv", ".textgrid")
 TSV_HEADER = ("start", "end", "phone", "word")
@@ -63,6 +65,7 @@ PHONE_SHAPES = {
 }
 RHUBARB_SUFFIXES = (".json", ".tsv")
 RHUBARB_LAST_CUE_S = 0.1     # s, length given to a last non-X Rhubarb TSV cue when the audio's length is unknown
+RHUBARB_DURATION_SLACK_S = 0.1   # s, a Rhubarb JSON's metadata.duration this far from the audio's: one warning
 
 
 def _suffix(path) -> str:
@@ -104,8 +107,9 @@ def read_alignment(path, duration: Optional[float] = None) -> PhoneTrack:
     ------
     InputError
         Unknown extension, unreadable or malformed file (an empty or blank file is no alignment in any
-        format), no phone tier, unsorted or overlapping intervals, times past the audio's end, labels that
-        are not phones — one message each.
+        format; a binary TextGrid; Rhubarb cues going backwards or without an end), no phone tier, unsorted
+        or overlapping intervals (two speakers' tiers too), times past the audio's end, labels that are not
+        phones — one message each. A Rhubarb JSON made for audio of another length: one warning.
     """
     if not os.path.isfile(path):                    # before the extension: a folder is said as such
         raise missing_file("alignment file", path)
@@ -130,9 +134,13 @@ def _read_json(text: str, name: str, duration) -> PhoneTrack:
         cues = data["mouthCues"]
         if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
             raise InputError(f"'{name}': Rhubarb's 'mouthCues' must be a list of {{start, end, value}} objects.")
-        rows = [(c.get("value"), c.get("start"), c.get("end"), f"'{name}', mouth cue {i + 1}")
-                for i, c in enumerate(cues)]
-        return _rhubarb(rows, name, duration)
+        for i, cue in enumerate(cues):
+            missing = next((key for key in ("start", "end", "value") if key not in cue), None)
+            if missing:
+                raise InputError(f"'{name}': mouth cue {i + 1} has no '{missing}' (each of Rhubarb's cues is a "
+                                 "{start, end, value} object). Fix the file.")
+        rows = [(c["value"], c["start"], c["end"], f"'{name}', mouth cue {i + 1}") for i, c in enumerate(cues)]
+        return _rhubarb(rows, name, duration, _made_for(data.get("metadata"), name, duration))
     if not isinstance(data, list):
         raise InputError(f"'{name}': expected a list of {{phone, start, end, word}} objects (this add-on's "
                          "format) or Rhubarb Lip Sync's JSON (an object with 'mouthCues').")
@@ -146,16 +154,27 @@ def _read_json(text: str, name: str, duration) -> PhoneTrack:
         if not isinstance(phone, str) or not isinstance(word, str):
             raise InputError(f"{where}: 'phone' and 'word' must be strings.")
         items.append((phone, entry["start"], entry["end"], word, where))
-    return make_track(items, "json", f"'{name}'", duration)
+    return make_track(items, "json", f"'{name}'", duration, alphabet=alphabet_of((i[0] for i in items), "file"))
 
 
-def _rhubarb(rows, name, duration) -> PhoneTrack:
+def _made_for(metadata, name, duration) -> tuple:
+    """One warning when a Rhubarb JSON says it was made for audio of another length than this audio's."""
+    made = metadata.get("duration") if isinstance(metadata, dict) else None
+    if duration is None or isinstance(made, bool) or not isinstance(made, (int, float)) or not math.isfinite(made):
+        return ()
+    if abs(made - duration) <= RHUBARB_DURATION_SLACK_S:
+        return ()
+    return (f"'{name}' was made for {made:.2f} s of audio, this audio is {duration:.2f} s: are these the mouth "
+            "cues of another recording?",)
+
+
+def _rhubarb(rows, name, duration, warnings=()) -> PhoneTrack:
     items = []
     for shape, start, end, where in rows:
         if not isinstance(shape, str) or shape.strip().upper() not in RHUBARB_SHAPES:
             raise InputError(f"{where}: '{shape}' is not a Rhubarb mouth shape (A–H or X).")
         items.append((RHUBARB_SHAPES[shape.strip().upper()], start, end, "", where))
-    return make_track(items, "rhubarb", f"'{name}'", duration)
+    return make_track(items, "rhubarb", f"'{name}'", duration, warnings)
 
 
 def _number(text: str, where: str) -> float:
@@ -180,7 +199,7 @@ def _read_tsv(text: str, name: str, duration) -> PhoneTrack:
                                  "column(s).")
             items.append((cells[2], _number(cells[0], where), _number(cells[1], where),
                           cells[3].strip() if len(cells) == 4 else "", where))
-        return make_track(items, "tsv", f"'{name}'", duration)
+        return make_track(items, "tsv", f"'{name}'", duration, alphabet=alphabet_of((i[0] for i in items), "file"))
     cues = []
     for number, line in lines:
         cells = line.split("\t")
@@ -188,15 +207,20 @@ def _read_tsv(text: str, name: str, duration) -> PhoneTrack:
         if len(cells) != 2:
             raise InputError(f"{where}: expected Rhubarb's time<TAB>shape (or this add-on's header "
                              f"start<TAB>end<TAB>phone<TAB>word), found {len(cells)} column(s).")
-        cues.append((_number(cells[0], where), cells[1], where))
+        cues.append((_number(cells[0], where), cells[1], where, number))
     rows = []
-    for k, (start, shape, where) in enumerate(cues):
+    for k, (start, shape, where, number) in enumerate(cues):
         if k + 1 < len(cues):
-            end = cues[k + 1][0]
+            end, later = cues[k + 1][0], cues[k + 1][3]
+            if end < start:
+                raise InputError(f"'{name}': the cue times go backwards at line {later} ({end} s after {start} s "
+                                 f"at line {number}). Rhubarb's cues are in time order, each holding until the "
+                                 "next: fix the file.")
         elif shape.strip().upper() == "X":
             end = start
         else:
-            end = duration if duration is not None and duration > start else start + RHUBARB_LAST_CUE_S
+            # until the audio's end (nothing left of a cue starting at or just past it), else 0.1 s
+            end = max(start, duration) if duration is not None else start + RHUBARB_LAST_CUE_S
         rows.append((shape, start, end, where))
     return _rhubarb(rows, name, duration)
 
@@ -258,6 +282,12 @@ def format_rhubarb_json(track: PhoneTrack, duration: Optional[float] = None) -> 
                       indent=1) + "\n"
 
 
+def within(track: PhoneTrack, duration: float) -> PhoneTrack:
+    """``track`` with its phones cut at ``duration`` (s); a phone with no length left is left out."""
+    phones = tuple(p._replace(end=min(p.end, duration)) for p in track.phones if min(p.end, duration) > p.start)
+    return track if phones == track.phones else PhoneTrack(phones, track.source, track.warnings)
+
+
 def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None, rhubarb: bool = False) -> Path:
     """Write ``track`` to ``path`` (.json / .tsv / .TextGrid by extension), all or nothing.
 
@@ -266,7 +296,8 @@ def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None, r
     track : PhoneTrack
     path : str or os.PathLike
     duration : float, optional
-        The audio's length (the TextGrid's xmax, Rhubarb's last X); default the last phone's end.
+        The audio's length (the TextGrid's xmax, Rhubarb's last X); default the last phone's end. Nothing is
+        written past it: phones are cut at it, one with no length left is left out.
     rhubarb : bool
         Rhubarb Lip Sync's mouth cues instead of phones (.tsv or .json).
 
@@ -278,6 +309,8 @@ def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None, r
     suffix = _suffix(path)
     if rhubarb:
         check_rhubarb_path(path)
+    if duration is not None:
+        track = within(track, duration)
     dest = Path(os.path.abspath(os.fspath(path)))
     if not dest.parent.is_dir():
         raise InputError(f"cannot write '{dest}': the folder '{dest.parent}' does not exist. Create it first.")
@@ -289,7 +322,7 @@ def write_alignment(track: PhoneTrack, path, duration: Optional[float] = None, r
         text = format_tsv(track)
     else:
         end = max([p.end for p in track.phones], default=0.0)
-        text = format_textgrid(track.phones, max(end, duration or 0.0))
+        text = format_textgrid(track.phones, end if duration is None else duration)
 
     def write(temp):
         with open(temp, "w", encoding="utf-8", newline="\n") as handle:

@@ -1,13 +1,18 @@
 """Praat TextGrid files (long and short text formats): read phones (and words), write both tiers.
 
 Reading follows Praat's own rule for text files: labels (``xmin =``, ``item [1]:``) are skipped; only
-quoted strings, numbers and ``<exists>`` carry data, in a fixed order. So both the long
-("self-documenting") and the short format are read by one tokenizer. UTF-8 and UTF-16 (with BOM, as
-Praat writes files holding non-ASCII text) are accepted.
+quoted strings, numbers and ``<exists>`` carry data, in a fixed order. So the long ("self-documenting"),
+the short and the old short (``"ooTextFile short"``) formats are read by one tokenizer. UTF-8 and UTF-16
+(with BOM, as Praat writes files holding non-ASCII text) are accepted; Praat's binary format is refused
+with what to do.
 
-The phone tier is the interval tier named ``phones`` (Montreal Forced Aligner), ``phone``,
+The phone tiers are the interval tiers named ``phones`` (Montreal Forced Aligner), ``phone``,
 ``phonemes``, ``phoneme`` or ``segments`` (any case; MFA's per-speaker ``SPEAKER - phones`` too); the
-word tier, if any, ``words``/``word``. Each phone takes the word whose interval holds its midpoint.
+word tiers ``words``/``word``. Every phone tier is read (VOCA animates one face from all the speech in
+the audio: several speakers' tiers merge into one track, sorted by time; speech of two tiers at once is
+refused, naming both tiers); each tier's labels are read as ARPAbet or IPA, decided once per tier
+(:func:`.track.alphabet_of`). Each phone takes the word, from its own speaker's word tier, whose interval
+holds its midpoint.
 
 Contract: stdlib only; raises InputError; thread-safe.
 """
@@ -17,10 +22,12 @@ import re
 from typing import List, Optional, Tuple
 
 from ..errors import InputError
-from .track import Phone, PhoneTrack, make_track
+from .track import OVERLAP_TOLERANCE_S, Phone, PhoneTrack, alphabet_of, make_track
 
 PHONE_TIERS = ("phones", "phone", "phonemes", "phoneme", "segments")
 WORD_TIERS = ("words", "word")
+TEXT_HEADERS = ("ooTextFile", "ooTextFile short")     # the second: Praat's older short-format header
+BINARY_HEADER = b"ooBinaryFile"
 _TOKEN = re.compile(r'"((?:[^"]|"")*)"|(<exists>|<absent>)|(?<![\w\[])([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)'
                     r'(?![\w\]])|(\[\s*\d+\s*\])|(!.*)')
 
@@ -74,7 +81,7 @@ def parse_textgrid(text: str, name: str) -> List[Tuple[str, str, list]]:
         Not a TextGrid, or truncated.
     """
     r = _Reader(_tokens(text), name)
-    if r.take(str, '"ooTextFile"') != "ooTextFile" or r.take(str, '"TextGrid"') != "TextGrid":
+    if r.take(str, '"ooTextFile"') not in TEXT_HEADERS or r.take(str, '"TextGrid"') != "TextGrid":
         raise InputError(f"'{name}' is not a Praat TextGrid (its header must say File type = \"ooTextFile\", "
                          "Object class = \"TextGrid\").")
     r.take(float, "xmin"), r.take(float, "xmax")
@@ -96,48 +103,83 @@ def parse_textgrid(text: str, name: str) -> List[Tuple[str, str, list]]:
     return tiers
 
 
-def _find_tier(tiers, names) -> Optional[tuple]:
-    for cls, tier, items in tiers:
-        key = tier.strip().lower()
-        key = key.split(" - ")[-1].strip()           # MFA multi-speaker: "speaker1 - phones"
-        if cls == "IntervalTier" and key in names:
-            return tier, items
-    return None
+def _speaker(tier: str) -> Tuple[str, str]:
+    """(speaker, kind) of a tier name: "Alice - phones" → ("Alice", "phones"); "phones" → ("", "phones")."""
+    head, sep, tail = tier.strip().rpartition(" - ")
+    return (head.strip(), tail.strip().lower()) if sep else ("", tier.strip().lower())
+
+
+def _find_tiers(tiers, names) -> List[Tuple[str, str, list]]:
+    """(speaker, tier name, intervals) of every interval tier whose kind is one of ``names``, in file order."""
+    return [(_speaker(tier)[0], tier, items) for cls, tier, items in tiers
+            if cls == "IntervalTier" and _speaker(tier)[1] in names]
+
+
+def _read_text(path, name: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InputError(f"cannot read alignment file '{name}': {exc.strerror or exc}.") from None
+    if data.startswith(BINARY_HEADER):
+        raise InputError(f"'{name}' is a TextGrid in Praat's binary format, which this reader does not read. "
+                         "Open it in Praat and save it as text (Save as text file…), then use that file.")
+    return _decode(data, name)
+
+
+def _tier_track(name, tier, intervals, word_items, duration) -> PhoneTrack:
+    """One phone tier's phones (labels read in the tier's alphabet), each with its speaker's word."""
+    def word_at(mid):
+        return next((t for a, b, t in word_items if a <= mid < b and t), "")
+
+    items = [(text, a, b, word_at((a + b) / 2), f"'{name}', tier '{tier}', interval {i + 1}")
+             for i, (a, b, text) in enumerate(intervals)]
+    return make_track(items, "textgrid", f"'{name}'", duration,
+                      alphabet=alphabet_of(text for _a, _b, text in intervals))
+
+
+def _merge(name, tracks) -> Tuple[Phone, ...]:
+    """The phones of several tiers in time order; refused where two tiers' phones overlap."""
+    merged = sorted(((p, tier) for tier, track in tracks for p in track.phones), key=lambda pt: pt[0][1:3])
+    last = None                                 # (phone, tier) that ends latest so far
+    for phone, tier in merged:
+        if last is not None and phone.start < last[0].end - OVERLAP_TOLERANCE_S:
+            raise InputError(
+                f"'{name}': phones of two tiers are overlapping: tier '{tier}' has {phone.phone} from "
+                f"{phone.start} s, before {last[0].phone} of tier '{last[1]}' ends ({last[0].end} s). VOCA "
+                "animates one face from all the speech in the audio, so every speaker's phones go into one "
+                "track, and one mouth cannot say both. Remove one speaker's phones where they overlap (or "
+                "that speaker's tiers) and import the file again.")
+        if last is None or phone.end > last[0].end:
+            last = (phone, tier)
+    return tuple(p for p, _tier in merged)
 
 
 def read_textgrid(path, duration: Optional[float] = None) -> PhoneTrack:
-    """Read a TextGrid's phone tier (and word tier) into a PhoneTrack (source "textgrid").
+    """Read a TextGrid's phone tiers (and word tiers) into a PhoneTrack (source "textgrid").
 
     Raises
     ------
     InputError
-        Unreadable file, no phone tier (the message lists the tiers found), bad labels or times.
+        Unreadable or binary file, no phone tier (the message lists the tiers found), bad labels or times,
+        phones of two tiers overlapping (both named).
     """
     name = str(path)
-    try:
-        with open(path, "rb") as handle:
-            text = _decode(handle.read(), name)
-    except OSError as exc:
-        raise InputError(f"cannot read alignment file '{name}': {exc.strerror or exc}.") from None
-    tiers = parse_textgrid(text, name)
-    found = _find_tier(tiers, PHONE_TIERS)
-    if found is None:
+    tiers = parse_textgrid(_read_text(path, name), name)
+    phone_tiers = _find_tiers(tiers, PHONE_TIERS)
+    if not phone_tiers:
         listed = ", ".join(f"'{t}' ({c})" for c, t, _ in tiers) or "none"
         raise InputError(f"'{name}' has no phone tier (an interval tier named 'phones'); its tiers: {listed}. "
                          "Export the phone tier too (Montreal Forced Aligner writes 'words' and 'phones').")
-    tier_name, intervals = found
-    words = _find_tier(tiers, WORD_TIERS)
-    word_items = [(a, b, t.strip()) for a, b, t in words[1]] if words else []
-
-    def word_at(mid):
-        for a, b, t in word_items:
-            if a <= mid < b:
-                return t
-        return ""
-
-    items = [(text, a, b, word_at((a + b) / 2), f"'{name}', tier '{tier_name}', interval {i + 1}")
-             for i, (a, b, text) in enumerate(intervals)]
-    return make_track(items, "textgrid", f"'{name}'", duration)
+    word_tiers = _find_tiers(tiers, WORD_TIERS)
+    tracks = []
+    for speaker, tier, intervals in phone_tiers:
+        own = [items for s, _t, items in word_tiers if s == speaker] or \
+            [items for s, _t, items in word_tiers if s == ""]
+        word_items = [(a, b, t.strip()) for items in own for a, b, t in items]
+        tracks.append((tier, _tier_track(name, tier, intervals, word_items, duration)))
+    phones = tracks[0][1].phones if len(tracks) == 1 else _merge(name, tracks)
+    return PhoneTrack(phones, "textgrid")
 
 
 def _q(text: str) -> str:
