@@ -5,21 +5,31 @@ flags, one meaning everywhere:
 
 * ``--transcript TEXT|FILE.txt`` — what is said: forced alignment instead of detection (more exact). A
   value ending in ``.txt``, or naming an existing file, is read as a UTF-8 file; otherwise it is the text.
-  Without it, ``AUDIO.txt`` beside the audio is used when present (:func:`core.phonemes.transcript_for`).
+  An alignment file (``.TextGrid`` / ``.json`` / ``.tsv``) given here is refused: it belongs to
+  ``--alignment``. Without it, ``AUDIO.txt`` beside the audio is used when present
+  (:func:`core.phonemes.transcript_for`) — read only when phones are wanted (not with ``--no-closures`` and
+  no ``--phonemes``).
 * ``--alignment FILE`` — phones the user already has: Praat TextGrid (Montreal Forced Aligner), Rhubarb
-  Lip Sync's TSV / JSON, or the project's JSON. It is read and checked before any computing.
+  Lip Sync's TSV / JSON, or the project's JSON / TSV. It is read and checked before any computing.
 * ``--no-closures`` — the exact VOCA result: no correction keys. The phones are still found and written
   when ``--alignment`` or ``--phonemes`` asks for them (the ``.npz`` then holds the phones without
   corrections); otherwise the phoneme pass does not run at all.
 * ``--phonemes OUT`` — also write the phone track as ``.json`` / ``.tsv`` / ``.TextGrid``.
 
+A SOURCE that stores phones (``import-sequence`` / ``retarget`` of an ``.npz`` written by ``infer``,
+``animate --npz`` or ``batch``) brings them along: without ``--alignment`` / ``--transcript`` they are the
+clip's phones (closures and ``--phonemes``), not detected again, and the report says so
+(:func:`source_phones`); an explicit flag still wins on an exact source (on a corrected one it is refused:
+:func:`refuse_new_phones_for_corrected`).
+
 Closures are on by default. Refused before anything is computed or written (InputError, exit 2, one
-line): a ``--transcript`` file missing or empty, an empty ``--transcript`` text, ``--transcript`` together
-with ``--alignment``, a bad ``--alignment`` file (the phoneme reader's message), ``--phonemes`` with
-another extension, and — when PocketSphinx cannot be imported in this Python — a ``--transcript`` or
-``--phonemes`` that needs detection or alignment. With closures merely on by default (or a ``.txt``
-beside the audio) and no PocketSphinx, one ``warning:`` line says so and the run goes on with the exact
-VOCA result ("never a failed import").
+line): a ``--transcript`` file missing or empty, an empty ``--transcript`` text, an alignment file given to
+``--transcript``, ``--transcript`` together with ``--alignment``, a flag without the audio (each command's
+message names its own way to give it: ``no_audio`` of :func:`plan`), a bad ``--alignment`` file (the
+phoneme reader's message), ``--phonemes`` with another extension, and — when PocketSphinx cannot be
+imported in this Python — a ``--transcript`` or ``--phonemes`` that needs detection or alignment. With
+closures merely on by default (or a ``.txt`` beside the audio) and no PocketSphinx, one ``warning:`` line
+says so and the run goes on with the exact VOCA result ("never a failed import").
 
 The phone pass runs beside DeepSpeech (:class:`PhonePass`, a thread that waits on a child Python doing the
 decoding: PocketSphinx holds the GIL while it decodes, so in this process it would starve the numpy engine;
@@ -40,7 +50,9 @@ from typing import Optional, Tuple
 
 from ..core.errors import InputError, missing_file
 
-PHONEME_SUFFIXES = (".json", ".tsv", ".textgrid")
+PHONEME_SUFFIXES = (".json", ".tsv", ".textgrid")    # what --phonemes writes and --alignment reads
+PHONEME_FORMATS = ".json, .tsv or .TextGrid"         # PHONEME_SUFFIXES as every message and help names them
+AUDIO_HINT = "give it with --audio WAV"               # retarget's / import-sequence's way to give the audio
 
 
 def add_args(p, batch: bool = False) -> None:
@@ -53,12 +65,13 @@ def add_args(p, batch: bool = False) -> None:
                        "forced alignment instead of detection; default: AUDIO.txt beside the audio, if any. Detection "
                        "and alignment are US English: for another language give --alignment")
         g.add_argument("--alignment", metavar="FILE", help="phones from a TextGrid (MFA), a Rhubarb .tsv/.json "
-                       "or our .json instead of detecting them")
+                       "or this add-on's .json/.tsv instead of detecting them")
     g.add_argument("--no-closures", action="store_true", help="the exact VOCA result: no lip-closure keys")
     if batch:
-        g.add_argument("--phonemes", metavar="EXT", help="also write each clip's phones as NAME.EXT (json, tsv or textgrid)")
+        g.add_argument("--phonemes", metavar="EXT", help="also write each clip's phones as NAME.phonemes.EXT "
+                       "(json, tsv or TextGrid)")
     else:
-        g.add_argument("--phonemes", metavar="OUT", help="also write the phone track: .json, .tsv or .TextGrid")
+        g.add_argument("--phonemes", metavar="OUT", help=f"also write the phone track: {PHONEME_FORMATS}")
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,11 @@ class Plan:
     closures : bool           correction keys wanted (and possible)
     transcript : str or None  the text to align (None: detection, or an alignment)
     transcript_source : str   where the transcript came from: ``"text"``, the file's path, or ``"none"``
-    track : PhoneTrack or None    the phones read from ``--alignment`` (read at check time)
+    track : PhoneTrack or None    the phones read from ``--alignment`` or stored in SOURCE (read at check time)
     phonemes_out : str or None    where to write the phones
     warnings : tuple of str   one line each, to show the user (e.g. detection unavailable)
+    origin : str              where ``track`` was read when that is not ``--alignment``, for the report:
+                              ``"stored in 'a.npz'"`` (the SOURCE's phones), else ""
     """
     closures: bool
     transcript: Optional[str] = None
@@ -80,6 +95,7 @@ class Plan:
     track: Optional[object] = None
     phonemes_out: Optional[str] = None
     warnings: Tuple[str, ...] = field(default=())
+    origin: str = ""
 
     @property
     def needs_pass(self) -> bool:
@@ -103,15 +119,27 @@ def read_text_file(path, what: str, hint: str = "") -> str:
         raise InputError(f"{what} '{path}' is not UTF-8 text; save it as UTF-8.") from None
 
 
+def refuse_alignment_as_transcript(value, flag: str = "--transcript") -> None:
+    """InputError when a transcript value names an alignment file (``.TextGrid`` / ``.json`` / ``.tsv``: an
+    existing file, or a single word): phones with times, which ``--alignment`` reads, not what is said. Text
+    that merely ends in such a word ("saved as notes.json") stays text."""
+    value = str(value)
+    if value.lower().endswith(PHONEME_SUFFIXES) and (os.path.isfile(value) or len(value.split()) == 1):
+        where = f"give it as --alignment {value}" if flag.startswith("--") else "put it in the CSV's alignment column"
+        raise InputError(f"{flag} '{value}' is an alignment file (phones with times), not what is said: {where}.")
+
+
 def read_transcript(value: str, flag: str = "--transcript") -> Tuple[str, str]:
     """(text, source) of a ``--transcript`` value: a ``.txt`` / existing file is read, else the text itself.
 
     Raises
     ------
     InputError
-        The file is missing, unreadable, not UTF-8 or holds only white space; the text is empty.
+        The file is missing, unreadable, not UTF-8 or holds only white space; the text is empty; the value
+        is an alignment file (:func:`refuse_alignment_as_transcript`).
     """
     value = str(value)
+    refuse_alignment_as_transcript(value, flag)
     if value.lower().endswith(".txt") or os.path.isfile(value):
         path = os.path.abspath(value)
         text = read_text_file(value, f"{flag} file", ", or give the words themselves in quotes")
@@ -138,22 +166,38 @@ def check_phonemes_out(path: Optional[str], overwrite: bool = False) -> Optional
         return None
     from ..core import outputs
     if not str(path).lower().endswith(PHONEME_SUFFIXES):
-        raise InputError(f"--phonemes '{path}' must end in .json, .tsv or .TextGrid (the format is chosen "
+        raise InputError(f"--phonemes '{path}' must end in {PHONEME_FORMATS} (the format is chosen "
                          "by the extension).")
     return str(outputs.check_output(path, "--phonemes", PHONEME_SUFFIXES, overwrite))
 
 
-def plan_from_args(args, audio_path: Optional[str], overwrite: bool = False) -> Plan:
+def source_phones(source) -> Optional[object]:
+    """The phone track stored in SOURCE — an ``.npz`` written by ``infer``, ``animate --npz`` or ``batch``
+    (``phones``, ``phone_times``…) — or None (no such arrays, or SOURCE is no ``.npz`` file).
+
+    Raises InputError naming SOURCE when it is a damaged ``.npz`` or its phone arrays disagree."""
+    if source is None or not str(source).lower().endswith(".npz") or not os.path.isfile(source):
+        return None
+    from ..core.animation import npzextras
+    return npzextras.read_phones(str(source))
+
+
+def plan_from_args(args, audio_path: Optional[str], overwrite: bool = False, source: Optional[str] = None,
+                   no_audio: Optional[str] = None) -> Plan:
     """:func:`plan` for a command's parsed flags (``--transcript``, ``--alignment``, ``--no-closures``,
-    ``--phonemes``)."""
+    ``--phonemes``). ``source``: the command's SOURCE file, whose stored phones (:func:`source_phones`) are
+    the clip's when no flag gives others; ``no_audio``: see :func:`plan`."""
+    stored = source_phones(source) if audio_path is not None else None
     return plan(audio_path, closures=not getattr(args, "no_closures", False),
                 transcript=getattr(args, "transcript", None), alignment=getattr(args, "alignment", None),
-                phonemes=getattr(args, "phonemes", None), overwrite=overwrite)
+                phonemes=getattr(args, "phonemes", None), overwrite=overwrite, no_audio=no_audio,
+                stored=stored, stored_in=source)
 
 
 def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[str] = None,
          alignment: Optional[str] = None, phonemes: Optional[str] = None, overwrite: bool = False,
-         flag: str = "--transcript", beside: bool = True) -> Plan:
+         flag: str = "--transcript", beside: bool = True, no_audio: Optional[str] = None,
+         stored=None, stored_in: Optional[str] = None) -> Plan:
     """Check what one clip asks for, before any computing; raises InputError for a refused input.
 
     Parameters
@@ -164,22 +208,35 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
         False: ``--no-closures``.
     transcript : str, optional
         ``--transcript``'s value (text or a ``.txt`` file), or a per-clip text (the batch's CSV column,
-        with ``flag`` naming it). Without it, ``AUDIO.txt`` beside the audio is used when ``beside``.
+        with ``flag`` naming it). Without it, ``AUDIO.txt`` beside the audio is used when ``beside`` and
+        phones are wanted (closures on, or ``phonemes``): with neither it is not read at all.
     alignment, phonemes : str, optional
         ``--alignment`` file to read; ``--phonemes`` destination.
+    no_audio : str, optional
+        The refusal when ``audio_path`` is None and a flag needs it (the command's own way to give the
+        audio); default: ``the articulation flags (…) need the audio: give it with --audio WAV``.
+    stored, stored_in : PhoneTrack, str, optional
+        The phones stored in the command's SOURCE file (:func:`source_phones`) and its path: the clip's
+        phones unless ``transcript`` or ``alignment`` is given (then those win).
     """
     out = check_phonemes_out(phonemes, overwrite)
     if audio_path is None:
-        if transcript is not None or alignment is not None or out is not None:
-            raise InputError("--transcript, --alignment and --phonemes need the audio (give AUDIO / --audio).")
+        given = [f for f, v in (("--transcript", transcript), ("--alignment", alignment), ("--phonemes", out))
+                 if v is not None]
+        if given:
+            raise InputError(no_audio.format(flags=" and ".join(given)) if no_audio else
+                             f"the articulation flags ({', '.join(given)}) need the audio: {AUDIO_HINT}.")
         return Plan(closures=False)
     if transcript is not None and alignment is not None:
         raise InputError(f"give {flag} or --alignment, not both (an alignment file already holds the phones).")
     if alignment is not None:
         what = "--alignment file" if flag == "--transcript" else "alignment file"   # the batch's CSV column
         return Plan(closures, track=read_alignment(alignment, audio_path, what), phonemes_out=out)
+    if transcript is None and stored is not None:        # the SOURCE's own phones: not detected again
+        return Plan(closures, track=stored, phonemes_out=out,
+                    origin=f"stored in '{os.path.basename(str(stored_in))}'")
     text, source = read_transcript(transcript, flag) if transcript is not None else (None, "none")
-    if text is None and beside:
+    if text is None and beside and (closures or out is not None):     # no phones wanted: not even read
         from ..core.phonemes import transcript_for
         found = transcript_for(audio_path)             # one that holds no words is refused there
         if found is not None:
@@ -312,7 +369,8 @@ def describe(plan: Plan, track, anim=None) -> str:
     """One line for the run's report: the phones' source and count, closures on/off."""
     if track is None:
         return "no lip closures" if not plan.closures else "no phones"
-    text = f"{len(track.phones)} phones ({track.label})"
+    where = f", {plan.origin}" if plan.origin and track == plan.track else ""
+    text = f"{len(track.phones)} phones ({track.label}{where})"
     if anim is not None and anim.corrections is not None:
         return text + ", lip closures on"
     return text + (", lip closures off" if not plan.closures else "")

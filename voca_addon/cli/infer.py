@@ -12,6 +12,10 @@ from pathlib import Path
 from . import articulation, common
 from ..core.errors import InputError, VocaError
 
+FEATURES_NO_AUDIO = ("lip closures need the audio file, which --features runs do not have: leave out {flags} "
+                     "(the result is then VOCA's exact motion, as with --no-closures), or run infer from AUDIO "
+                     "instead of --features.")
+
 
 def add_parser(sub) -> None:
     i = sub.add_parser("infer", help="audio or features → VOCA vertices and shape-key data (.npz)")
@@ -42,7 +46,8 @@ def run(args) -> None:
         audio.check_audio_path(args.audio)
     elif not Path(args.features).is_file():
         raise InputError(f"--features '{args.features}' was not found. Check the path.")
-    plan = articulation.plan_from_args(args, args.audio, args.overwrite)          # refused before any computing
+    plan = articulation.plan_from_args(args, args.audio, args.overwrite, no_audio=None if args.audio else
+                                       FEATURES_NO_AUDIO)                  # refused before any computing
     phonemes = Path(plan.phonemes_out) if plan.phonemes_out else None
     outputs.check_distinct({"--out": out, "--phonemes": phonemes},
                            {"AUDIO": args.audio, "--alignment": getattr(args, "alignment", None)})

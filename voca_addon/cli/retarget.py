@@ -23,7 +23,9 @@ exact); with ``--target-keys`` the solve reproduces the corrected motion (on an 
 mouthPress close the lips). A SOURCE that already carries corrections (``infer``'s ``.npz``) is never
 corrected twice: its corrections transfer as they are, ``--phonemes`` writes its own phones, and an
 explicit ``--alignment`` / ``--transcript`` is refused (it could not be used). ``--no-closures``: VOCA's
-exact motion, a source's corrections dropped.
+exact motion, a source's corrections dropped. A SOURCE that stores phones without corrections (``infer
+--no-closures --alignment …``) brings them too: without ``--alignment`` / ``--transcript`` they are the
+clip's phones (closures, ``--phonemes``), not detected again from ``--audio``, and the report says "stored in".
 Every input is read and checked, and the fit, transfer and solve are computed, before Blender is
 touched: a refused input changes nothing. SOURCE is refused when truncated or damaged, of another shape, not
 finite, or more than 5× larger or smaller than the template (the ratio and likely units said:
@@ -116,12 +118,13 @@ def _paths(args):
 
 def articulation_plan(args):
     """The articulation flags checked (InputError before any computing): --transcript / --alignment /
-    --phonemes need --audio; a bad alignment file, an empty transcript… are refused."""
+    --phonemes need --audio; a bad alignment file, an empty transcript… are refused. Phones stored in SOURCE
+    are the clip's unless --alignment / --transcript gives others (:func:`.articulation.source_phones`)."""
     audio = getattr(args, "audio", None)
     if audio is not None:                 # read whole before the fit: a bad file is refused at once
         from ..core.speech.audio import load_audio
         load_audio(audio)
-    return articulation.plan_from_args(args, audio, getattr(args, "overwrite", False))
+    return articulation.plan_from_args(args, audio, getattr(args, "overwrite", False), source=args.source)
 
 
 def compute(args, plan=None) -> Retarget:

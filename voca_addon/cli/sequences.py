@@ -50,7 +50,8 @@ def _sequence_fps(source: str) -> Optional[float]:
 def run_import(args) -> None:
     """SOURCE (+ ``--audio``) → shape keys in a new ``.blend``. With ``--audio`` the lips close on its p/b/m
     (:mod:`voca_addon.cli.articulation`), unless the source already carries corrections (an ``.npz`` from
-    ``infer`` / ``animate --npz`` / ``batch``, read in its shape-key form: never corrected twice)."""
+    ``infer`` / ``animate --npz`` / ``batch``, read in its shape-key form: never corrected twice). Phones the
+    SOURCE stores are the clip's unless --alignment / --transcript gives others (not detected again)."""
     import dataclasses
     from pathlib import Path
     from ..core import outputs
@@ -61,7 +62,7 @@ def run_import(args) -> None:
     if audio:
         from ..core.speech.audio import check_audio_path
         check_audio_path(audio)
-    plan = articulation.plan_from_args(args, audio, args.overwrite)
+    plan = articulation.plan_from_args(args, audio, args.overwrite, source=source)   # + the phones SOURCE stores
     outputs.check_distinct({"--out": Path(args.out), "--phonemes": plan.phonemes_out and Path(plan.phonemes_out)},
                            {"SOURCE": source, "--audio": audio, "--alignment": getattr(args, "alignment", None)})
     bpy = common.import_bpy("import-sequence")
@@ -108,7 +109,9 @@ def run_import(args) -> None:
         blendfile.save_blend(bpy, args.out)
     print(f"wrote {args.out}: {report.frames_read} frames as {report.rank} shape keys on "
           f"'{report.obj.name}', frames {scene.frame_start}-{scene.frame_end} at {fps:g} fps"
-          + "".join(f"; {line}" for line in report.articulation))
+          + "".join(f"; {line}" for line in report.articulation)
+          + (f"; phones {plan.origin}" if plan.origin and track == plan.track and (plan.closures or plan.phonemes_out)
+             else ""))
     if plan.phonemes_out:
         print(f"wrote {plan.phonemes_out}: {len(track.phones)} phones")
     if phones is None and track is not None:

@@ -106,7 +106,7 @@ def test_phonemes_without_pocketsphinx_is_one_line(wav, tmp_path):
 
 @pytest.mark.parametrize("case, fragment", [
     ("empty transcript", "transcript is empty"),
-    ("bad extension", "must end in .json or .tsv or .textgrid"),
+    ("bad extension", "must end in .json, .tsv or .TextGrid"),
     ("missing transcript file", "was not found"),
     ("textgrid without phones", "no phone tier"),
     ("past the end", "past the audio's end"),
