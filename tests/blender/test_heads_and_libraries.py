@@ -102,6 +102,10 @@ def test_a_linked_head_is_refused_before_anything_runs(scene, library):
         assert not bpy.ops.voca.remove_animation.poll()
     before = [k.name for k in obj.data.shape_keys.key_blocks]
     assert before and obj.data.shape_keys.library is not None        # the library's animation, untouched
+    from voca_addon.blender.articulation import checks, writer as articulation_writer
+    store = obj.data.shape_keys[articulation_writer.STORE]           # the knobs refuse it too, by the same line
+    with pytest.raises(Exception, match="linked from"):
+        checks.check_head(obj, store, len(obj.data.vertices))
 
 
 def test_a_library_override_is_refused_and_a_local_copy_is_not(scene, library):

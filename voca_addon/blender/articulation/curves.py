@@ -21,6 +21,7 @@ from .. import compat, keyframes
 from ..speech import writer
 
 SHAPE = "shape:"                        # digest name prefix of a correction key's shape
+DELETED = " (deleted)"                  # an edited-list suffix: a curve the add-on wrote, deleted by the artist
 
 
 def digest(points: np.ndarray) -> str:
@@ -79,10 +80,12 @@ def support(weights: np.ndarray) -> tuple:
 
 
 def write_curve(key, name: str, frames, values, interpolation: int, group: str, digests: dict,
-                 edited: list) -> int:
+                edited: list, force: bool = False) -> int:
     """Key ``name``'s curve to (frames, values) unless the artist edited it since the add-on last wrote it.
 
-    Returns 1 when the curve was (re)written, else 0. The new points' digest is recorded in ``digests``.
+    A curve the add-on wrote (its digest is recorded) and the artist deleted counts as an edit: it stays
+    deleted and is named ``"NAME (deleted)"`` in ``edited``, unless ``force`` (the Re-apply button) brings it
+    back. Returns 1 when the curve was (re)written, else 0. The new points' digest is recorded in ``digests``.
     """
     anim_data = key.animation_data
     path = keyframes.value_path(name)
@@ -92,6 +95,9 @@ def write_curve(key, name: str, frames, values, interpolation: int, group: str, 
     new_digest = digest(new)
     if fcurve is not None and digests.get(name) == new_digest:
         return 0                        # what the add-on last wrote: unchanged (or edited: left) — no read
+    if fcurve is None and name in digests and not force:
+        edited.append(name + DELETED)
+        return 0
     if fcurve is not None:
         current = keyframes.curve_points(fcurve)
         was = digest(current)

@@ -4,7 +4,9 @@
   (:func:`voca_addon.core.phonemes.read_alignment`); a bad file is refused with its one message and changes
   nothing. A good one becomes the scene's alignment (``scene.voca_phones.alignment_path``) for the next run,
   and, when the active head carries a VOCA animation, its phone track at once (the closures are re-applied,
-  VOCA is not recomputed; times past the clip's end are refused).
+  VOCA is not recomputed; times past the clip's end are refused). A head the knobs would refuse (a shared mesh
+  or action, VOCA's action not the active one, another vertex count: :mod:`.checks`) refuses the import too,
+  before anything is written: neither the scene's alignment nor the head's track changes.
 * ``voca.word_markers``: one timeline marker per word of the head's phone track, at the word's first frame,
   named the word. The markers made are listed in the scene's ``voca_word_markers`` (markers carry no custom
   properties): ``voca.remove_word_markers`` (and Remove VOCA animation) remove exactly those still in place.
@@ -21,7 +23,7 @@ from typing import Optional
 import bpy
 from bpy.props import StringProperty
 
-from ...core.errors import VocaError
+from ...core.errors import InputError, VocaError
 from . import phones as articulation_phones, properties as articulation_properties, writer as articulation_writer
 from .. import jobs, reporting
 
@@ -109,13 +111,17 @@ def import_alignment(context, path: str) -> str:
         store = obj.data.shape_keys[articulation_writer.STORE]
         duration = int(store["frames"]) / float(store["fps"])
     track = articulation_phones.read_alignment(path, duration)        # raises before anything changes
-    context.scene.voca_phones.alignment_path = path
     line = f"{len(track.phones)} phones from '{bpy.path.basename(path)}' ({track.label})" + "".join(
         f"; {w}" for w in track.warnings)          # e.g. a file that holds no phones
     if not articulated:
+        context.scene.voca_phones.alignment_path = path
         return line + "; Animate from audio uses them."
-    done = articulation_writer.set_track(obj, context.scene, track)
-    obj.voca_articulation.status = done.edited_line() or done.line or ""
+    try:
+        done = articulation_writer.set_track(obj, context.scene, track)       # every check before a write
+    except VocaError as exc:
+        raise InputError(f"Alignment not imported: {exc}") from exc
+    context.scene.voca_phones.alignment_path = path
+    obj.voca_articulation.status = done.status()
     if context.scene.get(WORD_MARKERS):         # the old track's words on the timeline: the new ones instead
         remove_word_markers(context.scene)
         store = obj.data.shape_keys[articulation_writer.STORE]
@@ -214,8 +220,8 @@ class VOCA_OT_reapply_articulation(bpy.types.Operator):
     @reporting.guarded
     def execute(self, context):
         obj = context.active_object
-        status = articulation_properties.reapply_head(obj, context.scene, force=True)
-        if status:
+        status = articulation_properties.reapply_head(obj, context.scene, force=True, strict=True)   # refused:
+        if status:                      # raised, reported as an error by `guarded`
             self.report({"WARNING"}, status)
         else:
             self.report({"INFO"}, f"Articulation re-applied on '{obj.name}'.")

@@ -10,7 +10,10 @@
   them: ``AUDIO.txt`` beside the audio, else detection (:mod:`voca_addon.blender.articulation.phones`).
 
 A knob's update callback cannot raise to the artist: what it has to say (a curve edited by hand that it left
-alone, no phone track) goes to ``voca_articulation.status``, which the panel prints.
+alone, a correction key the artist muted, no phone track, a refusal) goes to ``voca_articulation.status``, which
+the panel prints. Nothing escapes the callback (Blender would print a raw traceback): a
+:class:`~voca_addon.core.errors.VocaError` is the status line as it is, anything else the one line with the
+error log's path that the operators report (:func:`voca_addon.blender.reporting.report_error`).
 
 Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and this package.
 """
@@ -24,18 +27,22 @@ from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProper
 
 from ...core.errors import VocaError
 from . import phones as articulation_phones, writer as articulation_writer
+from .. import reporting
 
 
-def reapply_head(obj, scene=None, force: bool = False) -> Optional[str]:
+def reapply_head(obj, scene=None, force: bool = False, strict: bool = False) -> Optional[str]:
     """Re-apply ``obj``'s knobs when it carries a VOCA animation; the status line it leaves (or None).
-    ``force``: check every curve (:func:`voca_addon.blender.articulation.writer.reapply`)."""
+    ``force``: check every curve (:func:`voca_addon.blender.articulation.writer.reapply`); ``strict``: a
+    refusal (:class:`VocaError`) is raised after it became the status line (the Re-apply button)."""
     if not articulation_writer.has_articulation(obj):
         return None
     try:
-        done = articulation_writer.reapply(obj, scene, force)
-        status = done.edited_line() or done.line or ""
+        status = articulation_writer.reapply(obj, scene, force).status()
     except VocaError as exc:
-        status = str(exc)
+        obj.voca_articulation.status = str(exc)
+        if strict:
+            raise
+        return str(exc)
     obj.voca_articulation.status = status
     return status or None
 
@@ -44,6 +51,13 @@ KNOBS = ("closure_strength", "speech_strength", "mouth_close", "smoothing_ms")
 
 
 def _update(self, context) -> None:
+    try:
+        _apply_knobs(self, context)
+    except Exception as exc:                # noqa: BLE001 — from an update callback it would print raw
+        reporting.report_error(lambda _kind, text: setattr(self, "status", text), exc, "articulation knob")
+
+
+def _apply_knobs(self, context) -> None:
     # A value that is not a number (NaN from a script: Blender's min / max let it through) goes back to the
     # knob's default, which re-applies; left in place it would make every later knob refuse.
     bad = [name for name in KNOBS if not math.isfinite(getattr(self, name))]

@@ -24,9 +24,13 @@ transaction, in either mode):
 :func:`reapply` rebuilds VOCA's exact animation from the stored arrays (the template: the Key's Basis), runs :func:`voca_addon.core.articulation.apply_controls` with the head's
 knobs (``obj.voca_articulation``) and rewrites the curves whose values changed: VOCA's 50 curves (``weights /
 s_k``), the bias key's one value (the speech strength scales it), the correction curves. With the closures
-switch off the correction keys are muted (the evaluated mesh is VOCA's exact result) and their curves kept.
-A curve whose points no longer match the digest of what the add-on wrote was edited by hand: it is left as
-it is and named in one line. At the knobs' defaults the VOCA curves hold the stored weights bit for bit.
+switch off the correction keys are muted (the evaluated mesh is VOCA's exact result) and their curves kept;
+those mutes are recorded (``store["muted"]``) and only they are undone with the switch on: a correction key the
+artist muted stays muted and is named. A curve whose points no longer match the digest of what the add-on wrote
+was edited by hand: it is left as it is and named in one line; so is one the add-on wrote and the artist
+deleted (and a correction key deleted), until Re-apply (``force``) brings it back. Every refusal
+(:func:`.checks.check_head`) comes before the first write. At the knobs' defaults the VOCA curves hold the
+stored weights bit for bit.
 
 **Per-frame mode** (one key per frame holding VOCA's whole frame): the closures are the same two corrective keys
 *beside* the frame keys, solved on VOCA's exact motion, keyed only around the phones; the frame keys are never
@@ -38,8 +42,9 @@ frame key (the whole mesh per frame): in this mode they are not applied and the 
 :func:`remove_articulation` removes the correction keys, their curves and both properties (Remove VOCA
 animation and every re-run call it first).
 
-Contract: main thread only (``bpy``). Imports ``bpy``, numpy, :mod:`voca_addon.core` (``core.articulation``
-lazily) and this package's :mod:`.writer`, :mod:`..keyframes`, :mod:`..compat`. Arrays: float32.
+Contract: main thread only (``bpy``, through :mod:`..compat`). Imports numpy, :mod:`voca_addon.core`
+(``core.articulation`` lazily), :mod:`..speech.writer`, :mod:`..keyframes`, :mod:`..compat` and this package's
+:mod:`.checks`, :mod:`.curves`. Arrays: float32.
 """
 from __future__ import annotations
 
@@ -48,15 +53,14 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-import bpy
 import numpy as np
 
 from ...core.animation.shapekeys import ShapeKeyAnimation
 from ...core.errors import InputError
-from . import curves
+from . import checks, curves
 from .. import compat, keyframes
 from ..speech import writer
-from .curves import support
+from .curves import DELETED, support
 from ..keyframes import CONSTANT, LINEAR
 
 EXACT = "voca_exact_weights"            # Key property: float32 [F · D], VOCA's exact weights (scene rate)
@@ -77,14 +81,23 @@ class ReapplyReport:
     edited: tuple
     closures: bool
     line: Optional[str] = None          # why there are no closures (no phone track), if so
+    muted: tuple = ()                   # correction keys the artist muted (left muted)
 
     def edited_line(self) -> Optional[str]:
-        """One line naming the hand-edited curves left as they are, or None."""
+        """One line naming the hand-edited (or deleted: ``"NAME (deleted)"``) curves left as they are, or None."""
         if not self.edited:
             return None
-        names = ", ".join(f"'{n}'" for n in self.edited[:4]) + (" …" if len(self.edited) > 4 else "")
+        names = ", ".join(f"'{n[:-len(DELETED)]}' (deleted)" if n.endswith(DELETED) else f"'{n}'"
+                          for n in self.edited[:4]) + (" …" if len(self.edited) > 4 else "")
+        back = "; Re-apply brings back deleted ones" if any(n.endswith(DELETED) for n in self.edited) else ""
         return (f"Left {len(self.edited)} curve(s) you edited by hand as they are: {names} "
-                "(a knob never overwrites your edits; Remove and re-run to reset them).")
+                f"(a knob never overwrites your edits{back}; Remove and re-run to reset them).")
+
+    def status(self) -> str:
+        """The status line: the edits left, the artist's mutes kept, why there are no closures ("" if none)."""
+        muted = (f"Left {', '.join(repr(n) for n in self.muted)} muted as you muted it (unmute it for its "
+                 "closures)." if self.muted else None)
+        return " ".join(part for part in (self.edited_line(), muted, self.line) if part)
 
 
 # ---------------------------------------------------------------------------- stored data
@@ -131,16 +144,25 @@ def _store(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, tra
     key[STORE] = {"format": FORMAT, "mode": written.mode, "frames": int(weights.shape[0]),
                   "dims": int(weights.shape[1]), "fps": float(written.fps), "start": int(written.frame_start),
                   "keys": list(written.key_names) if written.mode == "shape_keys" else [], "names": list(anim.names), "phones": track_to_text(track),
-                  "corrections": {}, "digests": {}}
+                  "corrections": {}, "digests": {}, "muted": []}
 
 
 def set_track(obj, scene, track) -> ReapplyReport:
-    """Store ``track`` as the animation's phone track (an imported alignment) and re-apply."""
+    """Store ``track`` as the animation's phone track (an imported alignment) and re-apply; every check first
+    (:func:`.checks.check_head`): a refused track changes nothing."""
     if not has_articulation(obj):
         raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to close the lips of; run "
                          "Animate from audio on it first.")
-    obj.data.shape_keys[STORE]["phones"] = track_to_text(track)
-    return reapply(obj, scene)
+    key = obj.data.shape_keys
+    store = key[STORE]
+    checks.check_head(obj, store, len(key[EXACT_BIAS]) // 3, "the imported phones")
+    before = str(store.get("phones", ""))
+    store["phones"] = track_to_text(track)
+    try:
+        return reapply(obj, scene, what="the imported phones")
+    except BaseException:
+        store["phones"] = before        # refused after all (e.g. a knob past Blender's slider limit)
+        raise
 
 
 def _stored_animation(key) -> tuple:
@@ -149,9 +171,6 @@ def _stored_animation(key) -> tuple:
     frames, dims = int(store["frames"]), int(store["dims"])
     weights = np.asarray(key[EXACT], dtype=np.float32).reshape(frames, dims)
     names = [str(n) for n in store["keys"]]
-    missing = [n for n in names if key.key_blocks.get(n) is None]
-    if missing:
-        raise InputError(f"The VOCA key '{missing[0]}' was deleted or renamed; run Animate from audio again.")
     ref = writer.key_co(key.reference_key)
     basis = np.asarray(key[EXACT_BASIS], dtype=np.float32).reshape(dims, len(ref), 3)
     bias = np.asarray(key[EXACT_BIAS], dtype=np.float32).reshape(len(ref), 3)
@@ -203,7 +222,7 @@ def closure_line(track) -> str:
     return f"lip closures on {closes} p/b/m and {tucks} f/v ({track.label})"
 
 
-def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
+def reapply(obj, scene=None, force: bool = False, what: str = checks.KNOBS) -> ReapplyReport:
     """Re-apply the head's knobs from the stored exact weights and phone track (see the module docstring).
 
     Speed (issue 18: a knob on 60 s at 60 fps in < 0.1 s; ``tools/bench_articulation_blender.py``): VOCA's 50
@@ -211,26 +230,23 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     with (``store["speech"]``) they are not even computed (a closure knob touches 2 curves and 2 keys); a curve
     or key shape whose new data hash like what the add-on last wrote is not read; a changed one is read once
     (the hand-edit check) and written with one ``foreach_set``. ``force`` (the Re-apply button) checks every
-    curve again, e.g. one the artist deleted.
+    curve again and brings back a curve or correction key the artist deleted (a knob leaves it deleted and
+    names it, like an edited curve). A correction key muted by the artist stays muted (named in the status);
+    the add-on's own mutes (closures off) are recorded in ``store["muted"]`` and undone when they come back on.
 
     Raises
     ------
     InputError
-        No stored animation, one of VOCA's keys was deleted / renamed, or the head shares its mesh (and so its
-        shape keys and their curves) with another object, a linked duplicate: its knobs would move the other
-        head's curves under that head's own knobs.
+        Every refusal of :func:`.checks.check_head` (no stored animation, a shared mesh or action, VOCA's action
+        not the active one, another vertex count, a VOCA key deleted or renamed; ``what`` names what would
+        change another head), found before anything is written; a knob past Blender's slider limit.
     """
     from ...core.articulation import apply_controls
     if not has_articulation(obj):
         raise InputError(f"'{getattr(obj, 'name', None)}' has no VOCA animation to adjust; run Animate from "
                          "audio on it first.")
-    sharing = [] if obj.data.users < 2 else sorted(     # the scan only when another user of the mesh exists
-        o.name for o in bpy.data.objects if o.users and o.data is not None and o.data == obj.data and o != obj)
-    if sharing:
-        raise InputError(f"'{obj.name}' shares its mesh and shape keys with {', '.join(repr(n) for n in sharing[:3])}"
-                         f"{' …' if len(sharing) > 3 else ''} (a linked duplicate): its knobs would change that head "
-                         "too. Make it single-user first (Object › Relations › Make Single User › Object & Data).")
     key = obj.data.shape_keys
+    checks.check_head(obj, key[STORE], len(key[EXACT_BIAS]) // 3, what)      # before anything is written
     anim, store = _stored_animation(key)
     track = track_from_text(str(store.get("phones", "")))
     settings = settings_of(obj)
@@ -250,9 +266,10 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     speech = [float(settings.speech_strength), float(settings.smoothing_ms)]
     rewritten = 0
     if not per_frame and (force or [float(v) for v in store.get("speech", ())] != speech):
-        rewritten += _write_speech(key, settings, result, store, digests, edited)
+        rewritten += _write_speech(key, settings, result, store, digests, edited, force)
         store["speech"] = speech
-    rewritten += _write_corrections(obj, key, result, store, digests, edited, anim.template)
+    muted: list = []
+    rewritten += _write_corrections(obj, key, result, store, digests, (edited, muted), anim.template, force)
     store["digests"] = digests
     # The edits left earlier stay named while they stand (a pass whose new data equal what the add-on last
     # wrote does not read a curve, so it would not see them again): only those few are read here.
@@ -264,12 +281,17 @@ def reapply(obj, scene=None, force: bool = False) -> ReapplyReport:
     if rewritten:                   # foreach_set tags nothing: the evaluated copy of the action would go stale
         key.animation_data.action.update_tag()
         key.update_tag()
-    return ReapplyReport(rewritten, tuple(edited), result.corrections is not None, line)
+    return ReapplyReport(rewritten, tuple(edited), result.corrections is not None, line, tuple(muted))
 
 
 def _still_edited(key, name: str, digests: dict, interpolation: int) -> bool:
     """Whether the curve (or ``"NAME (shape)"``: the correction key's shape) ``name`` still differs from what the
-    add-on last wrote there (:mod:`.curves`: its points, or a key of another ``interpolation``)."""
+    add-on last wrote there (:mod:`.curves`: its points, or a key of another ``interpolation``); ``"NAME
+    (deleted)"``: whether the curve or its key is still gone."""
+    if name.endswith(DELETED):
+        base = name[:-len(DELETED)]
+        return (key.key_blocks.get(base) is None
+                or compat.find_fcurve(key.animation_data, keyframes.value_path(base)) is None)
     if name.endswith(" (shape)"):
         block = key.key_blocks.get(name[:-len(" (shape)")])
         return block is not None and curves.shape_edited(block, digests)
@@ -309,7 +331,7 @@ def _with(settings, **values):
     return replace(settings, **values)
 
 
-def _write_speech(key, settings, result, store, digests, edited) -> int:
+def _write_speech(key, settings, result, store, digests, edited, force: bool) -> int:
     """VOCA's curves (``weights / s_k``) and the bias key's value; returns how many curves changed.
 
     Every key's slider range is widened to hold its new values (Blender clamps a key's value to it).
@@ -332,10 +354,10 @@ def _write_speech(key, settings, result, store, digests, edited) -> int:
     highs, lows = columns.max(axis=0, initial=0.0), columns.min(axis=0, initial=0.0)
     for k, name in enumerate(names[:-1]):
         _widen(key.key_blocks[name], np.array([highs[k], lows[k]]))
-        rewritten += curves.write_curve(key, name, frames, columns[:, k], LINEAR, "VOCA", digests, edited)
+        rewritten += curves.write_curve(key, name, frames, columns[:, k], LINEAR, "VOCA", digests, edited, force)
     _widen(key.key_blocks[names[-1]], np.array([bias]))
     return rewritten + curves.write_curve(key, names[-1], frames[:1], np.array([bias], np.float32), CONSTANT, "VOCA",
-                                    digests, edited)
+                                          digests, edited, force)
 
 
 def _widen(block, values: np.ndarray) -> None:
@@ -348,22 +370,36 @@ def _widen(block, values: np.ndarray) -> None:
         block.slider_min = low
 
 
-def _write_corrections(obj, key, result, store, digests, edited, ref: np.ndarray) -> int:
-    """Correction keys (made on first use, muted with the closures off) and their curves around the phones."""
+def _write_corrections(obj, key, result, store, digests, notes, ref: np.ndarray, force: bool) -> int:
+    """Correction keys (made on first use, muted with the closures off) and their curves around the phones.
+
+    ``notes``: (edited, muted) lists to extend. A mute is the add-on's when it made it (``store["muted"]``; a
+    store written before that list existed: every muted correction key, as the add-on then unmuted them all);
+    any other mute is the artist's and stays. A correction key the add-on made and the artist deleted stays
+    deleted (named like an edited curve) unless ``force``.
+    """
+    edited, muted = notes
     made = dict(store.get("corrections", {}))
+    blocks = {core: key.key_blocks.get(name) for core, name in made.items()}
+    ours = ({str(n) for n in store["muted"]} if "muted" in store
+            else {b.name for b in blocks.values() if b is not None and b.mute})
+    ours &= {b.name for b in blocks.values() if b is not None and b.mute}     # unmuted since: no longer ours
     corrections = result.corrections
     if corrections is None:
-        for name in made.values():
-            block = key.key_blocks.get(name)
-            if block is not None:
+        for block in blocks.values():
+            if block is not None and not block.mute:
                 block.mute = True
+                ours.add(block.name)
+        store["muted"] = sorted(ours)
         return 0
     start = int(store["start"])
     rewritten = 0
     for c, core_name in enumerate(corrections.names):
-        name = made.get(core_name)
-        block = key.key_blocks.get(name) if name else None
+        block = blocks.get(core_name)
         target = ref + corrections.basis[c].astype(np.float32)        # the key's data: Basis + field
+        if block is None and core_name in made and not force:
+            edited.append(made[core_name] + DELETED)                # the artist deleted (or renamed) it
+            continue
         if block is None:
             block = _new_correction_key(obj, core_name, target)
             made[core_name] = block.name
@@ -371,10 +407,15 @@ def _write_corrections(obj, key, result, store, digests, edited, ref: np.ndarray
             digests[curves.SHAPE + block.name] = curves.digest(writer.key_co(block))
         else:
             rewritten += curves.write_shape(block, target, digests, edited)
-        if block.mute:
+        if block.mute and block.name in ours:
             block.mute = False
+            ours.discard(block.name)
+        elif block.mute:
+            muted.append(block.name)
         frames, values = curves.support(corrections.weights[:, c].astype(np.float32))
-        rewritten += curves.write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited)
+        rewritten += curves.write_curve(key, block.name, start + frames, values, LINEAR, GROUP, digests, edited,
+                                        force)
+    store["muted"] = sorted(ours)
     return rewritten
 
 
@@ -383,7 +424,8 @@ def _new_correction_key(obj, name: str, co: np.ndarray):
     block = writer.new_key(obj, name, co, created)
     block.slider_min, block.slider_max = -writer.SLIDER_LIMIT, writer.SLIDER_LIMIT
     key = obj.data.shape_keys
-    key[CORRECTION_KEYS] = list(key.get(CORRECTION_KEYS, [])) + created
+    listed = [str(n) for n in key.get(CORRECTION_KEYS, [])]
+    key[CORRECTION_KEYS] = listed + [n for n in created if n not in listed]
     return block
 
 
