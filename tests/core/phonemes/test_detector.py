@@ -99,6 +99,17 @@ def test_unknown_word_is_named_and_the_detector_fills_it(tracks):
     assert gap and all(end_tenure - 1e-9 <= p.start and p.end <= start_have + 1e-9 for p in gap)
 
 
+def test_a_transcript_without_one_known_word_is_detection_with_one_warning(tracks, audio_dir):
+    """Found by a trial run: a transcript of made-up words was reported "(aligned)", its phones the phone
+    recogniser's alone (the weaker detector); now it says why and gives the words detector's track."""
+    clip = load_audio(audio_dir / "test_sentence.wav")
+    track = phones_for_audio(clip, "qwxz plorkt zzvb")
+    assert track.source == "detected" and len(track.warnings) == 1
+    assert "no word of the transcript is in the pronouncing dictionary ('qwxz', 'plorkt', 'zzvb')" in track.warnings[0]
+    _, detected = tracks["test_sentence.wav"]
+    assert track.phones == detected.phones
+
+
 def test_transcript_that_does_not_match_warns_once_then_detects(tracks, audio_dir):
     clip = load_audio(audio_dir / "test_sentence.wav")
     track = phones_for_audio(clip, "The quick brown fox jumps over the lazy dog.")

@@ -244,8 +244,12 @@ def align_transcript(pcm: bytes, duration: float, text: str, method: str = DEFAU
     lexicon = sphinx.lexicon_of(words)
     unknown = [w for w in words if w not in lexicon]
     warnings = []
+    names = ", ".join(f"'{w}'" for w in list(dict.fromkeys(unknown))[:8]) + (" …" if len(set(unknown)) > 8 else "")
+    if unknown and not lexicon:          # nothing to align: the words detector, not the phone recogniser alone
+        return _detect(pcm, duration, method, progress, pieces, [
+            f"no word of the transcript is in the pronouncing dictionary ({names}): not English, or not what is "
+            "said? The phones were detected from the audio instead."])
     if unknown:
-        names = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
         warnings.append(f"not in the pronouncing dictionary: {names}; the detector's phones are used there.")
     align_text = [w if w in lexicon else UNKNOWN_WORD for w in words]
     if progress is not None:
