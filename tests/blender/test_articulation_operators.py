@@ -259,6 +259,39 @@ def test_an_artists_marker_like_a_word_marker_stays_and_an_import_remarks_the_wo
     assert [(m.name, m.frame) for m in scene.timeline_markers] == [("paper", frame)]
 
 
+def test_two_heads_keep_their_own_word_markers(head, alignment, tmp_path):
+    """Found by a trial run (a dialogue): Remove VOCA animation on the second head took the first head's word
+    markers too, and Words as markers on one head replaced the other's."""
+    scene = bpy.context.scene
+    scene.voca_phones.alignment_path = str(alignment)
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+    first = bpy.context.active_object
+    assert bpy.ops.voca.word_markers() == {"FINISHED"}
+    theirs = sorted((m.frame, m.name) for m in scene.timeline_markers)
+    for obj in scene.objects:
+        obj.select_set(obj == first)
+    assert bpy.ops.object.duplicate() == {"FINISHED"}                  # Shift+D: its own action (the default)
+    second = bpy.context.active_object
+    assert second != first and second.data.shape_keys.animation_data.action != \
+        first.data.shape_keys.animation_data.action
+    other = PhoneTrack((Phone("HH", 0.2, 0.3, "hello"), Phone("M", 0.5, 0.6, "mama")), "json")
+    assert bpy.ops.voca.import_alignment(filepath=str(write_alignment(other, tmp_path / "other.json"))) == {"FINISHED"}
+    assert sorted((m.frame, m.name) for m in scene.timeline_markers) == theirs   # the second head had none yet
+    assert bpy.ops.voca.word_markers() == {"FINISHED"}
+    assert sorted(m.name for m in scene.timeline_markers) == sorted([n for _, n in theirs] + ["hello", "mama"])
+    assert bpy.ops.voca.remove_animation() == {"FINISHED"}             # the second head's go, the first's stay
+    assert sorted((m.frame, m.name) for m in scene.timeline_markers) == theirs
+    bpy.context.view_layer.objects.active = first
+    first.name = "Lead"                                                  # renamed: its markers are still its own
+    assert bpy.ops.voca.remove_animation() == {"FINISHED"}
+    assert not scene.timeline_markers and articulation_operators.WORD_MARKERS not in scene
+    # a .blend saved before per-head records holds a plain list: anyone's markers, removed with any head's
+    scene.timeline_markers.new("older", frame=7)
+    scene[articulation_operators.WORD_MARKERS] = ["7\tolder"]
+    assert articulation_operators.has_word_markers(scene, second)
+    assert articulation_operators.remove_word_markers(scene, second) == 1 and not scene.timeline_markers
+
+
 def draw():
     log = []
     articulation_panel.VOCA_PT_articulation.draw(type("P", (), {"layout": FakeLayout(log)})(), bpy.context)

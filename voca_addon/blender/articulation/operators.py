@@ -8,8 +8,9 @@
   or action, VOCA's action not the active one, another vertex count: :mod:`.checks`) refuses the import too,
   before anything is written: neither the scene's alignment nor the head's track changes.
 * ``voca.word_markers``: one timeline marker per word of the head's phone track, at the word's first frame,
-  named the word. The markers made are listed in the scene's ``voca_word_markers`` (markers carry no custom
-  properties): ``voca.remove_word_markers`` (and Remove VOCA animation) remove exactly those still in place.
+  named the word. The markers made are listed in the scene's ``voca_word_markers``, per head (markers carry
+  no custom properties): Remove VOCA animation removes exactly that head's still in place, another head's stay
+  (a dialogue); ``voca.remove_word_markers`` removes every head's.
 * ``voca.reapply_articulation``: apply the knobs again (after an edit elsewhere, e.g. a restored curve).
 
 ``disabled_reason(context)`` reads properties only; ``poll`` passes it on (:func:`..reporting.poll_by_reason`).
@@ -27,7 +28,7 @@ from ...core.errors import InputError, VocaError
 from . import phones as articulation_phones, properties as articulation_properties, writer as articulation_writer
 from .. import jobs, reporting
 
-WORD_MARKERS = "voca_word_markers"      # scene property: "frame\tname" of each marker made
+WORD_MARKERS = "voca_word_markers"      # scene property: {head name: ["frame\tname" of each marker made]}
 
 
 def _head_reason(context) -> Optional[str]:
@@ -63,7 +64,8 @@ def words(track, fps: float, start: int) -> list:
 
 
 def add_word_markers(scene, obj) -> int:
-    """Markers for the words of ``obj``'s phone track (earlier word markers replaced); returns how many."""
+    """Markers for the words of ``obj``'s phone track (this head's earlier word markers replaced, another head's
+    kept); returns how many."""
     track = articulation_writer.stored_track(obj)
     if track is None:
         raise VocaError(f"'{obj.name}' has no phone track: animate it with Lip closures on, or import an "
@@ -73,22 +75,50 @@ def add_word_markers(scene, obj) -> int:
     if not items:
         raise VocaError("The phone track names no words (an alignment without a word tier); import one with "
                         "words to mark them.")
-    remove_word_markers(scene)
+    remove_word_markers(scene, obj)
     # the names as Blender keeps them (a marker name holds 63 bytes: a longer word is cut), so that Remove
     # word markers finds every one
     made = [scene.timeline_markers.new(word, frame=frame) for frame, word in items]
-    scene[WORD_MARKERS] = [f"{marker.frame}\t{marker.name}" for marker in made]
+    record = _marker_record(scene)
+    record[obj.name] = [f"{marker.frame}\t{marker.name}" for marker in made]
+    scene[WORD_MARKERS] = record
     return len(items)
 
 
-def remove_word_markers(scene) -> int:
-    """Remove the word markers the add-on made that are still in place; returns how many.
+def _marker_record(scene) -> dict:
+    """{head name: ["frame\tname", …]} of the word markers the add-on made; a list from before markers were
+    recorded per head is the entry '' (anyone's)."""
+    record = scene.get(WORD_MARKERS)
+    if record is None:
+        return {}
+    if hasattr(record, "to_dict"):
+        return {str(k): [str(e) for e in v] for k, v in record.to_dict().items()}
+    return {"": [str(e) for e in record]}
+
+
+def has_word_markers(scene, obj=None) -> bool:
+    """Has the add-on made word markers in ``scene`` (for ``obj``: that head's, or ones no head holds now)?"""
+    record = _marker_record(scene)
+    return any(_markers_of(name, obj) and entries for name, entries in record.items())
+
+
+def _markers_of(name: str, obj) -> bool:
+    """Do the markers recorded under ``name`` go with ``obj``'s (all heads': ``obj`` None)? Also those of no head
+    any more (recorded before per-head records, or under a name since changed)."""
+    return obj is None or name == obj.name or name not in bpy.data.objects
+
+
+def remove_word_markers(scene, obj=None) -> int:
+    """Remove the word markers the add-on made that are still in place — of head ``obj`` only when given (another
+    head's stay) — and return how many.
 
     Markers carry no owner, so one is the add-on's by its frame and name; an artist's marker of the same name
     on the same frame is kept: no more markers go per (frame, name) than the add-on made, and markers bound
     to a camera (never the add-on's) go last."""
     from collections import Counter
-    made = Counter(str(item) for item in scene.get(WORD_MARKERS, []))
+    record = _marker_record(scene)
+    going = [name for name in record if _markers_of(name, obj)]
+    made = Counter(entry for name in going for entry in record[name])
     gone = []
     for marker in sorted(scene.timeline_markers, key=lambda m: m.camera is not None):
         entry = f"{marker.frame}\t{marker.name}"
@@ -97,7 +127,11 @@ def remove_word_markers(scene) -> int:
             gone.append(marker)
     for marker in gone:
         scene.timeline_markers.remove(marker)
-    if WORD_MARKERS in scene:
+    for name in going:
+        del record[name]
+    if record:
+        scene[WORD_MARKERS] = record
+    elif WORD_MARKERS in scene:
         del scene[WORD_MARKERS]
     return len(gone)
 
@@ -122,8 +156,8 @@ def import_alignment(context, path: str) -> str:
         raise InputError(f"Alignment not imported: {exc}") from exc
     context.scene.voca_phones.alignment_path = path
     obj.voca_articulation.status = done.status()
-    if context.scene.get(WORD_MARKERS):         # the old track's words on the timeline: the new ones instead
-        remove_word_markers(context.scene)
+    if has_word_markers(context.scene, obj):    # the old track's words on the timeline: the new ones instead
+        remove_word_markers(context.scene, obj)
         store = obj.data.shape_keys[articulation_writer.STORE]
         if words(track, float(store["fps"]), int(store["start"])):
             add_word_markers(context.scene, obj)
@@ -198,7 +232,7 @@ class VOCA_OT_remove_word_markers(bpy.types.Operator):
     @classmethod
     def disabled_reason(cls, context) -> Optional[str]:
         scene = context.scene
-        return None if scene is not None and scene.get(WORD_MARKERS) else "VOCA has added no word markers here."
+        return None if scene is not None and has_word_markers(scene) else "VOCA has added no word markers here."
 
     poll = classmethod(reporting.poll_by_reason)
 
@@ -231,12 +265,12 @@ class VOCA_OT_reapply_articulation(bpy.types.Operator):
 def remove_all(scene, obj) -> int:
     """What Remove VOCA animation takes of this stage: the corrections, the stored data, the word markers."""
     removed = articulation_writer.remove_articulation(obj)
-    remove_word_markers(scene)
+    remove_word_markers(scene, obj)             # this head's markers (another head's stay)
     return removed
 
 
 CLASSES = (VOCA_OT_import_alignment, VOCA_OT_word_markers, VOCA_OT_remove_word_markers,
            VOCA_OT_reapply_articulation)
 
-__all__ = ["CLASSES", "add_word_markers", "remove_word_markers", "import_alignment", "articulation_reason",
+__all__ = ["CLASSES", "add_word_markers", "has_word_markers", "remove_word_markers", "import_alignment", "articulation_reason",
            "remove_all", "words"]
