@@ -11,17 +11,10 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import voca_addon  # noqa: E402
 from tests.blender import versions  # noqa: E402
+from tests.blender.test_articulation import addon  # noqa: E402,F401  (fixture)
 from voca_addon.blender import transaction  # noqa: E402
 from voca_addon.blender.speech import operators, pipeline, writer  # noqa: E402
-
-
-@pytest.fixture
-def addon(scene):
-    voca_addon.register()
-    yield
-    voca_addon.unregister()
 
 
 @pytest.fixture
