@@ -351,6 +351,16 @@ def test_an_empty_phone_tier_before_a_full_one_does_not_hide_it(tmp_path):
     assert track.phones == EXPECTED[:3] and track.warnings == ()
 
 
+def test_one_speakers_two_phone_tiers_give_the_first_not_both(tmp_path):
+    """Found in review: a converter writing one speaker's phones twice ('phones' in ARPAbet, 'phonemes' in IPA)
+    was refused as two overlapping tiers; the first phone tier that holds phones is that speaker's."""
+    tiers = [("words", [(0, 0.2, ""), (0.2, 0.8, "mop"), (0.8, 1.5, "")]),
+             ("phones", [(0, 0.2, "sil"), (0.2, 0.35, "M"), (0.35, 0.6, "AA1"), (0.6, 0.8, "P"), (0.8, 1.5, "")]),
+             ("phonemes", [(0, 0.2, ""), (0.2, 0.35, "m"), (0.35, 0.6, "ɑ"), (0.6, 0.8, "p"), (0.8, 1.5, "")])]
+    track = read_alignment(write(tmp_path, "a.TextGrid", short_textgrid(tiers, 1.5)), duration=1.5)
+    assert track.phones == EXPECTED[:3]
+
+
 def test_a_phone_with_no_length_left_at_the_audio_end_is_dropped(tmp_path):
     """Found by a new-user trial: M at 5.10–5.11 s for a 5.095 s clip (within the 20 ms tolerance) was kept as
     a zero-length M at 5.1 and written as an interval with xmax past the audio."""

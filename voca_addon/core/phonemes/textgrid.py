@@ -172,12 +172,19 @@ def read_textgrid(path, duration: Optional[float] = None) -> PhoneTrack:
         raise InputError(f"'{name}' has no phone tier (an interval tier named 'phones'); its tiers: {listed}. "
                          "Export the phone tier too (Montreal Forced Aligner writes 'words' and 'phones').")
     word_tiers = _find_tiers(tiers, WORD_TIERS)
-    tracks = []
+    tracks, speakers = [], {}
     for speaker, tier, intervals in phone_tiers:
         own = [items for s, _t, items in word_tiers if s == speaker] or \
             [items for s, _t, items in word_tiers if s == ""]
         word_items = [(a, b, t.strip()) for items in own for a, b, t in items]
-        tracks.append((tier, _tier_track(name, tier, intervals, word_items, duration)))
+        track = _tier_track(name, tier, intervals, word_items, duration)
+        if speaker in speakers:             # one speaker, two phone tiers ('phones' and 'phonemes' of one
+            if tracks[speakers[speaker]][1].phones:     # aligner): the first that holds phones, not both
+                continue
+            tracks[speakers[speaker]] = (tier, track)
+            continue
+        speakers[speaker] = len(tracks)
+        tracks.append((tier, track))
     phones = tracks[0][1].phones if len(tracks) == 1 else _merge(name, tracks)
     return PhoneTrack(phones, "textgrid")
 
