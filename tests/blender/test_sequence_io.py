@@ -212,3 +212,16 @@ def test_sequence_io_operator_reports_errors_without_changes(scene60, paths, reg
     with pytest.raises(RuntimeError, match="was not found"):
         bpy.ops.voca.import_sequence(filepath=str(tmp_path / "missing.npz"), template_path=str(paths["template"]))
     assert state(scene60) == before
+
+
+@versions.needs_audio
+def test_sequence_io_import_onto_a_second_head_keeps_the_first_heads_sound(scene60, paths):
+    """Found in review: Import sequence with audio replaced every sound strip the add-on had made, another head's
+    too (Animate's per-head strips were fixed, the import was not)."""
+    first = sequence_io.import_sequence(scene60, paths["npz"], paths["template"], paths["wav"]).obj
+    second = sequence_io.import_sequence(scene60, paths["npz"], paths["template"], paths["wav"], start_frame=400).obj
+    owned = sorted((s.get("voca_head"), s.frame_start) for s in versions.strips_all(scene60) if s.get("voca_owned"))
+    assert owned == sorted([(first.name, 1), (second.name, 400)])
+    sequence_io.import_sequence(scene60, paths["npz"], paths["template"], paths["wav"], obj=second, start_frame=500)
+    owned = sorted((s.get("voca_head"), s.frame_start) for s in versions.strips_all(scene60) if s.get("voca_owned"))
+    assert owned == sorted([(first.name, 1), (second.name, 500)])      # a re-import replaces its own strip only

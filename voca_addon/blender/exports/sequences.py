@@ -128,7 +128,7 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
         writer.set_frame_range(scene, max(0, report.frame_start), report.frame_end)
         sound = audio_path is not None and compat.HAS_AUDIO
         if sound:
-            writer.add_sound_strip(scene, audio_path, start)
+            writer.add_sound_strip(scene, audio_path, start, head=obj)     # another head's strip stays
     remove_mesh_cache(obj)                     # an older cache would hide the new keys
     return ImportReport(obj, report, anim.num_frames, len(anim.names), created, sound, closures)
 
