@@ -19,6 +19,7 @@ Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core` and thi
 """
 # No ``from __future__ import annotations``: Blender evaluates the annotations of registered classes.
 
+import json
 from typing import Optional
 
 import bpy
@@ -28,7 +29,7 @@ from ...core.errors import InputError, VocaError
 from . import phones as articulation_phones, properties as articulation_properties, writer as articulation_writer
 from .. import jobs, reporting
 
-WORD_MARKERS = "voca_word_markers"      # scene property: {head name: ["frame\tname" of each marker made]}
+WORD_MARKERS = "voca_word_markers"      # scene property: JSON [head name, frame, marker name] of each marker made
 
 
 def _head_reason(context) -> Optional[str]:
@@ -79,33 +80,35 @@ def add_word_markers(scene, obj) -> int:
     # the names as Blender keeps them (a marker name holds 63 bytes: a longer word is cut), so that Remove
     # word markers finds every one
     made = [scene.timeline_markers.new(word, frame=frame) for frame, word in items]
-    record = _marker_record(scene)
-    record[obj.name] = [f"{marker.frame}\t{marker.name}" for marker in made]
-    scene[WORD_MARKERS] = record
+    scene[WORD_MARKERS] = [entry for entry in scene.get(WORD_MARKERS, []) if _head_of(str(entry)) != obj.name] + [
+        json.dumps([obj.name, marker.frame, marker.name]) for marker in made]
     return len(items)
 
 
-def _marker_record(scene) -> dict:
-    """{head name: ["frame\tname", …]} of the word markers the add-on made; a list from before markers were
-    recorded per head is the entry '' (anyone's)."""
-    record = scene.get(WORD_MARKERS)
-    if record is None:
-        return {}
-    if hasattr(record, "to_dict"):
-        return {str(k): [str(e) for e in v] for k, v in record.to_dict().items()}
-    return {"": [str(e) for e in record]}
+def _head_of(entry: str) -> Optional[str]:
+    """The head an entry of :data:`WORD_MARKERS` was made for; None for one recorded before heads were (a
+    plain "frame\tname")."""
+    return json.loads(entry)[0] if entry.startswith("[") else None
+
+
+def _marker_of(entry: str) -> str:
+    """"frame\tname" of an entry of :data:`WORD_MARKERS`."""
+    if entry.startswith("["):
+        _head, frame, name = json.loads(entry)
+        return f"{frame}\t{name}"
+    return entry
+
+
+def _markers_of(entry: str, obj) -> bool:
+    """Does this entry go with ``obj``'s markers (every head's: ``obj`` None)? Also one of no head now: recorded
+    before heads were, or under a name no object has any more (the head was renamed)."""
+    head = _head_of(entry)
+    return obj is None or head is None or head == obj.name or head not in bpy.data.objects
 
 
 def has_word_markers(scene, obj=None) -> bool:
     """Has the add-on made word markers in ``scene`` (for ``obj``: that head's, or ones no head holds now)?"""
-    record = _marker_record(scene)
-    return any(_markers_of(name, obj) and entries for name, entries in record.items())
-
-
-def _markers_of(name: str, obj) -> bool:
-    """Do the markers recorded under ``name`` go with ``obj``'s (all heads': ``obj`` None)? Also those of no head
-    any more (recorded before per-head records, or under a name since changed)."""
-    return obj is None or name == obj.name or name not in bpy.data.objects
+    return any(_markers_of(str(entry), obj) for entry in scene.get(WORD_MARKERS, []))
 
 
 def remove_word_markers(scene, obj=None) -> int:
@@ -116,9 +119,9 @@ def remove_word_markers(scene, obj=None) -> int:
     on the same frame is kept: no more markers go per (frame, name) than the add-on made, and markers bound
     to a camera (never the add-on's) go last."""
     from collections import Counter
-    record = _marker_record(scene)
-    going = [name for name in record if _markers_of(name, obj)]
-    made = Counter(entry for name in going for entry in record[name])
+    entries = [str(entry) for entry in scene.get(WORD_MARKERS, [])]
+    going = [entry for entry in entries if _markers_of(entry, obj)]
+    made = Counter(_marker_of(entry) for entry in going)
     gone = []
     for marker in sorted(scene.timeline_markers, key=lambda m: m.camera is not None):
         entry = f"{marker.frame}\t{marker.name}"
@@ -127,10 +130,9 @@ def remove_word_markers(scene, obj=None) -> int:
             gone.append(marker)
     for marker in gone:
         scene.timeline_markers.remove(marker)
-    for name in going:
-        del record[name]
-    if record:
-        scene[WORD_MARKERS] = record
+    kept = [entry for entry in entries if entry not in going]
+    if kept:
+        scene[WORD_MARKERS] = kept
     elif WORD_MARKERS in scene:
         del scene[WORD_MARKERS]
     return len(gone)
