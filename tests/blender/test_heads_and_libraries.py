@@ -57,6 +57,9 @@ def test_a_failing_remove_changes_nothing(scene, flame, animate, monkeypatch):
     animate(head)
     keys = [k.name for k in head.data.shape_keys.key_blocks]
     strips = owned(scene)
+    from voca_addon.blender.articulation import operators as articulation_operators
+    scene.timeline_markers.new("severe", frame=12)                        # a word marker the add-on made
+    scene[articulation_operators.WORD_MARKERS] = ['["Hero", 12, "severe"]']
 
     def broken(obj, *args, **kwargs):
         raise RuntimeError("injected after the corrections were removed")
@@ -65,6 +68,8 @@ def test_a_failing_remove_changes_nothing(scene, flame, animate, monkeypatch):
         with pytest.raises(RuntimeError):           # reported as an internal error (its log names it)
             bpy.ops.voca.remove_animation()
     assert [k.name for k in head.data.shape_keys.key_blocks] == keys and owned(scene) == strips
+    assert [(m.name, m.frame) for m in scene.timeline_markers] == [("severe", 12)]     # removed, then put back
+    assert list(scene[articulation_operators.WORD_MARKERS]) == ['["Hero", 12, "severe"]']
 
 
 @pytest.fixture
@@ -131,3 +136,19 @@ def test_remove_gives_back_the_artists_frame_range_unless_they_changed_it(scene,
     with bpy.context.temp_override(object=head, active_object=head, selected_objects=[head]):
         assert bpy.ops.voca.remove_animation() == {"FINISHED"}
     assert (scene.frame_start, scene.frame_end) == (1, 500)
+
+
+def test_the_frame_range_comes_back_with_the_last_heads_remove(scene, flame, animate):
+    """Found in review: in a dialogue, Remove on the first head gave back the artist's range while the second
+    head's clip still needed the range Animate had set for it."""
+    hero = writer.build_head("Hero", flame.vertices, flame.faces, scene.collection)
+    side = writer.build_head("Side", flame.vertices, flame.faces, scene.collection)
+    scene.frame_start, scene.frame_end = 1, 600
+    animate(hero, start=1)
+    animate(side, start=300)
+    clip = (scene.frame_start, scene.frame_end)
+    assert clip[0] == 300
+    for head, expected in ((hero, clip), (side, (1, 600))):
+        with bpy.context.temp_override(object=head, active_object=head, selected_objects=[head]):
+            assert bpy.ops.voca.remove_animation() == {"FINISHED"}
+        assert (scene.frame_start, scene.frame_end) == expected

@@ -15,7 +15,7 @@ exception (a bug, a Blender error, Esc, ``KeyboardInterrupt``) restores:
   there was none;
 * the objects' active shape key (by name) — kept on success too: the add-on's new keys never become the
   active one;
-* the frame range and the scene's own custom properties;
+* the frame range, the timeline markers and the scene's own custom properties;
 * and removes every data-block created inside the block (objects, meshes, actions, sounds, cameras,
   lights, armatures, materials, images, collections).
 
@@ -282,6 +282,7 @@ class Snapshot:
     had_editor: bool
     strip_states: List[dict] = field(default_factory=list)
     scene_props: dict = field(default_factory=dict)
+    markers: list = field(default_factory=list)         # (name, frame, camera, select) of the timeline markers
 
     @classmethod
     def take(cls, scene, objects: Iterable = ()) -> "Snapshot":
@@ -295,8 +296,9 @@ class Snapshot:
                        settings={a: getattr(s, a) for a in _STRIP_FIELDS if hasattr(s, a)},
                        filepath=s.sound.filepath if s.type == "SOUND" and s.sound else None)
                   for s in (compat.sequencer_strips(editor) if editor else ())]
+        markers = [(m.name, m.frame, m.camera, m.select) for m in scene.timeline_markers]
         return cls(scene, states, ids, (scene.frame_start, scene.frame_end), editor is not None, strips,
-                   _custom_props(scene))
+                   _custom_props(scene), markers)
 
     def _copies(self) -> list:
         return [s for state in self.objects for s in state.copies()]
@@ -324,9 +326,19 @@ class Snapshot:
         self.scene.frame_start, self.scene.frame_end = 0, 1048574      # any valid order of the two ends
         self.scene.frame_start, self.scene.frame_end = self.frame_range
         _set_custom_props(self.scene, self.scene_props)
+        self._restore_markers()
         editor = self.scene.sequence_editor
         if not self.had_editor and editor is not None and not len(compat.sequencer_strips(editor)):
             self.scene.sequence_editor_clear()
+
+    def _restore_markers(self) -> None:
+        markers = self.scene.timeline_markers
+        if [(m.name, m.frame, m.camera, m.select) for m in markers] == self.markers:
+            return
+        markers.clear()
+        for name, frame, camera, select in self.markers:
+            marker = markers.new(name, frame=frame)
+            marker.camera, marker.select = camera, select
 
     def _restore_strips(self) -> None:
         editor = self.scene.sequence_editor

@@ -187,13 +187,16 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
     @reporting.guarded
     def execute(self, context):
         obj = context.active_object
-        with transaction.all_or_nothing(context.scene, [obj]):      # a failure half-way changes nothing
+        scene = context.scene
+        with transaction.all_or_nothing(scene, [obj]):      # a failure half-way changes nothing (see below)
             removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
-            removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
-            removed += articulation_operators.remove_all(context.scene, obj)   # corrections, word markers
+            removed += articulation_operators.remove_all(scene, obj)   # corrections, word markers
             removed += writer.remove_animation(obj)
-            strips = writer.remove_sound_strips(context.scene, obj) if self.sound else 0
-            writer.give_back_frame_range(context.scene)        # the artist's range, if Animate's still stands
+            strips = writer.remove_sound_strips(scene, obj) if self.sound else 0
+            if not any(o != obj and has_voca_data(o) for o in scene.objects):   # another head's clip may need
+                writer.give_back_frame_range(scene)         # the range: the last Remove gives it back
+            # last: the rig's objects, which the transaction removes when new but does not re-create when deleted
+            removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
         self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")
         return {"FINISHED"}
 
