@@ -89,7 +89,8 @@ class ReapplyReport:
             return None
         names = ", ".join(f"'{n[:-len(DELETED)]}' (deleted)" if n.endswith(DELETED) else f"'{n}'"
                           for n in self.edited[:4]) + (" …" if len(self.edited) > 4 else "")
-        back = "; Re-apply brings back deleted ones" if any(n.endswith(DELETED) for n in self.edited) else ""
+        back = ("; Re-apply brings deleted ones back, a lip correction while Lip closures are on"
+                if any(n.endswith(DELETED) for n in self.edited) else "")
         return (f"Left {len(self.edited)} curve(s) you edited by hand as they are: {names} "
                 f"(a knob never overwrites your edits{back}; Remove and re-run to reset them).")
 
