@@ -206,7 +206,7 @@ def test_a_deleted_correction_curve_or_key_stays_deleted_until_reapply(head, off
     knobs(head, closure_strength=0.9)
     assert fcurve(head, "voca_lips_tuck") is None
     status = head.voca_articulation.status
-    assert "'voca_lips_tuck' (deleted)" in status and "Re-apply brings back" in status, status
+    assert "'voca_lips_tuck' (deleted)" in status and "Re-apply brings deleted ones back" in status, status
     assert not np.array_equal(keyframes.curve_points(fcurve(head, "voca_lips_close")), close_before)
     speech = str(key[articulation_writer.STORE]["keys"][4])            # a speech knob: VOCA's deleted curve too
     assert compat.remove_fcurve(key.animation_data.action, fcurve(head, speech))
