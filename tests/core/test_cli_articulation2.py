@@ -89,6 +89,23 @@ def test_import_sequence_uses_the_phones_an_exact_npz_stores(models, stored, tmp
     assert "stored in" not in r.stdout and phones_of(phonemes2) == expected(OTHER)
 
 
+def test_phones_stored_past_the_end_of_the_audio_are_refused(models, stored, shared_data, tmp_path):
+    """Found in review: the stored phones were not checked against --audio's length, as an alignment file's are;
+    here the audio is the first 2 s of the clip, whose stored phones reach 3.83 s."""
+    import wave
+    with wave.open(str(shared_data / "audio" / "test_sentence.wav"), "rb") as src:
+        params, frames = src.getparams(), src.readframes(2 * src.getframerate())
+    short = tmp_path / "short.wav"
+    with wave.open(str(short), "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(frames)
+    out = tmp_path / "s.blend"
+    r = cli("import-sequence", stored, "--template", models["template"], "--audio", short, "--out", out,
+            cache=models["cache"])
+    assert_user_error(r, "the phones stored in")
+    assert "past the end of" in r.stderr and "another clip" in r.stderr and not out.exists()
+
+
 @pytest.mark.skipif(not HAS_BPY, reason="writing the .blend needs the bpy module")
 def test_retarget_uses_the_phones_an_exact_npz_stores(models, stored, shared_data, pairs, tmp_path):
     out, phonemes = tmp_path / "r.blend", tmp_path / "r.json"

@@ -233,6 +233,12 @@ def plan(audio_path: Optional[str], closures: bool = True, transcript: Optional[
         what = "--alignment file" if flag == "--transcript" else "alignment file"   # the batch's CSV column
         return Plan(closures, track=read_alignment(alignment, audio_path, what), phonemes_out=out)
     if transcript is None and stored is not None:        # the SOURCE's own phones: not detected again
+        from ..core.phonemes.track import END_TOLERANCE_S
+        last = max((p.end for p in stored.phones), default=0.0)
+        length = audio_duration(audio_path)
+        if last > length + END_TOLERANCE_S:             # checked like an --alignment file's times
+            raise InputError(f"the phones stored in '{stored_in}' run to {last:.3f} s, past the end of "
+                             f"'{audio_path}' ({length:.3f} s): is this the audio of another clip?")
         return Plan(closures, track=stored, phonemes_out=out,
                     origin=f"stored in '{os.path.basename(str(stored_in))}'")
     text, source = read_transcript(transcript, flag) if transcript is not None else (None, "none")
