@@ -44,6 +44,7 @@ SCRIPT = textwrap.dedent(f"""
         scene = bpy.data.scenes.new(f'fps{{fps}}')
         bpy.context.window.scene = scene
         scene.render.fps, scene.render.fps_base, scene.frame_start = fps, 1.0, {START}
+        before = [scene.frame_start, scene.frame_end]
         added = bpy.ops.voca.add_flame_head()
         head = bpy.context.active_object
         head.voca_articulation.closures = fps == 60         # on at 60 fps only (the default)
@@ -84,6 +85,7 @@ SCRIPT = textwrap.dedent(f"""
         strips = [[s.frame_start, s.type] for s in compat.all_sequencer_strips(editor)
                   if s.get('voca_owned')] if editor else []
         keys = len(key.key_blocks)
+        clip_range = [scene.frame_start, scene.frame_end]
         rerun = bpy.ops.voca.animate_from_audio()
         same = [kb.name for kb in head.data.shape_keys.key_blocks] == names   # re-read after the operator
         removed = bpy.ops.voca.remove_animation()
@@ -91,7 +93,7 @@ SCRIPT = textwrap.dedent(f"""
         report['runs'].append(dict(fps=fps, added=sorted(added), animated=sorted(animated), errors=errors,
                                    rerun=sorted(rerun), rerun_same=same, removed=sorted(removed), left=left,
                                    emotion=emotion, keys=keys, frames=n, corrections=corrections, phones=phones,
-                                   frame_range=[scene.frame_start, scene.frame_end],
+                                   frame_range=clip_range, range_back=[scene.frame_start, scene.frame_end] == before,
                                    strips=strips))
     print(json.dumps(report))
     compat.exit_now(0)                      # the bpy module: leave without its unsafe teardown
@@ -122,7 +124,7 @@ def test_installed_extension_animates_like_the_engine(archive, tmp_path, voca_ck
         assert r["added"] == r["animated"] == ["FINISHED"], r
         assert max(r["errors"]) <= TOLERANCE, r
         assert r["strips"] == ([[START, "SOUND"]] if report["audio"] else [])       # 4.2's PyPI bpy: no audio
-        assert r["frame_range"] == [START, START + r["frames"] - 1]
+        assert r["frame_range"] == [START, START + r["frames"] - 1] and r["range_back"], r   # Remove gives it back
         assert r["rerun"] == r["removed"] == ["FINISHED"] and r["rerun_same"] and r["left"] == [], r
         closures = r["fps"] == 60
         assert r["corrections"] == (["voca_lips_close", "voca_lips_tuck"] if closures else []), r
