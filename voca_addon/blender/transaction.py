@@ -307,8 +307,11 @@ class Snapshot:
         for state in self._copies():
             state.drop_copy()
         for state in self.objects:
-            if state.obj.as_pointer() in self.ids["objects"]:
-                state.keep_active_key()
+            try:
+                if state.obj.as_pointer() in self.ids["objects"]:
+                    state.keep_active_key()
+            except ReferenceError:          # the block removed the object: nothing to keep
+                continue
 
     def rollback(self) -> None:
         editor = self.scene.sequence_editor
