@@ -158,6 +158,13 @@ def new_nla_strip(track, name: str, start: int, action):
     return track.strips.new(name, int(start), action)
 
 
+def nla_strips(anim_data) -> Iterator:
+    """Every NLA strip of ``anim_data`` (each track's top-level strips), none without animation data."""
+    if anim_data is None:
+        return iter(())
+    return (strip for track in anim_data.nla_tracks for strip in track.strips)
+
+
 # ---------------------------------------------------------------------------- sequencer
 
 def sequencer_strips(editor):

@@ -19,15 +19,15 @@ says what to do:
 The scans over ``bpy.data`` run only when a user count says there is another user (a knob's hot path reads
 a few properties).
 
-Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core.errors`, :mod:`..transaction` and
-:mod:`..speech.writer`.
+Contract: main thread (``bpy``). Imports ``bpy``, :mod:`voca_addon.core.errors`, :mod:`..compat`,
+:mod:`..transaction` and :mod:`..speech.writer`.
 """
 from __future__ import annotations
 
 import bpy
 
 from ...core.errors import InputError
-from .. import transaction
+from .. import compat, transaction
 from ..speech import writer
 
 KNOBS = "its knobs"                     # what would change the other head (the knobs' wording)
@@ -48,7 +48,7 @@ def _action_users(key, action) -> list:
     """Other heads whose shape keys use ``action`` (as their action or in an NLA strip)."""
     anim_data = key.animation_data
     own = (anim_data.action == action) + bool(action.use_fake_user) + sum(    # this Key's own uses of it
-        strip.action == action for track in anim_data.nla_tracks for strip in track.strips)
+        strip.action == action for strip in compat.nla_strips(anim_data))
     if action.users <= own:             # the scan below only when someone else uses it
         return []
     keys = {k for k in bpy.data.user_map(subset=[action]).get(action, ()) if isinstance(k, bpy.types.Key)}
@@ -64,7 +64,7 @@ def voca_action(key):
         return None
     if anim_data.action is not None and anim_data.action.get(writer.OWNED):
         return anim_data.action
-    return next((strip.action for track in anim_data.nla_tracks for strip in track.strips
+    return next((strip.action for strip in compat.nla_strips(anim_data)
                  if strip.action is not None and strip.action.get(writer.OWNED)), None)
 
 
