@@ -8,9 +8,9 @@ with what to do.
 
 The phone tiers are the interval tiers named ``phones`` (Montreal Forced Aligner), ``phone``,
 ``phonemes``, ``phoneme`` or ``segments`` (any case; MFA's per-speaker ``SPEAKER - phones`` too); the
-word tiers ``words``/``word``. Every phone tier is read (VOCA animates one face from all the speech in
-the audio: several speakers' tiers merge into one track, sorted by time; speech of two tiers at once is
-refused, naming both tiers); each tier's labels are read as ARPAbet or IPA, decided once per tier
+word tiers ``words``/``word``. Every speaker's phone tier is read (VOCA animates one face from all the speech
+in the audio: several speakers' tiers merge into one track, sorted by time; speech of two tiers at once is
+refused, naming both tiers; one speaker's second phone tier is used only when the first holds no phones); each tier's labels are read as ARPAbet or IPA, decided once per tier
 (:func:`.track.alphabet_of`). Each phone takes the word, from its own speaker's word tier, whose interval
 holds its midpoint.
 
@@ -172,19 +172,17 @@ def read_textgrid(path, duration: Optional[float] = None) -> PhoneTrack:
         raise InputError(f"'{name}' has no phone tier (an interval tier named 'phones'); its tiers: {listed}. "
                          "Export the phone tier too (Montreal Forced Aligner writes 'words' and 'phones').")
     word_tiers = _find_tiers(tiers, WORD_TIERS)
-    tracks, speakers = [], {}
+    # speaker → (tier, track); one speaker's two phone tiers ('phones' and 'phonemes' of one converter) give
+    # the first that holds phones, not both
+    chosen = {}
     for speaker, tier, intervals in phone_tiers:
         own = [items for s, _t, items in word_tiers if s == speaker] or \
             [items for s, _t, items in word_tiers if s == ""]
         word_items = [(a, b, t.strip()) for items in own for a, b, t in items]
         track = _tier_track(name, tier, intervals, word_items, duration)
-        if speaker in speakers:             # one speaker, two phone tiers ('phones' and 'phonemes' of one
-            if tracks[speakers[speaker]][1].phones:     # aligner): the first that holds phones, not both
-                continue
-            tracks[speakers[speaker]] = (tier, track)
-            continue
-        speakers[speaker] = len(tracks)
-        tracks.append((tier, track))
+        if speaker not in chosen or not chosen[speaker][1].phones:
+            chosen[speaker] = (tier, track)
+    tracks = list(chosen.values())
     phones = tracks[0][1].phones if len(tracks) == 1 else _merge(name, tracks)
     return PhoneTrack(phones, "textgrid")
 
