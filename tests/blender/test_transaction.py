@@ -50,7 +50,7 @@ def scene_state(scene) -> dict:
     """Everything a run may touch, comparable with ==."""
     return dict(
         objects={o.name: (o.type, transaction._transform(o), _key_state(o), _anim(o), transaction._active_key(o),
-                          transaction._custom_props(o)) for o in bpy.data.objects},
+                          transaction._props(o, own_only=True)) for o in bpy.data.objects},
         counts={k: len(getattr(bpy.data, k)) for k in transaction.ID_COLLECTIONS if hasattr(bpy.data, k)},
         actions=sorted((a.name, transaction.action_digest(a)) for a in bpy.data.actions),
         strips=sorted((s.name, s.type, s.channel, s.frame_start, transaction._props(s).get(writer.OWNED, False),
@@ -58,7 +58,7 @@ def scene_state(scene) -> dict:
                       for s in versions.strips_all(scene)),
         editor=scene.sequence_editor is not None,
         frame_range=(scene.frame_start, scene.frame_end),
-        scene_props=transaction._custom_props(scene))
+        scene_props=transaction._props(scene, own_only=True))
 
 
 @pytest.fixture

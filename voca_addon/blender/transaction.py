@@ -55,15 +55,22 @@ def _plain(value):
     return value
 
 
-def _props(idblock) -> dict:
-    return {name: _plain(idblock[name]) for name in idblock.keys()}
+def _props(idblock, own_only: bool = False) -> dict:
+    """The custom properties of ``idblock`` as plain Python; ``own_only``: without the storage of properties
+    registered on its type (an object's or a scene's add-on settings, which the snapshot does not restore)."""
+    registered = idblock.bl_rna.properties if own_only else ()
+    return {name: _plain(idblock[name]) for name in idblock.keys() if name not in registered}
 
 
-def _set_props(idblock, props: dict) -> None:
-    for name in [n for n in idblock.keys() if n not in props]:
+def _set_props(idblock, props: dict, own_only: bool = False) -> None:
+    """Give ``idblock`` back the custom properties ``props`` (from :func:`_props` with the same ``own_only``):
+    those added since are deleted, those changed set again, the others left alone."""
+    now = _props(idblock, own_only)
+    for name in [n for n in now if n not in props]:
         del idblock[name]
     for name, value in props.items():
-        idblock[name] = value
+        if now.get(name) != value:
+            idblock[name] = value
 
 
 def _pointers(collection) -> set:
@@ -187,21 +194,6 @@ class _KeyState:
             key.animation_data_clear()
 
 
-def _custom_props(obj) -> dict:
-    """The object's own custom properties (not the storage of properties registered on the type)."""
-    registered = obj.bl_rna.properties
-    return {name: _plain(obj[name]) for name in obj.keys() if name not in registered}
-
-
-def _set_custom_props(idblock, props: dict) -> None:
-    now = _custom_props(idblock)
-    for name in [n for n in now if n not in props]:
-        del idblock[name]
-    for name, value in props.items():
-        if now.get(name) != value:
-            idblock[name] = value
-
-
 def _active_key(obj) -> Optional[str]:
     key = obj.data.shape_keys if obj.type == "MESH" else None
     block = obj.active_shape_key if key is not None else None
@@ -263,7 +255,7 @@ class _ObjectState:
             if tuple(getattr(obj, name)) != value if name != "rotation_mode" else obj.rotation_mode != value:
                 setattr(obj, name, value)
         self.keep_active_key()
-        _set_custom_props(obj, self.props)
+        _set_props(obj, self.props, own_only=True)
 
     def copies(self) -> list:
         return [s for s in (self.anim, self.key.anim if self.key else None) if s is not None]
@@ -288,7 +280,7 @@ class Snapshot:
     def take(cls, scene, objects: Iterable = ()) -> "Snapshot":
         ids = {name: _pointers(getattr(bpy.data, name)) for name in ID_COLLECTIONS if hasattr(bpy.data, name)}
         states = [_ObjectState(obj, _KeyState.take(obj), _AnimState.take(obj), _transform(obj), _active_key(obj),
-                               _custom_props(obj))
+                               _props(obj, own_only=True))
                   for obj in dict.fromkeys(o for o in objects if o is not None)]
         editor = scene.sequence_editor
         strips = [dict(pointer=s.as_pointer(), name=s.name, type=s.type, channel=s.channel,
@@ -298,7 +290,7 @@ class Snapshot:
                   for s in (compat.sequencer_strips(editor) if editor else ())]
         markers = [(m.name, m.frame, m.camera, m.select) for m in scene.timeline_markers]
         return cls(scene, states, ids, (scene.frame_start, scene.frame_end), editor is not None, strips,
-                   _custom_props(scene), markers)
+                   _props(scene, own_only=True), markers)
 
     def _copies(self) -> list:
         return [s for state in self.objects for s in state.copies()]
@@ -326,9 +318,10 @@ class Snapshot:
                 state.restore()
         self._restore_strips()
         self.commit()                                        # copies not swapped back in
-        self.scene.frame_start, self.scene.frame_end = 0, 1048574      # any valid order of the two ends
+        # Blender moves the end up to a start set past it, and the start down to an end set before it: the
+        # start first, then the end, gives back any valid range from any other.
         self.scene.frame_start, self.scene.frame_end = self.frame_range
-        _set_custom_props(self.scene, self.scene_props)
+        _set_props(self.scene, self.scene_props, own_only=True)
         self._restore_markers()
         editor = self.scene.sequence_editor
         if not self.had_editor and editor is not None and not len(compat.sequencer_strips(editor)):

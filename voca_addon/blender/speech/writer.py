@@ -512,8 +512,7 @@ def give_back_frame_range(scene) -> bool:
     del scene[FRAME_RANGE]
     if [scene.frame_start, scene.frame_end] != list(record["set"]):
         return False
-    scene.frame_start, scene.frame_end = 0, MAX_FRAME           # any order of the two ends is valid then
-    scene.frame_start, scene.frame_end = record["artist"]
+    set_frame_range(scene, *record["artist"])
     return True
 
 

@@ -115,23 +115,22 @@ class Progress:
         eta = elapsed / self.done * (self.total - self.done)
         bar = "#" * round(20 * self.done / self.total)
         what = result.outcome if result.outcome != "failed" else f"FAILED: {result.error}"
-        phones = f"; {result.phones} {result.source}" if result.phones else ""
+        phones = f"; {result.phones_text}" if result.phones_text else ""
         print(f"[{bar:<20}] {self.done}/{self.total} ETA {eta:5.0f} s  {result.name}: {what} "
               f"({result.seconds:.1f} s{phones})", file=self.stream, flush=True)
         for line in result.warnings:
             print(f"warning: {result.name}: {' '.join(line.split())}", file=self.stream, flush=True)
         if result.source == "detected" and not self.told_detected:
-            from ...core.phonemes.track import DETECTED_LABEL
+            from ...core.phonemes.track import DETECTED_BY
             self.told_detected = True
-            told = DETECTED_LABEL.replace("import an alignment file", "give the clip an alignment file in the CSV's "
-                                                                  "'alignment' column")
-            print(f"  ({told})", file=self.stream, flush=True)
+            print(f"  ({DETECTED_BY}; for another language give the clip an alignment file in the CSV's "
+                  "'alignment' column)", file=self.stream, flush=True)
 
 
 def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
     """``batch_summary.json`` and ``.csv`` in ``out_dir`` (written atomically); returns their paths."""
     rows = [dict(name=r.name, audio=r.audio, outcome=r.outcome, seconds=round(r.seconds, 3), frames=r.frames,
-                 outputs=r.outputs, error=r.error, phones=f"{r.phones} {r.source}".strip(), warnings=r.warnings)
+                 outputs=r.outputs, error=r.error, phones=r.phones_text, warnings=r.warnings)
             for r in results]
     counts = {k: sum(r.outcome == k for r in results) for k in ("ok", "failed", "skipped")}
     paths = [os.path.join(out_dir, SUMMARY + ext) for ext in (".json", ".csv")]

@@ -33,8 +33,8 @@ class GroupTask:
 @dataclass
 class ClipResult:
     """A clip's outcome: ``ok`` / ``failed`` / ``skipped``, seconds spent, frames, outputs, error; where its
-    phones came from (``phones``: count and source, '' without a phone pass) and that pass's ``warnings`` (a
-    transcript that did not match, unknown words: one line each)."""
+    phones came from (``phones``: their count, None without a phone pass; ``source``) and that pass's
+    ``warnings`` (a transcript that did not match, unknown words: one line each)."""
     name: str
     audio: str
     outcome: str
@@ -42,9 +42,16 @@ class ClipResult:
     frames: int = 0
     outputs: List[str] = field(default_factory=list)
     error: str = ""
-    phones: str = ""
+    phones: Optional[int] = None
     source: str = ""            # the PhoneTrack's source ("detected", "aligned", "textgrid", …) or ''
     warnings: List[str] = field(default_factory=list)
+
+    @property
+    def phones_text(self) -> str:
+        """"12 phones detected" as the progress line and the summary say it; '' without a phone pass."""
+        if self.phones is None:
+            return ""
+        return f"{self.phones} phone{'' if self.phones == 1 else 's'} {self.source}"
 
 
 PHONEME_EXTS = {"json": "json", "tsv": "tsv", "textgrid": "TextGrid"}

@@ -259,8 +259,7 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
         else:
             phones = found.get(spec.name)
             if phones is not None and phones[1] is not None:     # what the user reads of the phone pass
-                count = len(phones[1].phones)
-                result.phones = f"{count} phone{'' if count == 1 else 's'}"
+                result.phones = len(phones[1].phones)
                 result.source, result.warnings = phones[1].source, list(phones[1].warnings)
             try:
                 result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion, phones)

@@ -23,7 +23,8 @@ from ..errors import InputError
 SOURCES = ("detected", "aligned", "textgrid", "rhubarb", "json", "tsv")
 # What the detector can and cannot do, said wherever a detected track is reported (issue 18: non-English audio):
 # PocketSphinx's model and dictionary are US English; speech in another language is heard as English words.
-DETECTED_LABEL = "detected by the US-English recogniser; for another language import an alignment file"
+DETECTED_BY = "detected by the US-English recogniser"
+DETECTED_LABEL = f"{DETECTED_BY}; for another language import an alignment file"
 END_TOLERANCE_S = 0.02       # s, a time may pass the audio's end by this much (rounding of 10 ms frames)
 OVERLAP_TOLERANCE_S = 1e-6   # s, rounding in text files (Praat writes 17 digits, we write 1e-6 s)
 
