@@ -277,6 +277,30 @@ def test_writer_sound_strip_replaces_only_its_own(scene, shared_data, tmp_path):
 
 
 @versions.needs_audio
+def test_writer_sound_strip_rerun_keeps_the_artists_mix(scene, shared_data):
+    """A re-run replaces the add-on's strip but keeps what the artist set on it: volume, pan, mute, channel,
+    lock and their own custom properties always; the trims only for the same file at the same frame."""
+    wav, other = shared_data / "audio" / "test.wav", shared_data / "audio" / "test_sentence.wav"
+    first = writer.add_sound_strip(scene, wav, 10)
+    first.volume, first.pan, first.mute, first.channel = 0.25, -0.5, True, 6
+    first.frame_offset_start, first.frame_offset_end = 7, 3
+    first["artist_note"], first.lock = "temp mix", True
+    again = writer.add_sound_strip(scene, wav, 10)
+    assert [s.name for s in versions.strips_all(scene)] == [again.name] and again.name == "VOCA audio"
+    assert (again.volume, again.pan, again.mute, again.channel, again.lock) == (0.25, -0.5, True, 6, True)
+    assert (again.frame_offset_start, again.frame_offset_end, again["artist_note"]) == (7, 3, "temp mix")
+    assert again.get(writer.OWNED)
+    clip = writer.add_sound_strip(scene, other, 10)        # another clip: its own length, the mix kept
+    assert (clip.frame_offset_start, clip.frame_offset_end) == (0, 0) and clip.frame_final_start == 10
+    assert (clip.volume, clip.mute, clip.channel, clip["artist_note"]) == (0.25, True, 6, "temp mix")
+    later = writer.add_sound_strip(scene, other, 40)        # another frame: the trims are not kept either
+    assert (later.frame_offset_start, later.volume) == (0, 0.25)
+    versions.new_sound_strip(scene, "music", wav, 6, 200)   # the artist's strip now holds channel 6 there
+    moved = writer.add_sound_strip(scene, other, 180)
+    assert moved.channel == 1 and moved.volume == 0.25 and len(versions.strips_all(scene)) == 2
+
+
+@versions.needs_audio
 def test_writer_sound_strip_removal_keeps_a_sound_another_strip_uses(scene, shared_data):
     """The add-on's strip first, then the user's strip of the same file (5.3 gives it the add-on's sound
     data-block): removing the add-on's strip leaves the user's strip playable."""

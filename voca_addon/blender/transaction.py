@@ -46,7 +46,7 @@ _STRIP_FIELDS = ("frame_offset_start", "frame_offset_end", "volume", "pan", "pit
                  "color_tag", "lock")
 
 
-def _plain(value):
+def plain_value(value):
     """A custom-property value as plain Python (ID property arrays and groups copied)."""
     if hasattr(value, "to_dict"):
         return value.to_dict()
@@ -59,7 +59,7 @@ def _props(idblock, own_only: bool = False) -> dict:
     """The custom properties of ``idblock`` as plain Python; ``own_only``: without the storage of properties
     registered on its type (an object's or a scene's add-on settings, which the snapshot does not restore)."""
     registered = idblock.bl_rna.properties if own_only else ()
-    return {name: _plain(idblock[name]) for name in idblock.keys() if name not in registered}
+    return {name: plain_value(idblock[name]) for name in idblock.keys() if name not in registered}
 
 
 def _set_props(idblock, props: dict, own_only: bool = False) -> None:

@@ -43,6 +43,7 @@ from ...core.animation.shapekeys import ShapeKeyAnimation
 from ...core.errors import AudioError, InputError, MeshError
 from .. import compat
 from ..keyframes import CONSTANT, LINEAR, set_keyframes, value_path
+from ..transaction import plain_value
 
 OWNED = "voca_owned"                # custom property: True on every ID / strip the add-on created
 OWNED_KEYS = "voca_owned_keys"      # custom property on the Key datablock: names of the add-on's keys
@@ -450,13 +451,48 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
             raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
         raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
                          f"{strip.frame_final_end}; free a channel and run again.")
+    kept = _artist_settings(mine[0], strip) if mine else {}
     if mine:
         _remove_strips(editor, mine)
     strip.name = name                   # the replaced strip had it: a re-run keeps the name, not name.001
-    strip.channel = _free_channel(editor, strip, ())
+    _give_artist_settings(editor, strip, kept)
     if head is not None:
         head[HEAD_STRIP] = strip.name   # (another head's strip may hold the name: this one is name.001 then)
     return strip
+
+
+#: What the artist set on the add-on's strip that a re-run keeps (those a version lacks are skipped): the mix
+#: always, the trims only for the same file at the same frame (another clip's length makes them meaningless).
+KEPT_STRIP_SETTINGS = ("volume", "pan", "mute", "show_waveform", "color_tag")
+KEPT_STRIP_TRIMS = ("frame_offset_start", "frame_offset_end")
+
+
+def _artist_settings(old, new) -> dict:
+    """What a re-run's ``new`` strip takes over from the ``old`` one it replaces: :data:`KEPT_STRIP_SETTINGS`,
+    the trims where the file and the start frame are the same, the channel, the lock, the artist's own
+    custom properties."""
+    same_clip = (old.frame_start == new.frame_start and old.sound is not None and new.sound is not None
+                 and bpy.path.abspath(old.sound.filepath) == bpy.path.abspath(new.sound.filepath))
+    names = KEPT_STRIP_SETTINGS + (KEPT_STRIP_TRIMS if same_clip else ())
+    return dict(settings={a: getattr(old, a) for a in names if hasattr(old, a)}, channel=old.channel,
+                lock=old.lock, props={k: plain_value(old[k]) for k in old.keys() if k not in (OWNED, STRIP_HEAD)})
+
+
+def _give_artist_settings(editor, strip, kept: dict) -> None:
+    """Put :func:`_artist_settings` on the re-run's strip: the old channel when it is free over the new
+    length, else the lowest free one; locked last (a locked strip cannot move)."""
+    for name, value in kept.get("settings", {}).items():
+        setattr(strip, name, value)
+    for name, value in kept.get("props", {}).items():
+        strip[name] = value
+    free = _free_channel(editor, strip, ())
+    channel = kept.get("channel")
+    lo, hi = strip.frame_final_start, strip.frame_final_end
+    if channel is None or any(s != strip and s.channel == channel and s.frame_final_start < hi
+                              and lo < s.frame_final_end for s in compat.sequencer_strips(editor)):
+        channel = free
+    strip.channel = channel
+    strip.lock = bool(kept.get("lock", False))
 
 
 def _free_channel(editor, strip, leaving=()):
