@@ -47,11 +47,7 @@ def _head_reason(context) -> Optional[str]:
 
 def articulation_reason(context) -> Optional[str]:
     """Why the knobs cannot act on the active object (reads properties only), or None."""
-    reason = _head_reason(context)
-    if reason is None and not articulation_writer.has_articulation(context.active_object):
-        return (f"'{context.active_object.name}' has no VOCA animation in 'Shape keys' mode: run Animate from "
-                "audio first.")
-    return reason
+    return _head_reason(context) or articulation_writer.no_knobs_reason(context.active_object)
 
 
 def words(track, fps: float, start: int) -> list:
@@ -268,6 +264,8 @@ def remove_all(scene, obj) -> int:
     """What Remove VOCA animation takes of this stage: the corrections, the stored data, the word markers."""
     removed = articulation_writer.remove_articulation(obj)
     remove_word_markers(scene, obj)             # this head's markers (another head's stay)
+    if hasattr(obj, "voca_articulation"):
+        obj.voca_articulation.status = ""       # nothing left for the knobs to speak of
     return removed
 
 

@@ -25,7 +25,7 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProperty
 
-from ...core.errors import VocaError
+from ...core.errors import InputError, VocaError
 from . import phones as articulation_phones, writer as articulation_writer
 from .. import reporting
 
@@ -35,6 +35,12 @@ def reapply_head(obj, scene=None, force: bool = False, strict: bool = False) -> 
     ``force``: check every curve (:func:`voca_addon.blender.articulation.writer.reapply`); ``strict``: a
     refusal (:class:`VocaError`) is raised after it became the status line (the Re-apply button)."""
     if not articulation_writer.has_articulation(obj):
+        if articulation_writer.transferred(obj):            # a Transfer's keys: say why the knob does nothing
+            reason = articulation_writer.no_knobs_reason(obj)
+            obj.voca_articulation.status = reason
+            if strict:
+                raise InputError(reason)
+            return reason
         return None
     try:
         status = articulation_writer.reapply(obj, scene, force).status()

@@ -113,6 +113,22 @@ def has_articulation(obj) -> bool:
     return key is not None and all(p in key for p in (EXACT, EXACT_BASIS, EXACT_BIAS, STORE))
 
 
+def transferred(obj) -> bool:
+    """Whether ``obj`` holds VOCA keys without the stored weights the knobs need (a Transfer's target)."""
+    key = _key(obj)
+    return key is not None and bool(key.get(writer.OWNED_KEYS)) and not has_articulation(obj)
+
+
+def no_knobs_reason(obj) -> Optional[str]:
+    """Why the knobs cannot act on ``obj`` (reads properties only), or None when they can."""
+    if has_articulation(obj):
+        return None
+    if transferred(obj):
+        return (f"'{obj.name}''s VOCA keys came from Transfer: its knobs and Lip closures are the source head's — "
+                "set them on the head, then Transfer again.")
+    return f"'{getattr(obj, 'name', None)}' has no VOCA animation: run Animate from audio first."
+
+
 def track_to_text(track) -> str:
     """A phone track as JSON text (stored in the .blend)."""
     if track is None:
@@ -197,11 +213,57 @@ def settings_of(obj):
 
 # ---------------------------------------------------------------------------- write / re-apply
 
-def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, outcome) -> list:
+def artist_changes(obj) -> tuple:
+    """(edited, muted): what the artist changed by hand in ``obj``'s stored VOCA animation — the curves edited
+    or deleted (``"NAME (deleted)"``), the correction shapes sculpted (``"NAME (shape)"``), the correction keys
+    they muted — which a re-run of Animate replaces. Read before the run writes anything; empty without one."""
+    if not has_articulation(obj):
+        return (), ()
+    key = obj.data.shape_keys
+    store = key[STORE]
+    digests = dict(store.get("digests", {}))
+    keys = [str(n) for n in store.get("keys", ())]
+    made = [str(n) for n in dict(store.get("corrections", {})).values()]
+    edited = []
+    for name in keys + made:
+        interpolation = CONSTANT if keys and name == keys[-1] else LINEAR
+        fcurve = compat.find_fcurve(key.animation_data, keyframes.value_path(name)) if key.animation_data else None
+        block = key.key_blocks.get(name)
+        if name in digests and (fcurve is None or block is None):
+            edited.append(name + DELETED)
+        elif fcurve is not None and curves.curve_edited(fcurve, name, digests, interpolation):
+            edited.append(name)
+        if block is not None and name in made and curves.shape_edited(block, digests):
+            edited.append(name + " (shape)")
+    ours = {str(n) for n in store.get("muted", ())}
+    muted = [name for name in made if key.key_blocks.get(name) is not None and key.key_blocks[name].mute
+             and name not in ours]
+    return tuple(edited), tuple(muted)
+
+
+def replaced_line(changes: tuple) -> Optional[str]:
+    """The line a re-run gives for :func:`artist_changes` it replaced, or None when there were none."""
+    edited, muted = changes
+    if not edited and not muted:
+        return None
+    parts = []
+    if edited:
+        parts.append(f"{len(edited)} curve(s) you edited by hand ({', '.join(repr(n) for n in edited[:4])}"
+                     f"{' …' if len(edited) > 4 else ''})")
+    if muted:
+        parts.append(f"your mute of {', '.join(repr(n) for n in muted)}")
+    return (f"This run replaced {' and '.join(parts)} with VOCA's new result (Edit › Undo brings them back; the "
+            "knobs never overwrite your edits, a re-run does).")
+
+
+def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.WriteReport, outcome,
+                       replaced: tuple = ((), ())) -> list:
     """After the speech is written: store VOCA's exact weights and the phone track, write the corrections.
 
     ``outcome``: the run's :class:`voca_addon.blender.articulation.phones.PhoneOutcome`, or None (closures not asked for: the
-    exact weights are still stored, so the knobs work). Returns one line per thing to tell the artist.
+    exact weights are still stored, so the knobs work). ``replaced``: :func:`artist_changes` read before the run
+    wrote anything. Returns one line per thing to tell the artist; the head's status line (the Articulation
+    panel's) becomes the run's: what it replaced and what the knobs have to say, nothing from before the run.
     """
     remove_articulation(obj)
     if written.mode not in writer.MODES:
@@ -209,7 +271,12 @@ def write_articulation(obj, scene, anim: ShapeKeyAnimation, written: writer.Writ
     track = outcome.track if outcome is not None else None
     _store(obj, scene, anim, written, track)
     done = reapply(obj, scene)
-    lines = [outcome.message] if outcome is not None and outcome.message else []
+    told = replaced_line(replaced)
+    lines = [told] if told else []
+    if hasattr(obj, "voca_articulation"):        # registered (the panel's); headless runs have no status line
+        obj.voca_articulation.status = " ".join(part for part in (told, done.status()) if part)
+    if outcome is not None and outcome.message:
+        lines.append(outcome.message)
     if track is not None and done.closures:
         lines.append(closure_line(track))
     return lines

@@ -332,6 +332,7 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
     end = _plan(scene, obj, result, settings, start)
     live = liveliness_writer.plan(scene, obj, settings.liveliness, result.liveliness, settings.audio_path,
                                   end - start + 1, result.template.vertices)   # checked: nothing written yet
+    replaced = articulation_writer.artist_changes(obj)     # the artist's hand edits this re-run replaces
     emotion_key = None
     with transaction.all_or_nothing(scene, [obj]):     # any failure below restores the scene exactly
         strip = writer.add_sound_strip(scene, settings.audio_path, start, head=obj) if compat.HAS_AUDIO else None
@@ -342,7 +343,8 @@ def apply(scene, obj, result: ComputeResult, settings: AnimateSettings) -> Apply
                                                      settings.strength)
         written = writer.write_animation(obj, result.animation, scene, start, settings.mode, PREFIX)
         lively = liveliness_writer.write_liveliness(obj, scene, live, start) if live is not None else []
-        closures = articulation_writer.write_articulation(obj, scene, result.animation, written, result.phones)
+        closures = articulation_writer.write_articulation(obj, scene, result.animation, written, result.phones,
+                                                          replaced)
         writer.set_clip_range(scene, start, end)
     return ApplyReport(written, strip.name if strip else None, emotion_key, tuple(lively), tuple(closures))
 
