@@ -14,8 +14,14 @@ Exports (:func:`export`, Blender's own exporters on the head alone):
 * ``usd`` — USD point cache: every frame's evaluated points (``export_shapekeys`` off, so the result does
   not depend on the reader's blend-shape support).
 
-Every file is written under a temporary name beside the target and renamed when complete; a refused
-export raises :class:`~voca_addon.core.errors.InputError` and leaves no file.
+The destination is checked first (:func:`voca_addon.core.outputs.check_output`: the extension, a missing or
+unwritable folder, a folder where the file should be); every file is written under a temporary name beside
+the target and renamed when complete. A refused or failed export raises
+:class:`~voca_addon.core.errors.InputError` in one line naming the file and the reason (a Python exporter's
+traceback reduced to its last line) and leaves no file. Failed or not, the scene is as before: its current
+frame (so the head's pose), the head's shape-key values, action and slot, the selection, the active object
+and its mode (:func:`kept_scene`; Blender's exporters step through the frames and leave the last one set
+when they fail).
 
 :func:`write_clip` is the batch's per-clip Blender step: an empty scene at the animation's rate, a FLAME
 head from the template, the animation applied by :func:`..speech.pipeline.apply` (sound strip, speech keys, the
@@ -34,7 +40,10 @@ template's (FLAME: metres); frames are scene frames.
 """
 from __future__ import annotations
 
+import builtins
+import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -54,13 +63,81 @@ LIBRARY_GAP = 30              # frames between clips on the dialogue track
 PREFIX = "VOCA"
 
 
-def _run(what: str, operator, **kwargs) -> None:
+_PREFIX = re.compile(r"^(?:(?:Error|Warning|Python)\s*:\s*)+")
+_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)\s*:\s*(.*)")
+_ERRNO = re.compile(r"\[Errno \d+\]\s*(.*?)(?::\s*'[^']*')?")
+
+
+def _is_os_error(name: str) -> bool:
+    kind = getattr(builtins, name, None)
+    return isinstance(kind, type) and issubclass(kind, OSError)
+
+
+def blender_reason(text: str, what: str = "") -> str:
+    """Blender's error text (a failed operator's ``RuntimeError``) as one line: a Python exporter's traceback
+    becomes its exception line, an OS error its ``strerror`` alone; Blender's ``Error:`` / ``Python:``
+    prefixes, the exporter's own name (``what``) and the ``Location:`` line are dropped."""
+    lines = [line for line in text.splitlines() if line.strip() and not line[0].isspace()]
+    tracebacks = [i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line]
+    if tracebacks:
+        lines = lines[tracebacks[-1] + 1:]
+    reasons = []
+    for line in lines:
+        line = _PREFIX.sub("", line.strip())
+        if what and line.lower().startswith(what.lower() + ":"):
+            line = line[len(what) + 1:].strip()
+        found = _EXCEPTION.fullmatch(line)
+        if found and _is_os_error(found.group(1)):
+            line = found.group(2)
+        errno = _ERRNO.fullmatch(line)
+        line = " ".join((errno.group(1) if errno else line).split()).rstrip(".")
+        if line and not line.startswith("Location:") and line not in reasons:
+            reasons.append(line)
+    return "; ".join(reasons) or "Blender gave no reason"
+
+
+def _run(what: str, operator, filepath: str, **kwargs) -> None:
+    """Run Blender's exporter ``operator`` into ``filepath``; InputError in one line naming the file when it fails."""
     try:
-        result = operator(**kwargs)
+        result = operator(filepath=filepath, **kwargs)
     except RuntimeError as exc:
-        raise InputError(f"{what}: {' '.join(str(exc).replace('Error:', '').split())}") from None
+        raise InputError(f"{what}: cannot write '{filepath}': {blender_reason(str(exc), what)}.") from None
     if "FINISHED" not in result:
-        raise InputError(f"{what}: Blender cancelled the export.")
+        raise InputError(f"{what}: cannot write '{filepath}': Blender cancelled the export (its reason is in "
+                         "the console).")
+
+
+@contextlib.contextmanager
+def kept_scene(scene, obj):
+    """Put back, however the block ends, what an export changes: the scene's current frame (and so every
+    evaluated pose), ``obj``'s shape-key values, action and slot, the selection, the active object and its
+    mode."""
+    layer = bpy.context.view_layer
+    frame, subframe = scene.frame_current, scene.frame_subframe
+    selected = {o.name for o in layer.objects if o.select_get()}
+    active = layer.objects.active
+    mode = active.mode if active is not None else None
+    key = obj.data.shape_keys
+    values = [(block, block.value) for block in key.key_blocks] if key is not None else []
+    anim = key.animation_data if key is not None else None
+    action, slot = (anim.action, compat.slot_identifier(anim)) if anim is not None else (None, None)
+    try:
+        yield
+    finally:
+        if anim is not None and (anim.action != action or compat.slot_identifier(anim) != slot):
+            anim.action = action
+            compat.set_slot(anim, slot)
+        scene.frame_set(frame, subframe=subframe)
+        for block, value in values:
+            if block.value != value:
+                block.value = value
+        for other in layer.objects:
+            if other.select_get() != (other.name in selected):
+                other.select_set(other.name in selected)
+        layer.objects.active = active
+        if active is not None and active.mode != mode:
+            with contextlib.suppress(RuntimeError):     # a mode Blender will not enter here: left as it is
+                bpy.ops.object.mode_set(mode=mode)
 
 
 def select_only(obj) -> None:
@@ -75,25 +152,25 @@ def select_only(obj) -> None:
 
 def _gltf(path, scene):
     compat.forget_gltf_addon_at_exit()
-    _run("glTF export", bpy.ops.export_scene.gltf, filepath=path, export_format="GLB", use_selection=True,
+    _run("glTF export", bpy.ops.export_scene.gltf, path, export_format="GLB", use_selection=True,
          export_animations=True, export_animation_mode="ACTIONS", export_morph=True, export_morph_normal=False,
          export_apply=False, export_frame_range=True, export_force_sampling=True, export_anim_slide_to_zero=True)
 
 
 def _fbx(path, scene):
-    _run("FBX export", bpy.ops.export_scene.fbx, filepath=path, use_selection=True, bake_anim=True,
+    _run("FBX export", bpy.ops.export_scene.fbx, path, use_selection=True, bake_anim=True,
          bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False, bake_anim_force_startend_keying=True,
          bake_anim_simplify_factor=0.0, object_types={"MESH"}, use_mesh_modifiers=False)
 
 
 def _alembic(path, scene):
-    _run("Alembic export", bpy.ops.wm.alembic_export, filepath=path, start=scene.frame_start,
+    _run("Alembic export", bpy.ops.wm.alembic_export, path, start=scene.frame_start,
          end=scene.frame_end, selected=True, uvs=False, normals=True, face_sets=False, as_background_job=False,
          evaluation_mode="RENDER")
 
 
 def _usd(path, scene):
-    _run("USD export", bpy.ops.wm.usd_export, filepath=path, selected_objects_only=True, export_animation=True,
+    _run("USD export", bpy.ops.wm.usd_export, path, selected_objects_only=True, export_animation=True,
          export_shapekeys=False, export_materials=False, export_uvmaps=False, export_normals=False,
          evaluation_mode="RENDER")
 
@@ -109,31 +186,42 @@ def export(scene, obj, fmt: str, path) -> str:
     fmt : {'glb', 'fbx', 'abc', 'usd'}
     path : str or PathLike
         Must end in ``.glb`` / ``.fbx`` / ``.abc`` / ``.usd`` (``.usda`` / ``.usdc`` for USD too); its
-        folder must exist.
+        folder must exist and be writable. An existing file is replaced.
 
     Returns
     -------
     str
         The absolute path written.
+
+    Raises
+    ------
+    InputError
+        Before anything changes: an unknown format, a bad destination (:func:`~voca_addon.core.outputs.check_output`),
+        no mesh, a head in Edit Mode. After Blender's exporter failed: one line naming the file and the reason;
+        no file is left and the scene is as before (:func:`kept_scene`).
     """
     if fmt not in _EXPORTERS:
         raise InputError(f"Unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}.")
-    path = os.path.abspath(os.fspath(path))
     suffixes = (".usd", ".usda", ".usdc") if fmt == "usd" else (_EXPORTERS[fmt][1],)
-    if not path.lower().endswith(suffixes):
-        raise InputError(f"'{path}' must end in {' or '.join(suffixes)}.")
-    if not os.path.isdir(os.path.dirname(path)):
-        raise InputError(f"cannot write '{path}': the folder '{os.path.dirname(path)}' does not exist.")
+    flag = f"The {fmt} file"
+    out = outputs.check_output(path, flag, suffixes, overwrite=True)
     if obj is None or obj.type != "MESH":
         raise InputError("Select the animated head (a mesh) to export.")
-    select_only(obj)
+    if obj.mode == "EDIT":
+        raise InputError(f"'{obj.name}' is in Edit Mode; switch to Object Mode and export again.")
 
     def write(temp):                            # same suffix: the USD exporter picks text / binary by it
         _EXPORTERS[fmt][0](str(temp), scene)
         if not os.path.isfile(temp):
-            raise InputError(f"{fmt} export: Blender wrote no file.")
-    outputs.write_exact(Path(path), write)
-    return path
+            raise InputError(f"{fmt} export: cannot write '{temp}': Blender wrote no file.")
+    with kept_scene(scene, obj):
+        select_only(obj)
+        try:
+            outputs.write_exact(out, write)
+        except InputError:
+            outputs.check_output(out, flag, suffixes, overwrite=True)  # the folder gone or made read-only
+            raise                                                       # meanwhile: that is the reason
+    return str(out)
 
 
 # ---------------------------------------------------------------------------- one clip (the batch)

@@ -41,6 +41,7 @@ import numpy as np
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
+from ...core import outputs
 from ...core.animation import exporters, sequences
 from ...core.flame import meshio
 from ...core.speech import audio as core_audio
@@ -249,14 +250,11 @@ def _faces(mesh) -> np.ndarray:
 def export_pc2(scene, obj, path, mesh_cache: bool = False) -> str:
     """Write the head's shape-key frames over the scene range to a PC2 cache; optionally play it back.
 
-    The cache's start frame is the scene's first frame and it has one sample per frame.
-    Returns the absolute path written.
+    The cache's start frame is the scene's first frame and it has one sample per frame; the destination is
+    checked first (:func:`voca_addon.core.outputs.check_output`: ``.pc2``, its folder there and writable), an
+    existing file replaced. Returns the absolute path written.
     """
-    path = os.path.abspath(os.fspath(path))
-    if not path.lower().endswith(".pc2"):
-        raise InputError(f"'{path}' must end in .pc2.")
-    if not os.path.isdir(os.path.dirname(path)):
-        raise InputError(f"Cannot write '{path}': the folder '{os.path.dirname(path)}' does not exist.")
+    path = str(outputs.check_output(path, "The PC2 file", (".pc2",), overwrite=True))     # before evaluating
     frames = _scene_frames(scene)
     exporters.write_pc2(path, evaluated_frames(scene, obj, frames), start_frame=frames[0], sample_rate=1.0)
     if mesh_cache:
@@ -303,13 +301,18 @@ def remove_mesh_cache(obj) -> bool:
 
 def export_obj_sequence(scene, obj, folder, overwrite: bool = False) -> list:
     """One OBJ per scene frame (``frame_0000.obj`` …, frames numbered from 0), the head's triangles and
-    mesh-local coordinates with 6 decimals; the files in frame order are returned."""
+    mesh-local coordinates with 6 decimals; the files in frame order are returned. The folder is checked
+    before any frame is evaluated: not a file, empty unless ``overwrite``, itself or its parent there and
+    writable (:func:`voca_addon.core.outputs.check_output`)."""
     frames = _scene_frames(scene)
     faces = _faces(obj.data) if obj is not None and obj.type == "MESH" else None
     folder = os.path.abspath(os.fspath(folder))
-    if os.path.isdir(folder) and os.listdir(folder) and not overwrite:       # fail before evaluating
+    if os.path.exists(folder) and not os.path.isdir(folder):                  # fail before evaluating
+        raise InputError(f"'{folder}' is a file; choose a folder for the OBJ sequence.")
+    if os.path.isdir(folder) and os.listdir(folder) and not overwrite:
         raise InputError(f"folder '{folder}' is not empty. Choose an empty or new folder, or allow "
                          "overwriting.")
+    outputs.check_output(folder, "The OBJ sequence folder", overwrite=overwrite, folder_output=True)
     return exporters.write_obj_sequence(folder, evaluated_frames(scene, obj, frames), faces,
                                         overwrite=overwrite)
 
