@@ -117,15 +117,17 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
     if audio_path is not None:
         check_audio(audio_path)
     created = obj is None
-    with transaction.all_or_nothing(scene, [] if created else [obj]):
+    from ..articulation import writer as articulation_writer
+    replaced = articulation_writer.artist_changes(obj) if not created else ((), ())   # the hand edits a re-import
+    with transaction.all_or_nothing(scene, [] if created else [obj]):                  # replaces, named after it
         if created:
             template = meshio.read_mesh(template_path)
             obj = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
         report = writer.write_animation(obj, anim.exact(), scene, start, mode=mode, name_prefix="SEQ")
         closures = ()
         if phones is not None:
-            from ..articulation import writer as articulation_writer
-            closures = tuple(articulation_writer.write_articulation(obj, scene, anim.exact(), report, phones))
+            closures = tuple(articulation_writer.write_articulation(obj, scene, anim.exact(), report, phones,
+                                                                    replaced))
         writer.set_frame_range(scene, max(0, report.frame_start), report.frame_end)
         sound = audio_path is not None and compat.HAS_AUDIO
         if sound:
