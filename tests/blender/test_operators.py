@@ -481,6 +481,22 @@ def test_remove_animation_restores_plain_head(addon, head):
     assert head.data.shape_keys is None and after == dict(before, range=after["range"], strips=[])
 
 
+def test_remove_after_every_shape_key_was_deleted_takes_what_is_left(addon, head):
+    """Delete All Shape Keys on an animated head: Remove is still offered and takes the sound strip, the head's
+    record of it and gives back the artist's frame range."""
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 300
+    assert bpy.ops.voca.animate_from_audio() == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end) != (1, 300)
+    bpy.ops.object.shape_key_remove(all=True)                  # Shape Key Specials › Delete All Shape Keys
+    assert head.data.shape_keys is None
+    assert operators.VOCA_OT_remove_animation.disabled_reason(bpy.context) is None
+    assert bpy.ops.voca.remove_animation() == {"FINISHED"}
+    assert owned_strips(scene) == [] and writer.HEAD_STRIP not in head and writer.FRAME_RANGE not in scene
+    assert (scene.frame_start, scene.frame_end) == (1, 300)
+    assert "has no VOCA animation" in str(_raises(bpy.ops.voca.remove_animation))
+
+
 def _raises(op):
     try:
         op()

@@ -102,9 +102,13 @@ def _markers_of(entry: str, obj) -> bool:
     return obj is None or head is None or head == obj.name or head not in bpy.data.objects
 
 
-def has_word_markers(scene, obj=None) -> bool:
-    """Has the add-on made word markers in ``scene`` (for ``obj``: that head's, or ones no head holds now)?"""
-    return any(_markers_of(str(entry), obj) for entry in scene.get(WORD_MARKERS, []))
+def has_word_markers(scene, obj=None, named: bool = False) -> bool:
+    """Has the add-on made word markers in ``scene`` (for ``obj``: that head's, or ones no head holds now;
+    ``named``: only those recorded under ``obj``'s name)?"""
+    entries = [str(entry) for entry in scene.get(WORD_MARKERS, [])]
+    if named:
+        return obj is not None and any(_head_of(entry) == obj.name for entry in entries)
+    return any(_markers_of(entry, obj) for entry in entries)
 
 
 def remove_word_markers(scene, obj=None) -> int:

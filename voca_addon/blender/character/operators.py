@@ -9,10 +9,11 @@
   panel);
 - ``voca.character_transfer`` — the source's motion as shape keys on the target
   (:func:`~voca_addon.core.character.transfer.transfer` → :func:`..speech.writer.write_animation`): Remove,
-  re-runs and exports work as on a FLAME head; a re-run replaces the previous transfer;
+  re-runs and exports work as on a FLAME head; it replaces the previous transfer or drive;
 - ``voca.character_drive`` — per-frame weights for the target's own keys (ARKit-named ones when present)
-  keyed in an add-on-owned action (:func:`voca_addon.blender.character.writer.drive_keys`; a re-run replaces those curves);
-  optionally the curves as a Live Link Face CSV / JSON.
+  keyed in an add-on-owned action (:func:`voca_addon.blender.character.writer.drive_keys`: it replaces the previous
+  drive or transfer, and records the keys' values so that Remove gives them back); optionally the curves as a
+  Live Link Face CSV / JSON.
 
 The source is a FLAME sequence file (an ``infer`` result or any import-sequence input: its motion starts at
 the scene's start frame, and the scene's range is set to it) or a FLAME head in the scene animated by

@@ -6,13 +6,16 @@
   rig's, not the add-on's: Remove never deletes them.
 - :func:`drive_keys` keys per-frame weights of existing keys as LINEAR F-curves in ONE add-on-owned
   action (through :mod:`.writer`'s action code and :mod:`..compat`), resampled to the scene's rate; it
-  refuses an action the add-on did not create.
+  refuses an action the add-on did not create. It replaces what the add-on animated on the object before
+  (a Transfer, an earlier Drive) and records the driven keys with their values from before on the Key
+  (:data:`..speech.writer.DRIVEN_KEYS`), so that Remove takes exactly its curves and gives the values back.
 - :func:`check_target_object` refuses a target object retargeting cannot animate safely: not a mesh,
   no faces, modifiers, an armature parent, or keys animated by the artist's own action.
 
 The transferred motion itself (a :class:`ShapeKeyAnimation` on the target) is written by
-:func:`..speech.writer.write_animation`, like any VOCA animation; its corrections (the lip closures transferred
-from FLAME) by :func:`write_corrections`: keys of their own beside VOCA's, owned, in the same action.
+:func:`..speech.writer.write_animation`, like any VOCA animation (which replaces a previous Drive the same way:
+its curves removed, the keys' values given back); its corrections (the lip closures transferred from FLAME) by
+:func:`write_corrections`: keys of their own beside VOCA's, owned, in the same action.
 
 Contract: main thread only (``bpy``); bulk ``foreach_set``; user errors raise VocaError subclasses
 before anything is changed.
@@ -74,15 +77,26 @@ def resample_weights(weights: np.ndarray, fps: float, scene_fps: float) -> np.nd
 
 
 def drive_keys(obj, names, weights: np.ndarray, fps: float, scene, start_frame: int, prefix: str = "VOCA"):
-    """Key ``weights`` [F, K] (in [0, 1]) on the existing keys ``names`` of ``obj``; returns the action."""
+    """Key ``weights`` [F, K] (in [0, 1]) on the existing keys ``names`` of ``obj``; returns the action.
+
+    What the add-on animated on ``obj`` before goes first, as Remove would take it
+    (:func:`..speech.writer.remove_animation`, the Basis kept): a Transfer's keys and curves, an earlier
+    Drive's curves (its keys given their values back). Then each key of ``names`` is recorded with its value
+    (:data:`..speech.writer.DRIVEN_KEYS`) and keyed in the add-on's action.
+    """
     key = obj.data.shape_keys
     missing = [n for n in names if key is None or key.key_blocks.get(n) is None]
     if missing:
         raise InputError(f"'{obj.name}' has no shape key named {', '.join(missing[:5])}; add the keys first.")
     check_target_object(obj)
+    ours = sorted(set(key.get(writer.OWNED_KEYS, [])).intersection(names))
+    if ours:
+        raise InputError(f"{', '.join(ours[:5])} of '{obj.name}' are VOCA's own keys; drive the character's own keys.")
     values = resample_weights(np.asarray(weights, np.float32), float(fps), writer.scene_fps(scene)).astype(np.float32)
+    writer.remove_animation(obj, keep_basis=True)             # a re-run, or Drive after Transfer: replaces
+    key[writer.DRIVEN_KEYS] = {n: float(key.key_blocks[n].value) for n in names}
     action = key.animation_data.action if key.animation_data else None
-    if action is not None:                                    # owned (checked): a re-run replaces
+    if action is not None:                                    # owned, kept for the artist's own curves
         paths = {keyframes.value_path(n) for n in names}
         for fcurve in [fc for fc in compat.action_fcurves(action) if fc.data_path in paths]:
             compat.remove_fcurve(action, fcurve)

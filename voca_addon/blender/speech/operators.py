@@ -34,7 +34,7 @@ import bpy
 from ...core.errors import VocaError
 from ..emotion import writer as emotion_writer
 from . import pipeline, properties, writer
-from .. import preferences, reporting, transaction
+from .. import compat, preferences, reporting, transaction
 from .. import jobs
 from ..liveliness import writer as liveliness_writer
 from ..articulation import operators as articulation_operators, properties as articulation_properties
@@ -144,16 +144,38 @@ class VOCA_OT_add_flame_head(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def has_voca_data(obj) -> bool:
-    """Whether ``obj`` carries anything the add-on wrote (reads properties only)."""
-    if liveliness_writer.has_liveliness(obj):
+def has_voca_data(obj, scene=None) -> bool:
+    """Whether ``obj`` carries anything the add-on wrote (reads properties only): its keys, curves, action,
+    driven keys' record, liveliness, the name of its sound strip; with ``scene`` also its sound strip and its
+    word markers there (all still there after the artist deleted every shape key)."""
+    if obj is None:
+        return False
+    if liveliness_writer.has_liveliness(obj) or writer.HEAD_STRIP in obj:
         return True
-    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    if scene is not None and obj.type == "MESH" and _has_scene_data(scene, obj):
+        return True
+    key = obj.data.shape_keys if obj.type == "MESH" else None
     if key is None:
         return False
     action = key.animation_data.action if key.animation_data else None
-    return bool(key.get(writer.OWNED_KEYS) or key.get(emotion_writer.OWNED_EMOTIONS)
+    return bool(key.get(writer.OWNED_KEYS) or key.get(emotion_writer.OWNED_EMOTIONS) or key.get(writer.DRIVEN_KEYS)
                 or (action is not None and action.get(writer.OWNED)))
+
+
+def _has_scene_data(scene, obj) -> bool:
+    """``obj``'s sound strip (one made for this head by name: a strip of no head is no head's here) or its word
+    markers (recorded under its name: markers of no head do not offer Remove on every mesh) in ``scene``."""
+    editor = scene.sequence_editor
+    if editor is not None and any(s.get(writer.OWNED) and s.get(writer.STRIP_HEAD) == obj.name
+                                  for s in compat.sequencer_strips(editor)):
+        return True
+    return articulation_operators.has_word_markers(scene, obj, named=True)
+
+
+def _range_left(scene, obj) -> bool:
+    """Animate's frame range is still recorded and only this add-on head is left to give it back."""
+    return bool(obj.get(writer.OWNED) and writer.FRAME_RANGE in scene
+                and not any(o != obj and has_voca_data(o, scene) for o in scene.objects))
 
 
 class VOCA_OT_remove_animation(bpy.types.Operator):
@@ -178,7 +200,7 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
         busy = jobs.busy_reason(context.scene) if context.scene is not None else None
         if busy:
             return busy
-        if not has_voca_data(obj):
+        if not (has_voca_data(obj, context.scene) or _range_left(context.scene, obj)):
             return f"'{obj.name}' has no VOCA animation."
         return transaction.linked_problem(obj)
 
@@ -188,16 +210,19 @@ class VOCA_OT_remove_animation(bpy.types.Operator):
     def execute(self, context):
         obj = context.active_object
         scene = context.scene
+        key = obj.data.shape_keys
+        driven = len(writer.driven_keys(key))                # the rig's keys Drive keyed: given back, not removed
         with transaction.all_or_nothing(scene, [obj]):      # a failure half-way changes nothing (see below)
             removed = emotion_writer.remove_emotion_keys(obj) if self.emotions else 0
             removed += articulation_operators.remove_all(scene, obj)   # corrections, word markers
             removed += writer.remove_animation(obj)
             strips = writer.remove_sound_strips(scene, obj) if self.sound else 0
-            if not any(o != obj and has_voca_data(o) for o in scene.objects):   # another head's clip may need
+            if not any(o != obj and has_voca_data(o, scene) for o in scene.objects):   # another head's clip may need
                 writer.give_back_frame_range(scene)         # the range: the last Remove gives it back
             # last: the rig's objects, which the transaction removes when new but does not re-create when deleted
             removed += liveliness_writer.remove_liveliness(obj)        # blinks, head motion, gaze, rig
-        self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'.")
+        given = f"; {driven} of its own keys given back their values" if driven else ""
+        self.report({"INFO"}, f"Removed {removed} shape keys and {strips} sound strip(s) from '{obj.name}'{given}.")
         return {"FINISHED"}
 
 

@@ -23,8 +23,10 @@ key's F-curve on each frame change (measured for 60 s at 60 fps: 2.5 s to write,
 
 Ownership: every shape key the add-on creates is listed in the Key's custom property
 ``voca_owned_keys``; the action, the Basis it had to create, the head objects/meshes and the sound strip
-carry ``voca_owned``. :func:`remove_animation` removes exactly that and never an artist's keys, actions or
-drivers; :func:`write_animation` refuses to replace an action it does not own. User errors raise
+carry ``voca_owned``; the rig's own keys that Drive Its Keys animates are listed with their values from
+before in ``voca_driven_keys``. :func:`remove_animation` removes exactly that (a driven key keeps, its curve
+gone, its value from before) and never an artist's keys, actions or drivers; :func:`write_animation`
+refuses to replace an action it does not own. User errors raise
 :class:`~voca_addon.core.errors.VocaError` subclasses before anything is created (the scene is unchanged).
 
 Contract: main thread only (``bpy``). Imports ``bpy``, numpy and ``voca_addon.core``; nothing in ``core``
@@ -51,6 +53,7 @@ STRIP_HEAD = "voca_head"            # custom property on the add-on's sound stri
 HEAD_STRIP = "voca_sound_strip"     # custom property on a head: the name of its sound strip
 FRAME_RANGE = "voca_frame_range"    # scene custom property: the artist's range before Animate, and Animate's
 KEY_SCALES = "voca_key_scales"      # custom property on the Key: {key name: s_k} for rescaled keys
+DRIVEN_KEYS = "voca_driven_keys"    # custom property on the Key: {rig key Drive keys: its value before}
 MODES = ("shape_keys", "per_frame")
 FLAME_VERTICES = 5023               # vertices of a FLAME head (VOCA's topology)
 SLIDER_LIMIT = 10.0                 # Blender's hard limit of ShapeKey.slider_min / slider_max
@@ -331,7 +334,8 @@ def write_action(key, curves: list, action_name: str, slot_name: str):
 
 
 def remove_animation(obj, keep_basis: bool = False) -> int:
-    """Remove exactly what the add-on wrote on ``obj``: its keys, their F-curves, its action.
+    """Remove exactly what the add-on wrote on ``obj``: its keys, their F-curves, its action, and the curves
+    of the rig's keys it drives (:data:`DRIVEN_KEYS`: each such key gets its value from before back).
 
     The artist's shape keys, actions, drivers and NLA are never touched. An owned action is deleted
     once none of its F-curves remain; the Key datablock is cleared only if the add-on created it, no
@@ -340,23 +344,25 @@ def remove_animation(obj, keep_basis: bool = False) -> int:
     Returns
     -------
     int
-        Number of shape keys removed.
+        Number of shape keys removed (driven keys are the rig's: given back, not removed).
     """
     key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
     if key is None:
         return 0
     owned = list(key.get(OWNED_KEYS, []))
+    driven = driven_keys(key)
     anim_data = key.animation_data
     action = anim_data.action if anim_data else None
     if action is not None and action.get(OWNED):
         if action.users > 1:
             anim_data.action = None          # shared with a duplicated object: it stays theirs
-        elif not _remove_owned_curves(action, {value_path(n) for n in owned}):
+        elif not _remove_owned_curves(action, {value_path(n) for n in [*owned, *driven]}):
             anim_data.action = None
             bpy.data.actions.remove(action)
         # else the artist keyed their own keys into it: it stays assigned with only their curves
     removed = remove_key_blocks(obj, owned)
-    for prop in (OWNED_KEYS, KEY_SCALES):
+    _give_back_values(key, driven)
+    for prop in (OWNED_KEYS, KEY_SCALES, DRIVEN_KEYS):
         if prop in key:
             del key[prop]
     keep = anim_data is not None and (anim_data.action or anim_data.drivers or anim_data.nla_tracks)
@@ -364,6 +370,20 @@ def remove_animation(obj, keep_basis: bool = False) -> int:
         obj.shape_key_clear()       # only the Basis the add-on created is left
         removed += 1
     return removed
+
+
+def driven_keys(key) -> dict:
+    """{name: value before} of the rig's keys the add-on drives (:data:`DRIVEN_KEYS`), as plain Python."""
+    record = key.get(DRIVEN_KEYS) if key is not None else None
+    return {str(name): float(value) for name, value in plain_value(record).items()} if record else {}
+
+
+def _give_back_values(key, values: dict) -> None:
+    """Set each still-present key of ``values`` back to its value (their curves are gone: the value sticks)."""
+    for name, value in values.items():
+        block = key.key_blocks.get(name)
+        if block is not None:
+            block.value = value
 
 
 def remove_key_blocks(obj, names) -> int:
