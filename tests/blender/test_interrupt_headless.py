@@ -48,3 +48,30 @@ def test_interrupt_batch_with_blend_outputs_exits_130_and_keeps_only_whole_files
     for npz in out.glob("*.npz"):                                            # what is there is whole
         with np.load(npz) as z:
             assert z["weights"].shape[1] == 50 and np.isfinite(z["weights"]).all()
+
+
+_INTERRUPT_DURING_IMPORT = """
+import os, signal, sys, threading
+from voca_addon.cli import common
+common.interruptible()
+threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()   # Blender takes far longer to load
+try:
+    common.import_bpy("retarget")
+except KeyboardInterrupt:
+    print("interrupted; bpy loaded:", "bpy" in sys.modules, signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+          flush=True)
+    from voca_addon.blender.compat import exit_now
+    exit_now(130)
+print("not interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_while_blender_loads_arrives_after_it_loaded(tmp_path):
+    """A Ctrl-C while the bpy module starts (a command's first seconds) is held until Blender has loaded, then
+    raised as KeyboardInterrupt with the command's own handler back: the trial's interrupt inside Blender's
+    start left a half-started Blender whose exit crashed (139) with the run's claim files on disk."""
+    run = subprocess.run([sys.executable, "-c", _INTERRUPT_DURING_IMPORT], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 130, run.stderr[-2000:]
+    assert run.stdout.strip() == "interrupted; bpy loaded: True True"
+    assert "Traceback" not in run.stderr

@@ -218,12 +218,27 @@ def out_file(path: str, suffix: str, overwrite: bool = False, flag: str = "--out
 
 
 def import_bpy(command: str):
+    """The ``bpy`` module, or InputError saying how to run ``command`` with Blender.
+
+    Ctrl-C is held back while it loads (main thread): an interrupt inside Blender's own start left a
+    half-started Blender whose exit crashed (exit 139, the run's claim files left behind). While the import
+    runs, SIGINT is only noted; once it is done the command's own handler is back (Blender's start may set
+    one of its own) and a noted Ctrl-C raises ``KeyboardInterrupt``: the command ends as any interrupted one.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    noted: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum)) if main else None
     try:
         import bpy
     except ImportError:
         script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "headless.py")
         raise InputError(f"the {command} command needs Blender: run it with `blender -b -P {script} -- "
                          f"{command} ...` or install the bpy module (pip install bpy==5.0.1)") from None
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if noted:
+        raise KeyboardInterrupt
     return bpy
 
 
