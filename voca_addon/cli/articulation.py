@@ -160,6 +160,49 @@ def audio_duration(path: str) -> float:
     return stream.duration_s if stream is not None else audio.load_audio(path).duration_s
 
 
+FRAMES_TOLERANCE = 2      # frames: animate / infer make round(duration × fps) frames of a clip (half a frame
+                          # off at most); other tools may floor, ceil or add a frame
+
+
+def check_audio_length(audio_path: str, frames: int, fps: float, source, seconds: Optional[float] = None,
+                       refuse: bool = True) -> None:
+    """``--audio`` whose length is not the motion's: SOURCE's ``frames`` at ``fps`` must span the audio's
+    ``seconds`` (read from the file when not given) within :data:`FRAMES_TOLERANCE` frames. Where phones are
+    taken from it (``refuse``: closures on, or ``--phonemes``) another clip's recording would key closures
+    against this motion: refused. Where it is only the sound strip (``--no-closures``) one warning on stderr:
+    a longer take or room tone may be meant.
+
+    Raises
+    ------
+    InputError
+        One line naming both lengths (``refuse``).
+    """
+    seconds = audio_duration(audio_path) if seconds is None else float(seconds)
+    if abs(seconds * fps - frames) <= FRAMES_TOLERANCE:
+        return
+    lengths = (f"--audio '{audio_path}' is {seconds:.3f} s long, but SOURCE '{source}' is {frames} frames at {fps:g} "
+               f"fps ({frames / fps:.3f} s)")
+    if refuse:
+        raise InputError(f"{lengths}: is it the recording of another clip? Give this motion's recording (or the "
+                         "motion's own --fps).")
+    print(f"warning: {lengths}; it is added as the sound only (no phones are taken from it), so the sound and "
+          "the motion end apart.", file=sys.stderr)
+
+
+def check_channel(audio_path: str, channel, read: bool, clip=None) -> None:
+    """``--channel`` checked before any computing: a channel that does not exist is refused; when the phone
+    pass will ``read`` it, a silent channel too (:func:`core.speech.audio.select_channel`). ``clip``: the
+    audio when already decoded."""
+    if channel == 0 and not read:
+        return
+    from ..core.speech import audio
+    clip = audio.load_audio(audio_path) if clip is None else clip
+    if read:
+        audio.select_channel(clip, channel)
+    else:
+        audio.to_mono(clip, channel)
+
+
 def check_phonemes_out(path: Optional[str], overwrite: bool = False) -> Optional[str]:
     """``--phonemes OUT`` checked like every destination: extension, folder, not existing (or overwrite)."""
     if path is None:

@@ -1,6 +1,6 @@
 """``python -m voca_addon phonemes AUDIO [--transcript TEXT|FILE.txt | --transcript-file F.txt | --alignment FILE]
---out OUT.json|.tsv|.TextGrid [--rhubarb]``: the phone track of one clip, for other tools (``--rhubarb``:
-as Rhubarb Lip Sync's mouth cues, .tsv or .json, :func:`core.phonemes.files.rhubarb_cues`).
+[--channel N|mix] --out OUT.json|.tsv|.TextGrid [--rhubarb]``: the phone track of one clip, for other tools
+(``--rhubarb``: as Rhubarb Lip Sync's mouth cues, .tsv or .json, :func:`core.phonemes.files.rhubarb_cues`).
 
 ``--transcript`` reads like the other commands' (:func:`.articulation.read_transcript`: a value ending in
 ``.txt``, or naming an existing file, is read as a UTF-8 file); ``--transcript-file`` is always a file. An
@@ -9,7 +9,8 @@ alignment file (``.TextGrid`` / ``.json`` / ``.tsv``) given to either is refused
 ``--method`` chooses how phones are *detected*: without a transcript it is the whole pass; with one
 (``--transcript``, ``--transcript-file`` or ``AUDIO.txt``) it is used only where the transcript does not match
 the audio and those phones are detected instead; with ``--alignment`` nothing is detected, so a ``--method``
-given there is not used and one warning says so.
+given there is not used and one warning says so. ``--channel`` chooses the channel the phones are found on (0
+by default, as every command; a silent or missing one is refused); with ``--alignment`` it is not used either.
 Detection and alignment are US English (PocketSphinx's model and dictionary): for another language give an
 ``--alignment`` file (e.g. Montreal Forced Aligner's TextGrid); a detected track says so where it is reported.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 
+from . import common
 from ..core.errors import InputError
 from .articulation import PHONEME_FORMATS, PHONEME_SUFFIXES as SUFFIXES     # stdlib only at import
 
@@ -45,6 +47,9 @@ def add_parser(sub) -> None:
                    "default) or 'phones' (the phone recogniser alone, faster, fewer bilabials found). Without a "
                    "transcript it is the whole pass; with one, only where the transcript does not match the "
                    "audio; with --alignment it is not used")
+    p.add_argument("--channel", type=common.parse_channel, default=0, metavar="N|mix", help="the audio channel "
+                   "the phones are found on: 0 (default), 1, ... or 'mix' (mean of all); with --alignment it is "
+                   "not used")
     p.add_argument("--out", required=True, help=f"output {PHONEME_FORMATS} (by extension)")
     p.add_argument("--rhubarb", action="store_true", help="write Rhubarb Lip Sync's mouth cues (A–H, X: "
                    "P/B/M → A, F/V → G, …) instead of phones, as its .tsv or .json, for tools that read them")
@@ -79,11 +84,13 @@ def run(args) -> None:
         transcript_words(transcript)                 # empty: refused before the audio is decoded
     clip = audio_mod.load_audio(args.audio)
     if args.alignment is not None:
-        if args.method is not None:
-            print(f"warning: --method {args.method} is not used: with --alignment the phones are read from the "
-                  "file, not detected", file=sys.stderr)
+        for flag, value, default in (("--method", args.method, None), ("--channel", args.channel, 0)):
+            if value != default:
+                print(f"warning: {flag} {value} is not used: with --alignment the phones are read from the "
+                      "file, not detected", file=sys.stderr)
         track = read_alignment(args.alignment, clip.duration_s)
     else:
+        clip = audio_mod.select_channel(clip, args.channel)     # missing or silent: refused, nothing written
         if transcript is None:
             transcript = transcript_for(args.audio)
             if transcript is not None:

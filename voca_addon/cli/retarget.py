@@ -2,8 +2,8 @@
 
     python -m voca_addon retarget SOURCE --target MESH --landmarks (PAIRS | auto) --out OUT.blend
         [--guess-landmarks PAIRS_OUT.txt] [--target-keys FOLDER] [--curves OUT.csv|OUT.json]
-        [--template FLAME.ply] [--audio WAV [--transcript T | --alignment FILE] [--no-closures]
-        [--phonemes OUT]] [--fps F] [--overwrite]
+        [--template FLAME.ply] [--audio WAV [--channel N|mix] [--transcript T | --alignment FILE]
+        [--no-closures] [--phonemes OUT]] [--fps F] [--overwrite]
 
 (and the same after ``blender -b -P voca_addon/headless.py --``). SOURCE: an ``infer`` result or any
 ``.npz``/``.npy`` with ``vertices`` [frames, 5023, 3] (or a folder of per-frame meshes). MESH: ``.obj`` /
@@ -30,8 +30,10 @@ Every input is read and checked, and the fit, transfer and solve are computed, b
 touched: a refused input changes nothing. SOURCE is refused when truncated or damaged, of another shape, not
 finite, or more than 5× larger or smaller than the template (the ratio and likely units said:
 :mod:`..core.animation.sources`); ``--audio`` is decoded and ``--fps`` checked (every command's range) before
-the fit. A still or one-frame SOURCE gives still keys; the share of the motion explained is printed only where
-it means something (:func:`..core.character.keysolve.explained_text`).
+the fit; ``--audio`` must last as long as SOURCE's frames at its rate (within two frames:
+:func:`.articulation.check_audio_length`), and ``--channel`` (the channel its phones are found on) must exist
+and, when phones are found on it, not be silent. A still or one-frame SOURCE gives still keys; the share of the
+motion explained is printed only where it means something (:func:`..core.character.keysolve.explained_text`).
 
 Contract: argparse + core at import; ``bpy`` only when writing the .blend.
 """
@@ -69,6 +71,8 @@ def add_parser(sub) -> None:
     r.add_argument("--audio", metavar="WAV", help="sound to add at the first frame; the lips close on its "
                    "p/b/m (see the articulation flags)")
     r.add_argument("--fps", type=float, help="the source's frame rate (default: the .npz's, else 60)")
+    r.add_argument("--channel", type=common.parse_channel, default=0, metavar="N|mix", help="with --audio: the "
+                   "channel its phones are found on: 0 (default), 1, ... or 'mix' (mean of all)")
     r.add_argument("--overwrite", action="store_true", help="replace existing --out / --curves / --phonemes files")
     articulation.add_args(r)             # --transcript, --alignment, --no-closures, --phonemes (with --audio)
     r.set_defaults(run=run)
@@ -108,12 +112,26 @@ def _paths(args):
         if path is not None and not os.path.exists(path):
             hint = " (or give --landmarks auto for a first guess)" if what == "--landmarks" else ""
             raise InputError(f"{what} '{path}' was not found. Check the path{hint}.")
+    _refuse_non_mesh(args.target)
     plan = articulation_plan(args)
     written = {"--out": out, "--curves": curves, "--guess-landmarks": guessed,
                "--phonemes": plan.phonemes_out and Path(plan.phonemes_out)}
     outputs.check_distinct(written, {"SOURCE": args.source, "--target": args.target, "--audio": args.audio,
                                      "--landmarks": landmarks, "--alignment": getattr(args, "alignment", None)})
     return str(out), (str(curves) if curves else None), (str(guessed) if guessed else None), plan
+
+
+def _refuse_non_mesh(path: str) -> None:
+    """InputError naming ``--target`` when the file is no mesh at all (the mesh reader's own rule: a PLY header,
+    or an OBJ by its name or its ``v`` lines), rather than the reader's words about the template."""
+    if not os.path.isfile(path):
+        return                                  # a folder: the mesh reader says so
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    if head.strip() and not (head.startswith(b"ply") or path.lower().endswith(".obj") or head.startswith(b"v ")
+                             or b"\nv " in head):
+        raise InputError(f"--target '{path}' is neither a PLY nor an OBJ mesh; export the character's head as "
+                         ".ply or .obj.")
 
 
 def articulation_plan(args):
@@ -141,13 +159,20 @@ def compute(args, plan=None) -> Retarget:
     template_path = modelfiles.resolve_template(args.template)
     anim, stored = source_with_phones(args.source, template_path, args.fps)
     carried = anim.corrections is not None
+    if audio is not None:           # another clip's recording: refused before the fit where phones come from it
+        articulation.check_audio_length(audio, anim.num_frames, anim.fps, args.source,
+                                        refuse=(plan.closures or plan.phonemes_out is not None) and not carried)
     if carried:
         articulation.refuse_new_phones_for_corrected(args.source, args)
     if not plan.closures and getattr(args, "no_closures", False):
         anim = anim.exact()                              # --no-closures: VOCA's exact motion
     phones = None                                        # the phone pass, in a thread beside the fit
-    if audio is not None and plan.wants_phones and not (carried and plan.closures):   # carried: its own phones
-        phones = articulation.PhonePass(plan, articulation.audio_source(audio))
+    if audio is not None:                                # --channel: one that exists; not silent if read
+        channel = getattr(args, "channel", 0)
+        read = plan.needs_pass and not (carried and plan.closures)      # carried: its own phones
+        articulation.check_channel(audio, channel, read)
+        if plan.wants_phones and not (carried and plan.closures):
+            phones = articulation.PhonePass(plan, articulation.audio_source(audio, channel) if read else audio)
     character = load_character(args.target, args.landmarks, args.target_keys, template_path)
     track = phones.result() if phones is not None else (stored if carried and plan.closures else plan.track or stored)
     anim = articulation.articulate(anim, plan, track) if audio is not None else anim

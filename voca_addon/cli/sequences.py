@@ -2,6 +2,9 @@
 
 * ``import-sequence SOURCE`` — a folder of per-frame OBJ/PLY, a ``.npy`` or a ``.npz`` → shape keys on a
   new head (+ ``--audio``, with lips that close on its p/b/m) in an empty scene at the sequence's rate.
+  ``--audio`` must last as long as SOURCE's frames at its rate (within two frames,
+  :func:`.articulation.check_audio_length`): another clip's recording is refused before Blender is touched.
+  ``--channel`` chooses the channel its phones are found on (the sound strip keeps every channel).
 * ``export-pc2 SCENE.blend`` / ``export-obj SCENE.blend`` — the head's frames over the scene range.
 
 Contract: stdlib at import; ``bpy`` (:func:`.common.import_bpy`) when a command runs.
@@ -21,7 +24,9 @@ def add_parser(sub) -> None:
     i = sub.add_parser("import-sequence", help="mesh sequence → shape keys in a .blend (needs Blender)")
     i.add_argument("source", help="folder of per-frame .obj/.ply, a .npy [F,V,3] or a .npz with 'vertices'")
     i.add_argument("--template", metavar="MESH", help="the sequence's neutral mesh (FLAME_sample.ply)")
-    i.add_argument("--audio", metavar="WAV", help="sound to add at the first frame")
+    i.add_argument("--audio", metavar="WAV", help="sound to add at the first frame (as long as the sequence)")
+    i.add_argument("--channel", type=common.parse_channel, default=0, metavar="N|mix", help="with --audio: the "
+                   "channel its phones are found on: 0 (default), 1, ... or 'mix' (mean of all)")
     i.add_argument("--fps", type=float, help="the sequence's frame rate, above 0 and at most 1000 (default: "
                    "the .npz's, else 60)")
     i.add_argument("--out", required=True, metavar="OUT.blend")
@@ -47,6 +52,36 @@ def _sequence_fps(source: str) -> Optional[float]:
         return check_rate(archive["fps"], f"the fps stored in '{source}'") if "fps" in archive else None
 
 
+def _sequence_frames(source: str) -> Optional[int]:
+    """SOURCE's frame count, read without building the animation (a ``.npy``'s header; a folder's frame files;
+    an ``.npz``'s ``weights`` or ``vertices``), or None where the full read will refuse the file anyway."""
+    import numpy as np
+    from ..core.animation import sequences
+    from ..core.animation.sources import open_npz
+    if os.path.isfile(source) and source.lower().endswith(sequences.MESH_EXTENSIONS):
+        source = os.path.dirname(source)               # a picked frame means its folder, as the import reads it
+    if os.path.isdir(source):
+        return len(sequences.frame_files(source))
+    if source.lower().endswith(".npz"):
+        with open_npz(source) as archive:
+            member = next((m for m in ("weights", "vertices") if m in archive), None)
+            shape = archive[member].shape if member else ()
+    else:
+        try:
+            shape = np.load(source, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError, AttributeError):
+            return None
+    return int(shape[0]) if len(shape) >= 2 and shape[0] > 0 else None
+
+
+def _carries_corrections(source: str) -> bool:
+    """Whether the ``.npz`` SOURCE holds lip corrections (then they are kept, not made again from --audio)."""
+    from ..core.animation.npzextras import CORRECTION_MEMBERS
+    from ..core.animation.sources import open_npz
+    with open_npz(source) as archive:
+        return CORRECTION_MEMBERS[1] in archive
+
+
 def run_import(args) -> None:
     """SOURCE (+ ``--audio``) → shape keys in a new ``.blend``. With ``--audio`` the lips close on its p/b/m
     (:mod:`voca_addon.cli.articulation`), unless the source already carries corrections (an ``.npz`` from
@@ -63,6 +98,13 @@ def run_import(args) -> None:
         from ..core.speech.audio import check_audio_path
         check_audio_path(audio)
     plan = articulation.plan_from_args(args, audio, args.overwrite, source=source)   # + the phones SOURCE stores
+    if audio:
+        carried = source.lower().endswith(".npz") and _carries_corrections(source)   # then no phone pass
+        frames = _sequence_frames(source)
+        if frames is not None:      # another clip's recording: refused before Blender where phones come from it
+            articulation.check_audio_length(audio, frames, args.fps or _sequence_fps(source) or DEFAULT_FPS, source,
+                                            refuse=(plan.closures or plan.phonemes_out is not None) and not carried)
+        articulation.check_channel(audio, args.channel, plan.needs_pass and (args.no_closures or not carried))
     outputs.check_distinct({"--out": Path(args.out), "--phonemes": plan.phonemes_out and Path(plan.phonemes_out)},
                            {"SOURCE": source, "--audio": audio, "--alignment": getattr(args, "alignment", None)})
     bpy = common.import_bpy("import-sequence")
@@ -92,7 +134,7 @@ def run_import(args) -> None:
         plan = dataclasses.replace(plan, closures=track is not None, phonemes_out=plan.phonemes_out)
     elif audio:
         articulation.warn(plan.warnings, sys.stdout)
-        track = articulation.find_phones(plan, articulation.audio_source(audio))
+        track = articulation.find_phones(plan, articulation.audio_source(audio, args.channel))
     phones = None
     if plan.closures and track is not None:
         from ..blender.articulation.phones import PhoneOutcome

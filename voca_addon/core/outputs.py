@@ -42,6 +42,7 @@ instance (one command, one :class:`Staged` / :class:`StagedFolder`).
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -117,6 +118,12 @@ def _probe_writable(folder: Path, shown: Path) -> None:
         os.close(handle)
         os.remove(probe)
     except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            if not folder.is_dir():                  # removed since it was checked
+                raise InputError(f"cannot write '{shown}': the folder '{folder}' does not exist. Create it "
+                                 "first.") from None
+            raise InputError(f"cannot write '{shown}': the folder '{folder}' takes no new files (a system "
+                             "folder). Choose another folder.") from None
         raise InputError(f"cannot write '{shown}': the folder '{folder}' is not writable "
                          f"({exc.strerror or exc}). Choose another folder or fix its permissions.") from None
 
