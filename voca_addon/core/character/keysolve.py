@@ -233,7 +233,9 @@ def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=Non
     Parameters
     ----------
     animation : ShapeKeyAnimation   on the rig's mesh (e.g. from :func:`.transfer.transfer`); its
-                                    corrections, if any, are part of the motion reproduced
+                                    corrections, if any, are part of the motion reproduced (the
+                                    region and openings are chosen from its exact motion: the
+                                    corrections change the weights around them only)
     keys : float [J, V, 3]          the rig's key deltas (key − rest)
     names : sequence of J str
     region : int [R], optional      vertices to match (default :func:`motion_region`)
@@ -246,9 +248,13 @@ def solve_keys(animation: ShapeKeyAnimation, keys: np.ndarray, names, region=Non
     if keys.ndim != 3 or keys.shape[1:] != animation.template.shape or len(names) != len(keys):
         raise InputError(f"{len(names)} key names and keys {keys.shape} do not match the animation's "
                          f"mesh {animation.template.shape}.")
-    span = motion_span(animation)
-    region = motion_region(animation, span) if region is None else np.asarray(region, np.int64)
-    pairs = opening_pairs(animation, region, span) if opening_weight > 0 else np.zeros((0, 2), np.int64)
+    # Where to look is chosen from the engine's exact motion, what to reproduce is the motion with its
+    # corrections: the lip closures then change the keys around the p/b/m only (the region and the openings
+    # chosen from the corrected motion moved every frame's weights a little: up to 0.02 on the official clip).
+    exact = animation.exact()
+    span = motion_span(exact)
+    region = motion_region(exact, span) if region is None else np.asarray(region, np.int64)
+    pairs = opening_pairs(exact, region, span) if opening_weight > 0 else np.zeros((0, 2), np.int64)
     kappa = opening_weight * len(region) / max(len(pairs), 1)             # κ per opening row
     b, basis, bias = _rows(animation, keys, region, pairs)                # B [J, 3n] …
     row_weight = np.r_[np.ones(3 * len(region)), np.full(3 * len(pairs), kappa)]
