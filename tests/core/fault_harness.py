@@ -55,7 +55,7 @@ class Command:
     """A command line to kill: ``argv(out)`` gives its arguments writing into the folder ``out``."""
     name: str
     argv: Callable[[Path], List[str]]
-    overwrite: Optional[str] = "--overwrite"     # the flag that replaces existing outputs (None: batch)
+    overwrite: Optional[str] = "--overwrite"     # the flag that replaces existing outputs (None: none has it)
     python: str = sys.executable
     blocked: bool = True                         # bpy / TensorFlow blocked (the core commands)
     env: Tuple[Tuple[str, str], ...] = ()        # more environment (the Blender commands' model cache)
@@ -338,6 +338,5 @@ def core_commands(m: dict) -> List[Command]:
         Command("phonemes", lambda out: ["phonemes", m["wav"], "--alignment", m["align"],
                                          "--out", out / "phones.TextGrid"]),
         Command("batch", lambda out: ["batch", m["clips"], "--out", out, "--batch-size", "1",
-                                      "--format", "npz,csv", "--no-closures", *models],
-                overwrite=None),
+                                      "--format", "npz,csv", "--no-closures", *models]),
     ]

@@ -220,7 +220,7 @@ def test_batch_resume_refuses_outputs_made_for_another_character(models, rig, sh
     before = listing(flame)
     r = cli("batch", folder, "--out", flame, "--resume", *character_args(rig), *model_args(models))
     assert_user_error(r, f"the outputs in {flame} were made for the FLAME head (no --target), not the character "
-                      f"{rig['target']}", "use another --out or run without --resume")
+                      f"{rig['target']}", "use another --out, or --overwrite instead of --resume")
     assert "character 'Neutral'" not in r.stderr and listing(flame) == before          # nothing done
     r = cli("batch", folder, "--out", flame, "--resume", "--fps", "30", *model_args(models))
     assert_user_error(r, "were made for 60 fps, not 30 fps")

@@ -284,7 +284,7 @@ def test_batch_unwritable_output_fails_that_clip_only(models, shared_data, tmp_p
     out = tmp_path / "out"
     names = sorted(batch_inputs.read_folder(folder, 3), key=lambda c: c.name)
     (out / f"{names[0].name}.npz").mkdir(parents=True)        # a folder where the file should go
-    r = cli("batch", folder, "--out", out, *model_args(models))
+    r = cli("batch", folder, "--out", out, "--overwrite", *model_args(models))     # (else refused up front)
     assert r.returncode == EXIT_SOME_FAILED, r.stderr
     rows = summary(out)
     assert rows[names[0].name]["outcome"] == "failed" and "directory" in rows[names[0].name]["error"].lower()

@@ -14,14 +14,17 @@ group per process, as a group's one-thread BLAS limit is process-wide; Dask is i
 environment, the extension never needs it), whose workers read the models from the same paths (a shared
 folder).
 
-Outcome. A clip that fails is reported (progress line and summary) and the others go on. Exit status:
-0 every clip ok (or skipped by ``--resume``), :data:`EXIT_SOME_FAILED` when some clip failed, 2 when the
-batch as a whole is refused (no clips, a missing model file, an unknown format, duplicate names) before
-anything is written. ``--resume`` skips clips whose outputs all exist (outputs are written under a
-temporary name and renamed when complete, so an existing file is a complete one), after checking that they
-were made for this run's settings (``DIR/batch_manifest.json``, :mod:`voca_addon.cli.batch.manifest`:
-character, formats, fps, style, models, closures on/off and each clip's transcript source; refused with
-exit 2 when they differ).
+Outcome. A clip that fails is reported (progress line and summary, one line) and leaves none of its
+outputs; the others go on. Exit status: 0 every clip ok (or skipped by ``--resume``),
+:data:`EXIT_SOME_FAILED` when some clip failed, 130 on Ctrl-C (whatever it interrupts, an exporter that
+catches it included: :mod:`voca_addon.cli.batch.processes`; the summary is written, the clips not done
+``interrupted``), 2 when the batch as a whole is refused (no clips, a missing model file, an unknown
+format, duplicate names, files in DIR it would replace without ``--overwrite`` or a ``--resume`` of the
+batch that made them) before anything is written. ``--resume`` skips clips whose outputs all exist
+(outputs are written under a temporary name and renamed when complete, so an existing file is a complete
+one), after checking that they were made for this run's settings (``DIR/batch_manifest.json``,
+:mod:`voca_addon.cli.batch.manifest`: character, formats, fps, style, models, closures on/off and each
+clip's transcript source; refused with exit 2 when they differ).
 
 Lip closures (issue 18) are on unless ``--no-closures``: each clip's phones come from its ``alignment``
 file, else its transcript (CSV ``transcript``, else ``AUDIO.txt`` beside the audio) aligned by PocketSphinx,
@@ -38,11 +41,13 @@ with ``--scheduler``). Errors that refuse the whole batch raise :class:`~voca_ad
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
+import signal
 import sys
 import time
 from typing import Iterable, List, Sequence
@@ -54,6 +59,8 @@ from ...core.errors import InputError
 
 EXIT_SOME_FAILED = 4            # some clips failed, the others were written
 SUMMARY = "batch_summary"
+OUTCOMES = ("ok", "failed", "skipped", "interrupted")    # a clip's outcome in the summary
+SHOWN = 3                       # existing files named in a refusal
 DEFAULT_BATCH = 8               # clips per shared recurrence
 DASK_CONNECT_S = 15             # seconds to wait for a Dask scheduler
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -62,11 +69,16 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def add_parser(sub) -> None:
     """The ``batch`` subcommand on the command line's sub-parsers."""
     b = sub.add_parser("batch", help="many audio files → one output set per clip (models read once)")
-    b.add_argument("input", metavar="INPUT", help="folder of audio files, or a CSV (audio[,style,emotion,"
-                   "strength,name])")
+    b.add_argument("input", metavar="INPUT", help="folder of audio files (AUDIO.txt beside one: its transcript), "
+                   "or a CSV whose header names its columns: audio (required), style, emotion, strength, name, "
+                   "transcript, alignment")
     b.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     b.add_argument("--format", default="npz", help=f"comma-separated, of {','.join(FORMATS)} (default npz)")
-    b.add_argument("--resume", action="store_true", help="skip clips whose outputs all exist")
+    again = b.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="carry on a batch into DIR: skip clips whose "
+                       "outputs all exist (made for the same settings)")
+    again.add_argument("--overwrite", action="store_true", help="replace files in DIR this batch writes "
+                       "(NAME.FMT, batch_summary.*, batch_manifest.json, --library); without it they are refused")
     b.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (default 1)")
     b.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster, e.g. "
                    "tcp://10.0.0.5:8786 (models read from the same paths on every worker)")
@@ -100,8 +112,9 @@ def add_parser(sub) -> None:
 class Progress:
     """A text progress bar with an ETA on ``stream``, one line per finished clip."""
 
-    def __init__(self, total: int, stream=None):
+    def __init__(self, total: int, stream=None, folder: bool = False):
         self.total, self.done, self.failed = total, 0, 0
+        self.folder = folder            # INPUT is a folder: no CSV column to point at
         self.stream = stream or sys.stderr
         self.started = time.perf_counter()
         self.told_detected = False
@@ -123,8 +136,10 @@ class Progress:
         if result.source == "detected" and not self.told_detected:
             from ...core.phonemes.track import DETECTED_BY
             self.told_detected = True
-            print(f"  ({DETECTED_BY}; for another language give the clip an alignment file in the CSV's "
-                  "'alignment' column)", file=self.stream, flush=True)
+            how = ("list the clips in a CSV INPUT with an 'alignment' column (a TextGrid, Rhubarb or JSON phone "
+                   "file per clip)" if self.folder else
+                   "give the clip an alignment file in the CSV's 'alignment' column")
+            print(f"  ({DETECTED_BY}; for another language {how})", file=self.stream, flush=True)
 
 
 def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
@@ -132,7 +147,7 @@ def write_summary(out_dir: str, results: Sequence[ClipResult]) -> List[str]:
     rows = [dict(name=r.name, audio=r.audio, outcome=r.outcome, seconds=round(r.seconds, 3), frames=r.frames,
                  outputs=r.outputs, error=r.error, phones=r.phones_text, warnings=r.warnings)
             for r in results]
-    counts = {k: sum(r.outcome == k for r in results) for k in ("ok", "failed", "skipped")}
+    counts = {k: sum(r.outcome == k for r in results) for k in OUTCOMES}
     paths = [os.path.join(out_dir, SUMMARY + ext) for ext in (".json", ".csv")]
     from pathlib import Path
     from ...core import outputs
@@ -176,14 +191,26 @@ def _processes(tasks: Sequence[GroupTask], workers: int) -> Iterable[List[ClipRe
     user set the thread variables): N processes × all cores' threads would only fight over the cores."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    from .worker import run_group
+    from .processes import init_process
+    from .worker import load_models, run_group
+    load_models(tasks[0])       # here first: its warning once (the workers keep quiet), the cache made once
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     saved = {k: os.environ.get(k) for k in BLAS_THREADS}
     os.environ.update({k: threads for k, v in saved.items() if v is None})   # read by the spawned workers
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        blender = any(f in BLENDER_FORMATS for f in tasks[0].formats)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_process, initargs=(blender,))
+        try:
             for future in as_completed([pool.submit(run_group, t) for t in tasks]):
                 yield future.result()
+        except BaseException:   # Ctrl-C (or a group's error): no group starts, the running ones are stopped
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGINT)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -290,7 +317,7 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         if not os.path.isdir(folder) and folder != os.path.abspath(args.out):
             raise InputError(f"cannot write --library '{args.library}': its folder does not exist")
     if needs_blender:
-        common.import_bpy("batch " + " ".join(needs_blender))
+        common.import_bpy("batch " + " ".join(needs_blender))    # a Ctrl-C while Blender starts: said after
     from .character import check_flags  # numpy: only when a batch runs
     check_flags(args)
     if args.emotion_source and not os.path.exists(args.emotion_source):
@@ -350,7 +377,8 @@ def _remove_leftovers(out_dir: str, clips: Sequence[ClipSpec], formats: tuple) -
 
 def _execute(args, tasks: List[GroupTask], client, clips: List[ClipSpec], results: dict, out_dir: str) -> None:
     """Run the groups on the chosen executor; record each clip's result, print progress, keep the summary."""
-    progress = Progress(sum(len(t.clips) for t in tasks))
+    from .processes import stop_if_interrupted
+    progress = Progress(sum(len(t.clips) for t in tasks), folder=os.path.isdir(args.input))
     runs = (_dask(tasks, client) if client else
             _processes(tasks, args.workers) if args.workers > 1 and len(tasks) > 1 else _local(tasks))
     for group in runs:
@@ -358,10 +386,51 @@ def _execute(args, tasks: List[GroupTask], client, clips: List[ClipSpec], result
             results[result.name] = result
             progress.clip(result)
         write_summary(out_dir, [results[c.name] for c in clips if c.name in results])
+    stop_if_interrupted()
+
+
+def _interrupted(out_dir: str, clips: Sequence[ClipSpec], results: dict) -> None:
+    """Ctrl-C after the manifest was written: the summary says what was done, the clips not done
+    ``interrupted`` (before it, nothing was written and nothing is)."""
+    from .manifest import MANIFEST
+    if os.path.isfile(os.path.join(out_dir, MANIFEST)):
+        summary = write_summary(out_dir, [results.get(c.name) or ClipResult(
+            c.name, c.audio, "interrupted", error="the batch was interrupted before this clip was done")
+            for c in clips])
+        print(f"batch: interrupted; summary {summary[0]}", file=sys.stderr)
+
+
+def _check_existing(args, clips: Sequence[ClipSpec], formats: tuple, out_dir: str) -> None:
+    """Refuse, before anything is written, files in ``out_dir`` the batch would replace without leave: any of
+    its outputs (clips' files, summary, manifest, ``--library``) that exists, unless ``--overwrite``, or
+    ``--resume`` onto a folder whose manifest says a batch made them (checked by :mod:`.manifest`)."""
+    from . import manifest as batch_manifest
+    manifest = os.path.join(out_dir, batch_manifest.MANIFEST)
+    if args.overwrite or (args.resume and os.path.isfile(manifest)):
+        return
+    paths = [p for c in clips for p in output_paths(out_dir, c.name, formats)]
+    paths += [os.path.join(out_dir, SUMMARY + ext) for ext in (".json", ".csv")] + [manifest]
+    paths += [os.path.abspath(args.library)] if args.library else []
+    found = [p for p in paths if os.path.lexists(p)]
+    if not found:
+        return
+    names = ", ".join(os.path.relpath(p, out_dir) if p.startswith(out_dir + os.sep) else p for p in found[:SHOWN])
+    more = f", … ({len(found)} in all)" if len(found) > SHOWN else ""
+    how = ("they were not made by a batch (no batch_manifest.json): add --overwrite to replace them"
+           if args.resume else "add --overwrite to replace them, --resume to carry on the batch that made them")
+    raise InputError(f"'{out_dir}' already holds files this batch would write ({names}{more}); {how}, "
+                     "or choose another --out")
 
 
 def run(args) -> int:
-    """Run the batch; returns 0, or :data:`EXIT_SOME_FAILED` when some clip failed."""
+    """Run the batch; returns 0, or :data:`EXIT_SOME_FAILED` when some clip failed. Ctrl-C anywhere stops it
+    (``KeyboardInterrupt``: exit 130), also inside an exporter that catches it (:mod:`.processes`)."""
+    from .processes import recording_interrupts
+    with recording_interrupts():
+        return _run(args)
+
+
+def _run(args) -> int:
     from ...core.models import modelfiles
     formats = parse_formats(args.format)
     if args.library and "npz" not in formats:
@@ -382,18 +451,23 @@ def run(args) -> int:
     if args.resume and os.path.isdir(out_dir):            # outputs made for other settings: refused
         batch_manifest.check_resume(out_dir, made_for, any(
             os.path.isfile(p) for c in clips for p in output_paths(out_dir, c.name, formats)), done)
+    _check_existing(args, clips, formats, out_dir)      # nothing replaced without leave
     articulation = _articulation(args, clips)
     character = _character(args)                         # fitted once, before any clip (or None)
     client = dask_client(args.scheduler) if args.scheduler else None
     os.makedirs(out_dir, exist_ok=True)
-    batch_manifest.write(out_dir, made_for)              # what the outputs in out_dir are made for
     results = {c.name: ClipResult(c.name, c.audio, "skipped", outputs=output_paths(out_dir, c.name, formats))
                for c in clips if c.name in done}
-    todo = [c for c in clips if c.name not in done]
-    _remove_leftovers(out_dir, todo, formats)
-    tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers, character, articulation)
-    print(f"batch: {len(clips)} clips, {len(done)} already done, {len(tasks)} groups", file=sys.stderr)
-    _execute(args, tasks, client, clips, results, out_dir)
+    try:
+        batch_manifest.write(out_dir, made_for)          # what the outputs in out_dir are made for
+        todo = [c for c in clips if c.name not in done]
+        _remove_leftovers(out_dir, todo, formats)
+        tasks = _tasks(args, todo, formats, out_dir, 1 if client else args.workers, character, articulation)
+        print(f"batch: {len(clips)} clips, {len(done)} already done, {len(tasks)} groups", file=sys.stderr)
+        _execute(args, tasks, client, clips, results, out_dir)
+    except KeyboardInterrupt:
+        _interrupted(out_dir, clips, results)
+        raise
     summary = write_summary(out_dir, [results[c.name] for c in clips])
     failed = [r for r in results.values() if r.outcome == "failed"]
     print(f"batch: {len(clips) - len(failed) - len(done)} written, {len(done)} skipped, {len(failed)} failed; "

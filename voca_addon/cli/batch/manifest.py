@@ -180,7 +180,7 @@ def check_resume(out_dir: str, new: dict, any_output: bool, kept=None) -> None:
     """InputError when the outputs in ``out_dir`` were made for other settings than ``new``; ``kept``: the
     clips whose outputs the resume keeps (their phone sources must not have changed; None: every clip)."""
     path = os.path.join(out_dir, MANIFEST)
-    hint = "; use another --out or run without --resume (which writes every clip again)"
+    hint = "; use another --out, or --overwrite instead of --resume (which writes every clip again)"
     try:
         with open(path, encoding="utf-8") as f:
             old = json.load(f)

@@ -5,7 +5,11 @@
 reads the models once per process (kept in memory while the files are unchanged), animates the group with
 the shared DeepSpeech recurrence (:func:`voca_addon.core.batch.animate_group`) and writes each clip's
 outputs named after it. A clip that fails (a user error: unreadable audio, a bad style, an output Blender
-refuses) is reported in its :class:`ClipResult`; the others go on.
+refuses) is reported in its :class:`ClipResult` (one line) and leaves none of its outputs; the others go on.
+Ctrl-C stops the group, whatever it interrupts: SIGINT is recorded as it arrives, so an
+export that failed after it (Blender's glTF operator catches the ``KeyboardInterrupt`` and reports an
+export error) is the interrupt, not the clip's failure (:mod:`.processes`, which also prepares a
+``--workers`` process).
 
 Outputs, each written under a temporary name and renamed into place when complete (so an existing
 output is a complete one, which ``--resume`` relies on):
@@ -33,6 +37,7 @@ one group at a time per process.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import os
@@ -44,7 +49,7 @@ from typing import Dict, List
 import numpy as np
 
 from .. import articulation as articulation_cli
-from . import character as batch_character
+from . import character as batch_character, processes
 from .inputs import BLENDER_FORMATS, ClipSpec
 from .specs import ClipResult, GroupTask, output_paths
 from ...core import batch as core_batch
@@ -56,6 +61,11 @@ from ...core.flame import meshio
 from ...core.models import modelfiles
 
 EASE_FRAMES = 12            # frames of an emotion's rise and fall (the operator's default)
+TRACEBACK = "Traceback (most recent call last):"
+SILENT_HINT = "Choose another channel, channel='mix'"    # the core's advice, worded for its Python API
+BATCH_CHANNEL_HINT = ("The batch reads channel 0 of every file: give this clip the speaking channel as a mono "
+                      "file (e.g. ffmpeg -i IN -af 'pan=mono|c0=c1' OUT.wav for channel 1), or animate it alone "
+                      "with 'animate AUDIO --channel N|mix'.")
 
 
 # ---------------------------------------------------------------------------- models, once per process
@@ -137,9 +147,32 @@ def _emotions(task: GroupTask, n_vertices: int) -> Dict[str, object]:
     return found
 
 
+def _stamp(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, template, emotion,
                    phones=None) -> List[str]:
+    """Every output of one clip; when one fails (or Ctrl-C), the ones written before it are removed: a failed
+    clip leaves nothing (its summary row lists no outputs)."""
     paths = output_paths(task.out_dir, spec.name, task.formats)
+    before = {p: _stamp(p) for p in paths}
+    try:
+        return _write_all(task, spec, anim, template, emotion, phones, paths)
+    except BaseException:
+        for p in paths:
+            if _stamp(p) != before[p]:          # written (renamed into place) by this attempt
+                with contextlib.suppress(OSError):
+                    os.remove(p)
+        raise
+
+
+def _write_all(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, template, emotion, phones,
+               paths: List[str]) -> List[str]:
     plan, track = phones if phones is not None else (None, None)
     if plan is not None:             # closures on VOCA's motion, as Animate from audio makes them (every output
         anim = articulation_cli.articulate(anim, plan, track)    # the same); the emotion is added on top
@@ -162,9 +195,10 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
         elif fmt == "csv":
             write_csv(core_anim, path)
     if not blender:
+        processes.stop_if_interrupted()
         return paths
     from ...blender.exports.framewise import silenced   # needs bpy (checked before the batch started)
-    with silenced():        # Blender's exporters and renderer print to stdout per file (temporary names included)
+    with silenced(), processes.stderr_unless_interrupted():   # Blender's exporters print to stdout per file
         if task.character is not None:
             from ...blender.exports import character as character_exports
             character_exports.write_character_clip(core_anim, solution, task.character, spec.audio, dict(blender),
@@ -174,6 +208,7 @@ def _write_outputs(task: GroupTask, spec: ClipSpec, anim: ShapeKeyAnimation, tem
             exports.write_clip(anim, template, spec.audio, dict(blender), emotion=emotion,
                                strength=spec.strength, name=spec.name,
                                track=track if anim.corrections is not None else None)
+    processes.stop_if_interrupted()       # an exporter that swallowed Ctrl-C: its file is not trusted (removed)
     return paths
 
 
@@ -219,10 +254,32 @@ class _PhonePasses:
         return self._found
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line; a Python traceback in it (Blender's operators report an exporter's exception
+    with its traceback: *glTF export: Python: Traceback …*) reduced to its last line, the exception."""
+    text = str(text)
+    if TRACEBACK in text:
+        head = text.split(TRACEBACK, 1)[0].rstrip()
+        head = head[:-len("Python:")].rstrip() if head.endswith("Python:") else head
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln[:1].isspace()
+                 and not ln.startswith(("location:", TRACEBACK)) and TRACEBACK not in ln]
+        text = f"{head} {lines[-1] if lines else ''}"
+    return " ".join(text.split())
+
+
+def batch_wording(message: str) -> str:
+    """A clip's audio error as the batch user can act on it: a silent channel 0 (speech on another channel of
+    a stereo file) says what to do with a batch, which has no channel setting, not the Python API's
+    ``channel='mix'``."""
+    if SILENT_HINT in message:
+        return message.split(SILENT_HINT, 1)[0].rstrip() + " " + BATCH_CHANNEL_HINT
+    return message
+
+
 def _failure(exc: BaseException, spec: ClipSpec) -> str:
-    """A clip's error message: a user error's own text; for a bug, one line naming its log file."""
+    """A clip's error message: a user error's own text (one line); for a bug, one line naming its log file."""
     if isinstance(exc, (VocaError, OSError)):
-        return " ".join(str(exc).split())
+        return one_line(str(exc))
     from ...core import errorlog
     return errorlog.one_line(exc, errorlog.write_error_log(exc, f"batch clip '{spec.name}' ({spec.audio})"))
 
@@ -231,6 +288,12 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
     """Animate one group of clips and write their outputs; one :class:`ClipResult` per clip, in order.
 
     ``progress(fraction)``: called during the group's shared recurrence (in-process runs only)."""
+    with processes.running_group():
+        processes.stop_if_interrupted()
+        return _run_group(task, progress)
+
+
+def _run_group(task: GroupTask, progress=None) -> List[ClipResult]:
     started = time.perf_counter()
     ds_model, voca_model, template = load_models(task)
     usable = [c for c in task.clips if c.problem is None]
@@ -244,6 +307,7 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
     shared = (time.perf_counter() - started) / max(1, len(task.clips))   # the group's compute, per clip
     results = []
     for spec in task.clips:
+        processes.stop_if_interrupted()
         t0 = time.perf_counter()
         result = ClipResult(spec.name, spec.audio, "failed")
         outcome = outcomes.get(spec.name)
@@ -251,7 +315,7 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
         if spec.problem:
             result.error = spec.problem
         elif not outcome.ok:
-            result.error = outcome.error
+            result.error = batch_wording(outcome.error)
         elif isinstance(emotion, str):
             result.error = emotion
         elif isinstance(found.get(spec.name), str):
@@ -265,6 +329,8 @@ def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
                 result.outputs = _write_outputs(task, spec, outcome.animation, template, emotion, phones)
                 result.outcome, result.frames = "ok", outcome.animation.num_frames
             except Exception as exc:            # noqa: BLE001 — one clip's failure never stops the others
+                if processes.interrupted():     # an exporter that caught the KeyboardInterrupt: Ctrl-C it was
+                    raise KeyboardInterrupt from None
                 result.error = _failure(exc, spec)
         result.seconds = shared + time.perf_counter() - t0
         results.append(result)
@@ -291,7 +357,7 @@ def read_key_weights(path: str):
     with sources.open_npz(path) as z:          # a damaged clip file: InputError naming it
         if batch_character.KEY_WEIGHTS not in z.files or batch_character.KEY_NAMES not in z.files:
             raise InputError(f"'{path}' holds no rig key weights (it was made without --target-keys); "
-                             "run the batch again without --resume, or into another --out")
+                             "run the batch again with --overwrite instead of --resume, or into another --out")
         return z[batch_character.KEY_WEIGHTS], tuple(str(n) for n in z[batch_character.KEY_NAMES])
 
 
