@@ -142,3 +142,19 @@ def test_character_rerun_of_drive_keeps_the_values_from_before_the_first(rig):
     assert bpy.ops.voca.remove_animation() == {"FINISHED"}
     assert value(rig, "mouthSmileLeft") == pytest.approx(0.25)
     assert compat.find_fcurve(rig.data.shape_keys.animation_data, keyframes.value_path("jawOpen")) is None
+
+
+def test_character_drive_refuses_over_the_artists_keyframes_in_the_addons_action(rig):
+    """The artist keyed jawOpen by hand while the Transfer's action was assigned (it went into the add-on's
+    action): Drive, which keys jawOpen, is refused naming it, before anything changes (it deleted the curve)."""
+    assert bpy.ops.voca.character_transfer() == {"FINISHED"}
+    key = rig.data.shape_keys
+    key.key_blocks["jawOpen"].value = 0.3
+    key.key_blocks["jawOpen"].keyframe_insert("value", frame=12)
+    before = state(rig)
+    mine = keyframes.curve_points(compat.find_fcurve(key.animation_data, keyframes.value_path("jawOpen"))).copy()
+    with pytest.raises(RuntimeError, match="'jawOpen' of 'Face' holds keyframes of yours in the add-on's action"):
+        bpy.ops.voca.character_drive()
+    assert state(rig) == before
+    after = keyframes.curve_points(compat.find_fcurve(key.animation_data, keyframes.value_path("jawOpen")))
+    assert (after == mine).all()

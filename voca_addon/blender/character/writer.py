@@ -92,17 +92,39 @@ def drive_keys(obj, names, weights: np.ndarray, fps: float, scene, start_frame: 
     ours = sorted(set(key.get(writer.OWNED_KEYS, [])).intersection(names))
     if ours:
         raise InputError(f"{', '.join(ours[:5])} of '{obj.name}' are VOCA's own keys; drive the character's own keys.")
+    _refuse_artist_curves(obj, key, names)
     values = resample_weights(np.asarray(weights, np.float32), float(fps), writer.scene_fps(scene)).astype(np.float32)
     writer.remove_animation(obj, keep_basis=True)             # a re-run, or Drive after Transfer: replaces
     key[writer.DRIVEN_KEYS] = {n: float(key.key_blocks[n].value) for n in names}
     action = key.animation_data.action if key.animation_data else None
-    if action is not None:                                    # owned, kept for the artist's own curves
+    if action is not None:                  # left: a Drive saved before the record (its curves are replaced)
         paths = {keyframes.value_path(n) for n in names}
         for fcurve in [fc for fc in compat.action_fcurves(action) if fc.data_path in paths]:
             compat.remove_fcurve(action, fcurve)
     frames = start_frame + np.arange(len(values), dtype=np.float64)
     curves = [(name, frames, values[:, k], writer.LINEAR) for k, name in enumerate(names)]
     return writer.write_action(key, curves, f"{prefix}_keys_{obj.name}", prefix)
+
+
+def _refuse_artist_curves(obj, key, names) -> None:
+    """InputError, before anything changes, when the artist keyed one of ``names`` by hand in the add-on's action
+    (Insert Keyframe while VOCA's action is assigned): Drive would replace their keys. A curve is the add-on's
+    when it animates a key the add-on made or drives (:data:`..speech.writer.DRIVEN_KEYS`); an action with
+    neither record holds a Drive saved before the record, whose curves are all the add-on's."""
+    action = key.animation_data.action if key.animation_data else None
+    if action is None:
+        return
+    driven, made = writer.driven_keys(key), set(key.get(writer.OWNED_KEYS, []))
+    if not driven and not made:
+        return
+    wanted = {keyframes.value_path(n): n for n in names}
+    theirs = sorted(wanted[fc.data_path] for fc in compat.action_fcurves(action)
+                    if fc.data_path in wanted and wanted[fc.data_path] not in driven)
+    if theirs:
+        raise InputError(f"{', '.join(repr(n) for n in theirs[:5])} of '{obj.name}' "
+                         f"{'holds' if len(theirs) == 1 else 'hold'} keyframes of yours in the "
+                         f"add-on's action '{action.name}', which Drive Its Keys would replace: move them to an action "
+                         "of your own (or delete them), then Drive again.")
 
 
 def write_corrections(obj, anim, scene, start_frame: int, prefix: str = "VOCA") -> list:
