@@ -19,6 +19,7 @@ from voca_addon.blender.articulation import operators as articulation_operators 
 from voca_addon.blender.articulation import phones as articulation_phones  # noqa: E402
 from voca_addon.blender.articulation import writer as articulation_writer  # noqa: E402
 from voca_addon.blender.speech import pipeline, writer  # noqa: E402
+from voca_addon.blender.character.data import FIT_PROPERTY  # noqa: E402
 from voca_addon.core.animation.shapekeys import ShapeKeyAnimation  # noqa: E402
 from voca_addon.core.flame.meshio import read_mesh  # noqa: E402
 
@@ -96,7 +97,10 @@ def test_knobs_on_a_transfer_target_say_where_they_act(addon, shared_data):  # n
     before = {c.data_path: keyframes.curve_points(c).copy()
               for c in compat.action_fcurves(obj.data.shape_keys.animation_data.action)}
     reason = articulation_operators.articulation_reason(bpy.context)
-    assert reason.startswith("'Character''s VOCA keys came from Transfer") and "Transfer again" in reason
+    assert reason.startswith("The VOCA keys of 'Character' hold no stored weights for the knobs")
+    obj[FIT_PROPERTY] = "{}"                    # fitted in the Character panel (store_fit's record): a Transfer
+    reason = articulation_operators.articulation_reason(bpy.context)
+    assert reason.startswith("The VOCA keys of 'Character' came from Transfer") and "Transfer again" in reason
     knobs(obj, speech_strength=0.5)
     assert obj.voca_articulation.status == reason
     with pytest.raises(RuntimeError, match="came from Transfer"):
@@ -108,3 +112,25 @@ def test_knobs_on_a_transfer_target_say_where_they_act(addon, shared_data):  # n
     bpy.context.view_layer.objects.active = plain
     assert articulation_operators.articulation_reason(bpy.context) == ("'Plain' has no VOCA animation: run Animate "
                                                                        "from audio first.")
+
+
+def test_import_sequence_without_phones_then_animate_names_no_phantom_edits(head, official, track, shared_data):
+    """Import sequence without audio onto an animated head stores VOCA's exact weights too (it left the earlier
+    store behind, and the next Animate said it replaced 51 curves 'you edited by hand … (deleted)'); the knobs
+    then work on the imported head."""
+    from voca_addon.blender.exports import sequences
+    key = head.data.shape_keys
+    speech = str(key[articulation_writer.STORE]["keys"][2])
+    curve(head, speech).keyframe_points[10].co.y += 0.5          # an edit the re-import replaces, and names
+    report = sequences.import_sequence(bpy.context.scene, shared_data / "voca_official" /
+                                       "output_test_sentence_cond3.npz",
+                                       shared_data / "flame" / "FLAME_sample.ply", obj=head)
+    assert report.articulation and report.articulation[0].startswith("This run replaced 1 curve(s)")
+    assert articulation_writer.has_articulation(head) and articulation_writer.stored_track(head) is None
+    speech = str(key[articulation_writer.STORE]["keys"][2])     # the import's own key names (SEQ_…)
+    before = curve(head, speech).keyframe_points[30].co.y
+    knobs(head, speech_strength=0.5)                            # the knobs act on the imported head
+    assert curve(head, speech).keyframe_points[30].co.y == pytest.approx(0.5 * before, abs=1e-6)
+    assert head.voca_articulation.status.startswith("No phone track")    # closures on, no phones imported
+    again = rerun(head, official[0], track, shared_data)
+    assert not any(line.startswith("This run replaced") for line in again.articulation)

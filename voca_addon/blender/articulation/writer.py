@@ -114,7 +114,8 @@ def has_articulation(obj) -> bool:
 
 
 def transferred(obj) -> bool:
-    """Whether ``obj`` holds VOCA keys without the stored weights the knobs need (a Transfer's target)."""
+    """Whether ``obj`` holds VOCA keys without the stored weights the knobs need (a Transfer's target, an Import
+    sequence without audio, a head animated by a version before the knobs)."""
     key = _key(obj)
     return key is not None and bool(key.get(writer.OWNED_KEYS)) and not has_articulation(obj)
 
@@ -124,8 +125,13 @@ def no_knobs_reason(obj) -> Optional[str]:
     if has_articulation(obj):
         return None
     if transferred(obj):
-        return (f"'{obj.name}''s VOCA keys came from Transfer: its knobs and Lip closures are the source head's — "
-                "set them on the head, then Transfer again.")
+        from ..character.data import FIT_PROPERTY
+        if FIT_PROPERTY in obj:                 # fitted for the Character panel: its keys came from Transfer
+            return (f"The VOCA keys of '{obj.name}' came from Transfer: its knobs and Lip closures are the source "
+                    "head's — set them on the head, then Transfer again.")
+        return (f"The VOCA keys of '{obj.name}' hold no stored weights for the knobs (an Import sequence without "
+                "audio, or an animation made before the knobs): run Animate from audio, or import with audio, to "
+                "use them.")
     return f"'{getattr(obj, 'name', None)}' has no VOCA animation: run Animate from audio first."
 
 

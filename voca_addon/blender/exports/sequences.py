@@ -102,9 +102,10 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
         The animation already read from ``source`` (``import-sequence`` reads an animation ``.npz`` in its
         shape-key form); ``source`` is then not read. Its corrections, if any, are not written as they are:
     phones : PhoneOutcome, optional
-        The lip closures' phone track (:mod:`voca_addon.blender.articulation.phones`): VOCA's exact weights and the track are
-        stored and the correction keys written (:func:`voca_addon.blender.articulation.writer.write_articulation`, inside the
-        same transaction).
+        The lip closures' phone track (:mod:`voca_addon.blender.articulation.phones`): the track is stored and the
+        correction keys written. VOCA's exact weights are stored either way
+        (:func:`voca_addon.blender.articulation.writer.write_articulation`, inside the same transaction): the
+        knobs work on the imported head.
 
     Raises
     ------
@@ -124,10 +125,9 @@ def import_sequence(scene, source, template_path, audio_path=None, fps: Optional
             template = meshio.read_mesh(template_path)
             obj = writer.build_head(HEAD_NAME, template.vertices, template.faces, scene.collection)
         report = writer.write_animation(obj, anim.exact(), scene, start, mode=mode, name_prefix="SEQ")
-        closures = ()
-        if phones is not None:
-            closures = tuple(articulation_writer.write_articulation(obj, scene, anim.exact(), report, phones,
-                                                                    replaced))
+        # VOCA's exact weights are stored with or without phones (the knobs work, a re-run names the hand
+        # edits it replaced; a stale store of an earlier Animate would name every curve as deleted)
+        closures = tuple(articulation_writer.write_articulation(obj, scene, anim.exact(), report, phones, replaced))
         writer.set_frame_range(scene, max(0, report.frame_start), report.frame_end)
         sound = audio_path is not None and compat.HAS_AUDIO
         if sound:
