@@ -293,11 +293,33 @@ def test_writer_sound_strip_rerun_keeps_the_artists_mix(scene, shared_data):
     clip = writer.add_sound_strip(scene, other, 10)        # another clip: its own length, the mix kept
     assert (clip.frame_offset_start, clip.frame_offset_end) == (0, 0) and clip.frame_final_start == 10
     assert (clip.volume, clip.mute, clip.channel, clip["artist_note"]) == (0.25, True, 6, "temp mix")
+    clip.frame_offset_start = 5
     later = writer.add_sound_strip(scene, other, 40)        # another frame: the trims are not kept either
     assert (later.frame_offset_start, later.volume) == (0, 0.25)
+    later.frame_offset_start = 4
+    again = writer.add_sound_strip(scene, other, 40)        # the same file at the same frame: they are
+    assert (again.frame_offset_start, again.volume) == (4, 0.25)
     versions.new_sound_strip(scene, "music", wav, 6, 200)   # the artist's strip now holds channel 6 there
     moved = writer.add_sound_strip(scene, other, 180)
     assert moved.channel == 1 and moved.volume == 0.25 and len(versions.strips_all(scene)) == 2
+
+
+@versions.needs_audio
+def test_writer_sound_strip_rerun_keeps_the_heads_own_strip_settings(scene, shared_data, flame):
+    """With a head, the settings kept are those of the strip made for that head, never a strip of no head (a
+    dialogue library's clip, an export's) or another head's."""
+    wav = shared_data / "audio" / "test.wav"
+    head = writer.build_head("Head", flame.vertices, flame.faces, scene.collection)
+    other = writer.build_head("Other", flame.vertices, flame.faces, scene.collection)
+    clip = writer.add_sound_strip(scene, wav, 300, name="library clip", replace=False)
+    clip.volume = 0.125
+    theirs = writer.add_sound_strip(scene, wav, 1, name="other voice", head=other)
+    theirs.volume = 0.75
+    first = writer.add_sound_strip(scene, wav, 1, head=head)
+    assert first.volume == 1.0                              # nothing of the head's before: defaults
+    first.volume = 0.5
+    again = writer.add_sound_strip(scene, wav, 1, head=head)
+    assert again.volume == 0.5 and theirs.volume == 0.75
 
 
 @versions.needs_audio

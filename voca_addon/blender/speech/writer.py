@@ -471,7 +471,8 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
             raise AudioError(f"Blender cannot read '{path}' as audio. Use a WAV, FLAC, MP3 or OGG file.")
         raise InputError(f"No free sequencer channel at frames {strip.frame_final_start}–"
                          f"{strip.frame_final_end}; free a channel and run again.")
-    kept = _artist_settings(mine[0], strip) if mine else {}
+    previous = _previous_strip(mine, head)
+    kept = _artist_settings(previous, strip) if previous is not None else {}
     if mine:
         _remove_strips(editor, mine)
     strip.name = name                   # the replaced strip had it: a re-run keeps the name, not name.001
@@ -485,6 +486,15 @@ def add_sound_strip(scene, audio_path, start_frame: int, name: str = "VOCA audio
 #: always, the trims only for the same file at the same frame (another clip's length makes them meaningless).
 KEPT_STRIP_SETTINGS = ("volume", "pan", "mute", "show_waveform", "color_tag")
 KEPT_STRIP_TRIMS = ("frame_offset_start", "frame_offset_end")
+
+
+def _previous_strip(mine: list, head):
+    """The strip whose settings a re-run keeps: for ``head`` the one made for it (it names the head, or the head
+    names it) — a strip of no head (a dialogue library's clip, an export's) is not the head's, though it is
+    replaced as before; without a head the only one replaced; else None."""
+    if head is not None:
+        return next((s for s in mine if s.get(STRIP_HEAD) == head.name or s.name == head.get(HEAD_STRIP)), None)
+    return mine[0] if len(mine) == 1 else None
 
 
 def _artist_settings(old, new) -> dict:
