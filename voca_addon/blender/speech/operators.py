@@ -146,27 +146,27 @@ class VOCA_OT_add_flame_head(bpy.types.Operator):
 
 def has_voca_data(obj, scene=None) -> bool:
     """Whether ``obj`` carries anything the add-on wrote (reads properties only): its keys, curves, action,
-    driven keys' record, liveliness, the name of its sound strip; with ``scene`` also its sound strip and its
-    word markers there (all still there after the artist deleted every shape key)."""
+    driven keys' record, liveliness; with ``scene`` also its sound strip there (one made for it, or the one it
+    names) and its word markers (both still there after the artist deleted every shape key). Cheap checks
+    first: the panel polls it."""
     if obj is None:
         return False
-    if liveliness_writer.has_liveliness(obj) or writer.HEAD_STRIP in obj:
-        return True
-    if scene is not None and obj.type == "MESH" and _has_scene_data(scene, obj):
+    if liveliness_writer.has_liveliness(obj):
         return True
     key = obj.data.shape_keys if obj.type == "MESH" else None
-    if key is None:
-        return False
-    action = key.animation_data.action if key.animation_data else None
-    return bool(key.get(writer.OWNED_KEYS) or key.get(emotion_writer.OWNED_EMOTIONS) or key.get(writer.DRIVEN_KEYS)
-                or (action is not None and action.get(writer.OWNED)))
+    action = key.animation_data.action if key is not None and key.animation_data else None
+    if key is not None and (key.get(writer.OWNED_KEYS) or key.get(emotion_writer.OWNED_EMOTIONS)
+                            or key.get(writer.DRIVEN_KEYS) or (action is not None and action.get(writer.OWNED))):
+        return True
+    return scene is not None and obj.type == "MESH" and _has_scene_data(scene, obj)
 
 
 def _has_scene_data(scene, obj) -> bool:
     """``obj``'s sound strip (one made for this head by name: a strip of no head is no head's here) or its word
     markers (recorded under its name: markers of no head do not offer Remove on every mesh) in ``scene``."""
     editor = scene.sequence_editor
-    if editor is not None and any(s.get(writer.OWNED) and s.get(writer.STRIP_HEAD) == obj.name
+    if editor is not None and any(s.get(writer.OWNED) and (s.get(writer.STRIP_HEAD) == obj.name
+                                                          or s.name == obj.get(writer.HEAD_STRIP))
                                   for s in compat.sequencer_strips(editor)):
         return True
     return articulation_operators.has_word_markers(scene, obj, named=True)
