@@ -7,6 +7,7 @@ traceback and the batch went on; a clip that failed after its ``.npz`` was writt
 INPUT was told to use "the CSV's 'alignment' column"; a stereo file speaking on channel 1 was told
 ``channel='mix'`` (the Python API's wording).
 """
+import argparse
 import json
 import os
 import signal
@@ -107,6 +108,36 @@ def test_batch_export_that_swallows_ctrl_c_stops_the_batch_and_leaves_no_part(gr
     with pytest.raises(KeyboardInterrupt), processes.recording_interrupts():
         worker.run_group(group)
     assert os.listdir(group.out_dir) == []                  # the clip's .npz, written first, removed
+
+
+def test_batch_interrupted_group_keeps_the_clips_it_finished(group, monkeypatch):
+    """Ctrl-C in a group's second clip: the first clip's files are whole and its result comes back with the
+    interrupt (the summary said 'interrupted … before this clip was done' for it, with no outputs)."""
+    import dataclasses
+    from voca_addon.cli.batch.inputs import ClipSpec
+    second = ClipSpec("second", group.clips[0].audio)
+    task = dataclasses.replace(group, clips=group.clips + (second,))
+    real = worker.write_csv
+
+    def second_swallows(anim, path):
+        if os.path.basename(path).startswith("second"):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        return real(anim, path)
+    monkeypatch.setattr(worker, "write_csv", second_swallows)
+    with pytest.raises(worker.GroupInterrupted) as stopped, processes.recording_interrupts():
+        worker.run_group(task)
+    (done,) = stopped.value.results
+    assert done.name == "take" and done.outcome == "ok"
+    assert sorted(os.listdir(group.out_dir)) == ["take.csv", "take.npz"]      # "second" left nothing
+    assert sorted(os.path.basename(p) for p in done.outputs) == ["take.csv", "take.npz"]
+    for name in os.listdir(group.out_dir):
+        os.remove(os.path.join(group.out_dir, name))
+    results = {}                                    # the batch process records it before it stops
+    args = argparse.Namespace(input=group.clips[0].audio, workers=1)
+    with pytest.raises(KeyboardInterrupt), processes.recording_interrupts():
+        batch._execute(args, [task], None, list(task.clips), results, group.out_dir)
+    assert list(results) == ["take"] and results["take"].outcome == "ok"
 
 
 def test_batch_failed_clip_leaves_none_of_its_outputs_and_one_line(group, monkeypatch):

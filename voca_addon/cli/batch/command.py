@@ -317,7 +317,12 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         if not os.path.isdir(folder) and folder != os.path.abspath(args.out):
             raise InputError(f"cannot write --library '{args.library}': its folder does not exist")
     if needs_blender:
-        common.import_bpy("batch " + " ".join(needs_blender))    # a Ctrl-C while Blender starts: said after
+        bpy = common.import_bpy("batch " + " ".join(needs_blender))   # a Ctrl-C while Blender starts: said after
+        blender_formats = [f for f in formats if f in BLENDER_FORMATS]
+        if args.workers > 1 and blender_formats and bpy.app.binary_path:    # the Blender program, not the module
+            raise InputError(f"--workers {args.workers} with {', '.join(blender_formats)}: inside the Blender "
+                             "program the worker processes would be its bundled Python, which cannot load Blender; "
+                             "give --workers 1 here, or run the batch with the bpy module (pip install bpy)")
     from .character import check_flags  # numpy: only when a batch runs
     check_flags(args)
     if args.emotion_source and not os.path.exists(args.emotion_source):
@@ -381,11 +386,19 @@ def _execute(args, tasks: List[GroupTask], client, clips: List[ClipSpec], result
     progress = Progress(sum(len(t.clips) for t in tasks), folder=os.path.isdir(args.input))
     runs = (_dask(tasks, client) if client else
             _processes(tasks, args.workers) if args.workers > 1 and len(tasks) > 1 else _local(tasks))
-    for group in runs:
+    from .worker import GroupInterrupted
+
+    def record(group):
         for result in group:
             results[result.name] = result
             progress.clip(result)
-        write_summary(out_dir, [results[c.name] for c in clips if c.name in results])
+    try:
+        for group in runs:
+            record(group)
+            write_summary(out_dir, [results[c.name] for c in clips if c.name in results])
+    except GroupInterrupted as stopped:         # the clips the group had finished are done, not interrupted
+        record(stopped.results)
+        raise
     stop_if_interrupted()
 
 

@@ -5,7 +5,8 @@
 reads the models once per process (kept in memory while the files are unchanged), animates the group with
 the shared DeepSpeech recurrence (:func:`voca_addon.core.batch.animate_group`) and writes each clip's
 outputs named after it. A clip that fails (a user error: unreadable audio, a bad style, an output Blender
-refuses) is reported in its :class:`ClipResult` (one line) and leaves none of its outputs; the others go on.
+refuses) is reported in its :class:`ClipResult` (one line) and leaves none of the files it wrote; the others go
+on.
 Ctrl-C stops the group, whatever it interrupts: SIGINT is recorded as it arrives, so an
 export that failed after it (Blender's glTF operator catches the ``KeyboardInterrupt`` and reports an
 export error) is the interrupt, not the clip's failure (:mod:`.processes`, which also prepares a
@@ -262,7 +263,7 @@ def one_line(text: str) -> str:
         head = text.split(TRACEBACK, 1)[0].rstrip()
         head = head[:-len("Python:")].rstrip() if head.endswith("Python:") else head
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln[:1].isspace()
-                 and not ln.startswith(("location:", TRACEBACK)) and TRACEBACK not in ln]
+                 and not ln.lower().startswith("location:") and TRACEBACK not in ln]
         text = f"{head} {lines[-1] if lines else ''}"
     return " ".join(text.split())
 
@@ -284,16 +285,29 @@ def _failure(exc: BaseException, spec: ClipSpec) -> str:
     return errorlog.one_line(exc, errorlog.write_error_log(exc, f"batch clip '{spec.name}' ({spec.audio})"))
 
 
+class GroupInterrupted(KeyboardInterrupt):
+    """Ctrl-C inside a group: the :class:`ClipResult` of the clips it had finished (their files are whole)."""
+
+    def __init__(self, results):
+        super().__init__(results)       # (the args: so that it pickles back from a worker process)
+        self.results = list(results)
+
+
 def run_group(task: GroupTask, progress=None) -> List[ClipResult]:
     """Animate one group of clips and write their outputs; one :class:`ClipResult` per clip, in order.
 
-    ``progress(fraction)``: called during the group's shared recurrence (in-process runs only)."""
+    ``progress(fraction)``: called during the group's shared recurrence (in-process runs only). Ctrl-C raises
+    :class:`GroupInterrupted` with the clips finished before it."""
     with processes.running_group():
         processes.stop_if_interrupted()
-        return _run_group(task, progress)
+        results: List[ClipResult] = []
+        try:
+            return _run_group(task, progress, results)
+        except KeyboardInterrupt:
+            raise GroupInterrupted(results) from None
 
 
-def _run_group(task: GroupTask, progress=None) -> List[ClipResult]:
+def _run_group(task: GroupTask, progress, results: List[ClipResult]) -> List[ClipResult]:
     started = time.perf_counter()
     ds_model, voca_model, template = load_models(task)
     usable = [c for c in task.clips if c.problem is None]
@@ -305,7 +319,6 @@ def _run_group(task: GroupTask, progress=None) -> List[ClipResult]:
     found = phones.results()
     feelings = _emotions(task, len(template.vertices)) if task.emotion_source else {}
     shared = (time.perf_counter() - started) / max(1, len(task.clips))   # the group's compute, per clip
-    results = []
     for spec in task.clips:
         processes.stop_if_interrupted()
         t0 = time.perf_counter()
