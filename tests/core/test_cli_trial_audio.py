@@ -82,8 +82,9 @@ def test_import_sequence_refuses_audio_of_another_length_where_phones_come_from_
 
 
 def test_audio_within_two_frames_of_the_motion_is_accepted(models, shared_data, pairs, official, tmp_path):
-    """The tolerance: 306 frames at 60 fps take a recording of 304.5 .. 307.5 frames' length (animate / infer make
-    round(seconds × 60) frames); 303.9 frames' length is refused. Accepted runs go on to Blender (blocked here)."""
+    """The tolerance: 306 frames at 60 fps take a recording of 304 .. 308 frames' length, two frames either way
+    (animate / infer make round(seconds × 60) frames); 303.9 frames' length is refused. Accepted runs go on to
+    Blender (blocked here)."""
     out = tmp_path / "s.blend"
     for frames, accepted in ((304.5, True), (303.9, False), (306, True)):
         wav = cut(models["wav"], tmp_path / f"{frames}.wav", frames / 60)

@@ -18,6 +18,9 @@ enter only through G and H = B m_f + κ Φ o_f, so the vertex count does not mat
 
 The region is where the motion moves (mouth and jaw for speech): vertices whose displacement range
 over the clip reaches ``REGION_SHARE`` of the largest; keys that do not move the region are left at 0.
+Region and openings (below) are chosen from the engine's exact motion (``animation.exact()``), and the
+motion reproduced is the one with its lip corrections: the corrections then change the weights around
+them only, not where the solve looks.
 
 The κ term weights the face's **openings**: pairs (a, b) of region vertices that are close at rest
 (within ``OPENING_RADIUS`` × the largest vertex motion) and that the motion separates the most (the
