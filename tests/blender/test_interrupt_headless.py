@@ -73,5 +73,5 @@ def test_ctrl_c_while_blender_loads_arrives_after_it_loaded(tmp_path):
     run = subprocess.run([sys.executable, "-c", _INTERRUPT_DURING_IMPORT], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 130, run.stderr[-2000:]
-    assert run.stdout.strip() == "interrupted; bpy loaded: True True"
+    assert run.stdout.strip().splitlines()[-1] == "interrupted; bpy loaded: True True"   # (5.2 prints its OCIO)
     assert "Traceback" not in run.stderr
