@@ -16,6 +16,7 @@ Contract: stdlib (+ :mod:`voca_addon.cli.common` and the model loader's warning 
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -96,6 +97,11 @@ def init_process(blender: bool = False) -> None:
     signal.signal(signal.SIGINT, _on_worker_interrupt)
     if blender:
         from ...blender.exports import engines  # noqa: F401 - bpy and the exporters, loaded while idle
+        from ...blender import compat
+        # The bpy module's teardown at exit crashes (4.2) or hangs (4.5) once classes were registered (the
+        # exporters register theirs): a worker that hung there kept the batch waiting for it forever. Leave
+        # without it, as the command line itself does (registered last: it runs first).
+        atexit.register(compat.exit_now, 0)
 
 
 @contextlib.contextmanager
