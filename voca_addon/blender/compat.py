@@ -230,6 +230,18 @@ def clear_flip_axis(mesh_cache_modifier) -> None:
 EXIT_UNSAFE = not bpy.app.binary_path
 
 
+def in_blender_program() -> bool:
+    """Whether this is the Blender program (its ``bpy``), not the bpy module in an ordinary Python: a process the
+    program spawns runs its bundled Python, which cannot load Blender."""
+    return not EXIT_UNSAFE
+
+
+def exit_without_teardown() -> None:
+    """Make this process leave without the bpy module's unsafe teardown however it ends (registered last, the
+    hook runs first at exit): for a worker process that loaded Blender and would otherwise hang (4.5) there."""
+    atexit.register(exit_now, 0)
+
+
 def exit_now(status: int) -> None:
     """Leave the process with ``status`` without that teardown where it is unsafe (else return)."""
     if EXIT_UNSAFE:

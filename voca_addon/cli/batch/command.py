@@ -317,9 +317,10 @@ def _check(args, clips: List[ClipSpec], formats: tuple) -> List[ClipSpec]:
         if not os.path.isdir(folder) and folder != os.path.abspath(args.out):
             raise InputError(f"cannot write --library '{args.library}': its folder does not exist")
     if needs_blender:
-        bpy = common.import_bpy("batch " + " ".join(needs_blender))   # a Ctrl-C while Blender starts: said after
+        common.import_bpy("batch " + " ".join(needs_blender))    # a Ctrl-C while Blender starts: said after
+        from ...blender import compat
         blender_formats = [f for f in formats if f in BLENDER_FORMATS]
-        if args.workers > 1 and blender_formats and bpy.app.binary_path:    # the Blender program, not the module
+        if args.workers > 1 and blender_formats and compat.in_blender_program():
             raise InputError(f"--workers {args.workers} with {', '.join(blender_formats)}: inside the Blender "
                              "program the worker processes would be its bundled Python, which cannot load Blender; "
                              "give --workers 1 here, or run the batch with the bpy module (pip install bpy)")

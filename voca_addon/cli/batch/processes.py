@@ -16,7 +16,6 @@ Contract: stdlib (+ :mod:`voca_addon.cli.common` and the model loader's warning 
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import os
@@ -100,8 +99,8 @@ def init_process(blender: bool = False) -> None:
         from ...blender import compat
         # The bpy module's teardown at exit crashes (4.2) or hangs (4.5) once classes were registered (the
         # exporters register theirs): a worker that hung there kept the batch waiting for it forever. Leave
-        # without it, as the command line itself does (registered last: it runs first).
-        atexit.register(compat.exit_now, 0)
+        # without it, as the command line itself does.
+        compat.exit_without_teardown()
 
 
 @contextlib.contextmanager
