@@ -165,8 +165,7 @@ def _has_scene_data(scene, obj) -> bool:
     """``obj``'s sound strip (one made for this head by name: a strip of no head is no head's here) or its word
     markers (recorded under its name: markers of no head do not offer Remove on every mesh) in ``scene``."""
     editor = scene.sequence_editor
-    if editor is not None and any(s.get(writer.OWNED) and (s.get(writer.STRIP_HEAD) == obj.name
-                                                          or s.name == obj.get(writer.HEAD_STRIP))
+    if editor is not None and any(s.get(writer.OWNED) and writer.made_for(s, obj)
                                   for s in compat.sequencer_strips(editor)):
         return True
     return articulation_operators.has_word_markers(scene, obj, named=True)

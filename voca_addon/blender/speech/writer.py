@@ -488,12 +488,18 @@ KEPT_STRIP_SETTINGS = ("volume", "pan", "mute", "show_waveform", "color_tag")
 KEPT_STRIP_TRIMS = ("frame_offset_start", "frame_offset_end")
 
 
+def made_for(strip, head) -> bool:
+    """Was the add-on's ``strip`` made for ``head`` by name: it names the head, or the head names it (unlike
+    :func:`strip_of`, a strip of no head is no head's here)."""
+    return strip.get(STRIP_HEAD) == head.name or strip.name == head.get(HEAD_STRIP)
+
+
 def _previous_strip(mine: list, head):
-    """The strip whose settings a re-run keeps: for ``head`` the one made for it (it names the head, or the head
-    names it) — a strip of no head (a dialogue library's clip, an export's) is not the head's, though it is
-    replaced as before; without a head the only one replaced; else None."""
+    """The strip whose settings a re-run keeps: for ``head`` the one made for it (:func:`made_for`) — a strip of
+    no head (a dialogue library's clip, an export's) is not the head's, though it is replaced as before; without
+    a head the only one replaced; else None."""
     if head is not None:
-        return next((s for s in mine if s.get(STRIP_HEAD) == head.name or s.name == head.get(HEAD_STRIP)), None)
+        return next((s for s in mine if made_for(s, head)), None)
     return mine[0] if len(mine) == 1 else None
 
 
@@ -515,23 +521,26 @@ def _give_artist_settings(editor, strip, kept: dict) -> None:
         setattr(strip, name, value)
     for name, value in kept.get("props", {}).items():
         strip[name] = value
-    free = _free_channel(editor, strip, ())
     channel = kept.get("channel")
-    lo, hi = strip.frame_final_start, strip.frame_final_end
-    if channel is None or any(s != strip and s.channel == channel and s.frame_final_start < hi
-                              and lo < s.frame_final_end for s in compat.sequencer_strips(editor)):
-        channel = free
+    if channel is None or channel in _busy_channels(editor, strip):
+        channel = _free_channel(editor, strip)
     strip.channel = channel
     strip.lock = bool(kept.get("lock", False))
 
 
-def _free_channel(editor, strip, leaving=()):
-    """Lowest channel where no other top-level strip overlaps ``strip``'s frames (but those ``leaving``: the
-    strips it replaces), or None."""
+def _busy_channels(editor, strip, leaving=()) -> set:
+    """Channels where another top-level strip overlaps ``strip``'s frames (but those ``leaving``: the strips it
+    replaces)."""
     lo, hi = strip.frame_final_start, strip.frame_final_end
     gone = {s.as_pointer() for s in leaving}
-    busy = {s.channel for s in compat.sequencer_strips(editor)
+    return {s.channel for s in compat.sequencer_strips(editor)
             if s != strip and s.as_pointer() not in gone and s.frame_final_start < hi and lo < s.frame_final_end}
+
+
+def _free_channel(editor, strip, leaving=()):
+    """Lowest channel where no other top-level strip overlaps ``strip``'s frames (:func:`_busy_channels`), or
+    None."""
+    busy = _busy_channels(editor, strip, leaving)
     return next((c for c in range(1, MAX_CHANNEL + 1) if c not in busy), None)
 
 
