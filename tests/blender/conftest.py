@@ -44,8 +44,13 @@ def make_anim(flame):
 
 def evaluated_vertices(obj, scene, frame: int) -> np.ndarray:
     """The object's mesh after shape keys at ``frame``: float32 [V, 3], mesh-local coordinates."""
-    import bpy
     scene.frame_set(frame)
+    return evaluated_now(obj)
+
+
+def evaluated_now(obj) -> np.ndarray:
+    """The object's evaluated mesh at the current frame (the frame left as it is): float32 [V, 3], mesh-local."""
+    import bpy
     evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     mesh = evaluated.to_mesh()
     try:

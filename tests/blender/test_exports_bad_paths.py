@@ -13,7 +13,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -53,18 +52,12 @@ def head(scene, flame, make_anim):
 def scene_state(scene, obj) -> dict:
     """What an export must leave as it was: frame, values, the evaluated pose, selection, active object, mode,
     action (read without changing the frame)."""
+    from tests.blender.conftest import evaluated_now
     layer = bpy.context.view_layer
-    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = evaluated.to_mesh()
-    try:
-        co = np.empty(len(mesh.vertices) * 3, np.float32)
-        mesh.vertices.foreach_get("co", co)
-    finally:
-        evaluated.to_mesh_clear()
     key = obj.data.shape_keys
     return {"frame": (scene.frame_current, scene.frame_subframe),
             "values": [b.value for b in key.key_blocks],
-            "pose": co.tobytes(),
+            "pose": evaluated_now(obj).tobytes(),
             "selected": sorted(o.name for o in layer.objects if o.select_get()),
             "active": layer.objects.active.name if layer.objects.active else None,
             "modes": sorted((o.name, o.mode) for o in layer.objects),
